@@ -1,0 +1,29 @@
+"""etcdsec: find etcd clusters open to the network, prove how open they are, audit and watch them.
+
+Python API::
+
+    import etcdsec
+    result = etcdsec.probe_sync("127.0.0.1:2379")             # one target, blocking
+    results = await etcdsec.probe_many(["10.0.0.5", "https://10.0.0.6:2379"])
+    print(result.to_dict())
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["ProbeOptions", "ProbeResult", "Severity", "__version__", "probe", "probe_many", "probe_sync"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: `import etcdsec` stays cheap for every sub-command
+    if name in ("ProbeResult", "Severity"):
+        from etcdsec import model
+
+        return getattr(model, name)
+    if name in ("ProbeOptions", "probe", "probe_many", "probe_sync"):
+        from etcdsec.probe import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

@@ -1,0 +1,3 @@
+from etcdsec.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The `etcdsec` command line: one sub-command per module under `etcdsec.commands`.
+
+Each command module exposes `add_parser(subparsers)` and `run(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from etcdsec import __version__
+from etcdsec.errors import UserError
+
+# Sub-command name -> module. Order is the order shown in --help.
+COMMANDS: dict[str, str] = {
+    "probe": "etcdsec.commands.probe",
+    "demo": "etcdsec.commands.demo",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
+        raise UserError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="etcdsec", description="Find, prove, audit and watch exposed etcd.")
+    parser.add_argument("--version", action="version", version=f"etcdsec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # A closed pipe (`etcdsec probe ... | head`) is not an error worth a traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.run(args) or 0)
+    except UserError as exc:
+        print(f"etcdsec: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("etcdsec: interrupted", file=sys.stderr)
+        return 130

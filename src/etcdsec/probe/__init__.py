@@ -1,0 +1,1 @@
+"""The prober: one endpoint in, one exact exposure verdict out."""
