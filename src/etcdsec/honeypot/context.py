@@ -1,0 +1,330 @@
+"""What every part of the honeypot shares: persona, identity, session, events, honeytokens, limits.
+
+This module is the interface between the HTTP/1 side and the v3 (gateway + gRPC) side, so it holds
+plain data and tiny behaviour only. Event ids are passed to `EventSink.emit` WITHOUT the
+`etcdsec.` prefix (`"http.request"`); the sink adds it (an id that already has it is kept as is).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from etcdsec.errors import UserError
+
+EVENT_PREFIX = "etcdsec."
+
+
+# --- persona ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Persona:
+    """One etcd version's outward behaviour, loaded from `personas/<name>.json`."""
+
+    name: str  # "3.5.1"
+    version: str  # what /version reports as etcdserver
+    cluster_version: str  # what /version reports as etcdcluster
+    v2_enabled: bool  # v2 keys API served on the client port
+    # Gateway prefixes this version serves; each maps to the canonical "/v3" it is rewritten to.
+    v3_prefixes_served: tuple[str, ...]
+    has_auth_status: bool  # /v3/auth/status and Auth.AuthStatus exist (3.5+)
+    health_body: str  # exact /health body
+    grpc_enabled: bool = True  # 2.3 has no v3 at all
+    go_version: str = "go1.16.3"
+    git_sha: str = ""
+    # Anything else a layer wants to read from the persona file (documented in docs/honeypot.md).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def v3_path(self, path: str) -> str | None:
+        """`/v3beta/kv/range` -> `/v3/kv/range` when this persona serves `/v3beta`; else None."""
+        for prefix in self.v3_prefixes_served:
+            if path == prefix or path.startswith(prefix + "/"):
+                return "/v3" + path[len(prefix):]
+        return None
+
+    @property
+    def major_minor(self) -> tuple[int, int]:
+        major, minor = self.version.split(".")[:2]
+        return int(major), int(minor)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Persona:
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        fields = {k: v for k, v in data.items() if k in known}
+        fields["v3_prefixes_served"] = tuple(fields.get("v3_prefixes_served", ()))
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**fields, extra=extra)
+
+
+def persona_names() -> list[str]:
+    files = resources.files("etcdsec.honeypot").joinpath("personas")
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".json"))
+
+
+def load_persona(name: str) -> Persona:
+    """A persona by version name; "3.5" or "3.4" pick the newest matching file."""
+    names = persona_names()
+    match = name if name in names else next((n for n in reversed(names) if n.startswith(name + ".")), None)
+    if match is None:
+        raise UserError(f"unknown persona {name!r} (known: {', '.join(names)})")
+    text = resources.files("etcdsec.honeypot").joinpath("personas", f"{match}.json").read_text()
+    return Persona.from_dict(json.loads(text))
+
+
+# --- deployment identity -------------------------------------------------------------------------
+def _random_id() -> int:
+    return secrets.randbits(64) | (1 << 60)  # etcd ids are full-width uint64; avoid tiny ones
+
+
+@dataclass
+class Identity:
+    """Per-deployment ids: random once, then persisted so a restart does not change them."""
+
+    cluster_id: int
+    member_id: int
+    member_name: str
+    start_time: datetime
+    peer_urls: list[str]
+    client_urls: list[str]
+    revision_base: int
+    raft_term: int
+    raft_index_base: int = 0
+    secret_seed: str = ""  # seeds the honeytokens of this deployment
+
+    @classmethod
+    def create(cls, member_name: str, client_urls: list[str], peer_urls: list[str]) -> Identity:
+        rng = secrets.SystemRandom()
+        return cls(
+            cluster_id=_random_id(),
+            member_id=_random_id(),
+            member_name=member_name,
+            start_time=datetime.now(UTC).replace(microsecond=0),
+            peer_urls=peer_urls,
+            client_urls=client_urls,
+            revision_base=rng.randint(20_000, 4_000_000),
+            raft_term=rng.randint(2, 40),
+            raft_index_base=rng.randint(30_000, 6_000_000),
+            secret_seed=secrets.token_hex(16),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster_id": self.cluster_id, "member_id": self.member_id, "member_name": self.member_name,
+            "start_time": self.start_time.isoformat(), "peer_urls": self.peer_urls,
+            "client_urls": self.client_urls, "revision_base": self.revision_base,
+            "raft_term": self.raft_term, "raft_index_base": self.raft_index_base,
+            "secret_seed": self.secret_seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Identity:
+        data = dict(data)
+        data["start_time"] = datetime.fromisoformat(data["start_time"])
+        return cls(**data)
+
+    @classmethod
+    def load_or_create(cls, state_file: Path | None, member_name: str, client_urls: list[str],
+                       peer_urls: list[str]) -> Identity:
+        """Read the state file when present (keeping ids), else create and write it.
+
+        The member name and URLs follow the current command line; ids, start time and seed persist.
+        """
+        if state_file is not None and state_file.exists():
+            try:
+                ident = cls.from_dict(json.loads(state_file.read_text()))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"cannot read honeypot state file {state_file}: {exc}") from None
+            ident.member_name, ident.client_urls, ident.peer_urls = member_name, client_urls, peer_urls
+        else:
+            ident = cls.create(member_name, client_urls, peer_urls)
+        if state_file is not None:
+            try:
+                tmp = state_file.with_suffix(state_file.suffix + ".tmp")
+                tmp.write_text(json.dumps(ident.to_dict(), indent=1))
+                os.replace(tmp, state_file)
+            except OSError as exc:
+                raise UserError(f"cannot write honeypot state file {state_file}: {exc}") from None
+        return ident
+
+
+# --- sessions ----------------------------------------------------------------------------------
+@dataclass
+class Session:
+    """One TCP connection. src_* is the client as we believe it (after PROXY/XFF when trusted)."""
+
+    id: str
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    tls: bool = False
+    peer_ip: str = ""  # the socket peer when src_ip came from PROXY protocol / X-Forwarded-For
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def new(cls, src_ip: str, src_port: int, dst_ip: str, dst_port: int, tls: bool = False) -> Session:
+        return cls(uuid.uuid4().hex[:12], _strip_mapped(src_ip), src_port, _strip_mapped(dst_ip), dst_port,
+                   tls)
+
+
+def _strip_mapped(ip: str) -> str:
+    return ip[7:] if ip.startswith("::ffff:") else ip
+
+
+# --- events ---------------------------------------------------------------------------------------
+EventOutput = Callable[[dict[str, Any]], None]
+
+
+def utc_timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EventSink:
+    """Builds Cowrie/T-Pot style events and hands each to every output (JSONL file, store, alerts).
+
+    An output that raises is counted and skipped: one broken sink never stops the others.
+    """
+
+    def __init__(self, sensor: str, outputs: Iterable[EventOutput] = ()) -> None:
+        self.sensor = sensor
+        self.outputs: list[EventOutput] = list(outputs)
+        self.emitted = 0
+        self.output_errors = 0
+        self._lock = threading.Lock()
+
+    def emit(self, eventid: str, session: Session | None, **fields: Any) -> None:
+        event: dict[str, Any] = {
+            "timestamp": utc_timestamp(),
+            "eventid": eventid if eventid.startswith(EVENT_PREFIX) else EVENT_PREFIX + eventid,
+            "sensor": self.sensor,
+        }
+        if session is not None:
+            event.update(session=session.id, src_ip=session.src_ip, src_port=session.src_port,
+                         dst_ip=session.dst_ip, dst_port=session.dst_port)
+            if session.peer_ip:
+                event["peer_ip"] = session.peer_ip
+        event.update((k, v) for k, v in fields.items() if v is not None)
+        with self._lock:
+            self.emitted += 1
+            for output in self.outputs:
+                try:
+                    output(event)
+                except Exception:  # a failing sink must not take the sensor down
+                    self.output_errors += 1
+
+
+class MemoryEvents:
+    """An output that keeps events in a list (tests, the fidelity runner)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def of(self, eventid: str) -> list[dict[str, Any]]:
+        full = eventid if eventid.startswith(EVENT_PREFIX) else EVENT_PREFIX + eventid
+        return [e for e in self.events if e["eventid"] == full]
+
+
+# --- honeytokens ---------------------------------------------------------------------------------
+class Honeytokens:
+    """Planted credentials; `check` emits `honeytoken.used` when a request carries one.
+
+    Besides the raw token it also matches the base64 forms (the v3 gateway and gRPC carry bytes
+    base64-encoded in JSON). Events name the token by its label, never by its value.
+    """
+
+    def __init__(self, events: EventSink, tokens: dict[str, str] | None = None) -> None:
+        self.events = events
+        self.tokens: dict[str, str] = {}  # value -> label
+        self._pattern: re.Pattern[bytes] | None = None
+        self._forms: dict[bytes, str] = {}
+        for value, label in (tokens or {}).items():
+            self.add(value, label)
+
+    def add(self, value: str, label: str) -> None:
+        if len(value) < 8:
+            raise ValueError("honeytokens must be at least 8 characters to avoid false hits")
+        self.tokens[value] = label
+        for form in _token_forms(value.encode()):
+            self._forms[form] = label
+        longest_first = sorted(self._forms, key=len, reverse=True)
+        self._pattern = re.compile(b"|".join(re.escape(f) for f in longest_first))
+
+    def find(self, data: bytes) -> list[str]:
+        """Labels of the tokens present in `data` (each once, in order of appearance)."""
+        if self._pattern is None or not data:
+            return []
+        seen: list[str] = []
+        for m in self._pattern.finditer(data):
+            label = self._forms[m.group(0)]
+            if label not in seen:
+                seen.append(label)
+        return seen
+
+    def check(self, session: Session | None, data: bytes, where: str = "request") -> None:
+        for label in self.find(data):
+            self.events.emit("honeytoken.used", session, token=label, where=where)
+
+
+def _token_forms(raw: bytes) -> list[bytes]:
+    """The raw token plus the stable middle of its base64 encoding at the three byte alignments."""
+    import base64
+
+    forms = [raw]
+    for shift in range(3):
+        chunk = raw[shift:]
+        chunk = chunk[: len(chunk) - len(chunk) % 3]
+        if len(chunk) >= 6:
+            forms.append(base64.b64encode(chunk))
+            forms.append(base64.urlsafe_b64encode(chunk))
+    return list(dict.fromkeys(forms))
+
+
+# --- limits and the context itself -----------------------------------------------------------------
+@dataclass
+class Limits:
+    """Hard caps. A source that exceeds them is throttled or cut off; the sensor is not."""
+
+    max_connections: int = 1024
+    max_connections_per_source: int = 64
+    max_request_bytes: int = 1 << 20  # one HTTP body / gRPC message
+    max_header_count: int = 100
+    max_header_bytes: int = 16 << 10
+    idle_timeout_s: float = 120.0
+    rate_per_source: float = 200.0  # requests per second, token bucket refill
+    burst_per_source: int = 400
+    wait_timeout_s: float = 30.0  # v2 ?wait=true and v3 watches are held at most this long
+    # v3 store (HP-V3) and v2 store share these
+    max_keys: int = 100_000
+    max_store_bytes: int = 64 << 20
+    max_value_bytes: int = 1 << 20
+    max_watches: int = 1000
+    max_watches_per_source: int = 64
+    max_logged_body: int = 4096  # bytes of a body copied into an event
+
+
+@dataclass
+class SensorContext:
+    persona: Persona
+    identity: Identity
+    events: EventSink
+    honeytokens: Honeytokens
+    dataset: list[tuple[bytes, bytes]] = field(default_factory=list)  # fake Kubernetes keys -> values
+    limits: Limits = field(default_factory=Limits)
+    namespace_writes: bool = False  # True: each source sees its own writes only
+
+    @property
+    def sensor(self) -> str:
+        return self.events.sensor
