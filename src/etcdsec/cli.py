@@ -18,12 +18,13 @@ from etcdsec.errors import UserError
 COMMANDS: dict[str, str] = {
     "probe": "etcdsec.commands.probe",
     "demo": "etcdsec.commands.demo",
+    "audit": "etcdsec.commands.audit",
 }
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
-        raise UserError(f"{self.prog}: {message}")
+        raise UserError(message if self.prog == "etcdsec" else f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,80 @@
+"""TLS for probing: contexts that see any server certificate, and what that certificate says."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+import warnings
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from etcdsec.model import TLSInfo
+
+# OpenSSL alert reasons a Go TLS server sends when it requires a client certificate and got none:
+# TLS 1.3 "certificate required" (116), TLS 1.2 "bad certificate" (42).
+_CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE")
+
+
+def client_context(cacert: str | None = None, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
+    """Unverified by default (a prober must see every server); verified when the owner gives a CA."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    if cacert:
+        ctx.load_verify_locations(cacert)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    # See old servers too: allow legacy protocol versions and ciphers, and report them as findings.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    except (ssl.SSLError, ValueError):
+        pass
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def is_client_cert_alert(exc: BaseException) -> bool:
+    text = f"{getattr(exc, 'reason', '')} {exc}".upper()
+    return any(a in text for a in _CLIENT_CERT_ALERTS)
+
+
+def _name(name: x509.Name) -> str:
+    cn = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(cn[0].value) if cn else name.rfc4514_string()
+
+
+def describe(ssl_object: ssl.SSLObject | None, now: dt.datetime | None = None) -> TLSInfo | None:
+    if ssl_object is None:
+        return None
+    info = TLSInfo(version=ssl_object.version(), cipher=(ssl_object.cipher() or (None,))[0])
+    der = ssl_object.getpeercert(binary_form=True)
+    if der:
+        info_from_der(der, info, now)
+    return info
+
+
+def info_from_der(der: bytes, info: TLSInfo, now: dt.datetime | None = None) -> TLSInfo:
+    now = now or dt.datetime.now(dt.UTC)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return info
+    info.subject = _name(cert.subject)
+    info.issuer = _name(cert.issuer)
+    info.self_signed = cert.subject == cert.issuer
+    not_after = cert.not_valid_after_utc
+    info.not_after = not_after.isoformat()
+    info.expired = not_after < now
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        info.sans = [str(v) for v in san.get_values_for_type(x509.DNSName)]
+        info.sans += [str(v) for v in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        pass
+    return info

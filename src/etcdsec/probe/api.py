@@ -1,0 +1,81 @@
+"""The Python API under the CLI: `probe`, `probe_many`, `probe_iter` (async) and `probe_sync`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+from etcdsec.model import ProbeResult
+from etcdsec.probe.engine import Prober, ProbeStop, resolve
+from etcdsec.probe.options import ProbeOptions
+from etcdsec.probe.verdict import judge
+from etcdsec.targets import Target, parse_target
+
+__all__ = ["ProbeOptions", "probe", "probe_iter", "probe_many", "probe_sync"]
+
+
+async def probe(target: str | Target, options: ProbeOptions | None = None) -> ProbeResult:
+    """Probe one endpoint. Never raises for network trouble: it lands in `result.error`."""
+    opts = options or ProbeOptions()
+    t = target if isinstance(target, Target) else parse_target(target)
+    result = ProbeResult(target=t.text, port=t.port)
+    if opts.user is not None or opts.cert:
+        result.credentials = f"user {opts.user}" if opts.user is not None else "client certificate"
+    started = time.monotonic()
+    prober: Prober | None = None
+    try:
+        async with asyncio.timeout(opts.deadline):
+            result.ip = await resolve(t.host, opts.connect_timeout)
+            prober = Prober(t, opts, result)
+            await prober.run()
+    except ProbeStop as stop:
+        result.error = str(stop)
+    except TimeoutError:
+        result.error = f"deadline of {opts.deadline:g}s exceeded"
+        if prober is not None and prober.ev.version is not None:
+            prober.decide_identity()
+    finally:
+        if prober is not None and prober.session is not None:
+            await prober.session.close()
+    if result.client_cert_required:
+        result.is_etcd = None  # cannot be told without a certificate the server trusts
+    elif result.is_etcd is None and result.reachable and result.error:
+        result.is_etcd = False
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    return judge(result)
+
+
+async def probe_iter(targets: Iterable[str | Target], options: ProbeOptions | None = None,
+                     concurrency: int = 64) -> AsyncIterator[ProbeResult]:
+    """Results as they complete, at most `concurrency` endpoints at a time."""
+    sem = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(t: str | Target) -> ProbeResult:
+        async with sem:
+            return await probe(t, options)
+
+    tasks = [asyncio.ensure_future(one(t)) for t in targets]
+    try:
+        for fut in asyncio.as_completed(tasks):
+            yield await fut
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def probe_many(targets: Sequence[str | Target], options: ProbeOptions | None = None,
+                     concurrency: int = 64) -> list[ProbeResult]:
+    """Results in the order of `targets`."""
+    sem = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(t: str | Target) -> ProbeResult:
+        async with sem:
+            return await probe(t, options)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def probe_sync(target: str | Target, options: ProbeOptions | None = None) -> ProbeResult:
+    """Blocking form of `probe`, for scripts without an event loop."""
+    return asyncio.run(probe(target, options))

@@ -1,0 +1,36 @@
+"""Shared fixtures: real etcd servers on loopback, started once per configuration and version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from etcdsec.testbed.fakes import FakeServers
+
+VERSIONS = ("3.4", "3.5")
+
+
+@pytest.fixture(scope="session")
+def etcd_factory() -> Iterator[Callable[..., EtcdServer]]:
+    """`etcd_factory(key, EtcdConfig(...), setup=fn)`: one server per key for the whole run."""
+    started: dict[str, EtcdServer] = {}
+
+    def make(key: str, config: EtcdConfig, setup: Callable[[EtcdServer], None] | None = None) -> EtcdServer:
+        if key not in started:
+            server = EtcdServer(config).start()
+            started[key] = server
+            if setup:
+                setup(server)
+        return started[key]
+
+    yield make
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def fakes() -> Iterator[FakeServers]:
+    with FakeServers() as f:
+        yield f

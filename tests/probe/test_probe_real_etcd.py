@@ -1,0 +1,176 @@
+"""The prober against real etcd 3.4.23 and 3.5.1 in the configurations people deploy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from etcdsec.probe.api import probe_sync
+from etcdsec.probe.options import ProbeOptions
+from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+
+VERSIONS = ("3.4", "3.5")
+
+PLANTED_SECRET = "pl4nted-S3CRET-value-6f1e"
+K8S_KEYS = {
+    "/registry/namespaces/default": "ns",
+    "/registry/pods/default/web-1": "pod",
+    "/registry/pods/default/web-2": "pod",
+    "/registry/secrets/default/db": PLANTED_SECRET,
+    "/registry/secrets/kube-system/token": PLANTED_SECRET,
+    "/registry/secrets/kube-system/other": PLANTED_SECRET,
+    "/calico/ipam/v2/host/a": "x",
+    "app": "y",
+}
+
+
+def ids(result) -> set[str]:
+    return {f.id for f in result.findings}
+
+
+@pytest.fixture(params=VERSIONS)
+def version(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def open_v2_k8s(etcd_factory, version) -> EtcdServer:
+    def setup(s: EtcdServer) -> None:
+        for k, v in K8S_KEYS.items():
+            s.put(k, v)
+        s.v2_put("/legacy", PLANTED_SECRET)
+
+    return etcd_factory(f"open-v2-{version}", EtcdConfig(version=version, enable_v2=True,
+                                                         name="kube-master-1"), setup)
+
+
+def test_open_with_v2_and_kubernetes_keys(open_v2_k8s: EtcdServer, version: str) -> None:
+    r = probe_sync(open_v2_k8s.client_addr)
+    assert r.reachable and r.error is None
+    assert r.is_etcd is True and r.role == "client" and r.scheme == "http"
+    assert r.version == {"3.4": "3.4.23", "3.5": "3.5.1"}[version]
+    assert r.cluster_version == {"3.4": "3.4.0", "3.5": "3.5.0"}[version]
+    assert r.apis.v2 is True and r.apis.v3_prefix == "/v3"
+    assert (r.auth.v3_enabled, r.auth.v2_enabled) == (False, False)
+    assert (r.access.read_v2, r.access.read_v3, r.access.write) == (True, True, True)
+    assert r.data.key_count == len(K8S_KEYS)
+    assert r.data.kubernetes is True and r.data.secret_keys == 3
+    assert r.data.top_prefixes["/registry/"] == 6
+    assert r.data.top_prefixes["/registry/secrets/"] == 3
+    assert r.data.top_prefixes["/registry/pods/"] == 2
+    assert r.data.top_prefixes["/calico/"] == 1 and r.data.top_prefixes["app"] == 1
+    assert [m.name for m in r.members] == ["kube-master-1"]
+    assert r.members[0].client_urls == [open_v2_k8s.client_url]
+    assert r.cluster_id and r.member_id and r.leader == r.member_id
+    assert r.db_size and r.db_size > 0
+    assert r.start_time and r.uptime_s is not None and r.uptime_s < 3600
+    assert r.leaks.debug_vars and "--enable-v2=true" in r.leaks.cmdline_flags
+    assert r.leaks.metrics and not r.leaks.pprof
+    assert r.exposed is True and r.severity == "critical"
+    assert {"ETCD-ANON-READ-V3", "ETCD-ANON-READ-V2", "ETCD-ANON-WRITE", "ETCD-K8S-SECRETS",
+            "ETCD-PLAINTEXT", "ETCD-V2-ENABLED", "ETCD-DEBUG-VARS"} <= ids(r)
+    assert "ETCD-V2-GUEST-OPEN" not in ids(r)
+    assert PLANTED_SECRET not in json.dumps(r.to_dict())
+
+
+def test_open_v3_only(etcd_factory, version: str) -> None:
+    s = etcd_factory(f"open-v3-{version}", EtcdConfig(version=version))
+    r = probe_sync(s.client_addr)
+    assert r.is_etcd is True
+    assert r.apis.v2 is False and r.apis.v3_prefix == "/v3"
+    assert r.auth.v3_enabled is False and r.auth.v2_enabled is None
+    assert (r.access.read_v2, r.access.read_v3, r.access.write) == (False, True, True)
+    assert r.data.key_count == 0 and r.data.kubernetes is False and r.data.secret_keys == 0
+    assert "ETCD-ANON-READ-V3" in ids(r) and "ETCD-ANON-READ-V2" not in ids(r)
+    assert "ETCD-V2-ENABLED" not in ids(r)
+    assert r.exposed and r.severity == "critical"
+
+
+def test_v3_auth_enabled(etcd_factory, version: str) -> None:
+    def setup(s: EtcdServer) -> None:
+        s.put("/registry/secrets/default/db", PLANTED_SECRET)
+        s.enable_v3_auth("rootpw")
+
+    s = etcd_factory(f"v3-auth-{version}", EtcdConfig(version=version), setup)
+    r = probe_sync(s.client_addr)
+    assert r.is_etcd is True and r.version
+    assert r.auth.v3_enabled is True
+    assert (r.access.read_v3, r.access.write) == (False, False)
+    assert r.data.key_count is None and r.data.secret_keys is None
+    assert not r.exposed
+    assert not ids(r) & {"ETCD-ANON-READ-V3", "ETCD-ANON-WRITE", "ETCD-K8S-SECRETS"}
+    # Status and member list answer without auth by design: disclosure, not read access.
+    assert r.members and "ETCD-MEMBERS-DISCLOSED" in ids(r)
+    assert r.severity == "high"  # plain HTTP is still a finding
+
+    # The owner, with root's credentials, sees what root can do.
+    mine = probe_sync(s.client_addr, ProbeOptions(user="root", password="rootpw"))
+    assert mine.credentials == "user root"
+    assert (mine.access.read_v3, mine.access.write) == (True, True)
+    assert mine.data.secret_keys == 1 and not mine.exposed
+    assert PLANTED_SECRET not in json.dumps(mine.to_dict())
+
+    wrong = probe_sync(s.client_addr, ProbeOptions(user="root", password="wrong"))
+    assert wrong.access.read_v3 is False
+
+
+def test_v2_auth_with_default_guest_role(etcd_factory, version: str) -> None:
+    def setup(s: EtcdServer) -> None:
+        s.v2_put("/app/config", PLANTED_SECRET)
+        s.enable_v2_auth("rootpw")
+        s.enable_v3_auth("rootpw")  # v3 closed, so only the v2 guest can open the door
+
+    s = etcd_factory(f"v2-guest-{version}", EtcdConfig(version=version, enable_v2=True), setup)
+    r = probe_sync(s.client_addr)
+    assert r.apis.v2 is True
+    assert r.auth.v2_enabled is True and r.auth.v2_guest_open is True and r.auth.v3_enabled is True
+    assert r.access.read_v2 is True and r.access.read_v3 is False
+    assert r.access.write is None  # not decided without the opt-in check
+    assert {"ETCD-V2-GUEST-OPEN", "ETCD-ANON-READ-V2"} <= ids(r)
+    assert r.exposed and r.severity == "critical"
+
+    checked = probe_sync(s.client_addr, ProbeOptions(check_write=True))
+    assert checked.access.write is True and "ETCD-ANON-WRITE" in ids(checked)
+    # The check wrote nothing: the v2 tree still holds exactly what we planted.
+    status, body = s.http("GET", "/v2/keys/?recursive=true",
+                          headers={"Authorization": "Basic cm9vdDpyb290cHc="})
+    assert status == 200 and b"etcdsec" not in body
+    assert PLANTED_SECRET not in json.dumps(r.to_dict()) + json.dumps(checked.to_dict())
+
+
+def test_tls_without_client_auth(etcd_factory, version: str) -> None:
+    s = etcd_factory(f"tls-{version}", EtcdConfig(version=version, tls=True))
+    r = probe_sync(s.client_addr)
+    assert r.scheme == "https" and r.is_etcd is True and not r.client_cert_required
+    assert r.tls and r.tls.version in ("TLSv1.2", "TLSv1.3") and r.tls.cipher
+    assert r.tls.subject == "server" and r.tls.issuer == "etcdsec test CA"
+    assert s.ip in r.tls.sans and r.tls.self_signed is False and r.tls.expired is False
+    assert r.access.read_v3 is True and r.exposed
+    assert "ETCD-NO-CLIENT-CERT" in ids(r) and "ETCD-PLAINTEXT" not in ids(r)
+    # Told the scheme, the prober goes straight to TLS.
+    assert probe_sync(f"https://{s.client_addr}").is_etcd is True
+
+
+def test_tls_with_client_cert_auth(etcd_factory, version: str) -> None:
+    s = etcd_factory(f"mtls-{version}", EtcdConfig(version=version, client_cert_auth=True))
+    r = probe_sync(s.client_addr)
+    assert r.reachable and r.scheme == "https" and r.client_cert_required is True
+    assert r.is_etcd is None and r.error == "TLS client certificate required"
+    assert not r.exposed and r.severity == "none" and r.findings == []
+
+    assert s.ca and s.client_cert
+    owner = probe_sync(s.client_addr, ProbeOptions(cacert=str(s.ca.cert_path), cert=str(s.client_cert.cert),
+                                                   key=str(s.client_cert.key)))
+    assert owner.is_etcd is True and owner.error is None
+    assert owner.credentials == "client certificate"
+    assert owner.access.read_v3 is True
+
+
+def test_peer_port(open_v2_k8s: EtcdServer) -> None:
+    r = probe_sync(f"{open_v2_k8s.ip}:2380")
+    assert r.is_etcd is True and r.role == "peer" and r.leaks.peer_api
+    assert r.version and [m.name for m in r.members] == ["kube-master-1"]
+    assert r.members[0].peer_urls == [open_v2_k8s.peer_url]
+    assert "ETCD-PEER-OPEN" in ids(r) and r.severity == "high"
+    assert r.apis.v3_prefix is None and r.access.read_v3 is None and not r.exposed
