@@ -80,3 +80,24 @@ def test_prefixes() -> None:
     assert fp.prefix_end(b"/registry/") == b"/registry0"
     assert fp.prefix_end(b"a\xff") == b"b"
     assert fp.prefix_end(b"\xff") == b"\x00"
+
+
+def test_tls_record_parser_never_raises_and_finds_nothing_in_junk() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from etcdsec.net.tls import leaf_certificate_from_records
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=2048))
+    def check(data: bytes) -> None:
+        der = leaf_certificate_from_records(data)
+        assert der is None or isinstance(der, bytes)
+
+    check()
+    # A hand-made Certificate message inside a handshake record is found.
+    cert = b"\x30\x03\x02\x01\x01"
+    msg = b"\x0b" + (len(cert) + 6).to_bytes(3, "big") + (len(cert) + 3).to_bytes(3, "big") + \
+        len(cert).to_bytes(3, "big") + cert
+    record = b"\x16\x03\x03" + len(msg).to_bytes(2, "big") + msg
+    assert leaf_certificate_from_records(record) == cert

@@ -157,6 +157,8 @@ def test_tls_with_client_cert_auth(etcd_factory, version: str) -> None:
     r = probe_sync(s.client_addr)
     assert r.reachable and r.scheme == "https" and r.client_cert_required is True
     assert r.is_etcd is None and r.error == "TLS client certificate required"
+    # The server certificate is still read (TLS 1.3 completes; for 1.2 from the clear-text records).
+    assert r.tls and r.tls.subject == "server" and r.tls.issuer == "etcdsec test CA" and s.ip in r.tls.sans
     assert not r.exposed and r.severity == "none" and r.findings == []
 
     assert s.ca and s.client_cert

@@ -78,3 +78,73 @@ def info_from_der(der: bytes, info: TLSInfo, now: dt.datetime | None = None) -> 
     except x509.ExtensionNotFound:
         pass
     return info
+
+
+def leaf_certificate_from_records(data: bytes) -> bytes | None:
+    """The server's leaf certificate (DER) from the raw bytes of a TLS <= 1.2 handshake.
+
+    Up to TLS 1.2 the Certificate message travels in clear, so it can be read even when the
+    handshake later fails because the server wants a client certificate (sans-IO: bytes in).
+    """
+    handshake = bytearray()
+    pos = 0
+    while pos + 5 <= len(data):
+        ctype, length = data[pos], int.from_bytes(data[pos + 3:pos + 5], "big")
+        body = data[pos + 5:pos + 5 + length]
+        pos += 5 + length
+        if ctype == 22:  # handshake records may split or merge messages
+            handshake += body
+        elif ctype == 20:  # ChangeCipherSpec: what follows is encrypted
+            break
+    i = 0
+    while i + 4 <= len(handshake):
+        mtype, mlen = handshake[i], int.from_bytes(handshake[i + 1:i + 4], "big")
+        msg = bytes(handshake[i + 4:i + 4 + mlen])
+        i += 4 + mlen
+        if mtype == 11 and len(msg) >= 6:  # Certificate: list length, then (3-byte length, DER)*
+            first = int.from_bytes(msg[3:6], "big")
+            der = msg[6:6 + first]
+            return der if len(der) == first and first > 0 else None
+    return None
+
+
+async def grab_certificate_tls12(ip: str, port: int, sni: str | None, timeout: float) -> TLSInfo | None:
+    """Handshake as TLS 1.2 only as far as the server's Certificate message, and describe it."""
+    import asyncio
+
+    ctx = client_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=sni or None)
+    received = bytearray()
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(ip, port)
+            while len(received) < 256 * 1024:
+                try:
+                    obj.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLError:
+                    break
+                if outgoing.pending:
+                    writer.write(outgoing.read())
+                    await writer.drain()
+                data = await reader.read(65536)
+                if not data:
+                    break
+                received += data
+                incoming.write(data)
+                if leaf_certificate_from_records(bytes(received)):
+                    break
+    except (TimeoutError, OSError):
+        pass
+    finally:
+        if writer is not None:
+            writer.close()
+    der = leaf_certificate_from_records(bytes(received))
+    if der is None:
+        return None
+    return info_from_der(der, TLSInfo(version="TLSv1.2"))

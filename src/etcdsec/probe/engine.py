@@ -102,6 +102,8 @@ class Prober:
                     r.reachable = False
                     raise ProbeStop("connection refused") from None
                 if exc.tls_alert is not None and tlsinfo.is_client_cert_alert(exc.tls_alert):
+                    r.tls = await tlsinfo.grab_certificate_tls12(r.ip or t.host, t.port, sni,
+                                                                  self.o.connect_timeout)
                     return self._cert_required(scheme, None)
                 if not r.reachable and scheme == schemes[0] and "handshake" not in str(exc):
                     raise ProbeStop(str(exc)) from None  # the TCP connect itself failed
