@@ -1,0 +1,157 @@
+"""etcd's v3 errors: the gRPC status code and the exact message text etcd sends (rpctypes)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Code(IntEnum):
+    """gRPC status codes."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+class V3Error(Exception):
+    """A failed v3 call, carried to the wire as grpc-status/grpc-message or a gateway error body."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _err(code: Code, message: str) -> V3Error:
+    return V3Error(code, message)
+
+
+# Constructors rather than shared instances: an exception object should not be raised twice.
+def empty_key() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: key is not provided")
+
+
+def key_not_found() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: key not found")
+
+
+def value_provided() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: value is provided")
+
+
+def lease_provided() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: lease is provided")
+
+
+def too_many_ops() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: too many operations in txn request")
+
+
+def duplicate_key() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request")
+
+
+def compacted() -> V3Error:
+    return _err(Code.OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted")
+
+
+def future_rev() -> V3Error:
+    return _err(Code.OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision")
+
+
+def no_space() -> V3Error:
+    return _err(Code.RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded")
+
+
+def request_too_large() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: request is too large")
+
+
+def lease_not_found() -> V3Error:
+    return _err(Code.NOT_FOUND, "etcdserver: requested lease not found")
+
+
+def lease_exists() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: lease already exists")
+
+
+def lease_ttl_too_large() -> V3Error:
+    return _err(Code.OUT_OF_RANGE, "etcdserver: too large lease TTL")
+
+
+def auth_not_enabled() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: authentication is not enabled")
+
+
+def user_empty() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: user name is empty")
+
+
+def user_exists() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: user name already exists")
+
+
+def user_not_found() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: user name not found")
+
+
+def role_empty() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: role name is empty")
+
+
+def role_exists() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: role name already exists")
+
+
+def role_not_found() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: role name not found")
+
+
+def root_user_missing() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: root user does not exist")
+
+
+def too_many_requests() -> V3Error:
+    return _err(Code.UNAVAILABLE, "etcdserver: too many requests")
+
+
+def unknown_method(path: str) -> V3Error:
+    # grpc-go's reply to a method no service registers.
+    service, _, method = path.lstrip("/").partition("/")
+    if service in KNOWN_SERVICES:
+        return _err(Code.UNIMPLEMENTED, f"unknown method {method} for service {service}")
+    return _err(Code.UNIMPLEMENTED, f"unknown service {service}")
+
+
+KNOWN_SERVICES = frozenset({
+    "etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease", "etcdserverpb.Cluster",
+    "etcdserverpb.Maintenance", "etcdserverpb.Auth", "grpc.health.v1.Health",
+    "v3electionpb.Election", "v3lockpb.Lock",
+})
+
+
+def grpc_gateway_http_status(code: int, v34: bool) -> int:
+    """The HTTP status grpc-gateway gives a gRPC code (v1.9 in etcd 3.4, v1.16 in etcd 3.5)."""
+    if code == Code.FAILED_PRECONDITION:
+        return 412 if v34 else 400
+    return {
+        Code.OK: 200, Code.CANCELLED: 408, Code.UNKNOWN: 500, Code.INVALID_ARGUMENT: 400,
+        Code.DEADLINE_EXCEEDED: 504, Code.NOT_FOUND: 404, Code.ALREADY_EXISTS: 409,
+        Code.PERMISSION_DENIED: 403, Code.RESOURCE_EXHAUSTED: 429, Code.ABORTED: 409,
+        Code.OUT_OF_RANGE: 400, Code.UNIMPLEMENTED: 501, Code.INTERNAL: 500, Code.UNAVAILABLE: 503,
+        Code.DATA_LOSS: 500, Code.UNAUTHENTICATED: 401,
+    }.get(Code(code) if code in Code._value2member_map_ else Code.UNKNOWN, 500)

@@ -1,0 +1,178 @@
+"""etcd's v3 JSON gateway (grpc-gateway) on the client port, byte-compatible with 3.4 and 3.5.
+
+JSON follows grpc-gateway's jsonpb with OrigName: proto field names, bytes as base64, 64-bit
+integers as strings, proto3 defaults omitted. Errors are `{"error","code","message"}` (3.4
+orders them error, message, code and streams them chunked with a gRPC trailer).
+
+The HTTP/1 layer calls `handle` first for every request; None means "not a gateway path for this
+persona". Returned headers are the gateway's own (Content-Type & co., Go-cased); the HTTP layer
+adds Date, Content-Length and CORS, and when `Trailer` is among them it must send the chunked
+body and then the trailers in `TRAILERS`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.v3 import errors, gojson, service
+from etcdsec.honeypot.v3.errors import V3Error
+from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+from etcdsec.honeypot.v3.state import V3State
+
+Headers = list[tuple[bytes, bytes]]
+Reply = tuple[int, Headers, bytes]
+
+JSON_OK: Headers = [(b"Content-Type", b"application/json"),
+                    (b"Grpc-Metadata-Content-Type", b"application/grpc")]
+STREAM_OK: Headers = [*JSON_OK, (b"Transfer-Encoding", b"chunked")]
+TRAILERS: Headers = [(b"Grpc-Trailer-Content-Type", b"application/grpc")]
+# etcd 3.4 streams an RPC error chunked, announcing the trailer it sends after the body.
+ERROR_34: Headers = [(b"Content-Type", b"application/json"), (b"Trailer", b"Grpc-Trailer-Content-Type"),
+                     (b"Transfer-Encoding", b"chunked")]
+_TEXT: Headers = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"X-Content-Type-Options", b"nosniff")]
+MAX_STREAM_REQUESTS = 64  # JSON requests honoured in one streaming body
+
+
+def to_json(msg: Message) -> bytes:
+    """grpc-gateway's marshalling: compact, OrigName, defaults omitted, int64 as strings."""
+    d = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    return json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _error_body(code: int, message: str, v34: bool) -> bytes:
+    msg = json.dumps(message, ensure_ascii=False)
+    if v34:
+        return f'{{"error":{msg},"message":{msg},"code":{code}}}'.encode()
+    return f'{{"error":{msg},"code":{code},"message":{msg}}}'.encode()
+
+
+def _go_type(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "bool"}.get(type(value), "number")
+
+
+class _BadInput(Exception):
+    pass
+
+
+def _check_bytes(desc: Any, obj: dict[str, Any]) -> None:
+    """Go's base64 and type rules for the bytes fields (recursively), before protobuf parses."""
+    for name, value in obj.items():
+        field = desc.fields_by_name.get(name) or desc.fields_by_camelcase_name.get(name)
+        if field is None or value is None:
+            continue
+        values = value if isinstance(value, list) and field.is_repeated else [value]
+        for v in values:
+            if field.type == FieldDescriptor.TYPE_BYTES:
+                if not isinstance(v, str):
+                    raise _BadInput(f"json: cannot unmarshal {_go_type(v)} into Go value of type []uint8")
+                off = gojson.base64_error(v.encode())
+                if off is not None:
+                    raise _BadInput(f"illegal base64 data at input byte {off}")
+            elif field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(v, dict):
+                _check_bytes(field.message_type, v)
+
+
+def parse_request(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
+    """Decode the first JSON value of `body` into `msg_type`; (message, bytes consumed)."""
+    err, end = gojson.decode_error(body)
+    msg = msg_type()
+    if err == "EOF":
+        return msg, len(body)
+    if err is not None:
+        raise _BadInput(err)
+    try:
+        obj = json.loads(body[:end])
+    except (ValueError, RecursionError):
+        raise _BadInput(gojson.UNEXPECTED_EOF) from None
+    if obj is None:
+        return msg, end
+    if not isinstance(obj, dict):
+        raise _BadInput(f"json: cannot unmarshal {_go_type(obj)} into Go value of type "
+                        "map[string]json.RawMessage")
+    _check_bytes(msg.DESCRIPTOR, obj)
+    try:
+        json_format.ParseDict(obj, msg, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise _BadInput(_parse_error_text(exc)) from None
+    return msg, end
+
+
+def _parse_error_text(exc: Exception) -> str:
+    text = str(exc)
+    if "Couldn't parse integer" in text or "not an integer" in text.lower():
+        return "json: cannot unmarshal string into Go value of type int64"
+    return "json: cannot unmarshal value into Go struct field"
+
+
+def handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
+           headers: Headers, body: bytes) -> Reply | None:
+    persona = ctx.persona
+    if not persona.grpc_enabled:
+        return None
+    canon = persona.v3_path(path.split("?", 1)[0])
+    if canon is None:
+        return None
+    m = service.GATEWAY.get(canon)
+    if m is None or not service.available(m, persona):
+        return 404, list(_TEXT), b"Not Found\n"
+    if method != "POST":
+        return 405, list(_TEXT), b"Method Not Allowed\n"
+    v34 = persona.major_minor < (3, 5)
+    if m.streaming:
+        return _stream(state, session, m, body)
+    try:
+        request, _ = parse_request(body, m.request)
+    except _BadInput as exc:
+        return 400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), v34)
+    try:
+        response = service.invoke(state, session, m, request)
+    except V3Error as exc:
+        status = errors.grpc_gateway_http_status(exc.code, v34)
+        if v34:
+            return status, list(ERROR_34), _error_body(exc.code, exc.message, True)
+        return status, [(b"Content-Type", b"application/json")], _error_body(exc.code, exc.message, False)
+    return 200, list(JSON_OK), to_json(response)
+
+
+def _stream(state: V3State, session: Session | None, m: service.Method, body: bytes) -> Reply:
+    """/v3/watch and /v3/lease/keepalive: each JSON request in the body gets its `{"result":..}` lines.
+
+    A real etcd keeps a watch response open for later events; this answers what is known when the
+    request body ends (created, replayed history), then ends the chunked response.
+    """
+    requests: list[Message] = []
+    rest = body
+    while rest.strip() and len(requests) < MAX_STREAM_REQUESTS:
+        try:
+            req, used = parse_request(rest, m.request)
+        except _BadInput:
+            break
+        requests.append(req)
+        rest = rest[used:]
+    ns = state.namespace(session)
+    out: list[bytes] = []
+    if m.path.endswith("/Watch"):
+        stream = ns.hub.open(max_watchers=state.ctx.limits.max_watches_per_source)
+        try:
+            for req in requests:
+                assert isinstance(req, pb.WatchRequest)
+                stream.handle(req)
+            out.extend(_result(r) for r in stream.pending)
+        finally:
+            stream.close()
+    else:
+        call = service.Call(state, ns, session, state.ctx.persona)
+        for req in requests:
+            assert isinstance(req, pb.LeaseKeepAliveRequest)
+            out.append(_result(service.keepalive_one(call, req)))
+    return 200, list(STREAM_OK), b"".join(out)
+
+
+def _result(msg: Message) -> bytes:
+    return b'{"result":' + to_json(msg) + b"}\n"

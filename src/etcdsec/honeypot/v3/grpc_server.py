@@ -1,0 +1,407 @@
+"""etcd's gRPC API over HTTP/2 with the `h2` state machine (sans-IO core, thin asyncio shell).
+
+`GrpcConnection` turns received bytes into h2 events, gRPC messages into v3 calls, and responses
+into frames that respect flow control; `serve_h2` only moves bytes between it and the socket.
+Unary calls answer at once; Watch and LeaseKeepAlive are bidirectional streams. Every gRPC
+request is logged (`grpc.request`) and its raw bytes go through the honeytoken check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+
+from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.v3 import errors, service
+from etcdsec.honeypot.v3.errors import Code, V3Error
+from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+from etcdsec.honeypot.v3.state import V3State
+from etcdsec.honeypot.v3.watch import WatchStream
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
+MAX_STREAMS_PER_CONNECTION = 256
+READ_CHUNK = 65536
+
+
+def frame_message(payload: bytes) -> bytes:
+    """gRPC length-prefixed message: uncompressed flag + 4-byte big-endian length."""
+    return b"\x00" + struct.pack(">I", len(payload)) + payload
+
+
+def loggable(msg: Message, limit: int) -> dict[str, Any]:
+    """The request as a dict for events: bytes fields as text when they are UTF-8, bounded in size."""
+    d = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    _text_bytes(msg, d)
+    text = json.dumps(d, ensure_ascii=False)
+    if len(text) > limit:
+        return {"truncated": True, "json": text[:limit]}
+    return d
+
+
+def _text_bytes(msg: Message, d: dict[str, Any]) -> None:
+    for fd, value in msg.ListFields():
+        name = fd.name
+        if fd.type == fd.TYPE_BYTES and not fd.is_repeated:
+            try:
+                d[name] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                d[name + "_base64"] = d.pop(name)
+        elif fd.type == fd.TYPE_MESSAGE:
+            if fd.is_repeated:
+                for sub, sub_d in zip(value, d.get(name, []), strict=False):
+                    _text_bytes(sub, sub_d)
+            elif name in d:
+                _text_bytes(value, d[name])
+
+
+@dataclass
+class _Stream:
+    id: int
+    path: str = ""
+    method: service.Method | None = None
+    user_agent: str = ""
+    encoding: str = ""
+    inbox: bytearray = field(default_factory=bytearray)
+    outbox: bytearray = field(default_factory=bytearray)
+    headers_sent: bool = False
+    trailers: list[tuple[str, str]] | None = None  # queued until the outbox drains
+    done: bool = False
+    watch: WatchStream | None = None
+    opened: float = field(default_factory=time.monotonic)
+
+
+class GrpcConnection:
+    def __init__(self, ctx: SensorContext, state: V3State, session: Session | None,
+                 on_ready: Callable[[], None] | None = None) -> None:
+        self.ctx = ctx
+        self.state = state
+        self.session = session
+        self.on_ready = on_ready
+        config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8",
+                                           validate_inbound_headers=True)
+        self.h2 = h2.connection.H2Connection(config=config)
+        # What grpc-go servers announce: 16 KiB frames, effectively unbounded streams.
+        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384,
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS_PER_CONNECTION,
+        })
+        self.streams: dict[int, _Stream] = {}
+        self.closed = False
+        self.max_message = ctx.limits.max_request_bytes
+
+    # --- driving the state machine ------------------------------------------------------------
+    def start(self) -> None:
+        self.h2.initiate_connection()
+
+    def data_to_send(self) -> bytes:
+        return self.h2.data_to_send()
+
+    def receive(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self.ctx.events.emit("malformed", self.session, protocol="h2", error=type(exc).__name__,
+                                 raw=data[:256].hex())
+            self.closed = True
+            return
+        for ev in events:
+            self._on_event(ev)
+        self.pump()
+
+    def _on_event(self, ev: h2.events.Event) -> None:
+        if isinstance(ev, h2.events.RequestReceived):
+            self._on_request(ev)
+        elif isinstance(ev, h2.events.DataReceived):
+            if ev.flow_controlled_length:
+                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            st = self.streams.get(ev.stream_id)
+            if st is not None and not st.done:
+                st.inbox += ev.data
+                self._drain_inbox(st)
+        elif isinstance(ev, h2.events.StreamEnded):
+            st = self.streams.get(ev.stream_id)
+            if st is not None and not st.done:
+                self._on_half_close(st)
+        elif isinstance(ev, h2.events.StreamReset):
+            self._forget(ev.stream_id)
+        elif isinstance(ev, h2.events.ConnectionTerminated):
+            self.closed = True
+
+    def _on_request(self, ev: h2.events.RequestReceived) -> None:
+        hdrs = dict(ev.headers or [])
+        st = _Stream(ev.stream_id, path=str(hdrs.get(":path", "")), user_agent=str(hdrs.get("user-agent", "")),
+                     encoding=str(hdrs.get("grpc-encoding", "")))
+        self.streams[ev.stream_id] = st
+        ctype = str(hdrs.get("content-type", ""))
+        if hdrs.get(":method") != "POST" or not ctype.startswith("application/grpc"):
+            # grpc-go refuses non-gRPC requests before any handler runs.
+            self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=int(Code.INTERNAL),
+                                 user_agent=st.user_agent or None, content_type=ctype or None)
+            self._finish(st, Code.INTERNAL, f"transport: received unexpected content-type {ctype!r}")
+            return
+        st.method = service.METHODS.get(st.path)
+        if st.path == HEALTH_CHECK:
+            return
+        if st.method is None or not service.available(st.method, self.ctx.persona):
+            err = errors.unknown_method(st.path)
+            self._log(st, None, err.code)
+            self._finish(st, err.code, err.message)
+            return
+        if st.method.streaming and st.method.path.endswith("/Watch"):
+            ns = self.state.namespace(self.session)
+            st.watch = ns.hub.open(max_watchers=self.ctx.limits.max_watches_per_source,
+                                   on_ready=self.on_ready)
+
+    # --- messages -------------------------------------------------------------------------------
+    def _drain_inbox(self, st: _Stream) -> None:
+        while len(st.inbox) >= 5 and not st.done:
+            flag = st.inbox[0]
+            (length,) = struct.unpack(">I", bytes(st.inbox[1:5]))
+            if length > self.max_message:
+                self._log(st, None, Code.RESOURCE_EXHAUSTED)
+                self._finish(st, Code.RESOURCE_EXHAUSTED,
+                             f"grpc: received message larger than max ({length} vs. {self.max_message})")
+                return
+            if len(st.inbox) < 5 + length:
+                return
+            payload = bytes(st.inbox[5:5 + length])
+            del st.inbox[: 5 + length]
+            if flag:
+                try:
+                    payload = self._decompress(st, payload)
+                except V3Error as err:
+                    self._log(st, None, err.code)
+                    self._finish(st, err.code, err.message)
+                    return
+            self._on_message(st, payload)
+
+    def _decompress(self, st: _Stream, payload: bytes) -> bytes:
+        if st.encoding != "gzip":
+            raise V3Error(Code.UNIMPLEMENTED,
+                          f'grpc: Decompressor is not installed for grpc-encoding "{st.encoding}"')
+        try:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out = d.decompress(payload, self.max_message + 1)
+        except (zlib.error, gzip.BadGzipFile):
+            raise V3Error(Code.INTERNAL, "grpc: failed to decompress the received message") from None
+        if len(out) > self.max_message:
+            raise V3Error(Code.RESOURCE_EXHAUSTED,
+                          f"grpc: received message after decompression larger than max ({self.max_message})")
+        return out
+
+    def _on_message(self, st: _Stream, payload: bytes) -> None:
+        self.ctx.honeytokens.check(self.session, payload, where="grpc")
+        if st.path == HEALTH_CHECK:
+            self._log_raw(st, payload)
+            self._send(st, HEALTH_SERVING)
+            self._finish(st, Code.OK, "")
+            return
+        method = st.method
+        assert method is not None
+        request = method.request()
+        try:
+            request.ParseFromString(payload)
+        except (DecodeError, RecursionError, ValueError):
+            self._log(st, None, Code.INTERNAL, raw=payload)
+            self._finish(st, Code.INTERNAL,
+                         "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data")
+            return
+        if method.streaming:
+            self._on_stream_message(st, request)
+            return
+        try:
+            response = service.invoke(self.state, self.session, method, request)
+        except V3Error as err:
+            self._log(st, request, err.code)
+            self._finish(st, err.code, err.message)
+            return
+        self._log(st, request, Code.OK)
+        self._send(st, response.SerializeToString())
+        self._finish(st, Code.OK, "")
+
+    def _on_stream_message(self, st: _Stream, request: Message) -> None:
+        self._log(st, request, Code.OK)
+        if st.watch is not None:
+            assert isinstance(request, pb.WatchRequest)
+            st.watch.handle(request)
+            self._move_watch_responses(st)
+        else:
+            assert isinstance(request, pb.LeaseKeepAliveRequest)
+            ns = self.state.namespace(self.session)
+            call = service.Call(self.state, ns, self.session, self.ctx.persona)
+            self._send(st, service.keepalive_one(call, request).SerializeToString())
+
+    def _on_half_close(self, st: _Stream) -> None:
+        if st.method is not None and st.method.streaming:
+            if st.watch is None:  # LeaseKeepAlive ends when the client stops sending (as etcd)
+                self._finish(st, Code.OK, "")
+            return  # a watch stays open until reset, connection close or its time limit
+        if st.path == HEALTH_CHECK or st.method is not None:
+            # A unary call whose body ended without a complete message: an empty request.
+            if st.inbox:
+                self._log(st, None, Code.INTERNAL, raw=bytes(st.inbox))
+                self._finish(st, Code.INTERNAL, "grpc: error unmarshalling request: unexpected EOF")
+            else:
+                self._on_message(st, b"")
+
+    def _move_watch_responses(self, st: _Stream) -> None:
+        assert st.watch is not None
+        while st.watch.pending and len(st.outbox) < (1 << 20):
+            self._send(st, st.watch.pending.popleft().SerializeToString())
+
+    # --- output -----------------------------------------------------------------------------------
+    def _send_headers_once(self, st: _Stream) -> None:
+        if not st.headers_sent:
+            st.headers_sent = True
+            self.h2.send_headers(st.id, [(":status", "200"), ("content-type", "application/grpc")])
+
+    def _send(self, st: _Stream, payload: bytes) -> None:
+        if st.done:
+            return
+        self._send_headers_once(st)
+        st.outbox += frame_message(payload)
+        self._flush(st)
+
+    def _finish(self, st: _Stream, code: int, message: str) -> None:
+        if st.done:
+            return
+        st.done = True
+        if st.watch is not None:
+            st.watch.close()
+        trailers = [("grpc-status", str(int(code)))]
+        if message:
+            trailers.append(("grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")))
+        if not st.headers_sent:
+            # Trailers-only response, as grpc-go sends an error before any message.
+            st.headers_sent = True
+            self._safe(lambda: self.h2.send_headers(
+                st.id, [(":status", "200"), ("content-type", "application/grpc"), *trailers],
+                end_stream=True))
+            self.streams.pop(st.id, None)
+            return
+        st.trailers = trailers
+        self._flush(st)
+
+    def _flush(self, st: _Stream) -> None:
+        try:
+            while st.outbox:
+                window = min(self.h2.local_flow_control_window(st.id), self.h2.max_outbound_frame_size)
+                if window <= 0:
+                    return
+                chunk = bytes(st.outbox[:window])
+                del st.outbox[:window]
+                self.h2.send_data(st.id, chunk)
+            if st.trailers is not None:
+                self.h2.send_headers(st.id, st.trailers, end_stream=True)
+                st.trailers = None
+                self.streams.pop(st.id, None)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+            self._forget(st.id)
+
+    def _safe(self, fn: Callable[[], None]) -> None:
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            fn()
+
+    def _forget(self, stream_id: int) -> None:
+        st = self.streams.pop(stream_id, None)
+        if st is not None:
+            st.done = True
+            if st.watch is not None:
+                st.watch.close()
+
+    def pump(self, now: float | None = None) -> None:
+        """Move queued watch responses into frames and send what flow control allows."""
+        limit = self.ctx.limits.wait_timeout_s
+        now = time.monotonic() if now is None else now
+        for st in list(self.streams.values()):
+            if st.watch is not None and not st.done:
+                self._move_watch_responses(st)
+                if now - st.opened > limit:
+                    self._finish(st, Code.OK, "")  # bounded: the client re-establishes its watch
+                    continue
+            if st.outbox or st.trailers is not None:
+                self._flush(st)
+
+    def close(self) -> None:
+        for sid in list(self.streams):
+            self._forget(sid)
+
+    # --- events -----------------------------------------------------------------------------------
+    def _log(self, st: _Stream, request: Message | None, code: int, raw: bytes | None = None) -> None:
+        limit = self.ctx.limits.max_logged_body
+        self.ctx.events.emit(
+            "grpc.request", self.session, grpc_method=st.path,
+            request=loggable(request, limit) if request is not None else None,
+            raw=raw[:limit].hex() if raw is not None else None,
+            status=int(code), user_agent=st.user_agent or None)
+
+    def _log_raw(self, st: _Stream, payload: bytes) -> None:
+        self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=0,
+                             user_agent=st.user_agent or None)
+
+
+async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
+                   reader: asyncio.StreamReader, writer: asyncio.StreamWriter, initial: bytes) -> None:
+    """Serve one HTTP/2 (gRPC) connection until the peer leaves, idles out or breaks the protocol."""
+    wake = asyncio.Event()
+    conn = GrpcConnection(ctx, state, session, on_ready=wake.set)
+    conn.start()
+    idle = ctx.limits.idle_timeout_s
+    try:
+        conn.receive(initial)
+        writer.write(conn.data_to_send())
+        await writer.drain()
+        read: asyncio.Task[bytes] | None = None
+        last_input = time.monotonic()
+        while not conn.closed:
+            if read is None:
+                read = asyncio.ensure_future(reader.read(READ_CHUNK))
+            waker = asyncio.ensure_future(wake.wait())
+            done, _ = await asyncio.wait({read, waker}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            if waker not in done:
+                waker.cancel()
+            wake.clear()
+            if read in done:
+                data = read.result()
+                read = None
+                if not data:
+                    break
+                last_input = time.monotonic()
+                conn.receive(data)
+            elif time.monotonic() - last_input > idle:
+                break
+            conn.pump()
+            out = conn.data_to_send()
+            if out:
+                writer.write(out)
+                await writer.drain()
+        if read is not None:
+            read.cancel()
+        out = conn.data_to_send()
+        if out:
+            writer.write(out)
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+        pass
+    finally:
+        conn.close()

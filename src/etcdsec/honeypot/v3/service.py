@@ -1,0 +1,441 @@
+"""The v3 unary methods as etcd answers them (sans-IO), shared by the gRPC server and the gateway.
+
+`METHODS` maps the gRPC path (`/etcdserverpb.KV/Range`) to its request/response types, handler
+and gateway path(s). Handlers take a `Call` and the decoded request and return the response
+message or raise `V3Error`, whose code and text are etcd's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from etcdsec.honeypot.context import Persona, Session
+from etcdsec.honeypot.v3 import errors
+from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
+from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+from etcdsec.honeypot.v3.state import Namespace, V3State
+from etcdsec.honeypot.v3.watch import kv_message
+
+MAX_TXN_OPS = 128
+MAX_REQUEST_BYTES = 1536 * 1024  # etcd --max-request-bytes default
+
+
+@dataclass
+class Call:
+    state: V3State
+    ns: Namespace
+    session: Session | None
+    persona: Persona
+
+    def header(self, revision: int | None = None) -> pb.ResponseHeader:
+        return self.state.header(self.ns.store.revision if revision is None else revision)
+
+
+Handler = Callable[[Call, Any], Message]
+
+
+@dataclass(frozen=True)
+class Method:
+    path: str  # gRPC path
+    request: type[Message]
+    response: type[Message]
+    handler: Handler | None  # None: a streaming method, served by its transport
+    gateway: tuple[str, ...] = ()  # canonical /v3/... paths
+    min_version: tuple[int, int] = (3, 0)
+    streaming: bool = False
+
+
+# --- KV -------------------------------------------------------------------------------------------
+def _kv(kv: KeyRev, keys_only: bool = False) -> pb.KeyValue:
+    msg = kv_message(kv)
+    if keys_only:
+        msg.ClearField("value")
+    return msg
+
+
+_SORT_KEYS: dict[int, Callable[[KeyRev], Any]] = {
+    pb.RangeRequest.KEY: lambda kv: kv.key,
+    pb.RangeRequest.VERSION: lambda kv: kv.version,
+    pb.RangeRequest.CREATE: lambda kv: kv.create_revision,
+    pb.RangeRequest.MOD: lambda kv: kv.mod_revision,
+    pb.RangeRequest.VALUE: lambda kv: kv.value,
+}
+
+
+def do_range(call: Call, r: pb.RangeRequest, in_txn: bool = False) -> pb.RangeResponse:
+    if not r.key:
+        raise errors.empty_key()
+    store = call.ns.store
+    kvs = store.range(r.key, range_end_of(r.key, r.range_end), r.revision)
+    count = len(kvs)
+    kvs = [kv for kv in kvs
+           if (not r.min_mod_revision or kv.mod_revision >= r.min_mod_revision)
+           and (not r.max_mod_revision or kv.mod_revision <= r.max_mod_revision)
+           and (not r.min_create_revision or kv.create_revision >= r.min_create_revision)
+           and (not r.max_create_revision or kv.create_revision <= r.max_create_revision)]
+    order = r.sort_order
+    if r.sort_target != pb.RangeRequest.KEY and order == pb.RangeRequest.NONE:
+        order = pb.RangeRequest.ASCEND  # etcd sorts ascending when only a target is given
+    if order != pb.RangeRequest.NONE:
+        kvs.sort(key=_SORT_KEYS.get(r.sort_target, _SORT_KEYS[0]),
+                 reverse=order == pb.RangeRequest.DESCEND)
+    resp = pb.RangeResponse(header=call.header() if not in_txn else pb.ResponseHeader(
+        revision=store.revision), count=count)
+    if r.limit > 0 and len(kvs) > r.limit:
+        kvs = kvs[: r.limit]
+        resp.more = True
+    if not r.count_only:
+        resp.kvs.extend(_kv(kv, r.keys_only) for kv in kvs)
+    return resp
+
+
+def _check_put(call: Call, r: pb.PutRequest) -> None:
+    if not r.key:
+        raise errors.empty_key()
+    if r.ignore_value and r.value:
+        raise errors.value_provided()
+    if r.ignore_lease and r.lease:
+        raise errors.lease_provided()
+    if len(r.key) + len(r.value) > min(MAX_REQUEST_BYTES, call.state.ctx.limits.max_value_bytes + 1024):
+        raise errors.request_too_large()
+
+
+def _apply_put(call: Call, txn: WriteTxn, r: pb.PutRequest) -> pb.PutResponse:
+    ns = call.ns
+    current = ns.store.get(r.key)
+    value, lease = r.value, r.lease
+    if r.ignore_value or r.ignore_lease:
+        if current is None:
+            raise errors.key_not_found()
+        if r.ignore_value:
+            value = current.value
+        if r.ignore_lease:
+            lease = current.lease
+    if lease and ns.lessor.get(lease) is None:
+        raise errors.lease_not_found()
+    prev = txn.put(r.key, value, lease)
+    if prev is not None and prev.lease != lease:
+        ns.lessor.detach(prev.lease, r.key)
+    ns.lessor.attach(lease, r.key)
+    resp = pb.PutResponse()
+    if r.prev_kv and prev is not None:
+        resp.prev_kv.CopyFrom(_kv(prev))
+    return resp
+
+
+def _apply_delete(call: Call, txn: WriteTxn, r: pb.DeleteRangeRequest) -> pb.DeleteRangeResponse:
+    deleted = txn.delete_range(r.key, range_end_of(r.key, r.range_end))
+    for kv in deleted:
+        call.ns.lessor.detach(kv.lease, kv.key)
+    resp = pb.DeleteRangeResponse(deleted=len(deleted))
+    if r.prev_kv:
+        resp.prev_kvs.extend(_kv(kv) for kv in deleted)
+    return resp
+
+
+def put(call: Call, r: pb.PutRequest) -> pb.PutResponse:
+    _check_put(call, r)
+    with call.ns.store.txn() as txn:
+        resp = _apply_put(call, txn, r)
+        rev = txn.commit()
+    resp.header.CopyFrom(call.header(rev))
+    return resp
+
+
+def delete_range(call: Call, r: pb.DeleteRangeRequest) -> pb.DeleteRangeResponse:
+    if not r.key:
+        raise errors.empty_key()
+    with call.ns.store.txn() as txn:
+        resp = _apply_delete(call, txn, r)
+        rev = txn.commit()
+    resp.header.CopyFrom(call.header(rev))
+    return resp
+
+
+def _compare(call: Call, c: pb.Compare) -> bool:
+    store = call.ns.store
+    kvs = store.range(c.key, range_end_of(c.key, c.range_end)) if c.range_end else (
+        [kv] if (kv := store.get(c.key)) is not None else [])
+    target = c.target
+    if not kvs:
+        # A missing key compares as zero values (version 0, create 0, ...); VALUE never matches.
+        if target == pb.Compare.VALUE:
+            return False
+        kvs = [KeyRev(c.key, 0, 0, 0, b"", 0)]
+    for kv in kvs:
+        have: Any
+        want: Any
+        if target == pb.Compare.VERSION:
+            have, want = kv.version, c.version
+        elif target == pb.Compare.CREATE:
+            have, want = kv.create_revision, c.create_revision
+        elif target == pb.Compare.MOD:
+            have, want = kv.mod_revision, c.mod_revision
+        elif target == pb.Compare.VALUE:
+            have, want = kv.value, c.value
+        else:
+            have, want = kv.lease, c.lease
+        res = c.result
+        ok = (have == want if res == pb.Compare.EQUAL else have > want if res == pb.Compare.GREATER
+              else have < want if res == pb.Compare.LESS else have != want)
+        if not ok:
+            return False
+    return True
+
+
+def _check_txn(call: Call, r: pb.TxnRequest) -> None:
+    if len(r.compare) > MAX_TXN_OPS or len(r.success) > MAX_TXN_OPS or len(r.failure) > MAX_TXN_OPS:
+        raise errors.too_many_ops()
+    for c in r.compare:
+        if not c.key:
+            raise errors.empty_key()
+    for ops in (r.success, r.failure):
+        puts: set[bytes] = set()
+        for op in ops:
+            kind = op.WhichOneof("request")
+            if kind == "request_range" and not op.request_range.key:
+                raise errors.empty_key()
+            if kind == "request_put":
+                _check_put(call, op.request_put)
+                if op.request_put.key in puts:
+                    raise errors.duplicate_key()
+                puts.add(op.request_put.key)
+            if kind == "request_delete_range" and not op.request_delete_range.key:
+                raise errors.empty_key()
+            if kind == "request_txn":
+                _check_txn(call, op.request_txn)
+
+
+def _apply_ops(call: Call, txn: WriteTxn, r: pb.TxnRequest, resp: pb.TxnResponse) -> None:
+    ok = all(_compare(call, c) for c in r.compare)
+    resp.succeeded = ok
+    for op in r.success if ok else r.failure:
+        kind = op.WhichOneof("request")
+        out = resp.responses.add()
+        if kind == "request_range":
+            out.response_range.CopyFrom(do_range(call, op.request_range, in_txn=True))
+        elif kind == "request_put":
+            out.response_put.CopyFrom(_apply_put(call, txn, op.request_put))
+            out.response_put.header.revision = txn.rev
+        elif kind == "request_delete_range":
+            out.response_delete_range.CopyFrom(_apply_delete(call, txn, op.request_delete_range))
+            out.response_delete_range.header.revision = txn.rev
+        elif kind == "request_txn":
+            _apply_ops(call, txn, op.request_txn, out.response_txn)
+            out.response_txn.header.revision = txn.rev
+
+
+def txn(call: Call, r: pb.TxnRequest) -> pb.TxnResponse:
+    _check_txn(call, r)
+    resp = pb.TxnResponse()
+    with call.ns.store.txn() as t:
+        _apply_ops(call, t, r, resp)
+        rev = t.commit()
+    resp.header.CopyFrom(call.header(rev))
+    if rev != t.rev:  # read-only txn: sub-responses report the unchanged revision
+        _fix_sub_revisions(resp, rev)
+    return resp
+
+
+def _fix_sub_revisions(resp: pb.TxnResponse, rev: int) -> None:
+    for op in resp.responses:
+        kind = op.WhichOneof("response")
+        if kind and kind != "response_range":
+            getattr(op, kind).header.revision = rev
+
+
+def compact(call: Call, r: pb.CompactionRequest) -> pb.CompactionResponse:
+    call.ns.store.compact(r.revision)
+    return pb.CompactionResponse(header=call.header())
+
+
+# --- Lease ----------------------------------------------------------------------------------------
+def lease_grant(call: Call, r: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
+    lease = call.ns.lessor.grant(r.ID, r.TTL, call.state.clock())
+    return pb.LeaseGrantResponse(header=call.header(), ID=lease.id, TTL=lease.ttl)
+
+
+def lease_revoke(call: Call, r: pb.LeaseRevokeRequest) -> pb.LeaseRevokeResponse:
+    call.ns.revoke(r.ID)
+    return pb.LeaseRevokeResponse(header=call.header())
+
+
+def lease_ttl(call: Call, r: pb.LeaseTimeToLiveRequest) -> pb.LeaseTimeToLiveResponse:
+    lease = call.ns.lessor.get(r.ID)
+    if lease is None:
+        return pb.LeaseTimeToLiveResponse(header=call.header(), ID=r.ID, TTL=-1)
+    resp = pb.LeaseTimeToLiveResponse(header=call.header(), ID=r.ID, TTL=lease.remaining(call.state.clock()),
+                                      grantedTTL=lease.ttl)
+    if r.keys:
+        resp.keys.extend(sorted(lease.keys))
+    return resp
+
+
+def lease_leases(call: Call, r: pb.LeaseLeasesRequest) -> pb.LeaseLeasesResponse:
+    return pb.LeaseLeasesResponse(header=call.header(),
+                                  leases=[pb.LeaseStatus(ID=i) for i in sorted(call.ns.lessor.leases)])
+
+
+def keepalive_one(call: Call, r: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveResponse:
+    ttl = call.ns.lessor.renew(r.ID, call.state.clock())
+    return pb.LeaseKeepAliveResponse(header=call.header(), ID=r.ID, TTL=ttl)
+
+
+# --- Cluster / Maintenance ------------------------------------------------------------------------
+def member_list(call: Call, r: pb.MemberListRequest) -> pb.MemberListResponse:
+    return pb.MemberListResponse(header=call.header(0), members=call.state.members())
+
+
+def status(call: Call, r: pb.StatusRequest) -> pb.StatusResponse:
+    ns = call.ns
+    db_size, in_use = ns.db_size()
+    return pb.StatusResponse(header=call.header(), version=call.persona.version, dbSize=db_size,
+                             leader=call.state.ctx.identity.member_id, raftIndex=ns.raft_index,
+                             raftTerm=call.state.ctx.identity.raft_term, raftAppliedIndex=ns.raft_index,
+                             dbSizeInUse=in_use)
+
+
+def alarm(call: Call, r: pb.AlarmRequest) -> pb.AlarmResponse:
+    if call.persona.major_minor < (3, 5):
+        return pb.AlarmResponse()  # 3.4 answers an alarm list without a header
+    return pb.AlarmResponse(header=call.header())
+
+
+def defragment(call: Call, r: Message) -> pb.HeaderOnlyResponse:
+    return pb.HeaderOnlyResponse(header=call.header())
+
+
+# --- Auth (an open etcd: disabled; what attackers add is kept, never enforced) ---------------------
+def auth_status(call: Call, r: pb.AuthStatusRequest) -> pb.AuthStatusResponse:
+    auth = call.ns.auth
+    return pb.AuthStatusResponse(header=call.header(), enabled=auth.enabled, authRevision=auth.revision)
+
+
+def authenticate(call: Call, r: pb.AuthenticateRequest) -> pb.AuthenticateResponse:
+    raise errors.auth_not_enabled()
+
+
+def user_list(call: Call, r: pb.AuthUserListRequest) -> pb.AuthUserListResponse:
+    return pb.AuthUserListResponse(header=call.header(), users=sorted(call.ns.auth.users))
+
+
+def role_list(call: Call, r: pb.AuthRoleListRequest) -> pb.AuthRoleListResponse:
+    return pb.AuthRoleListResponse(header=call.header(), roles=sorted(call.ns.auth.roles))
+
+
+def user_get(call: Call, r: pb.AuthUserGetRequest) -> pb.AuthUserGetResponse:
+    roles = call.ns.auth.users.get(r.name)
+    if roles is None:
+        raise errors.user_not_found()
+    return pb.AuthUserGetResponse(header=call.header(), roles=sorted(roles))
+
+
+def role_get(call: Call, r: pb.AuthRoleGetRequest) -> pb.AuthRoleGetResponse:
+    perms = call.ns.auth.roles.get(r.role)
+    if perms is None:
+        raise errors.role_not_found()
+    return pb.AuthRoleGetResponse(header=call.header(), perm=perms)
+
+
+MAX_AUTH_ENTRIES = 64
+
+
+def user_add(call: Call, r: pb.AuthUserAddRequest) -> pb.HeaderOnlyResponse:
+    auth = call.ns.auth
+    if not r.name:
+        raise errors.user_empty()
+    if r.name in auth.users:
+        raise errors.user_exists()
+    if len(auth.users) >= MAX_AUTH_ENTRIES:
+        raise errors.no_space()
+    auth.users[r.name[:256]] = []
+    auth.revision += 1
+    return pb.HeaderOnlyResponse(header=call.header())
+
+
+def role_add(call: Call, r: pb.AuthRoleAddRequest) -> pb.HeaderOnlyResponse:
+    auth = call.ns.auth
+    if not r.name:
+        raise errors.role_empty()
+    if r.name in auth.roles:
+        raise errors.role_exists()
+    if len(auth.roles) >= MAX_AUTH_ENTRIES:
+        raise errors.no_space()
+    auth.roles[r.name[:256]] = []
+    auth.revision += 1
+    return pb.HeaderOnlyResponse(header=call.header())
+
+
+def auth_enable(call: Call, r: pb.AuthEnableRequest) -> pb.HeaderOnlyResponse:
+    # Never actually lock the sensor: without a root user etcd refuses, and so do we.
+    if "root" not in call.ns.auth.users:
+        raise errors.root_user_missing()
+    raise errors.V3Error(errors.Code.FAILED_PRECONDITION, "etcdserver: root user does not have root role")
+
+
+_M = Method
+_UNARY = [
+    _M("/etcdserverpb.KV/Range", pb.RangeRequest, pb.RangeResponse, do_range, ("/v3/kv/range",)),
+    _M("/etcdserverpb.KV/Put", pb.PutRequest, pb.PutResponse, put, ("/v3/kv/put",)),
+    _M("/etcdserverpb.KV/DeleteRange", pb.DeleteRangeRequest, pb.DeleteRangeResponse, delete_range,
+       ("/v3/kv/deleterange",)),
+    _M("/etcdserverpb.KV/Txn", pb.TxnRequest, pb.TxnResponse, txn, ("/v3/kv/txn",)),
+    _M("/etcdserverpb.KV/Compact", pb.CompactionRequest, pb.CompactionResponse, compact,
+       ("/v3/kv/compaction",)),
+    _M("/etcdserverpb.Watch/Watch", pb.WatchRequest, pb.WatchResponse, None, ("/v3/watch",),
+       streaming=True),
+    _M("/etcdserverpb.Lease/LeaseGrant", pb.LeaseGrantRequest, pb.LeaseGrantResponse, lease_grant,
+       ("/v3/lease/grant",)),
+    _M("/etcdserverpb.Lease/LeaseRevoke", pb.LeaseRevokeRequest, pb.LeaseRevokeResponse, lease_revoke,
+       ("/v3/lease/revoke", "/v3/kv/lease/revoke")),
+    _M("/etcdserverpb.Lease/LeaseKeepAlive", pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse, None,
+       ("/v3/lease/keepalive",), streaming=True),
+    _M("/etcdserverpb.Lease/LeaseTimeToLive", pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse,
+       lease_ttl, ("/v3/lease/timetolive", "/v3/kv/lease/timetolive")),
+    _M("/etcdserverpb.Lease/LeaseLeases", pb.LeaseLeasesRequest, pb.LeaseLeasesResponse, lease_leases,
+       ("/v3/lease/leases", "/v3/kv/lease/leases"), min_version=(3, 3)),
+    _M("/etcdserverpb.Cluster/MemberList", pb.MemberListRequest, pb.MemberListResponse, member_list,
+       ("/v3/cluster/member/list",)),
+    _M("/etcdserverpb.Maintenance/Status", pb.StatusRequest, pb.StatusResponse, status,
+       ("/v3/maintenance/status",)),
+    _M("/etcdserverpb.Maintenance/Alarm", pb.AlarmRequest, pb.AlarmResponse, alarm,
+       ("/v3/maintenance/alarm",)),
+    _M("/etcdserverpb.Maintenance/Defragment", pb.StatusRequest, pb.HeaderOnlyResponse, defragment,
+       ("/v3/maintenance/defragment",)),
+    _M("/etcdserverpb.Auth/AuthStatus", pb.AuthStatusRequest, pb.AuthStatusResponse, auth_status,
+       ("/v3/auth/status",), min_version=(3, 5)),
+    _M("/etcdserverpb.Auth/Authenticate", pb.AuthenticateRequest, pb.AuthenticateResponse, authenticate,
+       ("/v3/auth/authenticate",)),
+    _M("/etcdserverpb.Auth/UserList", pb.AuthUserListRequest, pb.AuthUserListResponse, user_list,
+       ("/v3/auth/user/list",)),
+    _M("/etcdserverpb.Auth/RoleList", pb.AuthRoleListRequest, pb.AuthRoleListResponse, role_list,
+       ("/v3/auth/role/list",)),
+    _M("/etcdserverpb.Auth/UserGet", pb.AuthUserGetRequest, pb.AuthUserGetResponse, user_get,
+       ("/v3/auth/user/get",)),
+    _M("/etcdserverpb.Auth/RoleGet", pb.AuthRoleGetRequest, pb.AuthRoleGetResponse, role_get,
+       ("/v3/auth/role/get",)),
+    _M("/etcdserverpb.Auth/UserAdd", pb.AuthUserAddRequest, pb.HeaderOnlyResponse, user_add,
+       ("/v3/auth/user/add",)),
+    _M("/etcdserverpb.Auth/RoleAdd", pb.AuthRoleAddRequest, pb.HeaderOnlyResponse, role_add,
+       ("/v3/auth/role/add",)),
+    _M("/etcdserverpb.Auth/AuthEnable", pb.AuthEnableRequest, pb.HeaderOnlyResponse, auth_enable,
+       ("/v3/auth/enable",)),
+]
+
+METHODS: dict[str, Method] = {m.path: m for m in _UNARY}
+GATEWAY: dict[str, Method] = {g: m for m in _UNARY for g in m.gateway}
+
+
+def available(method: Method, persona: Persona) -> bool:
+    return persona.grpc_enabled and persona.major_minor >= method.min_version
+
+
+def invoke(state: V3State, session: Session | None, method: Method, request: Message) -> Message:
+    """Run one unary method; V3Error propagates to the transport."""
+    assert method.handler is not None
+    call = Call(state, state.namespace(session), session, state.ctx.persona)
+    return method.handler(call, request)

@@ -1,0 +1,117 @@
+"""The honeypot's v3 world: key-value store, leases, watches, auth info, per deployment.
+
+Writes go to one shared namespace, or (ctx.namespace_writes) to a namespace per source IP that
+starts as a copy of the seeded dataset, so one attacker never sees another's writes. Namespaces
+are bounded in number (least recently used is dropped) and each is bounded in keys and bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.v3.leases import IdGenerator, Lessor
+from etcdsec.honeypot.v3.mvcc import MVCCStore
+from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+from etcdsec.honeypot.v3.watch import WatchHub
+
+MAX_NAMESPACES = 256
+DB_PAGE = 4096
+
+
+@dataclass
+class AuthInfo:
+    """Auth as an open etcd has it: disabled, no users or roles until someone adds them."""
+
+    enabled: bool = False
+    revision: int = 1
+    users: dict[str, list[str]] = field(default_factory=dict)  # name -> roles
+    roles: dict[str, list[pb.Permission]] = field(default_factory=dict)
+
+
+class Namespace:
+    """One isolated view: store + leases + watches + auth info + raft counters."""
+
+    def __init__(self, state: V3State) -> None:
+        ctx, ident = state.ctx, state.ctx.identity
+        self.state = state
+        self.store = MVCCStore(revision=max(1, ident.revision_base), max_keys=ctx.limits.max_keys,
+                               max_bytes=ctx.limits.max_store_bytes)
+        self.store.compact_revision = self.store.revision  # history before the seed is "compacted"
+        start_ms = int(ident.start_time.timestamp() * 1000)
+        self.lessor = Lessor(IdGenerator(ident.member_id, start_ms))
+        self.hub = WatchHub(self.store, state.header, ctx.limits.max_watches)
+        self.auth = AuthInfo()
+        self.raft_index = ident.raft_index_base or self.store.revision + 7
+        self.store.subscribe(self._count_raft)
+        for key, value in ctx.dataset:  # one revision per key, as if written one by one
+            txn = self.store.txn()
+            txn.put(key, value, 0)
+            txn.commit()
+
+    def _count_raft(self, rev: int, changes: object) -> None:
+        self.raft_index += 1
+
+    def expire(self, now: float) -> None:
+        """Revoke leases whose TTL ran out, deleting their keys (one revision per lease, as etcd)."""
+        for lease_id in self.lessor.expired(now):
+            self.revoke(lease_id)
+
+    def revoke(self, lease_id: int) -> None:
+        lease = self.lessor.revoke(lease_id)
+        with self.store.txn() as txn:
+            for key in sorted(lease.keys):
+                txn.delete_range(key, None)
+            txn.commit()
+        self.raft_index += 0 if lease.keys else 1
+
+    def db_size(self) -> tuple[int, int]:
+        """(dbSize, dbSizeInUse): bbolt-like page-rounded sizes that grow with the data."""
+        in_use = DB_PAGE * (4 + (self.store.bytes_used * 3 // 2 + 1024 * self.store.live_keys) // DB_PAGE)
+        return in_use + DB_PAGE * (1 + self.state.db_slack_pages), in_use
+
+
+class V3State:
+    def __init__(self, ctx: SensorContext, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ctx = ctx
+        self.clock = clock
+        ident = ctx.identity
+        self._cluster_id = ident.cluster_id
+        self._member_id = ident.member_id
+        self._raft_term = ident.raft_term
+        self.db_slack_pages = 4 + ident.member_id % 61  # stable per deployment, looks organic
+        self._namespaces: OrderedDict[str, Namespace] = OrderedDict()
+        self._shared: Namespace | None = None if ctx.namespace_writes else Namespace(self)
+
+    # --- ids -------------------------------------------------------------------------------------
+    def header(self, revision: int = 0) -> pb.ResponseHeader:
+        return pb.ResponseHeader(cluster_id=self._cluster_id, member_id=self._member_id,
+                                 revision=revision, raft_term=self._raft_term)
+
+    def members(self) -> list[pb.Member]:
+        ident = self.ctx.identity
+        return [pb.Member(ID=ident.member_id, name=ident.member_name, peerURLs=list(ident.peer_urls),
+                          clientURLs=list(ident.client_urls))]
+
+    # --- namespaces -------------------------------------------------------------------------------
+    def namespace(self, session: Session | None) -> Namespace:
+        """The namespace a request from `session` reads and writes, with expired leases revoked."""
+        if self._shared is not None:
+            ns = self._shared
+        else:
+            source = session.src_ip if session is not None else ""
+            found = self._namespaces.get(source)
+            if found is None:
+                if len(self._namespaces) >= MAX_NAMESPACES:
+                    _, evicted = self._namespaces.popitem(last=False)
+                    for stream in list(evicted.hub.streams):
+                        stream.close()
+                found = self._namespaces[source] = Namespace(self)
+            else:
+                self._namespaces.move_to_end(source)
+            ns = found
+        ns.expire(self.clock())
+        return ns

@@ -1,0 +1,46 @@
+"""Builds a real SensorContext (HP-CORE's context module) for the v3 layers under test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from etcdsec.honeypot.context import (
+    EventSink,
+    Honeytokens,
+    Identity,
+    MemoryEvents,
+    SensorContext,
+    Session,
+    load_persona,
+)
+from etcdsec.honeypot.v3.state import V3State
+
+MakeCtx = Callable[..., tuple[SensorContext, MemoryEvents]]
+
+
+def make_ctx(persona: str = "3.5.1", dataset: list[tuple[bytes, bytes]] | None = None,
+             namespace_writes: bool = False, revision_base: int = 1, ip: str = "127.0.0.1",
+             tokens: dict[str, str] | None = None) -> tuple[SensorContext, MemoryEvents]:
+    ident = Identity.create("etcd-test", [f"http://{ip}:2379"], [f"http://{ip}:2380"])
+    ident.revision_base = revision_base
+    memory = MemoryEvents()
+    events = EventSink("test-sensor", [memory])
+    ctx = SensorContext(load_persona(persona), ident, events, Honeytokens(events, tokens or {}),
+                        dataset=list(dataset or []), namespace_writes=namespace_writes)
+    return ctx, memory
+
+
+def session(ip: str = "127.0.0.1", port: int = 40000) -> Session:
+    return Session.new(ip, port, "127.0.0.1", 2379)
+
+
+@pytest.fixture
+def ctx_factory() -> MakeCtx:
+    return make_ctx
+
+
+def new_state(**kw: object) -> tuple[V3State, MemoryEvents]:
+    ctx, memory = make_ctx(**kw)  # type: ignore[arg-type]
+    return V3State(ctx), memory
