@@ -1,0 +1,165 @@
+"""Real etcdctl 3.4 and 3.5 against the honeypot's gRPC side, compared with real etcd of that version."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from etcdsec.testbed.etcd import EtcdConfig, EtcdServer, etcd_binaries
+
+from .conftest import make_ctx
+from .harness import V3Sensor
+
+SEED = [("/registry/namespaces/default", "ns"), ("/registry/secrets/kube-system/token", "s3cr3t"), ("foo", "bar")]
+PERSONA = {"3.4": "3.4.23", "3.5": "3.5.1"}
+
+# etcdctl commands whose output (ids, sizes, addresses normalised) must equal real etcd's.
+COMMANDS: list[list[str]] = [
+    ["put", "a", "1"],
+    ["put", "a", "2", "--prev-kv"],
+    ["get", "--prefix", ""],
+    ["get", "/registry", "--prefix", "--keys-only"],
+    ["get", "", "--from-key", "--limit=2"],
+    ["get", "", "--prefix", "--count-only", "-w", "json"],
+    ["get", "foo", "-w", "json"],
+    ["get", "foo", "--rev=2", "-w", "json"],
+    ["get", "missing"],
+    ["del", "a", "--prev-kv"],
+    ["del", "nothing"],
+    ["del", "/registry/namespaces", "--prefix"],
+    ["lease", "grant", "60"],
+    ["lease", "grant", "1"],
+    ["lease", "revoke", "999"],
+    ["lease", "timetolive", "999"],
+    ["lease", "list"],
+    ["member", "list"],
+    ["member", "list", "-w", "json"],
+    ["endpoint", "status"],
+    ["endpoint", "health"],
+    ["user", "list"],
+    ["role", "list"],
+    ["user", "get", "nobody"],
+    ["compaction", "3"],
+    ["compaction", "2"],
+    ["get", "foo", "--rev=2"],
+    ["put", "", "x"],
+]
+COMMANDS_35 = [["auth", "status"], ["auth", "status", "-w", "json"]]
+
+
+def ctl(version: str, endpoint: str, *args: str, timeout: float = 15) -> tuple[int, str]:
+    binary = etcd_binaries(version)[1]
+    env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
+    out = subprocess.run([str(binary), f"--endpoints={endpoint}", "--command-timeout=5s", *args], env=env,
+                         capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return out.returncode, (out.stdout + out.stderr).decode(errors="replace")
+
+
+def normalise(text: str, endpoint: str) -> str:
+    text = re.sub(r"^\{\"level\".*\n", "", text, flags=re.M)  # client retry logs
+    text = re.sub(r"https?://[\d.]+:\d+", "<url>", text)
+    text = text.replace(endpoint, "<endpoint>")
+    text = re.sub(r"\b[0-9a-f]{16}\b", "<hexid>", text)
+    text = re.sub(r'"(cluster_id|member_id|ID|leader|raft_term|raftIndex|raftTerm|raftAppliedIndex|dbSize|'
+                  r'dbSizeInUse|name)":"?[\w.-]+"?', r'"\1":<n>', text)
+    text = re.sub(r"\d+(\.\d+)? [kMG]?B", "<size>", text)
+    text = re.sub(r"took = [\d.]+[mµn]?s", "took = <t>", text)
+    text = re.sub(r", (true|false), (true|false), \d+, \d+, \d+,", r", \1, \2, <term>, <idx>, <idx>,", text)
+    return re.sub(r"etcd-test|[\w-]+, started", "started", text)
+
+
+@pytest.fixture(scope="module", params=["3.4", "3.5"])
+def pair(request: pytest.FixtureRequest) -> Iterator[tuple[str, EtcdServer, V3Sensor]]:
+    version = request.param
+    with EtcdServer(EtcdConfig(version=version)) as real:
+        for k, v in SEED:
+            real.put(k, v)
+        ctx, _ = make_ctx(PERSONA[version], dataset=[(k.encode(), v.encode()) for k, v in SEED])
+        with V3Sensor(ctx) as hp:
+            yield version, real, hp
+
+
+def test_etcdctl_output_matches_real_etcd(pair: tuple[str, EtcdServer, V3Sensor]) -> None:
+    version, real, hp = pair
+    commands = COMMANDS + (COMMANDS_35 if version == "3.5" else [])
+    mismatches = []
+    for args in commands:
+        rc_real, out_real = ctl(version, real.client_addr, *args)
+        rc_hp, out_hp = ctl(version, hp.endpoint, *args)
+        want, got = (rc_real, normalise(out_real, real.client_addr)), (rc_hp, normalise(out_hp, hp.endpoint))
+        if want != got:
+            mismatches.append(f"etcdctl {' '.join(args)}\n  etcd:     {want}\n  honeypot: {got}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_watch_sees_a_put_from_another_client(pair: tuple[str, EtcdServer, V3Sensor]) -> None:
+    version, _, hp = pair
+    binary = etcd_binaries(version)[1]
+    env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
+    watcher = subprocess.Popen([str(binary), f"--endpoints={hp.endpoint}", "watch", "/watched", "--prefix"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)  # the watch is registered once etcdctl has connected
+        assert ctl(version, hp.endpoint, "put", "/watched/k", "v1")[0] == 0
+        assert ctl(version, hp.endpoint, "del", "/watched/k")[0] == 0
+        lines = _read_lines(watcher, want=5, timeout=10)
+    finally:
+        watcher.kill()
+        watcher.wait(5)
+    assert lines[:5] == ["PUT", "/watched/k", "v1", "DELETE", "/watched/k"]
+
+
+def _read_lines(proc: subprocess.Popen[bytes], want: int, timeout: float) -> list[str]:
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    buf, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline and buf.count(b"\n") < want:
+        chunk = proc.stdout.read()
+        if chunk:
+            buf += chunk
+        else:
+            time.sleep(0.05)
+    return buf.decode().splitlines()
+
+
+def test_watch_from_revision_replays_history(pair: tuple[str, EtcdServer, V3Sensor]) -> None:
+    version, _, hp = pair
+    ctl(version, hp.endpoint, "put", "/hist", "one")
+    _, out = ctl(version, hp.endpoint, "get", "/hist", "-w", "json")
+    rev = int(re.search(r'"mod_revision":(\d+)', out).group(1))  # type: ignore[union-attr]
+    ctl(version, hp.endpoint, "put", "/hist", "two")
+    binary = etcd_binaries(version)[1]
+    env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
+    watcher = subprocess.Popen([str(binary), f"--endpoints={hp.endpoint}", "watch", "/hist", f"--rev={rev}"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        lines = _read_lines(watcher, want=6, timeout=10)
+    finally:
+        watcher.kill()
+        watcher.wait(5)
+    assert lines[:6] == ["PUT", "/hist", "one", "PUT", "/hist", "two"]
+
+
+def test_grpc_calls_are_logged_with_client_and_honeytokens_seen(tmp_path: Path) -> None:
+    token = "AKIAHONEYTOKEN0001XYZ"
+    ctx, memory = make_ctx("3.5.1", dataset=[(b"/registry/secrets/default/aws", token.encode())],
+                           tokens={token: "aws-key-1"})
+    with V3Sensor(ctx) as hp:
+        assert ctl("3.5", hp.endpoint, "get", "/registry/secrets", "--prefix")[0] == 0
+        assert ctl("3.5", hp.endpoint, "put", "/exfil", f"stolen {token}")[0] == 0
+    calls = memory.of("grpc.request")
+    ranges = [e for e in calls if e["grpc_method"] == "/etcdserverpb.KV/Range"]
+    assert ranges and ranges[0]["request"]["key"] == "/registry/secrets"
+    assert ranges[0]["status"] == 0 and ranges[0]["user_agent"].startswith("grpc-go/")
+    assert ranges[0]["src_ip"] == "127.0.0.1" and "session" in ranges[0]
+    puts = [e for e in calls if e["grpc_method"] == "/etcdserverpb.KV/Put"]
+    assert puts[0]["request"]["value"] == f"stolen {token}"
+    used = memory.of("honeytoken.used")
+    assert [e["token"] for e in used] == ["aws-key-1"]
+    assert token not in str(used)
