@@ -259,15 +259,21 @@ class Honeytokens:
         self.tokens[value] = label
         for form in _token_forms(value.encode()):
             self._forms[form] = label
-        longest_first = sorted(self._forms, key=len, reverse=True)
-        self._pattern = re.compile(b"|".join(re.escape(f) for f in longest_first))
+        self._pattern = None  # compiled on first use: one compile for all tokens
+
+    def _compiled(self) -> re.Pattern[bytes] | None:
+        if self._pattern is None and self._forms:
+            longest_first = sorted(self._forms, key=len, reverse=True)
+            self._pattern = re.compile(b"|".join(re.escape(f) for f in longest_first))
+        return self._pattern
 
     def find(self, data: bytes) -> list[str]:
         """Labels of the tokens present in `data` (each once, in order of appearance)."""
-        if self._pattern is None or not data:
+        pattern = self._compiled()
+        if pattern is None or not data:
             return []
         seen: list[str] = []
-        for m in self._pattern.finditer(data):
+        for m in pattern.finditer(data):
             label = self._forms[m.group(0)]
             if label not in seen:
                 seen.append(label)

@@ -1,0 +1,126 @@
+"""`etcdsec honeypot`: run an etcd honeypot in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+
+from etcdsec.errors import UserError
+
+EPILOG = """Event ids start with `etcdsec.` (etcdsec.session.connect, etcdsec.http.request,
+etcdsec.grpc.request, etcdsec.malformed, etcdsec.honeytoken.used, ...); see docs/honeypot-events.md.
+SIGTERM/SIGINT: flush and exit 0. SIGHUP: reopen the event file (after an external logrotate)."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("honeypot", help="run an etcd honeypot that logs every request",
+                       description="An etcd that answers like a chosen version and records all it is sent.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--listen", default="127.0.0.1:2379", metavar="HOST:PORT",
+                   help="client port: HTTP/1.1, gRPC (h2c) and TLS on one socket (default 127.0.0.1:2379)")
+    p.add_argument("--peer-listen", metavar="HOST:PORT", help="also serve the peer port (/members, /version)")
+    p.add_argument("--persona", default="3.5.1", help="etcd version to imitate: 3.5.1, 3.4.23, 3.3.27, 3.2.22, 2.3.8")
+    p.add_argument("--name", default="kube-master-1", help="member name (default kube-master-1)")
+    p.add_argument("--events", metavar="FILE", help="JSON-lines event file (appended to, never truncated)")
+    p.add_argument("--db", metavar="PATH_OR_URL", help="also store events in SQLite (path) or PostgreSQL (URL)")
+    p.add_argument("--state", metavar="FILE", default="etcdsec-honeypot.state.json",
+                   help="keeps cluster/member ids, start time and honeytoken seed across restarts")
+    p.add_argument("--sensor", help="sensor name in events (default: host name)")
+    p.add_argument("--seed", metavar="FILE", help="YAML/JSON keyspace to serve instead of the Kubernetes bait")
+    p.add_argument("--namespace-writes", action="store_true", help="each source sees only its own writes")
+    p.add_argument("--tls-cert", metavar="PEM", help="accept TLS (ALPN h2 and http/1.1) with this certificate")
+    p.add_argument("--tls-key", metavar="PEM")
+    p.add_argument("--proxy-protocol", action="store_true",
+                   help="accept PROXY protocol v1/v2 headers from --trusted-proxy addresses")
+    p.add_argument("--trust-xff", action="store_true", help="take X-Forwarded-For from --trusted-proxy addresses")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR")
+    p.add_argument("--max-connections", type=int, default=1024)
+    p.add_argument("--max-connections-per-source", type=int, default=64)
+    p.add_argument("--rate", type=float, default=200.0, help="requests per second per source before throttling")
+    p.add_argument("--max-request-bytes", type=int, default=1 << 20)
+    p.add_argument("--idle-timeout", type=float, default=120.0, help="seconds")
+    p.add_argument("--events-max-bytes", type=int, default=100 << 20, help="rotate the event file at this size")
+    p.add_argument("--events-backups", type=int, default=5)
+    p.add_argument("--flush-interval", type=float, default=0.0,
+                   help="batch event writes for this many seconds (0: write each event at once)")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus metrics on a loopback port")
+    p.add_argument("--alert-webhook", metavar="URL", help="POST alert events as JSON to this URL")
+    p.add_argument("--alert-syslog", metavar="HOST:PORT", help="send alert events to syslog (UDP)")
+    p.add_argument("--alert-on", default="honeytoken.used",
+                   help="comma-separated event ids that raise alerts (default honeytoken.used)")
+    p.add_argument("--alert-rate", type=int, default=10, help="alerts per source per minute at most")
+    p.set_defaults(run=run)
+
+
+def parse_hostport(text: str, what: str) -> tuple[str, int]:
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UserError(f"{what}: expected HOST:PORT, got {text!r}")
+    host = host or "0.0.0.0"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise UserError(f"{what}: {host!r} is not an IP address") from None
+        host = "127.0.0.1"
+    return host, int(port)
+
+
+def build_config(args: argparse.Namespace):
+    from etcdsec.honeypot.context import Limits, load_persona
+    from etcdsec.honeypot.sensor import SensorConfig
+
+    load_persona(args.persona)  # unknown persona: one-line error before anything starts
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UserError("--tls-cert and --tls-key go together")
+    if (args.proxy_protocol or args.trust_xff) and not args.trusted_proxy:
+        raise UserError("--proxy-protocol/--trust-xff need at least one --trusted-proxy CIDR")
+    for cidr in args.trusted_proxy:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise UserError(f"--trusted-proxy: {cidr!r} is not a CIDR") from None
+    for name in ("max_connections", "max_connections_per_source", "max_request_bytes", "events_max_bytes"):
+        if getattr(args, name) <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive")
+    if args.idle_timeout <= 0 or args.rate < 0 or args.flush_interval < 0:
+        raise UserError("--idle-timeout must be positive; --rate and --flush-interval not negative")
+    events = Path(args.events) if args.events else None
+    if events is not None and not events.expanduser().resolve().parent.is_dir():
+        raise UserError(f"--events: directory does not exist: {events.parent}")
+    if args.seed and not Path(args.seed).is_file():
+        raise UserError(f"--seed: no such file: {args.seed}")
+    limits = Limits(max_connections=args.max_connections, max_connections_per_source=args.max_connections_per_source,
+                    max_request_bytes=args.max_request_bytes, idle_timeout_s=args.idle_timeout,
+                    rate_per_source=args.rate, burst_per_source=max(1, int(args.rate * 2)))
+    config = SensorConfig(
+        listen=parse_hostport(args.listen, "--listen"),
+        peer_listen=parse_hostport(args.peer_listen, "--peer-listen") if args.peer_listen else None,
+        persona=args.persona, member_name=args.name, events=events, db=args.db,
+        state_file=Path(args.state) if args.state else None, seed_file=Path(args.seed) if args.seed else None,
+        namespace_writes=args.namespace_writes, tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None, proxy_protocol=args.proxy_protocol,
+        trusted_proxies=list(args.trusted_proxy), trust_xff=args.trust_xff, events_max_bytes=args.events_max_bytes,
+        events_backups=args.events_backups, flush_interval=args.flush_interval, limits=limits,
+    )
+    if args.sensor:
+        config.sensor = args.sensor
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from etcdsec.honeypot.sensor import run_forever
+
+    config = build_config(args)
+
+    def ready(sensor) -> None:
+        where = ", ".join(f"{name} {h}:{p}" for name, (h, p) in sensor.addresses.items())
+        print(f"etcdsec honeypot: persona {sensor.persona.name} listening on {where}", file=sys.stderr, flush=True)
+
+    return run_forever(config, ready)

@@ -1,0 +1,125 @@
+"""Render HTTP/1.x responses byte for byte the way Go's net/http (etcd's server) writes them.
+
+Go writes the handler's headers sorted by name, then Date, Content-Length and a sniffed
+Content-Type, in that order; bodies over 2048 bytes without a Content-Length go out chunked.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass, field
+
+STATUS_TEXT = {
+    200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 307: "Temporary Redirect",
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 412: "Precondition Failed",
+    413: "Request Entity Too Large", 414: "Request URI Too Long", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
+    503: "Service Unavailable", 504: "Gateway Timeout",
+}
+
+# etcd wraps every client-port handler in a CORS handler that adds these (sorted, as Go writes).
+CORS_HEADERS = [
+    ("Access-Control-Allow-Headers", "accept, content-type, authorization"),
+    ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
+    ("Access-Control-Allow-Origin", "*"),
+]
+TEXT_PLAIN = "text/plain; charset=utf-8"
+CHUNK_THRESHOLD = 2048  # Go's bufferBeforeChunkingSize
+
+# Responses Go's server writes itself, before any handler runs; the connection is then closed.
+MISSING_HOST = (b"HTTP/1.1 400 Bad Request: missing required Host header\r\n"
+                b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+                b"400 Bad Request: missing required Host header")
+
+
+def go_bad_request(reason: str = "") -> bytes:
+    """Go's reply to a request it cannot parse (`400 Bad Request`, or with a reason)."""
+    text = "400 Bad Request" + (f": {reason}" if reason else "")
+    return (f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+            f"{text}").encode()
+
+
+def go_status_error(code: int, text: str) -> bytes:
+    """Go's canned `431 Request Header Fields Too Large` style reply (closes the connection)."""
+    return (f"HTTP/1.1 {code} {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+            f"{code} {text}").encode()
+
+
+@dataclass
+class Response:
+    """What a handler produced. `headers` are the ones the Go handler set explicitly."""
+
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    sniff_type: bool = False  # Go sniffs Content-Type (handler wrote without setting one)
+    stream: object | None = None  # an async iterator of chunks (v2 wait); body is then unused
+
+    def header(self, name: str) -> str | None:
+        low = name.lower()
+        return next((v for k, v in self.headers if k.lower() == low), None)
+
+
+def http_date(now: float | None = None) -> str:
+    return email.utils.formatdate(now if now is not None else time.time(), usegmt=True)
+
+
+def text_error(status: int, body: str, extra: list[tuple[str, str]] | None = None) -> Response:
+    """http.Error(): text/plain, nosniff, body plus newline."""
+    headers = [*(extra or []), ("Content-Type", TEXT_PLAIN), ("X-Content-Type-Options", "nosniff")]
+    return Response(status, (body + "\n").encode(), headers)
+
+
+def not_found() -> Response:
+    return text_error(404, "404 page not found")
+
+
+def method_not_allowed(allow: str) -> Response:
+    return text_error(405, "Method Not Allowed", [("Allow", allow)])
+
+
+def json_response(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, body, [("Content-Type", "application/json"), *(headers or [])])
+
+
+def render(resp: Response, *, head: bool = False, http10: bool = False, close: bool = False,
+           cors: bool = True, now: float | None = None) -> bytes:
+    """The response bytes for a non-streaming response."""
+    handler_headers = (CORS_HEADERS if cors else []) + resp.headers
+    lines = [f"HTTP/1.{0 if http10 else 1} {resp.status} {STATUS_TEXT.get(resp.status, 'status code')}"]
+    lines += [f"{k}: {v}" for k, v in sorted(handler_headers, key=lambda kv: kv[0])]
+    has_length = resp.header("Content-Length") is not None
+    chunked = not has_length and not head and not http10 and len(resp.body) > CHUNK_THRESHOLD
+    lines.append(f"Date: {http_date(now)}")
+    if not has_length and not chunked and not (http10 and len(resp.body) > CHUNK_THRESHOLD):
+        lines.append(f"Content-Length: {len(resp.body)}")
+    if resp.sniff_type:
+        lines.append(f"Content-Type: {TEXT_PLAIN}")
+    if close and not http10:
+        lines.append("Connection: close")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    if head or resp.status in (204, 304):
+        return head_bytes
+    if chunked:
+        return head_bytes + chunk(resp.body) + b"0\r\n\r\n"
+    return head_bytes + resp.body
+
+
+def render_stream_head(resp: Response, *, cors: bool = True, now: float | None = None) -> bytes:
+    handler_headers = (CORS_HEADERS if cors else []) + resp.headers
+    lines = [f"HTTP/1.1 {resp.status} {STATUS_TEXT.get(resp.status, 'status code')}"]
+    lines += [f"{k}: {v}" for k, v in sorted(handler_headers, key=lambda kv: kv[0])]
+    lines += [f"Date: {http_date(now)}", "Transfer-Encoding: chunked"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def chunk(data: bytes, size: int = CHUNK_THRESHOLD) -> bytes:
+    out = bytearray()
+    for i in range(0, len(data), size):
+        piece = data[i:i + size]
+        out += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    return bytes(out)

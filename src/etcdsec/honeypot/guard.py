@@ -1,0 +1,78 @@
+"""Caps that keep one source from exhausting the sensor: connection counts and a per-source rate."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from etcdsec.honeypot.context import Limits
+
+MAX_TRACKED_SOURCES = 65_536  # token buckets kept (least recently seen dropped): bounded memory
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class Guard:
+    def __init__(self, limits: Limits, clock=time.monotonic) -> None:
+        self.limits = limits
+        self.clock = clock
+        self.total = 0
+        self.per_source: dict[str, int] = {}
+        self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.throttled = 0
+        self.refused = 0
+
+    # --- connections ----------------------------------------------------------------------
+    def admit(self, src_ip: str) -> bool:
+        if self.total >= self.limits.max_connections or \
+                self.per_source.get(src_ip, 0) >= self.limits.max_connections_per_source:
+            self.refused += 1
+            return False
+        self.total += 1
+        self.per_source[src_ip] = self.per_source.get(src_ip, 0) + 1
+        return True
+
+    def release(self, src_ip: str) -> None:
+        self.total -= 1
+        left = self.per_source.get(src_ip, 1) - 1
+        if left:
+            self.per_source[src_ip] = left
+        else:
+            self.per_source.pop(src_ip, None)
+
+    # --- request rate ---------------------------------------------------------------------
+    def delay_for(self, src_ip: str) -> float:
+        """Seconds this source must wait before its next request is served (0 = now)."""
+        rate, burst = self.limits.rate_per_source, self.limits.burst_per_source
+        if rate <= 0:
+            return 0.0
+        now = self.clock()
+        bucket = self.buckets.get(src_ip)
+        if bucket is None:
+            bucket = _Bucket(float(burst), now)
+            self.buckets[src_ip] = bucket
+            if len(self.buckets) > MAX_TRACKED_SOURCES:
+                self.buckets.popitem(last=False)
+        else:
+            self.buckets.move_to_end(src_ip)
+            bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.stamp) * rate)
+            bucket.stamp = now
+        bucket.tokens -= 1
+        if bucket.tokens >= 0:
+            return 0.0
+        self.throttled += 1
+        return -bucket.tokens / rate
+
+
+def trusted(ip: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)

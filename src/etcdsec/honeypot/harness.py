@@ -1,0 +1,68 @@
+"""Run a sensor in a background thread (tests, the fidelity runner, the benchmark). Loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from etcdsec.honeypot.context import MemoryEvents
+from etcdsec.honeypot.sensor import Sensor, SensorConfig
+from etcdsec.testbed.addresses import free_loopback_ip, is_loopback
+
+
+class BackgroundSensor:
+    """`with BackgroundSensor(SensorConfig(persona="3.4.23")) as hp: hp.url ...`"""
+
+    def __init__(self, config: SensorConfig | None = None, ip: str | None = None, peer: bool = False,
+                 keep_events: bool = True) -> None:
+        self.config = config or SensorConfig()
+        self.ip = ip or free_loopback_ip((2379, 2380))
+        if not is_loopback(self.ip):
+            raise ValueError("background sensors bind loopback only")
+        self.config.listen = (self.ip, 2379)
+        if peer:
+            self.config.peer_listen = (self.ip, 2380)
+        self.memory = MemoryEvents()
+        if keep_events:
+            self.config.extra_outputs.append(self.memory)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="honeypot")
+        self.sensor: Sensor | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:2379"
+
+    @property
+    def addr(self) -> str:
+        return f"{self.ip}:2379"
+
+    def call(self, coro: Any, timeout: float = 30.0) -> Any:
+        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout)
+
+    def start(self) -> BackgroundSensor:
+        self.thread.start()
+
+        async def make() -> Sensor:
+            sensor = Sensor(self.config)
+            await sensor.start()
+            return sensor
+
+        self.sensor = self.call(make())
+        return self
+
+    def stop(self) -> None:
+        if self.sensor is not None:
+            self.call(self.sensor.stop())
+            self.sensor = None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    def __enter__(self) -> BackgroundSensor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,336 @@
+"""HTTP/1.1 on the client and peer ports: h11 parses, handlers answer as etcd, Go's bytes go out.
+
+Every request becomes one `http.request` event; unparsable input becomes `malformed` with the
+raw bytes. Request line garbage closes silently (etcd's cmux drops what is not HTTP), header
+errors get Go's `400 Bad Request`, a missing Host gets Go's exact text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib
+import posixpath
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import h11
+
+from etcdsec.honeypot import gohttp
+from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found
+from etcdsec.honeypot.guard import Guard
+from etcdsec.honeypot.request import Request
+from etcdsec.honeypot.surface import (
+    cluster_id_hex,
+    debug_vars_body,
+    metrics_body,
+    peer_members_body,
+    raft_probing_body,
+    version_body,
+)
+from etcdsec.honeypot.v2http import V2Api
+from etcdsec.honeypot.v2store import V2Store
+
+READ_SIZE = 65_536
+GO_HEADER_LIMIT = 1 << 20
+
+
+def body_fields(body: bytes, limit: int) -> dict[str, Any]:
+    """An event's view of a body: text when it is UTF-8, else base64; always bounded."""
+    if not body:
+        return {}
+    cut = body[:limit]
+    out: dict[str, Any] = {"body_len": len(body)}
+    try:
+        out["body"] = cut.decode("utf-8")
+    except UnicodeDecodeError:
+        out["body_b64"] = base64.b64encode(cut).decode()
+    if len(body) > limit:
+        out["body_truncated"] = True
+    return out
+
+
+def _load_gateway() -> Any | None:
+    try:
+        return importlib.import_module("etcdsec.honeypot.v3.gateway")
+    except ImportError:  # v3 side not there yet: answer as an etcd with the gateway off
+        return None
+
+
+class ClientApp:
+    """Routes of etcd's client port for the persona; `v3_state` comes from the v3 side (or None)."""
+
+    def __init__(self, ctx: SensorContext, v2: V2Store | None = None, v3_state: Any | None = None) -> None:
+        self.ctx = ctx
+        self.v2_store = v2 or V2Store(start_index=3, max_keys=ctx.limits.max_keys,
+                                      max_bytes=ctx.limits.max_store_bytes, max_watchers=ctx.limits.max_watches)
+        self.v2 = V2Api(ctx, self.v2_store)
+        self.v3_state = v3_state
+        self.gateway = _load_gateway() if v3_state is not None else None
+        self.cors = bool(ctx.persona.extra.get("cors", True))
+        self.metrics_requests = 0
+
+    async def handle(self, session: Session, req: Request) -> Response:
+        clean = _clean_path(req.raw_path)
+        if clean != req.raw_path and req.method != "CONNECT":
+            return _redirect(clean, req)
+        if req.method == "OPTIONS" and self.cors:
+            return Response(200, b"")
+        path = req.path
+        if path == "/version":
+            return json_response(200, version_body(self.ctx)) if req.method == "GET" else method_not_allowed("GET")
+        if path == "/health":
+            if req.method != "GET":
+                return method_not_allowed("GET")
+            return Response(200, self.ctx.persona.health_body.encode(), sniff_type=True)
+        if path == "/metrics":
+            self.metrics_requests += 1
+            return Response(200, metrics_body(self.ctx, self.metrics_requests),
+                            [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
+        if path == "/debug/vars":
+            return Response(200, debug_vars_body(self.ctx), [("Content-Type", "application/json; charset=utf-8")])
+        if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
+            return await self.v2.handle(req)
+        if self.gateway is not None and self.ctx.persona.v3_path(path) is not None:
+            raw_headers = [(k.encode(), v.encode()) for k, v in req.headers]
+            result = self.gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result is not None:
+                status, headers, body = result
+                kept = [(k.decode(), v.decode()) for k, v in headers
+                        if k.lower() not in (b"date", b"content-length")]
+                return Response(status, body, kept)
+        return not_found()
+
+
+class PeerApp:
+    """The peer port as a scanner sees it: /members, /version, /raft/probing."""
+
+    def __init__(self, ctx: SensorContext) -> None:
+        self.ctx = ctx
+        self.cors = False
+
+    async def handle(self, session: Session, req: Request) -> Response:
+        if req.path == "/members":
+            if req.method != "GET":
+                return method_not_allowed("GET")
+            return json_response(200, peer_members_body(self.ctx), [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))])
+        if req.path == "/version":
+            return json_response(200, version_body(self.ctx)) if req.method == "GET" else method_not_allowed("GET")
+        if req.path == "/raft/probing":
+            return Response(200, raft_probing_body(), sniff_type=True)
+        return not_found()
+
+
+def _clean_path(p: str) -> str:
+    """Go's ServeMux cleanPath: resolve . and .., squeeze //, keep a trailing slash."""
+    if not p.startswith("/"):
+        p = "/" + p
+    cleaned = posixpath.normpath(p)
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    if p.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+def _redirect(location: str, req: Request) -> Response:
+    query = req.target.split("?", 1)[1] if "?" in req.target else ""
+    target = location + ("?" + query if query else "")
+    body = f'<a href="{target}">Moved Permanently</a>.\n\n'.encode() if req.method in ("GET", "HEAD") else b""
+    headers = [("Location", target)]
+    if body:
+        headers.append(("Content-Type", "text/html; charset=utf-8"))
+    return Response(301, body, headers)
+
+
+class Http1Connection:
+    """One HTTP/1.x connection: parse with h11, answer, log, repeat until closed."""
+
+    def __init__(self, app: ClientApp | PeerApp, ctx: SensorContext, session: Session, guard: Guard | None,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 trusted_xff: bool = False) -> None:
+        self.app, self.ctx, self.session, self.guard = app, ctx, session, guard
+        self.reader, self.writer = reader, writer
+        self.trusted_xff = trusted_xff
+        limits = ctx.limits
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        self.received = bytearray()  # raw bytes of the request being parsed, for malformed events
+        self.requests = 0
+
+    async def run(self, initial: bytes = b"") -> None:
+        if initial:
+            self._feed(initial)
+        while True:
+            try:
+                done = await self._one_request()
+            except h11.RemoteProtocolError as exc:
+                await self._protocol_error(exc)
+                return
+            if not done:
+                return
+
+    def _feed(self, data: bytes) -> None:
+        if len(self.received) < self.ctx.limits.max_logged_body:
+            self.received += data[: self.ctx.limits.max_logged_body - len(self.received)]
+        self.conn.receive_data(data)
+
+    async def _read(self) -> bool:
+        if self.conn.they_are_waiting_for_100_continue:
+            self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            data = await asyncio.wait_for(self.reader.read(READ_SIZE), self.ctx.limits.idle_timeout_s)
+        except (TimeoutError, ConnectionError):
+            return False
+        self._feed(data)
+        return bool(data)
+
+    async def _one_request(self) -> bool:
+        """Serve one request; False when the connection should end."""
+        limits = self.ctx.limits
+        request: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                if not await self._read():
+                    if request is not None or self.received.strip():
+                        self._malformed("incomplete request")
+                    return False
+                continue
+            if isinstance(event, h11.ConnectionClosed):
+                return False
+            if isinstance(event, h11.Request):
+                request = event
+                if len(event.headers) > limits.max_header_count:
+                    self._malformed("too many headers")
+                    await self._write_close(gohttp.go_status_error(431, "Request Header Fields Too Large"))
+                    return False
+                length = next((v for k, v in event.headers if k == b"content-length"), None)
+                if length is not None and int(length) > limits.max_request_bytes:
+                    self._log_request(event, b"", 413)
+                    await self._write_close(gohttp.go_status_error(413, "Request Entity Too Large"))
+                    return False
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > limits.max_request_bytes:
+                    self._malformed("body over the size cap")
+                    await self._write_close(gohttp.go_status_error(413, "Request Entity Too Large"))
+                    return False
+            elif isinstance(event, h11.EndOfMessage):
+                assert request is not None
+                await self._respond(request, bytes(body))
+                return await self._next_cycle()
+
+    async def _respond(self, event: h11.Request, body: bytes) -> None:
+        started = time.perf_counter()
+        if self.guard is not None:
+            delay = self.guard.delay_for(self.session.src_ip)
+            if delay:
+                await asyncio.sleep(min(delay, 5.0))  # throttle the flooding source, not the sensor
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers]
+        req = Request(event.method.decode("latin-1"), event.target.decode("latin-1"), headers, body,
+                      http10=event.http_version == b"1.0")
+        self._apply_xff(req)
+        check = event.target + b"\n" + b"\n".join(v for _, v in event.headers) + b"\n" + body
+        self.ctx.honeytokens.check(self.session, check)
+        try:
+            resp = await self.app.handle(self.session, req)
+        except Exception as exc:  # never leak a traceback to the client: answer like Go's recover
+            self.ctx.events.emit("sensor.error", self.session, error=type(exc).__name__, path=req.target)
+            resp = Response(500, b"", [])
+        close = req.header("connection") is not None and req.header("connection").lower() == "close"
+        head = req.method == "HEAD"
+        if resp.stream is not None:
+            self._log_request(event, body, resp.status, req, started)
+            await self._stream(resp)
+        else:
+            self.writer.write(gohttp.render(resp, head=head, http10=req.http10, close=close,
+                                            cors=self.app.cors))
+            self._log_request(event, body, resp.status, req, started)
+        self.requests += 1
+        self.received.clear()
+        # keep h11's state machine in step; the bytes it would write are ours, already sent
+        self.conn.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
+        self.conn.send(h11.EndOfMessage())
+        await self.writer.drain()
+
+    async def _stream(self, resp: Response) -> None:
+        self.writer.write(gohttp.render_stream_head(resp, cors=self.app.cors))
+        await self.writer.drain()
+        stream: AsyncIterator[bytes] = resp.stream  # type: ignore[assignment]
+        async for piece in stream:
+            self.writer.write(gohttp.chunk(piece))
+            await self.writer.drain()
+        self.writer.write(b"0\r\n\r\n")
+
+    async def _next_cycle(self) -> bool:
+        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
+            return False
+        try:
+            self.conn.start_next_cycle()
+        except h11.LocalProtocolError:
+            return False
+        return True
+
+    def _apply_xff(self, req: Request) -> None:
+        if not self.trusted_xff:
+            return
+        xff = req.header("x-forwarded-for")
+        if xff:
+            client = xff.split(",")[0].strip()
+            if client and client != self.session.src_ip:
+                self.session.peer_ip = self.session.peer_ip or self.session.src_ip
+                self.session.src_ip = client
+
+    def _log_request(self, event: h11.Request, body: bytes, status: int, req: Request | None = None,
+                     started: float | None = None) -> None:
+        headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in event.headers.raw_items()]
+        user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
+        fields: dict[str, Any] = {
+            "method": event.method.decode("latin-1"), "path": event.target.decode("latin-1"),
+            "http_version": event.http_version.decode(), "headers": headers, "user_agent": user_agent,
+            "status": status, "tls": self.session.tls or None,
+        }
+        if started is not None:
+            fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        fields.update(body_fields(body, self.ctx.limits.max_logged_body))
+        self.ctx.events.emit("http.request", self.session, **fields)
+
+    def _malformed(self, reason: str) -> None:
+        raw = bytes(self.received)
+        self.ctx.events.emit("malformed", self.session, protocol="http/1.1", reason=reason,
+                             raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
+
+    async def _protocol_error(self, exc: h11.RemoteProtocolError) -> None:
+        text = str(exc)
+        if "Host" in text:
+            self._malformed("missing Host header")
+            await self._write_close(gohttp.MISSING_HOST)
+        elif not _looks_like_request_line(bytes(self.received)):
+            self._malformed(f"not HTTP: {text}")  # cmux finds no matching protocol: silent close
+        elif exc.error_status_hint == 431:
+            self._malformed(text)
+            await self._write_close(gohttp.go_status_error(431, "Request Header Fields Too Large"))
+        else:
+            self._malformed(text)
+            await self._write_close(gohttp.go_bad_request())
+
+    async def _write_close(self, data: bytes) -> None:
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except ConnectionError:
+            pass
+
+
+_METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+
+
+def _looks_like_request_line(data: bytes) -> bool:
+    line = data.split(b"\r\n", 1)[0].split(b"\n", 1)[0]
+    parts = line.split(b" ")
+    return len(parts) == 3 and parts[2].startswith(b"HTTP/1.") and line.startswith(_METHODS)

@@ -1,0 +1,267 @@
+"""One port, three protocols: sniff the first bytes (peeked, never consumed) and hand the socket over.
+
+TLS ClientHello (0x16) -> TLS, then ALPN picks h2 or HTTP/1.1; the HTTP/2 preface -> gRPC (v3
+side); anything else -> HTTP/1.1. An optional PROXY protocol header from a trusted balancer is
+consumed first. Connection caps and idle time are enforced here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import importlib
+import ipaddress
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from etcdsec.honeypot import proxyproto
+from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.guard import Guard, trusted
+from etcdsec.honeypot.http1 import ClientApp, Http1Connection, PeerApp
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PEEK = 24
+
+
+@dataclass
+class ListenerOptions:
+    tls: ssl.SSLContext | None = None  # when set, TLS is accepted (plain text still is, as etcd does not)
+    proxy_protocol: bool = False
+    trusted_proxies: list[Any] = field(default_factory=list)  # ip networks allowed to send PROXY / XFF
+    trust_xff: bool = False
+    peer: bool = False  # serve the peer port routes
+
+
+class Listener:
+    def __init__(self, ctx: SensorContext, app: ClientApp | PeerApp, guard: Guard,
+                 options: ListenerOptions | None = None, v3_state: Any | None = None) -> None:
+        self.ctx, self.app, self.guard = ctx, app, guard
+        self.options = options or ListenerOptions()
+        self.v3_state = v3_state
+        self.sockets: list[socket.socket] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.accepting: list[asyncio.Task[None]] = []
+        self.sessions = 0
+        self.active = 0
+        self._grpc = None
+        if v3_state is not None:
+            try:
+                self._grpc = importlib.import_module("etcdsec.honeypot.v3.grpc_server")
+            except ImportError:  # v3 side missing: h2 preface gets closed like etcd with gRPC off
+                self._grpc = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        self.sockets.append(sock)
+        self.accepting.append(asyncio.create_task(self._accept_loop(sock)))
+        return sock.getsockname()[:2]
+
+    async def close(self) -> None:
+        for task in self.accepting:
+            task.cancel()
+        for sock in self.sockets:
+            sock.close()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=5)
+
+    async def _accept_loop(self, lsock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _addr = await loop.sock_accept(lsock)
+            except OSError:
+                await asyncio.sleep(0.05)  # EMFILE and friends: back off instead of spinning
+                continue
+            task = asyncio.create_task(self._serve(conn))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
+        peer = conn.getpeername()
+        local = conn.getsockname()
+        session = Session.new(peer[0], peer[1], local[0], local[1])
+        if not self.guard.admit(session.src_ip):
+            self.ctx.events.emit("session.refused", session, reason="connection cap")
+            conn.close()
+            return
+        self.sessions += 1
+        self.active += 1
+        started = time.monotonic()
+        writer = None
+        reason = "closed"
+        try:
+            writer, reason = await self._dispatch(conn, session)
+        except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as exc:
+            reason = type(exc).__name__
+        except asyncio.CancelledError:
+            reason = "shutdown"
+            raise
+        finally:
+            self.active -= 1
+            self.guard.release(peer[0] if session.peer_ip == "" else session.peer_ip)
+            if writer is not None:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 1)
+            else:
+                conn.close()
+            self.ctx.events.emit("session.closed", session, duration=round(time.monotonic() - started, 3),
+                                 reason=reason)
+
+    async def _peek(self, conn: socket.socket, want: int, timeout: float) -> bytes:
+        """Up to `want` bytes without consuming them; fewer if the client stops sending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        data = b""
+        while len(data) < want:
+            try:
+                data = conn.recv(want, socket.MSG_PEEK)
+            except BlockingIOError:
+                data = data
+            else:
+                if not data:
+                    return b""
+                if len(data) >= want or not _could_grow(data):
+                    return data
+            left = deadline - loop.time()
+            if left <= 0:
+                return data
+            fut: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(conn.fileno(), _wake, fut)
+            try:
+                await asyncio.wait_for(fut, min(left, 0.05 if data else left))
+            except TimeoutError:
+                if data:
+                    return data
+            finally:
+                loop.remove_reader(conn.fileno())
+        return data
+
+    async def _dispatch(self, conn: socket.socket, session: Session) -> tuple[Any, str]:
+        loop = asyncio.get_running_loop()
+        idle = self.ctx.limits.idle_timeout_s
+        head = await self._peek(conn, PEEK, idle)
+        if self.options.proxy_protocol and head and proxyproto.looks_like_proxy(head):
+            if not trusted(session.src_ip, self.options.trusted_proxies):
+                self.ctx.events.emit("malformed", session, protocol="proxy", reason="PROXY header from untrusted peer",
+                                     raw_b64=base64.b64encode(head).decode())
+                return None, "untrusted proxy"
+            head = await self._consume_proxy(conn, session, idle)
+            if head is None:
+                return None, "bad proxy header"
+        self.ctx.events.emit("session.connect", session, protocol=_protocol_name(head))
+        if not head:
+            return None, "no data"
+        if head[0] == 0x16 and self.options.tls is not None:
+            session.tls = True
+            reader, writer = await self._streams(conn, self.options.tls)
+            ssl_obj = writer.get_extra_info("ssl_object")
+            alpn = ssl_obj.selected_alpn_protocol() if ssl_obj else None
+            self.ctx.events.emit("tls.handshake", session, alpn=alpn,
+                                 tls_version=ssl_obj.version() if ssl_obj else None)
+            if alpn == "h2":
+                return writer, await self._h2(session, reader, writer)
+            await Http1Connection(self.app, self.ctx, session, self.guard, reader, writer,
+                                  self._xff_ok(session)).run()
+            return writer, "closed"
+        reader, writer = await self._streams(conn, None)
+        if H2_PREFACE.startswith(head[: len(H2_PREFACE)]) and head.startswith(b"PRI "):
+            return writer, await self._h2(session, reader, writer)
+        if head[0] == 0x16:
+            raw = await _read_some(reader, 4096, 2.0)
+            self.ctx.events.emit("malformed", session, protocol="tls", reason="TLS on a plain-text listener",
+                                 raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
+            return writer, "tls on plain port"
+        del loop
+        await Http1Connection(self.app, self.ctx, session, self.guard, reader, writer,
+                              self._xff_ok(session)).run()
+        return writer, "closed"
+
+    def _xff_ok(self, session: Session) -> bool:
+        return self.options.trust_xff and trusted(session.peer_ip or session.src_ip, self.options.trusted_proxies)
+
+    async def _consume_proxy(self, conn: socket.socket, session: Session, idle: float) -> bytes | None:
+        data = await self._peek(conn, 232, idle)
+        try:
+            header = proxyproto.parse(data)
+        except proxyproto.ProxyError as exc:
+            self.ctx.events.emit("malformed", session, protocol="proxy", reason=str(exc),
+                                 raw_b64=base64.b64encode(data).decode())
+            return None
+        if header is None:
+            return None
+        conn.setblocking(True)
+        try:
+            conn.settimeout(1.0)
+            _ = conn.recv(header.length, socket.MSG_WAITALL)
+        finally:
+            conn.setblocking(False)
+        if header.src_ip is not None:
+            session.peer_ip = session.src_ip
+            session.src_ip = header.src_ip
+            session.src_port = header.src_port or session.src_port
+        return await self._peek(conn, PEEK, idle)
+
+    async def _streams(self, conn: socket.socket, tls: ssl.SSLContext | None) -> tuple[Any, Any]:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=self.ctx.limits.max_header_bytes * 4)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await asyncio.wait_for(
+            loop.connect_accepted_socket(lambda: protocol, conn, ssl=tls,
+                                         ssl_handshake_timeout=10.0 if tls else None),
+            timeout=15.0)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        return reader, writer
+
+    async def _h2(self, session: Session, reader: Any, writer: Any) -> str:
+        if self._grpc is None or not self.ctx.persona.grpc_enabled:
+            raw = await _read_some(reader, 4096, 1.0)
+            self.ctx.events.emit("malformed", session, protocol="h2", reason="HTTP/2 with gRPC unavailable",
+                                 raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
+            return "h2 refused"
+        await self._grpc.serve_h2(self.ctx, self.v3_state, session, reader, writer, b"")
+        return "closed"
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _could_grow(data: bytes) -> bool:
+    """Whether waiting for more bytes can change the protocol decision."""
+    if H2_PREFACE.startswith(data):
+        return True
+    return proxyproto.V2_SIGNATURE.startswith(data) or b"PROXY ".startswith(data[:6])
+
+
+def _protocol_name(head: bytes) -> str:
+    if not head:
+        return "none"
+    if head[0] == 0x16:
+        return "tls"
+    if head.startswith(b"PRI * HTTP/2"):
+        return "h2c"
+    return "http/1.1"
+
+
+async def _read_some(reader: asyncio.StreamReader, n: int, timeout: float) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.read(n), timeout)
+    except (TimeoutError, ConnectionError):
+        return b""
+
+
+def parse_networks(specs: list[str]) -> list[Any]:
+    return [ipaddress.ip_network(s, strict=False) for s in specs]

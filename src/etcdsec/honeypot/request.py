@@ -1,0 +1,42 @@
+"""A parsed HTTP request as the handlers see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote
+
+
+@dataclass
+class Request:
+    method: str
+    target: str  # raw request target, e.g. "/v2/keys/a?recursive=true"
+    headers: list[tuple[str, str]]  # names lower-cased, in the order sent
+    body: bytes = b""
+    http10: bool = False
+    path: str = field(init=False)
+    raw_path: str = field(init=False)
+    query: dict[str, list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # not urlsplit: "//x" is a path here, not a network location
+        raw, _, query = self.target.partition("?")
+        if "://" in raw:  # absolute-form target (proxies): keep only the path
+            raw = "/" + raw.split("://", 1)[1].partition("/")[2]
+        self.raw_path = raw or "/"
+        self.path = unquote(self.raw_path)
+        self.query = parse_qs(query.partition("#")[0], keep_blank_values=True)
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+    def form(self) -> dict[str, list[str]]:
+        """Go's r.Form: query values, plus an urlencoded body for POST/PUT/PATCH (body values first)."""
+        values: dict[str, list[str]] = {}
+        ctype = (self.header("content-type") or "").split(";")[0].strip().lower()
+        if self.method in ("POST", "PUT", "PATCH") and ctype == "application/x-www-form-urlencoded":
+            text = self.body.decode("utf-8", "replace")
+            for k, v in parse_qs(text, keep_blank_values=True).items():
+                values.setdefault(k, []).extend(v)
+        for k, v in self.query.items():
+            values.setdefault(k, []).extend(v)
+        return values

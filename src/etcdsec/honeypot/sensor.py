@@ -1,0 +1,174 @@
+"""Assemble a sensor from its configuration and run it until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import signal
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from etcdsec.errors import UserError
+from etcdsec.honeypot.context import (
+    EventOutput,
+    EventSink,
+    Honeytokens,
+    Identity,
+    Limits,
+    SensorContext,
+    load_persona,
+)
+from etcdsec.honeypot.dataset import Bait, kubernetes_bait, load_seed_file
+from etcdsec.honeypot.eventlog import JsonlWriter
+from etcdsec.honeypot.guard import Guard
+from etcdsec.honeypot.http1 import ClientApp, PeerApp
+from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
+from etcdsec.honeypot.v2store import V2Store
+
+
+@dataclass
+class SensorConfig:
+    listen: tuple[str, int] = ("127.0.0.1", 2379)
+    peer_listen: tuple[str, int] | None = None
+    persona: str = "3.5.1"
+    member_name: str = "kube-master-1"
+    events: Path | None = None
+    db: str | None = None
+    state_file: Path | None = None
+    sensor: str = field(default_factory=socket.gethostname)
+    advertise_client_url: str | None = None
+    advertise_peer_url: str | None = None
+    seed_file: Path | None = None
+    namespace_writes: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    proxy_protocol: bool = False
+    trusted_proxies: list[str] = field(default_factory=list)
+    trust_xff: bool = False
+    events_max_bytes: int = 100 << 20
+    events_backups: int = 5
+    flush_interval: float = 0.0
+    limits: Limits = field(default_factory=Limits)
+    extra_outputs: list[EventOutput] = field(default_factory=list)
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+class Sensor:
+    """Everything one running honeypot owns. `await start()`, then `await stop()`."""
+
+    def __init__(self, config: SensorConfig) -> None:
+        self.config = c = config
+        self.persona = load_persona(c.persona)
+        scheme = "https" if c.tls_cert else "http"
+        client_url = c.advertise_client_url or _url(scheme, *c.listen)
+        peer_host, peer_port = c.peer_listen or (c.listen[0], 2380)
+        peer_url = c.advertise_peer_url or _url("http", peer_host, peer_port)
+        self.identity = Identity.load_or_create(c.state_file, c.member_name, [client_url], [peer_url])
+        self.writer = JsonlWriter(c.events, c.events_max_bytes, c.events_backups, c.flush_interval) \
+            if c.events else None
+        self.store_writer: Any = None
+        outputs: list[EventOutput] = [*([self.writer] if self.writer else []), *c.extra_outputs]
+        if c.db:
+            from etcdsec.honeypot.store import EventStoreWriter
+
+            self.store_writer = EventStoreWriter(c.db)
+            outputs.append(self.store_writer)
+        self.events = EventSink(c.sensor, outputs)
+        bait: Bait = load_seed_file(c.seed_file) if c.seed_file else \
+            kubernetes_bait(self.identity.secret_seed or str(self.identity.cluster_id), self.identity.start_time)
+        self.honeytokens = Honeytokens(self.events, bait.tokens)
+        self.honeytokens.find(b"warm-up")  # compile the token matcher now, not on the first request
+        self.ctx = SensorContext(self.persona, self.identity, self.events, self.honeytokens, bait.keys, c.limits,
+                                 c.namespace_writes)
+        self.v3_state = self._v3_state()
+        v2 = V2Store(start_index=3 + len(bait.keys), max_keys=c.limits.max_keys,
+                     max_bytes=c.limits.max_store_bytes, max_watchers=c.limits.max_watches)
+        for key, value in bait.keys:  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
+            v2.set(key.decode(), value.decode())
+        v2.index = 3 + 2 * len(bait.keys)
+        self.client_app = ClientApp(self.ctx, v2, self.v3_state)
+        self.guard = Guard(c.limits)
+        tls = self._tls()
+        opts = ListenerOptions(tls=tls, proxy_protocol=c.proxy_protocol,
+                               trusted_proxies=parse_networks(c.trusted_proxies), trust_xff=c.trust_xff)
+        self.client = Listener(self.ctx, self.client_app, self.guard, opts, self.v3_state)
+        self.peer = Listener(self.ctx, PeerApp(self.ctx), self.guard, ListenerOptions(peer=True)) \
+            if c.peer_listen else None
+        self.addresses: dict[str, tuple[str, int]] = {}
+
+    def _v3_state(self) -> Any | None:
+        if not self.persona.grpc_enabled:
+            return None
+        try:
+            module = importlib.import_module("etcdsec.honeypot.v3.state")
+        except ImportError:
+            return None
+        return module.V3State(self.ctx)
+
+    def _tls(self) -> ssl.SSLContext | None:
+        c = self.config
+        if not c.tls_cert:
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(str(c.tls_cert), str(c.tls_key) if c.tls_key else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise UserError(f"cannot load TLS certificate {c.tls_cert}: {exc}") from None
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        return ctx
+
+    async def start(self) -> None:
+        try:
+            self.addresses["client"] = await self.client.start(*self.config.listen)
+            if self.peer and self.config.peer_listen:
+                self.addresses["peer"] = await self.peer.start(*self.config.peer_listen)
+        except OSError as exc:
+            await self.stop()
+            raise UserError(f"cannot listen: {exc.strerror or exc}") from None
+        self.events.emit("sensor.start", None, persona=self.persona.name, member_name=self.identity.member_name,
+                         listen=[f"{h}:{p}" for h, p in self.addresses.values()])
+
+    async def stop(self) -> None:
+        await self.client.close()
+        if self.peer:
+            await self.peer.close()
+        self.events.emit("sensor.stop", None, sessions=self.client.sessions, throttled=self.guard.throttled,
+                         refused=self.guard.refused)
+        if self.writer:
+            self.writer.close()
+        if self.store_writer:
+            self.store_writer.close()
+
+
+def run_forever(config: SensorConfig, ready: Callable[[Sensor], None] | None = None) -> int:
+    """Foreground run: SIGTERM/SIGINT stop it cleanly (flush, exit 0); SIGHUP reopens the event file."""
+
+    async def main() -> None:
+        sensor = Sensor(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if sensor.writer:
+            loop.add_signal_handler(signal.SIGHUP, sensor.writer.reopen)
+        await sensor.start()
+        if ready:
+            ready(sensor)
+        try:
+            await stop.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await sensor.stop()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,139 @@
+"""Bodies of the non-key endpoints: /version, /metrics, /debug/vars, peer /members, /v2/stats/*."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.gojson import go_duration, go_json
+
+
+def version_body(ctx: SensorContext) -> bytes:
+    p = ctx.persona
+    return go_json({"etcdserver": p.version, "etcdcluster": p.cluster_version})
+
+
+def member_id_hex(ctx: SensorContext) -> str:
+    return f"{ctx.identity.member_id:x}"
+
+
+def cluster_id_hex(ctx: SensorContext) -> str:
+    return f"{ctx.identity.cluster_id:x}"
+
+
+def rfc3339nano(dt: datetime) -> str:
+    nanos = f"{dt.microsecond:06d}{(dt.microsecond * 7) % 1000:03d}"  # Go prints 9 digits
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + nanos + "Z"
+
+
+def v2_members_body(ctx: SensorContext) -> bytes:
+    ident = ctx.identity
+    member = {"id": member_id_hex(ctx), "name": ident.member_name, "peerURLs": ident.peer_urls,
+              "clientURLs": ident.client_urls}
+    return go_json({"members": [member]}, newline=True)
+
+
+def peer_members_body(ctx: SensorContext) -> bytes:
+    ident = ctx.identity
+    return go_json([{"id": ident.member_id, "peerURLs": ident.peer_urls, "name": ident.member_name,
+                     "clientURLs": ident.client_urls}], newline=True)
+
+
+def raft_probing_body() -> bytes:
+    now = datetime.now(UTC)
+    return go_json({"OK": True, "Now": rfc3339nano(now)}, newline=True)
+
+
+def stats_self_body(ctx: SensorContext) -> bytes:
+    ident = ctx.identity
+    uptime = (datetime.now(UTC) - ident.start_time).total_seconds()
+    member = member_id_hex(ctx)
+    leader_start = rfc3339nano(ident.start_time.replace(microsecond=201_459))
+    return go_json({"name": ident.member_name, "id": member, "state": "StateLeader",
+                    "startTime": rfc3339nano(ident.start_time),
+                    "leaderInfo": {"leader": member, "uptime": go_duration(uptime),
+                                   "startTime": leader_start},
+                    "recvAppendRequestCnt": 0, "sendAppendRequestCnt": 0})
+
+
+def stats_leader_body(ctx: SensorContext) -> bytes:
+    return go_json({"leader": member_id_hex(ctx), "followers": {}})
+
+
+def stats_store_body(counts: dict[str, int], watchers: int) -> bytes:
+    return go_json({**counts, "watchers": watchers})
+
+
+def metrics_body(ctx: SensorContext, requests: int) -> bytes:
+    """A plausible Prometheus exposition: the gauges scanners read (version, leader, db size)."""
+    p, ident = ctx.persona, ctx.identity
+    minor = ".".join(p.cluster_version.split(".")[:2])
+    start = ident.start_time.timestamp()
+    db = 24576 * (8 + len(ctx.dataset) // 4)
+    lines = [
+        "# HELP etcd_cluster_version Which version is running. 1 for 'cluster_version' label with current "
+        "cluster version",
+        "# TYPE etcd_cluster_version gauge",
+        f'etcd_cluster_version{{cluster_version="{minor}"}} 1',
+        "# HELP etcd_debugging_auth_revision The current revision of auth store.",
+        "# TYPE etcd_debugging_auth_revision gauge",
+        "etcd_debugging_auth_revision 1",
+        "# HELP etcd_mvcc_db_total_size_in_bytes Total size of the underlying database physically allocated "
+        "in bytes.",
+        "# TYPE etcd_mvcc_db_total_size_in_bytes gauge",
+        f"etcd_mvcc_db_total_size_in_bytes {db}",
+        "# HELP etcd_server_has_leader Whether or not a leader exists. 1 is existence, 0 is not.",
+        "# TYPE etcd_server_has_leader gauge",
+        "etcd_server_has_leader 1",
+        "# HELP etcd_server_id Server or member ID in hexadecimal format. 1 for 'server_id' label with "
+        "current ID.",
+        "# TYPE etcd_server_id gauge",
+        f'etcd_server_id{{server_id="{member_id_hex(ctx)}"}} 1',
+        "# HELP etcd_server_is_leader Whether or not this member is a leader. 1 if is, 0 otherwise.",
+        "# TYPE etcd_server_is_leader gauge",
+        "etcd_server_is_leader 1",
+        "# HELP etcd_server_leader_changes_seen_total The number of leader changes seen.",
+        "# TYPE etcd_server_leader_changes_seen_total counter",
+        "etcd_server_leader_changes_seen_total 1",
+        "# HELP etcd_server_version Which version is running. 1 for 'server_version' label with current "
+        "version.",
+        "# TYPE etcd_server_version gauge",
+        f'etcd_server_version{{server_version="{p.version}"}} 1',
+        "# HELP go_info Information about the Go environment.",
+        "# TYPE go_info gauge",
+        f'go_info{{version="{p.go_version}"}} 1',
+        "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
+        "# TYPE process_start_time_seconds gauge",
+        f"process_start_time_seconds {start:.2f}",
+        "# HELP promhttp_metric_handler_requests_total Total number of scrapes by HTTP status code.",
+        "# TYPE promhttp_metric_handler_requests_total counter",
+        f'promhttp_metric_handler_requests_total{{code="200"}} {requests}',
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def debug_vars_body(ctx: SensorContext) -> bytes:
+    """expvar's layout: `{\\n"name": value,\\n...}` with a cmdline a kubeadm etcd would have."""
+    ident = ctx.identity
+    client, peer = ",".join(ident.client_urls), ",".join(ident.peer_urls)
+    cmdline = ["etcd", "--advertise-client-urls=" + client, "--data-dir=/var/lib/etcd",
+               "--initial-advertise-peer-urls=" + peer,
+               f"--initial-cluster={ident.member_name}={peer}", "--listen-client-urls=" + client,
+               "--listen-peer-urls=" + peer, f"--name={ident.member_name}", "--snapshot-count=10000"]
+    alloc = 6_000_000 + len(ctx.dataset) * 3000
+    mem = {"Alloc": alloc, "TotalAlloc": alloc * 3, "Sys": 74_007_560, "Lookups": 0, "Mallocs": 36_760,
+           "Frees": 9_820, "HeapAlloc": alloc, "HeapSys": 66_191_360, "NumGC": 9}
+    uptime = time.time() - ident.start_time.timestamp()
+    leader = f"{ident.member_id:x}"
+    raft = {"id": leader, "term": ident.raft_term, "vote": leader,
+            "commit": ident.raft_index_base + int(uptime // 30), "lead": leader, "raftState": "StateLeader",
+            "applied": ident.raft_index_base + int(uptime // 30),
+            "progress": {leader: {"match": ident.raft_index_base, "next": ident.raft_index_base + 1,
+                                  "state": "StateReplicate"}},
+            "leadtransferee": "0"}
+    items = [("cmdline", cmdline), ("file_descriptor_limit", 1_048_576), ("memstats", mem),
+             ("raft.status", raft)]
+    return ("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}"
+                               for k, v in items) + "\n}\n").encode()

@@ -1,0 +1,243 @@
+"""The v2 HTTP API (`/v2/keys`, `/v2/members`, `/v2/machines`, `/v2/stats/*`, `/v2/auth/*`) on a V2Store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found
+from etcdsec.honeypot.gojson import go_json
+from etcdsec.honeypot.request import Request
+from etcdsec.honeypot.surface import (
+    cluster_id_hex,
+    stats_leader_body,
+    stats_self_body,
+    stats_store_body,
+    v2_members_body,
+)
+from etcdsec.honeypot.v2store import Event, V2Error, V2Store, Watcher
+
+KEYS_PREFIX = "/v2/keys"
+KEY_METHODS = "GET,HEAD,PUT,POST,DELETE"  # etcd's allowMethod joins with "," and no space
+
+
+class V2Api:
+    def __init__(self, ctx: SensorContext, store: V2Store) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.auth_users: dict[str, dict[str, object]] = {}
+        self.auth_enabled = False
+
+    # --- headers --------------------------------------------------------------------------
+    def _index_headers(self, with_raft: bool = True) -> list[tuple[str, str]]:
+        headers = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx)), ("X-Etcd-Index", str(self.store.index))]
+        if with_raft:
+            ident = self.ctx.identity
+            headers += [("X-Raft-Index", str(ident.raft_index_base + self.store.index)),
+                        ("X-Raft-Term", str(ident.raft_term))]
+        return headers
+
+    def _error(self, err: V2Error) -> Response:
+        return json_response(err.status, go_json(err.to_dict(), newline=True),
+                             [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx)),
+                              ("X-Etcd-Index", str(self.store.index))])
+
+    def _bad_form(self, code: int, cause: str) -> Response:
+        return self._error(V2Error(code, cause, self.store.index))
+
+    # --- dispatch ------------------------------------------------------------------------
+    async def handle(self, req: Request) -> Response:
+        path = req.path
+        if path == KEYS_PREFIX or path.startswith(KEYS_PREFIX + "/"):
+            return await self.keys(req, path[len(KEYS_PREFIX):] or "/")
+        if path in ("/v2/members", "/v2/members/") or path.startswith("/v2/members/"):
+            return self.members(req)
+        if path == "/v2/machines":
+            if req.method not in ("GET", "HEAD"):
+                return method_not_allowed("GET,HEAD")
+            return Response(200, ", ".join(self.ctx.identity.client_urls).encode(), sniff_type=True)
+        if path in ("/v2/stats/self", "/v2/stats/leader", "/v2/stats/store"):
+            if req.method != "GET":
+                return method_not_allowed("GET")
+            if path.endswith("self"):
+                body = stats_self_body(self.ctx)
+            elif path.endswith("leader"):
+                body = stats_leader_body(self.ctx)
+            else:
+                body = stats_store_body(self.store.stats.counts, len(self.store.watchers))
+            return json_response(200, body)
+        if path.startswith("/v2/auth/") or path == "/v2/auth":
+            return self.auth(req, path[len("/v2/auth"):])
+        return not_found()
+
+    # --- /v2/keys -------------------------------------------------------------------------
+    async def keys(self, req: Request, key: str) -> Response:
+        if req.method not in ("GET", "HEAD", "PUT", "POST", "DELETE"):
+            return method_not_allowed(KEY_METHODS)
+        form = req.form()
+
+        def one(name: str) -> str | None:
+            return form[name][0] if name in form else None
+
+        try:
+            flags = {name: _bool(one(name), name, self.store.index)
+                     for name in ("recursive", "sorted", "wait", "dir", "quorum", "stream", "refresh")}
+            prev_exist = _bool(one("prevExist"), "prevExist", self.store.index) if "prevExist" in form \
+                else None
+            ttl = _uint(one("ttl"), 202, self.store.index) if one("ttl") not in (None, "") else None
+            prev_index = (_uint(one("prevIndex"), 203, self.store.index)
+                          if one("prevIndex") not in (None, "") else None)
+            wait_index = (_uint(one("waitIndex"), 203, self.store.index)
+                          if one("waitIndex") not in (None, "") else None)
+            if req.method in ("GET", "HEAD"):
+                if flags["wait"]:
+                    return self._watch(key, bool(flags["recursive"]), wait_index)
+                result = self.store.get(key, recursive=bool(flags["recursive"]))
+                return json_response(200, go_json(result, newline=True), self._index_headers())
+            if req.method == "PUT":
+                value = one("value")
+                if flags["dir"] and value:
+                    raise V2Error(209, "dir cannot have a value", self.store.index)
+                prev_value = one("prevValue")
+                if prev_value == "":
+                    raise V2Error(201, "", self.store.index)
+                if len(value or "") > self.ctx.limits.max_value_bytes:
+                    raise V2Error(300, "etcdserver: request is too large", self.store.index)
+                event, created = self.store.set(key, value, dir=bool(flags["dir"]), ttl=ttl,
+                                                prev_exist=prev_exist, prev_value=prev_value,
+                                                prev_index=prev_index, refresh=bool(flags["refresh"]))
+                status = 201 if created else 200
+                return json_response(status, go_json(event, newline=True), self._index_headers())
+            if req.method == "POST":
+                value = one("value") or ""
+                if len(value) > self.ctx.limits.max_value_bytes:
+                    raise V2Error(300, "etcdserver: request is too large", self.store.index)
+                event = self.store.create_in_order(key, value, ttl=ttl)
+                return json_response(201, go_json(event, newline=True), self._index_headers())
+            event = self.store.delete(key, dir=bool(flags["dir"]), recursive=bool(flags["recursive"]),
+                                      prev_value=one("prevValue"), prev_index=prev_index)
+            return json_response(200, go_json(event, newline=True), self._index_headers())
+        except V2Error as err:
+            return self._error(err)
+
+    def _watch(self, key: str, recursive: bool, since: int | None) -> Response:
+        loop = asyncio.get_running_loop()
+        fired: asyncio.Future[Event] = loop.create_future()
+
+        def notify(event: Event) -> None:
+            if not fired.done():
+                fired.set_result(event)
+
+        found = self.store.watch(key, recursive, since, notify)
+        if isinstance(found, Event):
+            return json_response(200, go_json(found.to_dict(), newline=True), self._index_headers())
+        watcher: Watcher = found
+        timeout = self.ctx.limits.wait_timeout_s
+        store = self.store
+
+        async def body() -> AsyncIterator[bytes]:
+            # etcd sends the headers at once and the event when it happens; we hold it at most `timeout`.
+            try:
+                event = await asyncio.wait_for(fired, timeout)
+                yield go_json(event.to_dict(), newline=True)
+            except TimeoutError:
+                return
+            finally:
+                store.cancel(watcher)
+
+        return Response(200, b"", [("Content-Type", "application/json"), *self._index_headers()],
+                        stream=body())
+
+    # --- /v2/members ----------------------------------------------------------------------
+    def members(self, req: Request) -> Response:
+        if req.method == "GET":
+            if req.path.rstrip("/") == "/v2/members":
+                return json_response(200, v2_members_body(self.ctx),
+                                     [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))])
+            if req.path == "/v2/members/leader":
+                body = json.loads(v2_members_body(self.ctx))["members"][0]
+                return json_response(200, go_json(body, newline=True),
+                                     [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))])
+            return not_found()
+        if req.method in ("POST", "PUT", "DELETE"):
+            # a single-member cluster refuses reconfiguration that would lose quorum
+            msg = {"message": "etcdserver: re-configuration failed due to not enough started members"}
+            return json_response(412, go_json(msg, newline=True),
+                                 [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))])
+        return method_not_allowed("GET,POST,DELETE,PUT")
+
+    # --- /v2/auth -------------------------------------------------------------------------
+    def auth(self, req: Request, sub: str) -> Response:
+        cid = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))]
+        if sub == "/enable":
+            if req.method == "GET":
+                return json_response(200, go_json({"enabled": self.auth_enabled}, newline=True), cid)
+            if req.method in ("PUT", "DELETE"):
+                if "root" not in self.auth_users:
+                    return _message(409, "auth: No root user available, please create one", cid)
+                self.auth_enabled = req.method == "PUT"
+                return Response(200, b"", cid)
+            return method_not_allowed("GET,PUT,DELETE")
+        if sub in ("/users", "/users/"):
+            if req.method != "GET":
+                return method_not_allowed("GET")
+            users = [{"user": u, "roles": v.get("roles") or []} for u, v in sorted(self.auth_users.items())]
+            return json_response(200, go_json({"users": users or None}, newline=True), cid)
+        if sub.startswith("/users/"):
+            name = sub[len("/users/"):]
+            if req.method == "GET":
+                if name not in self.auth_users:
+                    return _message(404, f"auth: User {name} does not exist.", cid)
+                user = {"user": name, "roles": self.auth_users[name].get("roles") or []}
+                return json_response(200, go_json(user, newline=True), cid)
+            if req.method == "PUT":
+                try:
+                    data = json.loads(req.body or b"{}")
+                    assert isinstance(data, dict)
+                except (ValueError, AssertionError):
+                    return _message(400, "Invalid JSON in request body.", cid)
+                created = name not in self.auth_users
+                if len(self.auth_users) < 100:
+                    default_roles = ["root"] if name == "root" else []
+                    self.auth_users[name] = {"roles": data.get("roles") or default_roles}
+                user = {"user": name, "roles": self.auth_users.get(name, {}).get("roles") or []}
+                return json_response(201 if created else 200, go_json(user, newline=True), cid)
+            if req.method == "DELETE":
+                if self.auth_users.pop(name, None) is None:
+                    return _message(404, f"auth: User {name} does not exist.", cid)
+                return Response(200, b"", cid)
+            return method_not_allowed("GET,PUT,DELETE")
+        if sub in ("/roles", "/roles/"):
+            if req.method != "GET":
+                return method_not_allowed("GET")
+            roles = [{"role": "root", "permissions": {"kv": {"read": ["/*"], "write": ["/*"]}}},
+                     {"role": "guest", "permissions": {"kv": {"read": ["/*"], "write": ["/*"]}}}]
+            return json_response(200, go_json({"roles": roles}, newline=True), cid)
+        return not_found()
+
+
+def _bool(text: str | None, name: str, index: int) -> bool | None:
+    if text is None or text == "":
+        return None if text is None else False
+    low = text.lower()
+    if low in ("1", "t", "true"):
+        return True
+    if low in ("0", "f", "false"):
+        return False
+    raise V2Error(209, f"invalid value for {name}", index)
+
+
+def _uint(text: str | None, code: int, index: int) -> int:
+    try:
+        value = int(text or "")
+    except ValueError:
+        raise V2Error(code, "", index) from None
+    if value < 0:
+        raise V2Error(code, "", index)
+    return value
+
+
+def _message(status: int, message: str, headers: list[tuple[str, str]]) -> Response:
+    return json_response(status, go_json({"message": message}, newline=True), headers)
