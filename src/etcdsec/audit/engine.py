@@ -1,0 +1,66 @@
+"""Run an audit: gather sources, resolve instances, apply the rules, return a report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from etcdsec.audit.model import AuditFinding, Source
+from etcdsec.audit.rules import AuditContext, run_rules
+from etcdsec.audit.sources import Collector, add_process, live_processes
+from etcdsec.model import Severity
+
+
+@dataclass
+class AuditReport:
+    findings: list[AuditFinding]
+    sources: list[Source]
+    instances: list[dict[str, Any]] = field(default_factory=list)
+
+    def worst(self) -> Severity:
+        return max((Severity.parse(f.severity) for f in self.findings), default=Severity.none)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"findings": [f.to_dict() for f in self.findings],
+                "sources": [s.to_dict() for s in self.sources],
+                "instances": self.instances}
+
+
+def _instances(collector: Collector) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for inst in collector.etcd:
+        out.append({"kind": "etcd", "label": inst.label, "origin": str(inst.origin), "pid": inst.live_pid,
+                    "config_file": str(inst.config_file) if inst.config_file else None,
+                    "incomplete": inst.incomplete,
+                    "settings": {k: {"value": s.value, "from": str(s.origin), "via": s.via}
+                                 for k, s in sorted(inst.settings.items())}})
+    for api in collector.apiservers:
+        out.append({"kind": "kube-apiserver", "label": api.label, "origin": str(api.origin),
+                    "pid": api.live_pid,
+                    "settings": {k: {"value": s.value, "from": str(s.origin), "via": s.via}
+                                 for k, s in sorted(api.flags.items())}})
+    return out
+
+
+def audit(paths: list[Path], root: Path | None = None, pids: set[int] | None = None,
+          live: bool = False, probes: list[Any] | None = None) -> AuditReport:
+    """Audit `paths` (files or trees), `root` when no path is given, and live processes when `live`.
+
+    `pids` restricts the live audit to those processes.
+    """
+    collector = Collector()
+    for path in paths:
+        collector.add_path(path, root)
+    if root is not None and not paths:
+        collector.add_tree(root)
+    live_host = live or (root is not None and root.resolve() == Path("/"))
+    if live:
+        for pid, program in live_processes(pids):
+            add_process(collector, pid, program)
+    ctx = AuditContext(collector, live_host=live_host, probes=probes or [])
+    hits = run_rules(ctx)
+    findings = [AuditFinding(rule.id, hit.severity, hit.title, hit.evidence, rule.remediation, list(rule.cis),
+                             subject) for rule, hit, subject in hits]
+    findings.sort(key=lambda f: (-Severity.parse(f.severity), f.subject, f.id))
+    return AuditReport(findings, collector.sources, _instances(collector))
