@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "probe": "etcdsec.commands.probe",
     "demo": "etcdsec.commands.demo",
     "audit": "etcdsec.commands.audit",
+    "honeypot": "etcdsec.commands.honeypot",
 }
 
 

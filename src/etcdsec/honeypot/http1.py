@@ -248,9 +248,10 @@ class Http1Connection:
             self._log_request(event, body, resp.status, req, started)
             await self._stream(resp)
         else:
+            # logged before the answer leaves: a crash never loses an answered request
+            self._log_request(event, body, resp.status, req, started)
             self.writer.write(gohttp.render(resp, head=head, http10=req.http10, close=close,
                                             cors=self.app.cors))
-            self._log_request(event, body, resp.status, req, started)
         self.requests += 1
         self.received.clear()
         # keep h11's state machine in step; the bytes it would write are ours, already sent
