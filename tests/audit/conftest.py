@@ -25,6 +25,8 @@ def _public(path: Path) -> bool:
 def materialise(name: str, dest: Path) -> Path:
     """Copy fixture tree `name` under `dest` and give it a real host's modes; returns the tree root."""
     root = dest / name
+    if root.exists():
+        return root
     shutil.copytree(FIXTURES / name, root)
     for path in sorted(root.rglob("*")):
         if path.is_dir():

@@ -388,7 +388,7 @@ def check_data_dir(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
             if "owned" in hit.title
             else ""
         )
-        yield Hit(hit.severity, hit.title + note, [*hit.evidence, _evidence(inst, "data-dir")])
+        yield Hit(hit.severity, hit.title + note, [*hit.evidence, _evidence(inst, "data-dir")], hit.subject)
 
 
 def check_ignored(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
@@ -780,7 +780,9 @@ RULE_IDS = tuple(dict.fromkeys(r.id for r in RULES))
 def run_rules(ctx: AuditContext) -> list[tuple[Rule, Hit, str]]:
     """Every (rule, hit, subject). AUDIT-SOURCE runs last so it sees files the other rules tried to read."""
     out: list[tuple[Rule, Hit, str]] = []
-    for rule in RULES:
+    # File modes and unreadable sources are judged once every other rule has opened its files.
+    late = {"ETCD-FILE-PERMS": 1, "AUDIT-SOURCE": 2}
+    for rule in sorted(RULES, key=lambda r: late.get(r.id, 0)):
         if rule.scope == "etcd":
             for inst in ctx.collector.etcd:
                 if inst.incomplete and rule.id not in ("ETCD-IGNORED-SETTING", "ETCD-INVALID-CONFIG"):
