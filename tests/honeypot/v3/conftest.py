@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from etcdsec.honeypot.context import (
     EventSink,
@@ -15,6 +20,8 @@ from etcdsec.honeypot.context import (
     Session,
     load_persona,
 )
+from etcdsec.honeypot.harness import BackgroundSensor
+from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.v3.state import V3State
 
 MakeCtx = Callable[..., tuple[SensorContext, MemoryEvents]]
@@ -44,3 +51,24 @@ def ctx_factory() -> MakeCtx:
 def new_state(**kw: object) -> tuple[V3State, MemoryEvents]:
     ctx, memory = make_ctx(**kw)  # type: ignore[arg-type]
     return V3State(ctx), memory
+
+
+@contextlib.contextmanager
+def real_sensor(persona: str, seed: list[tuple[str, str]], workdir: Path, tokens: dict[str, str] | None = None,
+                **config: Any) -> Iterator[BackgroundSensor]:
+    """HP-CORE's whole sensor (listener, HTTP/1, TLS, events) with the v3 side, seeded like a test etcd.
+
+    The state file pins revision_base=1, so after the seed the revisions equal those of a fresh etcd
+    that got the same puts in the same (sorted) order.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    seed_file = workdir / "seed.yaml"
+    seed_file.write_text(yaml.safe_dump({"keys": dict(sorted(seed)), "honeytokens": tokens or {}}))
+    ident = Identity.create("etcd-test", [], [])
+    ident.revision_base = 1
+    state_file = workdir / "state.json"
+    state_file.write_text(json.dumps(ident.to_dict()))
+    cfg = SensorConfig(persona=persona, member_name="etcd-test", seed_file=seed_file, state_file=state_file,
+                       **config)
+    with BackgroundSensor(cfg) as hp:
+        yield hp

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer, etcd_binaries
 
-from .conftest import make_ctx
-from .harness import V3Sensor
+from .conftest import real_sensor
 
 SEED = [("/registry/namespaces/default", "ns"), ("/registry/secrets/kube-system/token", "s3cr3t"), ("foo", "bar")]
 PERSONA = {"3.4": "3.4.23", "3.5": "3.5.1"}
@@ -75,39 +75,39 @@ def normalise(text: str, endpoint: str) -> str:
 
 
 @pytest.fixture(scope="module", params=["3.4", "3.5"])
-def pair(request: pytest.FixtureRequest) -> Iterator[tuple[str, EtcdServer, V3Sensor]]:
+def pair(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EtcdServer, BackgroundSensor]]:
     version = request.param
     with EtcdServer(EtcdConfig(version=version)) as real:
         for k, v in SEED:
             real.put(k, v)
-        ctx, _ = make_ctx(PERSONA[version], dataset=[(k.encode(), v.encode()) for k, v in SEED])
-        with V3Sensor(ctx) as hp:
+        with real_sensor(PERSONA[version], SEED, tmp_path_factory.mktemp("ctl")) as hp:
             yield version, real, hp
 
 
-def test_etcdctl_output_matches_real_etcd(pair: tuple[str, EtcdServer, V3Sensor]) -> None:
+def test_etcdctl_output_matches_real_etcd(pair: tuple[str, EtcdServer, BackgroundSensor]) -> None:
     version, real, hp = pair
     commands = COMMANDS + (COMMANDS_35 if version == "3.5" else [])
     mismatches = []
     for args in commands:
         rc_real, out_real = ctl(version, real.client_addr, *args)
-        rc_hp, out_hp = ctl(version, hp.endpoint, *args)
-        want, got = (rc_real, normalise(out_real, real.client_addr)), (rc_hp, normalise(out_hp, hp.endpoint))
+        rc_hp, out_hp = ctl(version, hp.addr, *args)
+        want, got = (rc_real, normalise(out_real, real.client_addr)), (rc_hp, normalise(out_hp, hp.addr))
         if want != got:
             mismatches.append(f"etcdctl {' '.join(args)}\n  etcd:     {want}\n  honeypot: {got}")
     assert not mismatches, "\n".join(mismatches)
 
 
-def test_watch_sees_a_put_from_another_client(pair: tuple[str, EtcdServer, V3Sensor]) -> None:
+def test_watch_sees_a_put_from_another_client(pair: tuple[str, EtcdServer, BackgroundSensor]) -> None:
     version, _, hp = pair
     binary = etcd_binaries(version)[1]
     env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
-    watcher = subprocess.Popen([str(binary), f"--endpoints={hp.endpoint}", "watch", "/watched", "--prefix"],
+    watcher = subprocess.Popen([str(binary), f"--endpoints={hp.addr}", "watch", "/watched", "--prefix"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
         time.sleep(0.5)  # the watch is registered once etcdctl has connected
-        assert ctl(version, hp.endpoint, "put", "/watched/k", "v1")[0] == 0
-        assert ctl(version, hp.endpoint, "del", "/watched/k")[0] == 0
+        assert ctl(version, hp.addr, "put", "/watched/k", "v1")[0] == 0
+        assert ctl(version, hp.addr, "del", "/watched/k")[0] == 0
         lines = _read_lines(watcher, want=5, timeout=10)
     finally:
         watcher.kill()
@@ -128,15 +128,15 @@ def _read_lines(proc: subprocess.Popen[bytes], want: int, timeout: float) -> lis
     return buf.decode().splitlines()
 
 
-def test_watch_from_revision_replays_history(pair: tuple[str, EtcdServer, V3Sensor]) -> None:
+def test_watch_from_revision_replays_history(pair: tuple[str, EtcdServer, BackgroundSensor]) -> None:
     version, _, hp = pair
-    ctl(version, hp.endpoint, "put", "/hist", "one")
-    _, out = ctl(version, hp.endpoint, "get", "/hist", "-w", "json")
+    ctl(version, hp.addr, "put", "/hist", "one")
+    _, out = ctl(version, hp.addr, "get", "/hist", "-w", "json")
     rev = int(re.search(r'"mod_revision":(\d+)', out).group(1))  # type: ignore[union-attr]
-    ctl(version, hp.endpoint, "put", "/hist", "two")
+    ctl(version, hp.addr, "put", "/hist", "two")
     binary = etcd_binaries(version)[1]
     env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
-    watcher = subprocess.Popen([str(binary), f"--endpoints={hp.endpoint}", "watch", "/hist", f"--rev={rev}"],
+    watcher = subprocess.Popen([str(binary), f"--endpoints={hp.addr}", "watch", "/hist", f"--rev={rev}"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
         lines = _read_lines(watcher, want=6, timeout=10)
@@ -148,11 +148,11 @@ def test_watch_from_revision_replays_history(pair: tuple[str, EtcdServer, V3Sens
 
 def test_grpc_calls_are_logged_with_client_and_honeytokens_seen(tmp_path: Path) -> None:
     token = "AKIAHONEYTOKEN0001XYZ"
-    ctx, memory = make_ctx("3.5.1", dataset=[(b"/registry/secrets/default/aws", token.encode())],
-                           tokens={token: "aws-key-1"})
-    with V3Sensor(ctx) as hp:
-        assert ctl("3.5", hp.endpoint, "get", "/registry/secrets", "--prefix")[0] == 0
-        assert ctl("3.5", hp.endpoint, "put", "/exfil", f"stolen {token}")[0] == 0
+    with real_sensor("3.5.1", [("/registry/secrets/default/aws", token)], tmp_path,
+                     tokens={token: "aws-key-1"}) as hp:
+        assert ctl("3.5", hp.addr, "get", "/registry/secrets", "--prefix")[0] == 0
+        assert ctl("3.5", hp.addr, "put", "/exfil", f"stolen {token}")[0] == 0
+    memory = hp.memory
     calls = memory.of("grpc.request")
     ranges = [e for e in calls if e["grpc_method"] == "/etcdserverpb.KV/Range"]
     assert ranges and ranges[0]["request"]["key"] == "/registry/secrets"

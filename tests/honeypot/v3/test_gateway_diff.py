@@ -15,8 +15,7 @@ import pytest
 
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 
-from .conftest import make_ctx
-from .harness import V3Sensor
+from .conftest import real_sensor
 
 SEED = [("foo", "bar"), ("foo2", "baz")]
 
@@ -148,13 +147,12 @@ def _read(resp: Any) -> bytes:
 
 
 @pytest.fixture(scope="module", params=["3.4", "3.5"])
-def pair(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     persona = {"3.4": "3.4.23", "3.5": "3.5.1"}[request.param]
     with EtcdServer(EtcdConfig(version=request.param)) as real:
         for k, v in SEED:
             real.put(k, v)
-        ctx, _ = make_ctx(persona, dataset=[(k.encode(), v.encode()) for k, v in SEED])
-        with V3Sensor(ctx) as hp:
+        with real_sensor(persona, SEED, tmp_path_factory.mktemp("gw")) as hp:
             yield real.client_url, hp.url
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 
-from .conftest import make_ctx
-from .harness import V3Sensor
+from .conftest import real_sensor
 
 CLIENTS = Path(__file__).parent / "clients"
 
@@ -30,17 +30,16 @@ def run_session(script: str, ip: str, port: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[EtcdServer, V3Sensor]]:
-    with EtcdServer(EtcdConfig(version="3.5")) as real:
-        ctx, _ = make_ctx("3.5.1")
-        with V3Sensor(ctx) as hp:
-            yield real, hp
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EtcdServer, BackgroundSensor]]:
+    with EtcdServer(EtcdConfig(version="3.5")) as real, \
+            real_sensor("3.5.1", [], tmp_path_factory.mktemp("clients")) as hp:
+        yield real, hp
 
 
 @pytest.mark.parametrize("script", ["etcd3_session.py", "etcd3gw_session.py"])
-def test_client_session_matches_real_etcd(servers: tuple[EtcdServer, V3Sensor], script: str) -> None:
+def test_client_session_matches_real_etcd(servers: tuple[EtcdServer, BackgroundSensor], script: str) -> None:
     real, hp = servers
     want = run_session(script, real.ip, 2379)
-    got = run_session(script, hp.ip, hp.port)
+    got = run_session(script, hp.ip, 2379)
     assert got == want
     assert got["members"] == ["etcd-test"] and got["status_version"] == "3.5.1"

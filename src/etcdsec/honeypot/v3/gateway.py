@@ -6,8 +6,10 @@ orders them error, message, code and streams them chunked with a gRPC trailer).
 
 The HTTP/1 layer calls `handle` first for every request; None means "not a gateway path for this
 persona". Returned headers are the gateway's own (Content-Type & co., Go-cased); the HTTP layer
-adds Date, Content-Length and CORS, and when `Trailer` is among them it must send the chunked
-body and then the trailers in `TRAILERS`.
+adds Date, framing and CORS. Real etcd sends two kinds of response chunked: the streaming methods
+(`is_streaming(path)`: one `{"result":..}` line per chunk) and, in 3.4, RPC errors, flagged by a
+`Trailer` header, after whose body the trailers in `TRAILERS` follow. The body is complete either
+way, so a layer that frames everything with Content-Length still serves correct content.
 """
 
 from __future__ import annotations
@@ -30,11 +32,10 @@ Reply = tuple[int, Headers, bytes]
 
 JSON_OK: Headers = [(b"Content-Type", b"application/json"),
                     (b"Grpc-Metadata-Content-Type", b"application/grpc")]
-STREAM_OK: Headers = [*JSON_OK, (b"Transfer-Encoding", b"chunked")]
+STREAM_OK: Headers = list(JSON_OK)
 TRAILERS: Headers = [(b"Grpc-Trailer-Content-Type", b"application/grpc")]
 # etcd 3.4 streams an RPC error chunked, announcing the trailer it sends after the body.
-ERROR_34: Headers = [(b"Content-Type", b"application/json"), (b"Trailer", b"Grpc-Trailer-Content-Type"),
-                     (b"Transfer-Encoding", b"chunked")]
+ERROR_34: Headers = [(b"Content-Type", b"application/json"), (b"Trailer", b"Grpc-Trailer-Content-Type")]
 _TEXT: Headers = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"X-Content-Type-Options", b"nosniff")]
 MAX_STREAM_REQUESTS = 64  # JSON requests honoured in one streaming body
 
@@ -50,6 +51,13 @@ def _error_body(code: int, message: str, v34: bool) -> bytes:
     if v34:
         return f'{{"error":{msg},"message":{msg},"code":{code}}}'.encode()
     return f'{{"error":{msg},"code":{code},"message":{msg}}}'.encode()
+
+
+def is_streaming(ctx: SensorContext, path: str) -> bool:
+    """Whether real etcd answers this path chunked, one JSON line per chunk (watch, keepalive)."""
+    canon = ctx.persona.v3_path(path.split("?", 1)[0])
+    m = service.GATEWAY.get(canon or "")
+    return m is not None and m.streaming
 
 
 def _go_type(value: Any) -> str:
