@@ -55,7 +55,7 @@ def new_state(**kw: object) -> tuple[V3State, MemoryEvents]:
 
 @contextlib.contextmanager
 def real_sensor(persona: str, seed: list[tuple[str, str]], workdir: Path, tokens: dict[str, str] | None = None,
-                **config: Any) -> Iterator[BackgroundSensor]:
+                ip: str | None = None, **config: Any) -> Iterator[BackgroundSensor]:
     """HP-CORE's whole sensor (listener, HTTP/1, TLS, events) with the v3 side, seeded like a test etcd.
 
     The state file pins revision_base=1, so after the seed the revisions equal those of a fresh etcd
@@ -70,5 +70,5 @@ def real_sensor(persona: str, seed: list[tuple[str, str]], workdir: Path, tokens
     state_file.write_text(json.dumps(ident.to_dict()))
     cfg = SensorConfig(persona=persona, member_name="etcd-test", seed_file=seed_file, state_file=state_file,
                        **config)
-    with BackgroundSensor(cfg) as hp:
+    with BackgroundSensor(cfg, ip=ip) as hp:
         yield hp
