@@ -59,6 +59,7 @@ class EtcdConfig:
     peer_tls: bool = False
     enable_pprof: bool = False
     extra_flags: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. ETCD_* variables etcd should read
 
 
 class EtcdServer:
@@ -138,6 +139,7 @@ class EtcdServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
         if self.config.version.startswith("3.4"):
             env["ETCD_UNSUPPORTED_ARCH"] = os.environ.get("ETCD_UNSUPPORTED_ARCH", "")
+        env.update(self.config.extra_env)
         self.proc = subprocess.Popen([str(self.etcd), *self._flags()], stdout=log, stderr=log, env=env,
                                      start_new_session=True)
         log.close()

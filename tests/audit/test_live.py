@@ -1,0 +1,98 @@
+"""Audit real etcd processes through /proc, and check the semantics against what etcd really does.
+
+Other tests may run etcd at the same time: every audit here is limited to the pid this test started.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from etcdsec.audit.engine import AuditReport, audit
+from etcdsec.cli import main
+from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+
+
+def _live(server: EtcdServer) -> AuditReport:
+    assert server.proc is not None
+    return audit([], pids={server.proc.pid}, live=True)
+
+
+def _by_id(report: AuditReport) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in report.findings:
+        out.setdefault(f.id, []).extend([f.title, *f.evidence])
+    return out
+
+
+@pytest.fixture(scope="module", params=["3.4", "3.5"])
+def insecure(request: pytest.FixtureRequest) -> Iterator[EtcdServer]:
+    """Plain HTTP on a loopback address, a bare --enable-pprof flag and v2 switched on by ETCD_ENABLE_V2."""
+    config = EtcdConfig(version=request.param, extra_flags=["--enable-pprof"],
+                        extra_env={"ETCD_ENABLE_V2": "true"})
+    with EtcdServer(config) as server:
+        yield server
+
+
+def test_live_process_argv_and_environ(insecure: EtcdServer) -> None:
+    # What etcd really did with a bare flag and an environment variable:
+    assert insecure.http("GET", "/debug/pprof/")[0] == 200
+    assert insecure.http("GET", "/v2/keys/")[0] == 200
+    report = _live(insecure)
+    assert insecure.proc is not None
+    pid = insecure.proc.pid
+    (instance,) = report.instances
+    assert instance["pid"] == pid
+    found = _by_id(report)
+    assert f"pid {pid} argv: --enable-pprof (bare: true)" in found["ETCD-PPROF"]
+    assert f"pid {pid} environ: ETCD_ENABLE_V2=true" in found["ETCD-V2-API"]
+    severities = Counter((f.id, f.severity) for f in report.findings)
+    # Plain HTTP, but on 127.x: a local problem, not exposure.
+    assert severities[("ETCD-CLIENT-TLS", "medium")] == 1
+    assert "ETCD-LISTEN-EXPOSED" not in found
+    # The data dir etcd created is 700; its owner is not `etcd` (the test runs etcd as itself).
+    assert all("has mode" not in t for t in found.get("ETCD-DATA-DIR", []))
+    assert any("owned by" in t for t in found["ETCD-DATA-DIR"])
+
+
+def test_live_config_file_replaces_flags_and_env(tmp_path: Path) -> None:
+    config_path = tmp_path / "etcd.conf.yml"
+    server = EtcdServer(EtcdConfig(version="3.5", extra_flags=[f"--config-file={config_path}"],
+                                   extra_env={"ETCD_ENABLE_V2": "true"}))
+    peer = f"http://{server.ip}:{server.config.peer_port}"
+    config_path.write_text(
+        f"name: cfg\ndata-dir: {server.dir / 'cfgdata'}\n"
+        f"listen-client-urls: {server.client_url}\nadvertise-client-urls: {server.client_url}\n"
+        f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+        f"initial-cluster: cfg={peer}\ninitial-cluster-state: new\n"
+        "log-level: warn\nenable-pprof: true\n"
+        "client-cert-auth: true\n")  # top level: etcd ignores it
+    with server:
+        # etcd ran from the file alone: pprof on (file), v2 off (the env var was ignored).
+        assert server.http("GET", "/debug/pprof/")[0] == 200
+        assert server.http("GET", "/v2/keys/")[0] == 404
+        assert (server.dir / "cfgdata").is_dir()
+        report = _live(server)
+    found = _by_id(report)
+    assert f"{config_path}:10: enable-pprof=true" in found["ETCD-PPROF"]
+    assert "ETCD-V2-API" not in found
+    ignored = found["ETCD-IGNORED-SETTING"]
+    assert any("ETCD_ENABLE_V2=true" in e and "--config-file" in e for e in ignored)
+    assert any(f"{config_path}:11: client-cert-auth=true" in e for e in ignored)
+    assert any("plain client URL" in t for t in found["ETCD-CLIENT-CERT-AUTH"])
+
+
+def test_live_mutual_tls_member_is_clean_on_the_client_side(capsys: pytest.CaptureFixture[str]) -> None:
+    with EtcdServer(EtcdConfig(version="3.5", client_cert_auth=True)) as server:
+        assert server.proc is not None
+        code = main(["audit", "--pid", str(server.proc.pid), "--format", "json"])
+        doc = json.loads(capsys.readouterr().out)
+    ids = {f["id"] for f in doc["findings"]}
+    assert not ids & {"ETCD-CLIENT-TLS", "ETCD-CLIENT-CERT-AUTH", "ETCD-LISTEN-EXPOSED", "ETCD-CORS",
+                      "ETCD-AUTH-TOKEN", "ETCD-FILE-PERMS"}
+    assert code == 0  # what remains (plain peer URL on loopback, data-dir owner) is low
+    assert [s["path"] for s in doc["sources"] if s["kind"] == "private key"]  # server.key was checked
