@@ -96,3 +96,40 @@ def test_live_mutual_tls_member_is_clean_on_the_client_side(capsys: pytest.Captu
                       "ETCD-AUTH-TOKEN", "ETCD-FILE-PERMS"}
     assert code == 0  # what remains (plain peer URL on loopback, data-dir owner) is low
     assert [s["path"] for s in doc["sources"] if s["kind"] == "private key"]  # server.key was checked
+
+
+def test_endpoint_adds_anonymous_access_seen_at_runtime(insecure: EtcdServer,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert insecure.proc is not None
+    code = main(["audit", "--pid", str(insecure.proc.pid), "--endpoint", insecure.client_url, "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    rbac = [f for f in doc["findings"] if f["id"] == "ETCD-RBAC"]
+    assert [(f["severity"], f["title"].split(" (")[0]) for f in rbac] == [
+        ("critical", "anonymous clients can read and write keys over v3"),
+        ("high", "the v2 API answers anonymous reads")]  # v2 is on in this server (ETCD_ENABLE_V2)
+    assert rbac[0]["evidence"] == [f"live endpoint {insecure.client_url}"]
+    assert code == 1
+
+
+def test_endpoint_with_v3_auth_on_flags_simple_tokens_instead() -> None:
+    with EtcdServer(EtcdConfig(version="3.5")) as server:
+        server.enable_v3_auth()
+        from etcdsec.commands.audit import _probe
+
+        assert server.proc is not None
+        report = audit([], pids={server.proc.pid}, live=True, probes=_probe([server.client_url]))
+    found = _by_id(report)
+    assert "ETCD-RBAC" not in found
+    assert any("v3 auth is enabled with simple tokens" in t for t in found["ETCD-AUTH-TOKEN"])
+
+
+def test_endpoint_requiring_client_certificates_passes_rbac_and_unreachable_is_reported() -> None:
+    from etcdsec.commands.audit import _probe
+
+    with EtcdServer(EtcdConfig(version="3.5", client_cert_auth=True)) as server:
+        probes = _probe([server.client_url])
+    assert probes[0].client_cert_required
+    closed = _probe([server.client_url])  # the server is gone now: nothing listens there
+    report = audit([], probes=probes + closed)
+    found = [(f.id, f.severity, f.title) for f in report.findings]
+    assert len(found) == 1 and found[0][:2] == ("ETCD-RBAC", "medium") and "not reachable" in found[0][2]

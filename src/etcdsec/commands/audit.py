@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH", type=Path,
                         help="a config file, or a directory (a host tree holding etc/...)")
     parser.add_argument("--root", type=Path, metavar="DIR",
-                        help="resolve absolute paths met inside configs under DIR (a mounted host filesystem)")
+                        help="resolve absolute paths met inside configs under DIR (a mounted host tree)")
     parser.add_argument("--pid", type=int, action="append", metavar="PID",
                         help="audit this running process (repeatable); implies a live audit")
     parser.add_argument("--live", action="store_true",
@@ -36,8 +36,8 @@ def add_parser(subparsers: Any) -> None:
                         help="probe this etcd client URL and add what it allows at runtime (repeatable)")
     parser.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     parser.add_argument("--fail-on", default="high", metavar="SEVERITY",
-                        help="exit 1 when a finding is at or above this (info|low|medium|high|critical|none); "
-                             "default high; none never fails")
+                        help="exit 1 when a finding is at or above this: info, low, medium, high "
+                             "(default) or critical; none never fails")
     parser.set_defaults(run=run)
 
 
@@ -54,17 +54,20 @@ def _fail_threshold(text: str) -> Severity | None:
 
 
 def _probe(endpoints: list[str]) -> list[Any]:
+    """What each --endpoint allows an anonymous client, from the prober (read-only by default)."""
     if not endpoints:
         return []
     try:
         from etcdsec.probe.api import probe_many
+        from etcdsec.targets import parse_target
     except ImportError:
         raise UserError("--endpoint needs the prober (etcdsec.probe.api), which is not available in "
                         "this installation") from None
     for url in endpoints:
         if "://" not in url:
             raise UserError(f"--endpoint {url!r}: expected a URL such as https://10.0.0.5:2379")
-    return list(asyncio.run(probe_many(endpoints, None)))
+    targets = [parse_target(url) for url in endpoints]  # UserError for a malformed URL
+    return list(asyncio.run(probe_many(targets, None, concurrency=4)))
 
 
 def run(args: argparse.Namespace) -> int:
