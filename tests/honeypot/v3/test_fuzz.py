@@ -1,0 +1,147 @@
+"""Fuzz the gRPC/h2 and gateway paths: hostile input never raises, every stream gets a gRPC status."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+
+import h2.config
+import h2.connection
+import h2.events
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etcdsec.honeypot.v3 import gateway, gojson, service
+from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
+from etcdsec.honeypot.v3.state import V3State
+
+from .conftest import make_ctx, session
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PATHS = [*service.METHODS, "/etcdserverpb.KV/Nope", "/nope.Service/X", "/grpc.health.v1.Health/Check", "/", "x"]
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+CTX, _ = make_ctx(dataset=[(b"/registry/secrets/a", b"tok"), (b"foo", b"bar")])
+STATE = V3State(CTX)
+
+
+def new_conn() -> GrpcConnection:
+    conn = GrpcConnection(CTX, STATE, session())
+    conn.start()
+    conn.data_to_send()
+    return conn
+
+
+@FUZZ
+@given(st.binary(max_size=2048))
+def test_random_bytes_after_the_preface_never_raise(data: bytes) -> None:
+    conn = new_conn()
+    conn.receive(PREFACE + data)
+    conn.pump()
+    assert len(conn.data_to_send()) < 1 << 20
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(PATHS), st.binary(max_size=300), st.booleans(),
+                          st.sampled_from(["application/grpc", "application/grpc+proto", "text/plain"])),
+                min_size=1, max_size=6))
+def test_every_grpc_call_gets_a_status(calls: list[tuple[str, bytes, bool, str]]) -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    client.initiate_connection()
+    server = new_conn()
+    unary: set[int] = set()
+    for path, payload, framed, ctype in calls:
+        sid = client.get_next_available_stream_id()
+        client.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "x"),
+                                  (":path", path), ("content-type", ctype), ("te", "trailers")])
+        client.send_data(sid, frame_message(payload) if framed else payload, end_stream=True)
+        method = service.METHODS.get(path)
+        if method is None or not method.path.endswith("/Watch"):
+            unary.add(sid)
+    server.receive(client.data_to_send())
+    statuses: dict[int, str] = {}
+    for ev in client.receive_data(server.data_to_send()):
+        if isinstance(ev, h2.events.TrailersReceived | h2.events.ResponseReceived):
+            status = dict(ev.headers).get("grpc-status")
+            if status is not None:
+                statuses[ev.stream_id] = status
+    assert unary <= set(statuses), (unary, statuses)
+
+
+@FUZZ
+@given(st.sampled_from(sorted(service.GATEWAY)), st.sampled_from(["POST", "GET", "PUT"]),
+       st.one_of(st.binary(max_size=400),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                              lambda c: st.lists(c, max_size=4) | st.dictionaries(
+                                  st.sampled_from(["key", "range_end", "value", "ID", "TTL", "limit", "revision",
+                                                   "create_request", "compare", "success", "name", "x"]),
+                                  c, max_size=5), max_leaves=12).map(lambda v: json.dumps(v).encode())))
+def test_gateway_never_raises_and_answers_json_or_go_text(path: str, method: str, body: bytes) -> None:
+    result = gateway.handle(CTX, STATE, session(), method, path, [], body)
+    assert result is not None
+    status, headers, payload = result
+    assert status in {200, 400, 404, 405, 412, 429, 500, 501, 503}
+    if dict(headers).get(b"Content-Type") == b"application/json":
+        for line in payload.splitlines():
+            json.loads(line)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+                                                                                  allow_infinity=False)
+                           | st.text(max_size=10),
+                           lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+                           max_leaves=10)
+
+
+@FUZZ
+@given(json_values)
+def test_go_json_scanner_accepts_valid_json(value: object) -> None:
+    data = json.dumps(value).encode()
+    assert gojson.decode_error(data) == (None, len(data))
+
+
+@FUZZ
+@given(st.binary(max_size=200))
+def test_go_json_scanner_agrees_with_a_strict_parser_on_objects(data: bytes) -> None:
+    err, end = gojson.decode_error(b"{" + data)
+    try:
+        strict = json.loads(b"{" + data, parse_constant=_reject)
+        ok = isinstance(strict, dict)
+    except (ValueError, RecursionError):
+        ok = False
+    if ok:
+        assert err is None
+    if err is None:
+        json.loads((b"{" + data)[:end], parse_constant=_reject)
+
+
+def _reject(name: str) -> None:
+    raise ValueError(name)
+
+
+@FUZZ
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=%-_ ", max_size=24))
+def test_go_base64_rules_match_a_strict_decoder(text: str) -> None:
+    try:
+        base64.b64decode(text, validate=True)
+        strict_ok = len(text) % 4 == 0 and "=" not in text.rstrip("=")
+    except (binascii.Error, ValueError):
+        strict_ok = False
+    assert (gojson.base64_error(text.encode()) is None) == strict_ok
+
+
+def test_a_message_bigger_than_the_cap_is_refused_without_buffering_it() -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    client.initiate_connection()
+    server = new_conn()
+    sid = client.get_next_available_stream_id()
+    client.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "x"),
+                              (":path", "/etcdserverpb.KV/Put"), ("content-type", "application/grpc")])
+    client.send_data(sid, b"\x00" + struct.pack(">I", 1 << 30) + b"x" * 100)
+    server.receive(client.data_to_send())
+    trailers = [dict(ev.headers) for ev in client.receive_data(server.data_to_send())
+                if isinstance(ev, h2.events.ResponseReceived | h2.events.TrailersReceived)]
+    assert trailers[-1]["grpc-status"] == "8"
+    assert trailers[-1]["grpc-message"].startswith("grpc: received message larger than max")
