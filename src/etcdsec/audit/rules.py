@@ -88,11 +88,7 @@ def _tls_checks(
     if plain:
         where = ", ".join(f"{u.text} ({u.reach})" for u in plain)
         yield Hit(_reach_severity(plain, remote, local), f"{what} traffic is plain HTTP: {where}", evidence)
-    if (
-        any(u.scheme == "https" for u in urls)
-        and not (cert and key)
-        and not is_true(inst.value(f"{prefix}auto-tls"))
-    ):
+    if any(u.scheme == "https" for u in urls) and not (cert and key) and not is_true(inst.value(f"{prefix}auto-tls")):
         missing = " and ".join(f"{prefix}{n}-file" for n, s in (("cert", cert), ("key", key)) if not s)
         yield Hit(
             "high",
@@ -140,6 +136,16 @@ def _cert_auth(
         )
 
 
+def check_peer_san(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
+    for name in ("experimental-peer-skip-client-san-verification", "peer-skip-client-san-verification"):
+        if is_true(inst.value(name)):
+            yield Hit(
+                "medium",
+                f"{name} is on: a peer certificate is accepted whatever address it comes from",
+                [_evidence(inst, name)],
+            )
+
+
 def _auto_tls(inst: EtcdInstance, prefix: str, what: str) -> Iterator[Hit]:
     name = f"{prefix}auto-tls"
     setting = inst.get(name)
@@ -179,6 +185,7 @@ def check_peer_tls(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
 
 def check_peer_cert_auth(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
     yield from _cert_auth(inst, _peer_urls(inst), "peer-", "peer", "critical", "low")
+    yield from check_peer_san(inst, ctx)
 
 
 def check_peer_auto_tls(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
@@ -207,8 +214,7 @@ def check_metrics(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
         if url.plain and url.remote:
             yield Hit(
                 "medium",
-                f"metrics URL {url.text} is plain HTTP off loopback: /metrics and /health "
-                "are not covered by RBAC",
+                f"metrics URL {url.text} is plain HTTP off loopback: /metrics and /health are not covered by RBAC",
                 [_evidence(inst, "listen-metrics-urls")],
             )
 
@@ -270,9 +276,7 @@ def check_tls_params(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
     suites = [s.strip() for s in inst.value("cipher-suites").split(",") if s.strip()]
     weak = [s for s in suites if not ("GCM" in s or "CHACHA20" in s)]
     if weak:
-        yield Hit(
-            "medium", f"non-AEAD cipher suites allowed: {', '.join(weak)}", [_evidence(inst, "cipher-suites")]
-        )
+        yield Hit("medium", f"non-AEAD cipher suites allowed: {', '.join(weak)}", [_evidence(inst, "cipher-suites")])
 
 
 def check_cors(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
@@ -284,16 +288,13 @@ def check_cors(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
         if "*" in [v.strip() for v in value.split(",")]:
             yield Hit(
                 "low",
-                f"{name} is '*' on a plain-HTTP client URL: web pages can reach etcd "
-                "(DNS rebinding, CVE-2018-5702)",
+                f"{name} is '*' on a plain-HTTP client URL: web pages can reach etcd (DNS rebinding, CVE-2018-5702)",
                 [_evidence(inst, name)],
             )
 
 
 def _key_file_names(inst: EtcdInstance) -> list[str]:
-    return [
-        n for n in ("key-file", "peer-key-file", "client-key-file", "peer-client-key-file") if inst.get(n)
-    ]
+    return [n for n in ("key-file", "peer-key-file", "client-key-file", "peer-client-key-file") if inst.get(n)]
 
 
 def _mode_hits(
@@ -312,9 +313,7 @@ def _mode_hits(
         return
     mode = stat.S_IMODE(info.st_mode)
     if mode & ~limit & 0o777:
-        yield Hit(
-            severity, f"{what} {shown} has mode {mode:03o} (want {limit:03o} or stricter)", [shown], shown
-        )
+        yield Hit(severity, f"{what} {shown} has mode {mode:03o} (want {limit:03o} or stricter)", [shown], shown)
     if ctx.live_host:
         owner = _owner(info.st_uid)
         if owner not in owners:
@@ -347,9 +346,7 @@ def check_file_perms(ctx: AuditContext) -> Iterator[Hit]:
     for source in ctx.collector.sources:
         if source.status == "read" and source.kind in _CONFIG_KINDS and source.real is not None:
             severity = "high" if source.kind == "encryption provider config" else "medium"
-            yield from _mode_hits(
-                ctx, source.real, source.path, _CONFIG_KINDS[source.kind], severity, source.kind
-            )
+            yield from _mode_hits(ctx, source.real, source.path, _CONFIG_KINDS[source.kind], severity, source.kind)
     seen: set[Path] = set()
     key_files: list[tuple[Path, Setting]] = []
     for inst in ctx.collector.etcd:
@@ -365,9 +362,7 @@ def check_file_perms(ctx: AuditContext) -> Iterator[Hit]:
             continue
         shown = ctx.collector.show(path)
         for hit in _mode_hits(ctx, path, shown, 0o600, "high", "private key"):
-            yield Hit(
-                hit.severity, hit.title, [*hit.evidence, f"{setting.origin}: {setting.describe()}"], shown
-            )
+            yield Hit(hit.severity, hit.title, [*hit.evidence, f"{setting.origin}: {setting.describe()}"], shown)
 
 
 def check_data_dir(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
@@ -383,11 +378,7 @@ def check_data_dir(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
     if not ctx.collector.look_at(path, "etcd data dir", optional=True):
         return
     for hit in _mode_hits(ctx, path, shown, 0o700, "high", "data directory", owners=("etcd",)):
-        note = (
-            " (kubeadm and kubespray run etcd as root and leave it root-owned)"
-            if "owned" in hit.title
-            else ""
-        )
+        note = " (kubeadm and kubespray run etcd as root and leave it root-owned)" if "owned" in hit.title else ""
         yield Hit(hit.severity, hit.title + note, [*hit.evidence, _evidence(inst, "data-dir")], hit.subject)
 
 
@@ -475,9 +466,7 @@ def check_k8s_encryption(api: ApiServerInstance, ctx: AuditContext) -> Iterator[
             [_api_evidence(api, "encryption-provider-config")],
         )
         return
-    yield from _encryption_file(
-        ctx, api.real_path(flag.value), [f"{flag.origin}: {flag.describe()}"], api.label
-    )
+    yield from _encryption_file(ctx, api.real_path(flag.value), [f"{flag.origin}: {flag.describe()}"], api.label)
 
 
 def _encryption_file(ctx: AuditContext, path: Path, evidence: list[str], subject: str) -> Iterator[Hit]:
@@ -515,9 +504,7 @@ def check_k8s_audit_log(api: ApiServerInstance, ctx: AuditContext) -> Iterator[H
             [_api_evidence(api, m) for m in missing],
         )
     elif api.get("audit-log-path"):
-        rotation = [
-            n for n in ("audit-log-maxage", "audit-log-maxbackup", "audit-log-maxsize") if not api.get(n)
-        ]
+        rotation = [n for n in ("audit-log-maxage", "audit-log-maxbackup", "audit-log-maxsize") if not api.get(n)]
         if rotation:
             yield Hit(
                 "low",
@@ -530,12 +517,7 @@ def check_k8s_audit_log(api: ApiServerInstance, ctx: AuditContext) -> Iterator[H
 def _probe_matches(probe: Any, inst: EtcdInstance) -> bool:
     """A probe result belongs to an instance when its address is one of the instance's client URLs."""
     for url in _client_urls(inst):
-        if (
-            probe.ip
-            and url.host == probe.ip
-            and probe.port
-            and url.text.rstrip("/").endswith(f":{probe.port}")
-        ):
+        if probe.ip and url.host == probe.ip and probe.port and url.text.rstrip("/").endswith(f":{probe.port}"):
             return True
     return False
 
@@ -563,9 +545,7 @@ def check_rbac(ctx: AuditContext) -> Iterator[Hit]:
                 probe.target,
             )
         elif probe.auth.v3_enabled is False:
-            yield Hit(
-                "high", "v3 auth is disabled and no client certificate is required", evidence, probe.target
-            )
+            yield Hit("high", "v3 auth is disabled and no client certificate is required", evidence, probe.target)
         if probe.auth.v2_guest_open or probe.access.read_v2:
             yield Hit("high", "the v2 API answers anonymous reads (guest role open)", evidence, probe.target)
 
@@ -642,8 +622,7 @@ RULES: tuple[Rule, ...] = (
         "ETCD-UNIQUE-CA",
         "etcd CA differs from the Kubernetes CA",
         ("2.7",),
-        "Give etcd its own CA (kubeadm: /etc/kubernetes/pki/etcd/ca.crt) "
-        "and trust only it in --trusted-ca-file.",
+        "Give etcd its own CA (kubeadm: /etc/kubernetes/pki/etcd/ca.crt) and trust only it in --trusted-ca-file.",
         "audit",
         check_unique_ca,
     ),
@@ -735,8 +714,7 @@ RULES: tuple[Rule, ...] = (
         "K8S-AUDIT-LOG",
         "kube-apiserver audit policy and log",
         ("1.2.16", "1.2.17", "1.2.18", "1.2.19"),
-        "Set --audit-policy-file (Secrets at Metadata level) "
-        "and --audit-log-path with maxage/maxbackup/maxsize.",
+        "Set --audit-policy-file (Secrets at Metadata level) and --audit-log-path with maxage/maxbackup/maxsize.",
         "apiserver",
         check_k8s_audit_log,
     ),

@@ -118,7 +118,7 @@ class Collector:
     # --- building instances ------------------------------------------------------------------
     def add_etcd(self, label: str, origin: Origin, root: Path, args: list[tuple[str, Origin]],
                  env: list[tuple[str, str, Origin]], mounts: list[tuple[str, str]] | None = None,
-                 pid: int | None = None) -> EtcdInstance:
+                 pid: int | None = None, config_real: Path | None = None) -> EtcdInstance:
         """Resolve one etcd's effective settings from its argv, environment and --config-file."""
         mounts = mounts or []
         parsed = etcdflags.parse_argv(args)
@@ -127,7 +127,8 @@ class Collector:
         config = None
         incomplete = None
         if choice is not None:
-            path = real_path(root, choice.value, mounts)
+            # A config file named on the command line is read where it is, not under --root.
+            path = config_real or real_path(root, choice.value, mounts)
             self.claim(path)
             text = self.read_text(path, "etcd config file")
             if text is None:
@@ -293,7 +294,8 @@ class Collector:
             if source:
                 source.kind = "etcd config file"
             self.add_etcd(f"etcd (config file {self.show(path)})", Origin(self.show(path)), root,
-                          [(f"--config-file={path}", Origin(process="named on the command line"))], [])
+                          [(f"--config-file={path}", Origin(process="named on the command line"))], [],
+                          config_real=path)
         elif looks_like_env_file(text):
             if source:
                 source.kind = "environment file"

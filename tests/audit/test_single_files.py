@@ -1,0 +1,77 @@
+"""Single files and partial trees: what is recognised, and what a stock unit would make of an env file."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+
+from etcdsec.audit.engine import audit
+from etcdsec.audit.reporters import render_text
+
+
+def _write(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_debian_env_file_without_its_unit_assumes_the_package_unit(tmp_path: Path) -> None:
+    _write(tmp_path / "etc/default/etcd", 'ETCD_LISTEN_CLIENT_URLS="http://10.1.1.1:2379"\n')
+    report = audit([tmp_path])
+    (etcd,) = report.instances
+    assert etcd["label"].startswith("etcd (Debian/Ubuntu etcd-server unit")
+    assert etcd["settings"]["data-dir"] == {"value": "/var/lib/etcd/default", "via": "env",
+                                            "from": "Debian/Ubuntu etcd-server unit default (assumed)"}
+    exposed = [f for f in report.findings if f.id == "ETCD-LISTEN-EXPOSED"]
+    assert exposed[0].severity == "high" and "routable private address" in exposed[0].title
+
+
+def test_rpm_style_env_conf_and_yaml_conf_are_told_apart(tmp_path: Path) -> None:
+    env_tree, yaml_tree = tmp_path / "rpm", tmp_path / "yaml"
+    _write(env_tree / "etc/etcd/etcd.conf", "ETCD_NAME=a\nETCD_ENABLE_PPROF=true\n")
+    _write(yaml_tree / "etc/etcd/etcd.conf", "name: a\nenable-pprof: true\n")
+    for root, via in ((env_tree, "env"), (yaml_tree, "config-file")):
+        report = audit([root])
+        (etcd,) = report.instances
+        assert etcd["settings"]["enable-pprof"]["via"] == via
+        assert [f.id for f in report.findings].count("ETCD-PPROF") == 1
+
+
+def test_single_config_file_with_weak_tls_parameters(tmp_path: Path) -> None:
+    config = _write(tmp_path / "member.yml", (
+        "name: m\nlisten-client-urls: https://127.0.0.1:2379\nlisten-peer-urls: https://127.0.0.1:2380\n"
+        "tls-min-version: TLS1.1\n"
+        "cipher-suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n"
+        "experimental-peer-skip-client-san-verification: true\n"
+        "client-transport-security: {cert-file: /c, key-file: /k, trusted-ca-file: /ca, client-cert-auth: true}\n"
+        "peer-transport-security: {cert-file: /c, key-file: /k, trusted-ca-file: /ca, client-cert-auth: true}\n"))
+    report = audit([config], root=tmp_path)
+    got = Counter((f.id, f.severity) for f in report.findings if f.id != "AUDIT-SOURCE")
+    assert got == {("ETCD-TLS-PARAMS", "medium"): 2, ("ETCD-PEER-CERT-AUTH", "medium"): 1}
+    weak = next(f for f in report.findings if "non-AEAD" in f.title)
+    assert "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA" in weak.title and "GCM" not in weak.title
+    assert weak.evidence == [f"{config}:5: cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,"
+                             "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"]
+    # /k under --root does not exist: the missing key is reported, not skipped.
+    assert any(f.id == "AUDIT-SOURCE" and "/k is missing" in f.title for f in report.findings)
+
+
+def test_single_encryption_configuration_file(tmp_path: Path) -> None:
+    enc = _write(tmp_path / "enc.yaml", (
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n"
+        "- resources: [secrets]\n  providers:\n  - aesgcm: {keys: []}\n"))
+    (finding,) = audit([enc]).findings
+    assert (finding.id, finding.severity) == ("K8S-ENCRYPTION", "low")
+    assert finding.evidence == [f"{enc}:6"]
+
+
+def test_text_output_is_coloured_on_a_terminal(tmp_path: Path) -> None:
+    env = _write(tmp_path / "etc/default/etcd", 'ETCD_LISTEN_CLIENT_URLS="http://0.0.0.0:2379"\n')
+    report = audit([env.parent.parent.parent])
+    coloured, plain = io.StringIO(), io.StringIO()
+    render_text(report, coloured, colour=True)
+    render_text(report, plain, colour=False)
+    assert "\x1b[" in coloured.getvalue() and "\x1b[" not in plain.getvalue()
+    assert "CRITICAL ETCD-LISTEN-EXPOSED" in plain.getvalue()
