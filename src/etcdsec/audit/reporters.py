@@ -54,12 +54,17 @@ def render_json(report: AuditReport, out: IO[str]) -> None:
     out.write("\n")
 
 
+def _uri(path: str) -> str:
+    """Relative paths stay relative (to where the audit ran); absolute ones become file:// URIs."""
+    return Path(path).as_uri() if Path(path).is_absolute() else path
+
+
 def _location(evidence: str) -> dict[str, Any] | None:
     """A SARIF physicalLocation for `file:line` evidence; None for process or default evidence."""
     match = _LOCATION.match(evidence)
     if not match or not Path(match.group("path")).exists():
         return None  # a default, an assumption, or a process: no file to point at
-    location: dict[str, Any] = {"artifactLocation": {"uri": match.group("path")}}
+    location: dict[str, Any] = {"artifactLocation": {"uri": _uri(match.group("path"))}}
     if match.group("line"):
         location["region"] = {"startLine": int(match.group("line"))}
     return {"physicalLocation": location}
@@ -95,10 +100,9 @@ def sarif(report: AuditReport) -> dict[str, Any]:
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "etcdsec audit", "version": __version__,
-                                "informationUri": "https://github.com/etcdsec/etcdsec", "rules": rules}},
+            "tool": {"driver": {"name": "etcdsec audit", "version": __version__, "rules": rules}},
             "results": results,
-            "artifacts": [{"location": {"uri": s.path}} for s in report.sources
+            "artifacts": [{"location": {"uri": _uri(s.path)}} for s in report.sources
                           if s.status == "read" and not s.path.startswith("/proc/")],
         }],
     }

@@ -382,9 +382,13 @@ def check_data_dir(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
         yield Hit(hit.severity, hit.title + note, [*hit.evidence, _evidence(inst, "data-dir")], hit.subject)
 
 
+def _spelled(setting: Setting) -> str:
+    return f"--{setting.name}" if setting.raw else setting.describe().split("=")[0]
+
+
 def check_ignored(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
     if inst.ignored:
-        names = ", ".join(dict.fromkeys(i.setting.describe().split("=")[0] for i in inst.ignored))
+        names = ", ".join(dict.fromkeys(_spelled(i.setting) for i in inst.ignored))
         evidence = [f"{i.setting.origin}: {i.setting.describe()} — {i.reason}" for i in inst.ignored]
         yield Hit("low", f"{len(inst.ignored)} setting(s) have no effect: {names}", evidence)
 
