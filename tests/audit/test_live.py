@@ -133,3 +133,33 @@ def test_endpoint_requiring_client_certificates_passes_rbac_and_unreachable_is_r
     report = audit([], probes=probes + closed)
     found = [(f.id, f.severity, f.title) for f in report.findings]
     assert len(found) == 1 and found[0][:2] == ("ETCD-RBAC", "medium") and "not reachable" in found[0][2]
+
+
+@pytest.mark.parametrize(("extra", "env", "etcd_says", "audit_says"), [
+    (["--auto-tls", "false"], {}, "'false' is not a valid flag", "'false' is not a valid flag"),
+    (["--enable-pprof=false"], {"ETCD_ENABLE_PPROF": "true"}, "conflicting environment variable",
+     "conflicting environment variable"),
+])
+def test_configurations_etcd_refuses_are_reported(tmp_path: Path, extra: list[str], env: dict[str, str],
+                                                   etcd_says: str, audit_says: str) -> None:
+    import os
+    import subprocess
+
+    from etcdsec.testbed.addresses import free_loopback_ip
+    from etcdsec.testbed.etcd import etcd_binaries
+
+    ip = free_loopback_ip()
+    etcd, _ = etcd_binaries("3.4")
+    args = [f"--data-dir={tmp_path / 'd'}", f"--listen-client-urls=http://{ip}:2379",
+            f"--advertise-client-urls=http://{ip}:2379", f"--listen-peer-urls=http://{ip}:2380",
+            f"--initial-advertise-peer-urls=http://{ip}:2380", f"--initial-cluster=default=http://{ip}:2380", *extra]
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
+    ran = subprocess.run([str(etcd), *args], env={**clean_env, "ETCD_UNSUPPORTED_ARCH": "", **env},
+                         capture_output=True, timeout=20)
+    assert ran.returncode != 0 and etcd_says in ran.stderr.decode()
+    unit = tmp_path / "etcd.service"
+    env_lines = "".join(f"Environment={k}={v}\n" for k, v in env.items())
+    unit.write_text(f"[Service]\n{env_lines}ExecStart={etcd} {' '.join(args)}\n")
+    report = audit([unit])
+    invalid = [f.title for f in report.findings if f.id == "ETCD-INVALID-CONFIG"]
+    assert len(invalid) == 1 and audit_says in invalid[0]
