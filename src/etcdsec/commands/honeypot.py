@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="keeps cluster/member ids, start time and honeytoken seed across restarts")
     p.add_argument("--sensor", help="sensor name in events (default: host name)")
     p.add_argument("--seed", metavar="FILE", help="YAML/JSON keyspace to serve instead of the Kubernetes bait")
+    p.add_argument("--enable-v2", choices=("true", "false"),
+                   help="serve the v2 API or not (default: as the persona's version does)")
     p.add_argument("--namespace-writes", action="store_true", help="each source sees only its own writes")
     p.add_argument("--tls-cert", metavar="PEM", help="accept TLS (ALPN h2 and http/1.1) with this certificate")
     p.add_argument("--tls-key", metavar="PEM")
@@ -109,6 +111,8 @@ def build_config(args: argparse.Namespace):
         trusted_proxies=list(args.trusted_proxy), trust_xff=args.trust_xff, events_max_bytes=args.events_max_bytes,
         events_backups=args.events_backups, flush_interval=args.flush_interval, limits=limits,
     )
+    if args.enable_v2:
+        config.enable_v2 = args.enable_v2 == "true"
     if args.sensor:
         config.sensor = args.sensor
     return config

@@ -14,9 +14,11 @@ STATUS_TEXT = {
     200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 307: "Temporary Redirect",
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 412: "Precondition Failed",
-    413: "Request Entity Too Large", 414: "Request URI Too Long", 429: "Too Many Requests",
+    406: "Not Acceptable", 410: "Gone", 411: "Length Required", 413: "Request Entity Too Large",
+    414: "Request URI Too Long", 415: "Unsupported Media Type", 416: "Requested Range Not Satisfiable",
+    417: "Expectation Failed", 426: "Upgrade Required", 428: "Precondition Required", 429: "Too Many Requests",
     431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
-    503: "Service Unavailable", 504: "Gateway Timeout",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
 }
 
 # etcd wraps every client-port handler in a CORS handler that adds these (sorted, as Go writes).
@@ -91,9 +93,12 @@ def render(resp: Response, *, head: bool = False, http10: bool = False, close: b
     lines = [f"HTTP/1.{0 if http10 else 1} {resp.status} {STATUS_TEXT.get(resp.status, 'status code')}"]
     lines += [f"{k}: {v}" for k, v in sorted(handler_headers, key=lambda kv: kv[0])]
     has_length = resp.header("Content-Length") is not None
-    chunked = not has_length and not head and not http10 and len(resp.body) > CHUNK_THRESHOLD
+    # Go buffers 2048 bytes; past that (or with declared trailers) the length is unknown: chunked,
+    # or for HEAD and HTTP/1.0 no length header at all.
+    unknown_length = not has_length and (len(resp.body) > CHUNK_THRESHOLD or resp.header("Trailer") is not None)
+    chunked = unknown_length and not head and not http10
     lines.append(f"Date: {http_date(now)}")
-    if not has_length and not chunked and not (http10 and len(resp.body) > CHUNK_THRESHOLD):
+    if not has_length and not unknown_length:
         lines.append(f"Content-Length: {len(resp.body)}")
     if resp.sniff_type:
         lines.append(f"Content-Type: {TEXT_PLAIN}")
@@ -109,11 +114,14 @@ def render(resp: Response, *, head: bool = False, http10: bool = False, close: b
     return head_bytes + resp.body
 
 
-def render_stream_head(resp: Response, *, cors: bool = True, now: float | None = None) -> bytes:
+def render_stream_head(resp: Response, *, cors: bool = True, close: bool = False, now: float | None = None) -> bytes:
     handler_headers = (CORS_HEADERS if cors else []) + resp.headers
     lines = [f"HTTP/1.1 {resp.status} {STATUS_TEXT.get(resp.status, 'status code')}"]
     lines += [f"{k}: {v}" for k, v in sorted(handler_headers, key=lambda kv: kv[0])]
-    lines += [f"Date: {http_date(now)}", "Transfer-Encoding: chunked"]
+    lines.append(f"Date: {http_date(now)}")
+    if close:
+        lines.append("Connection: close")
+    lines.append("Transfer-Encoding: chunked")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 

@@ -72,6 +72,13 @@ class ClientApp:
         self.cors = bool(ctx.persona.extra.get("cors", True))
         self.metrics_requests = 0
 
+    def subtrees(self) -> list[str]:
+        """ServeMux patterns ending in "/": a request for the bare name is redirected to them."""
+        trees = [p + "/" for p in self.ctx.persona.v3_prefixes_served] if self.gateway is not None else []
+        if self.ctx.persona.v2_enabled:
+            trees += ["/v2/keys/", "/v2/members/", "/v2/auth/"]
+        return trees
+
     async def handle(self, session: Session, req: Request) -> Response:
         clean = _clean_path(req.raw_path)
         if clean != req.raw_path and req.method != "CONNECT":
@@ -79,6 +86,8 @@ class ClientApp:
         if req.method == "OPTIONS" and self.cors:
             return Response(200, b"")
         path = req.path
+        if path + "/" in self.subtrees() and path not in ("/v2/keys", "/v2/members"):
+            return _redirect(path + "/", req)
         if path == "/version":
             return json_response(200, version_body(self.ctx)) if req.method == "GET" else method_not_allowed("GET")
         if path == "/health":
@@ -170,6 +179,8 @@ class Http1Connection:
             except h11.RemoteProtocolError as exc:
                 await self._protocol_error(exc)
                 return
+            except _Drop:
+                return
             if not done:
                 return
 
@@ -227,6 +238,9 @@ class Http1Connection:
 
     async def _respond(self, event: h11.Request, body: bytes) -> None:
         started = time.perf_counter()
+        if event.http_version not in (b"1.0", b"1.1"):  # cmux hands only HTTP/1.x to net/http
+            self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
+            raise _Drop
         if self.guard is not None:
             delay = self.guard.delay_for(self.session.src_ip)
             if delay:
@@ -238,7 +252,10 @@ class Http1Connection:
         check = event.target + b"\n" + b"\n".join(v for _, v in event.headers) + b"\n" + body
         self.ctx.honeytokens.check(self.session, check)
         try:
-            resp = await self.app.handle(self.session, req)
+            if req.method == "OPTIONS" and req.target == "*":  # Go's server answers this itself
+                resp = Response(200, b"", [("Content-Length", "0")])
+            else:
+                resp = await self.app.handle(self.session, req)
         except Exception as exc:  # never leak a traceback to the client: answer like Go's recover
             self.ctx.events.emit("sensor.error", self.session, error=type(exc).__name__, path=req.target)
             resp = Response(500, b"", [])
@@ -246,21 +263,26 @@ class Http1Connection:
         head = req.method == "HEAD"
         if resp.stream is not None:
             self._log_request(event, body, resp.status, req, started)
-            await self._stream(resp)
+            await self._stream(resp, close)
         else:
             # logged before the answer leaves: a crash never loses an answered request
             self._log_request(event, body, resp.status, req, started)
-            self.writer.write(gohttp.render(resp, head=head, http10=req.http10, close=close,
-                                            cors=self.app.cors))
+            cors = self.app.cors and req.target != "*"
+            self.writer.write(gohttp.render(resp, head=head, http10=req.http10, close=close, cors=cors))
         self.requests += 1
         self.received.clear()
         # keep h11's state machine in step; the bytes it would write are ours, already sent
-        self.conn.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
-        self.conn.send(h11.EndOfMessage())
+        try:
+            self.conn.send(h11.Response(status_code=404, headers=[("Content-Length", "0")]))
+            self.conn.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:  # e.g. CONNECT/Upgrade left h11 elsewhere: end the connection
+            self.requests += 1
+            await self.writer.drain()
+            raise _Drop from None
         await self.writer.drain()
 
-    async def _stream(self, resp: Response) -> None:
-        self.writer.write(gohttp.render_stream_head(resp, cors=self.app.cors))
+    async def _stream(self, resp: Response, close: bool) -> None:
+        self.writer.write(gohttp.render_stream_head(resp, cors=self.app.cors, close=close))
         await self.writer.drain()
         stream: AsyncIterator[bytes] = resp.stream  # type: ignore[assignment]
         async for piece in stream:
@@ -308,9 +330,14 @@ class Http1Connection:
 
     async def _protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         text = str(exc)
-        if "Host" in text:
+        raw = bytes(self.received)
+        if "Missing mandatory Host" in text:
             self._malformed("missing Host header")
             await self._write_close(gohttp.MISSING_HOST)
+        elif "multiple Host" in text:
+            self._malformed("too many Host headers")
+            reason = self.ctx.persona.extra.get("too_many_hosts_reason", "too many Host headers")
+            await self._write_close(gohttp.go_bad_request(reason))
         elif not _looks_like_request_line(bytes(self.received)):
             self._malformed(f"not HTTP: {text}")  # cmux finds no matching protocol: silent close
         elif exc.error_status_hint == 431:
@@ -318,7 +345,7 @@ class Http1Connection:
             await self._write_close(gohttp.go_status_error(431, "Request Header Fields Too Large"))
         else:
             self._malformed(text)
-            await self._write_close(gohttp.go_bad_request())
+            await self._write_close(gohttp.go_bad_request(_go_header_reason(raw)))
 
     async def _write_close(self, data: bytes) -> None:
         try:
@@ -326,6 +353,23 @@ class Http1Connection:
             await self.writer.drain()
         except ConnectionError:
             pass
+
+
+class _Drop(Exception):
+    """End the connection without a reply (what etcd's cmux does with non-HTTP/1.x input)."""
+
+
+_TOKEN = set(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _go_header_reason(raw: bytes) -> str:
+    """The reason Go's textproto/net/http give for a bad header block ("" for a plain 400)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    for line in head:
+        name, colon, _ = line.partition(b":")
+        if colon and (not name or any(ch not in _TOKEN for ch in name)):
+            return "invalid header name"
+    return ""
 
 
 _METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")

@@ -107,6 +107,9 @@ class Listener:
         except asyncio.CancelledError:
             reason = "shutdown"
             raise
+        except Exception as exc:  # a bug must cost one connection, never the sensor
+            reason = "sensor error"
+            self.ctx.events.emit("sensor.error", session, error=f"{type(exc).__name__}: {exc}"[:300])
         finally:
             self.active -= 1
             self.guard.release(peer[0] if session.peer_ip == "" else session.peer_ip)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import signal
 import socket
@@ -55,6 +56,8 @@ class SensorConfig:
     flush_interval: float = 0.0
     limits: Limits = field(default_factory=Limits)
     extra_outputs: list[EventOutput] = field(default_factory=list)
+    enable_v2: bool | None = None  # None: as the persona's version does by default
+    bait: Bait | None = None  # the keyspace to serve; None: seed file or the Kubernetes bait
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -69,6 +72,8 @@ class Sensor:
     def __init__(self, config: SensorConfig) -> None:
         self.config = c = config
         self.persona = load_persona(c.persona)
+        if c.enable_v2 is not None and self.persona.major_minor >= (3, 0):
+            self.persona = dataclasses.replace(self.persona, v2_enabled=c.enable_v2)
         scheme = "https" if c.tls_cert else "http"
         client_url = c.advertise_client_url or _url(scheme, *c.listen)
         peer_host, peer_port = c.peer_listen or (c.listen[0], 2380)
@@ -84,7 +89,7 @@ class Sensor:
             self.store_writer = EventStoreWriter(c.db)
             outputs.append(self.store_writer)
         self.events = EventSink(c.sensor, outputs)
-        bait: Bait = load_seed_file(c.seed_file) if c.seed_file else \
+        bait: Bait = c.bait if c.bait is not None else load_seed_file(c.seed_file) if c.seed_file else \
             kubernetes_bait(self.identity.secret_seed or str(self.identity.cluster_id), self.identity.start_time)
         self.honeytokens = Honeytokens(self.events, bait.tokens)
         self.honeytokens.find(b"warm-up")  # compile the token matcher now, not on the first request

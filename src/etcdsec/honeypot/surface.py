@@ -107,11 +107,50 @@ def metrics_body(ctx: SensorContext, requests: int) -> bytes:
         "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
         "# TYPE process_start_time_seconds gauge",
         f"process_start_time_seconds {start:.2f}",
+        "# HELP etcd_mvcc_db_total_size_in_use_in_bytes Total size of the underlying database logically in use "
+        "in bytes.",
+        "# TYPE etcd_mvcc_db_total_size_in_use_in_bytes gauge",
+        f"etcd_mvcc_db_total_size_in_use_in_bytes {db * 3 // 4}",
+        "# HELP etcd_network_client_grpc_received_bytes_total The total number of bytes received from grpc "
+        "clients.",
+        "# TYPE etcd_network_client_grpc_received_bytes_total counter",
+        f"etcd_network_client_grpc_received_bytes_total {1200 + requests * 37}",
+        "# HELP etcd_server_proposals_committed_total The total number of consensus proposals committed.",
+        "# TYPE etcd_server_proposals_committed_total gauge",
+        f"etcd_server_proposals_committed_total {ident.raft_index_base}",
+        "# HELP etcd_server_proposals_pending The current number of pending proposals to commit.",
+        "# TYPE etcd_server_proposals_pending gauge",
+        "etcd_server_proposals_pending 0",
+        "# HELP go_goroutines Number of goroutines that currently exist.",
+        "# TYPE go_goroutines gauge",
+        "go_goroutines 153",
+        "# HELP go_threads Number of OS threads created.",
+        "# TYPE go_threads gauge",
+        "go_threads 14",
+        "# HELP grpc_server_started_total Total number of RPCs started on the server.",
+        "# TYPE grpc_server_started_total counter",
+        'grpc_server_started_total{grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"} 0',
+        'grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"} 0',
+        "# HELP process_max_fds Maximum number of open file descriptors.",
+        "# TYPE process_max_fds gauge",
+        "process_max_fds 1.048576e+06",
+        "# HELP process_open_fds Number of open file descriptors.",
+        "# TYPE process_open_fds gauge",
+        "process_open_fds 41",
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
+        "# TYPE process_resident_memory_bytes gauge",
+        f"process_resident_memory_bytes {41_000_000 + db}",
         "# HELP promhttp_metric_handler_requests_total Total number of scrapes by HTTP status code.",
         "# TYPE promhttp_metric_handler_requests_total counter",
         f'promhttp_metric_handler_requests_total{{code="200"}} {requests}',
     ]
     return ("\n".join(lines) + "\n").encode()
+
+
+_SIZE_CLASSES = [0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320,
+                 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792,
+                 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472,
+                 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432]
 
 
 def debug_vars_body(ctx: SensorContext) -> bytes:
@@ -123,8 +162,18 @@ def debug_vars_body(ctx: SensorContext) -> bytes:
                f"--initial-cluster={ident.member_name}={peer}", "--listen-client-urls=" + client,
                "--listen-peer-urls=" + peer, f"--name={ident.member_name}", "--snapshot-count=10000"]
     alloc = 6_000_000 + len(ctx.dataset) * 3000
-    mem = {"Alloc": alloc, "TotalAlloc": alloc * 3, "Sys": 74_007_560, "Lookups": 0, "Mallocs": 36_760,
-           "Frees": 9_820, "HeapAlloc": alloc, "HeapSys": 66_191_360, "NumGC": 9}
+    mem: dict[str, object] = {
+        "Alloc": alloc, "TotalAlloc": alloc * 3, "Sys": 74_007_560, "Lookups": 0, "Mallocs": 36_760,
+        "Frees": 9_820, "HeapAlloc": alloc, "HeapSys": 66_191_360, "HeapIdle": 58_515_456, "HeapInuse": 7_675_904,
+        "HeapReleased": 58_048_512, "HeapObjects": 26_940, "StackInuse": 917_504, "StackSys": 917_504,
+        "MSpanInuse": 71_400, "MSpanSys": 81_920, "MCacheInuse": 2_400, "MCacheSys": 16_384, "BuckHashSys": 1_450_417,
+        "GCSys": 5_022_016, "OtherSys": 645_167, "NextGC": 8_972_304, "LastGC": int(time.time() * 1e9) - 41_000_000_000,
+        "PauseTotalNs": 1_473_820, "NumGC": 9, "NumForcedGC": 0, "GCCPUFraction": 0.000012,
+        "EnableGC": True, "DebugGC": False,
+        # runtime.MemStats.BySize: Go's size classes, as expvar prints them
+        "BySize": [{"Size": size, "Mallocs": (size * 37) % 4099, "Frees": (size * 29) % 3001}
+                   for size in _SIZE_CLASSES],
+    }
     uptime = time.time() - ident.start_time.timestamp()
     leader = f"{ident.member_id:x}"
     raft = {"id": leader, "term": ident.raft_term, "vote": leader,

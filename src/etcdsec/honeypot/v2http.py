@@ -20,7 +20,7 @@ from etcdsec.honeypot.surface import (
 from etcdsec.honeypot.v2store import Event, V2Error, V2Store, Watcher
 
 KEYS_PREFIX = "/v2/keys"
-KEY_METHODS = "GET,HEAD,PUT,POST,DELETE"  # etcd's allowMethod joins with "," and no space
+KEY_METHODS = "HEAD,GET,PUT,POST,DELETE"  # etcd's allowMethod joins with "," and no space
 
 
 class V2Api:
@@ -86,11 +86,9 @@ class V2Api:
                      for name in ("recursive", "sorted", "wait", "dir", "quorum", "stream", "refresh")}
             prev_exist = _bool(one("prevExist"), "prevExist", self.store.index) if "prevExist" in form \
                 else None
-            ttl = _uint(one("ttl"), 202, self.store.index) if one("ttl") not in (None, "") else None
-            prev_index = (_uint(one("prevIndex"), 203, self.store.index)
-                          if one("prevIndex") not in (None, "") else None)
-            wait_index = (_uint(one("waitIndex"), 203, self.store.index)
-                          if one("waitIndex") not in (None, "") else None)
+            ttl = _uint(one("ttl"), 202, "ttl") if one("ttl") not in (None, "") else None
+            prev_index = _uint(one("prevIndex"), 203, "prevIndex") if one("prevIndex") not in (None, "") else None
+            wait_index = _uint(one("waitIndex"), 203, "waitIndex") if one("waitIndex") not in (None, "") else None
             if req.method in ("GET", "HEAD"):
                 if flags["wait"]:
                     return self._watch(key, bool(flags["recursive"]), wait_index)
@@ -98,11 +96,9 @@ class V2Api:
                 return json_response(200, go_json(result, newline=True), self._index_headers())
             if req.method == "PUT":
                 value = one("value")
-                if flags["dir"] and value:
-                    raise V2Error(209, "dir cannot have a value", self.store.index)
                 prev_value = one("prevValue")
                 if prev_value == "":
-                    raise V2Error(201, "", self.store.index)
+                    raise V2Error(201, '"prevValue" cannot be empty', 0)
                 if len(value or "") > self.ctx.limits.max_value_bytes:
                     raise V2Error(300, "etcdserver: request is too large", self.store.index)
                 event, created = self.store.set(key, value, dir=bool(flags["dir"]), ttl=ttl,
@@ -131,8 +127,13 @@ class V2Api:
                 fired.set_result(event)
 
         found = self.store.watch(key, recursive, since, notify)
-        if isinstance(found, Event):
-            return json_response(200, go_json(found.to_dict(), newline=True), self._index_headers())
+        head = [("Content-Type", "application/json"), *self._index_headers()]
+        if isinstance(found, Event):  # etcd streams even an event it already has
+
+            async def once() -> AsyncIterator[bytes]:
+                yield go_json(found.to_dict(), newline=True)
+
+            return Response(200, b"", head, stream=once())
         watcher: Watcher = found
         timeout = self.ctx.limits.wait_timeout_s
         store = self.store
@@ -147,8 +148,7 @@ class V2Api:
             finally:
                 store.cancel(watcher)
 
-        return Response(200, b"", [("Content-Type", "application/json"), *self._index_headers()],
-                        stream=body())
+        return Response(200, b"", head, stream=body())
 
     # --- /v2/members ----------------------------------------------------------------------
     def members(self, req: Request) -> Response:
@@ -161,6 +161,11 @@ class V2Api:
                 return json_response(200, go_json(body, newline=True),
                                      [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))])
             return not_found()
+        if req.method in ("POST", "PUT"):
+            ctype = req.header("content-type") or ""
+            if ctype.split(";")[0].strip() != "application/json":
+                cid = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))]
+                return _message(415, f"Bad Content-Type {ctype}, accept application/json", cid)
         if req.method in ("POST", "PUT", "DELETE"):
             # a single-member cluster refuses reconfiguration that would lose quorum
             msg = {"message": "etcdserver: re-configuration failed due to not enough started members"}
@@ -209,12 +214,18 @@ class V2Api:
                     return _message(404, f"auth: User {name} does not exist.", cid)
                 return Response(200, b"", cid)
             return method_not_allowed("GET,PUT,DELETE")
+        root_role = {"role": "root", "permissions": {"kv": {"read": ["/*"], "write": ["/*"]}}}
         if sub in ("/roles", "/roles/"):
             if req.method != "GET":
                 return method_not_allowed("GET")
-            roles = [{"role": "root", "permissions": {"kv": {"read": ["/*"], "write": ["/*"]}}},
-                     {"role": "guest", "permissions": {"kv": {"read": ["/*"], "write": ["/*"]}}}]
-            return json_response(200, go_json({"roles": roles}, newline=True), cid)
+            return json_response(200, go_json({"roles": [root_role]}, newline=True), cid)
+        if sub.startswith("/roles/"):
+            name = sub[len("/roles/"):]
+            if req.method != "GET":
+                return _message(403, "auth: Cannot modify role before auth is enabled", cid)
+            if name == "root":
+                return json_response(200, go_json(root_role, newline=True), cid)
+            return _message(404, f"auth: Role {name} does not exist.", cid)
         return not_found()
 
 
@@ -229,15 +240,13 @@ def _bool(text: str | None, name: str, index: int) -> bool | None:
     raise V2Error(209, f"invalid value for {name}", index)
 
 
-def _uint(text: str | None, code: int, index: int) -> int:
-    try:
-        value = int(text or "")
-    except ValueError:
-        raise V2Error(code, "", index) from None
-    if value < 0:
-        raise V2Error(code, "", index)
-    return value
+def _uint(text: str | None, code: int, name: str) -> int:
+    """strconv.ParseUint; the error is raised before the store is asked, so its index is 0."""
+    if not (text or "").isdigit():
+        raise V2Error(code, f'invalid value for "{name}"', 0)
+    return int(text or "0")
 
 
 def _message(status: int, message: str, headers: list[tuple[str, str]]) -> Response:
-    return json_response(status, go_json({"message": message}, newline=True), headers)
+    """etcd's httptypes.HTTPError: `{"message":...}` without a trailing newline."""
+    return json_response(status, go_json({"message": message}), headers)

@@ -17,9 +17,9 @@ ERRORS: dict[int, tuple[str, int]] = {
     100: ("Key not found", 404),
     101: ("Compare failed", 412),
     102: ("Not a file", 403),
-    104: ("Not a directory", 403),
+    104: ("Not a directory", 400),
     105: ("Key already exists", 412),
-    107: ("Root is read only", 403),
+    107: ("Root is read only", 400),
     108: ("Directory not empty", 403),
     200: ("Value is Required in POST form", 400),
     201: ("PrevValue is Required in POST form", 400),
@@ -332,7 +332,8 @@ class V2Store:
         self.expire()
         key = clean_key(key)
         if since is not None and since <= self.index:
-            if self.history and since < self.history[0].index:
+            full = len(self.history) == self.history.maxlen
+            if full and since < self.history[0].index:
                 cleared = f"the requested history has been cleared [{self.history[0].index}/{since}]"
                 raise V2Error(401, cleared, self.index)
             for event in self.history:

@@ -1,0 +1,306 @@
+"""Differential fidelity: one corpus of requests to real etcd and to the honeypot, compared.
+
+For each etcd version the runner starts a real etcd (test bed) and a honeypot with the matching
+persona, both empty and with the same member name, sends every corpus case to both in the same
+order, and compares status lines, header names (and the values that are not per-deployment),
+and bodies with ids, indexes, addresses and timestamps normalised. Loopback only.
+
+    python -m etcdsec.honeypot.fidelity [--versions 3.4,3.5] [--json report.json] [--show-diffs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PERSONA_FOR = {"3.4": "3.4.23", "3.5": "3.5.1"}
+MEMBER = "etcd-test"
+COMPARED_HEADER_VALUES = {"content-type", "allow", "access-control-allow-headers", "access-control-allow-methods",
+                          "access-control-allow-origin", "x-content-type-options", "connection",
+                          "transfer-encoding", "location", "grpc-metadata-content-type", "www-authenticate"}
+VOLATILE_KEYS = {"cluster_id", "member_id", "revision", "raft_term", "index", "modifiedIndex", "createdIndex",
+                 "id", "ID", "startTime", "uptime", "expiration", "leader", "Now", "create_revision",
+                 "mod_revision", "raft_index", "raftIndex", "raftTerm", "raftAppliedIndex", "dbSize",
+                 "dbSizeInUse", "authRevision", "compact_revision", "TTL", "grantedTTL", "ttl", "version_num",
+                 # v2 store counters: they count the server's whole history, not the corpus
+                 "getsSuccess", "getsFail", "setsSuccess", "setsFail", "deleteSuccess", "deleteFail",
+                 "updateSuccess", "updateFail", "createSuccess", "createFail", "compareAndSwapSuccess",
+                 "compareAndSwapFail", "compareAndDeleteSuccess", "compareAndDeleteFail", "expireCount"}
+_PATTERNS = [
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"), "<time>"),
+    (re.compile(r"\b\d+(\.\d+)?(h|m|s|ms|µs|ns)(\d+(\.\d+)?(m|s))*\b"), "<dur>"),
+    (re.compile(r"(?<![0-9a-f])[0-9a-f]{12,16}(?![0-9a-f])"), "<hex>"),
+    (re.compile(r"\b\d{6,}\b"), "<n>"),
+]
+
+
+# --- corpus ---------------------------------------------------------------------------------------
+@dataclass
+class Case:
+    id: str
+    raw: str | None = None
+    method: str = "GET"
+    path: str = "/"
+    headers: dict[str, str] = field(default_factory=dict)
+    form: str | None = None
+    json: Any = None
+    body: str | None = None
+    v2: bool = False  # run against the v2-enabled pair
+    compare_body: bool = True
+    versions: list[str] = field(default_factory=list)  # empty: all
+    group: str = ""
+
+    def wire(self, host: str) -> bytes:
+        if self.raw is not None:
+            return self.raw.replace("{host}", host).encode("latin-1")
+        body = b""
+        headers = {"Host": host, **self.headers}
+        if self.form is not None:
+            body = self.form.encode()
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        elif self.json is not None:
+            body = json.dumps(self.json).encode()
+        elif self.body is not None:
+            body = self.body.encode("latin-1")
+        if body or self.method in ("POST", "PUT"):
+            headers["Content-Length"] = str(len(body))
+        headers.setdefault("Connection", "close")
+        head = f"{self.method} {self.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        return (head + "\r\n").encode("latin-1") + body
+
+
+def corpus_files() -> list[Path]:
+    base = Path(str(resources.files("etcdsec.honeypot")))
+    files = sorted((base / "corpus").glob("*.yaml"))
+    files += sorted((base / "v3").glob("corpus*.yaml"))  # the v3 side's cases, when present
+    return files
+
+
+def load_corpus(paths: list[Path] | None = None) -> list[Case]:
+    cases: list[Case] = []
+    for path in paths or corpus_files():
+        group = path.stem
+        for item in yaml.safe_load(path.read_text()) or []:
+            if "grpc" in item:
+                continue  # gRPC cases are run by the v3 side's own differential tests
+            cases.append(Case(group=item.pop("group", group), **item))
+    ids = [c.id for c in cases]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise ValueError(f"duplicate corpus ids: {sorted(dupes)}")
+    return cases
+
+
+# --- wire -------------------------------------------------------------------------------------------
+@dataclass
+class Reply:
+    status_line: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    closed_without_reply: bool = False
+
+
+def exchange(ip: str, port: int, data: bytes, head: bool, timeout: float = 5.0) -> Reply:
+    with socket.create_connection((ip, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in buf and time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            buf += chunk
+        if b"\r\n\r\n" not in buf:
+            return Reply("", [], buf, closed_without_reply=True)
+        head_bytes, rest = buf.split(b"\r\n\r\n", 1)
+        lines = head_bytes.decode("latin-1").split("\r\n")
+        headers = [(k, v.lstrip()) for k, _, v in (ln.partition(":") for ln in lines[1:])]
+        names = {k.lower(): v for k, v in headers}
+        status = int(lines[0].split(" ")[1]) if len(lines[0].split(" ")) > 1 else 0
+        if head or status in (204, 304) or status < 200:
+            return Reply(lines[0], headers, b"")
+        sock.settimeout(1.0)
+        while time.monotonic() < deadline:
+            if "content-length" in names and len(rest) >= int(names["content-length"]):
+                break
+            if names.get("transfer-encoding") == "chunked" and rest.endswith(b"0\r\n\r\n"):
+                break
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            rest += chunk
+        if names.get("transfer-encoding") == "chunked":
+            rest = _dechunk(rest)
+        return Reply(lines[0], headers, rest)
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            break
+        if size == 0:
+            break
+        out += data[:size]
+        data = data[size + 2:]
+    return out
+
+
+# --- normalising and comparing ------------------------------------------------------------------
+def normalise_text(text: str, ip: str) -> str:
+    text = text.replace(ip, "{ip}")
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def normalise_json(obj: Any, ip: str) -> Any:
+    if isinstance(obj, dict):
+        out = {k: "<v>" if k in VOLATILE_KEYS else normalise_json(v, ip) for k, v in obj.items()}
+        if isinstance(out.get("nodes"), list):  # v2 lists children in Go map order, which is random
+            out["nodes"] = sorted(out["nodes"], key=lambda n: json.dumps(n, sort_keys=True))
+        return out
+    if isinstance(obj, list):
+        return [normalise_json(v, ip) for v in obj]
+    if isinstance(obj, str):
+        return normalise_text(obj, ip)
+    return obj
+
+
+def normalised_body(body: bytes, ip: str) -> Any:
+    try:
+        return ("json", normalise_json(json.loads(body), ip), body.endswith(b"\n"))
+    except (ValueError, UnicodeDecodeError):
+        return ("text", normalise_text(body.decode("latin-1"), ip))
+
+
+@dataclass
+class Outcome:
+    id: str
+    group: str
+    version: str
+    status: bool
+    header_names: bool
+    header_values: bool
+    body: bool
+    diffs: list[str] = field(default_factory=list)
+
+    @property
+    def match(self) -> bool:
+        return self.status and self.header_names and self.header_values and self.body
+
+
+def compare(case: Case, version: str, real: Reply, real_ip: str, hp: Reply, hp_ip: str) -> Outcome:
+    diffs: list[str] = []
+    status = real.status_line == hp.status_line and real.closed_without_reply == hp.closed_without_reply
+    if not status:
+        diffs.append(f"status: real {real.status_line or '<closed>'!r} honeypot {hp.status_line or '<closed>'!r}")
+    rn, hn = [k for k, _ in real.headers], [k for k, _ in hp.headers]
+    names = rn == hn
+    if not names:
+        diffs.append(f"header names: real {rn} honeypot {hn}")
+    rv = {k.lower(): normalise_text(v, real_ip) for k, v in real.headers if k.lower() in COMPARED_HEADER_VALUES}
+    hv = {k.lower(): normalise_text(v, hp_ip) for k, v in hp.headers if k.lower() in COMPARED_HEADER_VALUES}
+    values = rv == hv
+    if not values:
+        diffs.append(f"header values: real {rv} honeypot {hv}")
+    body = True
+    if case.compare_body:
+        rb, hb = normalised_body(real.body, real_ip), normalised_body(hp.body, hp_ip)
+        body = rb == hb
+        if not body:
+            diffs.append(f"body: real {real.body[:300]!r} honeypot {hp.body[:300]!r}")
+    return Outcome(case.id, case.group, version, status, names, values, body, diffs)
+
+
+# --- running -----------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    outcomes: list[Outcome]
+
+    def percent(self, version: str | None = None, aspect: str = "match") -> float:
+        rows = [o for o in self.outcomes if version is None or o.version == version]
+        if not rows:
+            return 0.0
+        return 100.0 * sum(bool(getattr(o, aspect)) for o in rows) / len(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        versions = sorted({o.version for o in self.outcomes})
+        return {
+            "summary": {v: {a: round(self.percent(v, a), 1) for a in
+                            ("match", "status", "header_names", "header_values", "body")} |
+                        {"cases": sum(o.version == v for o in self.outcomes)} for v in versions},
+            "differences": [asdict(o) for o in self.outcomes if not o.match],
+        }
+
+
+def run(versions: list[str], cases: list[Case] | None = None) -> Report:
+    from etcdsec.honeypot.dataset import Bait
+    from etcdsec.honeypot.harness import BackgroundSensor
+    from etcdsec.honeypot.sensor import SensorConfig
+    from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+
+    cases = cases if cases is not None else load_corpus()
+    outcomes: list[Outcome] = []
+    for version in versions:
+        for v2 in (False, True):
+            selected = [c for c in cases if c.v2 == v2 and (not c.versions or version in c.versions)]
+            if not selected:
+                continue
+            with EtcdServer(EtcdConfig(version=version, enable_v2=v2, name=MEMBER)) as real, \
+                    BackgroundSensor(SensorConfig(persona=PERSONA_FOR[version], member_name=MEMBER, bait=Bait(),
+                                                  enable_v2=v2, state_file=None), keep_events=False) as hp:
+                for case in selected:
+                    head = case.method == "HEAD" or (case.raw or "").startswith("HEAD ")
+                    r = exchange(real.ip, 2379, case.wire(f"{real.ip}:2379"), head)
+                    h = exchange(hp.ip, 2379, case.wire(f"{hp.ip}:2379"), head)
+                    outcomes.append(compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip))
+    return Report(outcomes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m etcdsec.honeypot.fidelity")
+    parser.add_argument("--versions", default="3.4,3.5")
+    parser.add_argument("--json", help="write the full report here")
+    parser.add_argument("--show-diffs", action="store_true")
+    args = parser.parse_args(argv)
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    bad = [v for v in versions if v not in PERSONA_FOR]
+    if bad:
+        print(f"fidelity: error: unsupported version(s) {bad} (have {sorted(PERSONA_FOR)})", file=sys.stderr)
+        return 2
+    report = run(versions)
+    data = report.to_dict()
+    for version, row in data["summary"].items():
+        print(f"persona {version}: fidelity {row['match']:.1f}% of {row['cases']} cases "
+              f"(status {row['status']:.1f}%, header names {row['header_names']:.1f}%, "
+              f"header values {row['header_values']:.1f}%, body {row['body']:.1f}%)")
+    if args.show_diffs:
+        for diff in data["differences"]:
+            print(f"- [{diff['version']}] {diff['id']}: " + " | ".join(diff["diffs"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
