@@ -163,3 +163,32 @@ def test_configurations_etcd_refuses_are_reported(tmp_path: Path, extra: list[st
     report = audit([unit])
     invalid = [f.title for f in report.findings if f.id == "ETCD-INVALID-CONFIG"]
     assert len(invalid) == 1 and audit_says in invalid[0]
+
+
+def test_live_kube_apiserver_argv_and_a_shared_ca(tmp_path: Path) -> None:
+    """kube-apiserver cannot run here; a process started under that name carries its argv in /proc."""
+    import subprocess
+    import sys
+
+    with EtcdServer(EtcdConfig(version="3.5", client_cert_auth=True)) as server:
+        assert server.proc is not None and server.ca is not None
+        flags = ["--etcd-servers=http://127.0.0.1:2379", f"--client-ca-file={server.ca.cert_path}",
+                 "--audit-policy-file=/etc/kubernetes/audit.yaml", "--audit-log-path=-"]
+        stand_in = subprocess.Popen(["bash", "-c", 'exec -a kube-apiserver "$0" -c "import time; time.sleep(30)" "$@"',
+                                     sys.executable, *flags])
+        try:
+            for _ in range(100):  # bounded wait for exec to replace bash
+                if Path(f"/proc/{stand_in.pid}/cmdline").read_bytes().startswith(b"kube-apiserver\0"):
+                    break
+                subprocess.run(["sleep", "0.02"], check=True)
+            report = audit([], pids={server.proc.pid, stand_in.pid}, live=True)
+        finally:
+            stand_in.kill()
+            stand_in.wait(5)
+    found = _by_id(report)
+    assert {i["kind"] for i in report.instances} == {"etcd", "kube-apiserver"}
+    assert "kube-apiserver talks to etcd over plain HTTP: http://127.0.0.1:2379" in found["K8S-ETCD-CLIENT"]
+    assert any("no --encryption-provider-config" in t for t in found["K8S-ENCRYPTION"])
+    assert any("rotation" in t for t in found["K8S-AUDIT-LOG"])
+    # etcd's --trusted-ca-file and the API server's --client-ca-file are the same certificate.
+    assert any(e == f"pid {stand_in.pid} argv: --client-ca-file={server.ca.cert_path}" for e in found["ETCD-UNIQUE-CA"])
