@@ -75,3 +75,38 @@ def test_text_output_is_coloured_on_a_terminal(tmp_path: Path) -> None:
     render_text(report, plain, colour=False)
     assert "\x1b[" in coloured.getvalue() and "\x1b[" not in plain.getvalue()
     assert "CRITICAL ETCD-LISTEN-EXPOSED" in plain.getvalue()
+
+
+def test_shell_lines_in_a_default_file_do_not_hide_it(tmp_path: Path) -> None:
+    _write(tmp_path / "etc/default/etcd", 'if [ -r /etc/etcd-extra ]; then . /etc/etcd-extra; fi\n'
+                                          'ETCD_LISTEN_CLIENT_URLS="http://0.0.0.0:2379"\n')
+    assert "ETCD-LISTEN-EXPOSED" in {f.id for f in audit([tmp_path]).findings}
+
+
+def test_root_and_its_etc_directory_are_audited_as_the_tree(tmp_path: Path) -> None:
+    _write(tmp_path / "etc/default/etcd", 'ETCD_LISTEN_CLIENT_URLS="http://0.0.0.0:2379"\n')
+    _write(tmp_path / "etc/unrelated.conf", "x = 1\n")
+    for path in (tmp_path, tmp_path / "etc"):
+        report = audit([path], root=tmp_path)
+        assert [s.path for s in report.sources if s.status == "unrecognised"] == []
+        assert "ETCD-LISTEN-EXPOSED" in {f.id for f in report.findings}
+
+
+def test_kube_apiserver_systemd_unit_the_hard_way(tmp_path: Path) -> None:
+    _write(tmp_path / "etc/systemd/system/kube-apiserver.service", (
+        "[Service]\nExecStart=/usr/local/bin/kube-apiserver \\\n"
+        "  --etcd-servers=https://10.0.0.5:2379,http://10.0.0.6:2379 \\\n"
+        "  --etcd-cafile=/var/lib/kubernetes/ca.pem \\\n"
+        "  --encryption-provider-config /var/lib/kubernetes/encryption-config.yaml\n"), 0o644)
+    _write(tmp_path / "var/lib/kubernetes/encryption-config.yaml", (
+        "kind: EncryptionConfiguration\napiVersion: apiserver.config.k8s.io/v1\nresources:\n"
+        "  - resources: [secrets]\n    providers:\n      - aescbc: {keys: [{name: key1, secret: c2VjcmV0}]}\n"
+        "      - identity: {}\n"))
+    report = audit([tmp_path])
+    got = Counter((f.id, f.severity) for f in report.findings)
+    assert got == {("K8S-ETCD-CLIENT", "critical"): 1, ("K8S-ETCD-CLIENT", "high"): 1,
+                   ("K8S-ENCRYPTION", "medium"): 1, ("K8S-AUDIT-LOG", "medium"): 1}
+    enc = next(f for f in report.findings if f.id == "K8S-ENCRYPTION")
+    assert "aescbc" in enc.title and enc.evidence[0].endswith("encryption-config.yaml:6")
+    client = next(f for f in report.findings if f.id == "K8S-ETCD-CLIENT" and f.severity == "high")
+    assert "--etcd-certfile, --etcd-keyfile" in client.title

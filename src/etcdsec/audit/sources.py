@@ -223,9 +223,8 @@ class Collector:
             path = root / rel
             if path.is_file() and not self.claimed(path):
                 text = self.read_text(path, "environment file")
-                if text is not None and (looks_like_env_file(text) or not text.strip()
-                                         or all(ln.lstrip().startswith("#") or not ln.strip()
-                                                for ln in text.splitlines())):
+                if text is not None and not (rel == "etc/etcd/etcd.conf" and _is_yaml_mapping(text)):
+                    # Lines that are not KEY=value are skipped, as systemd's EnvironmentFile= does.
                     self.add_env_file(path, root, text, runner, extra_env, args_var)
         for rel, runner in STOCK_CONFIG_FILES:
             path = root / rel
@@ -305,7 +304,9 @@ class Collector:
 
     def add_path(self, path: Path, root: Path | None) -> None:
         """A PATH argument: a host tree, a directory of loose files, or one file."""
-        if path.is_dir():
+        if path.is_dir() and root is not None and path.resolve() in (root.resolve(), (root / "etc").resolve()):
+            self.add_tree(root)
+        elif path.is_dir():
             if root is None and path.resolve().name == "etc" and path.resolve() != Path("/etc"):
                 self.add_tree(path.resolve().parent)
             elif root is None and path.resolve() == Path("/etc"):
@@ -321,6 +322,14 @@ class Collector:
             self.add_file(path, root or Path("/"))
         else:
             self.read_text(path, "file")  # recorded as missing
+
+
+def _is_yaml_mapping(text: str) -> bool:
+    try:
+        docs = load_all(text)
+    except yaml.YAMLError:
+        return False
+    return bool(docs) and isinstance(docs[0], dict)
 
 
 def _key(path: Path) -> Path:
