@@ -1,0 +1,89 @@
+"""What a scan must never touch: reserved and special-purpose ranges (as zmap's blocklist), plus the
+user's own `--exclude` list. Loopback and RFC 1918 / ULA private ranges stay scannable on purpose:
+internal audits and the loopback test bed need them."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from etcdsec.errors import UserError
+from etcdsec.scan.ranges import AddrRange, overlaps, parse_range
+
+# (network, why) — IANA special-purpose registries (RFC 6890 and successors).
+DEFAULT_EXCLUDES: tuple[tuple[str, str], ...] = (
+    ("0.0.0.0/8", "RFC 1122 'this network'"),
+    ("100.64.0.0/10", "RFC 6598 carrier-grade NAT shared space"),
+    ("169.254.0.0/16", "RFC 3927 link-local"),
+    ("192.0.0.0/24", "RFC 6890 IETF protocol assignments"),
+    ("192.0.2.0/24", "RFC 5737 documentation (TEST-NET-1)"),
+    ("192.88.99.0/24", "RFC 7526 deprecated 6to4 relay anycast"),
+    ("198.18.0.0/15", "RFC 2544 benchmarking"),
+    ("198.51.100.0/24", "RFC 5737 documentation (TEST-NET-2)"),
+    ("203.0.113.0/24", "RFC 5737 documentation (TEST-NET-3)"),
+    ("224.0.0.0/4", "RFC 5771 multicast"),
+    ("240.0.0.0/4", "RFC 1112 reserved for future use"),
+    ("255.255.255.255/32", "RFC 919 limited broadcast"),
+    ("::/128", "RFC 4291 unspecified address"),
+    ("::ffff:0:0/96", "RFC 4291 IPv4-mapped addresses"),
+    ("64:ff9b::/96", "RFC 6052 IPv4/IPv6 translation"),
+    ("100::/64", "RFC 6666 discard-only"),
+    ("2001::/23", "RFC 2928 IETF protocol assignments"),
+    ("2001:db8::/32", "RFC 3849 documentation"),
+    ("fe80::/10", "RFC 4291 link-local unicast"),
+    ("ff00::/8", "RFC 4291 multicast"),
+)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    range: AddrRange
+    reason: str
+
+
+def default_exclusions() -> list[Exclusion]:
+    return [
+        Exclusion(AddrRange.from_network(ipaddress.ip_network(net)), reason) for net, reason in DEFAULT_EXCLUDES
+    ]
+
+
+def parse_exclusion(text: str, reason: str) -> Exclusion:
+    r = parse_range(text)
+    if r is None:
+        raise UserError(f"bad exclusion {text!r}: expected an address, CIDR or range")
+    return Exclusion(r, reason)
+
+
+def read_exclude_file(path: str) -> list[Exclusion]:
+    """One address/CIDR/range per line; `#` starts a comment (zmap blocklist file format)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise UserError(f"cannot read exclude file {path}: {exc.strerror or exc}") from None
+    out = []
+    for number, line in enumerate(lines, 1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        r = parse_range(entry)
+        if r is None:
+            raise UserError(f"{path}:{number}: bad exclusion {entry!r}")
+        out.append(Exclusion(r, f"{path}:{number}"))
+    return out
+
+
+def build_exclusions(
+    excludes: list[str] | None = None, exclude_files: list[str] | None = None, defaults: bool = True
+) -> list[Exclusion]:
+    out = default_exclusions() if defaults else []
+    for text in excludes or []:
+        out.append(parse_exclusion(text, "--exclude"))
+    for path in exclude_files or []:
+        out.extend(read_exclude_file(path))
+    return out
+
+
+def why_excluded(r: AddrRange, exclusions: list[Exclusion]) -> list[Exclusion]:
+    """The exclusions that remove part or all of `r`."""
+    return [e for e in exclusions if overlaps(r, e.range)]
