@@ -24,7 +24,7 @@ def test_exit_status_follows_fail_on(tree: Callable[[str], Path], capsys: pytest
     assert _run(capsys, kubespray, "--fail-on", "medium")[0] == 1
     assert _run(capsys, kubespray, "--fail-on", "MEDIUM")[0] == 1
     assert _run(capsys, str(tree("exposed-host")))[0] == 1
-    assert _run(capsys, str(tree("k3s")), "--fail-on", "info")[0] == 0
+    assert _run(capsys, str(tree("openshift")), "--fail-on", "info")[0] == 0
     assert _run(capsys, str(tree("exposed-host")), "--fail-on", "none")[0] == 0
 
 

@@ -25,7 +25,8 @@ EXPECTED: dict[str, dict[tuple[str, str], int]] = {
     # kubeadm's own defaults are clean for etcd; what kubeadm leaves undone is on the API server.
     "kubeadm": {("K8S-ENCRYPTION", "high"): 1, ("K8S-AUDIT-LOG", "medium"): 1},
     "kubespray": {("ETCD-METRICS-EXPOSED", "medium"): 1},
-    "k3s": {},
+    # k3s's own secrets encryption writes aescbc first.
+    "k3s": {("K8S-ENCRYPTION", "medium"): 1},
     "openshift": {},
     # Debian's package: plain HTTP, but on localhost only.
     "debian-default": {("ETCD-CLIENT-TLS", "medium"): 1, ("ETCD-CLIENT-CERT-AUTH", "medium"): 1,
@@ -111,8 +112,27 @@ def test_openshift_script_env_and_mounts(tree: Callable[[str], Path]) -> None:
 
 def test_k3s_config_file_is_found_and_clean(tree: Callable[[str], Path]) -> None:
     report = audit([tree("k3s")])
-    (etcd,) = report.instances
+    etcd, apiserver = report.instances
+    assert apiserver["label"] == "kube-apiserver (k3s embedded)"
+    assert apiserver["settings"]["audit-log-maxage"]["from"].endswith("etc/rancher/k3s/config.yaml:7")
     assert etcd["settings"]["client-cert-auth"] == {
         "value": "true", "via": "config-file",
         "from": etcd["settings"]["client-cert-auth"]["from"]}
     assert etcd["settings"]["client-cert-auth"]["from"].endswith("db/etcd/config:4")
+
+
+def test_k3s_without_secrets_encryption_stores_secrets_in_plaintext(tree: Callable[[str], Path]) -> None:
+    root = tree("k3s")
+    config = root / "etc/rancher/k3s/config.yaml"
+    config.write_text(config.read_text().replace("secrets-encryption: true", "secrets-encryption: false"))
+    dropin = root / "etc/rancher/k3s/config.yaml.d/50-audit.yaml"
+    dropin.parent.mkdir()
+    dropin.write_text("kube-apiserver-arg+:\n  - audit-log-maxage=7\n")
+    dropin.chmod(0o644)
+    report = audit([root])
+    got = {(f.id, f.severity): f for f in report.findings}
+    assert set(got) == {("K8S-ENCRYPTION", "high"), ("ETCD-FILE-PERMS", "medium")}
+    assert "no --encryption-provider-config" in got[("K8S-ENCRYPTION", "high")].title
+    assert got[("ETCD-FILE-PERMS", "medium")].subject.endswith("50-audit.yaml")
+    apiserver = report.instances[1]
+    assert apiserver["settings"]["audit-log-maxage"]["value"] == "7"  # `+` appends; the later entry wins

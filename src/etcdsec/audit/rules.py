@@ -339,6 +339,7 @@ _CONFIG_KINDS = {
     "environment file": 0o600,
     "etcd config file": 0o600,
     "encryption provider config": 0o600,
+    "k3s config file": 0o600,
 }
 
 

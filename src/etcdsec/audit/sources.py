@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from etcdsec.audit import etcdflags, systemd
+from etcdsec.audit import etcdflags, k3s, systemd
 from etcdsec.audit.envfile import looks_like_env_file, parse_env_file
 from etcdsec.audit.manifests import ContainerCommand, pod_commands
 from etcdsec.audit.model import ApiServerInstance, EtcdInstance, Origin, Setting, Source, real_path
@@ -230,6 +230,8 @@ class Collector:
             path = root / rel
             if path.is_file() and not self.claimed(path):
                 self.add_config_file(path, root, runner)
+        if (root / k3s.EMBEDDED_ETCD_CONFIG).is_file():
+            k3s.add_k3s_apiserver(self, root)
 
     def add_env_file(self, path: Path, root: Path, text: str, runner: str,
                      extra_env: dict[str, str] | None = None, args_var: str | None = "DAEMON_ARGS") -> None:
