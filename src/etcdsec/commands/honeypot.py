@@ -111,6 +111,14 @@ def build_config(args: argparse.Namespace):
         trusted_proxies=list(args.trusted_proxy), trust_xff=args.trust_xff, events_max_bytes=args.events_max_bytes,
         events_backups=args.events_backups, flush_interval=args.flush_interval, limits=limits,
     )
+    if args.alert_webhook and not args.alert_webhook.startswith(("http://", "https://")):
+        raise UserError("--alert-webhook: expected an http:// or https:// URL")
+    if args.alert_rate <= 0:
+        raise UserError("--alert-rate must be positive")
+    config.alert_webhook = args.alert_webhook
+    config.alert_syslog = parse_hostport(args.alert_syslog, "--alert-syslog") if args.alert_syslog else None
+    config.alert_on = [e.strip() for e in args.alert_on.split(",") if e.strip()]
+    config.alert_rate = args.alert_rate
     if args.enable_v2:
         config.enable_v2 = args.enable_v2 == "true"
     if args.sensor:

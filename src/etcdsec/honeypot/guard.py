@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from etcdsec.honeypot.context import Limits
@@ -19,7 +20,7 @@ class _Bucket:
 
 
 class Guard:
-    def __init__(self, limits: Limits, clock=time.monotonic) -> None:
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self.clock = clock
         self.total = 0

@@ -58,6 +58,10 @@ class SensorConfig:
     extra_outputs: list[EventOutput] = field(default_factory=list)
     enable_v2: bool | None = None  # None: as the persona's version does by default
     bait: Bait | None = None  # the keyspace to serve; None: seed file or the Kubernetes bait
+    alert_on: list[str] = field(default_factory=lambda: ["honeytoken.used"])
+    alert_webhook: str | None = None
+    alert_syslog: tuple[str, int] | None = None
+    alert_rate: int = 10  # alerts per source per minute
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -88,6 +92,12 @@ class Sensor:
 
             self.store_writer = EventStoreWriter(c.db)
             outputs.append(self.store_writer)
+        self.alerts: Any = None
+        if c.alert_webhook or c.alert_syslog:
+            from etcdsec.honeypot.alerts import AlertOutput
+
+            self.alerts = AlertOutput(c.alert_on, c.alert_webhook, c.alert_syslog, c.alert_rate)
+            outputs.append(self.alerts)
         self.events = EventSink(c.sensor, outputs)
         bait: Bait = c.bait if c.bait is not None else load_seed_file(c.seed_file) if c.seed_file else \
             kubernetes_bait(self.identity.secret_seed or str(self.identity.cluster_id), self.identity.start_time)
@@ -153,6 +163,8 @@ class Sensor:
             self.writer.close()
         if self.store_writer:
             self.store_writer.close()
+        if self.alerts:
+            self.alerts.close()
 
 
 def run_forever(config: SensorConfig, ready: Callable[[Sensor], None] | None = None) -> int:
