@@ -110,3 +110,29 @@ def test_kube_apiserver_systemd_unit_the_hard_way(tmp_path: Path) -> None:
     assert "aescbc" in enc.title and enc.evidence[0].endswith("encryption-config.yaml:6")
     client = next(f for f in report.findings if f.id == "K8S-ETCD-CLIENT" and f.severity == "high")
     assert "--etcd-certfile, --etcd-keyfile" in client.title
+
+
+def test_kubeadm_cluster_configuration_is_rendered_with_extra_args(tmp_path: Path) -> None:
+    config = Path(__file__).parent / "fixtures/kubeadm-config/kubeadm-config.yaml"
+    report = audit([config], root=tmp_path)  # nothing deployed under this root yet
+    got = Counter((f.id, f.severity) for f in report.findings)
+    assert got == {("ETCD-METRICS-EXPOSED", "medium"): 1, ("ETCD-CLIENT-CERT-AUTH", "info"): 1,
+                   ("K8S-AUDIT-LOG", "medium"): 1, ("K8S-ENCRYPTION", "info"): 1}
+    etcd = report.instances[0]
+    assert etcd["settings"]["listen-metrics-urls"]["from"].endswith("kubeadm-config.yaml:16")
+    assert etcd["settings"]["advertise-client-urls"]["value"] == "https://10.0.0.40:2379"  # InitConfiguration
+    assert etcd["settings"]["cert-file"]["from"] == "kubeadm default"
+    assert [s.status for s in report.sources if s.kind != "kubeadm config"] == ["absent-optional"]
+
+
+def test_kubeadm_v1beta3_map_and_external_plain_etcd(tmp_path: Path) -> None:
+    config = _write(tmp_path / "cluster.yaml", (
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"
+        "etcd:\n  external:\n    endpoints: [http://10.0.0.7:2379]\n"
+        "apiServer:\n  extraArgs:\n    audit-policy-file: /etc/k/audit.yaml\n    audit-log-path: /var/log/a.log\n"))
+    report = audit([config], root=tmp_path)
+    got = {(f.id, f.severity): f.title for f in report.findings}
+    assert "kube-apiserver talks to etcd over plain HTTP: http://10.0.0.7:2379" in got[("K8S-ETCD-CLIENT", "critical")]
+    assert ("K8S-ETCD-CLIENT", "high") in got  # no etcd client certificate for the external etcd
+    assert ("K8S-ENCRYPTION", "high") in got and ("K8S-AUDIT-LOG", "low") in got
+    assert [i["kind"] for i in report.instances] == ["kube-apiserver"]

@@ -88,6 +88,7 @@ class EtcdInstance:
     mounts: list[tuple[str, str]] = field(default_factory=list)  # (container path, host path)
     incomplete: str | None = None  # why the effective settings could not be known
     live_pid: int | None = None
+    planned: bool = False  # rendered from a kubeadm config: the files it names may not exist yet
 
     def real_path(self, path: str) -> Path:
         return real_path(self.root, path, self.mounts)
@@ -110,6 +111,7 @@ class ApiServerInstance:
     flags: dict[str, Setting] = field(default_factory=dict)
     mounts: list[tuple[str, str]] = field(default_factory=list)
     live_pid: int | None = None
+    planned: bool = False
 
     def real_path(self, path: str) -> Path:
         return real_path(self.root, path, self.mounts)

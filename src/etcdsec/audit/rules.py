@@ -351,9 +351,11 @@ def check_file_perms(ctx: AuditContext) -> Iterator[Hit]:
     seen: set[Path] = set()
     key_files: list[tuple[Path, Setting]] = []
     for inst in ctx.collector.etcd:
+        if inst.planned:
+            continue
         key_files += [(inst.real_path(inst.value(n)), inst.settings[n]) for n in _key_file_names(inst)]
     for api in ctx.collector.apiservers:
-        if api.get("etcd-keyfile"):
+        if api.get("etcd-keyfile") and not api.planned:
             key_files.append((api.real_path(api.flags["etcd-keyfile"].value), api.flags["etcd-keyfile"]))
     for path, setting in key_files:
         if path in seen:
@@ -367,6 +369,8 @@ def check_file_perms(ctx: AuditContext) -> Iterator[Hit]:
 
 
 def check_data_dir(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
+    if inst.planned:
+        return
     setting = inst.get("data-dir")
     if setting is not None:
         path = inst.real_path(setting.value)
@@ -419,12 +423,12 @@ def _fingerprints(ctx: AuditContext, path: Path) -> set[str]:
 def check_unique_ca(ctx: AuditContext) -> Iterator[Hit]:
     for api in ctx.collector.apiservers:
         client_ca = api.get("client-ca-file")
-        if client_ca is None:
+        if client_ca is None or api.planned:
             continue
         k8s = _fingerprints(ctx, api.real_path(client_ca.value))
         for inst in ctx.collector.etcd:
             etcd_ca = inst.get("trusted-ca-file")
-            if etcd_ca is None or inst.incomplete or inst.root != api.root:
+            if etcd_ca is None or inst.incomplete or inst.planned or inst.root != api.root:
                 continue
             if k8s & _fingerprints(ctx, inst.real_path(etcd_ca.value)):
                 yield Hit(
@@ -471,13 +475,18 @@ def check_k8s_encryption(api: ApiServerInstance, ctx: AuditContext) -> Iterator[
             [_api_evidence(api, "encryption-provider-config")],
         )
         return
-    yield from _encryption_file(ctx, api.real_path(flag.value), [f"{flag.origin}: {flag.describe()}"], api.label)
+    evidence = [f"{flag.origin}: {flag.describe()}"]
+    yield from _encryption_file(ctx, api.real_path(flag.value), evidence, api.label, planned=api.planned)
 
 
-def _encryption_file(ctx: AuditContext, path: Path, evidence: list[str], subject: str) -> Iterator[Hit]:
-    text = ctx.collector.read_text(path, "encryption provider config")
+def _encryption_file(ctx: AuditContext, path: Path, evidence: list[str], subject: str,
+                     planned: bool = False) -> Iterator[Hit]:
+    text = ctx.collector.read_text(path, "encryption provider config", optional=planned)
     if text is None:
-        return  # reported as an unreadable source
+        if planned:  # a configuration audited before deployment: the file may come later
+            yield Hit("info", f"encryption provider config {ctx.collector.show(path)} not found here: "
+                              "its providers were not checked", evidence, subject)
+        return  # otherwise reported as an unreadable source
     shown = ctx.collector.show(path)
     try:
         docs = load_all(text)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from etcdsec.audit import etcdflags, k3s, systemd
+from etcdsec.audit import etcdflags, k3s, kubeadm, systemd
 from etcdsec.audit.envfile import looks_like_env_file, parse_env_file
 from etcdsec.audit.manifests import ContainerCommand, pod_commands
 from etcdsec.audit.model import ApiServerInstance, EtcdInstance, Origin, Setting, Source, real_path
@@ -282,7 +282,11 @@ class Collector:
         except yaml.YAMLError:
             docs = []
         pods = [found for doc in docs for found in pod_commands(doc)]
-        if pods:
+        if any(isinstance(d, dict) and d.get("kind") == "ClusterConfiguration" for d in docs):
+            if source:
+                source.kind = "kubeadm config"
+            kubeadm.add_cluster_configuration(self, docs, path, root)
+        elif pods:
             if source:
                 source.kind = "static pod manifest"
             for found in pods:
