@@ -26,11 +26,12 @@ def database_url(path_or_url: str) -> str:
     return f"sqlite:///{Path(text).expanduser()}"
 
 
-def open_engine(path_or_url: str) -> Engine:
+def open_engine(path_or_url: str, busy_timeout: float = 30.0) -> Engine:
+    """`busy_timeout`: seconds a SQLite writer waits for another writer's lock before failing."""
     url = database_url(path_or_url)
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 30})
+            engine = create_engine(url, connect_args={"timeout": busy_timeout})
 
             @event.listens_for(engine, "connect")
             def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never block the writer
@@ -40,6 +41,6 @@ def open_engine(path_or_url: str) -> Engine:
                 cur.close()
 
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     except Exception as exc:  # bad URL, missing driver
         raise StoreError(f"cannot open database {path_or_url!r}: {exc}") from None
