@@ -1,0 +1,1 @@
+"""The audit checks, one module per subject; `etcdsec.audit.rules` lists them as a table."""

@@ -1,0 +1,45 @@
+"""Checks on what a live endpoint allows an anonymous client (from the prober, via --endpoint)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from etcdsec.audit.checks.base import AuditContext, Hit, client_urls
+from etcdsec.audit.model import EtcdInstance
+
+
+def probe_matches(probe: Any, inst: EtcdInstance) -> bool:
+    """A probe result belongs to an instance when its address is one of the instance's client URLs."""
+    for url in client_urls(inst):
+        if probe.ip and url.host == probe.ip and probe.port and url.text.rstrip("/").endswith(f":{probe.port}"):
+            return True
+    return False
+
+
+def check_rbac(ctx: AuditContext) -> Iterator[Hit]:
+    for probe in ctx.probes:
+        evidence = [f"live endpoint {probe.target}"]
+        if not probe.reachable:
+            yield Hit(
+                "medium",
+                f"live endpoint {probe.target} not reachable: {probe.error or 'no answer'}",
+                evidence,
+                probe.target,
+            )
+            continue
+        if probe.client_cert_required:
+            continue  # client-certificate-only access
+        if probe.access.read_v3 or probe.access.write:
+            what = "read and write" if probe.access.write else "read"
+            yield Hit(
+                "critical",
+                f"anonymous clients can {what} keys over v3 (auth "
+                f"{'enabled' if probe.auth.v3_enabled else 'disabled'})",
+                evidence,
+                probe.target,
+            )
+        elif probe.auth.v3_enabled is False:
+            yield Hit("high", "v3 auth is disabled and no client certificate is required", evidence, probe.target)
+        if probe.auth.v2_guest_open or probe.access.read_v2:
+            yield Hit("high", "the v2 API answers anonymous reads (guest role open)", evidence, probe.target)
