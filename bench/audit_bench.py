@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from etcdsec.audit.engine import AuditReport, audit
-from etcdsec.audit.sources import live_processes
+from etcdsec.audit.procfs import live_processes
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from tests.audit.conftest import FIXTURES, materialise
 

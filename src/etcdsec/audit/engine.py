@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.audit.model import AuditFinding, Source
+from etcdsec.audit.procfs import add_process, live_processes
 from etcdsec.audit.rules import AuditContext, run_rules
-from etcdsec.audit.sources import Collector, add_process, live_processes
+from etcdsec.audit.sources import Collector
 from etcdsec.model import Severity
 
 
