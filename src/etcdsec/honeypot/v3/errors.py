@@ -125,6 +125,10 @@ def root_user_missing() -> V3Error:
     return _err(Code.FAILED_PRECONDITION, "etcdserver: root user does not exist")
 
 
+def invalid_token() -> V3Error:
+    return _err(Code.UNAUTHENTICATED, "etcdserver: invalid auth token")
+
+
 def too_many_requests() -> V3Error:
     return _err(Code.UNAVAILABLE, "etcdserver: too many requests")
 

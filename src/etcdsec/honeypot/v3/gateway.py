@@ -138,8 +138,10 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
         request, _ = parse_request(body, m.request)
     except _BadInput as exc:
         return 400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), v34)
+    # grpc-gateway turns Authorization and Grpc-Metadata-Token into the metadata etcd checks.
+    has_token = any(k.lower() in (b"authorization", b"grpc-metadata-token") for k, _ in headers)
     try:
-        response = service.invoke(state, session, m, request)
+        response = service.invoke(state, session, m, request, has_token)
     except V3Error as exc:
         status = errors.grpc_gateway_http_status(exc.code, v34)
         if v34:

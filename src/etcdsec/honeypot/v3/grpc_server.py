@@ -29,7 +29,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.v3 import errors, service
+from etcdsec.honeypot.v3 import errors, service, wire
 from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import V3State
@@ -38,6 +38,8 @@ from etcdsec.honeypot.v3.watch import WatchStream
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 HEALTH_SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
 MAX_STREAMS_PER_CONNECTION = 256
+MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
+BASE_CONTENT_TYPE = "application/grpc"
 READ_CHUNK = 65536
 
 
@@ -79,6 +81,8 @@ class _Stream:
     method: service.Method | None = None
     user_agent: str = ""
     encoding: str = ""
+    content_type: str = BASE_CONTENT_TYPE  # what we answer with: grpc-go echoes the content-subtype
+    has_token: bool = False  # `token` / `authorization` metadata (etcd checks it even with auth off)
     inbox: bytearray = field(default_factory=bytearray)
     outbox: bytearray = field(default_factory=bytearray)
     headers_sent: bool = False
@@ -105,7 +109,7 @@ class GrpcConnection:
         })
         self.streams: dict[int, _Stream] = {}
         self.closed = False
-        self.max_message = ctx.limits.max_request_bytes
+        self.max_message = MAX_RECV_MESSAGE
 
     # --- driving the state machine ------------------------------------------------------------
     def start(self) -> None:
@@ -150,10 +154,16 @@ class GrpcConnection:
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
         hdrs = dict(ev.headers or [])
         st = _Stream(ev.stream_id, path=str(hdrs.get(":path", "")), user_agent=str(hdrs.get("user-agent", "")),
-                     encoding=str(hdrs.get("grpc-encoding", "")))
+                     encoding=str(hdrs.get("grpc-encoding", "")),
+                     has_token="token" in hdrs or "authorization" in hdrs)
         self.streams[ev.stream_id] = st
+        metadata = "\n".join(str(v) for k, v in (ev.headers or []) if not str(k).startswith(":"))
+        self.ctx.honeytokens.check(self.session, metadata.encode(), where="grpc-metadata")
         ctype = str(hdrs.get("content-type", ""))
-        if hdrs.get(":method") != "POST" or not ctype.startswith("application/grpc"):
+        subtype = _content_subtype(ctype)
+        if subtype:
+            st.content_type = f"{BASE_CONTENT_TYPE}+{subtype}"
+        if hdrs.get(":method") != "POST" or subtype is None:
             # grpc-go refuses non-gRPC requests before any handler runs.
             self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=int(Code.INTERNAL),
                                  user_agent=st.user_agent or None, content_type=ctype or None)
@@ -167,10 +177,22 @@ class GrpcConnection:
             self._log(st, None, err.code)
             self._finish(st, err.code, err.message)
             return
+        if st.encoding not in ("", "identity") and not (st.encoding == "gzip" and self._gzip):
+            # etcd 3.4 registers no decompressor; 3.5's grpc-go has gzip
+            self._log(st, None, Code.UNIMPLEMENTED)
+            self._finish(st, Code.UNIMPLEMENTED,
+                         f'grpc: Decompressor is not installed for grpc-encoding "{st.encoding}"')
+            return
         if st.method.streaming and st.method.path.endswith("/Watch"):
             ns = self.state.namespace(self.session)
             st.watch = ns.hub.open(max_watchers=self.ctx.limits.max_watches_per_source,
                                    on_ready=self.on_ready)
+            if st.has_token:  # etcd's permission check fails on the (never valid) token
+                if self.ctx.persona.major_minor < (3, 5):
+                    st.watch.token_refusal = "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"
+                else:
+                    st.watch.token_refusal = "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
+                    st.watch.token_watch_id = 0
 
     # --- messages -------------------------------------------------------------------------------
     def _drain_inbox(self, st: _Stream) -> None:
@@ -188,25 +210,26 @@ class GrpcConnection:
             del st.inbox[: 5 + length]
             if flag:
                 try:
-                    payload = self._decompress(st, payload)
+                    payload = self._decompress(st, flag, payload)
                 except V3Error as err:
-                    self._log(st, None, err.code)
+                    self._log(st, None, err.code, raw=payload)
                     self._finish(st, err.code, err.message)
                     return
             self._on_message(st, payload)
 
-    def _decompress(self, st: _Stream, payload: bytes) -> bytes:
-        if st.encoding != "gzip":
-            raise V3Error(Code.UNIMPLEMENTED,
-                          f'grpc: Decompressor is not installed for grpc-encoding "{st.encoding}"')
-        try:
+    def _decompress(self, st: _Stream, flag: int, payload: bytes) -> bytes:
+        if flag != 1:
+            raise V3Error(Code.INTERNAL, f"grpc: received unexpected payload format {flag}")
+        if st.encoding in ("", "identity"):
+            raise V3Error(Code.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
+        try:  # bounded: a gzip bomb stops at the message cap
             d = zlib.decompressobj(16 + zlib.MAX_WBITS)
             out = d.decompress(payload, self.max_message + 1)
-        except (zlib.error, gzip.BadGzipFile):
-            raise V3Error(Code.INTERNAL, "grpc: failed to decompress the received message") from None
+        except zlib.error as exc:
+            raise V3Error(Code.INTERNAL, f"grpc: failed to decompress the received message {exc}") from None
         if len(out) > self.max_message:
-            raise V3Error(Code.RESOURCE_EXHAUSTED,
-                          f"grpc: received message after decompression larger than max ({self.max_message})")
+            raise V3Error(Code.RESOURCE_EXHAUSTED, "grpc: received message after decompression larger than max "
+                          f"({len(out)} vs. {self.max_message})")
         return out
 
     def _on_message(self, st: _Stream, payload: bytes) -> None:
@@ -219,18 +242,21 @@ class GrpcConnection:
         method = st.method
         assert method is not None
         request = method.request()
-        try:
-            request.ParseFromString(payload)
-        except (DecodeError, RecursionError, ValueError):
+        problem = wire.unmarshal_error(request.DESCRIPTOR, payload)
+        if problem is None:
+            try:
+                request.ParseFromString(payload)
+            except (DecodeError, RecursionError, ValueError):
+                problem = wire.EOF  # e.g. invalid UTF-8 in a string: Go would take it, we cannot
+        if problem is not None:
             self._log(st, None, Code.INTERNAL, raw=payload)
-            self._finish(st, Code.INTERNAL,
-                         "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data")
+            self._finish(st, Code.INTERNAL, f"grpc: error unmarshalling request: {problem}")
             return
         if method.streaming:
             self._on_stream_message(st, request)
             return
         try:
-            response = service.invoke(self.state, self.session, method, request)
+            response = service.invoke(self.state, self.session, method, request, st.has_token)
         except V3Error as err:
             self._log(st, request, err.code)
             self._finish(st, err.code, err.message)
@@ -257,12 +283,9 @@ class GrpcConnection:
                 self._finish(st, Code.OK, "")
             return  # a watch stays open until reset, connection close or its time limit
         if st.path == HEALTH_CHECK or st.method is not None:
-            # A unary call whose body ended without a complete message: an empty request.
-            if st.inbox:
-                self._log(st, None, Code.INTERNAL, raw=bytes(st.inbox))
-                self._finish(st, Code.INTERNAL, "grpc: error unmarshalling request: unexpected EOF")
-            else:
-                self._on_message(st, b"")
+            # A unary call whose body ended before one whole message: grpc-go's recvMsg error.
+            self._log(st, None, Code.UNKNOWN, raw=bytes(st.inbox))
+            self._finish(st, Code.UNKNOWN, "unexpected EOF" if st.inbox else "EOF")
 
     def _move_watch_responses(self, st: _Stream) -> None:
         assert st.watch is not None
@@ -270,16 +293,26 @@ class GrpcConnection:
             self._send(st, st.watch.pending.popleft().SerializeToString())
 
     # --- output -----------------------------------------------------------------------------------
+    @property
+    def _gzip(self) -> bool:
+        return self.ctx.persona.major_minor >= (3, 5)
+
     def _send_headers_once(self, st: _Stream) -> None:
         if not st.headers_sent:
             st.headers_sent = True
-            self.h2.send_headers(st.id, [(":status", "200"), ("content-type", "application/grpc")])
+            headers = [(":status", "200"), ("content-type", st.content_type)]
+            if st.encoding == "gzip":
+                headers.append(("grpc-encoding", "gzip"))  # grpc-go answers in the caller's encoding
+            self.h2.send_headers(st.id, headers)
 
     def _send(self, st: _Stream, payload: bytes) -> None:
         if st.done:
             return
         self._send_headers_once(st)
-        st.outbox += frame_message(payload)
+        if st.encoding == "gzip":
+            st.outbox += b"\x01" + struct.pack(">I", len(packed := gzip.compress(payload, 6, mtime=0))) + packed
+        else:
+            st.outbox += frame_message(payload)
         self._flush(st)
 
     def _finish(self, st: _Stream, code: int, message: str) -> None:
@@ -288,14 +321,14 @@ class GrpcConnection:
         st.done = True
         if st.watch is not None:
             st.watch.close()
-        trailers = [("grpc-status", str(int(code)))]
-        if message:
-            trailers.append(("grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~")))
+        # grpc-go always sends grpc-message, empty on success; percent-encoding as grpc-go does.
+        trailers = [("grpc-status", str(int(code))),
+                    ("grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~"))]
         if not st.headers_sent:
             # Trailers-only response, as grpc-go sends an error before any message.
             st.headers_sent = True
             self._safe(lambda: self.h2.send_headers(
-                st.id, [(":status", "200"), ("content-type", "application/grpc"), *trailers],
+                st.id, [(":status", "200"), ("content-type", st.content_type), *trailers],
                 end_stream=True))
             self.streams.pop(st.id, None)
             return
@@ -360,6 +393,15 @@ class GrpcConnection:
                              user_agent=st.user_agent or None)
 
 
+def _content_subtype(ctype: str) -> str | None:
+    """grpc-go's contentSubtype: "" for application/grpc, "json" for +json, None when not gRPC."""
+    if ctype == BASE_CONTENT_TYPE:
+        return ""
+    if not ctype.startswith(BASE_CONTENT_TYPE) or ctype[len(BASE_CONTENT_TYPE)] not in "+;":
+        return None
+    return ctype[len(BASE_CONTENT_TYPE) + 1:].lower()
+
+
 async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
                    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, initial: bytes) -> None:
     """Serve one HTTP/2 (gRPC) connection until the peer leaves, idles out or breaks the protocol."""
@@ -367,11 +409,12 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
     conn = GrpcConnection(ctx, state, session, on_ready=wake.set)
     conn.start()
     idle = ctx.limits.idle_timeout_s
+    read: asyncio.Future[bytes] | None = None
+    waker: asyncio.Future[bool] | None = None
     try:
         conn.receive(initial)
         writer.write(conn.data_to_send())
         await writer.drain()
-        read: asyncio.Task[bytes] | None = None
         last_input = time.monotonic()
         while not conn.closed:
             if read is None:
@@ -380,6 +423,7 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
             done, _ = await asyncio.wait({read, waker}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
             if waker not in done:
                 waker.cancel()
+            waker = None
             wake.clear()
             if read in done:
                 data = read.result()
@@ -395,8 +439,6 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
             if out:
                 writer.write(out)
                 await writer.drain()
-        if read is not None:
-            read.cancel()
         out = conn.data_to_send()
         if out:
             writer.write(out)
@@ -404,4 +446,7 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
     except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
         pass
     finally:
+        for pending in (read, waker):
+            if pending is not None and not pending.done():
+                pending.cancel()
         conn.close()

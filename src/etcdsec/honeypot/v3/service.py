@@ -30,9 +30,15 @@ class Call:
     ns: Namespace
     session: Session | None
     persona: Persona
+    has_token: bool = False  # a `token`/`authorization` metadata value came with the call
 
     def header(self, revision: int | None = None) -> pb.ResponseHeader:
         return self.state.header(self.ns.store.revision if revision is None else revision)
+
+    def check_token(self) -> None:
+        """etcd looks a token up even with auth off; no token is valid here, as none was issued."""
+        if self.has_token:
+            raise errors.invalid_token()
 
 
 Handler = Callable[[Call, Any], Message]
@@ -66,9 +72,16 @@ _SORT_KEYS: dict[int, Callable[[KeyRev], Any]] = {
 }
 
 
-def do_range(call: Call, r: pb.RangeRequest, in_txn: bool = False) -> pb.RangeResponse:
+def _txn_rev(call: Call, txn: WriteTxn) -> int:
+    """etcd's revision for an op inside a txn: the new one once the txn has changed something."""
+    return txn.rev if txn.changes else call.ns.store.revision
+
+
+def do_range(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> pb.RangeResponse:
     if not r.key:
         raise errors.empty_key()
+    if txn is None:
+        call.check_token()
     store = call.ns.store
     kvs = store.range(r.key, range_end_of(r.key, r.range_end), r.revision)
     count = len(kvs)
@@ -83,8 +96,8 @@ def do_range(call: Call, r: pb.RangeRequest, in_txn: bool = False) -> pb.RangeRe
     if order != pb.RangeRequest.NONE:
         kvs.sort(key=_SORT_KEYS.get(r.sort_target, _SORT_KEYS[0]),
                  reverse=order == pb.RangeRequest.DESCEND)
-    resp = pb.RangeResponse(header=call.header() if not in_txn else pb.ResponseHeader(
-        revision=store.revision), count=count)
+    head = call.header() if txn is None else pb.ResponseHeader(revision=_txn_rev(call, txn))
+    resp = pb.RangeResponse(header=head, count=count)
     if r.limit > 0 and len(kvs) > r.limit:
         kvs = kvs[: r.limit]
         resp.more = True
@@ -139,6 +152,7 @@ def _apply_delete(call: Call, txn: WriteTxn, r: pb.DeleteRangeRequest) -> pb.Del
 
 def put(call: Call, r: pb.PutRequest) -> pb.PutResponse:
     _check_put(call, r)
+    call.check_token()
     with call.ns.store.txn() as txn:
         resp = _apply_put(call, txn, r)
         rev = txn.commit()
@@ -149,6 +163,7 @@ def put(call: Call, r: pb.PutRequest) -> pb.PutResponse:
 def delete_range(call: Call, r: pb.DeleteRangeRequest) -> pb.DeleteRangeResponse:
     if not r.key:
         raise errors.empty_key()
+    call.check_token()
     with call.ns.store.txn() as txn:
         resp = _apply_delete(call, txn, r)
         rev = txn.commit()
@@ -217,49 +232,44 @@ def _apply_ops(call: Call, txn: WriteTxn, r: pb.TxnRequest, resp: pb.TxnResponse
         kind = op.WhichOneof("request")
         out = resp.responses.add()
         if kind == "request_range":
-            out.response_range.CopyFrom(do_range(call, op.request_range, in_txn=True))
+            out.response_range.CopyFrom(do_range(call, op.request_range, txn))
         elif kind == "request_put":
             out.response_put.CopyFrom(_apply_put(call, txn, op.request_put))
             out.response_put.header.revision = txn.rev
         elif kind == "request_delete_range":
             out.response_delete_range.CopyFrom(_apply_delete(call, txn, op.request_delete_range))
-            out.response_delete_range.header.revision = txn.rev
+            out.response_delete_range.header.revision = _txn_rev(call, txn)
         elif kind == "request_txn":
+            out.response_txn.header.SetInParent()  # etcd leaves a nested txn's header empty
             _apply_ops(call, txn, op.request_txn, out.response_txn)
-            out.response_txn.header.revision = txn.rev
 
 
 def txn(call: Call, r: pb.TxnRequest) -> pb.TxnResponse:
     _check_txn(call, r)
+    call.check_token()
     resp = pb.TxnResponse()
     with call.ns.store.txn() as t:
         _apply_ops(call, t, r, resp)
         rev = t.commit()
     resp.header.CopyFrom(call.header(rev))
-    if rev != t.rev:  # read-only txn: sub-responses report the unchanged revision
-        _fix_sub_revisions(resp, rev)
     return resp
 
 
-def _fix_sub_revisions(resp: pb.TxnResponse, rev: int) -> None:
-    for op in resp.responses:
-        kind = op.WhichOneof("response")
-        if kind and kind != "response_range":
-            getattr(op, kind).header.revision = rev
-
-
 def compact(call: Call, r: pb.CompactionRequest) -> pb.CompactionResponse:
+    call.check_token()
     call.ns.store.compact(r.revision)
     return pb.CompactionResponse(header=call.header())
 
 
 # --- Lease ----------------------------------------------------------------------------------------
 def lease_grant(call: Call, r: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
+    call.check_token()
     lease = call.ns.lessor.grant(r.ID, r.TTL, call.state.clock())
     return pb.LeaseGrantResponse(header=call.header(), ID=lease.id, TTL=lease.ttl)
 
 
 def lease_revoke(call: Call, r: pb.LeaseRevokeRequest) -> pb.LeaseRevokeResponse:
+    call.check_token()
     call.ns.revoke(r.ID)
     return pb.LeaseRevokeResponse(header=call.header())
 
@@ -300,6 +310,10 @@ def status(call: Call, r: pb.StatusRequest) -> pb.StatusResponse:
 
 
 def alarm(call: Call, r: pb.AlarmRequest) -> pb.AlarmResponse:
+    if call.has_token:  # 3.4 lets the auth package's error through untranslated
+        if call.persona.major_minor < (3, 5):
+            raise errors.V3Error(errors.Code.UNKNOWN, "auth: invalid auth token")
+        raise errors.invalid_token()
     if call.persona.major_minor < (3, 5):
         return pb.AlarmResponse()  # 3.4 answers an alarm list without a header
     return pb.AlarmResponse(header=call.header())
@@ -311,6 +325,7 @@ def defragment(call: Call, r: Message) -> pb.HeaderOnlyResponse:
 
 # --- Auth (an open etcd: disabled; what attackers add is kept, never enforced) ---------------------
 def auth_status(call: Call, r: pb.AuthStatusRequest) -> pb.AuthStatusResponse:
+    call.check_token()
     auth = call.ns.auth
     return pb.AuthStatusResponse(header=call.header(), enabled=auth.enabled, authRevision=auth.revision)
 
@@ -320,14 +335,17 @@ def authenticate(call: Call, r: pb.AuthenticateRequest) -> pb.AuthenticateRespon
 
 
 def user_list(call: Call, r: pb.AuthUserListRequest) -> pb.AuthUserListResponse:
+    call.check_token()
     return pb.AuthUserListResponse(header=call.header(), users=sorted(call.ns.auth.users))
 
 
 def role_list(call: Call, r: pb.AuthRoleListRequest) -> pb.AuthRoleListResponse:
+    call.check_token()
     return pb.AuthRoleListResponse(header=call.header(), roles=sorted(call.ns.auth.roles))
 
 
 def user_get(call: Call, r: pb.AuthUserGetRequest) -> pb.AuthUserGetResponse:
+    call.check_token()
     roles = call.ns.auth.users.get(r.name)
     if roles is None:
         raise errors.user_not_found()
@@ -335,6 +353,7 @@ def user_get(call: Call, r: pb.AuthUserGetRequest) -> pb.AuthUserGetResponse:
 
 
 def role_get(call: Call, r: pb.AuthRoleGetRequest) -> pb.AuthRoleGetResponse:
+    call.check_token()
     perms = call.ns.auth.roles.get(r.role)
     if perms is None:
         raise errors.role_not_found()
@@ -345,6 +364,7 @@ MAX_AUTH_ENTRIES = 64
 
 
 def user_add(call: Call, r: pb.AuthUserAddRequest) -> pb.HeaderOnlyResponse:
+    call.check_token()
     auth = call.ns.auth
     if not r.name:
         raise errors.user_empty()
@@ -358,6 +378,7 @@ def user_add(call: Call, r: pb.AuthUserAddRequest) -> pb.HeaderOnlyResponse:
 
 
 def role_add(call: Call, r: pb.AuthRoleAddRequest) -> pb.HeaderOnlyResponse:
+    call.check_token()
     auth = call.ns.auth
     if not r.name:
         raise errors.role_empty()
@@ -372,6 +393,7 @@ def role_add(call: Call, r: pb.AuthRoleAddRequest) -> pb.HeaderOnlyResponse:
 
 def auth_enable(call: Call, r: pb.AuthEnableRequest) -> pb.HeaderOnlyResponse:
     # Never actually lock the sensor: without a root user etcd refuses, and so do we.
+    call.check_token()
     if "root" not in call.ns.auth.users:
         raise errors.root_user_missing()
     raise errors.V3Error(errors.Code.FAILED_PRECONDITION, "etcdserver: root user does not have root role")
@@ -434,8 +456,9 @@ def available(method: Method, persona: Persona) -> bool:
     return persona.grpc_enabled and persona.major_minor >= method.min_version
 
 
-def invoke(state: V3State, session: Session | None, method: Method, request: Message) -> Message:
+def invoke(state: V3State, session: Session | None, method: Method, request: Message,
+           has_token: bool = False) -> Message:
     """Run one unary method; V3Error propagates to the transport."""
     assert method.handler is not None
-    call = Call(state, state.namespace(session), session, state.ctx.persona)
+    call = Call(state, state.namespace(session), session, state.ctx.persona, has_token)
     return method.handler(call, request)

@@ -58,6 +58,8 @@ class WatchStream:
     pending: deque[pb.WatchResponse] = field(default_factory=deque)
     next_id: int = 0
     dropped: int = 0
+    token_refusal: str = ""  # set when the stream came with an auth token: every create is refused
+    token_watch_id: int = -1
 
     def _push(self, resp: pb.WatchResponse) -> None:
         if len(self.pending) >= self.max_pending:
@@ -85,6 +87,10 @@ class WatchStream:
         while wid in self.watchers and c.watch_id <= 0:
             wid += 1
         head = self.hub.header(store.revision)
+        if self.token_refusal:
+            self._push(pb.WatchResponse(header=head, watch_id=self.token_watch_id, created=True, canceled=True,
+                                        cancel_reason=self.token_refusal))
+            return
         if wid in self.watchers or len(self.watchers) >= self.max_watchers or not self.hub.can_add():
             reason = ("mvcc: duplicate watch ID provided on the WatchStream" if wid in self.watchers
                       else "etcdserver: too many requests")
@@ -96,9 +102,8 @@ class WatchStream:
         w = Watcher(wid, key, end, c.prev_kv, frozenset(int(f) for f in c.filters))
         self._push(pb.WatchResponse(header=head, watch_id=wid, created=True))
         if 0 < c.start_revision < store.compact_revision:
-            self._push(pb.WatchResponse(header=head, watch_id=wid, canceled=True,
-                                        compact_revision=store.compact_revision,
-                                        cancel_reason="mvcc: required revision has been compacted"))
+            self._push(pb.WatchResponse(header=self.hub.header(0), watch_id=wid, canceled=True,
+                                        compact_revision=store.compact_revision))
             return
         self.watchers[wid] = w
         self.hub.count += 1
