@@ -22,6 +22,8 @@ def raw_exchange(ip: str, port: int, data: bytes, timeout: float = 2.0) -> bytes
         while time.monotonic() < deadline:
             try:
                 chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
             except TimeoutError:
                 if out:
                     break

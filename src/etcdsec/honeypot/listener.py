@@ -126,30 +126,35 @@ class Listener:
         """Up to `want` bytes without consuming them; fewer if the client stops sending."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        grace_until: float | None = None
         data = b""
-        while len(data) < want:
+        while True:
             try:
                 data = conn.recv(want, socket.MSG_PEEK)
             except BlockingIOError:
-                data = data
+                pass
             else:
                 if not data:
-                    return b""
+                    return b""  # closed before sending anything
                 if len(data) >= want or not _could_grow(data):
                     return data
+                # a prefix that more bytes could still change (h2 preface, PROXY header): short grace
+                grace_until = grace_until or loop.time() + 0.05
+                if loop.time() >= grace_until:
+                    return data
+                await asyncio.sleep(0.005)
+                continue
             left = deadline - loop.time()
             if left <= 0:
                 return data
             fut: asyncio.Future[None] = loop.create_future()
             loop.add_reader(conn.fileno(), _wake, fut)
             try:
-                await asyncio.wait_for(fut, min(left, 0.05 if data else left))
+                await asyncio.wait_for(fut, left)
             except TimeoutError:
-                if data:
-                    return data
+                return data
             finally:
                 loop.remove_reader(conn.fileno())
-        return data
 
     async def _dispatch(self, conn: socket.socket, session: Session) -> tuple[Any, str]:
         loop = asyncio.get_running_loop()
@@ -246,7 +251,14 @@ def _could_grow(data: bytes) -> bool:
     """Whether waiting for more bytes can change the protocol decision."""
     if H2_PREFACE.startswith(data):
         return True
-    return proxyproto.V2_SIGNATURE.startswith(data) or b"PROXY ".startswith(data[:6])
+    if data.startswith(b"PROXY "):
+        return b"\r\n" not in data
+    if proxyproto.V2_SIGNATURE.startswith(data[:12]):
+        try:
+            return proxyproto.parse(data) is None
+        except proxyproto.ProxyError:
+            return False
+    return b"PROXY ".startswith(data)
 
 
 def _protocol_name(head: bytes) -> str:

@@ -1,0 +1,103 @@
+"""Hypothesis fuzz of the listener and the HTTP/1.1 path: hostile bytes never crash the sensor."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etcdsec.honeypot import proxyproto
+from etcdsec.honeypot.context import Limits
+from etcdsec.honeypot.harness import BackgroundSensor
+from etcdsec.honeypot.request import Request
+from etcdsec.honeypot.sensor import SensorConfig
+
+METHODS = st.sampled_from(["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS", "PATCH", "PRI", "get", "", "G\x00T"])
+PATHS = st.one_of(
+    st.sampled_from(["/version", "/health", "/v2/keys/", "/v2/keys/a?wait=true&waitIndex=1", "/v2/members",
+                     "/v2/auth/users/root", "/v2/stats/store", "/v3/kv/range", "/v3beta/kv/put", "*", "//..//",
+                     "/v2/keys/a?ttl=-1", "/v2/keys/%zz", "/v2/keys/a?prevExist=x&dir=true"]),
+    st.text(min_size=0, max_size=60).map(lambda t: "/" + t),
+)
+HEADER = st.tuples(st.sampled_from(["Host", "Content-Length", "Transfer-Encoding", "Content-Type", "Connection",
+                                    "Expect", "X-Forwarded-For", "Upgrade", "Authorization", "X"]),
+                   st.text(max_size=30))
+BODY = st.one_of(st.binary(max_size=200), st.sampled_from([b"value=1", b'{"key":"YQ=="}', b"{bad", b"0\r\n\r\n"]))
+
+
+@st.composite
+def http_like(draw: st.DrawFn) -> bytes:
+    method, path = draw(METHODS), draw(PATHS)
+    version = draw(st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1", "", "HTTP/1.1 extra"]))
+    headers = draw(st.lists(HEADER, max_size=6))
+    sep = draw(st.sampled_from(["\r\n", "\n", "\r"]))
+    head = f"{method} {path} {version}{sep}" + "".join(f"{k}: {v}{sep}" for k, v in headers) + sep
+    return head.encode("utf-8", "surrogatepass") + draw(BODY)
+
+
+@pytest.fixture(scope="module")
+def fuzz_target():
+    limits = Limits(idle_timeout_s=0.3, wait_timeout_s=0.2, rate_per_source=0)
+    config = SensorConfig(persona="3.3.27", state_file=None, limits=limits, proxy_protocol=True,
+                          trusted_proxies=["127.0.0.0/8"])
+    with BackgroundSensor(config) as hp:
+        yield hp
+
+
+def _send(ip: str, data: bytes) -> None:
+    with socket.create_connection((ip, 2379), timeout=2) as sock:
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(1.0)
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
+def _alive(hp: BackgroundSensor) -> bool:
+    with socket.create_connection((hp.ip, 2379), timeout=2) as sock:
+        sock.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.settimeout(2)
+        return sock.recv(64).startswith(b"HTTP/1.1 200 OK")
+
+
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(data=st.one_of(http_like(), st.binary(max_size=300),
+                      st.binary(max_size=80).map(lambda b: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b),
+                      st.binary(max_size=80).map(lambda b: b"\x16\x03\x01" + b),
+                      st.binary(max_size=80).map(lambda b: b"PROXY " + b),
+                      st.binary(max_size=80).map(lambda b: proxyproto.V2_SIGNATURE + b)))
+def test_sensor_survives_any_first_bytes(fuzz_target, data: bytes) -> None:
+    _send(fuzz_target.ip, data)
+    assert _alive(fuzz_target)
+
+
+def test_no_sensor_errors_after_fuzzing(fuzz_target) -> None:
+    assert _alive(fuzz_target)
+    assert fuzz_target.memory.of("sensor.error") == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=120))
+def test_proxy_parser_only_returns_or_raises_proxyerror(data: bytes) -> None:
+    try:
+        header = proxyproto.parse(data)
+    except proxyproto.ProxyError:
+        return
+    assert header is None or header.length <= max(len(data), 16)
+
+
+@settings(max_examples=300, deadline=None)
+@given(target=st.text(max_size=80), body=st.binary(max_size=80), ctype=st.text(max_size=40))
+def test_request_parsing_never_raises(target: str, body: bytes, ctype: str) -> None:
+    req = Request("PUT", target or "/", [("content-type", ctype)], body)
+    assert req.raw_path and isinstance(req.path, str)
+    form = req.form()
+    assert all(isinstance(v, str) for values in form.values() for v in values)

@@ -1,0 +1,116 @@
+"""Caps, PROXY protocol and trusted X-Forwarded-For, against a real sensor on loopback."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+import pytest
+
+from etcdsec.honeypot import proxyproto
+from etcdsec.honeypot.context import Limits
+from etcdsec.honeypot.harness import BackgroundSensor
+from etcdsec.honeypot.sensor import SensorConfig
+from tests.honeypot.conftest import raw_exchange
+
+GET = b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+def test_proxy_header_parsing() -> None:
+    v1 = proxyproto.parse(b"PROXY TCP4 203.0.113.5 10.0.0.1 40000 2379\r\nGET /")
+    assert v1 == proxyproto.ProxyHeader(44, "203.0.113.5", 40000, "10.0.0.1", 2379)
+    assert proxyproto.parse(b"PROXY TCP4 203.0.113.5") is None  # needs more bytes
+    assert proxyproto.parse(b"PROXY UNKNOWN\r\n").src_ip is None
+    body = socket.inet_aton("198.51.100.9") + socket.inet_aton("10.0.0.1") + struct.pack("!HH", 5555, 2379)
+    v2 = proxyproto.parse(proxyproto.V2_SIGNATURE + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body)
+    assert v2 is not None and (v2.src_ip, v2.src_port, v2.length) == ("198.51.100.9", 5555, 28)
+    local = proxyproto.parse(proxyproto.V2_SIGNATURE + bytes([0x20, 0x00, 0, 0]))
+    assert local is not None and local.src_ip is None
+    for bad in (b"PROXY TCP4 nonsense 1 2 3\r\n", b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n",
+                proxyproto.V2_SIGNATURE + bytes([0x31, 0x11, 0, 0])):
+        with pytest.raises(proxyproto.ProxyError):
+            proxyproto.parse(bad)
+
+
+@pytest.fixture(scope="module")
+def proxied():
+    config = SensorConfig(state_file=None, proxy_protocol=True, trusted_proxies=["127.0.0.0/8"], trust_xff=True)
+    with BackgroundSensor(config) as hp:
+        yield hp
+
+
+def test_proxy_v1_and_v2_give_the_real_client_address(proxied) -> None:
+    out = raw_exchange(proxied.ip, 2379, b"PROXY TCP4 203.0.113.5 10.0.0.1 40000 2379\r\n" + GET)
+    assert out.startswith(b"HTTP/1.1 200 OK")
+    body = socket.inet_aton("198.51.100.9") + socket.inet_aton("10.0.0.1") + struct.pack("!HH", 5555, 2379)
+    header = proxyproto.V2_SIGNATURE + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+    assert raw_exchange(proxied.ip, 2379, header + GET).startswith(b"HTTP/1.1 200 OK")
+    sources = {(e["src_ip"], e.get("peer_ip")) for e in proxied.memory.of("http.request")}
+    assert ("203.0.113.5", "127.0.0.1") in sources and ("198.51.100.9", "127.0.0.1") in sources
+
+
+def test_plain_connections_still_work_when_proxy_protocol_is_on(proxied) -> None:
+    assert raw_exchange(proxied.ip, 2379, GET).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_trusted_x_forwarded_for(proxied) -> None:
+    req = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.44, 10.1.1.1\r\nConnection: close\r\n\r\n"
+    assert raw_exchange(proxied.ip, 2379, req).startswith(b"HTTP/1.1 200 OK")
+    event = next(e for e in proxied.memory.of("http.request") if e["path"] == "/health")
+    assert event["src_ip"] == "192.0.2.44" and event["peer_ip"] == "127.0.0.1"
+
+
+def test_proxy_and_xff_are_ignored_by_default() -> None:
+    with BackgroundSensor(SensorConfig(state_file=None)) as hp:
+        raw_exchange(hp.ip, 2379, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.44\r\n"
+                                  b"Connection: close\r\n\r\n")
+        assert raw_exchange(hp.ip, 2379, b"PROXY TCP4 203.0.113.5 10.0.0.1 1 2\r\n" + GET) == b""
+        assert {e["src_ip"] for e in hp.memory.events if "src_ip" in e} == {"127.0.0.1"}
+
+
+@pytest.fixture(scope="module")
+def capped():
+    limits = Limits(max_connections_per_source=2, max_request_bytes=1000, max_header_count=20, idle_timeout_s=0.5,
+                    rate_per_source=50, burst_per_source=5)
+    with BackgroundSensor(SensorConfig(state_file=None, limits=limits)) as hp:
+        yield hp
+
+
+def test_connections_per_source_are_capped(capped) -> None:
+    held = [socket.create_connection((capped.ip, 2379)) for _ in range(2)]
+    try:
+        time.sleep(0.1)
+        assert raw_exchange(capped.ip, 2379, GET, timeout=1) == b""
+        assert capped.memory.of("session.refused")
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.2)
+    assert raw_exchange(capped.ip, 2379, GET).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_oversized_body_and_too_many_headers_are_refused(capped) -> None:
+    big = b"PUT /v2/keys/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"a" * 5000
+    assert raw_exchange(capped.ip, 2379, big).startswith(b"HTTP/1.1 413 Request Entity Too Large")
+    many = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(30)) + b"\r\n"
+    assert raw_exchange(capped.ip, 2379, many).startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+
+
+def test_idle_connections_are_closed(capped) -> None:
+    with socket.create_connection((capped.ip, 2379), timeout=3) as sock:
+        started = time.monotonic()
+        assert sock.recv(10) == b""  # the sensor hangs up after the idle time
+        assert time.monotonic() - started < 2.5
+
+
+def test_a_flooding_source_is_throttled_not_the_sensor(capped) -> None:
+    before = capped.sensor.guard.throttled
+    pipeline = (b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n" * 29) + GET
+    started = time.monotonic()
+    out = raw_exchange(capped.ip, 2379, pipeline, timeout=5)
+    elapsed = time.monotonic() - started
+    assert out.count(b"HTTP/1.1 200 OK") == 30
+    assert capped.sensor.guard.throttled - before >= 20 and elapsed >= 0.4  # 25 over the burst at 50/s
+    with BackgroundSensor(SensorConfig(state_file=None)) as other:  # other sources are not slowed
+        assert raw_exchange(other.ip, 2379, GET).startswith(b"HTTP/1.1 200 OK")
