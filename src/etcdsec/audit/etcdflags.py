@@ -142,12 +142,24 @@ def settings_from_env(env: Iterable[tuple[str, str, Origin]]) -> list[Setting]:
     return [s for s in by_name.values() if s.value != ""]
 
 
-def _text(value: Any) -> str:
+MAX_VALUE_CHARS = 8192  # YAML aliases can make a value exponentially large; etcd values are short
+
+
+def _text(value: Any, budget: int = MAX_VALUE_CHARS) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return ",".join(_text(v) for v in value)
-    return "" if value is None else str(value)
+        parts: list[str] = []
+        used = 0
+        for item in value:
+            if used > budget:
+                parts.append("...")
+                break
+            part = _text(item, budget - used)
+            parts.append(part)
+            used += len(part) + 1
+        return ",".join(parts)
+    return ("" if value is None else str(value))[:budget]
 
 
 def settings_from_config(doc: Any, path: str) -> tuple[list[Setting], list[Ignored]]:
