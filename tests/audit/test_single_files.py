@@ -136,3 +136,15 @@ def test_kubeadm_v1beta3_map_and_external_plain_etcd(tmp_path: Path) -> None:
     assert ("K8S-ETCD-CLIENT", "high") in got  # no etcd client certificate for the external etcd
     assert ("K8S-ENCRYPTION", "high") in got and ("K8S-AUDIT-LOG", "low") in got
     assert [i["kind"] for i in report.instances] == ["kube-apiserver"]
+
+
+def test_loose_directory_with_a_symlink_loop_and_a_huge_file(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    _write(bundle / "etcd.conf.yml", "name: a\nenable-pprof: true\n")
+    (bundle / "loop").symlink_to(bundle, target_is_directory=True)
+    with (bundle / "huge.yaml").open("wb") as handle:
+        handle.truncate(5 << 20)  # sparse: 5 MiB of zeros
+    report = audit([bundle])
+    assert [f.id for f in report.findings if f.id == "ETCD-PPROF"] == ["ETCD-PPROF"]
+    huge = next(s for s in report.sources if s.path.endswith("huge.yaml"))
+    assert huge.status == "unreadable" and "larger than 4 MiB" in huge.detail

@@ -6,6 +6,7 @@ report never silently drops a file.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -41,6 +42,7 @@ MANIFEST_DIRS = ("etc/kubernetes/manifests", "var/lib/rancher/rke2/agent/pod-man
 _ETCD_CONFIG_KEYS = {"name", "data-dir", "listen-client-urls", "listen-peer-urls", "advertise-client-urls",
                      "initial-cluster", "client-transport-security", "peer-transport-security"}
 MAX_FILES_PER_DIRECTORY = 5000  # a bound on walking an arbitrary directory of loose files
+MAX_FILE_BYTES = 4 << 20  # configuration files are small; a huge file is reported, not read
 
 
 def is_tree(directory: Path) -> bool:
@@ -75,7 +77,11 @@ class Collector:
         key = _key(path)
         known = self._by_path.get(key)
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            with path.open("rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise OSError(f"larger than {MAX_FILE_BYTES >> 20} MiB: not a configuration file")
+            text = data.decode("utf-8", errors="replace")
         except FileNotFoundError:
             status, detail, text = ("absent-optional" if optional else "missing"), "no such file", None
         except IsADirectoryError:
@@ -319,7 +325,7 @@ class Collector:
             elif is_tree(path):
                 self.add_tree(root or path)
             else:
-                files = sorted(p for p in path.rglob("*") if p.is_file())[:MAX_FILES_PER_DIRECTORY]
+                files = _walk_files(path, MAX_FILES_PER_DIRECTORY)
                 for file in files:
                     if not self.source(file) and not self.claimed(file):
                         self.add_file(file, root or Path("/"))
@@ -327,6 +333,17 @@ class Collector:
             self.add_file(path, root or Path("/"))
         else:
             self.read_text(path, "file")  # recorded as missing
+
+
+def _walk_files(top: Path, limit: int) -> list[Path]:
+    """Up to `limit` regular files under `top`, sorted; symlinked directories are not followed."""
+    found: list[Path] = []
+    for directory, subdirs, names in os.walk(top):
+        subdirs.sort()
+        found += [Path(directory) / n for n in sorted(names) if (Path(directory) / n).is_file()]
+        if len(found) >= limit:
+            break
+    return found[:limit]
 
 
 def _is_yaml_mapping(text: str) -> bool:
