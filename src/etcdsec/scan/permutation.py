@@ -136,10 +136,17 @@ class Permutation:
         return max(0, (order - shard.index + shard.count - 1) // shard.count)
 
     def walk(self, shard: Shard, from_step: int = 0) -> Iterator[tuple[int, int]]:
+        """(step, index) for this shard's steps that map to an index."""
+        for step, index in self.walk_all(shard, from_step):
+            if index is not None:
+                yield step, index
+
+    def walk_all(self, shard: Shard, from_step: int = 0) -> Iterator[tuple[int, int | None]]:
+        """Every step, with None for elements past n (the resume cursor must step over them too)."""
         stride = pow(self.generator, shard.count, self.p)
         position = shard.index + from_step * shard.count
         x = self.start * pow(self.generator, position, self.p) % self.p
+        n = self.n
         for step in range(from_step, self.steps(shard)):
-            if x <= self.n:
-                yield step, x - 1
+            yield step, (x - 1 if x <= n else None)
             x = x * stride % self.p
