@@ -17,6 +17,7 @@ from etcdsec.errors import UserError
 # Sub-command name -> module. Order is the order shown in --help.
 COMMANDS: dict[str, str] = {
     "probe": "etcdsec.commands.probe",
+    "scan": "etcdsec.commands.scan",
     "demo": "etcdsec.commands.demo",
     "audit": "etcdsec.commands.audit",
     "honeypot": "etcdsec.commands.honeypot",
