@@ -15,6 +15,7 @@ import json
 import re
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -82,20 +83,21 @@ class Case:
 def corpus_files() -> list[Path]:
     base = Path(str(resources.files("etcdsec.honeypot")))
     files = sorted((base / "corpus").glob("*.yaml"))
-    files += sorted((base / "v3").glob("corpus*.yaml"))  # the v3 side's cases, when present
+    files += sorted((base / "v3").glob("corpus*.yaml"))  # the v3 side's gateway cases, when present
     return files
 
 
 def load_corpus(paths: list[Path] | None = None) -> list[Case]:
+    """HTTP cases of every corpus file; a file's cases run in order on their own fresh pair of servers."""
     cases: list[Case] = []
     for path in paths or corpus_files():
         group = path.stem
         for item in yaml.safe_load(path.read_text()) or []:
             if "grpc" in item:
-                continue  # gRPC cases are run by the v3 side's own differential tests
+                continue  # gRPC cases: etcdsec.honeypot.v3.fidelity runs them
             cases.append(Case(group=item.pop("group", group), **item))
-    ids = [c.id for c in cases]
-    dupes = {i for i in ids if ids.count(i) > 1}
+    keys = [(c.group, c.id) for c in cases]
+    dupes = {k for k in keys if keys.count(k) > 1}
     if dupes:
         raise ValueError(f"duplicate corpus ids: {sorted(dupes)}")
     return cases
@@ -190,7 +192,14 @@ def normalised_body(body: bytes, ip: str) -> Any:
     try:
         return ("json", normalise_json(json.loads(body), ip), body.endswith(b"\n"))
     except (ValueError, UnicodeDecodeError):
-        return ("text", normalise_text(body.decode("latin-1"), ip))
+        pass
+    try:  # a stream of JSON lines (gateway watch / keepalive)
+        lines = body.splitlines()
+        if len(lines) > 1:
+            return ("json-lines", [normalise_json(json.loads(line), ip) for line in lines])
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return ("text", normalise_text(body.decode("latin-1"), ip))
 
 
 @dataclass
@@ -254,6 +263,7 @@ class Report:
 
 
 def run(versions: list[str], cases: list[Case] | None = None) -> Report:
+    from etcdsec.honeypot.context import Identity
     from etcdsec.honeypot.dataset import Bait
     from etcdsec.honeypot.harness import BackgroundSensor
     from etcdsec.honeypot.sensor import SensorConfig
@@ -261,20 +271,41 @@ def run(versions: list[str], cases: list[Case] | None = None) -> Report:
 
     cases = cases if cases is not None else load_corpus()
     outcomes: list[Outcome] = []
+    groups = list(dict.fromkeys((c.group, c.v2) for c in cases))
     for version in versions:
-        for v2 in (False, True):
-            selected = [c for c in cases if c.v2 == v2 and (not c.versions or version in c.versions)]
+        for group, v2 in groups:
+            selected = [c for c in cases if (c.group, c.v2) == (group, v2)
+                        and (not c.versions or version in c.versions)]
             if not selected:
                 continue
-            with EtcdServer(EtcdConfig(version=version, enable_v2=v2, name=MEMBER)) as real, \
-                    BackgroundSensor(SensorConfig(persona=PERSONA_FOR[version], member_name=MEMBER, bait=Bait(),
-                                                  enable_v2=v2, state_file=None), keep_events=False) as hp:
-                for case in selected:
-                    head = case.method == "HEAD" or (case.raw or "").startswith("HEAD ")
-                    r = exchange(real.ip, 2379, case.wire(f"{real.ip}:2379"), head)
-                    h = exchange(hp.ip, 2379, case.wire(f"{hp.ip}:2379"), head)
-                    outcomes.append(compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip))
+            with tempfile.TemporaryDirectory(prefix="etcdsec-fidelity-") as tmp:
+                state = Path(tmp) / "state.json"
+                ident = Identity.create(MEMBER, [], [])
+                ident.revision_base = 1  # a fresh etcd starts at revision 1
+                state.write_text(json.dumps(ident.to_dict()))
+                config = SensorConfig(persona=PERSONA_FOR[version], member_name=MEMBER, bait=Bait(),
+                                      enable_v2=v2, state_file=state)
+                with EtcdServer(EtcdConfig(version=version, enable_v2=v2, name=MEMBER)) as real, \
+                        BackgroundSensor(config, keep_events=False) as hp:
+                    for case in selected:
+                        head = case.method == "HEAD" or (case.raw or "").startswith("HEAD ")
+                        r = exchange(real.ip, 2379, case.wire(f"{real.ip}:2379"), head)
+                        h = exchange(hp.ip, 2379, case.wire(f"{hp.ip}:2379"), head)
+                        outcomes.append(compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip))
     return Report(outcomes)
+
+
+def grpc_outcomes(versions: list[str]) -> list[Outcome]:
+    """The v3 side's gRPC cases, as rows of the same report (empty when that runner is absent)."""
+    try:
+        from etcdsec.honeypot.v3 import fidelity as grpc_fidelity
+    except ImportError:
+        return []
+    rows = []
+    for o in grpc_fidelity.run(versions):
+        rows.append(Outcome(o.id, "grpc", o.version, bool(o.status), bool(o.header_names),
+                            bool(o.grpc_status), bool(o.body), list(o.diffs)))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", default="3.4,3.5")
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--show-diffs", action="store_true")
+    parser.add_argument("--no-grpc", action="store_true", help="HTTP/1.1 cases only")
     args = parser.parse_args(argv)
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
     bad = [v for v in versions if v not in PERSONA_FOR]
@@ -289,14 +321,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fidelity: error: unsupported version(s) {bad} (have {sorted(PERSONA_FOR)})", file=sys.stderr)
         return 2
     report = run(versions)
+    http_rows = list(report.outcomes)
+    if not args.no_grpc:
+        report.outcomes += grpc_outcomes(versions)
     data = report.to_dict()
     for version, row in data["summary"].items():
+        http = Report([o for o in http_rows if o.version == version])
+        grpc = Report([o for o in report.outcomes if o.version == version and o.group == "grpc"])
         print(f"persona {version}: fidelity {row['match']:.1f}% of {row['cases']} cases "
-              f"(status {row['status']:.1f}%, header names {row['header_names']:.1f}%, "
-              f"header values {row['header_values']:.1f}%, body {row['body']:.1f}%)")
+              f"(HTTP/1.1 {http.percent():.1f}% of {len(http.outcomes)}, gRPC {grpc.percent():.1f}% of "
+              f"{len(grpc.outcomes)}; status {row['status']:.1f}%, header names {row['header_names']:.1f}%, "
+              f"header values/grpc-status {row['header_values']:.1f}%, body {row['body']:.1f}%)")
     if args.show_diffs:
         for diff in data["differences"]:
-            print(f"- [{diff['version']}] {diff['id']}: " + " | ".join(diff["diffs"]))
+            print(f"- [{diff['version']}] {diff['group']}/{diff['id']}: " + " | ".join(diff["diffs"]))
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=1))
     return 0

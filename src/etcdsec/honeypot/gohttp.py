@@ -58,6 +58,7 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     sniff_type: bool = False  # Go sniffs Content-Type (handler wrote without setting one)
     stream: object | None = None  # an async iterator of chunks (v2 wait); body is then unused
+    trailers: list[tuple[str, str]] = field(default_factory=list)  # sent after the last chunk
 
     def header(self, name: str) -> str | None:
         low = name.lower()
@@ -110,7 +111,7 @@ def render(resp: Response, *, head: bool = False, http10: bool = False, close: b
     if head or resp.status in (204, 304):
         return head_bytes
     if chunked:
-        return head_bytes + chunk(resp.body) + b"0\r\n\r\n"
+        return head_bytes + chunk(resp.body) + last_chunk(resp.trailers)
     return head_bytes + resp.body
 
 
@@ -123,6 +124,10 @@ def render_stream_head(resp: Response, *, cors: bool = True, close: bool = False
         lines.append("Connection: close")
     lines.append("Transfer-Encoding: chunked")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def last_chunk(trailers: list[tuple[str, str]] | None = None) -> bytes:
+    return b"0\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in trailers or []) + b"\r\n"
 
 
 def chunk(data: bytes, size: int = CHUNK_THRESHOLD) -> bytes:

@@ -111,8 +111,19 @@ class ClientApp:
                 status, headers, body = result
                 kept = [(k.decode(), v.decode()) for k, v in headers
                         if k.lower() not in (b"date", b"content-length")]
-                return Response(status, body, kept)
+                resp = Response(status, body, kept)
+                if any(k.lower() == "trailer" for k, _ in kept):  # 3.4 streams RPC errors with a trailer
+                    resp.trailers = [(k.decode(), v.decode()) for k, v in getattr(self.gateway, "TRAILERS", [])]
+                streaming = getattr(self.gateway, "is_streaming", None)
+                if streaming is not None and streaming(self.ctx, path):
+                    resp.stream = _lines(body)  # watch / keepalive: one JSON line per chunk
+                return resp
         return not_found()
+
+
+async def _lines(body: bytes) -> AsyncIterator[bytes]:
+    for line in body.splitlines(keepends=True):
+        yield line
 
 
 class PeerApp:
@@ -288,7 +299,7 @@ class Http1Connection:
         async for piece in stream:
             self.writer.write(gohttp.chunk(piece))
             await self.writer.drain()
-        self.writer.write(b"0\r\n\r\n")
+        self.writer.write(gohttp.last_chunk(resp.trailers))
 
     async def _next_cycle(self) -> bool:
         if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
