@@ -18,6 +18,7 @@ from etcdsec.errors import UserError
 COMMANDS: dict[str, str] = {
     "probe": "etcdsec.commands.probe",
     "scan": "etcdsec.commands.scan",
+    "report": "etcdsec.commands.report",
     "demo": "etcdsec.commands.demo",
     "audit": "etcdsec.commands.audit",
     "honeypot": "etcdsec.commands.honeypot",
