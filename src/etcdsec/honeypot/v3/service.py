@@ -7,6 +7,7 @@ message or raise `V3Error`, whose code and text are etcd's.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -320,7 +321,25 @@ def alarm(call: Call, r: pb.AlarmRequest) -> pb.AlarmResponse:
 
 
 def defragment(call: Call, r: Message) -> pb.HeaderOnlyResponse:
-    return pb.HeaderOnlyResponse(header=call.header())
+    return pb.HeaderOnlyResponse()  # etcd answers a defragment with an empty message
+
+
+def _kv_hash(call: Call, rev: int = 0) -> int:
+    """A stable 32-bit digest of the keyspace (etcd: crc32 of the backend), changes with every write."""
+    crc = zlib.crc32(call.ns.store.revision.to_bytes(8, "big"))
+    for kv in call.ns.store.range(b"\x00", b"", rev if 0 < rev <= call.ns.store.revision else 0):
+        crc = zlib.crc32(kv.value, zlib.crc32(kv.key, crc))
+    return crc
+
+
+def hash_(call: Call, r: pb.HashRequest) -> pb.HashResponse:
+    return pb.HashResponse(header=call.header(), hash=_kv_hash(call))
+
+
+def hash_kv(call: Call, r: pb.HashKVRequest) -> pb.HashKVResponse:
+    call.ns.store.check_revision(r.revision)
+    return pb.HashKVResponse(header=call.header(), hash=_kv_hash(call, r.revision),
+                             compact_revision=call.ns.store.compact_revision)
 
 
 # --- Auth (an open etcd: disabled; what attackers add is kept, never enforced) ---------------------
@@ -428,6 +447,9 @@ _UNARY = [
        ("/v3/maintenance/alarm",)),
     _M("/etcdserverpb.Maintenance/Defragment", pb.StatusRequest, pb.HeaderOnlyResponse, defragment,
        ("/v3/maintenance/defragment",)),
+    _M("/etcdserverpb.Maintenance/Hash", pb.HashRequest, pb.HashResponse, hash_, ("/v3/maintenance/hash",)),
+    _M("/etcdserverpb.Maintenance/HashKV", pb.HashKVRequest, pb.HashKVResponse, hash_kv,
+       (), min_version=(3, 3)),  # no gateway route in 3.4/3.5
     _M("/etcdserverpb.Auth/AuthStatus", pb.AuthStatusRequest, pb.AuthStatusResponse, auth_status,
        ("/v3/auth/status",), min_version=(3, 5)),
     _M("/etcdserverpb.Auth/Authenticate", pb.AuthenticateRequest, pb.AuthenticateResponse, authenticate,
