@@ -119,6 +119,10 @@ def build_config(args: argparse.Namespace):
     config.alert_syslog = parse_hostport(args.alert_syslog, "--alert-syslog") if args.alert_syslog else None
     config.alert_on = [e.strip() for e in args.alert_on.split(",") if e.strip()]
     config.alert_rate = args.alert_rate
+    if args.metrics_listen:
+        config.metrics_listen = parse_hostport(args.metrics_listen, "--metrics-listen")
+        if not ipaddress.ip_address(config.metrics_listen[0]).is_loopback:
+            raise UserError("--metrics-listen must be a loopback address (metrics are for the operator only)")
     if args.enable_v2:
         config.enable_v2 = args.enable_v2 == "true"
     if args.sensor:

@@ -29,6 +29,7 @@ from etcdsec.honeypot.eventlog import JsonlWriter
 from etcdsec.honeypot.guard import Guard
 from etcdsec.honeypot.http1 import ClientApp, PeerApp
 from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
+from etcdsec.honeypot.metrics import EventCounter, MetricsServer
 from etcdsec.honeypot.v2store import V2Store
 
 
@@ -62,6 +63,7 @@ class SensorConfig:
     alert_webhook: str | None = None
     alert_syslog: tuple[str, int] | None = None
     alert_rate: int = 10  # alerts per source per minute
+    metrics_listen: tuple[str, int] | None = None  # Prometheus metrics (loopback)
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -98,6 +100,8 @@ class Sensor:
 
             self.alerts = AlertOutput(c.alert_on, c.alert_webhook, c.alert_syslog, c.alert_rate)
             outputs.append(self.alerts)
+        self.event_counter = EventCounter()
+        outputs.append(self.event_counter)
         self.events = EventSink(c.sensor, outputs)
         bait: Bait = c.bait if c.bait is not None else load_seed_file(c.seed_file) if c.seed_file else \
             kubernetes_bait(self.identity.secret_seed or str(self.identity.cluster_id), self.identity.start_time)
@@ -120,6 +124,8 @@ class Sensor:
         self.peer = Listener(self.ctx, PeerApp(self.ctx), self.guard, ListenerOptions(peer=True)) \
             if c.peer_listen else None
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.metrics = MetricsServer(self, self.event_counter) if c.metrics_listen else None
+        self._flusher: asyncio.Task[None] | None = None
 
     def _v3_state(self) -> Any | None:
         if not self.persona.grpc_enabled:
@@ -147,13 +153,28 @@ class Sensor:
             self.addresses["client"] = await self.client.start(*self.config.listen)
             if self.peer and self.config.peer_listen:
                 self.addresses["peer"] = await self.peer.start(*self.config.peer_listen)
+            if self.metrics and self.config.metrics_listen:
+                self.addresses["metrics"] = await self.metrics.start(*self.config.metrics_listen)
         except OSError as exc:
             await self.stop()
             raise UserError(f"cannot listen: {exc.strerror or exc}") from None
+        if self.writer and self.config.flush_interval > 0:
+            self._flusher = asyncio.create_task(self._flush_every(self.config.flush_interval))
         self.events.emit("sensor.start", None, persona=self.persona.name, member_name=self.identity.member_name,
                          listen=[f"{h}:{p}" for h, p in self.addresses.values()])
 
+    async def _flush_every(self, interval: float) -> None:
+        """Batched event writes reach the file within `interval` even when the sensor goes quiet."""
+        assert self.writer is not None
+        while True:
+            await asyncio.sleep(interval)
+            self.writer.flush()
+
     async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        if self.metrics:
+            await self.metrics.close()
         await self.client.close()
         if self.peer:
             await self.peer.close()

@@ -1,0 +1,83 @@
+"""The JSONL event file: whole lines always, size rotation that never splits a line, reopen, batching bound."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+from etcdsec.honeypot.eventlog import JsonlWriter
+
+
+def all_lines(path) -> list[str]:
+    files = sorted(path.parent.glob(path.name + "*"))
+    return [line for f in files for line in f.read_text().splitlines()]
+
+
+def test_rotation_keeps_every_line_whole(tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = JsonlWriter(path, max_bytes=4096, backups=50)
+    for i in range(500):
+        writer({"eventid": "etcdsec.http.request", "n": i, "pad": "x" * (i % 97)})
+    writer.close()
+    assert writer.rotations >= 10
+    for f in tmp_path.glob("events.jsonl*"):
+        data = f.read_bytes()
+        assert data.endswith(b"\n") and os.path.getsize(f) <= 4096
+        for line in data.splitlines():
+            json.loads(line)  # never a fragment
+    assert sorted(json.loads(x)["n"] for x in all_lines(path)) == list(range(500))
+
+
+def test_backups_are_bounded(tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = JsonlWriter(path, max_bytes=1000, backups=3)
+    for i in range(300):
+        writer({"n": i, "pad": "y" * 50})
+    writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "events.jsonl.1", "events.jsonl.2",
+                                                          "events.jsonl.3"]
+
+
+def test_restart_appends_and_reopen_follows_logrotate(tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    first = JsonlWriter(path)
+    first({"n": 1})
+    first.close()
+    second = JsonlWriter(path)
+    second({"n": 2})
+    os.replace(path, tmp_path / "moved.jsonl")  # what logrotate does before SIGHUP
+    second.reopen()
+    second({"n": 3})
+    second.close()
+    assert [json.loads(x)["n"] for x in (tmp_path / "moved.jsonl").read_text().splitlines()] == [1, 2]
+    assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == [3]
+
+
+def test_batched_writer_loses_at_most_the_flush_interval_on_kill_9(tmp_path) -> None:
+    """A child writes events with a 0.2 s flush interval and records, before each event, the time;
+    after kill -9 every event older than the interval (plus scheduling slack) is on disk."""
+    path, marks = tmp_path / "events.jsonl", tmp_path / "marks"
+    code = textwrap.dedent(f"""
+        import time
+        from etcdsec.honeypot.eventlog import JsonlWriter
+        w = JsonlWriter({str(path)!r}, flush_interval=0.2)
+        m = open({str(marks)!r}, "w", buffering=1)
+        for i in range(200000):
+            w({{"n": i}})
+            m.write(f"{{i}} {{time.monotonic()}}\\n")
+            time.sleep(0.0005)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(1.5)
+    proc.kill()
+    killed_at = time.monotonic()
+    proc.wait(5)
+    on_disk = {json.loads(x)["n"] for x in path.read_text().splitlines()}
+    emitted = [(int(a), float(b)) for a, b in (ln.split() for ln in marks.read_text().splitlines() if " " in ln)]
+    assert len(emitted) > 200
+    old = [n for n, t in emitted if killed_at - t > 0.2 + 0.3]
+    assert old and all(n in on_disk for n in old)

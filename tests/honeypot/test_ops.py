@@ -1,0 +1,41 @@
+"""Operating the sensor: its own metrics port, TLS on the decoy port, SIGHUP reopen from the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+from etcdsec.honeypot.harness import BackgroundSensor
+from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.testbed.addresses import free_loopback_ip
+from etcdsec.testbed.pki import TestCA
+
+
+def test_metrics_port_counts_what_happened() -> None:
+    ip = free_loopback_ip((2379, 2380, 9108))
+    with BackgroundSensor(SensorConfig(state_file=None, metrics_listen=(ip, 9108)), ip=ip) as hp:
+        for _ in range(3):
+            urllib.request.urlopen(f"{hp.url}/version", timeout=5).read()
+        text = urllib.request.urlopen(f"http://{ip}:9108/metrics", timeout=5).read().decode()
+        assert 'etcdsec_honeypot_events_total{eventid="etcdsec.http.request"} 3' in text
+        assert "etcdsec_honeypot_sessions_total 3" in text and "# TYPE etcdsec_honeypot_sessions_active gauge" in text
+        # the decoy port does not expose them
+        assert "etcdsec_honeypot" not in urllib.request.urlopen(f"{hp.url}/metrics", timeout=5).read().decode()
+
+
+def test_tls_on_the_same_port_with_curl(tmp_path) -> None:
+    ip = free_loopback_ip((2379, 2380))
+    ca = TestCA(tmp_path)
+    cert = ca.issue("server", ips=[ip])
+    config = SensorConfig(state_file=None, tls_cert=cert.cert, tls_key=cert.key)
+    with BackgroundSensor(config, ip=ip) as hp:
+        out = subprocess.run(["curl", "-s", "--http1.1", "--cacert", str(ca.cert_path), f"https://{ip}:2379/version"],
+                             capture_output=True, timeout=10)
+        assert json.loads(out.stdout) == {"etcdserver": "3.5.1", "etcdcluster": "3.5.0"}
+        plain = urllib.request.urlopen(f"http://{ip}:2379/health", timeout=5).read()  # plain still served
+        assert b'"health":"true"' in plain
+        handshakes = hp.memory.of("tls.handshake")
+        assert handshakes and handshakes[0]["alpn"] == "http/1.1"
+        request = next(e for e in hp.memory.of("http.request") if e["path"] == "/version")
+        assert request["tls"] is True
