@@ -108,8 +108,11 @@ def write_table(results: list[ProbeResult], out: IO[str] | None = None) -> None:
                           Text(r.severity, style=_SEV_STYLE[r.severity]))
             continue
         read = "/".join(p for p, ok in (("v3", r.access.read_v3), ("v2", r.access.read_v2)) if ok) or "no"
+        write = _yn(r.access.write)
+        if r.role == "peer":  # the peer API serves no keys: read/write do not apply
+            read = write = "-"
         table.add_row(r.target, r.version or "yes", r.role or "-", _tls_cell(r), _auth_cell(r), read,
-                      _yn(r.access.write), _data_cell(r), Text(r.severity, style=_SEV_STYLE[r.severity]))
+                      write, _data_cell(r), Text(r.severity, style=_SEV_STYLE[r.severity]))
     console.print(table)
     for r in results:
         shown = [f for f in r.findings if Severity.parse(f.severity) >= Severity.low]

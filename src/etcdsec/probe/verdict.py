@@ -58,8 +58,8 @@ RULES: tuple[Rule, ...] = (
      lambda r: f"GET /members on the peer port listed {len(r.members)} member(s)"),
     ("ETCD-PPROF", lambda r: r.leaks.pprof, lambda r: "GET /debug/pprof/ answered 200"),
     ("ETCD-DEBUG-VARS", lambda r: r.leaks.debug_vars,
-     lambda r: "GET /debug/vars disclosed: " + " ".join(r.leaks.cmdline_flags[:12])
-     + (" ..." if len(r.leaks.cmdline_flags) > 12 else "")),
+     lambda r: f"GET /debug/vars disclosed {len(r.leaks.cmdline_flags)} flags: "
+     + " ".join(r.leaks.cmdline_flags[:6]) + (" ..." if len(r.leaks.cmdline_flags) > 6 else "")),
     ("ETCD-TLS-WEAK", lambda r: bool(r.tls and r.tls.version in ("TLSv1", "TLSv1.1", "SSLv3")),
      lambda r: f"negotiated {r.tls.version if r.tls else ''}"),
     ("ETCD-TLS-EXPIRED", lambda r: bool(r.tls and r.tls.expired),
