@@ -8,7 +8,7 @@ import socket
 from etcdsec.probe.api import probe_many, probe_sync
 from etcdsec.probe.options import ProbeOptions
 from etcdsec.testbed.addresses import free_loopback_ip
-from etcdsec.testbed.etcd import EtcdConfig
+from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 
 OPTS = ProbeOptions(deadline=6, connect_timeout=2, request_timeout=3)
 
@@ -93,3 +93,18 @@ def test_ipv6_loopback() -> None:
         s.close()
     r = probe_sync(f"[::1]:{port}", OPTS)
     assert r.ip == "::1" and r.reachable is False
+
+
+def test_real_etcd_on_ipv6_loopback() -> None:
+    from etcdsec.testbed.addresses import port_free
+
+    ports = [p for p in range(23790, 23890) if port_free("::1", p)][:2]
+    with EtcdServer(EtcdConfig(version="3.5", ip="::1", client_port=ports[0], peer_port=ports[1])):
+        r = probe_sync(f"[::1]:{ports[0]}", OPTS)
+        assert r.ip == "::1" and r.is_etcd is True and r.apis.v3_prefix == "/v3" and r.exposed
+        assert r.members and r.members[0].client_urls == [f"http://[::1]:{ports[0]}"]
+
+
+def test_forced_https_on_a_plain_server_is_reachable_not_tls(fakes) -> None:
+    r = probe_sync("https://" + start(fakes, "json"), OPTS)
+    assert r.reachable and r.is_etcd is False and r.error and "TLS handshake" in r.error

@@ -98,6 +98,8 @@ class Prober:
             try:
                 conn = await open_connection(r.ip or t.host, t.port, host_header, ctx, sni, self.limits)
             except ConnectError as exc:
+                if "TLS handshake" in str(exc):
+                    r.reachable = True  # TCP was accepted; only TLS failed
                 if exc.refused:
                     r.reachable = False
                     raise ProbeStop("connection refused") from None

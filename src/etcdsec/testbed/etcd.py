@@ -80,21 +80,26 @@ class EtcdServer:
 
     # --- addresses -------------------------------------------------------------------------
     @property
+    def host(self) -> str:
+        """The address as it goes in a URL: IPv6 in brackets."""
+        return f"[{self.ip}]" if ":" in self.ip else self.ip
+
+    @property
     def scheme(self) -> str:
         return "https" if self.config.tls or self.config.client_cert_auth else "http"
 
     @property
     def client_url(self) -> str:
-        return f"{self.scheme}://{self.ip}:{self.config.client_port}"
+        return f"{self.scheme}://{self.host}:{self.config.client_port}"
 
     @property
     def peer_url(self) -> str:
         scheme = "https" if self.config.peer_tls else "http"
-        return f"{scheme}://{self.ip}:{self.config.peer_port}"
+        return f"{scheme}://{self.host}:{self.config.peer_port}"
 
     @property
     def client_addr(self) -> str:
-        return f"{self.ip}:{self.config.client_port}"
+        return f"{self.host}:{self.config.client_port}"
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _flags(self) -> list[str]:
