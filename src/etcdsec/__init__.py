@@ -10,11 +10,13 @@ Python API::
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["ProbeOptions", "ProbeResult", "Severity", "__version__", "probe", "probe_many", "probe_sync"]
+__all__ = ["ProbeOptions", "ProbeResult", "Severity", "__version__", "probe", "probe_iter", "probe_many",
+           "probe_sync"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import etcdsec` stays cheap for every sub-command
@@ -22,7 +24,9 @@ def __getattr__(name: str) -> Any:  # lazy: `import etcdsec` stays cheap for eve
         from etcdsec import model
 
         return getattr(model, name)
-    if name in ("ProbeOptions", "probe", "probe_many", "probe_sync"):
+    if name == "probe":  # the package `etcdsec.probe` is itself callable: see its docstring
+        return importlib.import_module("etcdsec.probe")
+    if name in ("ProbeOptions", "probe_iter", "probe_many", "probe_sync"):
         from etcdsec.probe import api
 
         return getattr(api, name)

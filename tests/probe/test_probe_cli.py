@@ -68,3 +68,19 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path) -> None:
         assert out.returncode == 2, args
         assert out.stderr.startswith("etcdsec: error: ") and out.stderr.count("\n") == 1, out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_python_api_async_and_sync(etcd_factory) -> None:
+    import asyncio
+
+    import etcdsec
+
+    s = open_server(etcd_factory)
+    r = asyncio.run(etcdsec.probe(s.client_addr))
+    assert isinstance(r, etcdsec.ProbeResult) and r.is_etcd is True
+    import etcdsec.probe.api  # the package name must stay callable after this
+
+    assert asyncio.run(etcdsec.probe(s.client_addr, etcdsec.ProbeOptions(collect_data=False))).data.key_count == 1
+    assert etcdsec.probe_sync(s.client_addr).exposed
+    many = asyncio.run(etcdsec.probe_many([s.client_addr, "127.0.0.1:1"], concurrency=2))
+    assert [x.reachable for x in many] == [True, False]
