@@ -65,8 +65,18 @@ class Response:
         return next((v for k, v in self.headers if k.lower() == low), None)
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
 def http_date(now: float | None = None) -> str:
-    return email.utils.formatdate(now if now is not None else time.time(), usegmt=True)
+    """The Date header value; formatted once per second (it only has second resolution)."""
+    global _date_cache
+    if now is not None:
+        return email.utils.formatdate(now, usegmt=True)
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, email.utils.formatdate(second, usegmt=True))
+    return _date_cache[1]
 
 
 def text_error(status: int, body: str, extra: list[tuple[str, str]] | None = None) -> Response:

@@ -204,7 +204,8 @@ class Http1Connection:
         if self.conn.they_are_waiting_for_100_continue:
             self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
-            data = await asyncio.wait_for(self.reader.read(READ_SIZE), self.ctx.limits.idle_timeout_s)
+            async with asyncio.timeout(self.ctx.limits.idle_timeout_s):  # no extra task per read
+                data = await self.reader.read(READ_SIZE)
         except (TimeoutError, ConnectionError):
             return False
         self._feed(data)
@@ -244,10 +245,11 @@ class Http1Connection:
                     return False
             elif isinstance(event, h11.EndOfMessage):
                 assert request is not None
-                await self._respond(request, bytes(body))
-                return await self._next_cycle()
+                keep_alive = await self._respond(request, bytes(body))
+                return keep_alive and self._next_cycle()
 
-    async def _respond(self, event: h11.Request, body: bytes) -> None:
+    async def _respond(self, event: h11.Request, body: bytes) -> bool:
+        """Answer one request; whether the connection may carry another."""
         started = time.perf_counter()
         if event.http_version not in (b"1.0", b"1.1"):  # cmux hands only HTTP/1.x to net/http
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
@@ -282,15 +284,11 @@ class Http1Connection:
             self.writer.write(gohttp.render(resp, head=head, http10=req.http10, close=close, cors=cors))
         self.requests += 1
         self.received.clear()
-        # keep h11's state machine in step; the bytes it would write are ours, already sent
-        try:
-            self.conn.send(h11.Response(status_code=404, headers=[("Content-Length", "0")]))
-            self.conn.send(h11.EndOfMessage())
-        except h11.LocalProtocolError:  # e.g. CONNECT/Upgrade left h11 elsewhere: end the connection
-            self.requests += 1
-            await self.writer.drain()
-            raise _Drop from None
         await self.writer.drain()
+        connection = (req.header("connection") or "").lower()
+        if req.method == "CONNECT" or "upgrade" in connection:
+            return False
+        return "keep-alive" in connection if req.http10 else "close" not in connection
 
     async def _stream(self, resp: Response, close: bool) -> None:
         self.writer.write(gohttp.render_stream_head(resp, cors=self.app.cors, close=close))
@@ -301,13 +299,19 @@ class Http1Connection:
             await self.writer.drain()
         self.writer.write(gohttp.last_chunk(resp.trailers))
 
-    async def _next_cycle(self) -> bool:
-        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
-            return False
-        try:
-            self.conn.start_next_cycle()
-        except h11.LocalProtocolError:
-            return False
+    def _next_cycle(self) -> bool:
+        """A fresh h11 parser for the next request, fed what the client already pipelined.
+
+        Our responses are written by gohttp (h11 cannot produce Go's bytes), so instead of walking
+        h11's server state machine through a fake response, each request gets a new parser.
+        """
+        leftover, closed = self.conn.trailing_data
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.limits.max_header_bytes)
+        if leftover:
+            self.received += leftover[: self.ctx.limits.max_logged_body]
+            self.conn.receive_data(bytes(leftover))
+        if closed:
+            self.conn.receive_data(b"")
         return True
 
     def _apply_xff(self, req: Request) -> None:

@@ -6,6 +6,7 @@ python-etcd and etcdctl v2 work unchanged. Every mutation is bounded by `Limits`
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -143,6 +144,8 @@ class V2Store:
         self.keys = 0
         self.bytes = 0
         self.clock = clock
+        self._expiring: list[tuple[float, int, Node]] = []  # heap: earliest expiry first
+        self._seq = 0
 
     # --- lookups -------------------------------------------------------------------------
     def _walk(self, key: str) -> Node | None:
@@ -229,6 +232,9 @@ class V2Store:
             node.children = existing.children
         if existing is None:
             self.keys += 1
+        if node.expires is not None:
+            self._seq += 1
+            heapq.heappush(self._expiring, (node.expires, self._seq, node))
         self.bytes += growth
         parent.children[name] = node  # type: ignore[index]
         created_new = existing is None
@@ -319,9 +325,11 @@ class V2Store:
         return event
 
     def expire(self) -> None:
+        """Remove nodes whose TTL ran out; O(1) when nothing is due (a heap of expiry times)."""
         now = self.clock()
-        for node in [n for n in _iter(self.root) if n.expires is not None and n.expires <= now]:
-            if self._walk(node.key) is node:
+        while self._expiring and self._expiring[0][0] <= now:
+            expires, _, node = heapq.heappop(self._expiring)
+            if self._walk(node.key) is node and node.expires == expires:  # still the live node
                 self.stats.counts["expireCount"] += 1
                 self._remove(node, "expire")
 

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Honeypot benchmark: the sensor next to real etcd 3.5.1, same client, same machine, one run.
+
+Usage:  .venv/bin/python bench/honeypot_bench.py [--seconds 5] [--concurrency 32] [--json out.json]
+
+Scenarios (each against real etcd 3.5.1 with --enable-v2 and against `etcdsec honeypot --persona 3.5.1
+--enable-v2 true` running as its own process): GET /version, v2 key GET, v2 key PUT, v3 gateway
+range, gRPC KV.Range. Reports requests/s, p50/p99 latency and, for the honeypot, how many answered
+requests have no event in the JSONL file (must be 0). Then the event pipeline alone: events/s into
+JSONL, and JSONL + SQLite store. Every address is on 127.0.0.0/8; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from etcdsec.testbed.addresses import free_loopback_ip, is_loopback
+from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+
+MAX_REQUESTS = 400_000  # hard bound per scenario, whatever the duration
+
+
+# --- HTTP/1.1 keep-alive load ---------------------------------------------------------------------
+class _Conn(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.waiter and not self.waiter.done() and self._complete():
+            self.waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("closed"))
+
+    def _complete(self) -> bool:
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = bytes(self.buf[:end]).lower()
+        i = head.find(b"content-length:")
+        if i >= 0:
+            length = int(head[i + 15:].split(b"\r\n", 1)[0])
+            return len(self.buf) >= end + 4 + length
+        return self.buf.endswith(b"0\r\n\r\n")
+
+    async def request(self, data: bytes) -> int:
+        self.buf.clear()
+        self.waiter = asyncio.get_running_loop().create_future()
+        assert self.transport is not None
+        self.transport.write(data)
+        await self.waiter
+        return int(self.buf[9:12])
+
+
+async def http_load(ip: str, port: int, request: bytes, seconds: float, concurrency: int) -> dict[str, Any]:
+    assert is_loopback(ip)
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        _, conn = await loop.create_connection(_Conn, ip, port)
+        try:
+            while time.perf_counter() < deadline and len(latencies) < MAX_REQUESTS:
+                t0 = time.perf_counter()
+                status = await conn.request(request)
+                latencies.append(time.perf_counter() - t0)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            if conn.transport:
+                conn.transport.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return _figures(latencies, time.perf_counter() - started, statuses)
+
+
+def _figures(latencies: list[float], elapsed: float, statuses: dict[int, int]) -> dict[str, Any]:
+    lat = sorted(latencies)
+    pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 2) if lat else None  # noqa: E731
+    return {"requests": len(lat), "rps": round(len(lat) / elapsed), "p50_ms": pick(0.50), "p99_ms": pick(0.99),
+            "statuses": statuses}
+
+
+# --- gRPC Range load --------------------------------------------------------------------------------
+async def grpc_load(ip: str, port: int, seconds: float, concurrency: int) -> dict[str, Any]:
+    assert is_loopback(ip)
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+    import grpc
+
+    from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    async with grpc.aio.insecure_channel(f"{ip}:{port}") as channel:
+        rng = channel.unary_unary("/etcdserverpb.KV/Range", request_serializer=pb.RangeRequest.SerializeToString,
+                                  response_deserializer=pb.RangeResponse.FromString)
+        req = pb.RangeRequest(key=b"/bench/key")
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline and len(latencies) < MAX_REQUESTS:
+                t0 = time.perf_counter()
+                await rng(req, timeout=10)
+                latencies.append(time.perf_counter() - t0)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return _figures(latencies, time.perf_counter() - started, {200: len(latencies)})
+
+
+# --- the two servers ----------------------------------------------------------------------------------
+def start_honeypot(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    ip = free_loopback_ip((2379,))
+    events = tmp / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "honeypot", "--listen", f"{ip}:2379",
+                             "--persona", "3.5.1", "--enable-v2", "true", "--events", str(events),
+                             "--state", str(tmp / "state.json"), "--rate", "0", "--max-connections-per-source",
+                             "1000"], stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    line = proc.stderr.readline().decode()
+    if "listening" not in line:
+        raise RuntimeError(f"honeypot did not start: {line}")
+    return proc, ip, events
+
+
+def logged(events: Path, eventid: str, needle: str) -> int:
+    n = 0
+    with events.open() as f:
+        for line in f:
+            if eventid in line and needle in line:
+                n += 1
+    return n
+
+
+def scenarios() -> list[tuple[str, str, bytes | None, str]]:
+    """(name, kind, request bytes, what to look for in the event line)."""
+    def get(path: str) -> bytes:
+        return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+
+    rng = json.dumps({"key": base64.b64encode(b"/bench/key").decode()}).encode()
+    return [
+        ("GET /version", "http", get("/version"), '"path":"/version"'),
+        ("v2 key GET", "http", get("/v2/keys/bench/key"), '"path":"/v2/keys/bench/key"'),
+        ("v2 key PUT (logged write)", "http",
+         b"PUT /v2/keys/bench/put HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+         b"Content-Length: 7\r\n\r\nvalue=1", '"path":"/v2/keys/bench/put"'),
+        ("v3 gateway range", "http",
+         b"POST /v3/kv/range HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
+         + str(len(rng)).encode() + b"\r\n\r\n" + rng, '"path":"/v3/kv/range"'),
+        ("gRPC KV.Range", "grpc", None, "/etcdserverpb.KV/Range"),
+    ]
+
+
+async def run_scenarios(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="etcdsec-hp-bench-") as tmpdir, \
+            EtcdServer(EtcdConfig(version="3.5", enable_v2=True, name="bench")) as real:
+        real.put("/bench/key", "v")
+        real.v2_put("/bench/key", "v")
+        hp, hp_ip, events = start_honeypot(Path(tmpdir))
+        try:
+            # the same keys on the decoy, written through its own API
+            await http_load(hp_ip, 2379, b"PUT /v2/keys/bench/key HTTP/1.1\r\nHost: b\r\nContent-Type: "
+                            b"application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\nvalue=v", 0.01, 1)
+            body = json.dumps({"key": base64.b64encode(b"/bench/key").decode(),
+                               "value": base64.b64encode(b"v").decode()}).encode()
+            await http_load(hp_ip, 2379, b"POST /v3/kv/put HTTP/1.1\r\nHost: b\r\nContent-Length: "
+                            + str(len(body)).encode() + b"\r\n\r\n" + body, 0.01, 1)
+            for name, kind, request, needle in scenarios():
+                for target, ip in (("etcd 3.5.1", real.ip), ("honeypot", hp_ip)):
+                    if kind == "http":
+                        assert request is not None
+                        before = logged(events, "etcdsec.http.request", needle) if target == "honeypot" else 0
+                        fig = await http_load(ip, 2379, request, args.seconds, args.concurrency)
+                    else:
+                        before = logged(events, "etcdsec.grpc.request", needle) if target == "honeypot" else 0
+                        fig = await grpc_load(ip, 2379, args.seconds, args.concurrency)
+                    row = {"scenario": name, "server": target, **fig}
+                    if target == "honeypot":
+                        time.sleep(0.2)
+                        eventid = "etcdsec.http.request" if kind == "http" else "etcdsec.grpc.request"
+                        row["events_logged"] = logged(events, eventid, needle) - before
+                        row["events_lost"] = max(0, fig["requests"] - row["events_logged"])
+                    rows.append(row)
+                    print(_row_text(row), flush=True)
+        finally:
+            hp.send_signal(signal.SIGTERM)
+            hp.wait(20)
+    return rows
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    lost = f"  events lost {row['events_lost']}" if "events_lost" in row else ""
+    return (f"{row['scenario']:<28} {row['server']:<11} {row['rps']:>7} req/s  p50 {row['p50_ms']} ms  "
+            f"p99 {row['p99_ms']} ms  ({row['requests']} requests, statuses {row['statuses']}){lost}")
+
+
+# --- the event pipeline alone -------------------------------------------------------------------------
+def pipeline_figures(n: int = 100_000) -> list[dict[str, Any]]:
+    from etcdsec.honeypot.context import EventSink, Session
+    from etcdsec.honeypot.eventlog import JsonlWriter
+    from etcdsec.honeypot.store import EventStoreWriter
+
+    out = []
+    session = Session.new("127.0.0.1", 40000, "127.0.0.2", 2379)
+    fields = {"method": "PUT", "path": "/v2/keys/registry/x", "http_version": "1.1", "status": 201,
+              "headers": [["Host", "x"], ["User-Agent", "curl/8"]], "user_agent": "curl/8", "body": "value=1"}
+    with tempfile.TemporaryDirectory(prefix="etcdsec-hp-bench-") as tmp:
+        for label, flush in (("JSONL, write per event", 0.0), ("JSONL, 0.1 s batches", 0.1)):
+            writer = JsonlWriter(Path(tmp) / f"e{flush}.jsonl", flush_interval=flush)
+            sink = EventSink("bench", [writer])
+            t0 = time.perf_counter()
+            for _ in range(n):
+                sink.emit("http.request", session, **fields)
+            writer.close()
+            elapsed = time.perf_counter() - t0
+            lines = sum(1 for _ in (Path(tmp) / f"e{flush}.jsonl").open())
+            out.append({"pipeline": label, "events": n, "events_per_s": round(n / elapsed), "lines": lines})
+        writer = JsonlWriter(Path(tmp) / "s.jsonl")
+        store = EventStoreWriter(str(Path(tmp) / "s.db"))
+        sink = EventSink("bench", [writer, store])
+        t0 = time.perf_counter()
+        for _ in range(n):
+            sink.emit("http.request", session, **fields)
+        writer.close()
+        store.close(120)
+        elapsed = time.perf_counter() - t0
+        out.append({"pipeline": "JSONL + SQLite store (until stored)", "events": n,
+                    "events_per_s": round(n / elapsed), "stored": store.written, "dropped": store.dropped})
+    for row in out:
+        print(f"{row['pipeline']:<38} {row['events_per_s']:>8} events/s  ({row['events']} events)", flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--pipeline-events", type=int, default=100_000)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    if not 0 < args.seconds <= 60 or not 0 < args.concurrency <= 256:
+        print("honeypot_bench: --seconds in (0, 60], --concurrency in (0, 256]", file=sys.stderr)
+        return 2
+    print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"concurrency {args.concurrency}, {args.seconds:g} s per scenario", flush=True)
+    rows = asyncio.run(run_scenarios(args))
+    pipeline = pipeline_figures(args.pipeline_events)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"scenarios": rows, "pipeline": pipeline}, indent=1))
+    lost = sum(r.get("events_lost", 0) for r in rows)
+    print(f"events lost in total: {lost}")
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
