@@ -27,8 +27,10 @@ def materialise(name: str, dest: Path) -> Path:
     root = dest / name
     if root.exists():
         return root
-    shutil.copytree(FIXTURES / name, root)
+    shutil.copytree(FIXTURES / name, root, symlinks=True)  # links stay links, as on the host
     for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            continue  # chmod would follow it, possibly out of the tree
         if path.is_dir():
             rel = path.relative_to(root).as_posix()
             data_dir = rel.startswith("var/lib/") and "etcd" in rel

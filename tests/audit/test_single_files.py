@@ -148,3 +148,13 @@ def test_loose_directory_with_a_symlink_loop_and_a_huge_file(tmp_path: Path) -> 
     assert [f.id for f in report.findings if f.id == "ETCD-PPROF"] == ["ETCD-PPROF"]
     huge = next(s for s in report.sources if s.path.endswith("huge.yaml"))
     assert huge.status == "unreadable" and "larger than 4 MiB" in huge.detail
+
+
+def test_absolute_symlinks_in_a_tree_resolve_inside_the_tree(tmp_path: Path) -> None:
+    tree = tmp_path / "host"
+    _write(tree / "etc/etcd/real.env", 'ETCD_LISTEN_CLIENT_URLS="http://0.0.0.0:2379"\n')
+    (tree / "etc/default").mkdir(parents=True)
+    (tree / "etc/default/etcd").symlink_to("/etc/etcd/real.env")  # absolute, as on the original host
+    report = audit([tree])
+    assert "ETCD-LISTEN-EXPOSED" in {f.id for f in report.findings}
+    assert all(str(tree) in s.path or not s.path.startswith("/") for s in report.sources)

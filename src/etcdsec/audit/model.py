@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,43 @@ def host_path(path: str, mounts: list[tuple[str, str]]) -> str:
     return f"{best[1]}/{rest}" if rest else best[1]
 
 
+MAX_SYMLINK_HOPS = 40  # as Linux's ELOOP limit
+
+
+def resolve_under(root: Path, relative: str) -> Path:
+    """`root/relative`, following symlinks the way the audited host would: an absolute link target
+    starts again at `root`, never at this machine's `/`. Unresolvable parts are left as they are."""
+    if root == Path("/"):
+        return Path("/") / relative.lstrip("/")
+    parts = [p for p in Path(relative.lstrip("/")).parts]
+    current = root
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            current = current.parent if current != root else root
+            continue
+        candidate = current / part
+        if candidate.is_symlink() and hops < MAX_SYMLINK_HOPS:
+            hops += 1
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = root
+            parts = list(Path(target.lstrip("/")).parts) + parts
+            continue
+        current = candidate
+    return current
+
+
 def real_path(root: Path, path: str, mounts: list[tuple[str, str]] | None = None) -> Path:
     """Where a path named in a configuration is on the audited filesystem.
 
     Container paths are first mapped to host paths through hostPath mounts; absolute host paths then
     resolve under `root` (a copied host tree, or `/proc/PID/root`); relative ones are taken from `root`.
     """
-    return root / host_path(path, mounts or []).lstrip("/")
+    return resolve_under(root, host_path(path, mounts or []))
 
 
 @dataclass(frozen=True)

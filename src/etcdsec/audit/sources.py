@@ -14,7 +14,15 @@ import yaml
 from etcdsec.audit import etcdflags, k3s, kubeadm, systemd
 from etcdsec.audit.envfile import looks_like_env_file, parse_env_file
 from etcdsec.audit.manifests import ContainerCommand, pod_commands
-from etcdsec.audit.model import ApiServerInstance, EtcdInstance, Origin, Setting, Source, real_path
+from etcdsec.audit.model import (
+    ApiServerInstance,
+    EtcdInstance,
+    Origin,
+    Setting,
+    Source,
+    real_path,
+    resolve_under,
+)
 from etcdsec.audit.shellcmd import find_invocation
 from etcdsec.audit.yamllines import load_all
 
@@ -214,9 +222,16 @@ class Collector:
     # --- files and trees -----------------------------------------------------------------------
     def add_tree(self, root: Path) -> None:
         """Audit a host tree (`/` or a copy of one) at the places etcd configuration lives."""
+        seen_units: set[Path] = set()
         for name in systemd.service_names(root):
             files = systemd.unit_files(root, name)
+            # An alias (etcd2.service -> etcd.service, from Alias=) is the same unit: audit it once.
+            main = _key(files[0]) if files else None
+            if main in seen_units:
+                continue
             if any(_mentions_program(p) for p in files):
+                if main is not None:
+                    seen_units.add(main)
                 self.add_unit_files(root, name, files)
         for directory in MANIFEST_DIRS:
             folder = root / directory
@@ -225,14 +240,14 @@ class Collector:
                     if path.suffix in (".yaml", ".yml", ".json", ".manifest") and path.is_file():
                         self.add_manifest(path, root)
         for rel, runner, extra_env, args_var in STOCK_ENV_FILES:
-            path = root / rel
+            path = resolve_under(root, rel)
             if path.is_file() and not self.claimed(path):
                 text = self.read_text(path, "environment file")
                 if text is not None and not (rel == "etc/etcd/etcd.conf" and _is_yaml_mapping(text)):
                     # Lines that are not KEY=value are skipped, as systemd's EnvironmentFile= does.
                     self.add_env_file(path, root, text, runner, extra_env, args_var)
         for rel, runner in STOCK_CONFIG_FILES:
-            path = root / rel
+            path = resolve_under(root, rel)
             if path.is_file() and not self.claimed(path):
                 self.add_config_file(path, root, runner)
         if (root / k3s.EMBEDDED_ETCD_CONFIG).is_file():

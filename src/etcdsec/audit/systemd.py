@@ -6,6 +6,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from etcdsec.audit.model import resolve_under
+
 # Lowest to highest priority: a file in a later directory replaces one of the same name in an earlier one.
 UNIT_DIRS = ("usr/lib/systemd/system", "lib/systemd/system", "run/systemd/system", "etc/systemd/system")
 
@@ -107,10 +109,12 @@ def apply_unit_file(unit: Unit, path: Path, text: str) -> None:
 
 
 def unit_files(root: Path, name: str) -> list[Path]:
-    """The main file of unit `name` under `root` plus its drop-ins, in the order systemd applies them."""
+    """The main file of unit `name` under `root` plus its drop-ins, in the order systemd applies them.
+
+    Symlinked units (aliases, `systemctl link`) are followed inside `root`, not on this machine."""
     main: Path | None = None
     for directory in UNIT_DIRS:
-        candidate = root / directory / name
+        candidate = resolve_under(root, f"{directory}/{name}")
         if candidate.is_file():
             main = candidate
     dropins: dict[str, Path] = {}
@@ -118,7 +122,7 @@ def unit_files(root: Path, name: str) -> list[Path]:
         folder = root / directory / f"{name}.d"
         if folder.is_dir():
             for conf in folder.glob("*.conf"):
-                dropins[conf.name] = conf
+                dropins[conf.name] = resolve_under(root, str(conf.relative_to(root)))
     return ([main] if main else []) + [dropins[k] for k in sorted(dropins)]
 
 
@@ -127,7 +131,7 @@ def service_names(root: Path) -> list[str]:
     for directory in UNIT_DIRS:
         folder = root / directory
         if folder.is_dir():
-            names.update(p.name for p in folder.glob("*.service") if p.is_file())
+            names.update(p.name for p in folder.glob("*.service") if p.is_file() or p.is_symlink())
     return sorted(names)
 
 
