@@ -192,3 +192,12 @@ def test_live_kube_apiserver_argv_and_a_shared_ca(tmp_path: Path) -> None:
     assert any("rotation" in t for t in found["K8S-AUDIT-LOG"])
     # etcd's --trusted-ca-file and the API server's --client-ca-file are the same certificate.
     assert any(e == f"pid {stand_in.pid} argv: --client-ca-file={server.ca.cert_path}" for e in found["ETCD-UNIQUE-CA"])
+
+
+def test_endpoint_findings_join_the_instance_they_belong_to(insecure: EtcdServer) -> None:
+    from etcdsec.commands.audit import _probe
+
+    assert insecure.proc is not None
+    report = audit([], pids={insecure.proc.pid}, live=True, probes=_probe([insecure.client_url]))
+    rbac = [f for f in report.findings if f.id == "ETCD-RBAC"]
+    assert rbac and all(f.subject == f"etcd (pid {insecure.proc.pid})" for f in rbac)

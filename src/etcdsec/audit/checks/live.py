@@ -20,12 +20,14 @@ def probe_matches(probe: Any, inst: EtcdInstance) -> bool:
 def check_rbac(ctx: AuditContext) -> Iterator[Hit]:
     for probe in ctx.probes:
         evidence = [f"live endpoint {probe.target}"]
+        # Group the runtime view with the configuration it belongs to, when one was audited.
+        owner = next((i.label for i in ctx.collector.etcd if probe_matches(probe, i)), probe.target)
         if not probe.reachable:
             yield Hit(
                 "medium",
                 f"live endpoint {probe.target} not reachable: {probe.error or 'no answer'}",
                 evidence,
-                probe.target,
+                owner,
             )
             continue
         if probe.client_cert_required:
@@ -37,9 +39,9 @@ def check_rbac(ctx: AuditContext) -> Iterator[Hit]:
                 f"anonymous clients can {what} keys over v3 (auth "
                 f"{'enabled' if probe.auth.v3_enabled else 'disabled'})",
                 evidence,
-                probe.target,
+                owner,
             )
         elif probe.auth.v3_enabled is False:
-            yield Hit("high", "v3 auth is disabled and no client certificate is required", evidence, probe.target)
+            yield Hit("high", "v3 auth is disabled and no client certificate is required", evidence, owner)
         if probe.auth.v2_guest_open or probe.access.read_v2:
-            yield Hit("high", "the v2 API answers anonymous reads (guest role open)", evidence, probe.target)
+            yield Hit("high", "the v2 API answers anonymous reads (guest role open)", evidence, owner)
