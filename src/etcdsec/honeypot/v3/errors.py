@@ -129,16 +129,74 @@ def invalid_token() -> V3Error:
     return _err(Code.UNAUTHENTICATED, "etcdserver: invalid auth token")
 
 
+def role_not_granted() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: role is not granted to the user")
+
+
+def permission_not_granted() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: permission is not granted to the role")
+
+
+def permission_not_given() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: permission not given")
+
+
+def root_without_root_role() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: root user does not have root role")
+
+
+def member_not_found() -> V3Error:
+    return _err(Code.NOT_FOUND, "etcdserver: member not found")
+
+
+def member_exists() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: member ID already exist")
+
+
+def peer_url_exists() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: Peer URLs already exists")
+
+
+def member_urls_invalid() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: given member URLs are invalid")
+
+
+def bad_leader_transferee() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: bad leader transferee")
+
+
+def not_enough_started_members() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: re-configuration failed due to not enough started members")
+
+
+def member_not_learner() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION, "etcdserver: can only promote a learner member")
+
+
+def learner_not_ready() -> V3Error:
+    return _err(Code.FAILED_PRECONDITION,
+                "etcdserver: can only promote a learner member which is in sync with leader")
+
+
 def too_many_requests() -> V3Error:
     return _err(Code.UNAVAILABLE, "etcdserver: too many requests")
 
 
 def unknown_method(path: str) -> V3Error:
-    # grpc-go's reply to a method no service registers.
-    service, _, method = path.lstrip("/").partition("/")
+    """grpc-go's reply to a path no service registers (service and method split at the last /)."""
+    sm = path[1:] if path.startswith("/") else path
+    if "/" not in sm:
+        return _err(Code.RESOURCE_EXHAUSTED, f"malformed method name: {_go_quote(path)}")
+    service, _, method = sm.rpartition("/")
     if service in KNOWN_SERVICES:
         return _err(Code.UNIMPLEMENTED, f"unknown method {method} for service {service}")
     return _err(Code.UNIMPLEMENTED, f"unknown service {service}")
+
+
+def _go_quote(s: str) -> str:
+    """Go's %q for the ASCII-printable strings a :path can hold."""
+    out = s.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(ch if 0x20 <= ord(ch) < 0x7F else f"\\x{ord(ch):02x}" for ch in out) + '"'
 
 
 KNOWN_SERVICES = frozenset({

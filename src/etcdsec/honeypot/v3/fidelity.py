@@ -31,7 +31,7 @@ import yaml
 from google.protobuf import json_format
 
 from etcdsec.honeypot.v3 import service
-from etcdsec.honeypot.v3.grpc_server import HEALTH_CHECK, frame_message
+from etcdsec.honeypot.v3.grpc_server import HEALTH_CHECK, HEALTH_WATCH, frame_message
 from etcdsec.testbed.addresses import is_loopback
 
 PERSONA_FOR = {"3.4": "3.4.23", "3.5": "3.5.1"}
@@ -141,14 +141,17 @@ def _count_messages(data: bytes) -> int:
 
 def _normalise(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {k: "<v>" if k in VOLATILE else _normalise(v) for k, v in obj.items()}
+        out = {k: "<v>" if k in VOLATILE else _normalise(v) for k, v in obj.items()}
+        if isinstance(out.get("members"), list):  # listed by random member ID: compare as a set
+            out["members"] = sorted(out["members"], key=lambda m: json.dumps(m, sort_keys=True))
+        return out
     if isinstance(obj, list):
         return [_normalise(v) for v in obj]
     return obj
 
 
 def decoded(case: GrpcCase, reply: GrpcReply) -> list[Any]:
-    if case.grpc == HEALTH_CHECK:
+    if case.grpc in (HEALTH_CHECK, HEALTH_WATCH):
         return [m.hex() for m in reply.messages]
     m = service.METHODS.get(case.grpc)
     if m is None:

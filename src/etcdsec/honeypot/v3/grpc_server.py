@@ -36,6 +36,7 @@ from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"  # streams SERVING once, then stays open
 HEALTH_SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
 MAX_STREAMS_PER_CONNECTION = 256
 MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
@@ -99,8 +100,11 @@ class GrpcConnection:
         self.state = state
         self.session = session
         self.on_ready = on_ready
+        # Inbound headers are validated (a peer's malformed block is a protocol error, as in grpc-go);
+        # ours are fixed and well-formed, so outbound checks would only cost time.
         config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8",
-                                           validate_inbound_headers=True)
+                                           validate_inbound_headers=True, validate_outbound_headers=False,
+                                           normalize_outbound_headers=False)
         self.h2 = h2.connection.H2Connection(config=config)
         # What grpc-go servers announce: 16 KiB frames, effectively unbounded streams.
         self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
@@ -170,7 +174,7 @@ class GrpcConnection:
             self._finish(st, Code.INTERNAL, f"transport: received unexpected content-type {ctype!r}")
             return
         st.method = service.METHODS.get(st.path)
-        if st.path == HEALTH_CHECK:
+        if st.path in (HEALTH_CHECK, HEALTH_WATCH):
             return
         if st.method is None or not service.available(st.method, self.ctx.persona):
             err = errors.unknown_method(st.path)
@@ -234,10 +238,11 @@ class GrpcConnection:
 
     def _on_message(self, st: _Stream, payload: bytes) -> None:
         self.ctx.honeytokens.check(self.session, payload, where="grpc")
-        if st.path == HEALTH_CHECK:
+        if st.path in (HEALTH_CHECK, HEALTH_WATCH):
             self._log_raw(st, payload)
             self._send(st, HEALTH_SERVING)
-            self._finish(st, Code.OK, "")
+            if st.path == HEALTH_CHECK:
+                self._finish(st, Code.OK, "")
             return
         method = st.method
         assert method is not None
@@ -282,7 +287,9 @@ class GrpcConnection:
             if st.watch is None:  # LeaseKeepAlive ends when the client stops sending (as etcd)
                 self._finish(st, Code.OK, "")
             return  # a watch stays open until reset, connection close or its time limit
-        if st.path == HEALTH_CHECK or st.method is not None:
+        if st.path == HEALTH_WATCH and st.headers_sent:
+            return  # the health watch stays open after the client's half-close
+        if st.path in (HEALTH_CHECK, HEALTH_WATCH) or st.method is not None:
             # A unary call whose body ended before one whole message: grpc-go's recvMsg error.
             self._log(st, None, Code.UNKNOWN, raw=bytes(st.inbox))
             self._finish(st, Code.UNKNOWN, "unexpected EOF" if st.inbox else "EOF")

@@ -15,31 +15,15 @@ from typing import Any
 from google.protobuf.message import Message
 
 from etcdsec.honeypot.context import Persona, Session
-from etcdsec.honeypot.v3 import errors
+from etcdsec.honeypot.v3 import admin, errors
+from etcdsec.honeypot.v3.call import Call
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
-from etcdsec.honeypot.v3.state import Namespace, V3State
+from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.v3.watch import kv_message
 
 MAX_TXN_OPS = 128
 MAX_REQUEST_BYTES = 1536 * 1024  # etcd --max-request-bytes default
-
-
-@dataclass
-class Call:
-    state: V3State
-    ns: Namespace
-    session: Session | None
-    persona: Persona
-    has_token: bool = False  # a `token`/`authorization` metadata value came with the call
-
-    def header(self, revision: int | None = None) -> pb.ResponseHeader:
-        return self.state.header(self.ns.store.revision if revision is None else revision)
-
-    def check_token(self) -> None:
-        """etcd looks a token up even with auth off; no token is valid here, as none was issued."""
-        if self.has_token:
-            raise errors.invalid_token()
 
 
 Handler = Callable[[Call, Any], Message]
@@ -297,8 +281,6 @@ def keepalive_one(call: Call, r: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveR
 
 
 # --- Cluster / Maintenance ------------------------------------------------------------------------
-def member_list(call: Call, r: pb.MemberListRequest) -> pb.MemberListResponse:
-    return pb.MemberListResponse(header=call.header(0), members=call.state.members())
 
 
 def status(call: Call, r: pb.StatusRequest) -> pb.StatusResponse:
@@ -342,82 +324,6 @@ def hash_kv(call: Call, r: pb.HashKVRequest) -> pb.HashKVResponse:
                              compact_revision=call.ns.store.compact_revision)
 
 
-# --- Auth (an open etcd: disabled; what attackers add is kept, never enforced) ---------------------
-def auth_status(call: Call, r: pb.AuthStatusRequest) -> pb.AuthStatusResponse:
-    call.check_token()
-    auth = call.ns.auth
-    return pb.AuthStatusResponse(header=call.header(), enabled=auth.enabled, authRevision=auth.revision)
-
-
-def authenticate(call: Call, r: pb.AuthenticateRequest) -> pb.AuthenticateResponse:
-    raise errors.auth_not_enabled()
-
-
-def user_list(call: Call, r: pb.AuthUserListRequest) -> pb.AuthUserListResponse:
-    call.check_token()
-    return pb.AuthUserListResponse(header=call.header(), users=sorted(call.ns.auth.users))
-
-
-def role_list(call: Call, r: pb.AuthRoleListRequest) -> pb.AuthRoleListResponse:
-    call.check_token()
-    return pb.AuthRoleListResponse(header=call.header(), roles=sorted(call.ns.auth.roles))
-
-
-def user_get(call: Call, r: pb.AuthUserGetRequest) -> pb.AuthUserGetResponse:
-    call.check_token()
-    roles = call.ns.auth.users.get(r.name)
-    if roles is None:
-        raise errors.user_not_found()
-    return pb.AuthUserGetResponse(header=call.header(), roles=sorted(roles))
-
-
-def role_get(call: Call, r: pb.AuthRoleGetRequest) -> pb.AuthRoleGetResponse:
-    call.check_token()
-    perms = call.ns.auth.roles.get(r.role)
-    if perms is None:
-        raise errors.role_not_found()
-    return pb.AuthRoleGetResponse(header=call.header(), perm=perms)
-
-
-MAX_AUTH_ENTRIES = 64
-
-
-def user_add(call: Call, r: pb.AuthUserAddRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
-    auth = call.ns.auth
-    if not r.name:
-        raise errors.user_empty()
-    if r.name in auth.users:
-        raise errors.user_exists()
-    if len(auth.users) >= MAX_AUTH_ENTRIES:
-        raise errors.no_space()
-    auth.users[r.name[:256]] = []
-    auth.revision += 1
-    return pb.HeaderOnlyResponse(header=call.header())
-
-
-def role_add(call: Call, r: pb.AuthRoleAddRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
-    auth = call.ns.auth
-    if not r.name:
-        raise errors.role_empty()
-    if r.name in auth.roles:
-        raise errors.role_exists()
-    if len(auth.roles) >= MAX_AUTH_ENTRIES:
-        raise errors.no_space()
-    auth.roles[r.name[:256]] = []
-    auth.revision += 1
-    return pb.HeaderOnlyResponse(header=call.header())
-
-
-def auth_enable(call: Call, r: pb.AuthEnableRequest) -> pb.HeaderOnlyResponse:
-    # Never actually lock the sensor: without a root user etcd refuses, and so do we.
-    call.check_token()
-    if "root" not in call.ns.auth.users:
-        raise errors.root_user_missing()
-    raise errors.V3Error(errors.Code.FAILED_PRECONDITION, "etcdserver: root user does not have root role")
-
-
 _M = Method
 _UNARY = [
     _M("/etcdserverpb.KV/Range", pb.RangeRequest, pb.RangeResponse, do_range, ("/v3/kv/range",)),
@@ -439,7 +345,7 @@ _UNARY = [
        lease_ttl, ("/v3/lease/timetolive", "/v3/kv/lease/timetolive")),
     _M("/etcdserverpb.Lease/LeaseLeases", pb.LeaseLeasesRequest, pb.LeaseLeasesResponse, lease_leases,
        ("/v3/lease/leases", "/v3/kv/lease/leases"), min_version=(3, 3)),
-    _M("/etcdserverpb.Cluster/MemberList", pb.MemberListRequest, pb.MemberListResponse, member_list,
+    _M("/etcdserverpb.Cluster/MemberList", pb.MemberListRequest, pb.MemberListResponse, admin.member_list,
        ("/v3/cluster/member/list",)),
     _M("/etcdserverpb.Maintenance/Status", pb.StatusRequest, pb.StatusResponse, status,
        ("/v3/maintenance/status",)),
@@ -450,24 +356,50 @@ _UNARY = [
     _M("/etcdserverpb.Maintenance/Hash", pb.HashRequest, pb.HashResponse, hash_, ("/v3/maintenance/hash",)),
     _M("/etcdserverpb.Maintenance/HashKV", pb.HashKVRequest, pb.HashKVResponse, hash_kv,
        (), min_version=(3, 3)),  # no gateway route in 3.4/3.5
-    _M("/etcdserverpb.Auth/AuthStatus", pb.AuthStatusRequest, pb.AuthStatusResponse, auth_status,
+    _M("/etcdserverpb.Auth/AuthStatus", pb.AuthStatusRequest, pb.AuthStatusResponse, admin.auth_status,
        ("/v3/auth/status",), min_version=(3, 5)),
-    _M("/etcdserverpb.Auth/Authenticate", pb.AuthenticateRequest, pb.AuthenticateResponse, authenticate,
+    _M("/etcdserverpb.Auth/Authenticate", pb.AuthenticateRequest, pb.AuthenticateResponse, admin.authenticate,
        ("/v3/auth/authenticate",)),
-    _M("/etcdserverpb.Auth/UserList", pb.AuthUserListRequest, pb.AuthUserListResponse, user_list,
+    _M("/etcdserverpb.Auth/UserList", pb.AuthUserListRequest, pb.AuthUserListResponse, admin.user_list,
        ("/v3/auth/user/list",)),
-    _M("/etcdserverpb.Auth/RoleList", pb.AuthRoleListRequest, pb.AuthRoleListResponse, role_list,
+    _M("/etcdserverpb.Auth/RoleList", pb.AuthRoleListRequest, pb.AuthRoleListResponse, admin.role_list,
        ("/v3/auth/role/list",)),
-    _M("/etcdserverpb.Auth/UserGet", pb.AuthUserGetRequest, pb.AuthUserGetResponse, user_get,
+    _M("/etcdserverpb.Auth/UserGet", pb.AuthUserGetRequest, pb.AuthUserGetResponse, admin.user_get,
        ("/v3/auth/user/get",)),
-    _M("/etcdserverpb.Auth/RoleGet", pb.AuthRoleGetRequest, pb.AuthRoleGetResponse, role_get,
+    _M("/etcdserverpb.Auth/RoleGet", pb.AuthRoleGetRequest, pb.AuthRoleGetResponse, admin.role_get,
        ("/v3/auth/role/get",)),
-    _M("/etcdserverpb.Auth/UserAdd", pb.AuthUserAddRequest, pb.HeaderOnlyResponse, user_add,
+    _M("/etcdserverpb.Auth/UserAdd", pb.AuthUserAddRequest, pb.HeaderOnlyResponse, admin.user_add,
        ("/v3/auth/user/add",)),
-    _M("/etcdserverpb.Auth/RoleAdd", pb.AuthRoleAddRequest, pb.HeaderOnlyResponse, role_add,
+    _M("/etcdserverpb.Auth/RoleAdd", pb.AuthRoleAddRequest, pb.HeaderOnlyResponse, admin.role_add,
        ("/v3/auth/role/add",)),
-    _M("/etcdserverpb.Auth/AuthEnable", pb.AuthEnableRequest, pb.HeaderOnlyResponse, auth_enable,
+    _M("/etcdserverpb.Auth/AuthEnable", pb.AuthEnableRequest, pb.HeaderOnlyResponse, admin.auth_enable,
        ("/v3/auth/enable",)),
+    _M("/etcdserverpb.Auth/AuthDisable", pb.AuthDisableRequest, pb.HeaderOnlyResponse, admin.auth_disable,
+       ("/v3/auth/disable",)),
+    _M("/etcdserverpb.Auth/UserDelete", pb.AuthUserDeleteRequest, pb.HeaderOnlyResponse, admin.user_delete,
+       ("/v3/auth/user/delete",)),
+    _M("/etcdserverpb.Auth/UserChangePassword", pb.AuthUserChangePasswordRequest, pb.HeaderOnlyResponse,
+       admin.user_change_password, ("/v3/auth/user/changepw",)),
+    _M("/etcdserverpb.Auth/UserGrantRole", pb.AuthUserGrantRoleRequest, pb.HeaderOnlyResponse,
+       admin.user_grant_role, ("/v3/auth/user/grant",)),
+    _M("/etcdserverpb.Auth/UserRevokeRole", pb.AuthUserRevokeRoleRequest, pb.HeaderOnlyResponse,
+       admin.user_revoke_role, ("/v3/auth/user/revoke",)),
+    _M("/etcdserverpb.Auth/RoleDelete", pb.AuthRoleDeleteRequest, pb.HeaderOnlyResponse, admin.role_delete,
+       ("/v3/auth/role/delete",)),
+    _M("/etcdserverpb.Auth/RoleGrantPermission", pb.AuthRoleGrantPermissionRequest, pb.HeaderOnlyResponse,
+       admin.role_grant_permission, ("/v3/auth/role/grant",)),
+    _M("/etcdserverpb.Auth/RoleRevokePermission", pb.AuthRoleRevokePermissionRequest, pb.HeaderOnlyResponse,
+       admin.role_revoke_permission, ("/v3/auth/role/revoke",)),
+    _M("/etcdserverpb.Cluster/MemberAdd", pb.MemberAddRequest, pb.MemberAddResponse, admin.member_add,
+       ("/v3/cluster/member/add",)),
+    _M("/etcdserverpb.Cluster/MemberRemove", pb.MemberRemoveRequest, pb.MembersResponse, admin.member_remove,
+       ("/v3/cluster/member/remove",)),
+    _M("/etcdserverpb.Cluster/MemberUpdate", pb.MemberUpdateRequest, pb.MembersResponse, admin.member_update,
+       ("/v3/cluster/member/update",)),
+    _M("/etcdserverpb.Cluster/MemberPromote", pb.MemberPromoteRequest, pb.MembersResponse, admin.member_promote,
+       ("/v3/cluster/member/promote",), min_version=(3, 4)),
+    _M("/etcdserverpb.Maintenance/MoveLeader", pb.MoveLeaderRequest, pb.HeaderOnlyResponse, admin.move_leader,
+       ("/v3/maintenance/transfer-leadership",), min_version=(3, 3)),
 ]
 
 METHODS: dict[str, Method] = {m.path: m for m in _UNARY}

@@ -45,6 +45,7 @@ class Namespace:
         self.lessor = Lessor(IdGenerator(ident.member_id, start_ms))
         self.hub = WatchHub(self.store, state.header, ctx.limits.max_watches)
         self.auth = AuthInfo()
+        self.members = state.members()  # MemberAdd/Remove change this namespace's view only
         self.raft_index = ident.raft_index_base or self.store.revision + 7
         self.store.subscribe(self._count_raft)
         for key, value in ctx.dataset:  # one revision per key, as if written one by one
