@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -105,3 +106,28 @@ def test_etcdctl_v2_set_get_ls(hp33) -> None:
     assert run("set", "/from-etcdctl", "hello").returncode == 0
     assert run("get", "/from-etcdctl").stdout.decode().strip() == "hello"
     assert "/registry" in run("ls", "/").stdout.decode()
+
+
+def _from(source: str, ip: str, request: bytes) -> bytes:
+    with socket.create_connection((ip, 2379), timeout=5, source_address=(source, 0)) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+
+
+def test_namespace_writes_keep_sources_apart() -> None:
+    from etcdsec.honeypot.harness import BackgroundSensor
+    from etcdsec.honeypot.sensor import SensorConfig
+
+    put = (b"PUT /v2/keys/mine HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+           b"Content-Length: 7\r\nConnection: close\r\n\r\nvalue=1")
+    get = b"GET /v2/keys/mine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    bait = b"GET /v2/keys/registry/namespaces/default HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with BackgroundSensor(SensorConfig(persona="3.3.27", state_file=None, namespace_writes=True)) as hp:
+        assert _from("127.0.0.5", hp.ip, put).startswith(b"HTTP/1.1 201 Created")
+        assert _from("127.0.0.5", hp.ip, get).startswith(b"HTTP/1.1 200 OK")
+        assert _from("127.0.0.6", hp.ip, get).startswith(b"HTTP/1.1 404 Not Found")  # not its write
+        assert _from("127.0.0.6", hp.ip, bait).startswith(b"HTTP/1.1 200 OK")  # but the same bait
+        assert list(hp.sensor.client_app.v2_by_source) == ["127.0.0.5", "127.0.0.6"]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import importlib
 import posixpath
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +36,7 @@ from etcdsec.honeypot.v2http import V2Api
 from etcdsec.honeypot.v2store import V2Store
 
 READ_SIZE = 65_536
+MAX_V2_NAMESPACES = 256
 GO_HEADER_LIMIT = 1 << 20
 
 
@@ -67,10 +70,25 @@ class ClientApp:
         self.v2_store = v2 or V2Store(start_index=3, max_keys=ctx.limits.max_keys,
                                       max_bytes=ctx.limits.max_store_bytes, max_watchers=ctx.limits.max_watches)
         self.v2 = V2Api(ctx, self.v2_store)
+        # --namespace-writes: each source gets its own copy of the seeded v2 store (LRU-bounded)
+        self.v2_by_source: OrderedDict[str, V2Api] = OrderedDict()
         self.v3_state = v3_state
         self.gateway = _load_gateway() if v3_state is not None else None
         self.cors = bool(ctx.persona.extra.get("cors", True))
         self.metrics_requests = 0
+
+    def _v2_for(self, session: Session) -> V2Api:
+        if not self.ctx.namespace_writes:
+            return self.v2
+        api = self.v2_by_source.get(session.src_ip)
+        if api is None:
+            api = V2Api(self.ctx, copy.deepcopy(self.v2_store))
+            self.v2_by_source[session.src_ip] = api
+            if len(self.v2_by_source) > MAX_V2_NAMESPACES:
+                self.v2_by_source.popitem(last=False)
+        else:
+            self.v2_by_source.move_to_end(session.src_ip)
+        return api
 
     def subtrees(self) -> list[str]:
         """ServeMux patterns ending in "/": a request for the bare name is redirected to them."""
@@ -101,7 +119,7 @@ class ClientApp:
         if path == "/debug/vars":
             return Response(200, debug_vars_body(self.ctx), [("Content-Type", "application/json; charset=utf-8")])
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
-            return await self.v2.handle(req)
+            return await self._v2_for(session).handle(req)
         if self.gateway is not None and self.ctx.persona.v3_path(path) is not None:
             raw_headers = [(k.encode(), v.encode()) for k, v in req.headers]
             result = self.gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
