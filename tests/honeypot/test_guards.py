@@ -114,3 +114,20 @@ def test_a_flooding_source_is_throttled_not_the_sensor(capped) -> None:
     assert capped.sensor.guard.throttled - before >= 20 and elapsed >= 0.4  # 25 over the burst at 50/s
     with BackgroundSensor(SensorConfig(state_file=None)) as other:  # other sources are not slowed
         assert raw_exchange(other.ip, 2379, GET).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_v2_store_is_bounded_under_a_write_flood() -> None:
+    from etcdsec.honeypot.v2store import V2Error, V2Store
+
+    store = V2Store(max_keys=100, max_bytes=10_000, max_watchers=5)
+    refused = 0
+    for i in range(5000):  # bounded flood: distinct keys, growing values
+        try:
+            store.set(f"/flood/{i}", "v" * (i % 300))
+        except V2Error as err:
+            assert err.code == 300 and err.status == 500
+            refused += 1
+    assert store.keys <= 100 and store.bytes <= 10_000 and refused > 4800
+    for _ in range(50):
+        store.watch("/flood", True, None, lambda _e: None)
+    assert len(store.watchers) == 5  # oldest watchers give way
