@@ -65,7 +65,7 @@ def normalise(text: str, endpoint: str) -> str:
     text = re.sub(r"^\{\"level\".*\n", "", text, flags=re.M)  # client retry logs
     text = re.sub(r"https?://[\d.]+:\d+", "<url>", text)
     text = text.replace(endpoint, "<endpoint>")
-    text = re.sub(r"\b[0-9a-f]{16}\b", "<hexid>", text)
+    text = re.sub(r"\b[0-9a-f]{10,16}\b", "<hexid>", text)  # ids print without leading zeros
     text = re.sub(r'"(cluster_id|member_id|ID|leader|raft_term|raftIndex|raftTerm|raftAppliedIndex|dbSize|'
                   r'dbSizeInUse|name)":"?[\w.-]+"?', r'"\1":<n>', text)
     text = re.sub(r"\d+(\.\d+)? [kMG]?B", "<size>", text)
@@ -163,3 +163,21 @@ def test_grpc_calls_are_logged_with_client_and_honeytokens_seen(tmp_path: Path) 
     used = memory.of("honeytoken.used")
     assert [e["token"] for e in used] == ["aws-key-1"]
     assert token not in str(used)
+
+
+def test_lease_keepalive_stream_and_timetolive(pair: tuple[str, EtcdServer, BackgroundSensor]) -> None:
+    version, _, hp = pair
+    rc, out = ctl(version, hp.addr, "lease", "grant", "60")
+    lease = re.search(r"lease ([0-9a-f]+) granted with TTL\(60s\)", out)
+    assert rc == 0 and lease, out
+    lid = lease.group(1)
+    assert ctl(version, hp.addr, "put", "/leased", "v", f"--lease={lid}")[0] == 0
+    rc, out = ctl(version, hp.addr, "lease", "keep-alive", "--once", lid)
+    assert rc == 0 and f"lease {lid} keepalived with TTL(60)" in out
+    rc, out = ctl(version, hp.addr, "lease", "timetolive", lid, "--keys")
+    want = rf"lease {lid} granted with TTL\(60s\), remaining\(\d+s\), attached keys\(\[/leased\]\)"
+    assert rc == 0 and re.search(want, out), out
+    assert ctl(version, hp.addr, "lease", "revoke", lid) == (0, f"lease {lid} revoked\n")
+    assert ctl(version, hp.addr, "get", "/leased") == (0, "")
+    calls = [e["grpc_method"] for e in hp.memory.of("grpc.request")]
+    assert "/etcdserverpb.Lease/LeaseKeepAlive" in calls
