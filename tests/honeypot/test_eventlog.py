@@ -81,3 +81,14 @@ def test_batched_writer_loses_at_most_the_flush_interval_on_kill_9(tmp_path) -> 
     assert len(emitted) > 200
     old = [n for n, t in emitted if killed_at - t > 0.2 + 0.3]
     assert old and all(n in on_disk for n in old)
+
+
+def test_batched_rotation_also_keeps_lines_whole(tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = JsonlWriter(path, max_bytes=3000, backups=100, flush_interval=60)
+    for i in range(400):
+        writer({"n": i, "pad": "z" * (i % 61)})
+    writer.close()
+    for f in tmp_path.glob("events.jsonl*"):
+        assert f.read_bytes().endswith(b"\n") and os.path.getsize(f) <= 3000
+    assert sorted(json.loads(x)["n"] for x in all_lines(path)) == list(range(400))

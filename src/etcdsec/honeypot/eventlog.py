@@ -60,12 +60,19 @@ class JsonlWriter:
         self._size += len(data)
 
     def _flush_locked(self) -> None:
-        if self._buf:
-            # whole lines only, and a rotation never falls inside a line
-            for line in self._buf:
-                self._write(line)
-            self._buf.clear()
-            self._buf_bytes = 0
+        """One write() per run of lines that fits before the next rotation; never a partial line."""
+        segment: list[bytes] = []
+        size = 0
+        for line in self._buf:
+            if segment and self.max_bytes and self._size + size + len(line) > self.max_bytes:
+                self._write(b"".join(segment))
+                segment, size = [], 0
+            segment.append(line)
+            size += len(line)
+        if segment:
+            self._write(b"".join(segment))
+        self._buf.clear()
+        self._buf_bytes = 0
         self._last_flush = time.monotonic()
 
     def flush(self) -> None:
