@@ -118,3 +118,18 @@ def test_every_request_is_one_event_with_cowrie_fields(hp35) -> None:
     assert event["body"] == "value=x" and event["dst_port"] == 2379
     sessions = {e["session"] for e in hp35.memory.of("session.connect")}
     assert event["session"] in sessions
+
+
+def test_old_personas_have_their_own_surface(tmp_path) -> None:
+    from etcdsec.honeypot.harness import BackgroundSensor
+    from etcdsec.honeypot.sensor import SensorConfig
+
+    with BackgroundSensor(SensorConfig(persona="2.3.8", state_file=None)) as hp:
+        assert curl(f"{hp.url}/version").endswith('{"etcdserver":"2.3.8","etcdcluster":"2.3.0"}')
+        health = curl(f"{hp.url}/health")
+        assert health.endswith('{"health": "true"}') and "Access-Control" not in health  # no --cors default
+        assert '"action":"get"' in curl(f"{hp.url}/v2/keys/")
+        assert curl("-X", "POST", "-d", "{}", f"{hp.url}/v3/kv/range").endswith("404 page not found\n")
+    with BackgroundSensor(SensorConfig(persona="3.2.22", state_file=None)) as hp:
+        assert curl("-X", "POST", "-d", '{"key":"Zm9v"}', f"{hp.url}/v3alpha/kv/range").startswith("HTTP/1.1 200")
+        assert curl("-X", "POST", "-d", '{"key":"Zm9v"}', f"{hp.url}/v3/kv/range").startswith("HTTP/1.1 404")
