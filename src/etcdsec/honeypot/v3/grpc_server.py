@@ -41,6 +41,9 @@ HEALTH_SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVI
 MAX_STREAMS_PER_CONNECTION = 256
 MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
 BASE_CONTENT_TYPE = "application/grpc"
+# Per-connection memory budgets: partial requests held, and responses the peer has not read yet.
+MAX_CONN_INBOX = 8 * 1024 * 1024
+MAX_CONN_OUTBOX = 32 * 1024 * 1024
 READ_CHUNK = 65536
 
 
@@ -113,6 +116,7 @@ class GrpcConnection:
         })
         self.streams: dict[int, _Stream] = {}
         self.closed = False
+        self.calls = 0  # messages handled: the shell throttles on this
         self.max_message = MAX_RECV_MESSAGE
 
     # --- driving the state machine ------------------------------------------------------------
@@ -145,6 +149,11 @@ class GrpcConnection:
             st = self.streams.get(ev.stream_id)
             if st is not None and not st.done:
                 st.inbox += ev.data
+                if len(st.inbox) > 5 and self.buffered_in() > MAX_CONN_INBOX:
+                    self._log(st, None, Code.RESOURCE_EXHAUSTED)
+                    st.inbox.clear()
+                    self._finish(st, Code.RESOURCE_EXHAUSTED, "etcdserver: too many requests")
+                    return
                 self._drain_inbox(st)
         elif isinstance(ev, h2.events.StreamEnded):
             st = self.streams.get(ev.stream_id)
@@ -236,8 +245,19 @@ class GrpcConnection:
                           f"({len(out)} vs. {self.max_message})")
         return out
 
+    def buffered_in(self) -> int:
+        return sum(len(s.inbox) for s in self.streams.values())
+
+    def buffered_out(self) -> int:
+        return sum(len(s.outbox) for s in self.streams.values())
+
     def _on_message(self, st: _Stream, payload: bytes) -> None:
+        self.calls += 1
         self.ctx.honeytokens.check(self.session, payload, where="grpc")
+        if self.buffered_out() > MAX_CONN_OUTBOX:  # a peer that does not read gets no more work done
+            self._log(st, None, Code.UNAVAILABLE, raw=payload)
+            self._finish(st, Code.UNAVAILABLE, "etcdserver: too many requests")
+            return
         if st.path in (HEALTH_CHECK, HEALTH_WATCH):
             self._log_raw(st, payload)
             self._send(st, HEALTH_SERVING)
@@ -409,9 +429,34 @@ def _content_subtype(ctype: str) -> str | None:
     return ctype[len(BASE_CONTENT_TYPE) + 1:].lower()
 
 
+class _Throttle:
+    """The per-source request rate: the sensor's Guard when given, else a token bucket per connection."""
+
+    def __init__(self, ctx: SensorContext, session: Session, guard: Any | None) -> None:
+        self.guard, self.src = guard, session.src_ip
+        self.rate, self.burst = ctx.limits.rate_per_source, float(ctx.limits.burst_per_source)
+        self.tokens, self.stamp = self.burst, time.monotonic()
+
+    def delay(self, calls: int) -> float:
+        if self.guard is not None:
+            return max((self.guard.delay_for(self.src) for _ in range(calls)), default=0.0)
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) - calls
+        self.stamp = now
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
 async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
-                   reader: asyncio.StreamReader, writer: asyncio.StreamWriter, initial: bytes) -> None:
-    """Serve one HTTP/2 (gRPC) connection until the peer leaves, idles out or breaks the protocol."""
+                   reader: asyncio.StreamReader, writer: asyncio.StreamWriter, initial: bytes,
+                   guard: Any | None = None) -> None:
+    """Serve one HTTP/2 (gRPC) connection until the peer leaves, idles out or breaks the protocol.
+
+    A source over its request rate is slowed down (we stop reading from it for a while), not cut off.
+    """
+    throttle = _Throttle(ctx, session, guard)
+    handled = 0
     wake = asyncio.Event()
     conn = GrpcConnection(ctx, state, session, on_ready=wake.set)
     conn.start()
@@ -446,6 +491,11 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
             if out:
                 writer.write(out)
                 await writer.drain()
+            if conn.calls > handled:
+                pause = throttle.delay(conn.calls - handled)
+                handled = conn.calls
+                if pause > 0:
+                    await asyncio.sleep(min(pause, 5.0))
         out = conn.data_to_send()
         if out:
             writer.write(out)
