@@ -14,7 +14,9 @@ way, so a layer that frames everything with Content-Length still serves correct 
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from google.protobuf import json_format
@@ -150,12 +152,7 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
     return 200, list(JSON_OK), to_json(response)
 
 
-def _stream(state: V3State, session: Session | None, m: service.Method, body: bytes) -> Reply:
-    """/v3/watch and /v3/lease/keepalive: each JSON request in the body gets its `{"result":..}` lines.
-
-    A real etcd keeps a watch response open for later events; this answers what is known when the
-    request body ends (created, replayed history), then ends the chunked response.
-    """
+def _stream_requests(m: service.Method, body: bytes) -> list[Message]:
     requests: list[Message] = []
     rest = body
     while rest.strip() and len(requests) < MAX_STREAM_REQUESTS:
@@ -165,6 +162,17 @@ def _stream(state: V3State, session: Session | None, m: service.Method, body: by
             break
         requests.append(req)
         rest = rest[used:]
+    return requests
+
+
+def _stream(state: V3State, session: Session | None, m: service.Method, body: bytes) -> Reply:
+    """/v3/watch and /v3/lease/keepalive: each JSON request in the body gets its `{"result":..}` lines.
+
+    This is what is known when the request body ends (created, replayed history). A real etcd keeps
+    a watch response open for later events: `live_watch` below does that for an HTTP layer that can
+    stream.
+    """
+    requests = _stream_requests(m, body)
     ns = state.namespace(session)
     out: list[bytes] = []
     if m.path.endswith("/Watch"):
@@ -186,3 +194,42 @@ def _stream(state: V3State, session: Session | None, m: service.Method, body: by
 
 def _result(msg: Message) -> bytes:
     return b'{"result":' + to_json(msg) + b"}\n"
+
+
+async def live_watch(ctx: SensorContext, state: V3State, session: Session | None, path: str,
+                     body: bytes) -> AsyncIterator[bytes]:
+    """A /v3/watch response as real etcd streams it: the lines `handle` returned, then one line per
+    later event, until ctx.limits.wait_timeout_s has passed (bounded, like every held request).
+
+    For the HTTP layer: use `live_watch(...)` as the chunk source instead of the body's lines when
+    `is_streaming(path)` and the path is a watch (`is_watch(path)`).
+    """
+    m = service.GATEWAY.get(ctx.persona.v3_path(path.split("?", 1)[0]) or "")
+    if m is None or not m.path.endswith("/Watch"):
+        return
+    ready = asyncio.Event()
+    stream = state.namespace(session).hub.open(max_watchers=ctx.limits.max_watches_per_source,
+                                               on_ready=ready.set)
+    deadline = asyncio.get_running_loop().time() + ctx.limits.wait_timeout_s
+    try:
+        for req in _stream_requests(m, body):
+            assert isinstance(req, pb.WatchRequest)
+            stream.handle(req)
+        while True:
+            while stream.pending:
+                yield _result(stream.pending.popleft())
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            ready.clear()
+            try:
+                await asyncio.wait_for(ready.wait(), timeout=left)
+            except TimeoutError:
+                return
+    finally:
+        stream.close()
+
+
+def is_watch(ctx: SensorContext, path: str) -> bool:
+    m = service.GATEWAY.get(ctx.persona.v3_path(path.split("?", 1)[0]) or "")
+    return m is not None and m.path.endswith("/Watch")
