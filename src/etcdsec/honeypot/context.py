@@ -185,8 +185,17 @@ def _strip_mapped(ip: str) -> str:
 EventOutput = Callable[[dict[str, Any]], None]
 
 
+_stamp_cache: tuple[int, str] = (0, "")
+
+
 def utc_timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`2026-11-27T03:41:53.624938Z`; the part up to the seconds is formatted once per second."""
+    global _stamp_cache
+    now = time.time()
+    second = int(now)
+    if _stamp_cache[0] != second:
+        _stamp_cache = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_stamp_cache[1]}{int((now - second) * 1_000_000):06d}Z"
 
 
 class EventSink:

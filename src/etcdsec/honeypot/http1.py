@@ -197,6 +197,7 @@ class Http1Connection:
         limits = ctx.limits
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.received = bytearray()  # raw bytes of the request being parsed, for malformed events
+        self._lowered: list[tuple[bytes, bytes, bytes]] = []
         self.requests = 0
 
     async def run(self, initial: bytes = b"") -> None:
@@ -250,7 +251,9 @@ class Http1Connection:
                     self._malformed("too many headers")
                     await self._write_close(gohttp.go_status_error(431, "Request Header Fields Too Large"))
                     return False
-                length = next((v for k, v in event.headers if k == b"content-length"), None)
+                # h11's Headers is a slow Sequence: take its list once per request
+                self._lowered = _header_items(event.headers)
+                length = next((v for _, k, v in self._lowered if k == b"content-length"), None)
                 if length is not None and int(length) > limits.max_request_bytes:
                     self._log_request(event, b"", 413)
                     await self._write_close(gohttp.go_status_error(413, "Request Entity Too Large"))
@@ -276,11 +279,12 @@ class Http1Connection:
             delay = self.guard.delay_for(self.session.src_ip)
             if delay:
                 await asyncio.sleep(min(delay, 5.0))  # throttle the flooding source, not the sensor
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers]
+        items = self._lowered
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for _, k, v in items]
         req = Request(event.method.decode("latin-1"), event.target.decode("latin-1"), headers, body,
                       http10=event.http_version == b"1.0")
         self._apply_xff(req)
-        check = event.target + b"\n" + b"\n".join(v for _, v in event.headers) + b"\n" + body
+        check = event.target + b"\n" + b"\n".join(v for _, _, v in items) + b"\n" + body
         self.ctx.honeytokens.check(self.session, check)
         try:
             if req.method == "OPTIONS" and req.target == "*":  # Go's server answers this itself
@@ -344,7 +348,7 @@ class Http1Connection:
 
     def _log_request(self, event: h11.Request, body: bytes, status: int, req: Request | None = None,
                      started: float | None = None) -> None:
-        headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in event.headers.raw_items()]
+        headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, _, v in self._lowered]
         user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
         fields: dict[str, Any] = {
             "method": event.method.decode("latin-1"), "path": event.target.decode("latin-1"),
@@ -386,6 +390,14 @@ class Http1Connection:
             await self.writer.drain()
         except ConnectionError:
             pass
+
+
+def _header_items(headers: Any) -> list[tuple[bytes, bytes, bytes]]:
+    """(name as sent, lower-cased name, value) for each header, in order."""
+    full = getattr(headers, "_full_items", None)  # h11 keeps exactly this list
+    if isinstance(full, list):
+        return list(full)
+    return [(k, k.lower(), v) for k, v in headers.raw_items()]
 
 
 class _Drop(Exception):

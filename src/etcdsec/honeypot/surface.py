@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from datetime import UTC, datetime
@@ -10,9 +11,13 @@ from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.gojson import go_duration, go_json
 
 
+@functools.cache
+def _version_body(version: str, cluster_version: str) -> bytes:
+    return go_json({"etcdserver": version, "etcdcluster": cluster_version})
+
+
 def version_body(ctx: SensorContext) -> bytes:
-    p = ctx.persona
-    return go_json({"etcdserver": p.version, "etcdcluster": p.cluster_version})
+    return _version_body(ctx.persona.version, ctx.persona.cluster_version)
 
 
 def member_id_hex(ctx: SensorContext) -> str:
