@@ -10,6 +10,7 @@ missing=()
 [ -x /usr/bin/etcdctl ] || missing+=(etcd-client)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)  # the honeypot tests drive it as a real client
 command -v nmap >/dev/null || missing+=(nmap)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
