@@ -6,8 +6,9 @@ Usage:  .venv/bin/python bench/honeypot_bench.py [--seconds 5] [--concurrency 32
 Scenarios (each against real etcd 3.5.1 with --enable-v2 and against `etcdsec honeypot --persona 3.5.1
 --enable-v2 true` running as its own process): GET /version, v2 key GET, v2 key PUT, v3 gateway
 range, gRPC KV.Range. Reports requests/s, p50/p99 latency and, for the honeypot, how many answered
-requests have no event in the JSONL file (must be 0). Then the event pipeline alone: events/s into
-JSONL, and JSONL + SQLite store. Every address is on 127.0.0.0/8; every loop is bounded in count and time.
+requests have no event in the JSONL file (must be 0). Then the sensor's memory under a write and
+connection flood, and the event pipeline alone: events/s into JSONL, and JSONL + SQLite store.
+Every address is on 127.0.0.0/8; every loop is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -215,6 +216,65 @@ def _row_text(row: dict[str, Any]) -> str:
             f"p99 {row['p99_ms']} ms  ({row['requests']} requests, statuses {row['statuses']}){lost}")
 
 
+# --- memory under a write flood ------------------------------------------------------------------------
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def flood_figures(tmp: Path, puts: int = 40_000, connections: int = 2_000) -> dict[str, Any]:
+    """A sensor capped at 8 MiB of store takes 40 MB of writes and 2,000 short connections."""
+    ip = free_loopback_ip((2379,))
+    proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "honeypot", "--listen", f"{ip}:2379", "--persona",
+                             "3.4.23", "--enable-v2", "true", "--events", str(tmp / "flood.jsonl"), "--state",
+                             str(tmp / "flood.state"), "--rate", "0", "--max-connections-per-source", "1000",
+                             "--max-store-bytes", str(8 << 20)], stderr=subprocess.PIPE)
+    assert proc.stderr is not None and "listening" in proc.stderr.readline().decode()
+    try:
+        before = rss_kib(proc.pid)
+        value = b"v" * 1000
+        statuses: dict[int, int] = {}
+        counter = iter(range(puts))
+        loop = asyncio.get_running_loop()
+
+        async def writer() -> None:
+            _, conn = await loop.create_connection(_Conn, ip, 2379)
+            try:
+                for i in counter:  # bounded: `puts` requests in all
+                    body = b"value=" + value
+                    req = (f"PUT /v2/keys/flood/{i} HTTP/1.1\r\nHost: f\r\nContent-Type: application/"
+                           f"x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+                    status = await conn.request(req)
+                    statuses[status] = statuses.get(status, 0) + 1
+            finally:
+                if conn.transport:
+                    conn.transport.close()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(16)))
+        for _ in range(connections // 100):  # short connections, 100 at a time
+            conns = await asyncio.gather(*(loop.create_connection(_Conn, ip, 2379) for _ in range(100)))
+            for _, c in conns:
+                if c.transport:
+                    c.transport.close()
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        time.sleep(0.5)
+        after = rss_kib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    row = {"puts": puts, "payload_mb": round(puts * 1000 / 1e6), "statuses": statuses,
+           "connections": connections, "rss_before_mib": round(before / 1024, 1),
+           "rss_after_mib": round(after / 1024, 1), "seconds": round(elapsed, 1)}
+    print(f"flood: {puts} PUTs of 1 kB ({row['payload_mb']} MB) + {connections} connections in {row['seconds']} s, "
+          f"store cap 8 MiB: statuses {statuses}, RSS {row['rss_before_mib']} -> {row['rss_after_mib']} MiB",
+          flush=True)
+    return row
+
+
 # --- the event pipeline alone -------------------------------------------------------------------------
 def pipeline_figures(n: int = 100_000) -> list[dict[str, Any]]:
     from etcdsec.honeypot.context import EventSink, Session
@@ -265,9 +325,11 @@ def main() -> int:
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"concurrency {args.concurrency}, {args.seconds:g} s per scenario", flush=True)
     rows = asyncio.run(run_scenarios(args))
+    with tempfile.TemporaryDirectory(prefix="etcdsec-hp-flood-") as tmp:
+        flood = asyncio.run(flood_figures(Path(tmp)))
     pipeline = pipeline_figures(args.pipeline_events)
     if args.json:
-        Path(args.json).write_text(json.dumps({"scenarios": rows, "pipeline": pipeline}, indent=1))
+        Path(args.json).write_text(json.dumps({"scenarios": rows, "flood": flood, "pipeline": pipeline}, indent=1))
     lost = sum(r.get("events_lost", 0) for r in rows)
     print(f"events lost in total: {lost}")
     return 0 if lost == 0 else 1

@@ -42,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--max-connections-per-source", type=int, default=64)
     p.add_argument("--rate", type=float, default=200.0, help="requests per second per source before throttling")
     p.add_argument("--max-request-bytes", type=int, default=1 << 20)
+    p.add_argument("--max-keys", type=int, default=100_000, help="keys kept per store (v2, v3) at most")
+    p.add_argument("--max-store-bytes", type=int, default=64 << 20, help="bytes of keys+values per store at most")
     p.add_argument("--idle-timeout", type=float, default=120.0, help="seconds")
     p.add_argument("--events-max-bytes", type=int, default=100 << 20, help="rotate the event file at this size")
     p.add_argument("--events-backups", type=int, default=5)
@@ -88,7 +90,8 @@ def build_config(args: argparse.Namespace):
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             raise UserError(f"--trusted-proxy: {cidr!r} is not a CIDR") from None
-    for name in ("max_connections", "max_connections_per_source", "max_request_bytes", "events_max_bytes"):
+    for name in ("max_connections", "max_connections_per_source", "max_request_bytes", "events_max_bytes",
+                 "max_keys", "max_store_bytes"):
         if getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
     if args.idle_timeout <= 0 or args.rate < 0 or args.flush_interval < 0:
@@ -100,7 +103,8 @@ def build_config(args: argparse.Namespace):
         raise UserError(f"--seed: no such file: {args.seed}")
     limits = Limits(max_connections=args.max_connections, max_connections_per_source=args.max_connections_per_source,
                     max_request_bytes=args.max_request_bytes, idle_timeout_s=args.idle_timeout,
-                    rate_per_source=args.rate, burst_per_source=max(1, int(args.rate * 2)))
+                    rate_per_source=args.rate, burst_per_source=max(1, int(args.rate * 2)),
+                    max_keys=args.max_keys, max_store_bytes=args.max_store_bytes)
     config = SensorConfig(
         listen=parse_hostport(args.listen, "--listen"),
         peer_listen=parse_hostport(args.peer_listen, "--peer-listen") if args.peer_listen else None,
