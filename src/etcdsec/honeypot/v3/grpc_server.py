@@ -453,57 +453,61 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
                    guard: Any | None = None) -> None:
     """Serve one HTTP/2 (gRPC) connection until the peer leaves, idles out or breaks the protocol.
 
+    Input is processed as it arrives; output produced later (watch events caused by other
+    connections, flow-control window updates) is flushed by a callback the state machine schedules.
     A source over its request rate is slowed down (we stop reading from it for a while), not cut off.
     """
+    loop = asyncio.get_running_loop()
     throttle = _Throttle(ctx, session, guard)
     handled = 0
-    wake = asyncio.Event()
-    conn = GrpcConnection(ctx, state, session, on_ready=wake.set)
+    scheduled = False
+
+    def flush() -> None:
+        nonlocal scheduled
+        scheduled = False
+        conn.pump()
+        out = conn.data_to_send()
+        if out and not writer.is_closing():
+            writer.write(out)
+
+    def on_ready() -> None:
+        nonlocal scheduled
+        if not scheduled:
+            scheduled = True
+            loop.call_soon(flush)
+
+    def tick() -> None:  # ends watches that reached their time bound even on a silent connection
+        nonlocal ticker
+        flush()
+        ticker = loop.call_later(1.0, tick)
+
+    conn = GrpcConnection(ctx, state, session, on_ready=on_ready)
     conn.start()
-    idle = ctx.limits.idle_timeout_s
-    read: asyncio.Future[bytes] | None = None
-    waker: asyncio.Future[bool] | None = None
+    ticker = loop.call_later(1.0, tick)
     try:
         conn.receive(initial)
-        writer.write(conn.data_to_send())
+        flush()
         await writer.drain()
-        last_input = time.monotonic()
         while not conn.closed:
-            if read is None:
-                read = asyncio.ensure_future(reader.read(READ_CHUNK))
-            waker = asyncio.ensure_future(wake.wait())
-            done, _ = await asyncio.wait({read, waker}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-            if waker not in done:
-                waker.cancel()
-            waker = None
-            wake.clear()
-            if read in done:
-                data = read.result()
-                read = None
-                if not data:
-                    break
-                last_input = time.monotonic()
-                conn.receive(data)
-            elif time.monotonic() - last_input > idle:
+            try:
+                async with asyncio.timeout(ctx.limits.idle_timeout_s):
+                    data = await reader.read(READ_CHUNK)
+            except TimeoutError:
                 break
-            conn.pump()
-            out = conn.data_to_send()
-            if out:
-                writer.write(out)
-                await writer.drain()
+            if not data:
+                break
+            conn.receive(data)
+            flush()
+            await writer.drain()
             if conn.calls > handled:
                 pause = throttle.delay(conn.calls - handled)
                 handled = conn.calls
                 if pause > 0:
                     await asyncio.sleep(min(pause, 5.0))
-        out = conn.data_to_send()
-        if out:
-            writer.write(out)
-            await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+        flush()
+        await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:
-        for pending in (read, waker):
-            if pending is not None and not pending.done():
-                pending.cancel()
+        ticker.cancel()
         conn.close()
