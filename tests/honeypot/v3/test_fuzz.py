@@ -55,22 +55,29 @@ def test_every_grpc_call_gets_a_status(calls: list[tuple[str, bytes, bool, str]]
     client.initiate_connection()
     server = new_conn()
     unary: set[int] = set()
+    refused: set[int] = set()
     for path, payload, framed, ctype in calls:
         sid = client.get_next_available_stream_id()
         client.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "x"),
                                   (":path", path), ("content-type", ctype), ("te", "trailers")])
         client.send_data(sid, frame_message(payload) if framed else payload, end_stream=True)
         method = service.METHODS.get(path)
-        if method is None or not method.path.endswith("/Watch"):
+        if ctype == "text/plain":
+            refused.add(sid)
+        elif method is None or not method.path.endswith("/Watch"):
             unary.add(sid)
     server.receive(client.data_to_send())
     statuses: dict[int, str] = {}
+    reset: set[int] = set()
     for ev in client.receive_data(server.data_to_send()):
         if isinstance(ev, h2.events.TrailersReceived | h2.events.ResponseReceived):
             status = dict(ev.headers).get("grpc-status")
             if status is not None:
                 statuses[ev.stream_id] = status
+        if isinstance(ev, h2.events.StreamReset):
+            reset.add(ev.stream_id)
     assert unary <= set(statuses), (unary, statuses)
+    assert refused <= reset  # not gRPC: reset like grpc-go does
 
 
 @FUZZ

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
@@ -176,11 +177,15 @@ class GrpcConnection:
         subtype = _content_subtype(ctype)
         if subtype:
             st.content_type = f"{BASE_CONTENT_TYPE}+{subtype}"
-        if hdrs.get(":method") != "POST" or subtype is None:
-            # grpc-go refuses non-gRPC requests before any handler runs.
-            self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=int(Code.INTERNAL),
-                                 user_agent=st.user_agent or None, content_type=ctype or None)
-            self._finish(st, Code.INTERNAL, f"transport: received unexpected content-type {ctype!r}")
+        if subtype is None:
+            # etcd's grpc-go resets a non-gRPC stream (curl --http2-prior-knowledge /version gets
+            # RST_STREAM PROTOCOL_ERROR, not an HTTP answer).
+            self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=None,
+                                 http_method=str(hdrs.get(":method", "")), user_agent=st.user_agent or None,
+                                 content_type=ctype or None, reset="PROTOCOL_ERROR")
+            st.done = True
+            self.streams.pop(st.id, None)
+            self._safe(lambda: self.h2.reset_stream(st.id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
             return
         st.method = service.METHODS.get(st.path)
         if st.path in (HEALTH_CHECK, HEALTH_WATCH):
