@@ -131,3 +131,28 @@ def test_v2_store_is_bounded_under_a_write_flood() -> None:
     for _ in range(50):
         store.watch("/flood", True, None, lambda _e: None)
     assert len(store.watchers) == 5  # oldest watchers give way
+
+
+def test_caps_apply_to_the_client_behind_a_trusted_balancer() -> None:
+    """All connections come from the balancer; the per-source cap counts the PROXY-named clients."""
+    limits = Limits(max_connections_per_source=2, idle_timeout_s=2)
+    config = SensorConfig(state_file=None, limits=limits, proxy_protocol=True, trusted_proxies=["127.0.0.0/8"])
+    with BackgroundSensor(config) as hp:
+        def held(client: str) -> socket.socket:
+            s = socket.create_connection((hp.ip, 2379))
+            s.sendall(f"PROXY TCP4 {client} 10.0.0.1 4000 2379\r\n".encode())
+            return s
+
+        socks = [held("203.0.113.1"), held("203.0.113.1"), held("203.0.113.2"), held("203.0.113.2")]
+        try:
+            time.sleep(0.3)
+            # a third connection of .1 is refused, one of a new client is served
+            refused = raw_exchange(hp.ip, 2379, b"PROXY TCP4 203.0.113.1 10.0.0.1 1 2379\r\n" + GET, timeout=1)
+            served = raw_exchange(hp.ip, 2379, b"PROXY TCP4 203.0.113.3 10.0.0.1 1 2379\r\n" + GET)
+            assert refused == b"" and served.startswith(b"HTTP/1.1 200 OK")
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(0.3)
+        guard = hp.sensor.guard
+        assert guard.total == 0 and guard.per_source == {}  # every admit was released

@@ -30,19 +30,34 @@ class Guard:
         self.refused = 0
 
     # --- connections ----------------------------------------------------------------------
-    def admit(self, src_ip: str) -> bool:
-        if self.total >= self.limits.max_connections or \
-                self.per_source.get(src_ip, 0) >= self.limits.max_connections_per_source:
+    def admit(self, src_ip: str, per_source: bool = True) -> bool:
+        """Count a new connection; False (and counted as refused) when a cap is reached."""
+        if self.total >= self.limits.max_connections:
             self.refused += 1
             return False
+        if per_source and not self.admit_source(src_ip):
+            return False
         self.total += 1
+        return True
+
+    def admit_source(self, src_ip: str) -> bool:
+        """The per-source part alone (used once PROXY protocol names the real client)."""
+        if self.per_source.get(src_ip, 0) >= self.limits.max_connections_per_source:
+            self.refused += 1
+            return False
         self.per_source[src_ip] = self.per_source.get(src_ip, 0) + 1
         return True
 
-    def release(self, src_ip: str) -> None:
+    def release(self, src_ip: str, per_source: bool = True) -> None:
+        """Undo one admit() with the same arguments."""
         self.total -= 1
+        if per_source:
+            self.release_source(src_ip)
+
+    def release_source(self, src_ip: str) -> None:
+        """Undo one admit_source()."""
         left = self.per_source.get(src_ip, 1) - 1
-        if left:
+        if left > 0:
             self.per_source[src_ip] = left
         else:
             self.per_source.pop(src_ip, None)

@@ -275,15 +275,15 @@ class Http1Connection:
         if event.http_version not in (b"1.0", b"1.1"):  # cmux hands only HTTP/1.x to net/http
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
             raise _Drop
-        if self.guard is not None:
-            delay = self.guard.delay_for(self.session.src_ip)
-            if delay:
-                await asyncio.sleep(min(delay, 5.0))  # throttle the flooding source, not the sensor
         items = self._lowered
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for _, k, v in items]
         req = Request(event.method.decode("latin-1"), event.target.decode("latin-1"), headers, body,
                       http10=event.http_version == b"1.0")
-        self._apply_xff(req)
+        self._apply_xff(req)  # first: the rate limit is the client's, not the balancer's
+        if self.guard is not None:
+            delay = self.guard.delay_for(self.session.src_ip)
+            if delay:
+                await asyncio.sleep(min(delay, 5.0))  # throttle the flooding source, not the sensor
         check = event.target + b"\n" + b"\n".join(v for _, _, v in items) + b"\n" + body
         self.ctx.honeytokens.check(self.session, check)
         try:

@@ -88,20 +88,29 @@ class Listener:
             task.add_done_callback(self.tasks.discard)
 
     async def _serve(self, conn: socket.socket) -> None:
-        peer = conn.getpeername()
-        local = conn.getsockname()
+        try:
+            peer = conn.getpeername()
+            local = conn.getsockname()
+        except OSError:  # gone between accept and here
+            conn.close()
+            return
         session = Session.new(peer[0], peer[1], local[0], local[1])
-        if not self.guard.admit(session.src_ip):
+        # Behind a trusted balancer every connection comes from its address: the per-source cap is
+        # applied to the real client once PROXY protocol names it (see _dispatch).
+        via_proxy = (self.options.proxy_protocol or self.options.trust_xff) and \
+            trusted(session.src_ip, self.options.trusted_proxies)
+        if not self.guard.admit(session.src_ip, per_source=not via_proxy):
             self.ctx.events.emit("session.refused", session, reason="connection cap")
             conn.close()
             return
+        admitted = [(session.src_ip, not via_proxy)]  # (key, per-source counted); the first also counts total
         self.sessions += 1
         self.active += 1
         started = time.monotonic()
         writer = None
         reason = "closed"
         try:
-            writer, reason = await self._dispatch(conn, session)
+            writer, reason = await self._dispatch(conn, session, admitted)
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as exc:
             reason = type(exc).__name__
         except asyncio.CancelledError:
@@ -112,7 +121,10 @@ class Listener:
             self.ctx.events.emit("sensor.error", session, error=f"{type(exc).__name__}: {exc}"[:300])
         finally:
             self.active -= 1
-            self.guard.release(peer[0] if session.peer_ip == "" else session.peer_ip)
+            first_key, first_per_source = admitted[0]
+            self.guard.release(first_key, per_source=first_per_source)
+            for key, _ in admitted[1:]:
+                self.guard.release_source(key)
             if writer is not None:
                 writer.close()
                 with contextlib.suppress(Exception):
@@ -156,7 +168,8 @@ class Listener:
             finally:
                 loop.remove_reader(conn.fileno())
 
-    async def _dispatch(self, conn: socket.socket, session: Session) -> tuple[Any, str]:
+    async def _dispatch(self, conn: socket.socket, session: Session,
+                        admitted: list[tuple[str, bool]]) -> tuple[Any, str]:
         loop = asyncio.get_running_loop()
         idle = self.ctx.limits.idle_timeout_s
         head = await self._peek(conn, PEEK, idle)
@@ -165,9 +178,14 @@ class Listener:
                 self.ctx.events.emit("malformed", session, protocol="proxy", reason="PROXY header from untrusted peer",
                                      raw_b64=base64.b64encode(head).decode())
                 return None, "untrusted proxy"
-            head = await self._consume_proxy(conn, session, idle)
-            if head is None:
+            if not await self._consume_proxy(conn, session, idle):
                 return None, "bad proxy header"
+            if session.peer_ip:  # the real client is known now: its own connection cap applies
+                if not self.guard.admit_source(session.src_ip):
+                    self.ctx.events.emit("session.refused", session, reason="connection cap")
+                    return None, "connection cap"
+                admitted.append((session.src_ip, True))
+            head = await self._peek(conn, PEEK, idle)
         self.ctx.events.emit("session.connect", session, protocol=_protocol_name(head))
         if not head:
             return None, "no data"
@@ -199,16 +217,17 @@ class Listener:
     def _xff_ok(self, session: Session) -> bool:
         return self.options.trust_xff and trusted(session.peer_ip or session.src_ip, self.options.trusted_proxies)
 
-    async def _consume_proxy(self, conn: socket.socket, session: Session, idle: float) -> bytes | None:
+    async def _consume_proxy(self, conn: socket.socket, session: Session, idle: float) -> bool:
+        """Read the PROXY header off the socket and take the client address from it."""
         data = await self._peek(conn, 232, idle)
         try:
             header = proxyproto.parse(data)
         except proxyproto.ProxyError as exc:
             self.ctx.events.emit("malformed", session, protocol="proxy", reason=str(exc),
                                  raw_b64=base64.b64encode(data).decode())
-            return None
+            return False
         if header is None:
-            return None
+            return False
         conn.setblocking(True)
         try:
             conn.settimeout(1.0)
@@ -219,7 +238,7 @@ class Listener:
             session.peer_ip = session.src_ip
             session.src_ip = header.src_ip
             session.src_port = header.src_port or session.src_port
-        return await self._peek(conn, PEEK, idle)
+        return True
 
     async def _streams(self, conn: socket.socket, tls: ssl.SSLContext | None) -> tuple[Any, Any]:
         loop = asyncio.get_running_loop()
