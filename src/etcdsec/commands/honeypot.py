@@ -37,24 +37,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--proxy-protocol", action="store_true",
                    help="accept PROXY protocol v1/v2 headers from --trusted-proxy addresses")
     p.add_argument("--trust-xff", action="store_true", help="take X-Forwarded-For from --trusted-proxy addresses")
-    p.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR")
-    p.add_argument("--max-connections", type=int, default=1024)
-    p.add_argument("--max-connections-per-source", type=int, default=64)
-    p.add_argument("--rate", type=float, default=200.0, help="requests per second per source before throttling")
-    p.add_argument("--max-request-bytes", type=int, default=1 << 20)
-    p.add_argument("--max-keys", type=int, default=100_000, help="keys kept per store (v2, v3) at most")
-    p.add_argument("--max-store-bytes", type=int, default=64 << 20, help="bytes of keys+values per store at most")
-    p.add_argument("--idle-timeout", type=float, default=120.0, help="seconds")
-    p.add_argument("--events-max-bytes", type=int, default=100 << 20, help="rotate the event file at this size")
-    p.add_argument("--events-backups", type=int, default=5)
-    p.add_argument("--flush-interval", type=float, default=0.0,
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
+                   help="a balancer allowed to send PROXY headers / X-Forwarded-For (repeatable)")
+    p.add_argument("--max-connections", type=int, default=1024, metavar="N", help="open connections (default 1024)")
+    p.add_argument("--max-connections-per-source", type=int, default=64, metavar="N",
+                   help="open connections per client IP (default 64)")
+    p.add_argument("--rate", type=float, default=200.0, metavar="PER_S",
+                   help="requests per second per source before it is slowed down (default 200; 0: off)")
+    p.add_argument("--max-request-bytes", type=int, default=1 << 20, metavar="N", help="body size cap (default 1 MiB)")
+    p.add_argument("--max-keys", type=int, default=100_000, metavar="N", help="keys per store at most (100000)")
+    p.add_argument("--max-store-bytes", type=int, default=64 << 20, metavar="N",
+                   help="bytes of keys and values per store at most (64 MiB)")
+    p.add_argument("--idle-timeout", type=float, default=120.0, metavar="S", help="close idle connections (120 s)")
+    p.add_argument("--events-max-bytes", type=int, default=100 << 20, metavar="N",
+                   help="rotate the event file at this size (100 MiB)")
+    p.add_argument("--events-backups", type=int, default=5, metavar="N", help="rotated files kept (5)")
+    p.add_argument("--flush-interval", type=float, default=0.0, metavar="S",
                    help="batch event writes for this many seconds (0: write each event at once)")
     p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus metrics on a loopback port")
     p.add_argument("--alert-webhook", metavar="URL", help="POST alert events as JSON to this URL")
     p.add_argument("--alert-syslog", metavar="HOST:PORT", help="send alert events to syslog (UDP)")
-    p.add_argument("--alert-on", default="honeytoken.used",
+    p.add_argument("--alert-on", default="honeytoken.used", metavar="IDS",
                    help="comma-separated event ids that raise alerts (default honeytoken.used)")
-    p.add_argument("--alert-rate", type=int, default=10, help="alerts per source per minute at most")
+    p.add_argument("--alert-rate", type=int, default=10, metavar="N", help="alerts per source per minute (10)")
     p.set_defaults(run=run)
 
 
