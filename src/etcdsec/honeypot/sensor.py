@@ -85,8 +85,11 @@ class Sensor:
         peer_host, peer_port = c.peer_listen or (c.listen[0], 2380)
         peer_url = c.advertise_peer_url or _url("http", peer_host, peer_port)
         self.identity = Identity.load_or_create(c.state_file, c.member_name, [client_url], [peer_url])
-        self.writer = JsonlWriter(c.events, c.events_max_bytes, c.events_backups, c.flush_interval) \
-            if c.events else None
+        try:
+            self.writer = JsonlWriter(c.events, c.events_max_bytes, c.events_backups, c.flush_interval) \
+                if c.events else None
+        except OSError as exc:
+            raise UserError(f"cannot open event file {c.events}: {exc.strerror or exc}") from None
         self.store_writer: Any = None
         outputs: list[EventOutput] = [*([self.writer] if self.writer else []), *c.extra_outputs]
         if c.db:
