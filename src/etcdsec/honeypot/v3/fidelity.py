@@ -131,6 +131,43 @@ def call(ip: str, port: int, case: GrpcCase, timeout: float = 5.0) -> GrpcReply:
     return reply
 
 
+def connection_preface(ip: str, port: int = 2379, timeout: float = 2.0) -> list[str]:
+    """The frames a server sends first on a new h2c connection (its SETTINGS, then its ACK of ours)."""
+    if not is_loopback(ip):
+        raise ValueError("fidelity runs against loopback only")
+    from hyperframe.frame import Frame
+
+    with socket.create_connection((ip, port), timeout=timeout) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
+        data = b""
+        deadline = time.monotonic() + timeout
+        while data.count(b"\x04") < 2 and time.monotonic() < deadline and len(data) < 4096:
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+            if len(data) >= 18 and _frames_complete(data) >= 2:
+                break
+    frames = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9:9 + length]))
+        data = data[9 + length:]
+        frames.append(repr(frame))
+    return frames
+
+
+def _frames_complete(data: bytes) -> int:
+    count = 0
+    while len(data) >= 9 and len(data) >= 9 + int.from_bytes(data[:3], "big"):
+        data = data[9 + int.from_bytes(data[:3], "big"):]
+        count += 1
+    return count
+
+
 def _count_messages(data: bytes) -> int:
     count = 0
     while len(data) >= 5 and len(data) >= 5 + int.from_bytes(data[1:5], "big"):
@@ -224,6 +261,9 @@ def run(versions: list[str], cases: list[GrpcCase] | None = None) -> list[GrpcOu
             config = SensorConfig(persona=PERSONA_FOR[version], member_name=MEMBER, seed_file=seed, state_file=state)
             with EtcdServer(EtcdConfig(version=version, name=MEMBER)) as real, \
                     BackgroundSensor(config, keep_events=False) as hp:
+                want, got = connection_preface(real.ip), connection_preface(hp.ip)
+                outcomes.append(GrpcOutcome("h2-connection-preface", PERSONA_FOR[version], want == got, True, True,
+                                            True, [] if want == got else [f"real {want} honeypot {got}"]))
                 for case in selected:
                     outcomes.append(compare(case, PERSONA_FOR[version], call(real.ip, 2379, case),
                                             call(hp.ip, 2379, case)))

@@ -39,7 +39,9 @@ from etcdsec.honeypot.v3.watch import WatchStream
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 HEALTH_WATCH = "/grpc.health.v1.Health/Watch"  # streams SERVING once, then stays open
 HEALTH_SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
-MAX_STREAMS_PER_CONNECTION = 256
+MAX_STREAMS_PER_CONNECTION = 256  # enforced; etcd announces 2^32-1 and we announce the same
+# SETTINGS as etcd's grpc-go sends them: MAX_FRAME_SIZE=16384, MAX_CONCURRENT_STREAMS=4294967295.
+GRPC_GO_SETTINGS = bytes.fromhex("00000c040000000000" "000500004000" "0003ffffffff")
 MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
 BASE_CONTENT_TYPE = "application/grpc"
 # Per-connection memory budgets: partial requests held, and responses the peer has not read yet.
@@ -118,14 +120,21 @@ class GrpcConnection:
         self.streams: dict[int, _Stream] = {}
         self.closed = False
         self.calls = 0  # messages handled: the shell throttles on this
+        self._preface = b""
         self.max_message = MAX_RECV_MESSAGE
 
     # --- driving the state machine ------------------------------------------------------------
     def start(self) -> None:
         self.h2.initiate_connection()
+        # h2 announces all its settings; grpc-go announces exactly these two, in this order. The
+        # values h2 holds are the protocol defaults, so the state machine stays right.
+        self.h2.data_to_send()
+        self._preface = GRPC_GO_SETTINGS
 
     def data_to_send(self) -> bytes:
-        return self.h2.data_to_send()
+        out = self._preface + self.h2.data_to_send()
+        self._preface = b""
+        return out
 
     def receive(self, data: bytes) -> None:
         if self.closed:
