@@ -37,7 +37,6 @@ from etcdsec.honeypot.v2store import V2Store
 
 READ_SIZE = 65_536
 MAX_V2_NAMESPACES = 256
-GO_HEADER_LIMIT = 1 << 20
 
 
 def body_fields(body: bytes, limit: int) -> dict[str, Any]:
@@ -121,13 +120,13 @@ class ClientApp:
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
             return await self._v2_for(session).handle(req)
         if self.gateway is not None and self.ctx.persona.v3_path(path) is not None:
-            raw_headers = [(k.encode(), v.encode()) for k, v in req.headers]
+            raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
             result = self.gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
             if asyncio.iscoroutine(result):
                 result = await result
             if result is not None:
                 status, headers, body = result
-                kept = [(k.decode(), v.decode()) for k, v in headers
+                kept = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers
                         if k.lower() not in (b"date", b"content-length")]
                 resp = Response(status, body, kept)
                 if any(k.lower() == "trailer" for k, _ in kept):  # 3.4 streams RPC errors with a trailer
@@ -198,6 +197,7 @@ class Http1Connection:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.received = bytearray()  # raw bytes of the request being parsed, for malformed events
         self._lowered: list[tuple[bytes, bytes, bytes]] = []
+        self._continued = False
         self.requests = 0
 
     async def run(self, initial: bytes = b"") -> None:
@@ -220,7 +220,8 @@ class Http1Connection:
         self.conn.receive_data(data)
 
     async def _read(self) -> bool:
-        if self.conn.they_are_waiting_for_100_continue:
+        if self.conn.they_are_waiting_for_100_continue and not self._continued:
+            self._continued = True  # once per request, as Go's server does when the body is read
             self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             async with asyncio.timeout(self.ctx.limits.idle_timeout_s):  # no extra task per read
@@ -327,6 +328,7 @@ class Http1Connection:
         Our responses are written by gohttp (h11 cannot produce Go's bytes), so instead of walking
         h11's server state machine through a fake response, each request gets a new parser.
         """
+        self._continued = False
         leftover, closed = self.conn.trailing_data
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.limits.max_header_bytes)
         if leftover:
