@@ -39,3 +39,11 @@ def test_tls_on_the_same_port_with_curl(tmp_path) -> None:
         assert handshakes and handshakes[0]["alpn"] == "http/1.1"
         request = next(e for e in hp.memory.of("http.request") if e["path"] == "/version")
         assert request["tls"] is True
+
+
+def test_ipv6_loopback_listener() -> None:
+    with BackgroundSensor(SensorConfig(state_file=None), ip="::1", port=0) as hp:
+        out = subprocess.run(["curl", "-s", "-g", f"{hp.url}/version"], capture_output=True, timeout=10)
+        assert json.loads(out.stdout)["etcdserver"] == "3.5.1"
+        event = hp.memory.of("http.request")[-1]
+        assert event["src_ip"] == "::1" and event["dst_port"] == hp.port

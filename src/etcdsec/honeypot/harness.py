@@ -16,12 +16,13 @@ class BackgroundSensor:
     """`with BackgroundSensor(SensorConfig(persona="3.4.23")) as hp: hp.url ...`"""
 
     def __init__(self, config: SensorConfig | None = None, ip: str | None = None, peer: bool = False,
-                 keep_events: bool = True) -> None:
+                 keep_events: bool = True, port: int = 2379) -> None:
         self.config = config or SensorConfig()
         self.ip = ip or free_loopback_ip((2379, 2380))
         if not is_loopback(self.ip):
             raise ValueError("background sensors bind loopback only")
-        self.config.listen = (self.ip, 2379)
+        self.port = port  # 0: any free port (read it back from .url once started)
+        self.config.listen = (self.ip, port)
         if peer:
             self.config.peer_listen = (self.ip, 2380)
         self.memory = MemoryEvents()
@@ -33,11 +34,11 @@ class BackgroundSensor:
 
     @property
     def url(self) -> str:
-        return f"http://{self.ip}:2379"
+        return f"http://[{self.ip}]:{self.port}" if ":" in self.ip else f"http://{self.ip}:{self.port}"
 
     @property
     def addr(self) -> str:
-        return f"{self.ip}:2379"
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
     def call(self, coro: Any, timeout: float = 30.0) -> Any:
         fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -52,6 +53,7 @@ class BackgroundSensor:
             return sensor
 
         self.sensor = self.call(make())
+        self.port = self.sensor.addresses["client"][1]
         return self
 
     def stop(self) -> None:
