@@ -220,7 +220,7 @@ async def _sweep(args: argparse.Namespace, scan: ScanInfo, perm: Permutation, pr
                       on_tick=display.update if display else None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, sweeper.stop.set)
+        loop.add_signal_handler(sig, sweeper.request_stop)
     try:
         return await sweeper.run()
     finally:

@@ -1,22 +1,22 @@
 """The scan engine: a rate-limited async TCP connect sweep over the permutation, open ports handed to
 the prober, results written in batches together with the resume cursor.
 
-Bounded everywhere: `concurrency` tasks at once, `rate` new connections per second, one connect
-timeout per attempt, the prober's own deadline per open port.
+Bounded everywhere: `concurrency` pairs in flight (connecting or being probed), `rate` new
+connections per second, one connect timeout per attempt, the prober's own deadline per open port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import errno
-import socket
-import struct
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
+from etcdsec.scan.connect import Connector
 from etcdsec.scan.cursor import ResumeCursor
 from etcdsec.scan.permutation import Permutation
 from etcdsec.scan.ratelimit import TokenBucket
@@ -24,9 +24,6 @@ from etcdsec.scan.targets import TargetSet
 from etcdsec.store.scans import EndpointRow, ScanStore, ShardProgress
 
 ProbeFn = Callable[[str], Awaitable[ProbeResult]]
-# Local resource trouble: not an answer from the target, so wait and try the same pair again.
-_LOCAL_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL, errno.ENOBUFS, errno.EAGAIN}
-_LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 @dataclass
@@ -55,30 +52,6 @@ def endpoint_text(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-async def tcp_open(ip: str, port: int, timeout: float) -> bool:
-    """True if a TCP connect completes. Open sockets are closed with a reset (no TIME_WAIT pile-up)."""
-    loop = asyncio.get_running_loop()
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    for attempt in range(50):
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.sock_connect(sock, (ip, port))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-            return True
-        except TimeoutError:
-            return False
-        except OSError as exc:
-            if exc.errno in _LOCAL_ERRNOS:
-                await asyncio.sleep(min(1.0, 0.01 * (attempt + 1)))
-                continue
-            return False
-        finally:
-            sock.close()
-    return False
-
-
 class Sweeper:
     def __init__(self, targets: TargetSet, perm: Permutation, prog: ShardProgress, store: ScanStore,
                  config: SweepConfig, probe: ProbeFn | None,
@@ -89,17 +62,21 @@ class Sweeper:
         self.pending: list[EndpointRow] = []
         self.stop = asyncio.Event()
         self.error: BaseException | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self.inflight = 0
         self._flush_lock = asyncio.Lock()
 
     async def run(self) -> SweepStats:
         started = time.monotonic()
         cfg = self.config
-        slots = asyncio.Semaphore(max(1, cfg.concurrency))
-        probes = asyncio.Semaphore(max(1, cfg.probe_concurrency))
+        limit = max(1, cfg.concurrency)
+        self._probes = asyncio.Semaphore(max(1, cfg.probe_concurrency))
         bucket = TokenBucket(cfg.rate, now=time.monotonic()) if cfg.rate else None
-        tasks: set[asyncio.Task[None]] = set()
         deadline = started + cfg.max_seconds if cfg.max_seconds else None
+        connector = Connector(cfg.connect_timeout)
         flusher = asyncio.create_task(self._flush_loop())
+        launched = 0
         try:
             for step, index in self.perm.walk_all(self.prog.shard, self.prog.cursor.cursor):
                 if self.stop.is_set() or (deadline and time.monotonic() > deadline):
@@ -113,20 +90,24 @@ class Sweeper:
                 if bucket is not None:
                     while (wait := bucket.take(time.monotonic())) > 0:
                         await asyncio.sleep(wait)
-                await slots.acquire()
-                task = asyncio.create_task(self._one(step, index, slots, probes))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            while tasks and not self.stop.is_set():
-                done, _ = await asyncio.wait(set(tasks), timeout=0.25)
-                for task in done:
-                    if task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
+                while self.inflight >= limit and not self.stop.is_set():
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                ip, port = self.targets.target(index)
+                self.inflight += 1
+                connector.start(ip, port, functools.partial(self._connected, step, ip, port))
+                launched += 1
+                if launched % 256 == 0:
+                    await asyncio.sleep(0)  # let answers, probes and the flusher run
+            while self.inflight and not self.stop.is_set():
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
         finally:
             # Interrupted: abandon in-flight pairs (not marked done, so a resume redoes them).
-            for task in list(tasks):
+            connector.close()
+            for task in list(self.tasks):
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self.tasks, return_exceptions=True)
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
         if self.error is not None:
@@ -138,27 +119,55 @@ class Sweeper:
             self.store.finish_shard(self.prog)
         return stats
 
-    async def _one(self, step: int, index: int, slots: asyncio.Semaphore, probes: asyncio.Semaphore) -> None:
+    def request_stop(self) -> None:
+        """Stop launching, abandon what is in flight, write what is done (signal handlers call this)."""
+        self.stop.set()
+        self._slot_freed.set()
+
+    def _release(self) -> None:
+        self.inflight -= 1
+        self._slot_freed.set()
+
+    def _connected(self, step: int, ip: str, port: int, is_open: bool | None) -> None:
+        if is_open is None:
+            self.error = UserError(f"out of local sockets or ports while connecting to {ip}:{port}: "
+                                   "lower --concurrency or raise `ulimit -n`, then --resume")
+            self._release()
+            self.request_stop()
+        elif is_open:
+            task = asyncio.create_task(self._found(step, ip, port))
+            self.tasks.add(task)
+            task.add_done_callback(self._task_done)
+        else:
+            self.prog.swept += 1
+            self.prog.cursor.mark_done(step)
+            self._release()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self.error is None:
+            self.error = task.exception()
+            self.request_stop()
+
+    async def _found(self, step: int, ip: str, port: int) -> None:
         try:
-            ip, port = self.targets.target(index)
-            if await tcp_open(ip, port, self.config.connect_timeout):
-                if self.probe is None:
-                    result = ProbeResult(target=endpoint_text(ip, port), ip=ip, port=port, reachable=True)
-                else:
-                    async with probes:
-                        result = await self.probe(endpoint_text(ip, port))
-                    result.ip = result.ip or ip
-                    result.port = result.port or port
-                self.pending.append(EndpointRow(result, self.targets.meta.get(ip)))
-                self.prog.open += 1
-                self.prog.etcd += bool(result.is_etcd)
-                self.prog.exposed += bool(result.exposed)
-                if self.on_result is not None:
-                    self.on_result(result)
+            if self.probe is None:
+                result = ProbeResult(target=endpoint_text(ip, port), ip=ip, port=port, reachable=True)
+            else:
+                async with self._probes:
+                    result = await self.probe(endpoint_text(ip, port))
+                result.ip = result.ip or ip
+                result.port = result.port or port
+            self.pending.append(EndpointRow(result, self.targets.meta.get(ip)))
+            self.prog.open += 1
+            self.prog.etcd += bool(result.is_etcd)
+            self.prog.exposed += bool(result.exposed)
+            if self.on_result is not None:
+                self.on_result(result)
             self.prog.swept += 1
             self.prog.cursor.mark_done(step)
         finally:
-            slots.release()
+            self._release()
         if len(self.pending) >= self.config.flush_size and not self._flush_lock.locked():
             await self.flush()
 
@@ -180,5 +189,5 @@ class Sweeper:
                 await asyncio.to_thread(self.store.write_batch, snapshot, rows)
             except Exception as exc:
                 self.error = exc
-                self.stop.set()
+                self.request_stop()
                 raise

@@ -228,8 +228,11 @@ class ScanStore:
         prog.finished = True
         with guard("finishing the scan"), self.engine.begin() as conn:
             stamp = now()
+            # Lock the scan row first: two shards finishing at once must not both miss the other's row.
+            shard_count = conn.execute(
+                select(scans.c.shard_count).where(scans.c.id == prog.scan_id).with_for_update()
+            ).scalar_one()
             self._save_progress(conn, prog, stamp)
-            shard_count = conn.execute(select(scans.c.shard_count).where(scans.c.id == prog.scan_id)).scalar_one()
             done = conn.execute(
                 select(func.count(), func.sum(progress.c.swept), func.sum(progress.c.open),
                        func.sum(progress.c.etcd), func.sum(progress.c.exposed))
