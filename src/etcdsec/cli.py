@@ -19,9 +19,9 @@ COMMANDS: dict[str, str] = {
     "probe": "etcdsec.commands.probe",
     "scan": "etcdsec.commands.scan",
     "report": "etcdsec.commands.report",
-    "demo": "etcdsec.commands.demo",
-    "audit": "etcdsec.commands.audit",
     "honeypot": "etcdsec.commands.honeypot",
+    "audit": "etcdsec.commands.audit",
+    "demo": "etcdsec.commands.demo",
 }
 
 
@@ -30,19 +30,23 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message if self.prog == "etcdsec" else f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Import only the chosen sub-command's module (start-up stays fast); all of them for --help."""
     parser = _Parser(prog="etcdsec", description="Find, prove, audit and watch exposed etcd.")
     parser.add_argument("--version", action="version", version=f"etcdsec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module_name in COMMANDS.values():
-        importlib.import_module(module_name).add_parser(sub)
+    words = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((w for w in words if not w.startswith("-")), None)
+    names = [chosen] if chosen in COMMANDS else list(COMMANDS)
+    for name in names:
+        importlib.import_module(COMMANDS[name]).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         return int(args.run(args) or 0)
     except UserError as exc:
         print(f"etcdsec: error: {exc}", file=sys.stderr)
