@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from etcdsec.model import ProbeResult
 from etcdsec.probe.engine import Prober, ProbeStop, resolve
@@ -46,15 +46,20 @@ async def probe(target: str | Target, options: ProbeOptions | None = None) -> Pr
     return judge(result)
 
 
-async def probe_iter(targets: Iterable[str | Target], options: ProbeOptions | None = None,
-                     concurrency: int = 64) -> AsyncIterator[ProbeResult]:
-    """Results as they complete, at most `concurrency` endpoints at a time."""
+def _bounded(options: ProbeOptions | None, concurrency: int) -> Callable[[str | Target], Awaitable[ProbeResult]]:
     sem = asyncio.Semaphore(max(1, concurrency))
 
     async def one(t: str | Target) -> ProbeResult:
         async with sem:
             return await probe(t, options)
 
+    return one
+
+
+async def probe_iter(targets: Iterable[str | Target], options: ProbeOptions | None = None,
+                     concurrency: int = 64) -> AsyncIterator[ProbeResult]:
+    """Results as they complete, at most `concurrency` endpoints at a time."""
+    one = _bounded(options, concurrency)
     tasks = [asyncio.ensure_future(one(t)) for t in targets]
     try:
         for fut in asyncio.as_completed(tasks):
@@ -67,12 +72,7 @@ async def probe_iter(targets: Iterable[str | Target], options: ProbeOptions | No
 async def probe_many(targets: Sequence[str | Target], options: ProbeOptions | None = None,
                      concurrency: int = 64) -> list[ProbeResult]:
     """Results in the order of `targets`."""
-    sem = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(t: str | Target) -> ProbeResult:
-        async with sem:
-            return await probe(t, options)
-
+    one = _bounded(options, concurrency)
     return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
