@@ -73,7 +73,7 @@ SEQUENCE: list[tuple[str, str, str]] = [
     ("POST", "/v3/kv/compaction", '{"revision":"1000"}'),
     ("POST", "/v3/kv/range", '{"key":"Zm9v","revision":"2"}'),
     ("POST", "/v3/kv/range", '{"key":"Zm9v","revision":"3"}'),
-    ("POST", "/v3/lease/grant", '{"TTL":1,"ID":"12345"}'),
+    ("POST", "/v3/lease/grant", '{"TTL":"60","ID":"12345"}'),
     ("POST", "/v3/lease/grant", '{"TTL":"60","ID":"12345"}'),
     ("POST", "/v3/lease/grant", '{"TTL":"9000000001"}'),
     ("POST", "/v3/lease/timetolive", '{"ID":"999"}'),
