@@ -34,7 +34,6 @@ COMMANDS: list[list[str]] = [
     ["del", "nothing"],
     ["del", "/registry/namespaces", "--prefix"],
     ["lease", "grant", "60"],
-    ["lease", "grant", "1"],
     ["lease", "revoke", "999"],
     ["lease", "timetolive", "999"],
     ["lease", "list"],
@@ -49,6 +48,7 @@ COMMANDS: list[list[str]] = [
     ["compaction", "2"],
     ["get", "foo", "--rev=2"],
     ["put", "", "x"],
+    ["lease", "grant", "1"],  # last: a 2 s lease must not expire mid-sequence and change `lease list`
 ]
 COMMANDS_35 = [["auth", "status"], ["auth", "status", "-w", "json"]]
 
