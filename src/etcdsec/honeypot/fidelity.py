@@ -178,8 +178,10 @@ def normalise_text(text: str, ip: str) -> str:
 def normalise_json(obj: Any, ip: str) -> Any:
     if isinstance(obj, dict):
         out = {k: "<v>" if k in VOLATILE_KEYS else normalise_json(v, ip) for k, v in obj.items()}
-        if isinstance(out.get("nodes"), list):  # v2 lists children in Go map order, which is random
-            out["nodes"] = sorted(out["nodes"], key=lambda n: json.dumps(n, sort_keys=True))
+        # v2 lists children in Go map order (random) and members by id (random per deployment)
+        for name in ("nodes", "members"):
+            if isinstance(out.get(name), list):
+                out[name] = sorted(out[name], key=lambda n: json.dumps(n, sort_keys=True))
         return out
     if isinstance(obj, list):
         return [normalise_json(v, ip) for v in obj]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator
 
 from etcdsec.honeypot.context import SensorContext
@@ -20,6 +21,7 @@ from etcdsec.honeypot.surface import (
 from etcdsec.honeypot.v2store import Event, V2Error, V2Store, Watcher
 
 KEYS_PREFIX = "/v2/keys"
+MAX_ADDED_MEMBERS = 8
 KEY_METHODS = "HEAD,GET,PUT,POST,DELETE"  # etcd's allowMethod joins with "," and no space
 
 
@@ -28,6 +30,7 @@ class V2Api:
         self.ctx = ctx
         self.store = store
         self.auth_users: dict[str, dict[str, object]] = {}
+        self.added_members: dict[str, dict[str, object]] = {}
         self.auth_enabled = False
 
     # --- headers --------------------------------------------------------------------------
@@ -82,12 +85,12 @@ class V2Api:
             return form[name][0] if name in form else None
 
         try:
-            flags = {name: _bool(one(name), name, self.store.index)
+            flags = {name: _bool(one(name), f'"{name}"')
                      for name in ("recursive", "sorted", "wait", "dir", "quorum", "stream", "refresh")}
-            prev_exist = _bool(one("prevExist"), "prevExist", self.store.index) if "prevExist" in form \
-                else None
+            prev_exist = _bool(one("prevExist"), "prevExist") if "prevExist" in form else None
             ttl = _uint(one("ttl"), 202, "ttl") if one("ttl") not in (None, "") else None
             prev_index = _uint(one("prevIndex"), 203, "prevIndex") if one("prevIndex") not in (None, "") else None
+            prev_index = prev_index or None  # etcd reads an absent prevIndex as 0: 0 means "no condition"
             wait_index = _uint(one("waitIndex"), 203, "waitIndex") if one("waitIndex") not in (None, "") else None
             if req.method in ("GET", "HEAD"):
                 if flags["wait"]:
@@ -96,6 +99,12 @@ class V2Api:
                 return json_response(200, go_json(result, newline=True), self._index_headers())
             if req.method == "PUT":
                 value = one("value")
+                if flags["refresh"]:
+                    if "value" in form:
+                        raise V2Error(211, "A value was provided on a refresh", 0)
+                    if ttl is None:
+                        raise V2Error(212, "No TTL value set", 0)
+                    prev_exist = True  # a refresh updates an existing key only
                 prev_value = one("prevValue")
                 if prev_value == "":
                     raise V2Error(201, '"prevValue" cannot be empty', 0)
@@ -152,25 +161,44 @@ class V2Api:
 
     # --- /v2/members ----------------------------------------------------------------------
     def members(self, req: Request) -> Response:
+        cid = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))]
+        sub = req.path[len("/v2/members"):].strip("/")
         if req.method == "GET":
-            if req.path.rstrip("/") == "/v2/members":
-                return json_response(200, v2_members_body(self.ctx),
-                                     [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))])
-            if req.path == "/v2/members/leader":
+            if not sub:
+                body = json.loads(v2_members_body(self.ctx))
+                body["members"] += list(self.added_members.values())
+                body["members"].sort(key=lambda m: int(m["id"], 16))  # etcd lists members by id
+                return json_response(200, go_json(body, newline=True), cid)
+            if sub == "leader":
                 body = json.loads(v2_members_body(self.ctx))["members"][0]
-                return json_response(200, go_json(body, newline=True),
-                                     [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))])
-            return not_found()
+                return json_response(200, go_json(body, newline=True), cid)
+            return _message(404, "Not found", cid)
         if req.method in ("POST", "PUT"):
             ctype = req.header("content-type") or ""
             if ctype.split(";")[0].strip() != "application/json":
-                cid = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))]
                 return _message(415, f"Bad Content-Type {ctype}, accept application/json", cid)
-        if req.method in ("POST", "PUT", "DELETE"):
-            # a single-member cluster refuses reconfiguration that would lose quorum
-            msg = {"message": "etcdserver: re-configuration failed due to not enough started members"}
-            return json_response(412, go_json(msg, newline=True),
-                                 [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))])
+            error = _go_json_error(req.body)
+            if error is not None:
+                return _message(400, error, cid)
+        if req.method in ("PUT", "DELETE") and sub:
+            if sub in self.added_members:
+                if req.method == "DELETE":
+                    del self.added_members[sub]
+                return Response(204, b"", cid)
+            if sub != f"{self.ctx.identity.member_id:x}":
+                return _message(404, f"No such member: {sub}", cid)
+            # removing or moving the only member would lose quorum
+            return _message(412, "etcdserver: re-configuration failed due to not enough started members", cid)
+        if req.method == "POST" and not sub:
+            # etcd accepts the new (never started) member; it is remembered for /v2/members only
+            data = json.loads(req.body or b"{}")
+            peers = data.get("peerURLs") if isinstance(data, dict) else None
+            peers = [str(u) for u in peers][:8] if isinstance(peers, list) else []
+            member_id = f"{secrets.randbits(64):x}"
+            member = {"id": member_id, "name": "", "peerURLs": peers, "clientURLs": []}
+            if len(self.added_members) < MAX_ADDED_MEMBERS:
+                self.added_members[member_id] = member
+            return json_response(201, go_json(member, newline=True), cid)
         return method_not_allowed("GET,POST,DELETE,PUT")
 
     # --- /v2/auth -------------------------------------------------------------------------
@@ -179,6 +207,8 @@ class V2Api:
         if sub == "/enable":
             if req.method == "GET":
                 return json_response(200, go_json({"enabled": self.auth_enabled}, newline=True), cid)
+            if req.method == "DELETE" and not self.auth_enabled:
+                return _message(409, "auth: already disabled", cid)
             if req.method in ("PUT", "DELETE"):
                 if "root" not in self.auth_users:
                     return _message(409, "auth: No root user available, please create one", cid)
@@ -188,15 +218,16 @@ class V2Api:
         if sub in ("/users", "/users/"):
             if req.method != "GET":
                 return method_not_allowed("GET")
-            users = [{"user": u, "roles": v.get("roles") or []} for u, v in sorted(self.auth_users.items())]
+            users = [{"user": u, "roles": [_role(r) for r in v.get("roles") or []]}  # type: ignore[attr-defined]
+                     for u, v in sorted(self.auth_users.items())]
             return json_response(200, go_json({"users": users or None}, newline=True), cid)
         if sub.startswith("/users/"):
             name = sub[len("/users/"):]
             if req.method == "GET":
                 if name not in self.auth_users:
                     return _message(404, f"auth: User {name} does not exist.", cid)
-                user = {"user": name, "roles": self.auth_users[name].get("roles") or []}
-                return json_response(200, go_json(user, newline=True), cid)
+                roles = [_role(r) for r in self.auth_users[name].get("roles") or []]  # type: ignore[attr-defined]
+                return json_response(200, go_json({"user": name, "roles": roles}, newline=True), cid)
             if req.method == "PUT":
                 try:
                     data = json.loads(req.body or b"{}")
@@ -229,7 +260,7 @@ class V2Api:
         return not_found()
 
 
-def _bool(text: str | None, name: str, index: int) -> bool | None:
+def _bool(text: str | None, name: str) -> bool | None:
     if text is None or text == "":
         return None if text is None else False
     low = text.lower()
@@ -237,14 +268,49 @@ def _bool(text: str | None, name: str, index: int) -> bool | None:
         return True
     if low in ("0", "f", "false"):
         return False
-    raise V2Error(209, f"invalid value for {name}", index)
+    raise V2Error(209, f"invalid value for {name}", 0)  # a request error: index 0
 
 
 def _uint(text: str | None, code: int, name: str) -> int:
     """strconv.ParseUint; the error is raised before the store is asked, so its index is 0."""
-    if not (text or "").isdigit():
+    if not (text or "").isascii() or not (text or "").isdigit() or int(text or "0") >= 1 << 64:
         raise V2Error(code, f'invalid value for "{name}"', 0)
     return int(text or "0")
+
+
+def _role(name: object) -> dict[str, object]:
+    """A role as the user listing shows it (only root exists until roles are added)."""
+    if name == "root":
+        return {"role": "root", "permissions": {"kv": {"read": ["/*"], "write": ["/*"]}}}
+    return {"role": str(name)}
+
+
+def _go_json_error(body: bytes) -> str | None:
+    """encoding/json's error for a request body (the v3 side's Go scanner), None when it decodes."""
+    try:
+        from etcdsec.honeypot.v3.gojson import decode_error
+    except ImportError:
+        try:
+            json.loads(body)
+        except ValueError:
+            return "invalid character looking for beginning of value"
+        return None
+    # etcd reads the whole body and json.Unmarshal()s it: Unmarshal's wording, and no trailing data
+    error, end = decode_error(body)
+    if error in ("EOF", "unexpected EOF"):
+        return "unexpected end of JSON input"
+    rest = body[end:].lstrip(b" \t\r\n")
+    if error is None and rest:
+        return f"invalid character {_quote_byte(rest[0])} after top-level value"
+    return error
+
+
+def _quote_byte(c: int) -> str:
+    try:
+        from etcdsec.honeypot.v3.gojson import quote_char
+    except ImportError:
+        return repr(chr(c))
+    return quote_char(c)
 
 
 def _message(status: int, message: str, headers: list[tuple[str, str]]) -> Response:

@@ -28,9 +28,14 @@ ERRORS: dict[int, tuple[str, int]] = {
     203: ("The given index in POST form is not a number", 400),
     209: ("Invalid field", 400),
     210: ("Invalid POST form", 400),
+    211: ("Value provided on refresh", 400),
+    212: ("A TTL must be provided on refresh", 400),
     300: ("Raft Internal Error", 500),
     401: ("The event in requested index is outdated and cleared", 400),
 }
+
+
+MAX_TTL = 100 * 365 * 86400  # longer TTLs are kept as 100 years (Go's time would overflow past ~290)
 
 
 class V2Error(Exception):
@@ -220,14 +225,14 @@ class V2Store:
         prev = existing.extern(now) if existing is not None else None
         if existing is not None and existing.is_dir and dir and action == "set":
             raise V2Error(102, key, self.index)  # etcd: re-setting an existing dir is "Not a file"
-        parent = self._parent_for(key)
         growth = len(key) + len(value or "") - (existing.size() if existing else 0)
         if existing is None and (self.keys >= self.max_keys or self.bytes + growth > self.max_bytes):
             raise V2Error(300, "etcdserver: mvcc: database space exceeded", self.index)
+        parent = self._parent_for(key)
         self.index += 1
         name = key.rsplit("/", 1)[1]
         node = Node(key, value, existing.created if existing and action != "set" else self.index, self.index,
-                    now + ttl if ttl else None, {} if dir else None)
+                    now + min(ttl, MAX_TTL) if ttl else None, {} if dir else None)
         if existing is not None and existing.is_dir and dir:
             node.children = existing.children
         if existing is None:
@@ -250,9 +255,8 @@ class V2Store:
             path += "/" + part
             assert node.children is not None
             child = node.children.get(part)
-            if child is None:
-                self.index += 1
-                child = Node(path, None, self.index, self.index, children={})
+            if child is None:  # etcd gives missing parents the index of the write that creates them
+                child = Node(path, None, self.index + 1, self.index + 1, children={})
                 node.children[part] = child
                 self.keys += 1
             elif not child.is_dir:
