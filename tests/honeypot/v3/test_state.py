@@ -162,3 +162,26 @@ def test_watch_queues_are_bounded_and_watchers_capped() -> None:
     assert len(stream.pending) == 10 and stream.dropped == 93
     stream.close()
     assert ns.hub.count == 0 and not ns.hub.streams
+
+
+def test_a_seed_bigger_than_the_caps_is_cut_not_fatal() -> None:
+    ctx, _ = make_ctx(dataset=[(f"/k{i:03}".encode(), b"v") for i in range(50)])
+    ctx.limits.max_keys = 10
+    state = V3State(ctx)
+    got = call(state, KV + "Range", pb.RangeRequest(key=b"\x00", range_end=b"\x00", count_only=True))
+    assert isinstance(got, pb.RangeResponse) and got.count == 10
+
+
+def test_many_leases_expire_in_deadline_order() -> None:
+    ctx, _ = make_ctx()
+    clock = Clock()
+    state = V3State(ctx, clock=clock)
+    ns = state.namespace(session())
+    for i in range(1, 201):
+        ns.lessor.grant(i, 2 + i % 7, clock.now)
+    ns.lessor.renew(1, clock.now + 1)  # lease 1 (ttl 3) renewed: now due at +4
+    clock.now += 3.5
+    state.namespace(session())
+    left = set(ns.lessor.leases)
+    assert 1 in left and all(2 + i % 7 > 3.5 for i in left if i != 1)
+    assert len(left) == sum(1 for i in range(1, 201) if 2 + i % 7 > 3.5) + 1

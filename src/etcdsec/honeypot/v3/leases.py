@@ -5,6 +5,7 @@ Time is passed in (`now`, monotonic seconds) so tests and the sensor drive expir
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ class Lessor:
         self.ids = ids
         self.max_leases = max_leases
         self.leases: dict[int, Lease] = {}
+        self._deadlines: list[tuple[float, int]] = []  # (expiry, id), possibly stale: checked on pop
 
     def grant(self, lease_id: int, ttl: int, now: float) -> Lease:
         if ttl > MAX_TTL:
@@ -56,6 +58,7 @@ class Lessor:
         ttl = max(ttl, MIN_TTL)
         lease = Lease(lease_id, ttl, now + ttl)
         self.leases[lease_id] = lease
+        heapq.heappush(self._deadlines, (lease.expiry, lease_id))
         return lease
 
     def get(self, lease_id: int) -> Lease | None:
@@ -67,6 +70,10 @@ class Lessor:
         if lease is None or lease.expiry <= now:
             return 0
         lease.expiry = now + lease.ttl
+        heapq.heappush(self._deadlines, (lease.expiry, lease_id))
+        if len(self._deadlines) > 4 * len(self.leases) + 64:  # keep-alive storms leave stale entries
+            self._deadlines = [(le.expiry, le.id) for le in self.leases.values()]
+            heapq.heapify(self._deadlines)
         return lease.ttl
 
     def revoke(self, lease_id: int) -> Lease:
@@ -76,7 +83,14 @@ class Lessor:
         return lease
 
     def expired(self, now: float) -> list[int]:
-        return [lid for lid, lease in self.leases.items() if lease.expiry <= now]
+        """Ids of leases past their expiry; O(log n) per lease, so every request can afford to ask."""
+        out: list[int] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            expiry, lid = heapq.heappop(self._deadlines)
+            lease = self.leases.get(lid)
+            if lease is not None and lease.expiry == expiry and lid not in out:
+                out.append(lid)
+        return out
 
     def attach(self, lease_id: int, key: bytes) -> None:
         if lease_id:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.v3.errors import V3Error
 from etcdsec.honeypot.v3.leases import IdGenerator, Lessor
 from etcdsec.honeypot.v3.mvcc import MVCCStore
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
@@ -50,7 +51,10 @@ class Namespace:
         self.store.subscribe(self._count_raft)
         for key, value in ctx.dataset:  # one revision per key, as if written one by one
             txn = self.store.txn()
-            txn.put(key, value, 0)
+            try:
+                txn.put(key, value, 0)
+            except V3Error:  # a seed bigger than the caps is cut, never fatal
+                break
             txn.commit()
 
     def _count_raft(self, rev: int, changes: object) -> None:
