@@ -78,6 +78,19 @@ def test_scan_finds_real_etcd_among_fakes_and_prints_jsonl(tmp_path, etcd_factor
     assert set(stored(db)[0]) >= set(found)
 
 
+def wait_for_progress(db, proc, limit=30.0):
+    """Until the scan has written its first batch (bounded)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if (stored(db)[1] or 0) > 0:
+                return
+        except Exception:  # the schema is not there yet
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the scan wrote no progress in time")
+
+
 def test_kill_9_then_resume_probes_everything_once(tmp_path):
     cidr, block = random_block(20)
     addresses = listeners_in(block, 40)
@@ -86,7 +99,8 @@ def test_kill_9_then_resume_probes_everything_once(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "scan", cidr, "-p", str(PORT), "--no-probe",
                                  "--rate", "1500", "--db", db, "--seed", "9", "-q"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(2.0)
+        wait_for_progress(db, proc)
+        time.sleep(0.5)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         partial, swept_before = stored(db)
@@ -97,8 +111,9 @@ def test_kill_9_then_resume_probes_everything_once(tmp_path):
     assert swept == 4096  # every pair counted exactly once across the two runs
     assert sorted(rows) == addresses and len(rows) == len(set(rows))
     assert set(partial) <= set(rows)
-    # Only a pair in flight at the kill can have been connected twice.
-    assert sum(listeners.accepted.values()) - len(addresses) <= 5
+    # Only pairs in flight or done in the last 0.25 s before the kill (not yet written) are redone:
+    # at 1500 pairs/s that is ~400 pairs, of which ~1% are listeners.
+    assert sum(listeners.accepted.values()) - len(addresses) <= 8
     assert all(listeners.accepted[a] >= 1 for a in addresses)
 
 
@@ -110,7 +125,7 @@ def test_ctrl_c_stops_resumably_and_resume_finishes(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "scan", cidr, "-p", str(PORT), "--no-probe",
                                  "--rate", "1500", "--db", db, "--seed", "4"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        wait_for_progress(db, proc)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130

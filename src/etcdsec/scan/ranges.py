@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -22,7 +23,9 @@ class AddrRange:
 
     def address(self, offset: int) -> str:
         value = self.first + offset
-        return str(ipaddress.IPv4Address(value) if self.version == 4 else ipaddress.IPv6Address(value))
+        if self.version == 4:  # inet_ntoa: the sweep calls this per address, ipaddress is 5x slower
+            return socket.inet_ntoa(value.to_bytes(4, "big"))
+        return str(ipaddress.IPv6Address(value))
 
     def __str__(self) -> str:
         if self.first == self.last:

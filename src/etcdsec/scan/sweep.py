@@ -32,7 +32,7 @@ class SweepConfig:
     concurrency: int = 1000  # (address, port) pairs in flight
     probe_concurrency: int = 64  # open ports being probed at once
     connect_timeout: float = 2.0
-    flush_interval: float = 1.0  # seconds between batch writes
+    flush_interval: float = 0.25  # seconds between batch writes: all a kill -9 can make us redo
     flush_size: int = 500  # results per batch at most
     max_seconds: float | None = None  # stop (resumably) after this long
 
