@@ -48,9 +48,12 @@ def to_json(msg: Message) -> bytes:
     return json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _error_body(code: int, message: str, v34: bool) -> bytes:
+def _error_body(code: int, message: str, version: tuple[int, int]) -> bytes:
+    """grpc-gateway's error body: v1.16 (etcd 3.5), v1.9 (3.4), and before 3.4 without "message"."""
     msg = json.dumps(message, ensure_ascii=False)
-    if v34:
+    if version < (3, 4):
+        return f'{{"error":{msg},"code":{code}}}'.encode()
+    if version < (3, 5):
         return f'{{"error":{msg},"message":{msg},"code":{code}}}'.encode()
     return f'{{"error":{msg},"code":{code},"message":{msg}}}'.encode()
 
@@ -139,7 +142,7 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
     try:
         request, _ = parse_request(body, m.request)
     except _BadInput as exc:
-        return 400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), v34)
+        return 400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), persona.major_minor)
     # grpc-gateway turns Authorization and Grpc-Metadata-Token into the metadata etcd checks.
     has_token = any(k.lower() in (b"authorization", b"grpc-metadata-token") for k, _ in headers)
     try:
@@ -147,8 +150,8 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
     except V3Error as exc:
         status = errors.grpc_gateway_http_status(exc.code, v34)
         if v34:
-            return status, list(ERROR_34), _error_body(exc.code, exc.message, True)
-        return status, [(b"Content-Type", b"application/json")], _error_body(exc.code, exc.message, False)
+            return status, list(ERROR_34), _error_body(exc.code, exc.message, persona.major_minor)
+        return status, [(b"Content-Type", b"application/json")], _error_body(exc.code, exc.message, persona.major_minor)
     return 200, list(JSON_OK), to_json(response)
 
 

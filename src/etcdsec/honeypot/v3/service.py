@@ -286,10 +286,13 @@ def keepalive_one(call: Call, r: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveR
 def status(call: Call, r: pb.StatusRequest) -> pb.StatusResponse:
     ns = call.ns
     db_size, in_use = ns.db_size()
-    return pb.StatusResponse(header=call.header(), version=call.persona.version, dbSize=db_size,
-                             leader=call.state.ctx.identity.member_id, raftIndex=ns.raft_index,
-                             raftTerm=call.state.ctx.identity.raft_term, raftAppliedIndex=ns.raft_index,
-                             dbSizeInUse=in_use)
+    ident = call.state.ctx.identity
+    resp = pb.StatusResponse(header=call.header(), version=call.persona.version, dbSize=db_size,
+                             leader=ident.member_id, raftIndex=ns.raft_index, raftTerm=ident.raft_term)
+    if call.persona.major_minor >= (3, 4):  # fields added in 3.4
+        resp.raftAppliedIndex = ns.raft_index
+        resp.dbSizeInUse = in_use
+    return resp
 
 
 def alarm(call: Call, r: pb.AlarmRequest) -> pb.AlarmResponse:
