@@ -48,6 +48,12 @@ COMMANDS: list[list[str]] = [
     ["compaction", "2"],
     ["get", "foo", "--rev=2"],
     ["put", "", "x"],
+    ["--user=root:guess", "get", "foo"],  # Authenticate fails "not enabled"; the client goes on
+    ["user", "add", "root:pw"],
+    ["role", "add", "root"],
+    ["user", "grant-role", "root", "root"],
+    ["user", "get", "root"],
+    ["role", "get", "root"],
     ["lease", "grant", "1"],  # last: a 2 s lease must not expire mid-sequence and change `lease list`
 ]
 COMMANDS_35 = [["auth", "status"], ["auth", "status", "-w", "json"]]
