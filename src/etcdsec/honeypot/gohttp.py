@@ -36,11 +36,21 @@ MISSING_HOST = (b"HTTP/1.1 400 Bad Request: missing required Host header\r\n"
                 b"400 Bad Request: missing required Host header")
 
 
+UNSUPPORTED_TE = (b"HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                  b"Connection: close\r\n\r\nUnsupported transfer encoding")
+
+
 def go_bad_request(reason: str = "") -> bytes:
     """Go's reply to a request it cannot parse (`400 Bad Request`, or with a reason)."""
     text = "400 Bad Request" + (f": {reason}" if reason else "")
     return (f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
             f"{text}").encode()
+
+
+def expectation_failed() -> bytes:
+    """Go's answer to an Expect header other than 100-continue (written by the server itself)."""
+    return (f"HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nDate: {http_date()}\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
 
 
 def go_status_error(code: int, text: str) -> bytes:

@@ -36,6 +36,7 @@ from etcdsec.honeypot.v2http import V2Api
 from etcdsec.honeypot.v2store import V2Store
 
 READ_SIZE = 65_536
+CMUX_LINE = 4096  # cmux's maxHTTPRead
 MAX_V2_NAMESPACES = 256
 
 
@@ -198,6 +199,7 @@ class Http1Connection:
         self.received = bytearray()  # raw bytes of the request being parsed, for malformed events
         self._lowered: list[tuple[bytes, bytes, bytes]] = []
         self._continued = False
+        self._line: bytearray | None = bytearray()  # request line being collected (see _feed)
         self.requests = 0
 
     async def run(self, initial: bytes = b"") -> None:
@@ -217,6 +219,18 @@ class Http1Connection:
     def _feed(self, data: bytes) -> None:
         if len(self.received) < self.ctx.limits.max_logged_body:
             self.received += data[: self.ctx.limits.max_logged_body - len(self.received)]
+        if self._line is not None:  # still collecting the request line
+            self._line += data
+            end = self._line.find(b"\n")
+            if end < 0 and len(self._line) < self.ctx.limits.max_header_bytes and data:
+                return
+            line, rest = (bytes(self._line[:end + 1]), bytes(self._line[end + 1:])) if end >= 0 \
+                else (bytes(self._line), b"")
+            self._line = None
+            data = _escape_target(line) + rest
+            if not data:
+                self.conn.receive_data(b"")  # EOF while waiting for the line
+                return
         self.conn.receive_data(data)
 
     async def _read(self) -> bool:
@@ -248,6 +262,10 @@ class Http1Connection:
                 return False
             if isinstance(event, h11.Request):
                 request = event
+                if self.requests == 0 and not self.session.tls and b"\n" not in self.received[:CMUX_LINE]:
+                    # etcd's cmux reads the first line into a 4096-byte buffer; longer: no match, closed
+                    self._malformed("first line longer than cmux reads")
+                    raise _Drop
                 if len(event.headers) > limits.max_header_count:
                     self._malformed("too many headers")
                     await self._write_close(gohttp.go_status_error(431, "Request Header Fields Too Large"))
@@ -277,6 +295,11 @@ class Http1Connection:
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
             raise _Drop
         items = self._lowered
+        refusal = _go_refusal(event, items)
+        if refusal is not None:
+            self._log_request(event, body, int(refusal[9:12]))
+            await self._write_close(refusal)
+            raise _Drop
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for _, k, v in items]
         req = Request(event.method.decode("latin-1"), event.target.decode("latin-1"), headers, body,
                       http10=event.http_version == b"1.0")
@@ -295,7 +318,8 @@ class Http1Connection:
         except Exception as exc:  # never leak a traceback to the client: answer like Go's recover
             self.ctx.events.emit("sensor.error", self.session, error=type(exc).__name__, path=req.target)
             resp = Response(500, b"", [])
-        close = req.header("connection") is not None and req.header("connection").lower() == "close"
+        tokens = {t.strip().lower() for t in (req.header("connection") or "").split(",")}
+        close = "close" in tokens
         head = req.method == "HEAD"
         if resp.stream is not None:
             self._log_request(event, body, resp.status, req, started)
@@ -308,10 +332,9 @@ class Http1Connection:
         self.requests += 1
         self.received.clear()
         await self.writer.drain()
-        connection = (req.header("connection") or "").lower()
-        if req.method == "CONNECT" or "upgrade" in connection:
+        if req.method == "CONNECT" or "upgrade" in tokens:
             return False
-        return "keep-alive" in connection if req.http10 else "close" not in connection
+        return "keep-alive" in tokens if req.http10 else "close" not in tokens
 
     async def _stream(self, resp: Response, close: bool) -> None:
         self.writer.write(gohttp.render_stream_head(resp, cors=self.app.cors, close=close))
@@ -331,11 +354,11 @@ class Http1Connection:
         self._continued = False
         leftover, closed = self.conn.trailing_data
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.limits.max_header_bytes)
+        self._line = bytearray()
         if leftover:
-            self.received += leftover[: self.ctx.limits.max_logged_body]
-            self.conn.receive_data(bytes(leftover))
+            self._feed(bytes(leftover))
         if closed:
-            self.conn.receive_data(b"")
+            self._feed(b"")
         return True
 
     def _apply_xff(self, req: Request) -> None:
@@ -377,8 +400,11 @@ class Http1Connection:
             self._malformed("too many Host headers")
             reason = self.ctx.persona.extra.get("too_many_hosts_reason", "too many Host headers")
             await self._write_close(gohttp.go_bad_request(reason))
-        elif not _looks_like_request_line(bytes(self.received)):
+        elif self.requests == 0 and not self.session.tls and not _looks_like_request_line(raw):
             self._malformed(f"not HTTP: {text}")  # cmux finds no matching protocol: silent close
+        elif "transfer-encoding" in text.lower() or "Transfer-Encoding" in text:
+            self._malformed(text)
+            await self._write_close(gohttp.UNSUPPORTED_TE)
         elif exc.error_status_hint == 431:
             self._malformed(text)
             await self._write_close(gohttp.go_status_error(431, "Request Header Fields Too Large"))
@@ -394,12 +420,50 @@ class Http1Connection:
             pass
 
 
+def _escape_target(line: bytes) -> bytes:
+    """Go accepts raw non-ASCII bytes in the request target, h11 does not: %-escape them first."""
+    if all(ch < 0x7F for ch in line):
+        return line
+    parts = line.split(b" ")
+    if len(parts) < 3:
+        return line
+    target = b"".join(b"%%%02X" % ch if ch >= 0x7F else bytes([ch]) for ch in b" ".join(parts[1:-1]))
+    return parts[0] + b" " + target + b" " + parts[-1]
+
+
 def _header_items(headers: Any) -> list[tuple[bytes, bytes, bytes]]:
     """(name as sent, lower-cased name, value) for each header, in order."""
     full = getattr(headers, "_full_items", None)  # h11 keeps exactly this list
     if isinstance(full, list):
         return list(full)
     return [(k, k.lower(), v) for k, v in headers.raw_items()]
+
+
+_VALID_HOST = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~")
+
+
+def _go_refusal(event: h11.Request, items: list[tuple[bytes, bytes, bytes]]) -> bytes | None:
+    """What Go's server answers itself, before etcd's handlers, for a request h11 accepted."""
+    host = next((v for _, k, v in items if k == b"host"), None)
+    if host is not None and any(ch not in _VALID_HOST for ch in host):
+        return gohttp.go_bad_request("malformed Host header")
+    expect = next((v for _, k, v in items if k == b"expect"), None)
+    if expect is not None and expect.lower() != b"100-continue":
+        return gohttp.expectation_failed()
+    path = event.target.split(b"?", 1)[0]
+    if b"%" in path and not _valid_escapes(path):
+        return gohttp.go_bad_request()
+    return None
+
+
+def _valid_escapes(path: bytes) -> bool:
+    i = path.find(b"%")
+    while i >= 0:
+        pair = path[i + 1:i + 3]
+        if len(pair) != 2 or any(ch not in b"0123456789abcdefABCDEF" for ch in pair):
+            return False
+        i = path.find(b"%", i + 3)
+    return True
 
 
 class _Drop(Exception):
@@ -416,6 +480,10 @@ def _go_header_reason(raw: bytes) -> str:
         name, colon, _ = line.partition(b":")
         if colon and (not name or any(ch not in _TOKEN for ch in name)):
             return "invalid header name"
+    for line in head:
+        _, colon, value = line.partition(b":")
+        if colon and any((ch < 0x20 and ch != 0x09) or ch == 0x7F for ch in value):
+            return "invalid header value"
     return ""
 
 
