@@ -29,9 +29,11 @@ def report() -> fidelity.Report:
 
 @pytest.mark.parametrize("persona", ["3.4.23", "3.5.1"])
 def test_http_surface_matches_real_etcd(report, persona) -> None:
-    """Every non-gateway case matches exactly; the gateway (v3 side) is measured and listed."""
+    """Every case outside the v3 gateway matches exactly. Gateway cases (`gw-*`, answered by the v3
+    side) are measured by the same run and checked by tests/honeypot/v3/test_gateway_diff.py."""
     rows = [o for o in report.outcomes if o.version == persona]
     assert len(rows) >= 150
-    mismatched = [(o.id, o.diffs) for o in rows if not o.match and not o.id.startswith("gw-")]
+    mine = [o for o in rows if not o.id.startswith("gw-")]
+    assert len(mine) >= 200
+    mismatched = [(o.id, o.diffs) for o in mine if not o.match]
     assert mismatched == []
-    assert report.percent(persona) >= 95.0
