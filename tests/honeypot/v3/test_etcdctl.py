@@ -187,3 +187,42 @@ def test_lease_keepalive_stream_and_timetolive(pair: tuple[str, EtcdServer, Back
     assert ctl(version, hp.addr, "get", "/leased") == (0, "")
     calls = [e["grpc_method"] for e in hp.memory.of("grpc.request")]
     assert "/etcdserverpb.Lease/LeaseKeepAlive" in calls
+
+
+AUTH_FLOW: list[list[str]] = [
+    ["user", "add", "root:pw"],
+    ["auth", "enable"],  # etcdctl adds the root role itself when etcd says it is missing
+    ["get", "foo"],
+    ["--user=root:pw", "get", "foo"],
+    ["--user=root:bad", "get", "foo"],
+    ["--user=root:pw", "user", "add", "alice:a"],
+    ["--user=root:pw", "role", "add", "reader"],
+    ["--user=root:pw", "role", "grant-permission", "reader", "read", "/app/", "--prefix"],
+    ["--user=root:pw", "user", "grant-role", "alice", "reader"],
+    ["--user=alice:a", "get", "/app/", "--prefix"],
+    ["--user=alice:a", "put", "/app/x", "v"],
+    ["--user=alice:a", "get", "foo"],
+    ["--user=alice:a", "user", "list"],
+    ["--user=root:pw", "user", "list"],
+    ["member", "list"],
+    ["--user=root:pw", "auth", "disable"],
+    ["get", "foo"],
+]
+
+
+@pytest.mark.parametrize("version", ["3.4", "3.5"])
+def test_auth_enable_locks_like_real_etcd(tmp_path: Path, version: str) -> None:
+    """An attacker's `auth enable` is honoured: tokens, permissions and errors as etcd has them."""
+    flow = AUTH_FLOW + ([["auth", "status"]] if version == "3.5" else [])
+    with EtcdServer(EtcdConfig(version=version)) as real, \
+            real_sensor(PERSONA[version], SEED, tmp_path) as hp:
+        for k, v in SEED:
+            real.put(k, v)
+        mismatches = []
+        for args in flow:
+            rc_real, out_real = ctl(version, real.client_addr, *args)
+            rc_hp, out_hp = ctl(version, hp.addr, *args)
+            want, got = (rc_real, normalise(out_real, real.client_addr)), (rc_hp, normalise(out_hp, hp.addr))
+            if want != got:
+                mismatches.append(f"etcdctl {' '.join(args)}\n  etcd:     {want}\n  honeypot: {got}")
+    assert not mismatches, "\n".join(mismatches)

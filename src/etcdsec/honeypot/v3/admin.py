@@ -1,14 +1,18 @@
 """Auth and cluster administration as an open etcd answers it (sans-IO).
 
 Auth starts disabled with no users or roles. What an attacker adds (users, roles, permissions,
-members) is kept per namespace and read back, but never enforced: the sensor is not locked by an
-`auth enable` and does not lose quorum to a `member add`. Every request is in the event log.
+members) is kept per namespace and read back. An `auth enable` is honoured in that namespace
+(tokens, permissions, as etcd) so a ransom-style lockout looks real to its author; with shared
+writes it locks the shared namespace until the sensor restarts. A `member add` never costs quorum.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import hmac
+import secrets
+import string
 import time
 from urllib.parse import urlsplit
 
@@ -19,31 +23,48 @@ from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 MAX_AUTH_ENTRIES = 64
 MAX_MEMBERS = 16
 MAX_PERMISSIONS = 64
+MAX_TOKENS = 1024  # issued tokens kept per namespace (oldest forgotten first)
 
 
 # --- auth: reads ------------------------------------------------------------------------------------
 def auth_status(call: Call, r: pb.AuthStatusRequest) -> pb.AuthStatusResponse:
-    call.check_token()
+    call.require_admin()
     auth = call.ns.auth
     return pb.AuthStatusResponse(header=call.header(), enabled=auth.enabled, authRevision=auth.revision)
 
 
 def authenticate(call: Call, r: pb.AuthenticateRequest) -> pb.AuthenticateResponse:
-    raise errors.auth_not_enabled()
+    auth = call.ns.auth
+    if not auth.enabled:
+        raise errors.auth_not_enabled()
+    want = auth.passwords.get(r.name)
+    if want is None or not hmac.compare_digest(want, _hash(r.password)):
+        raise errors.auth_failed()
+    # etcd's simple token: 16 random letters, a dot, the raft index of the Authenticate request
+    call.ns.raft_index += 1
+    token = "".join(secrets.choice(string.ascii_letters) for _ in range(16)) + f".{call.ns.raft_index}"
+    auth.tokens[token] = (r.name, auth.revision)
+    while len(auth.tokens) > MAX_TOKENS:
+        auth.tokens.popitem(last=False)
+    return pb.AuthenticateResponse(header=call.header(), token=token)
+
+
+def _hash(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 def user_list(call: Call, r: pb.AuthUserListRequest) -> pb.AuthUserListResponse:
-    call.check_token()
+    call.require_admin()
     return pb.AuthUserListResponse(header=call.header(), users=sorted(call.ns.auth.users))
 
 
 def role_list(call: Call, r: pb.AuthRoleListRequest) -> pb.AuthRoleListResponse:
-    call.check_token()
+    call.require_admin()
     return pb.AuthRoleListResponse(header=call.header(), roles=sorted(call.ns.auth.roles))
 
 
 def user_get(call: Call, r: pb.AuthUserGetRequest) -> pb.AuthUserGetResponse:
-    call.check_token()
+    call.require_admin()
     roles = call.ns.auth.users.get(r.name)
     if roles is None:
         raise errors.user_not_found()
@@ -51,7 +72,7 @@ def user_get(call: Call, r: pb.AuthUserGetRequest) -> pb.AuthUserGetResponse:
 
 
 def role_get(call: Call, r: pb.AuthRoleGetRequest) -> pb.AuthRoleGetResponse:
-    call.check_token()
+    call.require_admin()
     perms = call.ns.auth.roles.get(r.role)
     if perms is None:
         raise errors.role_not_found()
@@ -65,7 +86,7 @@ def _changed(call: Call) -> pb.HeaderOnlyResponse:
 
 
 def user_add(call: Call, r: pb.AuthUserAddRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     auth = call.ns.auth
     if not r.name:
         raise errors.user_empty()
@@ -74,25 +95,29 @@ def user_add(call: Call, r: pb.AuthUserAddRequest) -> pb.HeaderOnlyResponse:
     if len(auth.users) >= MAX_AUTH_ENTRIES:
         raise errors.no_space()
     auth.users[r.name[:256]] = []
+    if not (r.HasField("options") and r.options.no_password):
+        auth.passwords[r.name[:256]] = _hash(r.password)
     return _changed(call)
 
 
 def user_delete(call: Call, r: pb.AuthUserDeleteRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     if call.ns.auth.users.pop(r.name, None) is None:
         raise errors.user_not_found()
+    call.ns.auth.passwords.pop(r.name, None)
     return _changed(call)
 
 
 def user_change_password(call: Call, r: pb.AuthUserChangePasswordRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     if r.name not in call.ns.auth.users:
         raise errors.user_not_found()
+    call.ns.auth.passwords[r.name] = _hash(r.password)
     return _changed(call)
 
 
 def user_grant_role(call: Call, r: pb.AuthUserGrantRoleRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     auth = call.ns.auth
     roles = auth.users.get(r.user)
     if roles is None:
@@ -105,7 +130,7 @@ def user_grant_role(call: Call, r: pb.AuthUserGrantRoleRequest) -> pb.HeaderOnly
 
 
 def user_revoke_role(call: Call, r: pb.AuthUserRevokeRoleRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     roles = call.ns.auth.users.get(r.name)
     if roles is None:
         raise errors.user_not_found()
@@ -116,7 +141,7 @@ def user_revoke_role(call: Call, r: pb.AuthUserRevokeRoleRequest) -> pb.HeaderOn
 
 
 def role_add(call: Call, r: pb.AuthRoleAddRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     auth = call.ns.auth
     if not r.name:
         raise errors.role_empty()
@@ -129,7 +154,7 @@ def role_add(call: Call, r: pb.AuthRoleAddRequest) -> pb.HeaderOnlyResponse:
 
 
 def role_delete(call: Call, r: pb.AuthRoleDeleteRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     auth = call.ns.auth
     if auth.roles.pop(r.role, None) is None:
         raise errors.role_not_found()
@@ -140,7 +165,7 @@ def role_delete(call: Call, r: pb.AuthRoleDeleteRequest) -> pb.HeaderOnlyRespons
 
 
 def role_grant_permission(call: Call, r: pb.AuthRoleGrantPermissionRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     if not r.HasField("perm") and call.persona.major_minor >= (3, 5):
         raise errors.permission_not_given()
     perms = call.ns.auth.roles.get(r.name)
@@ -158,7 +183,7 @@ def role_grant_permission(call: Call, r: pb.AuthRoleGrantPermissionRequest) -> p
 
 
 def role_revoke_permission(call: Call, r: pb.AuthRoleRevokePermissionRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     perms = call.ns.auth.roles.get(r.role)
     if perms is None:
         raise errors.role_not_found()
@@ -170,18 +195,18 @@ def role_revoke_permission(call: Call, r: pb.AuthRoleRevokePermissionRequest) ->
 
 
 def auth_enable(call: Call, r: pb.AuthEnableRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     auth = call.ns.auth
     if "root" not in auth.users:
         raise errors.root_user_missing()
     if "root" not in auth.users["root"]:
         raise errors.root_without_root_role()
-    auth.enabled = True  # shown by AuthStatus; not enforced, so the sensor keeps answering everyone
-    return _changed(call)
+    auth.enabled = True  # etcd does not bump the auth revision here (disable does)
+    return pb.HeaderOnlyResponse(header=call.header())
 
 
 def auth_disable(call: Call, r: pb.AuthDisableRequest) -> pb.HeaderOnlyResponse:
-    call.check_token()
+    call.require_admin()
     call.ns.auth.enabled = False
     return _changed(call)
 

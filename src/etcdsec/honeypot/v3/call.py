@@ -1,4 +1,9 @@
-"""One v3 call in progress: the state, the caller's namespace, and what came with the request."""
+"""One v3 call in progress: the state, the caller's namespace, and the auth token it carried.
+
+Auth follows etcd's order of checks: a token that came with the call is looked up first (even with
+auth off, where none is valid); once an attacker has enabled auth, calls need a token from
+Authenticate, tokens die when the auth store changes, and keys need a role permission (or root).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ from dataclasses import dataclass
 
 from etcdsec.honeypot.context import Persona, Session
 from etcdsec.honeypot.v3 import errors
+from etcdsec.honeypot.v3.mvcc import range_end_of
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import Namespace, V3State
+
+READ, WRITE = pb.Permission.READ, pb.Permission.WRITE
 
 
 @dataclass
@@ -16,14 +24,72 @@ class Call:
     ns: Namespace
     session: Session | None
     persona: Persona
-    has_token: bool = False  # a `token`/`authorization` metadata value came with the call
+    token: str | None = None  # `token` / `authorization` metadata
+
+    @property
+    def has_token(self) -> bool:
+        return self.token is not None
 
     def header(self, revision: int | None = None) -> pb.ResponseHeader:
         return self.state.header(self.ns.store.revision if revision is None else revision)
 
-    def check_token(self) -> None:
-        """etcd looks a token up even with auth off; no token is valid here, as none was issued."""
-        if self.has_token:
+    def check_token(self) -> tuple[str, int] | None:
+        """etcd's AuthInfoFromCtx: (user, auth revision) for a token we issued; a token we did not
+        issue is invalid (always so while auth is off)."""
+        if self.token is None:
+            return None
+        info = self.ns.auth.tokens.get(self.token)
+        if info is None:
             raise errors.invalid_token()
+        return info
+
+    def _user(self) -> str | None:
+        """The user a permission check runs as, or None when auth is off."""
+        info = self.check_token()
+        auth = self.ns.auth
+        if not auth.enabled:
+            return None
+        if info is None:
+            raise errors.user_empty()
+        user, rev = info
+        if rev < auth.revision:
+            raise errors.auth_old_revision()
+        if user not in auth.users:
+            raise errors.permission_denied()
+        return user
+
+    def require_admin(self) -> None:
+        user = self._user()
+        if user is not None and "root" not in self.ns.auth.users[user]:
+            raise errors.permission_denied()
+
+    def require(self, kind: int, key: bytes, range_end: bytes = b"") -> None:
+        """READ or WRITE on [key, range_end) as a role grants it (root may do anything)."""
+        user = self._user()
+        if user is None:
+            return
+        auth = self.ns.auth
+        roles = auth.users[user]
+        if "root" in roles:
+            return
+        spans = [(p.key, range_end_of(p.key, p.range_end)) for r in roles for p in auth.roles.get(r, [])
+                 if p.permType in (kind, pb.Permission.READWRITE)]
+        if not _covered(key, range_end_of(key, range_end), spans):
+            raise errors.permission_denied()
 
 
+def _covered(key: bytes, end: bytes | None, spans: list[tuple[bytes, bytes | None]]) -> bool:
+    """Whether the permission spans cover a single key (end None) or the interval [key, end)."""
+    if end is None:
+        return any(k == key if e is None else (key >= k and (e == b"" or key < e)) for k, e in spans)
+    pos = key
+    for k, e in sorted((k, e) for k, e in spans if e is not None):  # single-key grants cannot cover a range
+        if k > pos:
+            break
+        if e == b"":
+            return True
+        if e > pos:
+            pos = e
+        if end != b"" and pos >= end:
+            return True
+    return False

@@ -178,6 +178,18 @@ def learner_not_ready() -> V3Error:
                 "etcdserver: can only promote a learner member which is in sync with leader")
 
 
+def permission_denied() -> V3Error:
+    return _err(Code.PERMISSION_DENIED, "etcdserver: permission denied")
+
+
+def auth_old_revision() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: revision of auth store is old")
+
+
+def auth_failed() -> V3Error:
+    return _err(Code.INVALID_ARGUMENT, "etcdserver: authentication failed, invalid user ID or password")
+
+
 def too_many_requests() -> V3Error:
     return _err(Code.UNAVAILABLE, "etcdserver: too many requests")
 

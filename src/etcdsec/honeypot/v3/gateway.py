@@ -144,9 +144,10 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
     except _BadInput as exc:
         return 400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), persona.major_minor)
     # grpc-gateway turns Authorization and Grpc-Metadata-Token into the metadata etcd checks.
-    has_token = any(k.lower() in (b"authorization", b"grpc-metadata-token") for k, _ in headers)
+    token = next((v.decode("latin-1") for k, v in headers
+                  if k.lower() in (b"authorization", b"grpc-metadata-token")), None)
     try:
-        response = service.invoke(state, session, m, request, has_token)
+        response = service.invoke(state, session, m, request, token)
     except V3Error as exc:
         status = errors.grpc_gateway_http_status(exc.code, v34)
         if v34:

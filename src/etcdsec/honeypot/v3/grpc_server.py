@@ -31,9 +31,10 @@ from google.protobuf.message import DecodeError, Message
 
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.v3 import errors, service, wire
+from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
-from etcdsec.honeypot.v3.state import V3State
+from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
@@ -89,7 +90,7 @@ class _Stream:
     user_agent: str = ""
     encoding: str = ""
     content_type: str = BASE_CONTENT_TYPE  # what we answer with: grpc-go echoes the content-subtype
-    has_token: bool = False  # `token` / `authorization` metadata (etcd checks it even with auth off)
+    token: str | None = None  # `token` / `authorization` metadata (etcd checks it even with auth off)
     inbox: bytearray = field(default_factory=bytearray)
     outbox: bytearray = field(default_factory=bytearray)
     headers_sent: bool = False
@@ -178,7 +179,7 @@ class GrpcConnection:
         hdrs = dict(ev.headers or [])
         st = _Stream(ev.stream_id, path=str(hdrs.get(":path", "")), user_agent=str(hdrs.get("user-agent", "")),
                      encoding=str(hdrs.get("grpc-encoding", "")),
-                     has_token="token" in hdrs or "authorization" in hdrs)
+                     token=_token(hdrs))
         self.streams[ev.stream_id] = st
         metadata = "\n".join(str(v) for k, v in (ev.headers or []) if not str(k).startswith(":"))
         self.ctx.honeytokens.check(self.session, metadata.encode(), where="grpc-metadata")
@@ -214,12 +215,7 @@ class GrpcConnection:
             ns = self.state.namespace(self.session)
             st.watch = ns.hub.open(max_watchers=self.ctx.limits.max_watches_per_source,
                                    on_ready=self.on_ready)
-            if st.has_token:  # etcd's permission check fails on the (never valid) token
-                if self.ctx.persona.major_minor < (3, 5):
-                    st.watch.token_refusal = "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"
-                else:
-                    st.watch.token_refusal = "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
-                    st.watch.token_watch_id = 0
+            st.watch.permit = self._watch_permit(st, ns)
 
     # --- messages -------------------------------------------------------------------------------
     def _drain_inbox(self, st: _Stream) -> None:
@@ -295,7 +291,7 @@ class GrpcConnection:
             self._on_stream_message(st, request)
             return
         try:
-            response = service.invoke(self.state, self.session, method, request, st.has_token)
+            response = service.invoke(self.state, self.session, method, request, st.token)
         except V3Error as err:
             self._log(st, request, err.code)
             self._finish(st, err.code, err.message)
@@ -303,6 +299,22 @@ class GrpcConnection:
         self._log(st, request, Code.OK)
         self._send(st, response.SerializeToString())
         self._finish(st, Code.OK, "")
+
+    def _watch_permit(self, st: _Stream, ns: Namespace) -> Callable[[bytes, bytes, int], tuple[str, int] | None]:
+        """etcd's isWatchPermitted: 3.4 cancels with the error itself, 3.5 always says permission denied."""
+        v34 = self.ctx.persona.major_minor < (3, 5)
+
+        def permit(key: bytes, range_end: bytes, watch_id: int) -> tuple[str, int] | None:
+            call = service.Call(self.state, ns, self.session, self.ctx.persona, st.token)
+            try:
+                call.require(READ, key, range_end)
+            except V3Error as err:
+                if v34:
+                    return f"rpc error: code = {_go_code(err.code)} desc = {err.message}", -1
+                return "rpc error: code = PermissionDenied desc = etcdserver: permission denied", watch_id
+            return None
+
+        return permit
 
     def _on_stream_message(self, st: _Stream, request: Message) -> None:
         self._log(st, request, Code.OK)
@@ -432,6 +444,16 @@ class GrpcConnection:
     def _log_raw(self, st: _Stream, payload: bytes) -> None:
         self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=0,
                              user_agent=st.user_agent or None)
+
+
+def _token(hdrs: dict[Any, Any]) -> str | None:
+    value = hdrs.get("token", hdrs.get("authorization"))
+    return None if value is None else str(value)
+
+
+def _go_code(code: int) -> str:
+    """grpc-go's codes.Code.String(): INVALID_ARGUMENT -> InvalidArgument."""
+    return "".join(part.capitalize() for part in Code(code).name.split("_"))
 
 
 def _content_subtype(ctype: str) -> str | None:

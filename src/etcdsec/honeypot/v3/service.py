@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from etcdsec.honeypot.context import Persona, Session
 from etcdsec.honeypot.v3 import admin, errors
-from etcdsec.honeypot.v3.call import Call
+from etcdsec.honeypot.v3.call import READ, WRITE, Call
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import V3State
@@ -66,7 +66,7 @@ def do_range(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> pb.
     if not r.key:
         raise errors.empty_key()
     if txn is None:
-        call.check_token()
+        call.require(READ, r.key, r.range_end)
     store = call.ns.store
     kvs = store.range(r.key, range_end_of(r.key, r.range_end), r.revision)
     count = len(kvs)
@@ -137,7 +137,7 @@ def _apply_delete(call: Call, txn: WriteTxn, r: pb.DeleteRangeRequest) -> pb.Del
 
 def put(call: Call, r: pb.PutRequest) -> pb.PutResponse:
     _check_put(call, r)
-    call.check_token()
+    call.require(WRITE, r.key)
     with call.ns.store.txn() as txn:
         resp = _apply_put(call, txn, r)
         rev = txn.commit()
@@ -148,7 +148,7 @@ def put(call: Call, r: pb.PutRequest) -> pb.PutResponse:
 def delete_range(call: Call, r: pb.DeleteRangeRequest) -> pb.DeleteRangeResponse:
     if not r.key:
         raise errors.empty_key()
-    call.check_token()
+    call.require(WRITE, r.key, r.range_end)
     with call.ns.store.txn() as txn:
         resp = _apply_delete(call, txn, r)
         rev = txn.commit()
@@ -229,9 +229,26 @@ def _apply_ops(call: Call, txn: WriteTxn, r: pb.TxnRequest, resp: pb.TxnResponse
             _apply_ops(call, txn, op.request_txn, out.response_txn)
 
 
+def _require_txn(call: Call, r: pb.TxnRequest) -> None:
+    """etcd checks every compare and the ops of both branches before running a txn."""
+    for c in r.compare:
+        call.require(READ, c.key, c.range_end)
+    for op in [*r.success, *r.failure]:
+        kind = op.WhichOneof("request")
+        if kind == "request_range":
+            call.require(READ, op.request_range.key, op.request_range.range_end)
+        elif kind == "request_put":
+            call.require(WRITE, op.request_put.key)
+        elif kind == "request_delete_range":
+            call.require(WRITE, op.request_delete_range.key, op.request_delete_range.range_end)
+        elif kind == "request_txn":
+            _require_txn(call, op.request_txn)
+
+
 def txn(call: Call, r: pb.TxnRequest) -> pb.TxnResponse:
     _check_txn(call, r)
     call.check_token()
+    _require_txn(call, r)
     resp = pb.TxnResponse()
     with call.ns.store.txn() as t:
         _apply_ops(call, t, r, resp)
@@ -255,6 +272,9 @@ def lease_grant(call: Call, r: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
 
 def lease_revoke(call: Call, r: pb.LeaseRevokeRequest) -> pb.LeaseRevokeResponse:
     call.check_token()
+    lease = call.ns.lessor.get(r.ID)
+    for key in sorted(lease.keys) if lease is not None else []:
+        call.require(WRITE, key)
     call.ns.revoke(r.ID)
     return pb.LeaseRevokeResponse(header=call.header())
 
@@ -296,10 +316,12 @@ def status(call: Call, r: pb.StatusRequest) -> pb.StatusResponse:
 
 
 def alarm(call: Call, r: pb.AlarmRequest) -> pb.AlarmResponse:
-    if call.has_token:  # 3.4 lets the auth package's error through untranslated
-        if call.persona.major_minor < (3, 5):
-            raise errors.V3Error(errors.Code.UNKNOWN, "auth: invalid auth token")
-        raise errors.invalid_token()
+    try:
+        call.check_token()
+    except errors.V3Error:
+        if call.persona.major_minor < (3, 5):  # 3.4 lets the auth package's error through untranslated
+            raise errors.V3Error(errors.Code.UNKNOWN, "auth: invalid auth token") from None
+        raise
     if call.persona.major_minor < (3, 5):
         return pb.AlarmResponse()  # 3.4 answers an alarm list without a header
     return pb.AlarmResponse(header=call.header())
@@ -414,8 +436,8 @@ def available(method: Method, persona: Persona) -> bool:
 
 
 def invoke(state: V3State, session: Session | None, method: Method, request: Message,
-           has_token: bool = False) -> Message:
+           token: str | None = None) -> Message:
     """Run one unary method; V3Error propagates to the transport."""
     assert method.handler is not None
-    call = Call(state, state.namespace(session), session, state.ctx.persona, has_token)
+    call = Call(state, state.namespace(session), session, state.ctx.persona, token)
     return method.handler(call, request)

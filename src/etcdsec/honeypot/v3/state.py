@@ -31,6 +31,8 @@ class AuthInfo:
     revision: int = 1
     users: dict[str, list[str]] = field(default_factory=dict)  # name -> roles
     roles: dict[str, list[pb.Permission]] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)  # name -> sha256 hex (no-password users absent)
+    tokens: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)  # token -> (user, revision)
 
 
 class Namespace:

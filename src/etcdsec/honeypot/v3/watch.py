@@ -58,8 +58,8 @@ class WatchStream:
     pending: deque[pb.WatchResponse] = field(default_factory=deque)
     next_id: int = 0
     dropped: int = 0
-    token_refusal: str = ""  # set when the stream came with an auth token: every create is refused
-    token_watch_id: int = -1
+    # (key, range_end, requested watch_id) -> None when allowed, else (cancel_reason, watch_id)
+    permit: Callable[[bytes, bytes, int], tuple[str, int] | None] | None = None
 
     def _push(self, resp: pb.WatchResponse) -> None:
         if len(self.pending) >= self.max_pending:
@@ -87,9 +87,11 @@ class WatchStream:
         while wid in self.watchers and c.watch_id <= 0:
             wid += 1
         head = self.hub.header(store.revision)
-        if self.token_refusal:
-            self._push(pb.WatchResponse(header=head, watch_id=self.token_watch_id, created=True, canceled=True,
-                                        cancel_reason=self.token_refusal))
+        refusal = self.permit(key, c.range_end, c.watch_id) if self.permit is not None else None
+        if refusal is not None:
+            reason, refused_id = refusal
+            self._push(pb.WatchResponse(header=head, watch_id=refused_id, created=True, canceled=True,
+                                        cancel_reason=reason))
             return
         if wid in self.watchers or len(self.watchers) >= self.max_watchers or not self.hub.can_add():
             reason = ("mvcc: duplicate watch ID provided on the WatchStream" if wid in self.watchers
