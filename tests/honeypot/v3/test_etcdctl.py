@@ -111,7 +111,7 @@ def test_watch_sees_a_put_from_another_client(pair: tuple[str, EtcdServer, Backg
     watcher = subprocess.Popen([str(binary), f"--endpoints={hp.addr}", "watch", "/watched", "--prefix"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)  # the watch is registered once etcdctl has connected
+        _wait_for_watch(hp, b"/watched")
         assert ctl(version, hp.addr, "put", "/watched/k", "v1")[0] == 0
         assert ctl(version, hp.addr, "del", "/watched/k")[0] == 0
         lines = _read_lines(watcher, want=5, timeout=10)
@@ -119,6 +119,18 @@ def test_watch_sees_a_put_from_another_client(pair: tuple[str, EtcdServer, Backg
         watcher.kill()
         watcher.wait(5)
     assert lines[:5] == ["PUT", "/watched/k", "v1", "DELETE", "/watched/k"]
+
+
+def _wait_for_watch(hp: BackgroundSensor, key: bytes, timeout: float = 10.0) -> None:
+    """Until the sensor has logged the watch creation for `key` (put before it would be missed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for e in hp.memory.of("grpc.request"):
+            create = (e.get("request") or {}).get("create_request") or {}
+            if e["grpc_method"] == "/etcdserverpb.Watch/Watch" and create.get("key") == key.decode():
+                return
+        time.sleep(0.05)
+    raise AssertionError("the watch never reached the sensor")
 
 
 def _read_lines(proc: subprocess.Popen[bytes], want: int, timeout: float) -> list[str]:
