@@ -176,3 +176,10 @@ def test_peer_port(open_v2_k8s: EtcdServer) -> None:
     assert r.members[0].peer_urls == [open_v2_k8s.peer_url]
     assert "ETCD-PEER-OPEN" in ids(r) and r.severity == "high"
     assert r.apis.v3_prefix is None and r.access.read_v3 is None and not r.exposed
+
+
+def test_host_whitelist_is_recognised_as_etcd(etcd_factory) -> None:
+    s = etcd_factory("whitelist-3.4", EtcdConfig(version="3.4", extra_flags=["--host-whitelist=etcd.internal"]))
+    r = probe_sync(s.client_addr)
+    assert r.is_etcd is True and r.error and "--host-whitelist" in r.error
+    assert r.access.read_v3 is None and not r.exposed

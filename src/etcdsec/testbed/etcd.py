@@ -154,7 +154,7 @@ class EtcdServer:
                 raise RuntimeError(f"etcd exited: {self.log_path.read_text(errors='replace')[-2000:]}")
             try:
                 status, body = self.http("GET", "/health")
-                if status == 200 and b"true" in body:
+                if (status == 200 and b"true" in body) or status == 421:  # 421: --host-whitelist
                     return self
             except OSError:
                 pass
