@@ -37,3 +37,11 @@ def test_http_surface_matches_real_etcd(report, persona) -> None:
     assert len(mine) >= 200
     mismatched = [(o.id, o.diffs) for o in mine if not o.match]
     assert mismatched == []
+
+
+def test_http_surface_over_tls_matches_real_etcd() -> None:
+    """The same corpus over TLS (ALPN http/1.1) against etcd 3.5.1 with a server certificate."""
+    cases = [c for c in fidelity.load_corpus() if c.group == "http" and not c.id.startswith("gw-")]
+    report = fidelity.run(["3.5"], cases, tls=True)
+    assert len(report.outcomes) == len(cases) >= 200
+    assert [(o.id, o.diffs) for o in report.outcomes if not o.match] == []

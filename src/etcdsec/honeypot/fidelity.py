@@ -14,6 +14,7 @@ import argparse
 import json
 import re
 import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -112,15 +113,24 @@ class Reply:
     closed_without_reply: bool = False
 
 
-def exchange(ip: str, port: int, data: bytes, head: bool, timeout: float = 5.0) -> Reply:
-    with socket.create_connection((ip, port), timeout=timeout) as sock:
+def _tls_client() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # both servers use throwaway test-bed certificates
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def exchange(ip: str, port: int, data: bytes, head: bool, timeout: float = 5.0, tls: bool = False) -> Reply:
+    with socket.create_connection((ip, port), timeout=timeout) as raw:
+        sock = _tls_client().wrap_socket(raw) if tls else raw
         sock.sendall(data)
         buf = b""
         deadline = time.monotonic() + timeout
         while b"\r\n\r\n" not in buf and time.monotonic() < deadline:
             try:
                 chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
+            except (TimeoutError, ConnectionResetError, ssl.SSLError):
                 break
             if not chunk:
                 break
@@ -142,7 +152,7 @@ def exchange(ip: str, port: int, data: bytes, head: bool, timeout: float = 5.0) 
                 break
             try:
                 chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
+            except (TimeoutError, ConnectionResetError, ssl.SSLError):
                 break
             if not chunk:
                 break
@@ -264,12 +274,15 @@ class Report:
         }
 
 
-def run(versions: list[str], cases: list[Case] | None = None) -> Report:
+def run(versions: list[str], cases: list[Case] | None = None, tls: bool = False) -> Report:
+    """Run the corpus; with `tls` both servers listen with TLS and cases go over HTTP/1.1 in TLS."""
     from etcdsec.honeypot.context import Identity
     from etcdsec.honeypot.dataset import Bait
     from etcdsec.honeypot.harness import BackgroundSensor
     from etcdsec.honeypot.sensor import SensorConfig
+    from etcdsec.testbed.addresses import free_loopback_ip
     from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+    from etcdsec.testbed.pki import TestCA
 
     cases = cases if cases is not None else load_corpus()
     outcomes: list[Outcome] = []
@@ -287,13 +300,20 @@ def run(versions: list[str], cases: list[Case] | None = None) -> Report:
                 state.write_text(json.dumps(ident.to_dict()))
                 config = SensorConfig(persona=PERSONA_FOR[version], member_name=MEMBER, bait=Bait(),
                                       enable_v2=v2, state_file=state)
-                with EtcdServer(EtcdConfig(version=version, enable_v2=v2, name=MEMBER)) as real, \
-                        BackgroundSensor(config, keep_events=False) as hp:
+                hp_ip = free_loopback_ip((2379, 2380))
+                if tls:
+                    cert = TestCA(Path(tmp) / "pki").issue("server", ips=[hp_ip], dns=["localhost"])
+                    config.tls_cert, config.tls_key = cert.cert, cert.key
+                with EtcdServer(EtcdConfig(version=version, enable_v2=v2, name=MEMBER, tls=tls)) as real, \
+                        BackgroundSensor(config, ip=hp_ip, keep_events=False) as hp:
                     for case in selected:
                         head = case.method == "HEAD" or (case.raw or "").startswith("HEAD ")
-                        r = exchange(real.ip, 2379, case.wire(f"{real.ip}:2379"), head)
-                        h = exchange(hp.ip, 2379, case.wire(f"{hp.ip}:2379"), head)
-                        outcomes.append(compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip))
+                        r = exchange(real.ip, 2379, case.wire(f"{real.ip}:2379"), head, tls=tls)
+                        h = exchange(hp.ip, 2379, case.wire(f"{hp.ip}:2379"), head, tls=tls)
+                        outcome = compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip)
+                        if tls:
+                            outcome.group += "+tls"
+                        outcomes.append(outcome)
     return Report(outcomes)
 
 
@@ -316,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--show-diffs", action="store_true")
     parser.add_argument("--no-grpc", action="store_true", help="HTTP/1.1 cases only")
+    parser.add_argument("--tls", action="store_true", help="also run the HTTP corpus over TLS (ALPN http/1.1)")
     args = parser.parse_args(argv)
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
     bad = [v for v in versions if v not in PERSONA_FOR]
@@ -323,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fidelity: error: unsupported version(s) {bad} (have {sorted(PERSONA_FOR)})", file=sys.stderr)
         return 2
     report = run(versions)
+    if args.tls:
+        report.outcomes += run(versions, [c for c in load_corpus() if c.group == "http"], tls=True).outcomes
     http_rows = list(report.outcomes)
     if not args.no_grpc:
         report.outcomes += grpc_outcomes(versions)

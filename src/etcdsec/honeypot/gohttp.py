@@ -53,10 +53,11 @@ def expectation_failed() -> bytes:
             "Content-Length: 0\r\n\r\n").encode()
 
 
-def go_status_error(code: int, text: str) -> bytes:
+def go_status_error(code: int, text: str, reason: str = "") -> bytes:
     """Go's canned `431 Request Header Fields Too Large` style reply (closes the connection)."""
-    return (f"HTTP/1.1 {code} {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-            f"{code} {text}").encode()
+    line = f"{code} {text}" + (f": {reason}" if reason else "")
+    return (f"HTTP/1.1 {line}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+            f"{line}").encode()
 
 
 @dataclass

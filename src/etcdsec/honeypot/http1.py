@@ -291,9 +291,12 @@ class Http1Connection:
     async def _respond(self, event: h11.Request, body: bytes) -> bool:
         """Answer one request; whether the connection may carry another."""
         started = time.perf_counter()
-        if event.http_version not in (b"1.0", b"1.1"):  # cmux hands only HTTP/1.x to net/http
+        if event.http_version not in (b"1.0", b"1.1"):
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
-            raise _Drop
+            if self.session.tls:  # no cmux in front: net/http itself refuses it
+                await self._write_close(gohttp.go_status_error(505, "HTTP Version Not Supported",
+                                                               "unsupported protocol version"))
+            raise _Drop  # in plain text, cmux hands only HTTP/1.x to net/http: silent close
         items = self._lowered
         refusal = _go_refusal(event, items)
         if refusal is not None:
