@@ -245,21 +245,36 @@ class Run:
     seconds: float
     peak_rss_mb: float
     returncode: int
+    cpu_s: float = 0.0
     stdout: str = ""
     stderr: str = ""
 
 
 def run_tool(name: str, argv: list[str], timeout: float, **kw) -> Run:
-    """Wall time and this child's own peak RSS (wait4), bounded by `timeout`."""
+    """Wall time and the child's own peak RSS (sampled VmHWM), bounded by `timeout`."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         return _run_tool(name, argv, timeout, out, err, **kw)
+
+
+def _high_water_kb(pid: int) -> int:
+    """VmHWM of a running process: its own peak RSS (wait4's ru_maxrss also counts the parent's memory
+    at fork time on Linux, so it is not used)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _run_tool(name: str, argv: list[str], timeout: float, out, err, **kw) -> Run:
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, **kw)
     deadline = started + timeout
+    peak_kb = 0
     while True:
+        peak_kb = max(peak_kb, _high_water_kb(proc.pid))
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
@@ -267,12 +282,17 @@ def _run_tool(name: str, argv: list[str], timeout: float, out, err, **kw) -> Run
             proc.kill()
             pid, status, usage = os.wait4(proc.pid, 0)
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     seconds = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     out.seek(0)
     err.seek(0)
-    return Run(name, seconds, usage.ru_maxrss / 1024, proc.returncode, out.read(), err.read())
+    return Run(name, seconds, peak_kb / 1024, proc.returncode, out.read(), err.read(),
+               cpu_s=usage.ru_utime + usage.ru_stime)
+
+
+def costs(r: Run) -> dict:
+    return {"seconds": round(r.seconds, 2), "peak_rss_mb": round(r.peak_rss_mb, 1), "cpu_s": round(r.cpu_s, 2)}
 
 
 def etcdsec(args: list[str]) -> list[str]:
@@ -392,7 +412,7 @@ def main() -> int:
         found = {row["ip"] for row in stored_results(db)} if r.returncode == 0 else set()
         figures["runs"]["etcdsec_sweep"] = {"seconds": round(r.seconds, 2),
                                             "addresses_per_s": round(65536 / r.seconds),
-                                            "peak_rss_mb": round(r.peak_rss_mb, 1),
+                                            **costs(r),
                                             "open": accuracy(found, universe, universe), "rc": r.returncode}
         print("etcdsec sweep:", figures["runs"]["etcdsec_sweep"], flush=True)
         if not a.skip_nmap and shutil.which("nmap"):
@@ -402,7 +422,7 @@ def main() -> int:
             found = set(nmap_open(xml.read_text())) if xml.exists() else set()
             figures["runs"]["nmap_sT"] = {"seconds": round(r.seconds, 2),
                                           "addresses_per_s": round(65536 / r.seconds),
-                                          "peak_rss_mb": round(r.peak_rss_mb, 1),
+                                          **costs(r),
                                           "open": accuracy(found, universe, universe), "rc": r.returncode}
             print("nmap -sT -T4:", figures["runs"]["nmap_sT"], flush=True)
 
@@ -415,7 +435,7 @@ def main() -> int:
         figures["runs"]["etcdsec_scan"] = {
             "seconds": round(r.seconds, 2), "addresses_per_s": round(65536 / r.seconds),
             "endpoints_probed": len(rows), "probed_per_s": round(len(rows) / r.seconds, 1),
-            "peak_rss_mb": round(r.peak_rss_mb, 1), "etcd": accuracy(etcd_found, bed.etcd, universe),
+            **costs(r), "etcd": accuracy(etcd_found, bed.etcd, universe),
             "rc": r.returncode}
         print("etcdsec scan:", figures["runs"]["etcdsec_scan"], flush=True)
 
@@ -430,7 +450,7 @@ def main() -> int:
         r = run_tool("etcdsec subset", etcdsec(["scan", *subset, "-p", str(PORT), "--db", db, "-q",
                                                 "--timeout", "5"]), 600)
         found = {row["ip"] for row in stored_results(db) if row.get("is_etcd")} if r.returncode == 0 else set()
-        figures["runs"]["etcdsec_subset"] = {"seconds": round(r.seconds, 2), "peak_rss_mb": round(r.peak_rss_mb, 1),
+        figures["runs"]["etcdsec_subset"] = {**costs(r),
                                              "etcd": accuracy(found, sub_truth, set(subset)), "rc": r.returncode}
         print("etcdsec subset:", figures["runs"]["etcdsec_subset"], flush=True)
         if not a.skip_nmap and shutil.which("nmap"):
@@ -440,7 +460,7 @@ def main() -> int:
             services = nmap_open(xml.read_text()) if xml.exists() else {}
             found = {ip for ip, s in services.items() if "etcd" in json.dumps(s).lower()}
             figures["runs"]["nmap_sV"] = {
-                "seconds": round(r.seconds, 2), "peak_rss_mb": round(r.peak_rss_mb, 1),
+                **costs(r),
                 "etcd": accuracy(found, sub_truth, set(subset)),
                 "open": accuracy(set(services), set(subset), set(subset)),
                 "said": sorted({f"{s['name']}/{s['product']}" for s in services.values()}), "rc": r.returncode}
@@ -452,7 +472,7 @@ def main() -> int:
             r = run_tool("kube-hunter", [str(kube_hunter), "-c", GUARD, "--remote", *hunted, "--report", "json",
                                          "--log", "none", "--network-timeout", "3"], a.kube_hunter_timeout)
             found = kube_hunter_found(r.stdout)
-            figures["runs"]["kube_hunter"] = {"seconds": round(r.seconds, 2), "peak_rss_mb": round(r.peak_rss_mb, 1),
+            figures["runs"]["kube_hunter"] = {**costs(r),
                                               "endpoints": len(hunted), "etcd": accuracy(found, sub_truth, set(hunted)),
                                               "finished": r.returncode == 0, "rc": r.returncode}
             print("kube-hunter:", figures["runs"]["kube_hunter"], flush=True)

@@ -14,7 +14,7 @@ class CountingListeners:
         self._sel = selectors.DefaultSelector()
         self._socks = []
         for ip, port in addresses:
-            s = socket.socket()
+            s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((ip, port))
             s.listen(512)

@@ -198,3 +198,11 @@ def test_excluded_target_is_announced(tmp_path):
     assert "1 pairs swept" in proc.stdout
 
 
+
+
+def test_ipv6_loopback_and_host_names(tmp_path):
+    with CountingListeners([("::1", PORT)]):
+        proc = etcdsec("scan", "::1", "localhost", "-p", str(PORT), "--no-probe", "--db", str(tmp_path / "x.db"),
+                       "--format", "jsonl", check=True)
+    found = [(r["ip"], r["port"]) for r in map(json.loads, proc.stdout.splitlines())]
+    assert found == [("::1", PORT)]  # localhost's ::1 is the same address: merged, swept once
