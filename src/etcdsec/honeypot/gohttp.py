@@ -136,6 +136,20 @@ def render(resp: Response, *, head: bool = False, http10: bool = False, close: b
     return head_bytes + resp.body
 
 
+def h2_headers(resp: Response, *, cors: bool = True, head: bool = False) -> list[tuple[bytes, bytes]]:
+    """Response headers as Go's HTTP/2 server sends them: lower-case, handler headers sorted, then
+    a sniffed content-type, content-length and date (no Connection / Transfer-Encoding in h2)."""
+    handler = (CORS_HEADERS if cors else []) + resp.headers
+    out = [(k.lower().encode(), v.encode("latin-1")) for k, v in sorted(handler, key=lambda kv: kv[0])
+           if k.lower() not in ("connection", "transfer-encoding")]
+    if resp.sniff_type:
+        out.append((b"content-type", TEXT_PLAIN.encode()))
+    if resp.header("Content-Length") is None and (len(resp.body) <= CHUNK_THRESHOLD or head):
+        out.append((b"content-length", str(len(resp.body)).encode()))
+    out.append((b"date", http_date().encode()))
+    return out
+
+
 def render_stream_head(resp: Response, *, cors: bool = True, close: bool = False, now: float | None = None) -> bytes:
     handler_headers = (CORS_HEADERS if cors else []) + resp.headers
     lines = [f"HTTP/1.1 {resp.status} {STATUS_TEXT.get(resp.status, 'status code')}"]

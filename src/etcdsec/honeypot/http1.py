@@ -77,6 +77,26 @@ class ClientApp:
         self.cors = bool(ctx.persona.extra.get("cors", True))
         self.metrics_requests = 0
 
+    async def h2_request(self, session: Session, method: str, path: str, headers: list[tuple[bytes, bytes]],
+                         body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The same routes for a non-gRPC HTTP/2 stream (TLS + ALPN h2), framed as Go's h2 server does."""
+        decoded = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers
+                   if not k.startswith(b":")]
+        req = Request(method, path, decoded, body)
+        check = path.encode("latin-1", "replace") + b"\n" + b"\n".join(v for _, v in headers) + b"\n" + body
+        self.ctx.honeytokens.check(session, check)
+        resp = await self.handle(session, req)
+        if resp.stream is not None:  # h2 streams are not held open here: send what is known
+            chunks = [piece async for piece in resp.stream]  # type: ignore[attr-defined]
+            resp.body = b"".join(chunks)
+        out = gohttp.h2_headers(resp, cors=self.cors, head=method == "HEAD")
+        self.ctx.events.emit("http.request", session, method=method, path=path, http_version="2",
+                             headers=[[k, v] for k, v in decoded],
+                             user_agent=next((v for k, v in decoded if k == "user-agent"), None),
+                             status=resp.status, tls=session.tls or None,
+                             **body_fields(body, self.ctx.limits.max_logged_body))
+        return resp.status, out, b"" if method == "HEAD" else resp.body
+
     def _v2_for(self, session: Session) -> V2Api:
         if not self.ctx.namespace_writes:
             return self.v2

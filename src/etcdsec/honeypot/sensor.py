@@ -119,6 +119,7 @@ class Sensor:
             v2.set(key.decode(), value.decode())
         v2.index = 3 + 2 * len(bait.keys)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
+        self.ctx.h2_http = self.client_app.h2_request  # for non-gRPC streams over TLS + h2
         self.guard = Guard(c.limits)
         tls = self._tls()
         opts = ListenerOptions(tls=tls, proxy_protocol=c.proxy_protocol,
