@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.v3.errors import V3Error
+from etcdsec.honeypot.v3.heartbeat import COMPACT_EVERY_S, Heartbeat
+from etcdsec.honeypot.v3.heartbeat import applies as heartbeat_applies
 from etcdsec.honeypot.v3.leases import IdGenerator, Lessor
 from etcdsec.honeypot.v3.mvcc import MVCCStore
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
@@ -41,7 +43,11 @@ class Namespace:
     def __init__(self, state: V3State) -> None:
         ctx, ident = state.ctx, state.ctx.identity
         self.state = state
-        self.store = MVCCStore(revision=max(1, ident.revision_base), max_keys=ctx.limits.max_keys,
+        wall = state.wall_clock()
+        self.heartbeat = Heartbeat(ident, wall) if heartbeat_applies(ctx.dataset) else None
+        # A live cluster's revision keeps climbing, across our restarts too.
+        climbed = self.heartbeat.revisions_since(ident.start_time.timestamp(), wall) if self.heartbeat else 0
+        self.store = MVCCStore(revision=max(1, ident.revision_base + climbed), max_keys=ctx.limits.max_keys,
                                max_bytes=ctx.limits.max_store_bytes)
         self.store.compact_revision = self.store.revision  # history before the seed is "compacted"
         start_ms = int(ident.start_time.timestamp() * 1000)
@@ -51,16 +57,39 @@ class Namespace:
         self.members = state.members()  # MemberAdd/Remove change this namespace's view only
         self.raft_index = ident.raft_index_base or self.store.revision + 7
         self.store.subscribe(self._count_raft)
-        for key, value in ctx.dataset:  # one revision per key, as if written one by one
+        seed = list(ctx.dataset) + (self.heartbeat.initial(wall) if self.heartbeat else [])
+        for key, value in seed:  # one revision per key, as if written one by one
             txn = self.store.txn()
             try:
                 txn.put(key, value, 0)
             except V3Error:  # a seed bigger than the caps is cut, never fatal
                 break
             txn.commit()
+        self._compact_candidate = self.store.revision
 
     def _count_raft(self, rev: int, changes: object) -> None:
         self.raft_index += 1
+
+    def beat(self, now: float) -> None:
+        """Apply the control plane's lease renewals due by `now`, and its periodic compaction."""
+        hb = self.heartbeat
+        if hb is None:
+            return
+        skipped, writes = hb.due(now)
+        self.store.revision += skipped  # renewals too old to replay still took their revisions
+        self.raft_index += skipped
+        for key, value in writes:
+            txn = self.store.txn()
+            try:
+                txn.put(key, value, 0)
+            except V3Error:
+                return
+            txn.commit()
+        if now >= hb.next_compact:
+            if self._compact_candidate > self.store.compact_revision:
+                self.store.compact(self._compact_candidate)
+            self._compact_candidate = self.store.revision
+            hb.next_compact = now + COMPACT_EVERY_S
 
     def expire(self, now: float) -> None:
         """Revoke leases whose TTL ran out, deleting their keys (one revision per lease, as etcd)."""
@@ -82,9 +111,11 @@ class Namespace:
 
 
 class V3State:
-    def __init__(self, ctx: SensorContext, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ctx: SensorContext, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.ctx = ctx
-        self.clock = clock
+        self.clock = clock  # monotonic: lease TTLs
+        self.wall_clock = wall_clock  # wall time: the control plane's heartbeat
         ident = ctx.identity
         self._cluster_id = ident.cluster_id
         self._member_id = ident.member_id
@@ -121,4 +152,5 @@ class V3State:
                 self._namespaces.move_to_end(source)
             ns = found
         ns.expire(self.clock())
+        ns.beat(self.wall_clock())
         return ns
