@@ -61,6 +61,7 @@ class Case:
     compare_body: bool = True
     versions: list[str] = field(default_factory=list)  # empty: all
     group: str = ""
+    peer: bool = False  # send to the peer port (2380) instead of the client port
 
     def wire(self, host: str) -> bytes:
         if self.raw is not None:
@@ -305,11 +306,13 @@ def run(versions: list[str], cases: list[Case] | None = None, tls: bool = False)
                     cert = TestCA(Path(tmp) / "pki").issue("server", ips=[hp_ip], dns=["localhost"])
                     config.tls_cert, config.tls_key = cert.cert, cert.key
                 with EtcdServer(EtcdConfig(version=version, enable_v2=v2, name=MEMBER, tls=tls)) as real, \
-                        BackgroundSensor(config, ip=hp_ip, keep_events=False) as hp:
+                        BackgroundSensor(config, ip=hp_ip, peer=True, keep_events=False) as hp:
                     for case in selected:
                         head = case.method == "HEAD" or (case.raw or "").startswith("HEAD ")
-                        r = exchange(real.ip, 2379, case.wire(f"{real.ip}:2379"), head, tls=tls)
-                        h = exchange(hp.ip, 2379, case.wire(f"{hp.ip}:2379"), head, tls=tls)
+                        port = 2380 if case.peer else 2379
+                        peer_tls = tls and not case.peer  # the test bed's peer port is plain text
+                        r = exchange(real.ip, port, case.wire(f"{real.ip}:{port}"), head, tls=peer_tls)
+                        h = exchange(hp.ip, port, case.wire(f"{hp.ip}:{port}"), head, tls=peer_tls)
                         outcome = compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip)
                         if tls:
                             outcome.group += "+tls"

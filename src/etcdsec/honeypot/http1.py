@@ -21,7 +21,7 @@ import h11
 
 from etcdsec.honeypot import gohttp
 from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found
+from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
 from etcdsec.honeypot.guard import Guard
 from etcdsec.honeypot.request import Request
 from etcdsec.honeypot.surface import (
@@ -75,6 +75,7 @@ class ClientApp:
         self.v3_state = v3_state
         self.gateway = _load_gateway() if v3_state is not None else None
         self.cors = bool(ctx.persona.extra.get("cors", True))
+        self.cmux = ctx.persona.grpc_enabled  # one port for HTTP and gRPC: cmux picks the protocol
         self.metrics_requests = 0
 
     async def h2_request(self, session: Session, method: str, path: str, headers: list[tuple[bytes, bytes]],
@@ -165,13 +166,31 @@ async def _lines(body: bytes) -> AsyncIterator[bytes]:
 
 
 class PeerApp:
-    """The peer port as a scanner sees it: /members, /version, /raft/probing."""
+    """The peer port as a scanner sees it: /members, /version, /raft/probing, and the raft and
+    lease endpoints refusing what is not a peer (etcd checks versions and the cluster id first)."""
 
     def __init__(self, ctx: SensorContext) -> None:
         self.ctx = ctx
         self.cors = False
+        self.cmux = False  # the peer port is served by net/http alone
 
     async def handle(self, session: Session, req: Request) -> Response:
+        clean = _clean_path(req.raw_path)
+        if clean != req.raw_path and req.method != "CONNECT":
+            return _redirect(clean, req)
+        cid = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))]
+        if req.path in ("/raft", "/raft/"):
+            return method_not_allowed("POST") if req.method != "POST" else self._incompatible(req, cid)
+        if req.path.startswith("/raft/stream/") or req.path.startswith("/raft/snapshot"):
+            return self._incompatible(req, cid)
+        if req.path.startswith("/leases"):
+            if req.method != "POST":
+                return text_error(405, "Method Not Allowed")
+            return self._incompatible(req, cid)
+        if req.path.startswith("/members/promote/"):
+            if req.method != "POST":
+                return method_not_allowed("POST")
+            return text_error(404, "membership: ID not found", cid)
         if req.path == "/members":
             if req.method != "GET":
                 return method_not_allowed("GET")
@@ -181,6 +200,15 @@ class PeerApp:
         if req.path == "/raft/probing":
             return Response(200, raft_probing_body(), sniff_type=True)
         return not_found()
+
+    def _incompatible(self, req: Request, cid: list[tuple[str, str]]) -> Response:
+        """A request without a peer's version headers, or from another cluster: 412 as etcd answers."""
+        version = [("X-Server-Version", self.ctx.persona.version)]
+        if req.header("x-server-version") is None or req.header("x-min-cluster-version") is None:
+            return text_error(412, "incompatible version", cid + version)
+        if req.header("x-etcd-cluster-id") != cluster_id_hex(self.ctx):
+            return text_error(412, "cluster ID mismatch", cid + version)
+        return text_error(400, "bad request")
 
 
 def _clean_path(p: str) -> str:
@@ -236,6 +264,10 @@ class Http1Connection:
             if not done:
                 return
 
+    def _cmux(self) -> bool:
+        """Whether etcd's cmux sits in front (plain-text client port of a gRPC-capable version)."""
+        return self.app.cmux and not self.session.tls
+
     def _feed(self, data: bytes) -> None:
         if len(self.received) < self.ctx.limits.max_logged_body:
             self.received += data[: self.ctx.limits.max_logged_body - len(self.received)]
@@ -282,7 +314,7 @@ class Http1Connection:
                 return False
             if isinstance(event, h11.Request):
                 request = event
-                if self.requests == 0 and not self.session.tls and b"\n" not in self.received[:CMUX_LINE]:
+                if self.requests == 0 and self._cmux() and b"\n" not in self.received[:CMUX_LINE]:
                     # etcd's cmux reads the first line into a 4096-byte buffer; longer: no match, closed
                     self._malformed("first line longer than cmux reads")
                     raise _Drop
@@ -313,7 +345,7 @@ class Http1Connection:
         started = time.perf_counter()
         if event.http_version not in (b"1.0", b"1.1"):
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
-            if self.session.tls:  # no cmux in front: net/http itself refuses it
+            if not self._cmux():  # no cmux in front: net/http itself refuses it
                 await self._write_close(gohttp.go_status_error(505, "HTTP Version Not Supported",
                                                                "unsupported protocol version"))
             raise _Drop  # in plain text, cmux hands only HTTP/1.x to net/http: silent close
@@ -423,7 +455,7 @@ class Http1Connection:
             self._malformed("too many Host headers")
             reason = self.ctx.persona.extra.get("too_many_hosts_reason", "too many Host headers")
             await self._write_close(gohttp.go_bad_request(reason))
-        elif self.requests == 0 and not self.session.tls and not _looks_like_request_line(raw):
+        elif self.requests == 0 and self._cmux() and not _looks_like_request_line(raw):
             self._malformed(f"not HTTP: {text}")  # cmux finds no matching protocol: silent close
         elif "transfer-encoding" in text.lower() or "Transfer-Encoding" in text:
             self._malformed(text)
