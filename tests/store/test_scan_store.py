@@ -46,8 +46,10 @@ def test_batches_round_trip_and_resume_cursor_survives(db):
     scan = new_scan(store)
     assert scan.targets.size == 32
     prog = store.open_shard(scan, Shard(0, 1), steps=40)
-    for step in (0, 1, 5):
-        prog.cursor.mark_done(step)
+    for step in range(7):
+        prog.cursor.launch(step)
+    for step in (0, 1, 3, 5, 6):
+        prog.cursor.finish(step)
     prog.swept, prog.open, prog.etcd, prog.exposed = 3, 2, 1, 1
     store.write_batch(prog, [EndpointRow(result("127.0.0.1", 2379, True), {"org": "Example", "asn": "AS64500"}),
                              EndpointRow(result("127.0.0.2", 2380))])
@@ -55,7 +57,8 @@ def test_batches_round_trip_and_resume_cursor_survives(db):
     store.write_batch(prog, [EndpointRow(result("127.0.0.1", 2379, True))])
 
     again = ScanStore(open_engine(db)).open_shard(store.get_scan(scan.id), Shard(0, 1), steps=40)
-    assert again.cursor.cursor == 2 and again.cursor.done_ahead == {5} and again.runs == 2
+    assert again.cursor.next_step == 7 and again.cursor.in_flight == {2, 4} and again.runs == 2
+    assert again.cursor.start_step() == 2 and not again.cursor.is_done(4) and again.cursor.is_done(5)
     assert (again.swept, again.open, again.etcd, again.exposed) == (3, 2, 1, 1)
     got = list(store.endpoint_results(scan.id))
     assert [(r.ip, r.port, r.exposed) for r, _ in got] == [("127.0.0.1", 2379, True), ("127.0.0.2", 2380, False)]
@@ -91,7 +94,8 @@ def test_concurrent_shards_join_one_scan_and_cover_it_once(db):
             prog = store.open_shard(scan, shard, perm.steps(shard))
             for step, index in perm.walk(shard):
                 ip, port = scan.targets.target(index)
-                prog.cursor.mark_done(step)
+                prog.cursor.launch(step)
+                prog.cursor.finish(step)
                 prog.swept += 1
                 store.write_batch(prog, [EndpointRow(result(ip, port))])
             store.finish_shard(prog)

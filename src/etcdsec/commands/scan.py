@@ -245,7 +245,7 @@ class _ProgressDisplay:
         self.update(prog)
 
     def update(self, prog: ShardProgress) -> None:
-        done = prog.cursor.cursor + len(prog.cursor.done_ahead)
+        done = prog.cursor.done_count
         speed = self.progress.tasks[0].speed
         self.progress.update(self.task, completed=done, rate=f"{speed:,.0f}" if speed else "-",
                              description=f"{prog.open} open, {prog.etcd} etcd, {prog.exposed} exposed")

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
 from etcdsec.scan.connect import Connector
-from etcdsec.scan.cursor import ResumeCursor
 from etcdsec.scan.permutation import Permutation
 from etcdsec.scan.ratelimit import TokenBucket
 from etcdsec.scan.targets import TargetSet
@@ -78,12 +77,12 @@ class Sweeper:
         flusher = asyncio.create_task(self._flush_loop())
         launched = 0
         try:
-            for step, index in self.perm.walk_all(self.prog.shard, self.prog.cursor.cursor):
+            for step, index in self.perm.walk_all(self.prog.shard, self.prog.cursor.start_step()):
                 if self.stop.is_set() or (deadline and time.monotonic() > deadline):
                     self.stop.set()
                     break
                 if index is None:  # an element past the target set: nothing to do, but the cursor moves
-                    self.prog.cursor.mark_done(step)
+                    self.prog.cursor.skip(step)
                     continue
                 if self.prog.cursor.is_done(step):
                     continue
@@ -95,6 +94,7 @@ class Sweeper:
                     await self._slot_freed.wait()
                 ip, port = self.targets.target(index)
                 self.inflight += 1
+                self.prog.cursor.launch(step)
                 connector.start(ip, port, functools.partial(self._connected, step, ip, port))
                 launched += 1
                 if launched % 256 == 0:
@@ -140,7 +140,7 @@ class Sweeper:
             task.add_done_callback(self._task_done)
         else:
             self.prog.swept += 1
-            self.prog.cursor.mark_done(step)
+            self.prog.cursor.finish(step)
             self._release()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -165,7 +165,7 @@ class Sweeper:
             if self.on_result is not None:
                 self.on_result(result)
             self.prog.swept += 1
-            self.prog.cursor.mark_done(step)
+            self.prog.cursor.finish(step)
         finally:
             self._release()
         if len(self.pending) >= self.config.flush_size and not self._flush_lock.locked():
@@ -182,9 +182,7 @@ class Sweeper:
         """Write the pending rows and the cursor as they are now, off the event loop."""
         async with self._flush_lock:
             rows, self.pending = self.pending, []
-            snapshot = dataclasses.replace(
-                self.prog, cursor=ResumeCursor(self.prog.cursor.cursor, set(self.prog.cursor.done_ahead))
-            )
+            snapshot = dataclasses.replace(self.prog, cursor=self.prog.cursor.copy())
             try:
                 await asyncio.to_thread(self.store.write_batch, snapshot, rows)
             except Exception as exc:

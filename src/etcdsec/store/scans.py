@@ -179,14 +179,14 @@ class ScanStore:
         with guard("opening the shard"), self.engine.begin() as conn:
             stamp = now()
             conn.execute(self._insert(progress).values(
-                scan_id=scan.id, shard_index=shard.index, shard_count=shard.count, steps=steps, cursor=0,
-                done_ahead="[]", swept=0, open=0, etcd=0, exposed=0, started=stamp, updated=stamp, runs=0,
+                scan_id=scan.id, shard_index=shard.index, shard_count=shard.count, steps=steps, next_step=0,
+                in_flight="[]", swept=0, open=0, etcd=0, exposed=0, started=stamp, updated=stamp, runs=0,
             ))
             conn.execute(update(progress).where(key).values(runs=progress.c.runs + 1, updated=stamp))
             row = conn.execute(select(progress).where(key)).one()
         return ShardProgress(
             scan_id=scan.id, shard=shard, steps=row.steps,
-            cursor=ResumeCursor(row.cursor, set(json.loads(row.done_ahead))), swept=row.swept, open=row.open,
+            cursor=ResumeCursor(row.next_step, set(json.loads(row.in_flight))), swept=row.swept, open=row.open,
             etcd=row.etcd, exposed=row.exposed, runs=row.runs, finished=row.finished is not None,
         )
 
@@ -218,7 +218,7 @@ class ScanStore:
         conn.execute(
             update(progress)
             .where((progress.c.scan_id == prog.scan_id) & (progress.c.shard_index == prog.shard.index))
-            .values(cursor=prog.cursor.cursor, done_ahead=json.dumps(sorted(prog.cursor.done_ahead)),
+            .values(next_step=prog.cursor.next_step, in_flight=json.dumps(sorted(prog.cursor.in_flight)),
                     swept=prog.swept, open=prog.open, etcd=prog.etcd, exposed=prog.exposed, updated=stamp,
                     finished=stamp if prog.finished else None)
         )

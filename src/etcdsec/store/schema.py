@@ -56,8 +56,8 @@ progress = Table(
     Column("shard_index", Integer, primary_key=True, autoincrement=False),
     Column("shard_count", Integer, nullable=False),
     Column("steps", BigInteger, nullable=False),  # permutation steps this shard owns
-    Column("cursor", BigInteger, nullable=False),  # every step below it is done
-    Column("done_ahead", Text, nullable=False),  # JSON list: steps >= cursor already done
+    Column("next_step", BigInteger, nullable=False),  # every step below it was launched
+    Column("in_flight", Text, nullable=False),  # JSON list: launched steps not finished (redone on resume)
     Column("swept", BigInteger, nullable=False),  # (address, port) pairs tried
     Column("open", BigInteger, nullable=False),
     Column("etcd", BigInteger, nullable=False),
