@@ -55,7 +55,7 @@ def test_plain_connections_still_work_when_proxy_protocol_is_on(proxied) -> None
 
 
 def test_trusted_x_forwarded_for(proxied) -> None:
-    req = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.44, 10.1.1.1\r\nConnection: close\r\n\r\n"
+    req = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.44, 127.0.0.9\r\nConnection: close\r\n\r\n"
     assert raw_exchange(proxied.ip, 2379, req).startswith(b"HTTP/1.1 200 OK")
     event = next(e for e in proxied.memory.of("http.request") if e["path"] == "/health")
     assert event["src_ip"] == "192.0.2.44" and event["peer_ip"] == "127.0.0.1"
@@ -156,3 +156,12 @@ def test_caps_apply_to_the_client_behind_a_trusted_balancer() -> None:
         time.sleep(0.3)
         guard = hp.sensor.guard
         assert guard.total == 0 and guard.per_source == {}  # every admit was released
+
+
+def test_xff_believes_only_the_hop_the_trusted_proxy_added(proxied) -> None:
+    """A client cannot choose its logged address by writing its own X-Forwarded-For."""
+    req = (b"GET /version?xff HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6, 198.51.100.77\r\n"
+           b"Connection: close\r\n\r\n")
+    assert raw_exchange(proxied.ip, 2379, req).startswith(b"HTTP/1.1 200 OK")
+    event = next(e for e in proxied.memory.of("http.request") if e["path"] == "/version?xff")
+    assert event["src_ip"] == "198.51.100.77" and event["peer_ip"] == "127.0.0.1"

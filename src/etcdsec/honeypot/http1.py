@@ -11,6 +11,7 @@ import asyncio
 import base64
 import copy
 import importlib
+import ipaddress
 import posixpath
 import time
 from collections import OrderedDict
@@ -22,7 +23,7 @@ import h11
 from etcdsec.honeypot import gohttp
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
-from etcdsec.honeypot.guard import Guard
+from etcdsec.honeypot.guard import Guard, trusted
 from etcdsec.honeypot.request import Request
 from etcdsec.honeypot.surface import (
     cluster_id_hex,
@@ -238,10 +239,13 @@ class Http1Connection:
 
     def __init__(self, app: ClientApp | PeerApp, ctx: SensorContext, session: Session, guard: Guard | None,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 trusted_xff: bool = False) -> None:
+                 trusted_xff: list[Any] | None = None) -> None:
         self.app, self.ctx, self.session, self.guard = app, ctx, session, guard
         self.reader, self.writer = reader, writer
-        self.trusted_xff = trusted_xff
+        # the trusted proxy networks when X-Forwarded-For is honoured (not when PROXY protocol named
+        # the client already)
+        self.trusted_xff = None if session.peer_ip else trusted_xff
+        self._socket_peer = session.src_ip
         limits = ctx.limits
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.received = bytearray()  # raw bytes of the request being parsed, for malformed events
@@ -417,14 +421,19 @@ class Http1Connection:
         return True
 
     def _apply_xff(self, req: Request) -> None:
-        if not self.trusted_xff:
+        """The client is the rightmost X-Forwarded-For hop that is not a trusted proxy (hops to its left
+        are whatever the client wrote, so they are not believed). Applies per request."""
+        if self.trusted_xff is None:
             return
-        xff = req.header("x-forwarded-for")
-        if xff:
-            client = xff.split(",")[0].strip()
-            if client and client != self.session.src_ip:
-                self.session.peer_ip = self.session.peer_ip or self.session.src_ip
-                self.session.src_ip = client
+        client = self._socket_peer
+        for hop in reversed([h.strip() for h in (req.header("x-forwarded-for") or "").split(",") if h.strip()]):
+            if not _is_ip(hop):
+                break
+            client = hop
+            if not trusted(hop, self.trusted_xff):
+                break
+        self.session.src_ip = client
+        self.session.peer_ip = self._socket_peer if client != self._socket_peer else ""
 
     def _log_request(self, event: h11.Request, body: bytes, status: int, req: Request | None = None,
                      started: float | None = None) -> None:
@@ -473,6 +482,14 @@ class Http1Connection:
             await self.writer.drain()
         except ConnectionError:
             pass
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _escape_target(line: bytes) -> bytes:

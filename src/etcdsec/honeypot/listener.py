@@ -214,8 +214,11 @@ class Listener:
                               self._xff_ok(session)).run()
         return writer, "closed"
 
-    def _xff_ok(self, session: Session) -> bool:
-        return self.options.trust_xff and trusted(session.peer_ip or session.src_ip, self.options.trusted_proxies)
+    def _xff_ok(self, session: Session) -> list[Any] | None:
+        """The trusted networks when this connection's X-Forwarded-For may be believed, else None."""
+        if self.options.trust_xff and trusted(session.peer_ip or session.src_ip, self.options.trusted_proxies):
+            return self.options.trusted_proxies
+        return None
 
     async def _consume_proxy(self, conn: socket.socket, session: Session, idle: float) -> bool:
         """Read the PROXY header off the socket and take the client address from it."""
@@ -236,7 +239,7 @@ class Listener:
             conn.setblocking(False)
         if header.src_ip is not None:
             session.peer_ip = session.src_ip
-            session.src_ip = header.src_ip
+            session.src_ip = header.src_ip.removeprefix("::ffff:")
             session.src_port = header.src_port or session.src_port
         return True
 
