@@ -60,7 +60,8 @@ class Member:
 @dataclass
 class Apis:
     v2: bool | None = None
-    v3_prefix: str | None = None
+    v3_prefix: str | None = None  # the JSON gateway's prefix
+    grpc: bool | None = None  # v3 gRPC answered directly (probed when no gateway answers)
 
 
 @dataclass

@@ -16,7 +16,7 @@ FORMATS = ("table", "json", "jsonl", "csv")
 CSV_COLUMNS = (
     "target", "ip", "port", "reachable", "error", "scheme", "client_cert_required", "is_etcd", "role",
     "version", "cluster_version", "cluster_id", "member_id", "members", "start_time", "uptime_s", "db_size",
-    "v2", "v3_prefix", "v3_auth", "v2_auth", "v2_guest_open", "read_v2", "read_v3", "write", "key_count",
+    "v2", "v3_prefix", "grpc", "v3_auth", "v2_auth", "v2_guest_open", "read_v2", "read_v3", "write", "key_count",
     "kubernetes", "secret_keys", "exposed", "severity", "finding_ids", "duration_ms",
 )
 
@@ -32,6 +32,7 @@ def csv_row(r: ProbeResult) -> dict[str, object]:
         "cluster_id": r.cluster_id, "member_id": r.member_id,
         "members": ";".join(m.name or m.id or "" for m in r.members), "start_time": r.start_time,
         "uptime_s": r.uptime_s, "db_size": r.db_size, "v2": r.apis.v2, "v3_prefix": r.apis.v3_prefix,
+        "grpc": r.apis.grpc,
         "v3_auth": r.auth.v3_enabled, "v2_auth": r.auth.v2_enabled, "v2_guest_open": r.auth.v2_guest_open,
         "read_v2": r.access.read_v2, "read_v3": r.access.read_v3, "write": r.access.write,
         "key_count": r.data.key_count, "kubernetes": r.data.kubernetes, "secret_keys": r.data.secret_keys,
@@ -64,7 +65,7 @@ def _yn(value: bool | None, yes: str = "yes", no: str = "no") -> str:
 
 def _auth_cell(r: ProbeResult) -> str:
     parts = []
-    if r.apis.v3_prefix:
+    if r.apis.v3_prefix or r.apis.grpc:
         parts.append(f"v3 {_yn(r.auth.v3_enabled, 'on', 'OFF')}")
     if r.apis.v2:
         guest = " guest-open" if r.auth.v2_guest_open else ""
@@ -109,7 +110,7 @@ def write_table(results: list[ProbeResult], out: IO[str] | None = None) -> None:
             continue
         read = "/".join(p for p, ok in (("v3", r.access.read_v3), ("v2", r.access.read_v2)) if ok) or "no"
         write = _yn(r.access.write)
-        if r.role == "peer":  # the peer API serves no keys: read/write do not apply
+        if r.access.read_v3 is None and r.access.read_v2 is None:  # no key API answered (a peer port)
             read = write = "-"
         table.add_row(r.target, r.version or "yes", r.role or "-", _tls_cell(r), _auth_cell(r), read,
                       write, _data_cell(r), Text(r.severity, style=_SEV_STYLE[r.severity]))

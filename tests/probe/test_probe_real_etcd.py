@@ -174,12 +174,47 @@ def test_peer_port(open_v2_k8s: EtcdServer) -> None:
     assert r.is_etcd is True and r.role == "peer" and r.leaks.peer_api
     assert r.version and [m.name for m in r.members] == ["kube-master-1"]
     assert r.members[0].peer_urls == [open_v2_k8s.peer_url]
-    assert "ETCD-PEER-OPEN" in ids(r) and r.severity == "high"
-    assert r.apis.v3_prefix is None and r.access.read_v3 is None and not r.exposed
+    assert "ETCD-PEER-OPEN" in ids(r)
+    # etcd serves the v3 gRPC API on the peer port too (etcdctl --endpoints=http://host:2380 works):
+    # an open cluster is as readable there as on 2379.
+    assert r.apis.v3_prefix is None and r.apis.grpc is True
+    assert r.access.read_v3 is True and r.exposed and r.severity == "critical"
+    assert "ETCD-ANON-READ-V3" in ids(r)
 
 
 def test_host_whitelist_is_recognised_as_etcd(etcd_factory) -> None:
     s = etcd_factory("whitelist-3.4", EtcdConfig(version="3.4", extra_flags=["--host-whitelist=etcd.internal"]))
     r = probe_sync(s.client_addr)
-    assert r.is_etcd is True and r.error and "--host-whitelist" in r.error
-    assert r.access.read_v3 is None and not r.exposed
+    # HTTP answers 421 to an unlisted Host; gRPC ignores the whitelist, so the data is still open.
+    assert s.http("GET", "/version")[0] == 421
+    assert r.is_etcd is True and r.error is None
+    assert r.apis.grpc is True and r.access.read_v3 is True and r.exposed
+    r = probe_sync(s.client_addr, ProbeOptions(deadline=3, request_timeout=1))
+    assert r.is_etcd is True
+
+
+def test_gateway_off_is_probed_over_grpc(etcd_factory, version: str) -> None:
+    """`--enable-grpc-gateway=false`: etcdctl still gets in, so gRPC itself must be asked."""
+    flags = ["--enable-grpc-gateway=false"]
+    s = etcd_factory(f"no-gateway-{version}", EtcdConfig(version=version, extra_flags=flags),
+                     lambda s: [s.ctl("put", k, v) for k, v in K8S_KEYS.items()])
+    assert s.http("POST", "/v3/kv/range", {"key": "AA=="})[0] == 404
+    r = probe_sync(s.client_addr)
+    assert r.apis.v3_prefix is None and r.apis.grpc is True
+    assert r.auth.v3_enabled is False and (r.access.read_v3, r.access.write) == (True, True)
+    assert r.data.key_count == len(K8S_KEYS) and r.data.secret_keys == 3
+    assert r.data.top_prefixes["/registry/pods/"] == 2
+    assert r.members and r.cluster_id and r.db_size
+    assert r.exposed and "gRPC KV/Range" in next(f.evidence for f in r.findings if f.id == "ETCD-ANON-READ-V3")
+    assert PLANTED_SECRET not in json.dumps(r.to_dict())
+
+    tls = etcd_factory(f"no-gateway-tls-{version}", EtcdConfig(version=version, tls=True, extra_flags=flags))
+    r = probe_sync(tls.client_addr)
+    assert r.scheme == "https" and r.apis.grpc is True and r.access.read_v3 is True and r.exposed
+
+    locked = etcd_factory(f"no-gateway-auth-{version}", EtcdConfig(version=version, extra_flags=flags),
+                          lambda s: s.enable_v3_auth("rootpw"))
+    r = probe_sync(locked.client_addr)
+    assert r.apis.grpc is True and r.auth.v3_enabled is True and r.access.read_v3 is False and not r.exposed
+    mine = probe_sync(locked.client_addr, ProbeOptions(user="root", password="rootpw"))
+    assert mine.access.read_v3 is True and mine.access.write is True

@@ -16,7 +16,8 @@ from etcdsec.model import TLSInfo
 _CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE")
 
 
-def client_context(cacert: str | None = None, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
+def client_context(cacert: str | None = None, cert: str | None = None, key: str | None = None,
+                   alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
     """Unverified by default (a prober must see every server); verified when the owner gives a CA."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -35,7 +36,7 @@ def client_context(cacert: str | None = None, cert: str | None = None, key: str 
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     except (ssl.SSLError, ValueError):
         pass
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(list(alpn))
     return ctx
 
 

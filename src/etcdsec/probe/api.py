@@ -36,8 +36,8 @@ async def probe(target: str | Target, options: ProbeOptions | None = None) -> Pr
         if prober is not None and prober.ev.version is not None:
             prober.decide_identity()
     finally:
-        if prober is not None and prober.session is not None:
-            await prober.session.close()
+        if prober is not None:
+            await prober.close()
     if result.client_cert_required:
         result.is_etcd = None  # cannot be told without a certificate the server trusts
     elif result.is_etcd is None and result.reachable and result.error:

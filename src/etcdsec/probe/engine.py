@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import json
 import secrets
 import socket
 import ssl
@@ -20,6 +19,7 @@ from etcdsec.net.http1 import HTTPConnection, HTTPError, Response
 from etcdsec.probe import fingerprint as fp
 from etcdsec.probe.options import ProbeOptions
 from etcdsec.probe.session import ConnectError, EndpointSession, Limits, open_connection
+from etcdsec.probe.v3api import GatewayApi, GrpcApi, V3Api
 from etcdsec.targets import Target
 
 JSON = [("Content-Type", "application/json")]
@@ -73,7 +73,7 @@ class Prober:
                              options.max_connections)
         self.ev = Evidence()
         self.session: EndpointSession | None = None
-        self.v3_prefix: str | None = None
+        self.v3: V3Api | None = None
         self.token: str | None = None
         self.user_is_root: bool | None = None
         self.v2_write_checked: bool | None = None
@@ -81,6 +81,12 @@ class Prober:
         if options.user is not None:
             cred = base64.b64encode(f"{options.user}:{options.password or ''}".encode()).decode()
             self.basic = [("Authorization", f"Basic {cred}")]
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        if self.v3 is not None:
+            await self.v3.close()
 
     # -- connection and scheme -----------------------------------------------------------------
     def _tls_context(self) -> ssl.SSLContext:
@@ -262,28 +268,41 @@ class Prober:
 
     # -- v3 (gRPC gateway) -----------------------------------------------------------------------
     async def v3_post(self, path: str, doc: dict[str, object], token: bool = False) -> Response | None:
-        assert self.session and self.v3_prefix
-        headers = list(JSON)
-        if token and self.token:
-            headers.append(("Authorization", self.token))
-        return await self.session.try_request("POST", self.v3_prefix + path, json.dumps(doc).encode(), headers)
+        if self.v3 is None:
+            return None
+        return await self.v3.call(path, doc, self.token if token else None)
+
+    async def find_v3(self, version: str | None) -> dict[str, object] | None:
+        """The gateway prefix this version serves; failing that, gRPC itself. Returns the status."""
+        assert self.session is not None
+        for prefix in fp.v3_prefixes_for(version):
+            gateway = GatewayApi(self.session, prefix)
+            status = _json(await gateway.call("/maintenance/status", {}))
+            if fp.v3_header(status) is not None:
+                self.v3 = gateway
+                self.r.apis.v3_prefix = prefix
+                return status  # type: ignore[return-value]
+        if (fp.semver(version) or (3, 0, 0)) < (3, 0, 0):
+            return None
+        t = self.t
+        tls = tlsinfo.client_context(self.o.cacert, self.o.cert, self.o.key, alpn=("h2",)) \
+            if self.r.scheme == "https" else None
+        grpc = GrpcApi(self.r.ip or t.host, t.port, t.netloc, tls, None if _is_ip(t.host) else t.host,
+                       self.o.request_timeout)
+        status = _json(await grpc.call("/maintenance/status", {}))
+        if fp.v3_header(status) is not None:
+            self.v3 = grpc
+            self.r.apis.grpc = True
+            return status  # type: ignore[return-value]
+        await grpc.close()
+        return None
 
     async def v3_phase(self) -> None:
-        assert self.session is not None
         r = self.r
-        version = self.ev.version.server if self.ev.version else None
-        status = None
-        for prefix in fp.v3_prefixes_for(version):
-            resp = await self.session.try_request("POST", prefix + "/maintenance/status", b"{}", JSON)
-            if resp is not None and fp.v3_header(_json(resp)) is not None:
-                self.v3_prefix, status = prefix, _json(resp)
-                break
-        if self.v3_prefix is None:
-            r.apis.v3_prefix = None
+        status = await self.find_v3(self.ev.version.server if self.ev.version else None)
+        if status is None:
             return
-        r.apis.v3_prefix = self.v3_prefix
         self.ev.v3_header = True
-        assert isinstance(status, dict)
         header = fp.v3_header(status) or {}
         r.cluster_id = fp.uint_str(header.get("cluster_id"))
         r.member_id = fp.uint_str(header.get("member_id"))
@@ -334,12 +353,13 @@ class Prober:
     def decide_write(self) -> None:
         """Write access, decided without writing: auth off on a served API means root for everyone."""
         r = self.r
-        v3_open = r.apis.v3_prefix is not None and r.auth.v3_enabled is False
+        v3_open = self.v3 is not None and r.auth.v3_enabled is False
         v2_open = bool(r.apis.v2) and r.auth.v2_enabled is False
         if v3_open or v2_open or self.user_is_root or self.v2_write_checked:
             r.access.write = True
             return
-        v3_closed = r.apis.v3_prefix is None or r.auth.v3_enabled is True
+        no_v3_api = (fp.semver(r.version) or (3, 0, 0)) < (3, 0, 0)  # 2.x and older serve none
+        v3_closed = r.auth.v3_enabled is True or (self.v3 is None and no_v3_api)
         v2_closed = r.apis.v2 is False or (r.auth.v2_enabled is True and r.auth.v2_guest_open is False)
         if self.v2_write_checked is False:
             v2_closed = True
@@ -374,7 +394,7 @@ class Prober:
 
     async def data_phase(self) -> None:
         r = self.r
-        if r.access.read_v3 and self.v3_prefix:
+        if r.access.read_v3 and self.v3 is not None:
             budget = [self.o.max_prefix_queries]
             async with asyncio.TaskGroup() as tg:
                 t_k8s = tg.create_task(self.count(b"/registry/", fp.prefix_end(b"/registry/")))
@@ -436,7 +456,8 @@ class Prober:
         corroborated = ev.v3_header or ev.cluster_id_header or ev.peer_members or ev.metrics_etcd or ev.health_body
         if ev.host_rejected:
             r.is_etcd = True
-            r.error = r.error or "Host header rejected (--host-whitelist): only names it lists are answered"
+            if self.v3 is None:  # gRPC ignores the whitelist; only when it did not answer is this a stop
+                r.error = r.error or "Host header rejected (--host-whitelist): only names it lists are answered"
         elif (ev.version is not None and corroborated) or ev.v3_header or ev.cluster_id_header:
             r.is_etcd = True
         else:

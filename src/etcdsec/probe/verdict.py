@@ -11,8 +11,16 @@ from etcdsec.probe.catalogue import BY_ID
 # Anonymous exposure is judged from auth state, so it holds whatever credentials the probe used.
 
 
+def v3_served(r: ProbeResult) -> bool:
+    return r.apis.v3_prefix is not None or bool(r.apis.grpc)
+
+
+def v3_range_label(r: ProbeResult) -> str:
+    return f"POST {r.apis.v3_prefix}/kv/range" if r.apis.v3_prefix else "gRPC KV/Range"
+
+
 def anon_read_v3(r: ProbeResult) -> bool:
-    return r.apis.v3_prefix is not None and r.auth.v3_enabled is False
+    return v3_served(r) and r.auth.v3_enabled is False
 
 
 def anon_read_v2(r: ProbeResult) -> bool:
@@ -37,7 +45,7 @@ Rule = tuple[str, Callable[[ProbeResult], bool], Callable[[ProbeResult], str]]
 
 RULES: tuple[Rule, ...] = (
     ("ETCD-ANON-READ-V3", anon_read_v3,
-     lambda r: f"POST {r.apis.v3_prefix}/kv/range (count_only) answered without credentials{_keys_evidence(r)}"),
+     lambda r: f"{v3_range_label(r)} (count_only) answered without credentials{_keys_evidence(r)}"),
     ("ETCD-ANON-READ-V2", anon_read_v2, lambda r: "HEAD /v2/keys/ answered 200 without credentials"),
     ("ETCD-V2-GUEST-OPEN", lambda r: bool(r.auth.v2_enabled and r.auth.v2_guest_open),
      lambda r: "GET /v2/auth/enable says enabled, yet an anonymous HEAD /v2/keys/ is served as guest"),
