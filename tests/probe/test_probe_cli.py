@@ -84,3 +84,13 @@ def test_python_api_async_and_sync(etcd_factory) -> None:
     assert etcdsec.probe_sync(s.client_addr).exposed
     many = asyncio.run(etcdsec.probe_many([s.client_addr, "127.0.0.1:1"], concurrency=2))
     assert [x.reachable for x in many] == [True, False]
+
+
+def test_jsonl_streams_fast_endpoints_before_slow_ones(etcd_factory, fakes) -> None:
+    s = open_server(etcd_factory)
+    tarpit = free_loopback_ip((2379,))
+    fakes.start("tarpit", tarpit)
+    out = run("probe", f"{tarpit}:2379", s.client_addr, "--format", "jsonl", "--timeout", "3")
+    first, second = (json.loads(line) for line in out.stdout.splitlines())
+    assert first["target"] == s.client_addr and first["is_etcd"] is True
+    assert second["target"] == f"{tarpit}:2379" and second["error"]

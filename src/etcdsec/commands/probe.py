@@ -6,11 +6,15 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult, Severity
 from etcdsec.output import FORMATS, render
 from etcdsec.targets import PEER_PORT, Target, parse_target
+
+if TYPE_CHECKING:
+    from etcdsec.probe.options import ProbeOptions
 
 EXIT_BY_SEVERITY = {Severity.none: 0, Severity.info: 0, Severity.low: 3, Severity.medium: 4,
                     Severity.high: 5, Severity.critical: 6}
@@ -80,7 +84,7 @@ def collect_targets(args: argparse.Namespace) -> list[Target]:
     return targets
 
 
-def options_from_args(args: argparse.Namespace):  # -> ProbeOptions
+def options_from_args(args: argparse.Namespace) -> ProbeOptions:
     from etcdsec.probe.options import ProbeOptions
 
     for name in ("cacert", "cert", "key"):
@@ -105,6 +109,31 @@ def exit_status(results: list[ProbeResult], fail_on: Severity) -> int:
     return EXIT_BY_SEVERITY[worst] if worst >= fail_on and worst > Severity.info else 0
 
 
+def _shown(t: Target, r: ProbeResult, single: bool) -> bool:
+    """Ports we added on our own (the peer port) are shown only when something answers there."""
+    return t.port_given or t.port != PEER_PORT or r.reachable or single
+
+
+async def _stream_jsonl(targets: list[Target], options: ProbeOptions, concurrency: int) -> list[ProbeResult]:
+    """JSON lines as each endpoint finishes: a slow one never holds back the rest."""
+    from etcdsec.output import write_jsonl
+    from etcdsec.probe.api import probe
+
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(t: Target) -> tuple[Target, ProbeResult]:
+        async with sem:
+            return t, await probe(t, options)
+
+    shown: list[ProbeResult] = []
+    for fut in asyncio.as_completed([one(t) for t in targets]):
+        t, r = await fut
+        if _shown(t, r, len(targets) == 1):
+            write_jsonl([r], sys.stdout)
+            shown.append(r)
+    return shown
+
+
 def run(args: argparse.Namespace) -> int:
     from etcdsec.probe.api import probe_many
 
@@ -117,11 +146,12 @@ def run(args: argparse.Namespace) -> int:
     targets = collect_targets(args)
     options = options_from_args(args)
     try:
-        results = asyncio.run(probe_many(targets, options, concurrency=args.concurrency))
+        if args.format == "jsonl":
+            results = asyncio.run(_stream_jsonl(targets, options, args.concurrency))
+        else:
+            results = asyncio.run(probe_many(targets, options, concurrency=args.concurrency))
+            results = [r for t, r in zip(targets, results, strict=True) if _shown(t, r, len(targets) == 1)]
+            render(results, args.format)
     except ValueError as exc:  # e.g. a certificate or key file that does not parse
         raise UserError(str(exc)) from None
-    # Ports we added on our own (the peer port) are shown only when something answers there.
-    results = [r for t, r in zip(targets, results, strict=True) if t.port_given or t.port != PEER_PORT
-               or r.reachable or len(targets) == 1]
-    render(results, args.format)
     return exit_status(results, fail_on)
