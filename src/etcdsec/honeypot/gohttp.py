@@ -70,6 +70,7 @@ class Response:
     sniff_type: bool = False  # Go sniffs Content-Type (handler wrote without setting one)
     stream: object | None = None  # an async iterator of chunks (v2 wait); body is then unused
     trailers: list[tuple[str, str]] = field(default_factory=list)  # sent after the last chunk
+    websocket: str | None = None  # a gateway path to serve over WebSocket after a 101
 
     def header(self, name: str) -> str | None:
         low = name.lower()

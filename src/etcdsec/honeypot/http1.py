@@ -20,7 +20,7 @@ from typing import Any
 
 import h11
 
-from etcdsec.honeypot import gohttp
+from etcdsec.honeypot import gohttp, websocket
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
 from etcdsec.honeypot.guard import Guard, trusted
@@ -38,6 +38,7 @@ from etcdsec.honeypot.v2store import V2Store
 
 READ_SIZE = 65_536
 CMUX_LINE = 4096  # cmux's maxHTTPRead
+MAX_WS_MESSAGES = 64  # requests honoured on one WebSocket stream
 MAX_V2_NAMESPACES = 256
 
 
@@ -142,6 +143,13 @@ class ClientApp:
             return Response(200, debug_vars_body(self.ctx), [("Content-Type", "application/json; charset=utf-8")])
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
             return await self._v2_for(session).handle(req)
+        if self.gateway is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req):
+            # etcd wraps the gateway in grpc-websocket-proxy (gorilla): GET upgrades, others are refused
+            if req.method != "GET":
+                return text_error(405, "Method Not Allowed", [("Sec-Websocket-Version", "13")])
+            streaming = getattr(self.gateway, "is_streaming", None)
+            if streaming is not None and streaming(self.ctx, path) and req.header("sec-websocket-key"):
+                return Response(101, b"", websocket=path)
         if self.gateway is not None and self.ctx.persona.v3_path(path) is not None:
             raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
             result = self.gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
@@ -159,6 +167,12 @@ class ClientApp:
                     resp.stream = _lines(body)  # watch / keepalive: one JSON line per chunk
                 return resp
         return not_found()
+
+
+def _wants_websocket(req: Request) -> bool:
+    upgrade = (req.header("upgrade") or "").lower()
+    connection = {t.strip().lower() for t in (req.header("connection") or "").split(",")}
+    return upgrade == "websocket" and "upgrade" in connection
 
 
 async def _lines(body: bytes) -> AsyncIterator[bytes]:
@@ -380,6 +394,11 @@ class Http1Connection:
         tokens = {t.strip().lower() for t in (req.header("connection") or "").split(",")}
         close = "close" in tokens
         head = req.method == "HEAD"
+        if resp.websocket is not None:
+            self._log_request(event, body, resp.status, req, started)
+            self.writer.write(websocket.handshake_response(req.header("sec-websocket-key") or ""))
+            await self._websocket(req, resp.websocket)
+            raise _Drop
         if resp.stream is not None:
             self._log_request(event, body, resp.status, req, started)
             await self._stream(resp, close)
@@ -394,6 +413,69 @@ class Http1Connection:
         if req.method == "CONNECT" or "upgrade" in tokens:
             return False
         return "keep-alive" in tokens if req.http10 else "close" not in tokens
+
+    async def _websocket(self, req: Request, path: str) -> None:
+        """Serve gateway stream requests sent as WebSocket messages; results go back one per frame."""
+        app = self.app
+        assert isinstance(app, ClientApp) and app.gateway is not None
+        parser = websocket.FrameParser(self.ctx.limits.max_request_bytes)
+        data, _ = self.conn.trailing_data
+        message = bytearray()
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
+        history: list[bytes] = []  # the stream's requests so far: watch ids and state carry over
+        while True:
+            try:
+                frames = parser.feed(bytes(data))
+            except websocket.FrameError as exc:
+                self._malformed(f"websocket: {exc}")
+                return
+            for frame in frames:
+                if frame.opcode == websocket.CLOSE:
+                    return
+                if frame.opcode == websocket.PING:
+                    self.writer.write(websocket.encode(frame.payload, websocket.PONG))
+                    continue
+                if frame.opcode not in (websocket.TEXT, websocket.BINARY, websocket.CONTINUATION):
+                    continue
+                message += frame.payload
+                if len(message) > self.ctx.limits.max_request_bytes:
+                    self._malformed("websocket message over the size cap")
+                    return
+                if frame.fin:
+                    if len(history) < MAX_WS_MESSAGES:
+                        history.append(bytes(message))
+                        await self._websocket_message(app, path, raw_headers, history)
+                    message.clear()
+            await self.writer.drain()
+            try:
+                async with asyncio.timeout(self.ctx.limits.idle_timeout_s):
+                    data = await self.reader.read(READ_SIZE)
+            except (TimeoutError, ConnectionError):
+                return
+            if not data:
+                return
+
+    async def _websocket_message(self, app: ClientApp, path: str, headers: list[tuple[bytes, bytes]],
+                                 history: list[bytes]) -> None:
+        """Answer the newest message. The gateway is stateless per body, so the stream's whole
+        history is replayed and only the results beyond those already sent go out (bounded)."""
+        message = history[-1]
+        self.ctx.honeytokens.check(self.session, message, where="websocket")
+        self.ctx.events.emit("websocket.message", self.session, path=path,
+                             **body_fields(message, self.ctx.limits.max_logged_body))
+        before = await self._gateway_lines(app, path, headers, history[:-1]) if len(history) > 1 else []
+        after = await self._gateway_lines(app, path, headers, history)
+        for line in after[len(before):]:
+            self.writer.write(websocket.encode(line))
+
+    async def _gateway_lines(self, app: ClientApp, path: str, headers: list[tuple[bytes, bytes]],
+                             messages: list[bytes]) -> list[bytes]:
+        assert app.gateway is not None
+        result = app.gateway.handle(self.ctx, app.v3_state, self.session, "POST", path, headers,
+                                    b"\n".join(messages))
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result[2].splitlines() if result is not None else []
 
     async def _stream(self, resp: Response, close: bool) -> None:
         self.writer.write(gohttp.render_stream_head(resp, cors=self.app.cors, close=close))
