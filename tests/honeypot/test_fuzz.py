@@ -65,6 +65,8 @@ def _alive(hp: BackgroundSensor) -> bool:
         return sock.recv(64).startswith(b"HTTP/1.1 200 OK")
 
 
+WS_HANDSHAKE = (b"GET /v3alpha/watch HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -73,7 +75,8 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
                       st.binary(max_size=80).map(lambda b: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b),
                       st.binary(max_size=80).map(lambda b: b"\x16\x03\x01" + b),
                       st.binary(max_size=80).map(lambda b: b"PROXY " + b),
-                      st.binary(max_size=80).map(lambda b: proxyproto.V2_SIGNATURE + b)))
+                      st.binary(max_size=80).map(lambda b: proxyproto.V2_SIGNATURE + b),
+                      st.binary(max_size=120).map(lambda b: WS_HANDSHAKE + b)))
 def test_sensor_survives_any_first_bytes(fuzz_target, data: bytes) -> None:
     _send(fuzz_target.ip, data)
     assert _alive(fuzz_target)
