@@ -238,3 +238,14 @@ def test_auth_enable_locks_like_real_etcd(tmp_path: Path, version: str) -> None:
             if want != got:
                 mismatches.append(f"etcdctl {' '.join(args)}\n  etcd:     {want}\n  honeypot: {got}")
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_snapshot_save_completes_and_is_recorded(pair: tuple[str, EtcdServer, BackgroundSensor],
+                                                 tmp_path: Path) -> None:
+    version, _, hp = pair
+    target = tmp_path / "dump.db"
+    rc, out = ctl(version, hp.addr, "snapshot", "save", str(target))
+    assert rc == 0 and f"Snapshot saved at {target}" in out
+    data = target.read_bytes()
+    assert len(data) % 4096 in (0, 32) and data[16:20] == bytes.fromhex("edda0ced")  # bolt magic, LE
+    assert "/etcdserverpb.Maintenance/Snapshot" in [e["grpc_method"] for e in hp.memory.of("grpc.request")]

@@ -38,7 +38,8 @@ PERSONA_FOR = {"3.4": "3.4.23", "3.5": "3.5.1"}
 MEMBER = "etcd-test"
 # Revisions are compared as they are: the honeypot is pinned to start where a fresh etcd starts.
 VOLATILE = {"cluster_id", "member_id", "raft_term", "ID", "leader", "raftIndex", "raftTerm", "raftAppliedIndex",
-            "dbSize", "dbSizeInUse", "peerURLs", "clientURLs", "TTL", "grantedTTL", "hash"}
+            "dbSize", "dbSizeInUse", "peerURLs", "clientURLs", "TTL", "grantedTTL", "hash", "blob",
+            "remaining_bytes"}
 IGNORED_HEADERS = {"date"}
 
 

@@ -62,7 +62,7 @@ def is_streaming(ctx: SensorContext, path: str) -> bool:
     """Whether real etcd answers this path chunked, one JSON line per chunk (watch, keepalive)."""
     canon = ctx.persona.v3_path(path.split("?", 1)[0])
     m = service.GATEWAY.get(canon or "")
-    return m is not None and m.streaming
+    return m is not None and (m.streaming or m.server_stream)
 
 
 def _go_type(value: Any) -> str:
@@ -146,6 +146,13 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
     # grpc-gateway turns Authorization and Grpc-Metadata-Token into the metadata etcd checks.
     token = next((v.decode("latin-1") for k, v in headers
                   if k.lower() in (b"authorization", b"grpc-metadata-token")), None)
+    if m.server_stream:
+        try:
+            lines = service.invoke_stream(state, session, m, request, token)
+        except V3Error as exc:
+            return errors.grpc_gateway_http_status(exc.code, v34), [(b"Content-Type", b"application/json")], \
+                _error_body(exc.code, exc.message, persona.major_minor)
+        return 200, list(STREAM_OK), b"".join(_result(r) for r in lines)
     try:
         response = service.invoke(state, session, m, request, token)
     except V3Error as exc:

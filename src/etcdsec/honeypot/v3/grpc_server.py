@@ -290,6 +290,18 @@ class GrpcConnection:
         if method.streaming:
             self._on_stream_message(st, request)
             return
+        if method.server_stream:
+            try:
+                responses = service.invoke_stream(self.state, self.session, method, request, st.token)
+            except V3Error as err:
+                self._log(st, request, err.code)
+                self._finish(st, err.code, err.message)
+                return
+            self._log(st, request, Code.OK)
+            for msg in responses:
+                self._send(st, msg.SerializeToString())
+            self._finish(st, Code.OK, "")
+            return
         try:
             response = service.invoke(self.state, self.session, method, request, st.token)
         except V3Error as err:

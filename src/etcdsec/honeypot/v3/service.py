@@ -19,6 +19,7 @@ from etcdsec.honeypot.v3 import admin, errors
 from etcdsec.honeypot.v3.call import READ, WRITE, Call
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+from etcdsec.honeypot.v3.snapshot import snapshot_responses
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.v3.watch import kv_message
 
@@ -37,7 +38,8 @@ class Method:
     handler: Handler | None  # None: a streaming method, served by its transport
     gateway: tuple[str, ...] = ()  # canonical /v3/... paths
     min_version: tuple[int, int] = (3, 0)
-    streaming: bool = False
+    streaming: bool = False  # bidirectional: served message by message by the transport
+    server_stream: bool = False  # one request, the handler returns the list of responses
 
 
 # --- KV -------------------------------------------------------------------------------------------
@@ -339,6 +341,12 @@ def _kv_hash(call: Call, rev: int = 0) -> int:
     return crc
 
 
+def snapshot(call: Call, r: pb.SnapshotRequest) -> list[pb.SnapshotResponse]:
+    call.require_admin()
+    size, _ = call.ns.db_size()
+    return snapshot_responses(size, call.ns.raft_index)
+
+
 def hash_(call: Call, r: pb.HashRequest) -> pb.HashResponse:
     return pb.HashResponse(header=call.header(), hash=_kv_hash(call))
 
@@ -378,6 +386,8 @@ _UNARY = [
        ("/v3/maintenance/alarm",)),
     _M("/etcdserverpb.Maintenance/Defragment", pb.StatusRequest, pb.HeaderOnlyResponse, defragment,
        ("/v3/maintenance/defragment",)),
+    _M("/etcdserverpb.Maintenance/Snapshot", pb.SnapshotRequest, pb.SnapshotResponse, snapshot,  # type: ignore[arg-type]
+       ("/v3/maintenance/snapshot",), server_stream=True),
     _M("/etcdserverpb.Maintenance/Hash", pb.HashRequest, pb.HashResponse, hash_, ("/v3/maintenance/hash",)),
     _M("/etcdserverpb.Maintenance/HashKV", pb.HashKVRequest, pb.HashKVResponse, hash_kv,
        (), min_version=(3, 3)),  # no gateway route in 3.4/3.5
@@ -433,6 +443,14 @@ GATEWAY: dict[str, Method] = {g: m for m in _UNARY for g in m.gateway}
 
 def available(method: Method, persona: Persona) -> bool:
     return persona.grpc_enabled and persona.major_minor >= method.min_version
+
+
+def invoke_stream(state: V3State, session: Session | None, method: Method, request: Message,
+                  token: str | None = None) -> list[Message]:
+    """Run one server-streaming method (Snapshot): all its responses, in order."""
+    assert method.handler is not None and method.server_stream
+    call = Call(state, state.namespace(session), session, state.ctx.persona, token)
+    return list(method.handler(call, request))  # type: ignore[call-overload]
 
 
 def invoke(state: V3State, session: Session | None, method: Method, request: Message,
