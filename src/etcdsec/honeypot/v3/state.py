@@ -55,7 +55,8 @@ class Namespace:
         self.hub = WatchHub(self.store, state.header, ctx.limits.max_watches)
         self.auth = AuthInfo()
         self.members = state.members()  # MemberAdd/Remove change this namespace's view only
-        self.raft_index = ident.raft_index_base or self.store.revision + 7
+        # raft's index runs ahead of the revision and climbs with it (every write is a raft entry)
+        self.raft_index = (ident.raft_index_base or self.store.revision + 7) + climbed
         self.store.subscribe(self._count_raft)
         seed = list(ctx.dataset) + (self.heartbeat.initial(wall) if self.heartbeat else [])
         for key, value in seed:  # one revision per key, as if written one by one
