@@ -113,7 +113,8 @@ class GrpcConnection:
                                            validate_inbound_headers=True, validate_outbound_headers=False,
                                            normalize_outbound_headers=False)
         self.h2 = h2.connection.H2Connection(config=config)
-        # What grpc-go servers announce: 16 KiB frames, effectively unbounded streams.
+        # Enforced locally (h2 applies these once the peer acknowledges our SETTINGS); what goes on the
+        # wire is GRPC_GO_SETTINGS, see start().
         self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384,
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS_PER_CONNECTION,
@@ -269,7 +270,7 @@ class GrpcConnection:
             self._finish(st, Code.UNAVAILABLE, "etcdserver: too many requests")
             return
         if st.path in (HEALTH_CHECK, HEALTH_WATCH):
-            self._log_raw(st, payload)
+            self._log_health(st)
             self._send(st, HEALTH_SERVING)
             if st.path == HEALTH_CHECK:
                 self._finish(st, Code.OK, "")
@@ -453,7 +454,7 @@ class GrpcConnection:
             raw=raw[:limit].hex() if raw is not None else None,
             status=int(code), user_agent=st.user_agent or None)
 
-    def _log_raw(self, st: _Stream, payload: bytes) -> None:
+    def _log_health(self, st: _Stream) -> None:
         self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=0,
                              user_agent=st.user_agent or None)
 
