@@ -161,3 +161,27 @@ def test_a_message_bigger_than_the_cap_is_refused_without_buffering_it() -> None
                 if isinstance(ev, h2.events.ResponseReceived | h2.events.TrailersReceived)]
     assert trailers[-1]["grpc-status"] == "8"
     assert trailers[-1]["grpc-message"].startswith("grpc: received message larger than max")
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(["key", "range_end", "rangeEnd", "limit", "revision", "keys_only",
+                                        "count_only", "sort_order", "x"]),
+                       st.one_of(st.booleans(), st.integers(-2**70, 2**70), st.text(max_size=12),
+                                 st.sampled_from(["Zm9v", "AA==", "12", "-3", "DESCEND", "99999999999999999999"])),
+                       max_size=5))
+def test_fast_json_decoding_agrees_with_json_format(obj: dict[str, object]) -> None:
+    from google.protobuf import json_format
+
+    from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+
+    body = json.dumps(obj).encode()
+    try:
+        fast, _ = gateway.parse_request(body, pb.RangeRequest)
+    except gateway._BadInput:
+        fast = None
+    try:
+        gateway._check_bytes(pb.RangeRequest.DESCRIPTOR, obj)
+        slow = json_format.ParseDict(obj, pb.RangeRequest(), ignore_unknown_fields=True)
+    except (gateway._BadInput, json_format.ParseError, ValueError, TypeError, AttributeError):
+        slow = None
+    assert fast == slow

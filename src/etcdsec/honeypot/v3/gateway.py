@@ -15,6 +15,7 @@ way, so a layer that frames everything with Content-Length still serves correct 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,7 +25,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.v3 import errors, gojson, service
+from etcdsec.honeypot.v3 import errors, gojson, jsonpb, service
 from etcdsec.honeypot.v3.errors import V3Error
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import V3State
@@ -44,8 +45,7 @@ MAX_STREAM_REQUESTS = 64  # JSON requests honoured in one streaming body
 
 def to_json(msg: Message) -> bytes:
     """grpc-gateway's marshalling: compact, OrigName, defaults omitted, int64 as strings."""
-    d = json_format.MessageToDict(msg, preserving_proto_field_name=True)
-    return json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(jsonpb.to_dict(msg), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _error_body(code: int, message: str, version: tuple[int, int]) -> bytes:
@@ -91,29 +91,76 @@ def _check_bytes(desc: Any, obj: dict[str, Any]) -> None:
                 _check_bytes(field.message_type, v)
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(name)  # NaN/Infinity are not JSON to Go
+
+
 def parse_request(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
     """Decode the first JSON value of `body` into `msg_type`; (message, bytes consumed)."""
-    err, end = gojson.decode_error(body)
     msg = msg_type()
-    if err == "EOF":
-        return msg, len(body)
-    if err is not None:
-        raise _BadInput(err)
-    try:
-        obj = json.loads(body[:end])
+    obj: Any = None
+    end = len(body)
+    try:  # fast path: the whole body is one JSON object (the C parser agrees with Go on those)
+        obj = json.loads(body, parse_constant=_reject_constant) if body.lstrip()[:1] == b"{" else None
     except (ValueError, RecursionError):
-        raise _BadInput(gojson.UNEXPECTED_EOF) from None
+        obj = None
+    if not isinstance(obj, dict):
+        err, end = gojson.decode_error(body)
+        if err == "EOF":
+            return msg, len(body)
+        if err is not None:
+            raise _BadInput(err)
+        try:
+            obj = json.loads(body[:end], parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            raise _BadInput(gojson.UNEXPECTED_EOF) from None
     if obj is None:
         return msg, end
     if not isinstance(obj, dict):
         raise _BadInput(f"json: cannot unmarshal {_go_type(obj)} into Go value of type "
                         "map[string]json.RawMessage")
     _check_bytes(msg.DESCRIPTOR, obj)
+    if _fill_simple(msg, obj):
+        return msg, end
+    msg.Clear()
     try:
         json_format.ParseDict(obj, msg, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise _BadInput(_parse_error_text(exc)) from None
     return msg, end
+
+
+_INT_TYPES = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_INT32,
+              FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SINT32}
+
+
+def _fill_simple(msg: Message, obj: dict[str, Any]) -> bool:
+    """The common case without json_format: scalar fields with plain values. False: let it decide."""
+    desc = msg.DESCRIPTOR
+    for name, value in obj.items():
+        fd = desc.fields_by_name.get(name) or desc.fields_by_camelcase_name.get(name)
+        if fd is None:
+            continue  # unknown fields are ignored, as etcd's gateway does
+        if fd.is_repeated or value is None:
+            return False
+        t = fd.type
+        if t == FieldDescriptor.TYPE_BYTES and isinstance(value, str):
+            setattr(msg, fd.name, base64.b64decode(value))  # already checked by Go's rules
+        elif t in _INT_TYPES and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+            setattr(msg, fd.name, int(value))
+        elif _plain(t, value):
+            setattr(msg, fd.name, value)
+        else:
+            return False
+    return True
+
+
+def _plain(t: int, value: Any) -> bool:
+    if t in _INT_TYPES:
+        return type(value) is int and 0 <= value < 1 << 31
+    if t == FieldDescriptor.TYPE_BOOL:
+        return type(value) is bool
+    return t == FieldDescriptor.TYPE_STRING and isinstance(value, str)
 
 
 def _parse_error_text(exc: Exception) -> str:

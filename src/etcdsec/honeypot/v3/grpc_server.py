@@ -26,11 +26,10 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.v3 import errors, service, wire
+from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
 from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
@@ -58,28 +57,11 @@ def frame_message(payload: bytes) -> bytes:
 
 def loggable(msg: Message, limit: int) -> dict[str, Any]:
     """The request as a dict for events: bytes fields as text when they are UTF-8, bounded in size."""
-    d = json_format.MessageToDict(msg, preserving_proto_field_name=True)
-    _text_bytes(msg, d)
+    d = jsonpb.to_dict(msg, text_bytes=True)
     text = json.dumps(d, ensure_ascii=False)
     if len(text) > limit:
         return {"truncated": True, "json": text[:limit]}
     return d
-
-
-def _text_bytes(msg: Message, d: dict[str, Any]) -> None:
-    for fd, value in msg.ListFields():
-        name = fd.name
-        if fd.type == fd.TYPE_BYTES and not fd.is_repeated:
-            try:
-                d[name] = value.decode("utf-8")
-            except UnicodeDecodeError:
-                d[name + "_base64"] = d.pop(name)
-        elif fd.type == fd.TYPE_MESSAGE:
-            if fd.is_repeated:
-                for sub, sub_d in zip(value, d.get(name, []), strict=False):
-                    _text_bytes(sub, sub_d)
-            elif name in d:
-                _text_bytes(value, d[name])
 
 
 @dataclass
