@@ -65,7 +65,10 @@ class _Http(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        if len(self.buf) > 1 << 16:
+        if len(self.buf) > 1 << 16 or not self.buf[:1].isupper():
+            # Not HTTP (a TLS ClientHello, say): answer 400 and hang up, as Go's net/http and nginx do.
+            self.t.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                         b"Connection: close\r\n\r\n400 Bad Request")
             self.t.close()
             return
         for _ in range(64):  # bounded pipelining
@@ -245,9 +248,9 @@ class Run:
     seconds: float
     peak_rss_mb: float
     returncode: int
-    cpu_s: float = 0.0
     stdout: str = ""
     stderr: str = ""
+    cpu_s: float = 0.0
 
 
 def run_tool(name: str, argv: list[str], timeout: float, **kw) -> Run:

@@ -8,6 +8,7 @@ are a FIFO (every connect has the same timeout) checked a few times a second.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import collections
 import errno
@@ -22,6 +23,9 @@ LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL, errno
 _LINGER_RESET = struct.pack("ii", 1, 0)
 MAX_LOCAL_RETRIES = 50
 _TIMEOUT_CHECK = 0.05  # seconds between looks at the timeout queue
+_AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
+_HAS_NONBLOCK = hasattr(socket, "SOCK_NONBLOCK")
+_STREAM_NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
 
 # Called with True (open), False (closed, refused, unreachable, timed out) or None (no local resources).
 Done = Callable[[bool | None], None]
@@ -32,8 +36,8 @@ class Connector:
         self.loop = asyncio.get_running_loop()
         self.timeout = timeout
         self._epoll = select.epoll()
-        self._pending: dict[int, tuple[socket.socket, Done]] = {}
-        self._deadlines: collections.deque[tuple[float, int, socket.socket]] = collections.deque()
+        self._pending: dict[int, tuple[_socket.socket, Done]] = {}
+        self._deadlines: collections.deque[tuple[float, int, _socket.socket]] = collections.deque()
         self.loop.add_reader(self._epoll.fileno(), self._ready)
         self._ticker = self.loop.call_later(_TIMEOUT_CHECK, self._expire)
 
@@ -48,13 +52,15 @@ class Connector:
 
     def _attempt(self, ip: str, port: int, done: Done, attempt: int) -> None:
         try:
-            sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+            # The C-level socket with SOCK_NONBLOCK: no Python __init__, no fcntl call per address.
+            sock = _socket.socket(_AF_INET6 if ":" in ip else _AF_INET, _STREAM_NONBLOCK)
         except OSError as exc:
             if exc.errno in LOCAL_ERRNOS:
                 self._retry(ip, port, done, attempt)
                 return
             raise
-        sock.setblocking(False)
+        if not _HAS_NONBLOCK:
+            sock.setblocking(False)
         err = sock.connect_ex((ip, port))
         if err == 0:
             self._finish(sock, done, True)
@@ -90,7 +96,7 @@ class Connector:
         self._ticker = self.loop.call_later(_TIMEOUT_CHECK, self._expire)
 
     @staticmethod
-    def _finish(sock: socket.socket, done: Done, is_open: bool) -> None:
+    def _finish(sock: _socket.socket, done: Done, is_open: bool) -> None:
         if is_open:  # close with a reset: no TIME_WAIT pile-up on our side, nothing sent to the service
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         sock.close()

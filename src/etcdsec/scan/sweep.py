@@ -76,26 +76,29 @@ class Sweeper:
         connector = Connector(cfg.connect_timeout)
         flusher = asyncio.create_task(self._flush_loop())
         launched = 0
+        # Local names: this loop runs once per (address, port) and is the sweep's hot path.
+        cursor, target, start, connected = self.prog.cursor, self.targets.target, connector.start, self._connected
+        stopped, partial = self.stop.is_set, functools.partial
         try:
-            for step, index in self.perm.walk_all(self.prog.shard, self.prog.cursor.start_step()):
-                if self.stop.is_set() or (deadline and time.monotonic() > deadline):
+            for step, index in self.perm.walk_all(self.prog.shard, cursor.start_step()):
+                if stopped() or (deadline and time.monotonic() > deadline):
                     self.stop.set()
                     break
                 if index is None:  # an element past the target set: nothing to do, but the cursor moves
-                    self.prog.cursor.skip(step)
+                    cursor.skip(step)
                     continue
-                if self.prog.cursor.is_done(step):
+                if cursor.is_done(step):
                     continue
                 if bucket is not None:
                     while (wait := bucket.take(time.monotonic())) > 0:
                         await asyncio.sleep(wait)
-                while self.inflight >= limit and not self.stop.is_set():
+                while self.inflight >= limit and not stopped():
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
-                ip, port = self.targets.target(index)
+                ip, port = target(index)
                 self.inflight += 1
-                self.prog.cursor.launch(step)
-                connector.start(ip, port, functools.partial(self._connected, step, ip, port))
+                cursor.launch(step)
+                start(ip, port, partial(connected, step, ip, port))
                 launched += 1
                 if launched % 256 == 0:
                     await asyncio.sleep(0)  # let answers, probes and the flusher run
