@@ -206,3 +206,28 @@ def test_ipv6_loopback_and_host_names(tmp_path):
                        "--format", "jsonl", check=True)
     found = [(r["ip"], r["port"]) for r in map(json.loads, proc.stdout.splitlines())]
     assert found == [("::1", PORT)]  # localhost's ::1 is the same address: merged, swept once
+
+
+def test_database_gone_mid_scan_is_one_line_and_resume_finishes(tmp_path, pg_server):
+    """The PostgreSQL database stops accepting the scan mid-way: exit 3 with one line, the batches
+    already written stay, and once the database is back `--resume` finishes the scan exactly."""
+    url = pg_server.new_database()
+    name = url.rsplit("/", 1)[1]
+    cidr, block = random_block(20)
+    addresses = listeners_in(block, 20)
+    with CountingListeners(addresses):
+        proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "scan", cidr, "-p", str(PORT), "--no-probe",
+                                 "--rate", "1500", "--db", url, "--seed", "5", "-q"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_progress(url, proc)
+        pg_server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        pg_server.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 3, err
+        assert err.startswith("etcdsec: error: database error while") and len(err.strip().splitlines()) == 1
+        pg_server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        rows_before, swept_before = stored(url)
+        assert 0 < swept_before < 4096
+        etcdsec("scan", "--resume", "--db", url, "-q", check=True)
+        rows, swept = stored(url)
+    assert swept == 4096 and sorted(rows) == addresses and set(rows_before) <= set(rows)
