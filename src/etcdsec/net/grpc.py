@@ -70,6 +70,9 @@ class GrpcChannel:
             if not data:
                 self.usable = False
                 raise GrpcError("connection closed before a gRPC answer")
+            if data.startswith(b"HTTP/"):  # an HTTP/1 server answering the preface: no frame will come
+                self.usable = False
+                raise GrpcError("the server answered HTTP/1, not HTTP/2")
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived) \
                         and event.stream_id == sid:

@@ -282,7 +282,9 @@ class Prober:
                 self.v3 = gateway
                 self.r.apis.v3_prefix = prefix
                 return status  # type: ignore[return-value]
-        if (fp.semver(version) or (3, 0, 0)) < (3, 0, 0):
+        # gRPC is asked only of what already looks like etcd 3.x: a parsed /version, or the 421 of a
+        # host whitelist (gRPC ignores it). Anything else would just cost a timeout.
+        if not (self.ev.host_rejected or (fp.semver(version) or (0, 0, 0)) >= (3, 0, 0)):
             return None
         t = self.t
         tls = tlsinfo.client_context(self.o.cacert, self.o.cert, self.o.key, alpn=("h2",)) \
