@@ -9,6 +9,7 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 
 from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.v3.grpc_server import MAX_CONN_INBOX, GrpcConnection, frame_message
@@ -96,3 +97,25 @@ def test_partial_requests_are_capped_per_connection() -> None:
     assert refused  # at least one stream was cut off once the budget was spent
     # the cut streams are logged as RESOURCE_EXHAUSTED; the others completed their (garbage) message
     assert {e["status"] for e in memory.of("grpc.request")} == {8, 13}
+
+
+def test_a_client_that_never_reads_is_disconnected_after_the_idle_time(tmp_path: Path) -> None:
+    limits = Limits(rate_per_source=0, idle_timeout_s=1.0)
+    with real_sensor("3.5.1", [("big", "x" * 200_000)], tmp_path, limits=limits) as hp:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        conn.initiate_connection()
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+        conn.increment_flow_control_window(2**31 - 1 - 65535)  # "send me everything"...
+        big = frame_message(pb.RangeRequest(key=b"big").SerializeToString())
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect((hp.ip, 2379))
+            for _ in range(100):
+                sid = conn.get_next_available_stream_id()
+                conn.send_headers(sid, HEADERS)
+                conn.send_data(sid, big, end_stream=True)
+            sock.sendall(conn.data_to_send())  # ...and never read a byte
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not hp.memory.of("session.closed"):
+                time.sleep(0.1)
+        assert hp.memory.of("session.closed"), "the sensor still holds a connection nobody reads"

@@ -516,12 +516,14 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
     conn.start()
     ticker = loop.call_later(1.0, tick)
     try:
+        idle = ctx.limits.idle_timeout_s
         conn.receive(initial)
         flush()
-        await writer.drain()
+        async with asyncio.timeout(idle):  # a peer that never reads cannot pin this task
+            await writer.drain()
         while not conn.closed:
             try:
-                async with asyncio.timeout(ctx.limits.idle_timeout_s):
+                async with asyncio.timeout(idle):
                     data = await reader.read(READ_CHUNK)
             except TimeoutError:
                 break
@@ -529,15 +531,17 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
                 break
             conn.receive(data)
             flush()
-            await writer.drain()
+            async with asyncio.timeout(idle):
+                await writer.drain()
             if conn.calls > handled:
                 pause = throttle.delay(conn.calls - handled)
                 handled = conn.calls
                 if pause > 0:
                     await asyncio.sleep(min(pause, 5.0))
         flush()
-        await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
+        async with asyncio.timeout(idle):
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
         pass
     finally:
         ticker.cancel()
