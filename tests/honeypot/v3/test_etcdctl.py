@@ -170,6 +170,7 @@ def test_grpc_calls_are_logged_with_client_and_honeytokens_seen(tmp_path: Path) 
                      tokens={token: "aws-key-1"}) as hp:
         assert ctl("3.5", hp.addr, "get", "/registry/secrets", "--prefix")[0] == 0
         assert ctl("3.5", hp.addr, "put", "/exfil", f"stolen {token}")[0] == 0
+        assert ctl("3.5", hp.addr, "lease", "revoke", "3e7")[0] != 0
     memory = hp.memory
     calls = memory.of("grpc.request")
     ranges = [e for e in calls if e["grpc_method"] == "/etcdserverpb.KV/Range"]
@@ -178,6 +179,9 @@ def test_grpc_calls_are_logged_with_client_and_honeytokens_seen(tmp_path: Path) 
     assert ranges[0]["src_ip"] == "127.0.0.1" and "session" in ranges[0]
     puts = [e for e in calls if e["grpc_method"] == "/etcdserverpb.KV/Put"]
     assert puts[0]["request"]["value"] == f"stolen {token}"
+    revoke = next(e for e in calls if e["grpc_method"] == "/etcdserverpb.Lease/LeaseRevoke")
+    assert (revoke["status"], revoke["grpc_message"]) == (5, "etcdserver: requested lease not found")
+    assert revoke["request"] == {"ID": "999"}
     used = memory.of("honeytoken.used")
     assert [e["token"] for e in used] == ["aws-key-1"]
     assert token not in str(used)

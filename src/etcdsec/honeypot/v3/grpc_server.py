@@ -9,6 +9,7 @@ request is logged (`grpc.request`) and its raw bytes go through the honeytoken c
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gzip
 import json
@@ -127,7 +128,8 @@ class GrpcConnection:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             self.ctx.events.emit("malformed", self.session, protocol="h2", error=type(exc).__name__,
-                                 raw=data[:256].hex())
+                                 raw_b64=base64.b64encode(data[:self.ctx.limits.max_logged_body]).decode(),
+                                 raw_len=len(data))
             self.closed = True
             return
         for ev in events:
@@ -185,7 +187,7 @@ class GrpcConnection:
             return
         if st.method is None or not service.available(st.method, self.ctx.persona):
             err = errors.unknown_method(st.path)
-            self._log(st, None, err.code)
+            self._log(st, None, err.code, message=err.message)
             self._finish(st, err.code, err.message)
             return
         if st.encoding not in ("", "identity") and not (st.encoding == "gzip" and self._gzip):
@@ -218,7 +220,7 @@ class GrpcConnection:
                 try:
                     payload = self._decompress(st, flag, payload)
                 except V3Error as err:
-                    self._log(st, None, err.code, raw=payload)
+                    self._log(st, None, err.code, raw=payload, message=err.message)
                     self._finish(st, err.code, err.message)
                     return
             self._on_message(st, payload)
@@ -267,7 +269,7 @@ class GrpcConnection:
             except (DecodeError, RecursionError, ValueError):
                 problem = wire.EOF  # e.g. invalid UTF-8 in a string: Go would take it, we cannot
         if problem is not None:
-            self._log(st, None, Code.INTERNAL, raw=payload)
+            self._log(st, None, Code.INTERNAL, raw=payload, message=f"grpc: error unmarshalling request: {problem}")
             self._finish(st, Code.INTERNAL, f"grpc: error unmarshalling request: {problem}")
             return
         if method.streaming:
@@ -277,7 +279,7 @@ class GrpcConnection:
             try:
                 responses = service.invoke_stream(self.state, self.session, method, request, st.token)
             except V3Error as err:
-                self._log(st, request, err.code)
+                self._log(st, request, err.code, message=err.message)
                 self._finish(st, err.code, err.message)
                 return
             self._log(st, request, Code.OK)
@@ -288,7 +290,7 @@ class GrpcConnection:
         try:
             response = service.invoke(self.state, self.session, method, request, st.token)
         except V3Error as err:
-            self._log(st, request, err.code)
+            self._log(st, request, err.code, message=err.message)
             self._finish(st, err.code, err.message)
             return
         self._log(st, request, Code.OK)
@@ -428,13 +430,16 @@ class GrpcConnection:
             self._forget(sid)
 
     # --- events -----------------------------------------------------------------------------------
-    def _log(self, st: _Stream, request: Message | None, code: int, raw: bytes | None = None) -> None:
+    def _log(self, st: _Stream, request: Message | None, code: int, raw: bytes | None = None,
+             message: str | None = None) -> None:
+        """One `grpc.request` event; undecodable payloads go in raw_b64 (bounded), as malformed input does."""
         limit = self.ctx.limits.max_logged_body
         self.ctx.events.emit(
             "grpc.request", self.session, grpc_method=st.path,
             request=loggable(request, limit) if request is not None else None,
-            raw=raw[:limit].hex() if raw is not None else None,
-            status=int(code), user_agent=st.user_agent or None)
+            raw_b64=base64.b64encode(raw[:limit]).decode() if raw else None,
+            raw_len=len(raw) if raw else None,
+            status=int(code), grpc_message=message or None, user_agent=st.user_agent or None)
 
     def _log_health(self, st: _Stream) -> None:
         self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=0,
