@@ -1,0 +1,96 @@
+"""What Go's net/http server (and etcd's cmux in front of it) decides before any handler runs.
+
+Pure functions over the raw bytes and h11's parse: refusals Go writes itself, the reason texts of
+its `400 Bad Request`, and the request-line fixes h11 needs to accept what Go accepts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import h11
+
+from etcdsec.honeypot import gohttp
+
+CMUX_LINE = 4096  # cmux's maxHTTPRead: a longer first line matches no protocol
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def escape_target(line: bytes) -> bytes:
+    """Go accepts raw non-ASCII bytes in the request target, h11 does not: %-escape them first."""
+    if all(ch < 0x7F for ch in line):
+        return line
+    parts = line.split(b" ")
+    if len(parts) < 3:
+        return line
+    target = b"".join(b"%%%02X" % ch if ch >= 0x7F else bytes([ch]) for ch in b" ".join(parts[1:-1]))
+    return parts[0] + b" " + target + b" " + parts[-1]
+
+
+def header_items(headers: Any) -> list[tuple[bytes, bytes, bytes]]:
+    """(name as sent, lower-cased name, value) for each header, in order."""
+    full = getattr(headers, "_full_items", None)  # h11 keeps exactly this list
+    if isinstance(full, list):
+        return list(full)
+    return [(k, k.lower(), v) for k, v in headers.raw_items()]
+
+
+_VALID_HOST = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~")
+
+
+def go_refusal(event: h11.Request, items: list[tuple[bytes, bytes, bytes]]) -> bytes | None:
+    """What Go's server answers itself, before etcd's handlers, for a request h11 accepted."""
+    host = next((v for _, k, v in items if k == b"host"), None)
+    if host is not None and any(ch not in _VALID_HOST for ch in host):
+        return gohttp.go_bad_request("malformed Host header")
+    expect = next((v for _, k, v in items if k == b"expect"), None)
+    if expect is not None and expect.lower() != b"100-continue":
+        return gohttp.expectation_failed()
+    path = event.target.split(b"?", 1)[0]
+    if b"%" in path and not _valid_escapes(path):
+        return gohttp.go_bad_request()
+    return None
+
+
+def _valid_escapes(path: bytes) -> bool:
+    i = path.find(b"%")
+    while i >= 0:
+        pair = path[i + 1:i + 3]
+        if len(pair) != 2 or any(ch not in b"0123456789abcdefABCDEF" for ch in pair):
+            return False
+        i = path.find(b"%", i + 3)
+    return True
+
+
+_TOKEN = set(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def go_header_reason(raw: bytes) -> str:
+    """The reason Go's textproto/net/http give for a bad header block ("" for a plain 400)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    for line in head:
+        name, colon, _ = line.partition(b":")
+        if colon and (not name or any(ch not in _TOKEN for ch in name)):
+            return "invalid header name"
+    for line in head:
+        _, colon, value = line.partition(b":")
+        if colon and any((ch < 0x20 and ch != 0x09) or ch == 0x7F for ch in value):
+            return "invalid header value"
+    return ""
+
+
+_METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+
+
+def looks_like_request_line(data: bytes) -> bool:
+    line = data.split(b"\r\n", 1)[0].split(b"\n", 1)[0]
+    parts = line.split(b" ")
+    return len(parts) == 3 and parts[2].startswith(b"HTTP/1.") and line.startswith(_METHODS)

@@ -1,0 +1,224 @@
+"""etcd's HTTP routes on the client and peer ports, per persona (what a handler answers).
+
+The bytes on the wire are gohttp's job and the connection handling is http1's; this module only
+decides the `Response` for a `Request`, as etcd's ServeMux and handlers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib
+import posixpath
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from etcdsec.honeypot import gohttp
+from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.events_fields import body_fields
+from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
+from etcdsec.honeypot.request import Request
+from etcdsec.honeypot.surface import (
+    cluster_id_hex,
+    debug_vars_body,
+    metrics_body,
+    peer_members_body,
+    raft_probing_body,
+    version_body,
+)
+from etcdsec.honeypot.v2http import V2Api
+from etcdsec.honeypot.v2store import V2Store
+
+MAX_V2_NAMESPACES = 256
+
+
+def _load_gateway() -> Any | None:
+    try:
+        return importlib.import_module("etcdsec.honeypot.v3.gateway")
+    except ImportError:  # v3 side not there yet: answer as an etcd with the gateway off
+        return None
+
+
+class ClientApp:
+    """Routes of etcd's client port for the persona; `v3_state` comes from the v3 side (or None)."""
+
+    def __init__(self, ctx: SensorContext, v2: V2Store | None = None, v3_state: Any | None = None) -> None:
+        self.ctx = ctx
+        self.v2_store = v2 or V2Store(start_index=3, max_keys=ctx.limits.max_keys,
+                                      max_bytes=ctx.limits.max_store_bytes, max_watchers=ctx.limits.max_watches)
+        self.v2 = V2Api(ctx, self.v2_store)
+        # --namespace-writes: each source gets its own copy of the seeded v2 store (LRU-bounded)
+        self.v2_by_source: OrderedDict[str, V2Api] = OrderedDict()
+        self.v3_state = v3_state
+        self.gateway = _load_gateway() if v3_state is not None else None
+        self.cors = bool(ctx.persona.extra.get("cors", True))
+        self.cmux = ctx.persona.grpc_enabled  # one port for HTTP and gRPC: cmux picks the protocol
+        self.metrics_requests = 0
+
+    async def h2_request(self, session: Session, method: str, path: str, headers: list[tuple[bytes, bytes]],
+                         body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The same routes for a non-gRPC HTTP/2 stream (TLS + ALPN h2), framed as Go's h2 server does."""
+        decoded = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers
+                   if not k.startswith(b":")]
+        req = Request(method, path, decoded, body)
+        check = path.encode("latin-1", "replace") + b"\n" + b"\n".join(v for _, v in headers) + b"\n" + body
+        self.ctx.honeytokens.check(session, check)
+        resp = await self.handle(session, req)
+        if resp.stream is not None:  # h2 streams are not held open here: send what is known
+            chunks = [piece async for piece in resp.stream]  # type: ignore[attr-defined]
+            resp.body = b"".join(chunks)
+        out = gohttp.h2_headers(resp, cors=self.cors, head=method == "HEAD")
+        self.ctx.events.emit("http.request", session, method=method, path=path, http_version="2",
+                             headers=[[k, v] for k, v in decoded],
+                             user_agent=next((v for k, v in decoded if k == "user-agent"), None),
+                             status=resp.status, tls=session.tls or None,
+                             **body_fields(body, self.ctx.limits.max_logged_body))
+        return resp.status, out, b"" if method == "HEAD" else resp.body
+
+    def _v2_for(self, session: Session) -> V2Api:
+        if not self.ctx.namespace_writes:
+            return self.v2
+        api = self.v2_by_source.get(session.src_ip)
+        if api is None:
+            api = V2Api(self.ctx, copy.deepcopy(self.v2_store))
+            self.v2_by_source[session.src_ip] = api
+            if len(self.v2_by_source) > MAX_V2_NAMESPACES:
+                self.v2_by_source.popitem(last=False)
+        else:
+            self.v2_by_source.move_to_end(session.src_ip)
+        return api
+
+    def subtrees(self) -> list[str]:
+        """ServeMux patterns ending in "/": a request for the bare name is redirected to them."""
+        trees = [p + "/" for p in self.ctx.persona.v3_prefixes_served] if self.gateway is not None else []
+        if self.ctx.persona.v2_enabled:
+            trees += ["/v2/keys/", "/v2/members/", "/v2/auth/"]
+        return trees
+
+    async def handle(self, session: Session, req: Request) -> Response:
+        clean = _clean_path(req.raw_path)
+        if clean != req.raw_path and req.method != "CONNECT":
+            return _redirect(clean, req)
+        if req.method == "OPTIONS":  # etcd's CORS wrapper answers every preflight (headers only with --cors)
+            return Response(200, b"")
+        path = req.path
+        if path + "/" in self.subtrees() and path not in ("/v2/keys", "/v2/members"):
+            return _redirect(path + "/", req)
+        if path == "/version":
+            return json_response(200, version_body(self.ctx)) if req.method == "GET" else method_not_allowed("GET")
+        if path == "/health":
+            if req.method != "GET":
+                return method_not_allowed("GET")
+            return Response(200, self.ctx.persona.health_body.encode(), sniff_type=True)
+        if path == "/metrics":
+            self.metrics_requests += 1
+            return Response(200, metrics_body(self.ctx, self.metrics_requests),
+                            [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
+        if path == "/debug/vars":
+            return Response(200, debug_vars_body(self.ctx), [("Content-Type", "application/json; charset=utf-8")])
+        if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
+            return await self._v2_for(session).handle(req)
+        if self.gateway is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req):
+            # etcd wraps the gateway in grpc-websocket-proxy (gorilla): GET upgrades, others are refused
+            if req.method != "GET":
+                return text_error(405, "Method Not Allowed", [("Sec-Websocket-Version", "13")])
+            streaming = getattr(self.gateway, "is_streaming", None)
+            if streaming is not None and streaming(self.ctx, path) and req.header("sec-websocket-key"):
+                return Response(101, b"", websocket=path)
+        if self.gateway is not None and self.ctx.persona.v3_path(path) is not None:
+            raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
+            result = self.gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result is not None:
+                status, headers, body = result
+                kept = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers
+                        if k.lower() not in (b"date", b"content-length")]
+                resp = Response(status, body, kept)
+                if any(k.lower() == "trailer" for k, _ in kept):  # 3.4 streams RPC errors with a trailer
+                    resp.trailers = [(k.decode(), v.decode()) for k, v in getattr(self.gateway, "TRAILERS", [])]
+                streaming = getattr(self.gateway, "is_streaming", None)
+                if streaming is not None and streaming(self.ctx, path):
+                    resp.stream = _lines(body)  # watch / keepalive: one JSON line per chunk
+                return resp
+        return not_found()
+
+
+def _wants_websocket(req: Request) -> bool:
+    upgrade = (req.header("upgrade") or "").lower()
+    connection = {t.strip().lower() for t in (req.header("connection") or "").split(",")}
+    return upgrade == "websocket" and "upgrade" in connection
+
+
+async def _lines(body: bytes) -> AsyncIterator[bytes]:
+    for line in body.splitlines(keepends=True):
+        yield line
+
+
+class PeerApp:
+    """The peer port as a scanner sees it: /members, /version, /raft/probing, and the raft and
+    lease endpoints refusing what is not a peer (etcd checks versions and the cluster id first)."""
+
+    def __init__(self, ctx: SensorContext) -> None:
+        self.ctx = ctx
+        self.cors = False
+        self.cmux = False  # the peer port is served by net/http alone
+
+    async def handle(self, session: Session, req: Request) -> Response:
+        clean = _clean_path(req.raw_path)
+        if clean != req.raw_path and req.method != "CONNECT":
+            return _redirect(clean, req)
+        cid = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))]
+        if req.path in ("/raft", "/raft/"):
+            return method_not_allowed("POST") if req.method != "POST" else self._incompatible(req, cid)
+        if req.path.startswith("/raft/stream/") or req.path.startswith("/raft/snapshot"):
+            return self._incompatible(req, cid)
+        if req.path.startswith("/leases"):
+            if req.method != "POST":
+                return text_error(405, "Method Not Allowed")
+            return self._incompatible(req, cid)
+        if req.path.startswith("/members/promote/"):
+            if req.method != "POST":
+                return method_not_allowed("POST")
+            return text_error(404, "membership: ID not found", cid)
+        if req.path == "/members":
+            if req.method != "GET":
+                return method_not_allowed("GET")
+            return json_response(200, peer_members_body(self.ctx), [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))])
+        if req.path == "/version":
+            return json_response(200, version_body(self.ctx)) if req.method == "GET" else method_not_allowed("GET")
+        if req.path == "/raft/probing":
+            return Response(200, raft_probing_body(), sniff_type=True)
+        return not_found()
+
+    def _incompatible(self, req: Request, cid: list[tuple[str, str]]) -> Response:
+        """A request without a peer's version headers, or from another cluster: 412 as etcd answers."""
+        version = [("X-Server-Version", self.ctx.persona.version)]
+        if req.header("x-server-version") is None or req.header("x-min-cluster-version") is None:
+            return text_error(412, "incompatible version", cid + version)
+        if req.header("x-etcd-cluster-id") != cluster_id_hex(self.ctx):
+            return text_error(412, "cluster ID mismatch", cid + version)
+        return text_error(400, "bad request")
+
+
+def _clean_path(p: str) -> str:
+    """Go's ServeMux cleanPath: resolve . and .., squeeze //, keep a trailing slash."""
+    if not p.startswith("/"):
+        p = "/" + p
+    cleaned = posixpath.normpath(p)
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    if p.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+def _redirect(location: str, req: Request) -> Response:
+    query = req.target.split("?", 1)[1] if "?" in req.target else ""
+    target = location + ("?" + query if query else "")
+    body = f'<a href="{target}">Moved Permanently</a>.\n\n'.encode() if req.method in ("GET", "HEAD") else b""
+    headers = [("Location", target)]
+    if body:
+        headers.append(("Content-Type", "text/html; charset=utf-8"))
+    return Response(301, body, headers)
