@@ -120,7 +120,11 @@ def run_nmap(endpoints: list[Endpoint]) -> dict | None:
     import xml.etree.ElementTree as ET
 
     found: set[str] = set()
-    for host in ET.fromstring(out.stdout).iter("host"):
+    try:
+        root = ET.fromstring(out.stdout)
+    except ET.ParseError:
+        return {"tool": "nmap -sV", "error": f"nmap exited {out.returncode}: {out.stderr.strip()[-200:]}"}
+    for host in root.iter("host"):
         ip = host.find("address").get("addr")  # type: ignore[union-attr]
         for port in host.iter("port"):
             svc = port.find("service")
