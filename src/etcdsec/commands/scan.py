@@ -91,7 +91,7 @@ def _parse_shard(text: str) -> Shard:
 
 
 def _probe_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"deadline": args.timeout, "connect_timeout": min(args.connect_timeout * 2, args.timeout),
+    return {"deadline": args.timeout, "connect_timeout": min(args.connect_timeout, args.timeout),
             "request_timeout": min(4.0, args.timeout), "collect_data": not args.no_data,
             "probe": not args.no_probe}
 
@@ -205,7 +205,8 @@ async def _sweep(args: argparse.Namespace, scan: ScanInfo, perm: Permutation, pr
         from etcdsec.probe.api import probe
         from etcdsec.probe.options import ProbeOptions
 
-        options = ProbeOptions(**opts)
+        known = ProbeOptions.__dataclass_fields__  # options stored by another etcdsec version may differ
+        options = ProbeOptions(**{k: v for k, v in opts.items() if k in known})
 
         async def probe_fn(target: str) -> ProbeResult:
             return await probe(target, options)

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
@@ -44,7 +44,6 @@ class SweepStats:
     exposed: int = 0
     elapsed: float = 0.0
     interrupted: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def endpoint_text(ip: str, port: int) -> str:
