@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -18,10 +19,11 @@ from etcdsec.honeypot.surface import (
     stats_store_body,
     v2_members_body,
 )
-from etcdsec.honeypot.v2store import Event, V2Error, V2Store, Watcher
+from etcdsec.honeypot.v2store import Event, V2Error, V2Store, Watcher, clean_key
 
 KEYS_PREFIX = "/v2/keys"
 MAX_ADDED_MEMBERS = 8
+MAX_AUTH_USERS = 100
 KEY_METHODS = "HEAD,GET,PUT,POST,DELETE"  # etcd's allowMethod joins with "," and no space
 
 
@@ -45,7 +47,7 @@ class V2Api:
     def _error(self, err: V2Error) -> Response:
         return json_response(err.status, go_json(err.to_dict(), newline=True),
                              [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx)),
-                              ("X-Etcd-Index", str(self.store.index))])
+                              ("X-Etcd-Index", str(err.index))])
 
     def _bad_form(self, code: int, cause: str) -> Response:
         return self._error(V2Error(code, cause, self.store.index))
@@ -105,6 +107,10 @@ class V2Api:
                     if ttl is None:
                         raise V2Error(212, "No TTL value set", 0)
                     prev_exist = True  # a refresh updates an existing key only
+                if (prev_exist and flags["dir"] and self.ctx.persona.extra.get("v2_dir_update_fails")
+                        and self.store.is_dir(key)):
+                    # etcd 3.5's v2 store fails updating a directory's TTL this way (measured)
+                    raise V2Error(300, f"nodePath /1{clean_key(key)} : Not a file ()", 0)
                 prev_value = one("prevValue")
                 if prev_value == "":
                     raise V2Error(201, '"prevValue" cannot be empty', 0)
@@ -173,6 +179,8 @@ class V2Api:
                 body = json.loads(v2_members_body(self.ctx))["members"][0]
                 return json_response(200, go_json(body, newline=True), cid)
             return _message(404, "Not found", cid)
+        if req.method in ("POST", "PUT", "DELETE") and self.auth_enabled and not self._is_root(req):
+            return json_response(401, go_json({"message": "Insufficient credentials"}))
         if req.method in ("POST", "PUT"):
             ctype = req.header("content-type") or ""
             if ctype.split(";")[0].strip() != "application/json":
@@ -202,32 +210,54 @@ class V2Api:
         return method_not_allowed("GET,POST,DELETE,PUT")
 
     # --- /v2/auth -------------------------------------------------------------------------
+    def _is_root(self, req: Request) -> bool:
+        """HTTP Basic credentials of the root user (as the attacker set them)."""
+        header = req.header("authorization") or ""
+        if not header.lower().startswith("basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8", "replace").partition(":")
+        except ValueError:
+            return False
+        root = self.auth_users.get("root")
+        return user == "root" and root is not None and root.get("password") == password
+
+    def _user_view(self, name: str) -> dict[str, object]:
+        roles = self.auth_users[name].get("roles")
+        view: dict[str, object] = {"user": name}
+        if roles:
+            view["roles"] = [_role(r) for r in roles]  # type: ignore[attr-defined]
+        return view
+
     def auth(self, req: Request, sub: str) -> Response:
         cid = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))]
+        if self.auth_enabled and not (sub == "/enable" and req.method == "GET") and not self._is_root(req):
+            return json_response(401, go_json({"message": "Insufficient credentials"}))
         if sub == "/enable":
             if req.method == "GET":
                 return json_response(200, go_json({"enabled": self.auth_enabled}, newline=True), cid)
             if req.method == "DELETE" and not self.auth_enabled:
                 return _message(409, "auth: already disabled", cid)
+            if req.method == "PUT" and self.auth_enabled:
+                return _message(409, "auth: already enabled", cid)
             if req.method in ("PUT", "DELETE"):
                 if "root" not in self.auth_users:
                     return _message(409, "auth: No root user available, please create one", cid)
                 self.auth_enabled = req.method == "PUT"
-                return Response(200, b"", cid)
+                self.store.index += 2 if self.auth_enabled else 1  # etcd writes its auth state to the v2 store
+                return json_response(200, b"", cid)
             return method_not_allowed("GET,PUT,DELETE")
         if sub in ("/users", "/users/"):
             if req.method != "GET":
                 return method_not_allowed("GET")
-            users = [{"user": u, "roles": [_role(r) for r in v.get("roles") or []]}  # type: ignore[attr-defined]
-                     for u, v in sorted(self.auth_users.items())]
+            users = [self._user_view(u) for u in sorted(self.auth_users)]
             return json_response(200, go_json({"users": users or None}, newline=True), cid)
         if sub.startswith("/users/"):
             name = sub[len("/users/"):]
             if req.method == "GET":
                 if name not in self.auth_users:
                     return _message(404, f"auth: User {name} does not exist.", cid)
-                roles = [_role(r) for r in self.auth_users[name].get("roles") or []]  # type: ignore[attr-defined]
-                return json_response(200, go_json({"user": name, "roles": roles}, newline=True), cid)
+                return json_response(200, go_json(self._user_view(name), newline=True), cid)
             if req.method == "PUT":
                 try:
                     data = json.loads(req.body or b"{}")
@@ -235,15 +265,20 @@ class V2Api:
                 except (ValueError, AssertionError):
                     return _message(400, "Invalid JSON in request body.", cid)
                 created = name not in self.auth_users
-                if len(self.auth_users) < 100:
-                    default_roles = ["root"] if name == "root" else []
-                    self.auth_users[name] = {"roles": data.get("roles") or default_roles}
-                user = {"user": name, "roles": self.auth_users.get(name, {}).get("roles") or []}
-                return json_response(201 if created else 200, go_json(user, newline=True), cid)
+                if created and len(self.auth_users) >= MAX_AUTH_USERS:
+                    return _message(500, "auth: too many users", cid)
+                # the first user also creates etcd's auth directories: the index moves by 5, then by 1
+                self.store.index += 5 if not self.auth_users else 1
+                roles = data.get("roles") or (["root"] if name == "root" else None)
+                password = str(data.get("password", ""))[:256]
+                self.auth_users[name] = {"roles": roles, "password": password}
+                return json_response(201 if created else 200, go_json({"user": name, "roles": roles}, newline=True),
+                                     cid)
             if req.method == "DELETE":
                 if self.auth_users.pop(name, None) is None:
                     return _message(404, f"auth: User {name} does not exist.", cid)
-                return Response(200, b"", cid)
+                self.store.index += 1
+                return json_response(200, b"", cid)
             return method_not_allowed("GET,PUT,DELETE")
         root_role = {"role": "root", "permissions": {"kv": {"read": ["/*"], "write": ["/*"]}}}
         if sub in ("/roles", "/roles/"):

@@ -161,6 +161,10 @@ class V2Store:
             node = node.children[part]
         return node
 
+    def is_dir(self, key: str) -> bool:
+        node = self._walk(clean_key(key))
+        return node is not None and node.is_dir
+
     def get(self, key: str, recursive: bool = False, sort: bool = True) -> dict[str, Any]:
         self.expire()
         key = clean_key(key)
