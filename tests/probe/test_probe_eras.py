@@ -29,3 +29,12 @@ def test_pprof_is_a_leak(etcd_factory) -> None:
     s = etcd_factory("pprof-3.5", EtcdConfig(version="3.5", enable_pprof=True))
     r = probe_sync(s.client_addr)
     assert r.leaks.pprof is True and "ETCD-PPROF" in {f.id for f in r.findings}
+
+
+def test_honeypot_peer_port_is_judged_like_real_etcd(etcd_factory) -> None:
+    real = probe_sync(f"{etcd_factory('open-v3-3.5', EtcdConfig(version='3.5')).ip}:2380")
+    with BackgroundSensor(SensorConfig(persona="3.5.1"), peer=True) as hp:
+        fake = probe_sync(f"{hp.ip}:2380")
+    for r in (real, fake):
+        assert r.role == "peer" and r.apis.grpc is True and r.access.read_v3 is True and r.exposed
+    assert {f.id for f in real.findings} == {f.id for f in fake.findings}

@@ -125,7 +125,8 @@ class Sensor:
         opts = ListenerOptions(tls=tls, proxy_protocol=c.proxy_protocol,
                                trusted_proxies=parse_networks(c.trusted_proxies), trust_xff=c.trust_xff)
         self.client = Listener(self.ctx, self.client_app, self.guard, opts, self.v3_state)
-        self.peer = Listener(self.ctx, PeerApp(self.ctx), self.guard, ListenerOptions(peer=True)) \
+        # Real etcd serves the whole v3 gRPC API on the peer port too (etcdctl works against 2380).
+        self.peer = Listener(self.ctx, PeerApp(self.ctx), self.guard, ListenerOptions(peer=True), self.v3_state) \
             if c.peer_listen else None
         self.addresses: dict[str, tuple[str, int]] = {}
         self.metrics = MetricsServer(self, self.event_counter) if c.metrics_listen else None
