@@ -37,4 +37,5 @@ def test_honeypot_peer_port_is_judged_like_real_etcd(etcd_factory) -> None:
         fake = probe_sync(f"{hp.ip}:2380")
     for r in (real, fake):
         assert r.role == "peer" and r.apis.grpc is True and r.access.read_v3 is True and r.exposed
-    assert {f.id for f in real.findings} == {f.id for f in fake.findings}
+    data_driven = {"ETCD-K8S-SECRETS"}  # the honeypot serves Kubernetes bait, this real etcd is empty
+    assert {f.id for f in real.findings} - data_driven == {f.id for f in fake.findings} - data_driven
