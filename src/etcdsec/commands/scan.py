@@ -105,7 +105,10 @@ def _new_scan(args: argparse.Namespace, store: ScanStore, shard: Shard) -> ScanI
     meta: dict[str, dict[str, Any]] = {}
     for path in args.imports:
         imported = read_import(path, args.import_format)
-        note(args, "import " + imported.summary())
+        if imported.malformed or imported.truncated:  # data was lost: say so even with --quiet
+            print(f"etcdsec: warning: import {imported.summary()}", file=sys.stderr)
+        else:
+            note(args, "import " + imported.summary())
         pairs += imported.pairs
         hosts += imported.hosts
         for ip, fields in imported.meta.items():
