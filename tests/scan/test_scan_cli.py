@@ -231,3 +231,19 @@ def test_database_gone_mid_scan_is_one_line_and_resume_finishes(tmp_path, pg_ser
         etcdsec("scan", "--resume", "--db", url, "-q", check=True)
         rows, swept = stored(url)
     assert swept == 4096 and sorted(rows) == addresses and set(rows_before) <= set(rows)
+
+
+def test_resume_picks_the_unfinished_shard(tmp_path):
+    cidr, block = random_block(20)
+    addresses = listeners_in(block, 10)
+    db = str(tmp_path / "scan.db")
+    common = [cidr, "-p", str(PORT), "--no-probe", "--db", db, "--name", "two", "--seed", "8", "-q"]
+    with CountingListeners(addresses):
+        cut = etcdsec("scan", *common, "--shard", "1/2", "--rate", "1000", "--max-time", "0.5")
+        assert cut.returncode == 130 and "--resume --scan 1" in cut.stderr and "--shard 1/2" in cut.stderr
+        etcdsec("scan", *common, "--shard", "2/2", check=True)
+        assert ScanStore(open_engine(db)).list_scans()[0]["status"] == "running"
+        etcdsec("scan", "--resume", "--db", db, "-q", check=True)  # no --shard: only 1/2 is left
+        rows, swept = stored(db)
+    assert swept == 4096 and sorted(rows) == addresses
+    assert ScanStore(open_engine(db)).list_scans()[0]["status"] == "finished"
