@@ -260,7 +260,8 @@ class Listener:
             self.ctx.events.emit("malformed", session, protocol="h2", reason="HTTP/2 with gRPC unavailable",
                                  raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
             return "h2 refused"
-        await self._grpc.serve_h2(self.ctx, self.v3_state, session, reader, writer, b"")
+        # guard: gRPC shares the sensor's per-source rate limit instead of a bucket per connection.
+        await self._grpc.serve_h2(self.ctx, self.v3_state, session, reader, writer, b"", guard=self.guard)
         return "closed"
 
 
