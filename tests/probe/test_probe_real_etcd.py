@@ -218,3 +218,24 @@ def test_gateway_off_is_probed_over_grpc(etcd_factory, version: str) -> None:
     assert r.apis.grpc is True and r.auth.v3_enabled is True and r.access.read_v3 is False and not r.exposed
     mine = probe_sync(locked.client_addr, ProbeOptions(user="root", password="rootpw"))
     assert mine.access.read_v3 is True and mine.access.write is True
+
+
+def test_credentials_of_non_root_users(etcd_factory, version: str) -> None:
+    def setup(s: EtcdServer) -> None:
+        s.put("/app/config", "x")
+        for role, perm in (("app-ro", "read"), ("app-rw", "readwrite")):
+            s.ctl("role", "add", role)
+            s.ctl("role", "grant-permission", role, perm, "/app/", "--prefix=true")
+        s.ctl("user", "add", "reader:readerpw")
+        s.ctl("user", "grant-role", "reader", "app-ro")
+        s.ctl("user", "add", "writer:writerpw")
+        s.ctl("user", "grant-role", "writer", "app-rw")
+        s.enable_v3_auth("rootpw")
+
+    s = etcd_factory(f"users-{version}", EtcdConfig(version=version), setup)
+    reader = probe_sync(s.client_addr, ProbeOptions(user="reader", password="readerpw"))
+    writer = probe_sync(s.client_addr, ProbeOptions(user="writer", password="writerpw"))
+    # Neither may read the whole keyspace; only the writer's roles grant a write permission.
+    assert reader.access.read_v3 is False and reader.access.write is False
+    assert writer.access.read_v3 is False and writer.access.write is True
+    assert not reader.exposed and not writer.exposed

@@ -75,7 +75,7 @@ class Prober:
         self.session: EndpointSession | None = None
         self.v3: V3Api | None = None
         self.token: str | None = None
-        self.user_is_root: bool | None = None
+        self.user_can_write: bool | None = None
         self.v2_write_checked: bool | None = None
         self.basic: list[tuple[str, str]] = []
         if options.user is not None:
@@ -350,14 +350,14 @@ class Prober:
         elif fp.is_auth_error(fp.v3_error(mine_doc)):
             r.access.read_v3 = False
         if r.auth.v3_enabled and self.token:
-            self.user_is_root = await self.v3_user_is_root()
+            self.user_can_write = await self.v3_user_can_write()
 
     def decide_write(self) -> None:
         """Write access, decided without writing: auth off on a served API means root for everyone."""
         r = self.r
         v3_open = self.v3 is not None and r.auth.v3_enabled is False
         v2_open = bool(r.apis.v2) and r.auth.v2_enabled is False
-        if v3_open or v2_open or self.user_is_root or self.v2_write_checked:
+        if v3_open or v2_open or self.user_can_write or self.v2_write_checked:
             r.access.write = True
             return
         no_v3_api = (fp.semver(r.version) or (3, 0, 0)) < (3, 0, 0)  # 2.x and older serve none
@@ -365,15 +365,23 @@ class Prober:
         v2_closed = r.apis.v2 is False or (r.auth.v2_enabled is True and r.auth.v2_guest_open is False)
         if self.v2_write_checked is False:
             v2_closed = True
-        if r.role == "client" and v3_closed and v2_closed and not (self.token and self.user_is_root is None):
+        if r.role == "client" and v3_closed and v2_closed and not (self.token and self.user_can_write is None):
             r.access.write = False
 
-    async def v3_user_is_root(self) -> bool | None:
-        resp = await self.v3_post("/auth/user/get", {"name": self.o.user}, token=True)
-        doc = _json(resp)
-        if isinstance(doc, dict) and fp.v3_header(doc) is not None:
-            return "root" in (doc.get("roles") or [])
-        return None
+    async def v3_user_can_write(self) -> bool | None:
+        """From the user's own roles (etcd lets a user read its own user and roles): root, or any
+        WRITE/READWRITE permission, means it can write somewhere."""
+        doc = _json(await self.v3_post("/auth/user/get", {"name": self.o.user}, token=True))
+        if not isinstance(doc, dict) or fp.v3_header(doc) is None:
+            return None
+        roles = [str(role) for role in doc.get("roles") or []][:16]
+        if "root" in roles:
+            return True
+        answers = [_json(await self.v3_post("/auth/role/get", {"role": role}, token=True)) for role in roles]
+        if any(not isinstance(a, dict) or fp.v3_header(a) is None for a in answers):
+            return None
+        return any(p.get("permType") in ("WRITE", "READWRITE") for a in answers for p in a.get("perm") or []
+                   if isinstance(p, dict))
 
     # -- data: names and counts only ---------------------------------------------------------------
     async def count(self, start: bytes, end: bytes) -> int | None:

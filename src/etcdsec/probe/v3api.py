@@ -26,6 +26,7 @@ GRPC_METHODS: dict[str, tuple[str, type[Message], type[Message]]] = {
     "/auth/status": ("/etcdserverpb.Auth/AuthStatus", pb.AuthStatusRequest, pb.AuthStatusResponse),
     "/auth/authenticate": ("/etcdserverpb.Auth/Authenticate", pb.AuthenticateRequest, pb.AuthenticateResponse),
     "/auth/user/get": ("/etcdserverpb.Auth/UserGet", pb.AuthUserGetRequest, pb.AuthUserGetResponse),
+    "/auth/role/get": ("/etcdserverpb.Auth/RoleGet", pb.AuthRoleGetRequest, pb.AuthRoleGetResponse),
     "/kv/range": ("/etcdserverpb.KV/Range", pb.RangeRequest, pb.RangeResponse),
 }
 
