@@ -109,7 +109,10 @@ async def grpc_load(ip: str, port: int, seconds: float, concurrency: int) -> dic
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     import grpc
 
-    from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+    try:
+        from etcdsec.proto import etcd_v3_pb2 as pb
+    except ImportError:  # before the generated messages moved out of the v3 package
+        from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb  # type: ignore[no-redef]
 
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
