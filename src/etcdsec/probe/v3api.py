@@ -14,10 +14,10 @@ from typing import Any, Protocol
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.net.grpc import GrpcChannel, GrpcError
 from etcdsec.net.http1 import Response
 from etcdsec.probe.session import EndpointSession
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 # gateway path -> (gRPC method, request type, response type)
 GRPC_METHODS: dict[str, tuple[str, type[Message], type[Message]]] = {

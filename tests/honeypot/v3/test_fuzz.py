@@ -172,7 +172,7 @@ def test_a_message_bigger_than_the_cap_is_refused_without_buffering_it() -> None
 def test_fast_json_decoding_agrees_with_json_format(obj: dict[str, object]) -> None:
     from google.protobuf import json_format
 
-    from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+    from etcdsec.proto import etcd_v3_pb2 as pb
 
     body = json.dumps(obj).encode()
     try:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from etcdsec.honeypot.v3 import service
 from etcdsec.honeypot.v3.heartbeat import MARKER
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import V3State
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 from .conftest import make_ctx, session
 

@@ -13,8 +13,8 @@ import h2.settings
 
 from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.v3.grpc_server import MAX_CONN_INBOX, GrpcConnection, frame_message
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import V3State
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 from .conftest import make_ctx, real_sensor, session
 

@@ -6,8 +6,8 @@ import pytest
 
 from etcdsec.honeypot.v3 import service
 from etcdsec.honeypot.v3.errors import Code, V3Error
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import MAX_NAMESPACES, V3State
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 from .conftest import make_ctx, session
 

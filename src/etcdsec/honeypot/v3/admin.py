@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from etcdsec.honeypot.v3 import errors
 from etcdsec.honeypot.v3.call import Call
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 MAX_AUTH_ENTRIES = 64
 MAX_MEMBERS = 16

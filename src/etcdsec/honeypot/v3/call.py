@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from etcdsec.honeypot.context import Persona, Session
 from etcdsec.honeypot.v3 import errors
 from etcdsec.honeypot.v3.mvcc import range_end_of
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import Namespace, V3State
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 READ, WRITE = pb.Permission.READ, pb.Permission.WRITE
 

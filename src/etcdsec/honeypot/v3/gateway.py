@@ -27,8 +27,8 @@ from google.protobuf.message import Message
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.v3 import errors, gojson, jsonpb, service
 from etcdsec.honeypot.v3.errors import V3Error
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import V3State
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 Headers = list[tuple[bytes, bytes]]
 Reply = tuple[int, Headers, bytes]

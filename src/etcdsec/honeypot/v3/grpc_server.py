@@ -33,9 +33,9 @@ from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
 from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 HEALTH_WATCH = "/grpc.health.v1.Health/Watch"  # streams SERVING once, then stays open

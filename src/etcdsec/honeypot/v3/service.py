@@ -18,10 +18,10 @@ from etcdsec.honeypot.context import Persona, Session
 from etcdsec.honeypot.v3 import admin, errors
 from etcdsec.honeypot.v3.call import READ, WRITE, Call
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.snapshot import snapshot_responses
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.v3.watch import kv_message
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 MAX_TXN_OPS = 128
 MAX_REQUEST_BYTES = 1536 * 1024  # etcd --max-request-bytes default

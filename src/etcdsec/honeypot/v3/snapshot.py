@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 PAGE = 4096
 CHUNK = 32 * 1024  # etcd's snapshotSendBufferSize

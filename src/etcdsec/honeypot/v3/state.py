@@ -18,8 +18,8 @@ from etcdsec.honeypot.v3.heartbeat import COMPACT_EVERY_S, Heartbeat
 from etcdsec.honeypot.v3.heartbeat import applies as heartbeat_applies
 from etcdsec.honeypot.v3.leases import IdGenerator, Lessor
 from etcdsec.honeypot.v3.mvcc import MVCCStore
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
 from etcdsec.honeypot.v3.watch import WatchHub
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 MAX_NAMESPACES = 256
 DB_PAGE = 4096

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from etcdsec.honeypot.v3.mvcc import Change, KeyRev, MVCCStore, in_range, range_end_of
-from etcdsec.honeypot.v3.proto import etcd_v3_pb2 as pb
+from etcdsec.proto import etcd_v3_pb2 as pb
 
 HeaderFactory = Callable[[int], pb.ResponseHeader]
 
