@@ -131,6 +131,7 @@ class Sensor:
         self.addresses: dict[str, tuple[str, int]] = {}
         self.metrics = MetricsServer(self, self.event_counter) if c.metrics_listen else None
         self._flusher: asyncio.Task[None] | None = None
+        self.started = False
 
     def _v3_state(self) -> Any | None:
         if not self.persona.grpc_enabled:
@@ -165,6 +166,7 @@ class Sensor:
             raise UserError(f"cannot listen: {exc.strerror or exc}") from None
         if self.writer and self.config.flush_interval > 0:
             self._flusher = asyncio.create_task(self._flush_every(self.config.flush_interval))
+        self.started = True
         self.events.emit("sensor.start", None, persona=self.persona.name, member_name=self.identity.member_name,
                          listen=[f"{h}:{p}" for h, p in self.addresses.values()])
 
@@ -183,8 +185,9 @@ class Sensor:
         await self.client.close()
         if self.peer:
             await self.peer.close()
-        self.events.emit("sensor.stop", None, sessions=self.client.sessions, throttled=self.guard.throttled,
-                         refused=self.guard.refused)
+        if self.started:  # a sensor that never listened has nothing to report
+            self.events.emit("sensor.stop", None, sessions=self.client.sessions, throttled=self.guard.throttled,
+                             refused=self.guard.refused)
         if self.writer:
             self.writer.close()
         if self.store_writer:
