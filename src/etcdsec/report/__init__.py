@@ -1,0 +1,1 @@
+"""`etcdsec report`: sum up what scans and honeypots saw."""
