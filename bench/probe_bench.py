@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopback_guard import GUARD
+
 from etcdsec.probe.api import probe_many
 from etcdsec.probe.options import ProbeOptions
 from etcdsec.testbed.addresses import free_loopback_ip
@@ -88,10 +90,11 @@ def run_kube_hunter(endpoints: list[Endpoint], label: str, limit: float) -> dict
     if not exe:
         return None
     ips = [e.addr.rsplit(":", 1)[0] for e in endpoints]
+    python = Path(exe).parent / "python"  # run under the loopback-only guard, never the bare script
     t0 = time.monotonic()
     try:
-        out = subprocess.run([exe, "--remote", *ips, "--report", "json", "--log", "none"], capture_output=True,
-                             text=True, timeout=limit)
+        out = subprocess.run([str(python), "-c", GUARD, "--remote", *ips, "--report", "json", "--log", "none"],
+                             capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
         return {"tool": label, "error": f"did not finish within {limit:g} s (no report; it waits on tarpits)"}
     wall = time.monotonic() - t0
