@@ -123,6 +123,7 @@ def parse_request(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
     if _fill_simple(msg, obj):
         return msg, end
     msg.Clear()
+    _check_quoted_numbers(msg.DESCRIPTOR, obj)
     try:
         json_format.ParseDict(obj, msg, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
@@ -155,6 +156,33 @@ def _fill_simple(msg: Message, obj: dict[str, Any]) -> bool:
     return True
 
 
+_GO_INT_NAMES = {FieldDescriptor.TYPE_INT64: "int64", FieldDescriptor.TYPE_UINT64: "uint64",
+                 FieldDescriptor.TYPE_INT32: "int32", FieldDescriptor.TYPE_UINT32: "uint32",
+                 FieldDescriptor.TYPE_SINT64: "int64", FieldDescriptor.TYPE_SINT32: "int32"}
+
+
+def _check_quoted_numbers(desc: Any, obj: dict[str, Any]) -> None:
+    """jsonpb strips the quotes of a string given for a number and hands the rest to Go's
+    json.Unmarshal: {"TTL":"abc"} fails with "invalid character 'a' looking for beginning of value"."""
+    for name, value in obj.items():
+        fd = desc.fields_by_name.get(name) or desc.fields_by_camelcase_name.get(name)
+        if fd is None or fd.is_repeated or fd.type not in _INT_TYPES or not isinstance(value, str):
+            continue
+        inner = value.encode()
+        err, end = gojson.decode_error(inner)
+        if err == "EOF":
+            raise _BadInput("unexpected end of JSON input")
+        if err is not None:
+            raise _BadInput(err)
+        if inner[end:].strip():
+            bad = inner[end:].lstrip()[:1].decode("latin-1")
+            raise _BadInput(f"invalid character {bad!r} after top-level value")
+        text = inner.strip().decode()
+        if not text.lstrip("-").isdigit():
+            kind = "number " + text if text[:1] in "-0123456789" else _go_type(json.loads(text))
+            raise _BadInput(f"json: cannot unmarshal {kind} into Go value of type {_GO_INT_NAMES[fd.type]}")
+
+
 def _plain(t: int, value: Any) -> bool:
     if t in _INT_TYPES:
         return type(value) is int and 0 <= value < 1 << 31
@@ -170,8 +198,38 @@ def _parse_error_text(exc: Exception) -> str:
     return "json: cannot unmarshal value into Go struct field"
 
 
+# Over TLS the gateway's own gRPC client goes through etcd's TLS HTTP handler and its CORS wrapper,
+# whose response headers come back as gRPC metadata on every request that reached an RPC.
+TLS_RPC_METADATA: Headers = [
+    (b"Grpc-Metadata-Access-Control-Allow-Headers", b"accept, content-type, authorization"),
+    (b"Grpc-Metadata-Access-Control-Allow-Methods", b"POST, GET, OPTIONS, PUT, DELETE"),
+    (b"Grpc-Metadata-Access-Control-Allow-Origin", b"*"),
+    (b"Grpc-Metadata-Content-Type", b"application/grpc"),
+    (b"Grpc-Metadata-Trailer", b"Grpc-Status"),
+    (b"Grpc-Metadata-Trailer", b"Grpc-Message"),
+    (b"Grpc-Metadata-Trailer", b"Grpc-Status-Details-Bin"),
+]
+
+
 def handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
            headers: Headers, body: bytes) -> Reply | None:
+    answer = _handle(ctx, state, session, method, path, headers, body)
+    if answer is None:
+        return None
+    (status, out, payload), reached_rpc = answer
+    if reached_rpc and session is not None and session.tls:
+        out = _with_tls_metadata(out)
+    return status, out, payload
+
+
+def _with_tls_metadata(out: Headers) -> Headers:
+    kept = [(k, v) for k, v in out if k.lower() not in (b"grpc-metadata-content-type", b"trailer")]
+    at = next((i + 1 for i, (k, _) in enumerate(kept) if k.lower() == b"content-type"), 0)
+    return kept[:at] + TLS_RPC_METADATA + kept[at:]
+
+
+def _handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
+            headers: Headers, body: bytes) -> tuple[Reply, bool] | None:
     persona = ctx.persona
     if not persona.grpc_enabled:
         return None
@@ -180,16 +238,16 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
         return None
     m = service.GATEWAY.get(canon)
     if m is None or not service.available(m, persona):
-        return 404, list(_TEXT), b"Not Found\n"
+        return (404, list(_TEXT), b"Not Found\n"), False
     if method != "POST":
-        return 405, list(_TEXT), b"Method Not Allowed\n"
+        return (405, list(_TEXT), b"Method Not Allowed\n"), False
     v34 = persona.major_minor < (3, 5)
     if m.streaming:
-        return _stream(state, session, m, body)
+        return _stream(state, session, m, body), True
     try:
         request, _ = parse_request(body, m.request)
     except _BadInput as exc:
-        return 400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), persona.major_minor)
+        return (400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), persona.major_minor)), False
     # grpc-gateway turns Authorization and Grpc-Metadata-Token into the metadata etcd checks.
     token = next((v.decode("latin-1") for k, v in headers
                   if k.lower() in (b"authorization", b"grpc-metadata-token")), None)
@@ -197,17 +255,18 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
         try:
             lines = service.invoke_stream(state, session, m, request, token)
         except V3Error as exc:
-            return errors.grpc_gateway_http_status(exc.code, v34), [(b"Content-Type", b"application/json")], \
-                _error_body(exc.code, exc.message, persona.major_minor)
-        return 200, list(STREAM_OK), b"".join(_result(r) for r in lines)
+            return (errors.grpc_gateway_http_status(exc.code, v34), [(b"Content-Type", b"application/json")],
+                    _error_body(exc.code, exc.message, persona.major_minor)), True
+        return (200, list(STREAM_OK), b"".join(_result(r) for r in lines)), True
     try:
         response = service.invoke(state, session, m, request, token)
     except V3Error as exc:
         status = errors.grpc_gateway_http_status(exc.code, v34)
         if v34:
-            return status, list(ERROR_34), _error_body(exc.code, exc.message, persona.major_minor)
-        return status, [(b"Content-Type", b"application/json")], _error_body(exc.code, exc.message, persona.major_minor)
-    return 200, list(JSON_OK), to_json(response)
+            return (status, list(ERROR_34), _error_body(exc.code, exc.message, persona.major_minor)), True
+        return (status, [(b"Content-Type", b"application/json")],
+                _error_body(exc.code, exc.message, persona.major_minor)), True
+    return (200, list(JSON_OK), to_json(response)), True
 
 
 def _stream_requests(m: service.Method, body: bytes) -> list[Message]:

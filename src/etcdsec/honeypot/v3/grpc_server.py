@@ -81,6 +81,9 @@ class _Stream:
     done: bool = False
     watch: WatchStream | None = None
     opened: float = field(default_factory=time.monotonic)
+    # A plain HTTP request on HTTP/2 (TLS + ALPN h2): etcd's Go server answers it with its HTTP routes.
+    http_headers: list[tuple[bytes, bytes]] | None = None
+    end_after_outbox: bool = False
 
 
 class GrpcConnection:
@@ -107,6 +110,7 @@ class GrpcConnection:
         self.calls = 0  # messages handled: the shell throttles on this
         self._preface = b""
         self.max_message = MAX_RECV_MESSAGE
+        self._http_tasks: set[asyncio.Task[None]] = set()
 
     # --- driving the state machine ------------------------------------------------------------
     def start(self) -> None:
@@ -143,6 +147,10 @@ class GrpcConnection:
             if ev.flow_controlled_length:
                 self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             st = self.streams.get(ev.stream_id)
+            if st is not None and st.http_headers is not None:
+                if not st.done and len(st.inbox) + len(ev.data) <= self.ctx.limits.max_request_bytes:
+                    st.inbox += ev.data
+                return
             if st is not None and not st.done:
                 st.inbox += ev.data
                 if len(st.inbox) > 5 and self.buffered_in() > MAX_CONN_INBOX:
@@ -153,7 +161,10 @@ class GrpcConnection:
                 self._drain_inbox(st)
         elif isinstance(ev, h2.events.StreamEnded):
             st = self.streams.get(ev.stream_id)
-            if st is not None and not st.done:
+            if st is not None and st.http_headers is not None:
+                if not st.done:
+                    self._serve_http(st)
+            elif st is not None and not st.done:
                 self._on_half_close(st)
         elif isinstance(ev, h2.events.StreamReset):
             self._forget(ev.stream_id)
@@ -172,6 +183,11 @@ class GrpcConnection:
         subtype = _content_subtype(ctype)
         if subtype:
             st.content_type = f"{BASE_CONTENT_TYPE}+{subtype}"
+        if subtype is None and self.session is not None and self.session.tls and self.ctx.h2_http is not None:
+            # Over TLS etcd's Go HTTP server owns HTTP/2 and only hands application/grpc to gRPC:
+            # anything else (curl --http2 https://.../version) gets the HTTP routes.
+            st.http_headers = [(str(k).encode("latin-1"), str(v).encode("latin-1")) for k, v in ev.headers or []]
+            return
         if subtype is None:
             # etcd's grpc-go resets a non-gRPC stream (curl --http2-prior-knowledge /version gets
             # RST_STREAM PROTOCOL_ERROR, not an HTTP answer).
@@ -239,6 +255,36 @@ class GrpcConnection:
             raise V3Error(Code.RESOURCE_EXHAUSTED, "grpc: received message after decompression larger than max "
                           f"({len(out)} vs. {self.max_message})")
         return out
+
+    def _serve_http(self, st: _Stream) -> None:
+        """Answer a plain HTTP/2 request through the sensor's HTTP routes (they are async)."""
+        st.done = True  # no gRPC handling for it; the task below owns the stream from here
+        task = asyncio.get_running_loop().create_task(self._http_task(st))
+        self._http_tasks.add(task)
+        task.add_done_callback(self._http_tasks.discard)
+
+    async def _http_task(self, st: _Stream) -> None:
+        assert st.http_headers is not None and self.session is not None and self.ctx.h2_http is not None
+        fields = dict(st.http_headers)
+        method = fields.get(b":method", b"GET").decode("latin-1")
+        path = fields.get(b":path", b"/").decode("latin-1")
+        status, headers, body = await self.ctx.h2_http(self.session, method, path, st.http_headers,
+                                                       bytes(st.inbox))
+        if st.id not in self.streams or self.closed:  # the client reset the stream meanwhile
+            return
+        try:
+            self.h2.send_headers(st.id, [(b":status", str(status).encode()), *headers], end_stream=not body)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self._forget(st.id)
+            return
+        if body:
+            st.outbox += body
+            st.end_after_outbox = True
+            self._flush(st)
+        else:
+            self.streams.pop(st.id, None)
+        if self.on_ready is not None:
+            self.on_ready()
 
     def buffered_in(self) -> int:
         return sum(len(s.inbox) for s in self.streams.values())
@@ -398,6 +444,9 @@ class GrpcConnection:
                 self.h2.send_headers(st.id, st.trailers, end_stream=True)
                 st.trailers = None
                 self.streams.pop(st.id, None)
+            elif st.end_after_outbox:
+                self.h2.end_stream(st.id)
+                self.streams.pop(st.id, None)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
             self._forget(st.id)
 
@@ -422,7 +471,7 @@ class GrpcConnection:
                 if now - st.opened > limit:
                     self._finish(st, Code.OK, "")  # bounded: the client re-establishes its watch
                     continue
-            if st.outbox or st.trailers is not None:
+            if st.outbox or st.trailers is not None or st.end_after_outbox:
                 self._flush(st)
 
     def close(self) -> None:
