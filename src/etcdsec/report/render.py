@@ -27,7 +27,7 @@ def render_csv(report: dict[str, Any], out: IO[str]) -> None:
     """One `section,key,value` row per number: easy to load into a spreadsheet or pandas."""
     writer = csv.writer(out)
     writer.writerow(["section", "key", "value"])
-    for key, value in report["totals"].items():
+    for key, value in report.get("totals", {}).items():
         if isinstance(value, dict):
             for sub, count in value.items():
                 writer.writerow([f"totals.{key}", sub, count])
@@ -40,10 +40,73 @@ def render_csv(report: dict[str, Any], out: IO[str]) -> None:
         writer.writerow(["kubernetes_names", name, 1])
     for row in report.get("oldest", []):
         writer.writerow(["oldest", row["endpoint"], row["uptime_s"]])
+    hp = report.get("honeypot") or {}
+    for key in ("events", "source_count", "malformed", "head_requests"):
+        if key in hp:
+            writer.writerow(["honeypot", key, hp[key]])
+    for src in hp.get("sources") or []:
+        writer.writerow(["honeypot.sources", src.get("src_ip"), src.get("events")])
+    for use in hp.get("honeytoken_uses") or []:
+        writer.writerow(["honeypot.honeytoken_uses", use.get("src_ip", ""), 1])
 
 
 def render_text(report: dict[str, Any], out: IO[str]) -> None:
     console = Console(file=out, width=max(100, Console(file=out).width))
+    if "scan" in report:
+        _render_scan_text(report, console)
+    if report.get("honeypot"):
+        _render_honeypot_text(report["honeypot"], console)
+
+
+def _counted(title: str, rows: list[tuple[str, Any]], console: Console) -> None:
+    if not rows:
+        return
+    table = Table(title=title + (f" (top {TOP} of {len(rows)})" if len(rows) > TOP else ""))
+    table.add_column(title.rstrip("s") if title.endswith("s") else title)
+    table.add_column("count", justify="right")
+    for key, value in rows[:TOP]:
+        table.add_row(str(key), str(value))
+    console.print(table)
+
+
+def _render_honeypot_text(hp: dict[str, Any], console: Console) -> None:
+    """What attackers did to the honeypot: who, when, with what, and which honeytokens they used."""
+    console.print(f"[bold]honeypot[/bold]: {hp.get('events', 0)} events from {hp.get('source_count', 0)} "
+                  f"source(s), {hp.get('first_seen') or '-'} to {hp.get('last_seen') or '-'}; "
+                  f"sensors: {', '.join(hp.get('sensors') or []) or '-'}")
+    sources = hp.get("sources") or []
+    if sources:
+        table = Table(title="sources" + (f" (top {TOP} of {len(sources)})" if len(sources) > TOP else ""))
+        for column in ("src_ip", "events", "sessions", "first_seen", "last_seen"):
+            table.add_column(column)
+        for row in sources[:TOP]:
+            table.add_row(*(str(row.get(c, "")) for c in ("src_ip", "events", "sessions", "first_seen", "last_seen")))
+        console.print(table)
+
+    def pairs(items: Any) -> list[tuple[str, Any]]:
+        if isinstance(items, dict):
+            return sorted(items.items(), key=lambda kv: -kv[1])
+        return [(i.get("value"), i.get("count")) for i in items or []]
+
+    clients = hp.get("clients") or {}
+    _counted("methods", pairs(hp.get("methods")), console)
+    _counted("paths", pairs(hp.get("paths")), console)
+    _counted("grpc methods", pairs(hp.get("grpc_methods")), console)
+    _counted("user agents", pairs(clients.get("user_agents")), console)
+    _counted("grpc clients", pairs(clients.get("grpc")), console)
+    console.print(f"malformed inputs: {hp.get('malformed', 0)}, HEAD requests: {hp.get('head_requests', 0)}")
+    uses = hp.get("honeytoken_uses") or []
+    if uses:
+        table = Table(title="honeytoken uses", style="bold red")
+        keys = list(uses[0].keys())
+        for column in keys:
+            table.add_column(str(column))
+        for row in uses[:TOP]:
+            table.add_row(*(str(row.get(k, "")) for k in keys))
+        console.print(table)
+
+
+def _render_scan_text(report: dict[str, Any], console: Console) -> None:
     scan = report["scan"]
     console.print(f"[bold]scan {scan['id']}[/bold]" + (f" ({scan['name']})" if scan["name"] else "")
                   + f", {scan['status']}, started {scan['started']}, ports {','.join(map(str, scan['ports']))}")
@@ -73,8 +136,6 @@ def render_text(report: dict[str, Any], out: IO[str]) -> None:
         for row in report["oldest"]:
             table.add_row(*(str(row[c]) for c in ("endpoint", "start_time", "uptime_s", "version")))
         console.print(table)
-    if report.get("honeypot"):
-        console.print("honeypot: " + json.dumps(report["honeypot"], default=str)[:2000])
 
 
 def export_endpoints(rows: Iterable[tuple[ProbeResult, dict[str, Any]]], fmt: str, out: IO[str]) -> int:

@@ -37,9 +37,15 @@ def _count(counter: Counter[str]) -> dict[str, int]:
 
 def build_report(store: ScanStore, scan_id: int | None = None, asn: AsnLookup | None = None) -> dict[str, Any]:
     if scan_id is None:
-        scan_id = store.latest_scan_id()
+        try:
+            scan_id = store.latest_scan_id()
+        except UserError:  # no scan tables: a database only a honeypot wrote to
+            scan_id = None
         if scan_id is None:
-            raise UserError("no scans in this database yet (run etcdsec scan first)")
+            honeypot = _honeypot(store)
+            if honeypot is not None:  # a honeypot's database: its interactions are the report
+                return {"honeypot": honeypot}
+            raise UserError("no scans or honeypot events in this database yet (run etcdsec scan first)")
     scan = store.get_scan(scan_id)
     if scan is None:
         raise UserError(f"no scan {scan_id} in this database")
