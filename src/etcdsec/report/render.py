@@ -16,6 +16,8 @@ from etcdsec.output import CSV_COLUMNS, csv_row
 
 COUNT_SECTIONS = ("versions", "organizations", "asns", "names", "uptime", "tls", "auth", "findings")
 TOP = 15  # rows per table in text output; JSON/CSV carry everything
+SINGULAR = {"versions": "version", "organizations": "organization", "asns": "asn", "names": "name",
+            "findings": "finding"}
 
 
 def render_json(report: dict[str, Any], out: IO[str]) -> None:
@@ -62,7 +64,7 @@ def _counted(title: str, rows: list[tuple[str, Any]], console: Console) -> None:
     if not rows:
         return
     table = Table(title=title + (f" (top {TOP} of {len(rows)})" if len(rows) > TOP else ""))
-    table.add_column(title.rstrip("s") if title.endswith("s") else title)
+    table.add_column(title[:-1] if title.endswith("s") else title)
     table.add_column("count", justify="right")
     for key, value in rows[:TOP]:
         table.add_row(str(key), str(value))
@@ -121,7 +123,7 @@ def _render_scan_text(report: dict[str, Any], console: Console) -> None:
         if not items or not any(items[i][1] for i in range(len(items))):
             continue
         table = Table(title=section + (f" (top {TOP} of {len(items)})" if len(items) > TOP else ""))
-        table.add_column(section[:-1] if section.endswith("s") else section)
+        table.add_column(SINGULAR.get(section, section))
         table.add_column("count", justify="right")
         for key, value in items[:TOP]:
             style = "bold red" if section == "names" and key in report.get("kubernetes_names", []) else None
