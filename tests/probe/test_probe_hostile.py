@@ -109,3 +109,9 @@ def test_real_etcd_on_ipv6_loopback() -> None:
 def test_forced_https_on_a_plain_server_is_reachable_not_tls(fakes) -> None:
     r = probe_sync("https://" + start(fakes, "json"), OPTS)
     assert r.reachable and r.is_etcd is False and r.error and "TLS handshake" in r.error
+
+
+def test_deeply_nested_json_is_just_not_etcd(fakes) -> None:
+    r = probe_sync(start(fakes, "nested"), OPTS)
+    assert r.reachable and r.is_etcd is False and r.findings == []
+    assert r.error is None or "probe failed" not in r.error

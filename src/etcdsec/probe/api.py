@@ -35,6 +35,8 @@ async def probe(target: str | Target, options: ProbeOptions | None = None) -> Pr
         result.error = f"deadline of {opts.deadline:g}s exceeded"
         if prober is not None and prober.ev.version is not None:
             prober.decide_identity()
+    except Exception as exc:  # one strange server must never end a scan of a million others
+        result.error = f"probe failed: {type(exc).__name__}: {str(exc)[:200]}"
     finally:
         if prober is not None:
             await prober.close()

@@ -41,7 +41,7 @@ def semver(text: str | None) -> tuple[int, int, int] | None:
 def json_body(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # a hostile body may nest 500k deep
         return None
 
 

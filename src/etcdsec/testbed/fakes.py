@@ -36,6 +36,20 @@ async def json_everything(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     writer.close()
 
 
+async def nested_json(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Looks like etcd on /version, then answers every other path with JSON nested 200,000 deep."""
+    while True:
+        head = await _read_request(reader)
+        if not head:
+            break
+        version = head.startswith(b"GET /version ")
+        body = b'{"etcdserver":"3.5.1","etcdcluster":"3.5.0"}' if version else b"[" * 200_000 + b"]" * 200_000
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+    writer.close()
+
+
 async def tarpit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, interval: float = 2.0) -> None:
     """Accepts, then drips one byte of a never-ending response every `interval` seconds."""
     await _read_request(reader)
@@ -84,7 +98,8 @@ async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 
 KINDS: dict[str, Handler] = {
-    "json": json_everything, "tarpit": tarpit, "endless": endless_body, "garbage": garbage, "silent": silent,
+    "json": json_everything, "nested": nested_json, "tarpit": tarpit, "endless": endless_body, "garbage": garbage,
+    "silent": silent,
 }
 
 
