@@ -13,7 +13,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-from etcdsec.model import Member, ProbeResult
+from etcdsec.model import Access, Apis, Auth, Data, Leaks, ProbeResult
 from etcdsec.net import tls as tlsinfo
 from etcdsec.net.http1 import HTTPConnection, HTTPError, Response
 from etcdsec.probe import fingerprint as fp
@@ -481,12 +481,10 @@ class Prober:
 
 def _clear_etcd_facts(r: ProbeResult) -> None:
     """A non-etcd service may echo anything: keep none of it as etcd facts."""
-    from etcdsec.model import Access, Apis, Auth, Data, Leaks
-
     r.version = r.cluster_version = r.storage_version = None
     r.cluster_id = r.member_id = r.leader = r.start_time = None
     r.uptime_s = r.db_size = None
-    r.members = list[Member]()
+    r.members = []
     r.apis, r.auth, r.access, r.data, r.leaks = Apis(), Auth(), Access(), Data(), Leaks()
 
 
