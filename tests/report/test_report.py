@@ -97,6 +97,7 @@ def test_ip2asn_tsv_and_csv_and_text(bed, sqlite_db):
     assert {"section": "totals", "key": "etcd", "value": "3"} in rows
     text = etcdsec("report", "--db", sqlite_db).stdout
     assert "kube-master-1" in text and "3.4.23" in text and "organizations" in text
+    assert "┃ tls " in text and "┃ tl " not in text  # column titles are words, not clipped plurals
 
 
 def test_exports_and_list(bed, sqlite_db):
