@@ -8,14 +8,27 @@ no answered request. With `flush_interval=t` events are batched and at most the 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 BATCH_BYTES = 64 << 10
+
+
+def event_line(event: dict[str, Any]) -> bytes:
+    """One compact UTF-8 JSON line. orjson: 10x faster than json.dumps, same bytes for our types;
+    anything it cannot encode (a lone surrogate, an unknown object) falls back to json's text."""
+    try:
+        return orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        import json
+
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
+        return (text + "\n").encode("utf-8", "backslashreplace")
 
 
 class JsonlWriter:
@@ -39,7 +52,7 @@ class JsonlWriter:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
     def __call__(self, event: dict[str, Any]) -> None:
-        line = (json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str) + "\n").encode()
+        line = event_line(event)
         with self._lock:
             self.lines += 1
             if self.flush_interval <= 0:
