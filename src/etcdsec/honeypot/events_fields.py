@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 
@@ -19,3 +20,21 @@ def body_fields(body: bytes, limit: int) -> dict[str, Any]:
     if len(body) > limit:
         out["body_truncated"] = True
     return out
+
+
+def request_event_fields(method: bytes, target: bytes, http_version: bytes,
+                         items: list[tuple[bytes, bytes, bytes]], status: int, tls: bool, body: bytes,
+                         limit: int, started: float | None = None) -> dict[str, Any]:
+    """The fields of an `http.request` event; `items` are (name as sent, lower-cased name, value)."""
+    headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, _, v in items]
+    user_agent = next((v.decode("latin-1") for _, low, v in items if low == b"user-agent"), None)
+    fields: dict[str, Any] = {
+        "method": method.decode("latin-1"), "path": target.decode("latin-1"),
+        "http_version": http_version.decode("latin-1"), "headers": headers, "user_agent": user_agent,
+        "status": status, "tls": tls or None,
+    }
+    if started is not None:
+        fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    if body:
+        fields.update(body_fields(body, limit))
+    return fields

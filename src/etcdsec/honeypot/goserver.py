@@ -6,7 +6,6 @@ its `400 Bad Request`, and the request-line fixes h11 needs to accept what Go ac
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 import h11
@@ -14,14 +13,6 @@ import h11
 from etcdsec.honeypot import gohttp
 
 CMUX_LINE = 4096  # cmux's maxHTTPRead: a longer first line matches no protocol
-
-
-def is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def escape_target(line: bytes) -> bytes:
@@ -94,3 +85,10 @@ def looks_like_request_line(data: bytes) -> bool:
     line = data.split(b"\r\n", 1)[0].split(b"\n", 1)[0]
     parts = line.split(b" ")
     return len(parts) == 3 and parts[2].startswith(b"HTTP/1.") and line.startswith(_METHODS)
+
+
+def connection_tokens(value: str | None) -> set[str]:
+    """The lower-cased tokens of a Connection header ("keep-alive", "close", "upgrade")."""
+    if not value:
+        return set()
+    return {t.strip().lower() for t in value.split(",")}

@@ -17,18 +17,19 @@ import h11
 
 from etcdsec.honeypot import gohttp, websocket
 from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.events_fields import body_fields
+from etcdsec.honeypot.events_fields import body_fields, request_event_fields
 from etcdsec.honeypot.gohttp import Response
 from etcdsec.honeypot.goserver import (
     CMUX_LINE,
+    connection_tokens,
     escape_target,
     go_header_reason,
     go_refusal,
     header_items,
-    is_ip,
     looks_like_request_line,
 )
-from etcdsec.honeypot.guard import Guard, trusted
+from etcdsec.honeypot.guard import Guard
+from etcdsec.honeypot.proxyproto import xff_client
 from etcdsec.honeypot.request import Request
 from etcdsec.honeypot.routes import ClientApp, PeerApp
 
@@ -181,7 +182,7 @@ class Http1Connection:
         except Exception as exc:  # never leak a traceback to the client: answer like Go's recover
             self.ctx.events.emit("sensor.error", self.session, error=type(exc).__name__, path=req.target)
             resp = Response(500, b"", [])
-        tokens = {t.strip().lower() for t in (req.header("connection") or "").split(",")}
+        tokens = connection_tokens(req.header("connection"))
         close = "close" in tokens
         head = req.method == "HEAD"
         if resp.websocket is not None:
@@ -293,33 +294,16 @@ class Http1Connection:
         return True
 
     def _apply_xff(self, req: Request) -> None:
-        """The client is the rightmost X-Forwarded-For hop that is not a trusted proxy (hops to its left
-        are whatever the client wrote, so they are not believed). Applies per request."""
+        """Believe X-Forwarded-For as far as trusted proxies vouch for it; applies per request."""
         if self.trusted_xff is None:
             return
-        client = self._socket_peer
-        for hop in reversed([h.strip() for h in (req.header("x-forwarded-for") or "").split(",") if h.strip()]):
-            if not is_ip(hop):
-                break
-            client = hop
-            if not trusted(hop, self.trusted_xff):
-                break
-        self.session.src_ip = client
-        self.session.peer_ip = self._socket_peer if client != self._socket_peer else ""
+        apply_xff(self.session, self._socket_peer, self.trusted_xff, req.header("x-forwarded-for"))
 
     def _log_request(self, event: h11.Request, body: bytes, status: int, req: Request | None = None,
                      started: float | None = None) -> None:
-        headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, _, v in self._lowered]
-        user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
-        fields: dict[str, Any] = {
-            "method": event.method.decode("latin-1"), "path": event.target.decode("latin-1"),
-            "http_version": event.http_version.decode(), "headers": headers, "user_agent": user_agent,
-            "status": status, "tls": self.session.tls or None,
-        }
-        if started is not None:
-            fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        fields.update(body_fields(body, self.ctx.limits.max_logged_body))
-        self.ctx.events.emit("http.request", self.session, **fields)
+        self.ctx.events.emit("http.request", self.session, **request_event_fields(
+            event.method, event.target, event.http_version, self._lowered, status, self.session.tls, body,
+            self.ctx.limits.max_logged_body, started))
 
     def _malformed(self, reason: str) -> None:
         raw = bytes(self.received)
@@ -358,3 +342,10 @@ class Http1Connection:
 
 class _Drop(Exception):
     """End the connection without a reply (what etcd's cmux does with non-HTTP/1.x input)."""
+
+
+def apply_xff(session: Session, socket_peer: str, trusted_networks: list[Any], header: str | None) -> None:
+    """Make the session's client the one X-Forwarded-For names, keeping the socket peer beside it."""
+    client = xff_client(socket_peer, header, trusted_networks)
+    session.src_ip = client
+    session.peer_ip = socket_peer if client != socket_peer else ""

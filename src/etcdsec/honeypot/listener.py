@@ -20,6 +20,7 @@ from typing import Any
 
 from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.fastconn import FastHttp1
 from etcdsec.honeypot.guard import Guard, trusted
 from etcdsec.honeypot.http1 import ClientApp, Http1Connection, PeerApp
 
@@ -201,8 +202,11 @@ class Listener:
             await Http1Connection(self.app, self.ctx, session, self.guard, reader, writer,
                                   self._xff_ok(session)).run()
             return writer, "closed"
+        is_h2 = H2_PREFACE.startswith(head[: len(H2_PREFACE)]) and head.startswith(b"PRI ")
+        if not is_h2 and head[0] != 0x16:
+            return await self._http1(conn, session)
         reader, writer = await self._streams(conn, None)
-        if H2_PREFACE.startswith(head[: len(H2_PREFACE)]) and head.startswith(b"PRI "):
+        if is_h2:
             return writer, await self._h2(session, reader, writer)
         if head[0] == 0x16:
             raw = await _read_some(reader, 4096, 2.0)
@@ -212,6 +216,26 @@ class Listener:
         del loop
         await Http1Connection(self.app, self.ctx, session, self.guard, reader, writer,
                               self._xff_ok(session)).run()
+        return writer, "closed"
+
+    async def _http1(self, conn: socket.socket, session: Session) -> tuple[Any, str]:
+        """Plain-text HTTP/1.x: the fast protocol first, the h11 connection from its first odd request."""
+        loop = asyncio.get_running_loop()
+        fast = FastHttp1(self.app, self.ctx, session, self.guard, self._xff_ok(session))
+        transport, _ = await loop.connect_accepted_socket(lambda: fast, conn)
+        handoff = await fast.finished
+        if handoff is None:
+            return fast, "closed"
+        reader = asyncio.StreamReader(limit=self.ctx.limits.max_header_bytes * 4)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        transport.resume_reading()
+        careful = Http1Connection(self.app, self.ctx, session, self.guard, reader, writer)
+        # carry on where the fast path was: requests served, and whose X-Forwarded-For to believe
+        careful.requests, careful.trusted_xff, careful._socket_peer = fast.requests, fast.trusted_xff, fast.socket_peer
+        await careful.run(handoff)
         return writer, "closed"
 
     def _xff_ok(self, session: Session) -> list[Any] | None:

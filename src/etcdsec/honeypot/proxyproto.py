@@ -1,10 +1,11 @@
-"""PROXY protocol v1 and v2 header parsing (sans-IO), for sensors behind a load balancer."""
+"""The real client behind a load balancer (sans-IO): PROXY protocol v1/v2 headers, X-Forwarded-For."""
 
 from __future__ import annotations
 
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_MAX = 107  # the spec's longest v1 line, CRLF included
@@ -77,3 +78,18 @@ def _parse_v1(line: str, length: int) -> ProxyHeader:
     if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
         raise ProxyError("PROXY v1: port out of range")
     return ProxyHeader(length, str(src), sport, str(dst), dport)
+
+
+def xff_client(socket_peer: str, header: str | None, trusted_networks: list[Any]) -> str:
+    """The client an X-Forwarded-For names: the rightmost hop that is not a trusted proxy (hops to
+    its left are whatever the client wrote, so they are not believed)."""
+    client = socket_peer
+    for hop in reversed([h.strip() for h in (header or "").split(",") if h.strip()]):
+        try:
+            addr = ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        client = hop
+        if not any(addr in net for net in trusted_networks):
+            break
+    return client

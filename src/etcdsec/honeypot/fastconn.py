@@ -1,0 +1,262 @@
+"""The hot path for plain-text HTTP/1.x: an asyncio.Protocol that answers simple requests inline.
+
+Streams cost a task wake-up, a future and a timer per read; h11 costs ~65 µs per request here. This
+protocol parses with `fasthead` straight from `data_received`, runs the handler eagerly (no task
+unless it really waits), logs the event and writes Go's bytes, all in one callback. The first
+request that is not the simple shape hands the connection, with every byte it holds, to the h11
+`Http1Connection`, which owns all of Go's refusals and odd cases from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from etcdsec.honeypot import fasthead, gohttp
+from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.eager import start_eagerly
+from etcdsec.honeypot.events_fields import request_event_fields
+from etcdsec.honeypot.gohttp import Response
+from etcdsec.honeypot.goserver import connection_tokens
+from etcdsec.honeypot.guard import Guard
+from etcdsec.honeypot.http1 import apply_xff
+from etcdsec.honeypot.request import Request
+from etcdsec.honeypot.routes import ClientApp, PeerApp
+
+
+class FastHttp1(asyncio.Protocol):
+    """One plain-text HTTP/1.x connection while its requests stay simple.
+
+    `finished` resolves to None when the connection is over, or to the bytes the h11 path must
+    start from (reading is then paused, so nothing arrives in between).
+    """
+
+    def __init__(self, app: ClientApp | PeerApp, ctx: SensorContext, session: Session, guard: Guard | None,
+                 trusted_xff: list[Any] | None = None) -> None:
+        self.app, self.ctx, self.session, self.guard = app, ctx, session, guard
+        self.trusted_xff = None if session.peer_ip else trusted_xff
+        self.socket_peer = session.src_ip
+        self.limits = ctx.limits
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.finished: asyncio.Future[bytes | None] = self.loop.create_future()
+        self.buf = bytearray()
+        self.requests = 0
+        self.eof = False
+        self._busy = False  # a request is being answered asynchronously: later bytes wait
+        self._write_paused = False
+        self._closing = False
+        self._last_active = self.loop.time()
+        self._idle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._idle = self.loop.call_at(self._last_active + self.limits.idle_timeout_s, self._idle_check)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_active = self.loop.time()
+        self.buf += data
+        if len(self.buf) > self.limits.max_header_bytes + self.limits.max_request_bytes and self.transport:
+            self.transport.pause_reading()  # a client far ahead of us waits in its own socket buffer
+        if not self._busy and not self._write_paused:
+            self._serve_buffered()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if not self._busy:
+            self._end_of_input()
+        return True  # keep the socket open for an answer still being prepared
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self.buf.strip() and not self.finished.done():
+            self._malformed("incomplete request")
+            self.buf.clear()
+        self._finish(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True  # the client does not read its answers: stop reading its requests
+        if self.transport:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.transport and not self._busy and not self.finished.done():
+            self.transport.resume_reading()
+            self._serve_buffered()
+
+    # --- the streams-like ends the listener uses -------------------------------------------
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self.finished)
+
+    # --- serving -------------------------------------------------------------------------
+    def _serve_buffered(self) -> None:
+        """Answer every complete simple request in the buffer (pipelined ones in order)."""
+        limits = self.limits
+        while self.buf and not self._busy and not self._closing:
+            head = fasthead.parse(self.buf, limits.max_header_bytes, limits.max_header_count,
+                                  limits.max_request_bytes)
+            if head is fasthead.NEED_MORE:
+                break
+            if head is fasthead.UNSURE:
+                self._hand_over()
+                return
+            assert isinstance(head, fasthead.Head)
+            raw = bytes(self.buf[:head.end])
+            del self.buf[:head.end]
+            self._answer(head, raw)
+        if self.eof and not self._busy:
+            self._end_of_input()
+
+    def _answer(self, head: fasthead.Head, raw: bytes) -> None:
+        started = time.perf_counter()
+        body = raw[head.body_start:]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for _, k, v in head.items]
+        req = Request(head.method.decode(), head.target.decode(), headers, body, http10=head.http10)
+        if self.trusted_xff is not None:  # first: the rate limit is the client's, not the balancer's
+            apply_xff(self.session, self.socket_peer, self.trusted_xff, req.header("x-forwarded-for"))
+        delay = self.guard.delay_for(self.session.src_ip) if self.guard is not None else 0.0
+        self.ctx.honeytokens.check(self.session, raw)
+        if delay:
+            self._go_async(self._answer_later(head, req, started, min(delay, 5.0)))
+            return
+        try:
+            pending = start_eagerly(self.app.handle(self.session, req))
+        except Exception as exc:
+            self._finish_answer(head, req, self._handler_failed(exc, req), started)
+            return
+        if isinstance(pending, Response):
+            self._finish_answer(head, req, pending, started)
+        else:
+            self._go_async(self._answer_when_ready(head, req, pending, started))
+
+    async def _answer_later(self, head: fasthead.Head, req: Request, started: float, delay: float) -> None:
+        await asyncio.sleep(delay)  # throttle the flooding source, not the sensor
+        try:
+            resp = await self.app.handle(self.session, req)
+        except Exception as exc:
+            resp = self._handler_failed(exc, req)
+        await self._finish_async(head, req, resp, started)
+
+    async def _answer_when_ready(self, head: fasthead.Head, req: Request, pending: asyncio.Future[Response],
+                                 started: float) -> None:
+        try:
+            resp = await pending
+        except Exception as exc:
+            resp = self._handler_failed(exc, req)
+        await self._finish_async(head, req, resp, started)
+
+    def _handler_failed(self, exc: Exception, req: Request) -> Response:
+        # never leak a traceback to the client: answer like Go's recover
+        self.ctx.events.emit("sensor.error", self.session, error=type(exc).__name__, path=req.target)
+        return Response(500, b"", [])
+
+    def _finish_answer(self, head: fasthead.Head, req: Request, resp: Response, started: float) -> None:
+        """Log, then write (a crash never loses an answered request); streams go async."""
+        if resp.stream is not None or resp.websocket is not None:
+            self._go_async(self._finish_async(head, req, resp, started))
+            return
+        tokens = connection_tokens(req.header("connection"))
+        close = "close" in tokens
+        self._log(head, req, resp.status, started)
+        assert self.transport is not None
+        self.transport.write(gohttp.render(resp, head=req.method == "HEAD", http10=req.http10, close=close,
+                                           cors=self.app.cors))
+        self.requests += 1
+        keep = ("keep-alive" in tokens) if req.http10 else not close
+        if not keep or "upgrade" in tokens:
+            self._close_after_answer()
+
+    async def _finish_async(self, head: fasthead.Head, req: Request, resp: Response, started: float) -> None:
+        if resp.stream is None:
+            self._finish_answer(head, req, resp, started)
+            return
+        tokens = connection_tokens(req.header("connection"))
+        close = "close" in tokens
+        self._log(head, req, resp.status, started)
+        assert self.transport is not None
+        self.transport.write(gohttp.render_stream_head(resp, cors=self.app.cors, close=close))
+        async for piece in resp.stream:  # type: ignore[attr-defined]
+            if self.transport.is_closing():
+                return
+            self.transport.write(gohttp.chunk(piece))
+        self.transport.write(gohttp.last_chunk(resp.trailers))
+        self.requests += 1
+        keep = ("keep-alive" in tokens) if req.http10 else not close
+        if not keep or "upgrade" in tokens:
+            self._close_after_answer()
+
+    def _go_async(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Finish this request in a task; bytes that arrive meanwhile wait in the buffer."""
+        self._busy = True
+        self._task = self.loop.create_task(coro)
+        self._task.add_done_callback(self._async_done)
+
+    def _async_done(self, task: asyncio.Task[None]) -> None:
+        self._busy = False
+        self._task = None
+        if task.cancelled() or self.finished.done():
+            return
+        if task.exception() is not None:
+            self.ctx.events.emit("sensor.error", self.session, error=type(task.exception()).__name__)
+            self._close_after_answer()
+            return
+        if self.transport is not None and not self._write_paused and not self._closing:
+            self.transport.resume_reading()
+            self._serve_buffered()
+
+    def _log(self, head: fasthead.Head, req: Request, status: int, started: float) -> None:
+        self.ctx.events.emit("http.request", self.session, **request_event_fields(
+            head.method, head.target, b"1.0" if head.http10 else b"1.1", head.items, status, self.session.tls,
+            req.body, self.limits.max_logged_body, started))
+
+    # --- endings ------------------------------------------------------------------------
+    def _close_after_answer(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _end_of_input(self) -> None:
+        """The client closed its side: what is left can never become a request."""
+        if self.buf.strip():
+            self._malformed("incomplete request")
+            self.buf.clear()
+        self._close_after_answer()
+
+    def _idle_check(self) -> None:
+        idle_for = self.loop.time() - self._last_active
+        if self._busy or idle_for < self.limits.idle_timeout_s:
+            self._idle = self.loop.call_at(self._last_active + self.limits.idle_timeout_s + (1 if self._busy else 0),
+                                           self._idle_check)
+            return
+        self._end_of_input()
+
+    def _hand_over(self) -> None:
+        """Not a simple request: the h11 path takes the connection from here, bytes and all."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+        if self._idle is not None:
+            self._idle.cancel()
+        self._finish(bytes(self.buf))
+        self.buf.clear()
+
+    def _finish(self, handoff: bytes | None) -> None:
+        if not self.finished.done():
+            self.finished.set_result(handoff)
+
+    def _malformed(self, reason: str) -> None:
+        raw = bytes(self.buf[:self.limits.max_logged_body])
+        self.ctx.events.emit("malformed", self.session, protocol="http/1.1", reason=reason,
+                             raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))

@@ -1,0 +1,106 @@
+"""A strict recogniser for the everyday HTTP/1.x request, so most requests skip h11 (sans-IO).
+
+h11 stays the parser of record: `parse` accepts only requests whose every byte has one reading
+(CRLF line ends, a known method, an origin-form ASCII target without escapes, token header names,
+printable values, exactly one valid Host, at most one plain Content-Length, no Transfer-Encoding,
+Expect or Upgrade). Anything else returns UNSURE and the connection hands its bytes to the h11
+path, which owns every Go-exact refusal and error. A hypothesis test checks that whatever `parse`
+accepts, h11 reads the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NEED_MORE: Final = _Marker("NEED_MORE")  # a simple request so far; wait for more bytes
+UNSURE: Final = _Marker("UNSURE")  # not the simple shape: let h11 and the Go rules decide
+
+MAX_TARGET = 2048  # longer targets go the careful way (cmux and Go have line limits)
+_METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE"))
+# method SP origin-form target (printable ASCII, no '%' escapes, no '#') SP HTTP/1.0 or 1.1
+_REQUEST_LINE = re.compile(rb"([A-Z]{3,6}) (/[\x21-\x22\x24\x26-\x7e]*) HTTP/1\.([01])")
+# token name ":" OWS printable value; the value's trailing OWS is stripped by the regex itself
+_HEADER = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?)[ \t]*")
+_VALID_HOST = re.compile(rb"[A-Za-z0-9!$%&'()*+,\-.:;=\[\]_~]*")
+_REFUSED = frozenset((b"transfer-encoding", b"expect", b"upgrade"))
+
+
+@dataclass(slots=True)
+class Head:
+    """One complete simple request: the head parsed, the body's place in the buffer known."""
+
+    method: bytes
+    target: bytes
+    http10: bool
+    items: list[tuple[bytes, bytes, bytes]]  # (name as sent, lower-cased name, value), in order
+    body_start: int
+    end: int  # index just past the body: the bytes this request used
+
+    def body(self, buf: bytes | bytearray) -> bytes:
+        return bytes(buf[self.body_start:self.end])
+
+
+def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int) -> Head | _Marker:
+    """A complete simple request at the start of `buf`, NEED_MORE, or UNSURE."""
+    line_end = buf.find(b"\r\n", 0, MAX_TARGET + 32)
+    if line_end < 0:
+        if b"\n" in buf or len(buf) > MAX_TARGET + 32:
+            return UNSURE
+        return NEED_MORE if _could_be_request_line(buf) else UNSURE
+    line = _REQUEST_LINE.fullmatch(buf, 0, line_end)
+    if line is None or line.group(1) not in _METHODS:
+        return UNSURE
+    head_end = buf.find(b"\r\n\r\n", line_end, max_head + 4)
+    if head_end < 0:
+        return UNSURE if len(buf) > max_head or b"\n\n" in buf or b"\r\n\n" in buf else NEED_MORE
+    items: list[tuple[bytes, bytes, bytes]] = []
+    host = length = None
+    pos = line_end + 2
+    while pos < head_end:
+        eol = buf.find(b"\r\n", pos, head_end + 2)
+        header = _HEADER.fullmatch(buf, pos, eol)
+        if header is None:
+            return UNSURE  # obs-fold, bare CR/LF, control or non-ASCII bytes, bad names...
+        name, value = header.group(1, 2)
+        lower = name.lower()
+        if lower in _REFUSED:
+            return UNSURE
+        if lower == b"host":
+            if host is not None or _VALID_HOST.fullmatch(value) is None:
+                return UNSURE
+            host = value
+        elif lower == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 10 or (value[0] == 0x30 and len(value) > 1):
+                return UNSURE
+            length = int(value)
+        items.append((name, lower, value))
+        pos = eol + 2
+    if host is None or len(items) > max_headers:
+        return UNSURE
+    body_start = head_end + 4
+    end = body_start + (length or 0)
+    if (length or 0) > max_body:
+        return UNSURE  # the careful path answers 413 as Go does
+    if len(buf) < end:
+        return NEED_MORE
+    return Head(line.group(1), line.group(2), line.group(3) == b"0", items, body_start, end)
+
+
+_LINE_PREFIX = re.compile(rb"[A-Z]{0,6}(?: (?:/[\x21-\x22\x24\x26-\x7e]*(?: H(?:T(?:T(?:P(?:/(?:1(?:\.[01]?)?)?)?)?)?)?"
+                          rb"\r?)?)?)?")
+
+
+def _could_be_request_line(buf: bytes | bytearray) -> bool:
+    """Whether an unfinished first line can still become a simple request line."""
+    return _LINE_PREFIX.fullmatch(buf) is not None
