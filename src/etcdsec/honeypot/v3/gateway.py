@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -91,6 +92,21 @@ def _check_bytes(desc: Any, obj: dict[str, Any]) -> None:
                 _check_bytes(field.message_type, v)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _go_strings(value: Any) -> Any:
+    """Go's decoder turns a lone surrogate escape (\\ud800) into U+FFFD; Python keeps it, and
+    protobuf and str.encode() then fail on it. json.loads has already joined the valid pairs."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_go_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {_go_strings(k): _go_strings(v) for k, v in value.items()}
+    return value
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(name)  # NaN/Infinity are not JSON to Go
 
@@ -119,6 +135,11 @@ def parse_request(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
     if not isinstance(obj, dict):
         raise _BadInput(f"json: cannot unmarshal {_go_type(obj)} into Go value of type "
                         "map[string]json.RawMessage")
+    if b"\\u" in body[:end]:  # only an escape can make a lone surrogate (raw ones are not UTF-8)
+        try:
+            obj = _go_strings(obj)
+        except RecursionError:
+            raise _BadInput(gojson.UNEXPECTED_EOF) from None
     _check_bytes(msg.DESCRIPTOR, obj)
     if _fill_simple(msg, obj):
         return msg, end
