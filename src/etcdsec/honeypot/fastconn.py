@@ -46,6 +46,7 @@ class FastHttp1(asyncio.Protocol):
         self.buf = bytearray()
         self.requests = 0
         self.eof = False
+        self.end_reason = "closed"
         self._busy = False  # a request is being answered asynchronously: later bytes wait
         self._write_paused = False
         self._closing = False
@@ -89,6 +90,7 @@ class FastHttp1(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._last_active = self.loop.time()  # the client reads again: that is activity too
         if self.transport and not self._busy and not self.finished.done():
             self.transport.resume_reading()
             self._serve_buffered()
@@ -105,7 +107,7 @@ class FastHttp1(asyncio.Protocol):
     def _serve_buffered(self) -> None:
         """Answer every complete simple request in the buffer (pipelined ones in order)."""
         limits = self.limits
-        while self.buf and not self._busy and not self._closing:
+        while self.buf and not self._busy and not self._closing and not self._write_paused:
             head = fasthead.parse(self.buf, limits.max_header_bytes, limits.max_header_count,
                                   limits.max_request_bytes)
             if head is fasthead.NEED_MORE:
@@ -236,10 +238,16 @@ class FastHttp1(asyncio.Protocol):
         self._close_after_answer()
 
     def _idle_check(self) -> None:
+        """No bytes either way for idle_timeout_s: the connection ends. One timer per idle period."""
         idle_for = self.loop.time() - self._last_active
         if self._busy or idle_for < self.limits.idle_timeout_s:
             self._idle = self.loop.call_at(self._last_active + self.limits.idle_timeout_s + (1 if self._busy else 0),
                                            self._idle_check)
+            return
+        if self._write_paused and self.transport is not None:
+            self.end_reason = "client stopped reading"  # its answers can never leave: drop them
+            self._closing = True
+            self.transport.abort()
             return
         self._end_of_input()
 

@@ -97,8 +97,8 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
     return Head(line.group(1), line.group(2), line.group(3) == b"0", items, body_start, end)
 
 
-_LINE_PREFIX = re.compile(rb"[A-Z]{0,6}(?: (?:/[\x21-\x22\x24\x26-\x7e]*(?: H(?:T(?:T(?:P(?:/(?:1(?:\.[01]?)?)?)?)?)?)?"
-                          rb"\r?)?)?)?")
+_LINE_PREFIX = re.compile(rb"[A-Z]{0,6}(?: (?:/[\x21-\x22\x24\x26-\x7e]*"
+                          rb"(?: (?:H(?:T(?:T(?:P(?:/(?:1(?:\.(?:[01]\r?)?)?)?)?)?)?)?)?)?)?)?")
 
 
 def _could_be_request_line(buf: bytes | bytearray) -> bool:

@@ -225,7 +225,7 @@ class Listener:
         transport, _ = await loop.connect_accepted_socket(lambda: fast, conn)
         handoff = await fast.finished
         if handoff is None:
-            return fast, "closed"
+            return fast, fast.end_reason
         reader = asyncio.StreamReader(limit=self.ctx.limits.max_header_bytes * 4)
         protocol = asyncio.StreamReaderProtocol(reader)
         transport.set_protocol(protocol)
