@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import urllib.request
 from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etcdsec.honeypot.context import EventSink, Honeytokens
 from etcdsec.honeypot.dataset import kubernetes_bait, load_seed_file
@@ -51,3 +55,18 @@ def test_stolen_key_reused_against_the_sensor_raises_an_event(hp33) -> None:
     used = hp33.memory.of("honeytoken.used")
     assert len(used) == 1 and used[0]["token"] == "cloud-access-key-id:prod/backup-s3"
     assert used[0]["src_ip"] == "127.0.0.1" and key_id not in json.dumps(used)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tokens=st.lists(st.text("abc123", min_size=8, max_size=14), min_size=1, max_size=8, unique=True),
+       data=st.text("abc123xyz", max_size=80))
+def test_trie_matcher_finds_what_a_flat_longest_first_alternation_finds(tokens: list[str], data: str) -> None:
+    finder = Honeytokens(EventSink("s"), {t: f"label-{t}" for t in tokens})
+    flat = re.compile(b"|".join(re.escape(f) for f in sorted(finder._forms, key=len, reverse=True)))
+    expected: list[str] = []
+    for m in flat.finditer(data.encode()):
+        if finder._forms[m.group(0)] not in expected:
+            expected.append(finder._forms[m.group(0)])
+    assert finder.find(data.encode()) == expected
+    for token in tokens:  # and each token alone is found wherever it sits
+        assert f"label-{token}" in finder.find(f"xx{token}yy".encode())

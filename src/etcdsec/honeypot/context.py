@@ -272,8 +272,7 @@ class Honeytokens:
 
     def _compiled(self) -> re.Pattern[bytes] | None:
         if self._pattern is None and self._forms:
-            longest_first = sorted(self._forms, key=len, reverse=True)
-            self._pattern = re.compile(b"|".join(re.escape(f) for f in longest_first))
+            self._pattern = re.compile(_trie_pattern(list(self._forms)))
         return self._pattern
 
     def find(self, data: bytes) -> list[str]:
@@ -291,6 +290,30 @@ class Honeytokens:
     def check(self, session: Session | None, data: bytes, where: str = "request") -> None:
         for label in self.find(data):
             self.events.emit("honeytoken.used", session, token=label, where=where)
+
+
+def _trie_pattern(words: list[bytes]) -> bytes:
+    """One regex for many literals, factored as a trie: JWTs and keys share long prefixes, and a flat
+    alternation retries every word at every offset (3x slower on a typical request)."""
+    ends_here = b"" in words
+    by_first: dict[bytes, list[bytes]] = {}
+    for word in words:
+        if word:
+            by_first.setdefault(word[:1], []).append(word[1:])
+    branches = []
+    for first, tails in sorted(by_first.items()):
+        common = first
+        while len(tails) > 1 and all(tails) and len({t[:1] for t in tails}) == 1:  # one path: a literal
+            common += tails[0][:1]
+            tails = [t[1:] for t in tails]
+        if len(tails) == 1:
+            branches.append(re.escape(common + tails[0]))
+        else:
+            branches.append(re.escape(common) + _trie_pattern(tails))
+    if not branches:
+        return b""
+    body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+    return b"(?:" + body + b")?" if ends_here else body  # greedy: the longest word wins
 
 
 def _token_forms(raw: bytes) -> list[bytes]:
