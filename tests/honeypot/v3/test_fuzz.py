@@ -185,3 +185,34 @@ def test_fast_json_decoding_agrees_with_json_format(obj: dict[str, object]) -> N
     except (gateway._BadInput, json_format.ParseError, ValueError, TypeError, AttributeError):
         slow = None
     assert fast == slow
+
+
+@FUZZ
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n%é", max_size=24))
+def test_the_clean_base64_shortcut_only_passes_what_go_accepts(text: str) -> None:
+    if gateway._CLEAN_B64.fullmatch(text):
+        assert gojson.base64_error(text.encode()) is None
+        assert binascii.a2b_base64(text) == base64.b64decode(text)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.binary(max_size=16), st.binary(max_size=16), st.integers(0, 2**63 - 1)), max_size=4),
+       st.text(max_size=20), st.integers(0, 2**64 - 1))
+def test_orjson_rendering_is_the_json_dumps_rendering(kvs: list[tuple[bytes, bytes, int]], name: str,
+                                                      member: int) -> None:
+    from google.protobuf import json_format
+
+    from etcdsec.honeypot.v3 import jsonpb
+    from etcdsec.proto import etcd_v3_pb2 as pb
+
+    messages = [
+        pb.RangeResponse(header=pb.ResponseHeader(member_id=member, revision=3), count=len(kvs),
+                         kvs=[pb.KeyValue(key=k, value=v, mod_revision=r, lease=-r) for k, v, r in kvs]),
+        pb.MemberListResponse(members=[pb.Member(ID=member, name=name, peerURLs=[name, "<&>\u2028"])]),
+        pb.AuthUserGetResponse(roles=[name, "\x00\x1f\x7f"]),
+        pb.WatchResponse(events=[pb.Event(type=pb.Event.DELETE, kv=pb.KeyValue(key=k)) for k, _, _ in kvs]),
+    ]
+    for msg in messages:
+        d = jsonpb.to_dict(msg)
+        assert d == json_format.MessageToDict(msg, preserving_proto_field_name=True)
+        assert gateway.to_json(msg) == json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()

@@ -7,7 +7,7 @@ UTF-8 text where possible instead (for event logs, where people read keys).
 
 from __future__ import annotations
 
-import base64
+from binascii import b2a_base64
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -15,32 +15,50 @@ from google.protobuf.message import Message
 
 _STRING_INTS = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
                 FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64}
+# How a field's value is rendered; worked out once per field, not per value (this runs per request).
+_PLAIN, _STRING_INT, _BYTES, _MESSAGE, _ENUM = range(5)
+_SPECS: dict[FieldDescriptor, tuple[str, bool, int]] = {}
+
+
+def _spec(fd: FieldDescriptor) -> tuple[str, bool, int]:
+    spec = _SPECS.get(fd)
+    if spec is None:
+        t = fd.type
+        kind = (_MESSAGE if t == FieldDescriptor.TYPE_MESSAGE else _BYTES if t == FieldDescriptor.TYPE_BYTES
+                else _STRING_INT if t in _STRING_INTS else _ENUM if t == FieldDescriptor.TYPE_ENUM else _PLAIN)
+        spec = _SPECS[fd] = (fd.name, fd.is_repeated, kind)
+    return spec
+
+
+def b64(v: bytes) -> str:
+    return b2a_base64(v, newline=False).decode("ascii")
 
 
 def to_dict(msg: Message, text_bytes: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for fd, value in msg.ListFields():
-        if fd.is_repeated:
-            out[fd.name] = [_value(fd, v, text_bytes) for v in value]
-        elif fd.type == FieldDescriptor.TYPE_BYTES and text_bytes:
-            try:
-                out[fd.name] = value.decode("utf-8")
-            except UnicodeDecodeError:
-                out[fd.name + "_base64"] = base64.b64encode(value).decode()
+        name, repeated, kind = _SPECS.get(fd) or _spec(fd)
+        if kind == _PLAIN:
+            out[name] = list(value) if repeated else value
+        elif kind == _STRING_INT:
+            out[name] = [str(v) for v in value] if repeated else str(value)
+        elif kind == _MESSAGE:
+            out[name] = [to_dict(v, text_bytes) for v in value] if repeated else to_dict(value, text_bytes)
+        elif kind == _BYTES:
+            if repeated:
+                out[name] = [b64(v) for v in value]
+            elif not text_bytes:
+                out[name] = b64(value)
+            else:
+                try:
+                    out[name] = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    out[name + "_base64"] = b64(value)
         else:
-            out[fd.name] = _value(fd, value, text_bytes)
+            out[name] = [_enum(fd, v) for v in value] if repeated else _enum(fd, value)
     return out
 
 
-def _value(fd: FieldDescriptor, v: Any, text_bytes: bool) -> Any:
-    t = fd.type
-    if t == FieldDescriptor.TYPE_MESSAGE:
-        return to_dict(v, text_bytes)
-    if t == FieldDescriptor.TYPE_BYTES:
-        return base64.b64encode(v).decode()
-    if t in _STRING_INTS:
-        return str(v)
-    if t == FieldDescriptor.TYPE_ENUM:
-        ev = fd.enum_type.values_by_number.get(v)
-        return ev.name if ev is not None else v
-    return v
+def _enum(fd: FieldDescriptor, v: int) -> Any:
+    ev = fd.enum_type.values_by_number.get(v)
+    return ev.name if ev is not None else v
