@@ -6,7 +6,8 @@ Usage:  .venv/bin/python bench/v3_micro.py [--calls 20000] [--profile gateway-ra
 Scenarios: the gateway handler (`gateway.handle`) for POST /v3/kv/range and /v3/kv/put with a JSON
 body, and a unary gRPC KV.Range / KV.Put over one h2c connection (`GrpcConnection.receive` +
 `data_to_send`; the client side's h2 work is not timed). Events go to a JSONL file as in a real
-sensor. Every loop is bounded by --calls (at most 200,000).
+sensor; times are CPU time of this process (steadier than wall time on a busy machine). Every loop is
+bounded by --calls (at most 200,000).
 """
 
 from __future__ import annotations
@@ -91,10 +92,10 @@ class GrpcClient:
         data = self.client.data_to_send()
         if self.profiler is not None:
             self.profiler.enable()
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         self.server.receive(data)
         out = self.server.data_to_send()
-        self.elapsed += time.perf_counter() - t0
+        self.elapsed += time.process_time() - t0
         if self.profiler is not None:
             self.profiler.disable()
         status = ""
@@ -111,10 +112,10 @@ def scenarios(sensor: Sensor) -> dict[str, Callable[[int], float]]:
 
     def timed(fn: Callable[[], object]) -> Callable[[int], float]:
         def run(n: int) -> float:
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for _ in range(n):
                 fn()
-            return time.perf_counter() - t0
+            return time.process_time() - t0
         return run
 
     def grpc(path: str, msg: bytes) -> Callable[[int], float]:

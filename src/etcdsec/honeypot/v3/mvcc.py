@@ -103,6 +103,10 @@ class MVCCStore:
         """Live key versions in the range as of `rev` (0 = now), in key order."""
         self.check_revision(rev)
         at = rev if rev > 0 else 1 << 62  # now, including writes of the open transaction
+        if end is None:  # one key: the common read, without the generator
+            hist = self._history.get(start)
+            kv = self._version_at(hist, at) if hist else None
+            return [kv] if kv is not None else []
         out: list[KeyRev] = []
         for k in self._keys_in(start, end):
             kv = self._version_at(self._history[k], at)

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from etcdsec.honeypot.context import Persona, Session
 from etcdsec.honeypot.v3 import admin, errors
-from etcdsec.honeypot.v3.call import READ, WRITE, Call
+from etcdsec.honeypot.v3.call import READ, WRITE, Call, major_minor
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
 from etcdsec.honeypot.v3.snapshot import snapshot_responses
 from etcdsec.honeypot.v3.state import V3State
@@ -72,11 +72,12 @@ def do_range(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> pb.
     store = call.ns.store
     kvs = store.range(r.key, range_end_of(r.key, r.range_end), r.revision)
     count = len(kvs)
-    kvs = [kv for kv in kvs
-           if (not r.min_mod_revision or kv.mod_revision >= r.min_mod_revision)
-           and (not r.max_mod_revision or kv.mod_revision <= r.max_mod_revision)
-           and (not r.min_create_revision or kv.create_revision >= r.min_create_revision)
-           and (not r.max_create_revision or kv.create_revision <= r.max_create_revision)]
+    if r.min_mod_revision or r.max_mod_revision or r.min_create_revision or r.max_create_revision:
+        kvs = [kv for kv in kvs
+               if (not r.min_mod_revision or kv.mod_revision >= r.min_mod_revision)
+               and (not r.max_mod_revision or kv.mod_revision <= r.max_mod_revision)
+               and (not r.min_create_revision or kv.create_revision >= r.min_create_revision)
+               and (not r.max_create_revision or kv.create_revision <= r.max_create_revision)]
     order = r.sort_order
     if r.sort_target != pb.RangeRequest.KEY and order == pb.RangeRequest.NONE:
         order = pb.RangeRequest.ASCEND  # etcd sorts ascending when only a target is given
@@ -89,7 +90,10 @@ def do_range(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> pb.
         kvs = kvs[: r.limit]
         resp.more = True
     if not r.count_only:
-        resp.kvs.extend(_kv(kv, r.keys_only) for kv in kvs)
+        add, keys_only = resp.kvs.add, r.keys_only
+        for kv in kvs:  # built in place: extend() would copy each message once more
+            add(key=kv.key, create_revision=kv.create_revision, mod_revision=kv.mod_revision, version=kv.version,
+                value=b"" if keys_only else kv.value, lease=kv.lease)
     return resp
 
 
@@ -311,7 +315,7 @@ def status(call: Call, r: pb.StatusRequest) -> pb.StatusResponse:
     ident = call.state.ctx.identity
     resp = pb.StatusResponse(header=call.header(), version=call.persona.version, dbSize=db_size,
                              leader=ident.member_id, raftIndex=ns.raft_index, raftTerm=ident.raft_term)
-    if call.persona.major_minor >= (3, 4):  # fields added in 3.4
+    if major_minor(call.persona) >= (3, 4):  # fields added in 3.4
         resp.raftAppliedIndex = ns.raft_index
         resp.dbSizeInUse = in_use
     return resp
@@ -321,10 +325,10 @@ def alarm(call: Call, r: pb.AlarmRequest) -> pb.AlarmResponse:
     try:
         call.check_token()
     except errors.V3Error:
-        if call.persona.major_minor < (3, 5):  # 3.4 lets the auth package's error through untranslated
+        if major_minor(call.persona) < (3, 5):  # 3.4 lets the auth package's error through untranslated
             raise errors.V3Error(errors.Code.UNKNOWN, "auth: invalid auth token") from None
         raise
-    if call.persona.major_minor < (3, 5):
+    if major_minor(call.persona) < (3, 5):
         return pb.AlarmResponse()  # 3.4 answers an alarm list without a header
     return pb.AlarmResponse(header=call.header())
 
@@ -442,7 +446,7 @@ GATEWAY: dict[str, Method] = {g: m for m in _UNARY for g in m.gateway}
 
 
 def available(method: Method, persona: Persona) -> bool:
-    return persona.grpc_enabled and persona.major_minor >= method.min_version
+    return persona.grpc_enabled and major_minor(persona) >= method.min_version
 
 
 def invoke_stream(state: V3State, session: Session | None, method: Method, request: Message,
