@@ -138,3 +138,13 @@ def test_v2_handlers_answer_everything_without_raising(v2_api, method, key, form
     resp = asyncio.run(v2_api.handle(session, req))
     assert 200 <= resp.status < 600
     assert resp.status != 500 or b"database space" in resp.body  # no internal error slips out
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=st.text("ab=&%+;#20 é", max_size=24))
+def test_query_fast_split_equals_parse_qs(text: str) -> None:
+    from urllib.parse import parse_qs
+
+    from etcdsec.honeypot.request import _parse_query
+
+    assert _parse_query(text) == parse_qs(text, keep_blank_values=True)

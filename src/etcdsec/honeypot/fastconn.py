@@ -220,7 +220,7 @@ class FastHttp1(asyncio.Protocol):
             self._serve_buffered()
 
     def _log(self, head: fasthead.Head, req: Request, status: int, started: float) -> None:
-        self.ctx.events.emit("http.request", self.session, **request_event_fields(
+        self.ctx.events.emit_fields("http.request", self.session, request_event_fields(
             head.method, head.target, b"1.0" if head.http10 else b"1.1", head.items, status, self.session.tls,
             req.body, self.limits.max_logged_body, started))
 

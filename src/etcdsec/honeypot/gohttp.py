@@ -109,32 +109,54 @@ def json_response(status: int, body: bytes, headers: list[tuple[str, str]] | Non
     return Response(status, body, [("Content-Type", "application/json"), *(headers or [])])
 
 
+def _status_line(status: int, http10: bool) -> str:
+    line = _STATUS_LINES.get((status, http10))
+    if line is None:
+        line = _STATUS_LINES[(status, http10)] = \
+            f"HTTP/1.{0 if http10 else 1} {status} {STATUS_TEXT.get(status, 'status code')}\r\n"
+    return line
+
+
+_STATUS_LINES: dict[tuple[int, bool], str] = {}
+_CORS_LINES = "".join(f"{k}: {v}\r\n" for k, v in CORS_HEADERS)
+
+
 def render(resp: Response, *, head: bool = False, http10: bool = False, close: bool = False,
            cors: bool = True, now: float | None = None) -> bytes:
     """The response bytes for a non-streaming response."""
-    handler_headers = (CORS_HEADERS if cors else []) + resp.headers
-    lines = [f"HTTP/1.{0 if http10 else 1} {resp.status} {STATUS_TEXT.get(resp.status, 'status code')}"]
-    lines += [f"{k}: {v}" for k, v in sorted(handler_headers, key=lambda kv: kv[0])]
-    has_length = resp.header("Content-Length") is not None
+    has_length = has_trailer = False
+    for name, _ in resp.headers:
+        low = name.lower()
+        has_length = has_length or low == "content-length"
+        has_trailer = has_trailer or low == "trailer"
+    if cors and all(name > "Access-Control-Allow-Origin" for name, _ in resp.headers):
+        handler_lines = _CORS_LINES + "".join(f"{k}: {v}\r\n" for k, v in sorted(resp.headers, key=_name))
+    else:
+        handler = (CORS_HEADERS + resp.headers) if cors else resp.headers
+        handler_lines = "".join(f"{k}: {v}\r\n" for k, v in sorted(handler, key=_name))
     # Go buffers 2048 bytes; past that (or with declared trailers) the length is unknown: chunked,
     # or for HEAD and HTTP/1.0 no length header at all.
-    unknown_length = not has_length and (len(resp.body) > CHUNK_THRESHOLD or resp.header("Trailer") is not None)
+    unknown_length = not has_length and (len(resp.body) > CHUNK_THRESHOLD or has_trailer)
     chunked = unknown_length and not head and not http10
-    lines.append(f"Date: {http_date(now)}")
+    text = f"{_status_line(resp.status, http10)}{handler_lines}Date: {http_date(now)}\r\n"
     if not has_length and not unknown_length:
-        lines.append(f"Content-Length: {len(resp.body)}")
+        text += f"Content-Length: {len(resp.body)}\r\n"
     if resp.sniff_type:
-        lines.append(f"Content-Type: {TEXT_PLAIN}")
+        text += f"Content-Type: {TEXT_PLAIN}\r\n"
     if close and not http10:
-        lines.append("Connection: close")
+        text += "Connection: close\r\n"
     if chunked:
-        lines.append("Transfer-Encoding: chunked")
-    head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        text += "Transfer-Encoding: chunked\r\n"
+    head_bytes = (text + "\r\n").encode()
     if head or resp.status in (204, 304):
         return head_bytes
     if chunked:
         return head_bytes + chunk(resp.body) + last_chunk(resp.trailers)
     return head_bytes + resp.body
+
+
+def _name(item: tuple[str, str]) -> str:
+    return item[0]
 
 
 def h2_headers(resp: Response, *, cors: bool = True, head: bool = False) -> list[tuple[bytes, bytes]]:

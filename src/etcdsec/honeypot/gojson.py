@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+import orjson
+
+# What Go escapes that orjson writes raw: HTML characters and the JavaScript line separators.
+_GO_ESCAPES = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"),
+               ("\u2028".encode(), b"\\u2028"), ("\u2029".encode(), b"\\u2029"))
+# Go before 1.22 (every etcd release it imitates) writes \b and \f as \u0008 and \u000c; an escape is
+# one only after an even run of backslashes.
+_SHORT_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\([bf])")
 
 
 def go_json(obj: Any, newline: bool = False) -> bytes:
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    text = (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-    return (text + ("\n" if newline else "")).encode()
+    try:
+        out = orjson.dumps(obj)  # compact UTF-8, as json.dumps(separators, ensure_ascii=False), 10x faster
+    except TypeError:  # integers past 64 bits and other things orjson refuses
+        out = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    for raw, escaped in _GO_ESCAPES:
+        if raw in out:
+            out = out.replace(raw, escaped)
+    if b"\\b" in out or b"\\f" in out:
+        out = _SHORT_ESCAPE.sub(lambda m: m.group(1) + (b"\\u0008" if m.group(2) == b"b" else b"\\u000c"), out)
+    return out + b"\n" if newline else out
 
 
 def go_duration(seconds: float) -> str:

@@ -24,7 +24,7 @@ class Request:
             raw = "/" + raw.split("://", 1)[1].partition("/")[2]
         self.raw_path = raw or "/"
         self.path = unquote(self.raw_path)
-        self.query = parse_qs(query.partition("#")[0], keep_blank_values=True)
+        self.query = _parse_query(query.partition("#")[0]) if query else {}
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k == name), None)
@@ -34,9 +34,20 @@ class Request:
         values: dict[str, list[str]] = {}
         ctype = (self.header("content-type") or "").split(";")[0].strip().lower()
         if self.method in ("POST", "PUT", "PATCH") and ctype == "application/x-www-form-urlencoded":
-            text = self.body.decode("utf-8", "replace")
-            for k, v in parse_qs(text, keep_blank_values=True).items():
+            for k, v in _parse_query(self.body.decode("utf-8", "replace")).items():
                 values.setdefault(k, []).extend(v)
         for k, v in self.query.items():
             values.setdefault(k, []).extend(v)
         return values
+
+
+def _parse_query(text: str) -> dict[str, list[str]]:
+    """parse_qs(text, keep_blank_values=True); plain `a=1&b=2` (no escapes) is split directly."""
+    if "%" in text or "+" in text:
+        return parse_qs(text, keep_blank_values=True)
+    values: dict[str, list[str]] = {}
+    for pair in text.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            values.setdefault(name, []).append(value)
+    return values

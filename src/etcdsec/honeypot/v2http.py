@@ -24,6 +24,7 @@ from etcdsec.honeypot.v2store import Event, V2Error, V2Store, Watcher, clean_key
 KEYS_PREFIX = "/v2/keys"
 MAX_ADDED_MEMBERS = 8
 MAX_AUTH_USERS = 100
+FLAGS = ("recursive", "sorted", "wait", "dir", "quorum", "stream", "refresh")  # boolean form fields
 KEY_METHODS = "HEAD,GET,PUT,POST,DELETE"  # etcd's allowMethod joins with "," and no space
 
 
@@ -34,10 +35,11 @@ class V2Api:
         self.auth_users: dict[str, dict[str, object]] = {}
         self.added_members: dict[str, dict[str, object]] = {}
         self.auth_enabled = False
+        self._cluster_id = cluster_id_hex(ctx)  # fixed for the deployment: formatted once
 
     # --- headers --------------------------------------------------------------------------
     def _index_headers(self, with_raft: bool = True) -> list[tuple[str, str]]:
-        headers = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx)), ("X-Etcd-Index", str(self.store.index))]
+        headers = [("X-Etcd-Cluster-Id", self._cluster_id), ("X-Etcd-Index", str(self.store.index))]
         if with_raft:
             ident = self.ctx.identity
             headers += [("X-Raft-Index", str(ident.raft_index_base + self.store.index)),
@@ -87,8 +89,11 @@ class V2Api:
             return form[name][0] if name in form else None
 
         try:
-            flags = {name: _bool(one(name), f'"{name}"')
-                     for name in ("recursive", "sorted", "wait", "dir", "quorum", "stream", "refresh")}
+            flags: dict[str, bool | None] = dict.fromkeys(FLAGS)
+            if not form.keys().isdisjoint(FLAGS):  # in FLAGS order: the first bad one is the error
+                for name in FLAGS:
+                    if name in form:
+                        flags[name] = _bool(form[name][0], f'"{name}"')
             prev_exist = _bool(one("prevExist"), "prevExist") if "prevExist" in form else None
             ttl = _uint(one("ttl"), 202, "ttl") if one("ttl") not in (None, "") else None
             prev_index = _uint(one("prevIndex"), 203, "prevIndex") if one("prevIndex") not in (None, "") else None

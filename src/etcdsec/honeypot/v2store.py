@@ -35,6 +35,10 @@ ERRORS: dict[int, tuple[str, int]] = {
 }
 
 
+# stats counters of each set action: (success, failure)
+_SET_COUNTERS = {"set": ("setsSuccess", "setsFail"), "update": ("updateSuccess", "updateFail"),
+                 "create": ("createSuccess", "createFail"),
+                 "compareAndSwap": ("compareAndSwapSuccess", "compareAndSwapFail")}
 MAX_TTL = 100 * 365 * 86400  # longer TTLs are kept as 100 years (Go's time would overflow past ~290)
 
 
@@ -190,14 +194,12 @@ class V2Store:
             action = "update"
         elif prev_exist is False:
             action = "create"
-        fail = {"set": "setsFail", "update": "updateFail", "create": "createFail",
-                "compareAndSwap": "compareAndSwapFail"}[action]
         try:
             result = self._set(key, value, dir, ttl, action, prev_value, prev_index, refresh)
         except V2Error:
-            self.stats.counts[fail] += 1
+            self.stats.counts[_SET_COUNTERS[action][1]] += 1
             raise
-        self.stats.counts[fail.replace("Fail", "Success")] += 1
+        self.stats.counts[_SET_COUNTERS[action][0]] += 1
         return result
 
     def _set(self, key: str, value: str | None, dir: bool, ttl: int | None, action: str,
