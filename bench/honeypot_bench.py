@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,24 @@ class _Conn(asyncio.Protocol):
         return int(self.buf[9:12])
 
 
-async def http_load(ip: str, port: int, request: bytes, seconds: float, concurrency: int) -> dict[str, Any]:
+KEYSPACE = 50_000  # writes cycle over this many keys: creates first, then updates (stays under store caps)
+
+
+def numbered(template: bytes) -> Callable[[int], bytes]:
+    """Requests with `{n}` in them numbered per request (n modulo KEYSPACE), Content-Length fixed up."""
+    def make(n: int) -> bytes:
+        data = template.replace(b"{n}", str(n % KEYSPACE).encode())
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if b"Content-Length: " in head:
+            start = head.index(b"Content-Length: ") + 16
+            end = head.find(b"\r\n", start)
+            head = head[:start] + str(len(body)).encode() + (head[end:] if end >= 0 else b"")
+        return head + sep + body
+    return make
+
+
+async def http_load(ip: str, port: int, request: bytes | Callable[[int], bytes], seconds: float,
+                    concurrency: int) -> dict[str, Any]:
     assert is_loopback(ip)
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
@@ -84,7 +102,8 @@ async def http_load(ip: str, port: int, request: bytes, seconds: float, concurre
         try:
             while time.perf_counter() < deadline and len(latencies) < MAX_REQUESTS:
                 t0 = time.perf_counter()
-                status = await conn.request(request)
+                data = request if isinstance(request, bytes) else request(len(latencies))
+                status = await conn.request(data)
                 latencies.append(time.perf_counter() - t0)
                 statuses[status] = statuses.get(status, 0) + 1
         finally:
@@ -156,21 +175,29 @@ def logged(events: Path, eventid: str, needle: str) -> int:
     return n
 
 
-def scenarios() -> list[tuple[str, str, bytes | None, str]]:
-    """(name, kind, request bytes, what to look for in the event line)."""
+def scenarios() -> list[tuple[str, str, bytes | Callable[[int], bytes] | None, str]]:
+    """(name, kind, request bytes or a maker of the n-th request, what to look for in the event line)."""
     def get(path: str) -> bytes:
         return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+
+    def gateway_put(n: int) -> bytes:
+        body = json.dumps({"key": base64.b64encode(f"/bench/put/{n % KEYSPACE}".encode()).decode(),
+                           "value": base64.b64encode(b"v" * 10).decode()}).encode()
+        return (b"POST /v3/kv/put HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)
 
     rng = json.dumps({"key": base64.b64encode(b"/bench/key").decode()}).encode()
     return [
         ("GET /version", "http", get("/version"), '"path":"/version"'),
         ("v2 key GET", "http", get("/v2/keys/bench/key"), '"path":"/v2/keys/bench/key"'),
         ("v2 key PUT (logged write)", "http",
-         b"PUT /v2/keys/bench/put HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-         b"Content-Length: 7\r\n\r\nvalue=1", '"path":"/v2/keys/bench/put"'),
+         numbered(b"PUT /v2/keys/bench/put/{n} HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                  b"application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\nvalue=v{n}"),
+         '"path":"/v2/keys/bench/put/'),
         ("v3 gateway range", "http",
          b"POST /v3/kv/range HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: "
          + str(len(rng)).encode() + b"\r\n\r\n" + rng, '"path":"/v3/kv/range"'),
+        ("v3 gateway put (logged write)", "http", gateway_put, '"path":"/v3/kv/put"'),
         ("gRPC KV.Range", "grpc", None, "/etcdserverpb.KV/Range"),
     ]
 

@@ -22,16 +22,19 @@ def body_fields(body: bytes, limit: int) -> dict[str, Any]:
     return out
 
 
-def request_event_fields(method: bytes, target: bytes, http_version: bytes,
-                         items: list[tuple[bytes, bytes, bytes]], status: int, tls: bool, body: bytes,
-                         limit: int, started: float | None = None) -> dict[str, Any]:
+def request_event_fields(method: str, target: str, http_version: str, items: list[tuple[str, str, str]],
+                         status: int, tls: bool, body: bytes, limit: int,
+                         started: float | None = None) -> dict[str, Any]:
     """The fields of an `http.request` event; `items` are (name as sent, lower-cased name, value)."""
-    headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, _, v in items]
-    user_agent = next((v.decode("latin-1") for _, low, v in items if low == b"user-agent"), None)
+    user_agent = None
+    headers = []
+    for name, lower, value in items:
+        headers.append([name, value])
+        if lower == "user-agent" and user_agent is None:
+            user_agent = value
     fields: dict[str, Any] = {
-        "method": method.decode("latin-1"), "path": target.decode("latin-1"),
-        "http_version": http_version.decode("latin-1"), "headers": headers, "user_agent": user_agent,
-        "status": status, "tls": tls or None,
+        "method": method, "path": target, "http_version": http_version, "headers": headers,
+        "user_agent": user_agent, "status": status, "tls": tls or None,
     }
     if started is not None:
         fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)

@@ -125,8 +125,8 @@ class FastHttp1(asyncio.Protocol):
     def _answer(self, head: fasthead.Head, raw: bytes) -> None:
         started = time.perf_counter()
         body = raw[head.body_start:]
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for _, k, v in head.items]
-        req = Request(head.method.decode(), head.target.decode(), headers, body, http10=head.http10)
+        req = Request(head.method, head.target, [(low, value) for _, low, value in head.items], body,
+                      http10=head.http10)
         if self.trusted_xff is not None:  # first: the rate limit is the client's, not the balancer's
             apply_xff(self.session, self.socket_peer, self.trusted_xff, req.header("x-forwarded-for"))
         delay = self.guard.delay_for(self.session.src_ip) if self.guard is not None else 0.0
@@ -221,7 +221,7 @@ class FastHttp1(asyncio.Protocol):
 
     def _log(self, head: fasthead.Head, req: Request, status: int, started: float) -> None:
         self.ctx.events.emit_fields("http.request", self.session, request_event_fields(
-            head.method, head.target, b"1.0" if head.http10 else b"1.1", head.items, status, self.session.tls,
+            head.method, head.target, "1.0" if head.http10 else "1.1", head.items, status, self.session.tls,
             req.body, self.limits.max_logged_body, started))
 
     # --- endings ------------------------------------------------------------------------

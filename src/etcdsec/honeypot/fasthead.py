@@ -32,18 +32,18 @@ _METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE"))
 _REQUEST_LINE = re.compile(rb"([A-Z]{3,6}) (/[\x21-\x22\x24\x26-\x7e]*) HTTP/1\.([01])")
 # lines of: token name ":" OWS printable value (inner spaces and tabs allowed) OWS CRLF
 _HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[ \t]*(?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?[ \t]*\r\n)*")
-_VALID_HOST = re.compile(rb"[A-Za-z0-9!$%&'()*+,\-.:;=\[\]_~]*")
-_SPECIAL = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"))
+_VALID_HOST = re.compile(r"[A-Za-z0-9!$%&'()*+,\-.:;=\[\]_~]*")
+_SPECIAL = frozenset(("host", "content-length", "transfer-encoding", "expect", "upgrade"))
 
 
 @dataclass(slots=True)
 class Head:
     """One complete simple request: the head parsed, the body's place in the buffer known."""
 
-    method: bytes
-    target: bytes
+    method: str
+    target: str
     http10: bool
-    items: list[tuple[bytes, bytes, bytes]]  # (name as sent, lower-cased name, value), in order
+    items: list[tuple[str, str, str]]  # (name as sent, lower-cased name, value), in order; latin-1
     body_start: int
     end: int  # index just past the body: the bytes this request used
 
@@ -67,20 +67,21 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
     # one regex over the whole header block, then plain splits: cheaper than a match per line
     if head_end > line_end and _HEADER_BLOCK.fullmatch(buf, line_end + 2, head_end + 2) is None:
         return UNSURE  # obs-fold, bare CR/LF, control or non-ASCII bytes, bad names...
-    items: list[tuple[bytes, bytes, bytes]] = []
+    items: list[tuple[str, str, str]] = []
     host = length = None
-    for line_bytes in bytes(buf[line_end + 2:head_end]).split(b"\r\n") if head_end > line_end else ():
-        name, _, value = line_bytes.partition(b":")
-        value = value.strip(b" \t")
+    # the block is ASCII (checked above): decoded once, then split as text
+    for line_text in buf[line_end + 2:head_end].decode("latin-1").split("\r\n") if head_end > line_end else ():
+        name, _, value = line_text.partition(":")
+        value = value.strip(" \t")
         lower = name.lower()
         if lower in _SPECIAL:
-            if lower == b"host":
+            if lower == "host":
                 if host is not None or _VALID_HOST.fullmatch(value) is None:
                     return UNSURE
                 host = value
-            elif lower == b"content-length":
+            elif lower == "content-length":
                 if length is not None or not value.isdigit() or len(value) > 10 or \
-                        (value[0] == 0x30 and len(value) > 1):
+                        (value[0] == "0" and len(value) > 1):
                     return UNSURE
                 length = int(value)
             else:
@@ -94,7 +95,8 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
         return UNSURE  # the careful path answers 413 as Go does
     if len(buf) < end:
         return NEED_MORE
-    return Head(line.group(1), line.group(2), line.group(3) == b"0", items, body_start, end)
+    method, target, minor = line.groups()
+    return Head(method.decode(), target.decode(), minor == b"0", items, body_start, end)
 
 
 _LINE_PREFIX = re.compile(rb"[A-Z]{0,6}(?: (?:/[\x21-\x22\x24\x26-\x7e]*"

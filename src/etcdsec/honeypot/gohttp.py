@@ -129,8 +129,9 @@ def render(resp: Response, *, head: bool = False, http10: bool = False, close: b
         low = name.lower()
         has_length = has_length or low == "content-length"
         has_trailer = has_trailer or low == "trailer"
-    if cors and all(name > "Access-Control-Allow-Origin" for name, _ in resp.headers):
-        handler_lines = _CORS_LINES + "".join(f"{k}: {v}\r\n" for k, v in sorted(resp.headers, key=_name))
+    own = sorted(resp.headers, key=_name)
+    if cors and (not own or own[0][0] > "Access-Control-Allow-Origin"):  # the usual case: CORS lines first
+        handler_lines = _CORS_LINES + "".join(f"{k}: {v}\r\n" for k, v in own)
     else:
         handler = (CORS_HEADERS + resp.headers) if cors else resp.headers
         handler_lines = "".join(f"{k}: {v}\r\n" for k, v in sorted(handler, key=_name))

@@ -301,9 +301,10 @@ class Http1Connection:
 
     def _log_request(self, event: h11.Request, body: bytes, status: int, req: Request | None = None,
                      started: float | None = None) -> None:
-        self.ctx.events.emit("http.request", self.session, **request_event_fields(
-            event.method, event.target, event.http_version, self._lowered, status, self.session.tls, body,
-            self.ctx.limits.max_logged_body, started))
+        items = [(k.decode("latin-1"), low.decode("latin-1"), v.decode("latin-1")) for k, low, v in self._lowered]
+        self.ctx.events.emit_fields("http.request", self.session, request_event_fields(
+            event.method.decode("latin-1"), event.target.decode("latin-1"), event.http_version.decode("latin-1"),
+            items, status, self.session.tls, body, self.ctx.limits.max_logged_body, started))
 
     def _malformed(self, reason: str) -> None:
         raw = bytes(self.received)

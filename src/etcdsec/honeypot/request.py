@@ -27,7 +27,10 @@ class Request:
         self.query = _parse_query(query.partition("#")[0]) if query else {}
 
     def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k == name), None)
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
     def form(self) -> dict[str, list[str]]:
         """Go's r.Form: query values, plus an urlencoded body for POST/PUT/PATCH (body values first)."""
