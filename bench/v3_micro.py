@@ -160,7 +160,7 @@ def main() -> int:
                 prof.disable()
             st = pstats.Stats(prof)
             st.sort_stats("tottime").print_stats(35)
-            st.sort_stats("cumulative").print_stats(45)
+            st.sort_stats("cumulative").print_stats(90)
             return 0
         names = args.only.split(",") if args.only else list(runs)
         for name in names:

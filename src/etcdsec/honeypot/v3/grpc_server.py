@@ -27,6 +27,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import orjson
 from google.protobuf.message import DecodeError, Message
 
 from etcdsec.honeypot.context import SensorContext, Session
@@ -59,6 +60,11 @@ def frame_message(payload: bytes) -> bytes:
 def loggable(msg: Message, limit: int) -> dict[str, Any]:
     """The request as a dict for events: bytes fields as text when they are UTF-8, bounded in size."""
     d = jsonpb.to_dict(msg, text_bytes=True)
+    # json.dumps' text is at most twice orjson's compact bytes (one space per separator; escapes
+    # alike), so a small request is known to fit without the slow encoder.
+    with contextlib.suppress(TypeError):  # orjson.JSONEncodeError: let json decide
+        if 2 * len(orjson.dumps(d)) <= limit:
+            return d
     text = json.dumps(d, ensure_ascii=False)
     if len(text) > limit:
         return {"truncated": True, "json": text[:limit]}
@@ -177,7 +183,7 @@ class GrpcConnection:
                      encoding=str(hdrs.get("grpc-encoding", "")),
                      token=_token(hdrs))
         self.streams[ev.stream_id] = st
-        metadata = "\n".join(str(v) for k, v in (ev.headers or []) if not str(k).startswith(":"))
+        metadata = "\n".join([str(v) for k, v in (ev.headers or []) if not str(k).startswith(":")])
         self.ctx.honeytokens.check(self.session, metadata.encode(), where="grpc-metadata")
         ctype = str(hdrs.get("content-type", ""))
         subtype = _content_subtype(ctype)
@@ -419,7 +425,7 @@ class GrpcConnection:
             st.watch.close()
         # grpc-go always sends grpc-message, empty on success; percent-encoding as grpc-go does.
         trailers = [("grpc-status", str(int(code))),
-                    ("grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~"))]
+                    ("grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~") if message else "")]
         if not st.headers_sent:
             # Trailers-only response, as grpc-go sends an error before any message.
             st.headers_sent = True

@@ -94,8 +94,19 @@ def _skip(data: bytes, i: int) -> int:
             return i
 
 
+def _fields(desc: Descriptor) -> tuple[str, dict[int, Any]]:
+    """(gogo's message name, fields by number): descriptor look-ups once per type, not per field."""
+    known = _FIELDS.get(desc)
+    if known is None:
+        known = _FIELDS[desc] = (_GO_MESSAGE_NAMES.get(desc.name, desc.name), dict(desc.fields_by_number))
+    return known
+
+
+_FIELDS: dict[Descriptor, tuple[str, dict[int, Any]]] = {}
+
+
 def _walk(desc: Descriptor, data: bytes) -> None:
-    name = _GO_MESSAGE_NAMES.get(desc.name, desc.name)
+    name, fields = _FIELDS.get(desc) or _fields(desc)
     i, n = 0, len(data)
     while i < n:
         start = i
@@ -105,7 +116,7 @@ def _walk(desc: Descriptor, data: bytes) -> None:
             raise _Bad(f"proto: {name}: wiretype end group for non-group")
         if num <= 0:
             raise _Bad(f"proto: {name}: illegal tag {num} (wire type {wire})")
-        field: Any = desc.fields_by_number.get(num)
+        field: Any = fields.get(num)
         if field is None:
             end = _skip(data, start)
             if end > n:
