@@ -148,3 +148,11 @@ def test_query_fast_split_equals_parse_qs(text: str) -> None:
     from etcdsec.honeypot.request import _parse_query
 
     assert _parse_query(text) == parse_qs(text, keep_blank_values=True)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(path=st.text("/.ab%", max_size=14))
+def test_clean_path_shortcut_agrees_with_full_resolution(path: str) -> None:
+    from etcdsec.honeypot.routes import _clean_path, _resolve_path
+
+    assert _clean_path(path) == _resolve_path(path)

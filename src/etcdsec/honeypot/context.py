@@ -228,9 +228,12 @@ class EventSink:
                      "dst_port": session.dst_port}
             if session.peer_ip:
                 event["peer_ip"] = session.peer_ip
-        for key, value in fields.items():
-            if value is not None:
-                event[key] = value
+        if None in fields.values():
+            for key, value in fields.items():
+                if value is not None:
+                    event[key] = value
+        else:
+            event.update(fields)
         with self._lock:
             self.emitted += 1
             for output in self.outputs:

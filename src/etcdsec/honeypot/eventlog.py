@@ -64,13 +64,15 @@ class JsonlWriter:
                 self._flush_locked()
 
     def _write(self, data: bytes) -> None:
-        if self.max_bytes and self._size + len(data) > self.max_bytes and self._size > 0:
+        size = len(data)
+        if self.max_bytes and self._size + size > self.max_bytes and self._size > 0:
             self._rotate()
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        self._size += len(data)
+        written = os.write(self._fd, data)
+        if written < size:  # a short write (disk full, signal): the rest, never a split line
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self._fd, view):]
+        self._size += size
 
     def _flush_locked(self) -> None:
         """One write() per run of lines that fits before the next rotation; never a partial line."""

@@ -26,18 +26,17 @@ def request_event_fields(method: str, target: str, http_version: str, items: lis
                          status: int, tls: bool, body: bytes, limit: int,
                          started: float | None = None) -> dict[str, Any]:
     """The fields of an `http.request` event; `items` are (name as sent, lower-cased name, value)."""
-    user_agent = None
     headers = []
+    fields: dict[str, Any] = {"method": method, "path": target, "http_version": http_version, "headers": headers}
     for name, lower, value in items:
-        headers.append([name, value])
-        if lower == "user-agent" and user_agent is None:
-            user_agent = value
-    fields: dict[str, Any] = {
-        "method": method, "path": target, "http_version": http_version, "headers": headers,
-        "user_agent": user_agent, "status": status, "tls": tls or None,
-    }
+        headers.append((name, value))  # a pair: written as a two-item JSON array
+        if lower == "user-agent" and "user_agent" not in fields:
+            fields["user_agent"] = value
+    fields["status"] = status
+    if tls:
+        fields["tls"] = True
     if started is not None:
         fields["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     if body:
         fields.update(body_fields(body, limit))
-    return fields
+    return fields  # no None values: the sink can take the dict as it is

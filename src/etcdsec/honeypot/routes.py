@@ -55,6 +55,7 @@ class ClientApp:
         self.cors = bool(ctx.persona.extra.get("cors", True))
         self.cmux = ctx.persona.grpc_enabled  # one port for HTTP and gRPC: cmux picks the protocol
         self.metrics_requests = 0
+        self._subtree_names: frozenset[str] | None = None
 
     async def h2_request(self, session: Session, method: str, path: str, headers: list[tuple[bytes, bytes]],
                          body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -96,6 +97,12 @@ class ClientApp:
             trees += ["/v2/keys/", "/v2/members/", "/v2/auth/"]
         return trees
 
+    def _bare_subtree(self, path: str) -> bool:
+        """Whether `path` names a subtree without its slash (ServeMux redirects it); the set is fixed."""
+        if self._subtree_names is None:
+            self._subtree_names = frozenset(t[:-1] for t in self.subtrees()) - {"/v2/keys", "/v2/members"}
+        return path in self._subtree_names
+
     async def handle(self, session: Session, req: Request) -> Response:
         clean = _clean_path(req.raw_path)
         if clean != req.raw_path and req.method != "CONNECT":
@@ -103,7 +110,7 @@ class ClientApp:
         if req.method == "OPTIONS":  # etcd's CORS wrapper answers every preflight (headers only with --cors)
             return Response(200, b"")
         path = req.path
-        if path + "/" in self.subtrees() and path not in ("/v2/keys", "/v2/members"):
+        if self._bare_subtree(path):
             return _redirect(path + "/", req)
         if path == "/version":
             return json_response(200, version_body(self.ctx)) if req.method == "GET" else method_not_allowed("GET")
@@ -204,6 +211,12 @@ class PeerApp:
 
 def _clean_path(p: str) -> str:
     """Go's ServeMux cleanPath: resolve . and .., squeeze //, keep a trailing slash."""
+    if p.startswith("/") and "//" not in p and "/." not in p:
+        return p  # nothing to resolve (the usual case): skip normpath
+    return _resolve_path(p)
+
+
+def _resolve_path(p: str) -> str:
     if not p.startswith("/"):
         p = "/" + p
     cleaned = posixpath.normpath(p)

@@ -95,10 +95,14 @@ class V2Api:
                     if name in form:
                         flags[name] = _bool(form[name][0], f'"{name}"')
             prev_exist = _bool(one("prevExist"), "prevExist") if "prevExist" in form else None
-            ttl = _uint(one("ttl"), 202, "ttl") if one("ttl") not in (None, "") else None
-            prev_index = _uint(one("prevIndex"), 203, "prevIndex") if one("prevIndex") not in (None, "") else None
-            prev_index = prev_index or None  # etcd reads an absent prevIndex as 0: 0 means "no condition"
-            wait_index = _uint(one("waitIndex"), 203, "waitIndex") if one("waitIndex") not in (None, "") else None
+            ttl = prev_index = wait_index = None
+            if "ttl" in form and form["ttl"][0] != "":
+                ttl = _uint(form["ttl"][0], 202, "ttl")
+            if "prevIndex" in form and form["prevIndex"][0] != "":
+                # etcd reads an absent prevIndex as 0: 0 means "no condition"
+                prev_index = _uint(form["prevIndex"][0], 203, "prevIndex") or None
+            if "waitIndex" in form and form["waitIndex"][0] != "":
+                wait_index = _uint(form["waitIndex"][0], 203, "waitIndex")
             if req.method in ("GET", "HEAD"):
                 if flags["wait"]:
                     return self._watch(key, bool(flags["recursive"]), wait_index)
