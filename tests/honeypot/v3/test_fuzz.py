@@ -216,3 +216,36 @@ def test_orjson_rendering_is_the_json_dumps_rendering(kvs: list[tuple[bytes, byt
         d = jsonpb.to_dict(msg)
         assert d == json_format.MessageToDict(msg, preserving_proto_field_name=True)
         assert gateway.to_json(msg) == json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.binary(min_size=1, max_size=4), st.binary(max_size=4), st.integers(0, 2**63 - 1)),
+                max_size=6),
+       st.binary(max_size=3), st.sampled_from([b"", b"\x00", b"\xff", b"b"]), st.integers(0, 4),
+       st.sampled_from([0, 1, 2]), st.sampled_from([0, 1, 2, 3, 4]), st.booleans(), st.booleans(),
+       st.integers(0, 6))
+def test_the_gateway_renders_a_range_as_to_json_of_do_range(
+        writes: list[tuple[bytes, bytes, int]], key: bytes, end: bytes, limit: int, order: int, target: int,
+        keys_only: bool, count_only: bool, min_mod: int) -> None:
+    from etcdsec.honeypot.v3.call import Call
+    from etcdsec.proto import etcd_v3_pb2 as pb
+
+    ctx, _ = make_ctx(dataset=[(b"a", b"1")])
+    state = V3State(ctx)
+    ns = state.namespace(None)
+    for k, v, lease in writes:
+        with ns.store.txn() as txn:
+            txn.put(k, v, lease)
+            txn.commit()
+    r = pb.RangeRequest(key=key, range_end=end, limit=limit, sort_order=order, sort_target=target,  # type: ignore[arg-type]
+                        keys_only=keys_only, count_only=count_only, min_mod_revision=min_mod)
+    call = Call(state, ns, None, ctx.persona)
+    try:
+        want = gateway.to_json(service.do_range(call, r))
+    except service.errors.V3Error as exc:
+        want = exc.message.encode()
+    try:
+        got = gateway.range_json(state, service.range_result(call, r))
+    except service.errors.V3Error as exc:
+        got = exc.message.encode()
+    assert got == want

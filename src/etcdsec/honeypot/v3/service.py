@@ -64,7 +64,18 @@ def _txn_rev(call: Call, txn: WriteTxn) -> int:
     return txn.rev if txn.changes else call.ns.store.revision
 
 
-def do_range(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> pb.RangeResponse:
+@dataclass(slots=True)
+class RangeResult:
+    """A Range answer before it is a message: the gateway renders it to JSON without protobuf."""
+
+    revision: int  # of the response header
+    count: int
+    more: bool
+    kvs: list[KeyRev]  # empty for count_only
+    keys_only: bool
+
+
+def range_result(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> RangeResult:
     if not r.key:
         raise errors.empty_key()
     if txn is None:
@@ -84,16 +95,22 @@ def do_range(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> pb.
     if order != pb.RangeRequest.NONE:
         kvs.sort(key=_SORT_KEYS.get(r.sort_target, _SORT_KEYS[0]),
                  reverse=order == pb.RangeRequest.DESCEND)
-    head = call.header() if txn is None else pb.ResponseHeader(revision=_txn_rev(call, txn))
-    resp = pb.RangeResponse(header=head, count=count)
-    if r.limit > 0 and len(kvs) > r.limit:
+    more = r.limit > 0 and len(kvs) > r.limit
+    if more:
         kvs = kvs[: r.limit]
-        resp.more = True
-    if not r.count_only:
-        add, keys_only = resp.kvs.add, r.keys_only
-        for kv in kvs:  # built in place: extend() would copy each message once more
-            add(key=kv.key, create_revision=kv.create_revision, mod_revision=kv.mod_revision, version=kv.version,
-                value=b"" if keys_only else kv.value, lease=kv.lease)
+    revision = store.revision if txn is None else _txn_rev(call, txn)
+    return RangeResult(revision, count, more, [] if r.count_only else kvs, r.keys_only)
+
+
+def do_range(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> pb.RangeResponse:
+    res = range_result(call, r, txn)
+    # a txn's inner range carries only the revision in its header
+    head = call.header(res.revision) if txn is None else pb.ResponseHeader(revision=res.revision)
+    resp = pb.RangeResponse(header=head, count=res.count, more=res.more)
+    add, keys_only = resp.kvs.add, res.keys_only
+    for kv in res.kvs:  # built in place: extend() would copy each message once more
+        add(key=kv.key, create_revision=kv.create_revision, mod_revision=kv.mod_revision, version=kv.version,
+            value=b"" if keys_only else kv.value, lease=kv.lease)
     return resp
 
 
