@@ -30,8 +30,11 @@ MAX_TARGET = 2048  # longer targets go the careful way (cmux and Go have line li
 _METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE"))
 # method SP origin-form target (printable ASCII, no '%' escapes, no '#') SP HTTP/1.0 or 1.1
 _REQUEST_LINE = re.compile(rb"([A-Z]{3,6}) (/[\x21-\x22\x24\x26-\x7e]*) HTTP/1\.([01])")
-# lines of: token name ":" OWS printable value (inner spaces and tabs allowed) OWS CRLF
-_HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[ \t]*(?:[\x21-\x7e](?:[ \t]*[\x21-\x7e])*)?[ \t]*\r\n)*")
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"  # all a simple header block may hold
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+MAX_REMEMBERED_NAMES = 1024
+# header names seen valid -> lower-cased: one dict lookup instead of a regex and lower() per header
+_header_names: dict[str, str] = {}
 _VALID_HOST = re.compile(r"[A-Za-z0-9!$%&'()*+,\-.:;=\[\]_~]*")
 _SPECIAL = frozenset(("host", "content-length", "transfer-encoding", "expect", "upgrade"))
 
@@ -64,29 +67,36 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
     head_end = buf.find(b"\r\n\r\n", line_end, max_head + 4)
     if head_end < 0:
         return UNSURE if len(buf) > max_head or b"\n\n" in buf or b"\r\n\n" in buf else NEED_MORE
-    # one regex over the whole header block, then plain splits: cheaper than a match per line
-    if head_end > line_end and _HEADER_BLOCK.fullmatch(buf, line_end + 2, head_end + 2) is None:
-        return UNSURE  # obs-fold, bare CR/LF, control or non-ASCII bytes, bad names...
     items: list[tuple[str, str, str]] = []
     host = length = None
-    # the block is ASCII (checked above): decoded once, then split as text
-    for line_text in buf[line_end + 2:head_end].decode("latin-1").split("\r\n") if head_end > line_end else ():
-        name, _, value = line_text.partition(":")
-        value = value.strip(" \t")
-        lower = name.lower()
-        if lower in _SPECIAL:
-            if lower == "host":
-                if host is not None or _VALID_HOST.fullmatch(value) is None:
-                    return UNSURE
-                host = value
-            elif lower == "content-length":
-                if length is not None or not value.isdigit() or len(value) > 10 or \
-                        (value[0] == "0" and len(value) > 1):
-                    return UNSURE
-                length = int(value)
-            else:
-                return UNSURE  # Transfer-Encoding, Expect, Upgrade: Go's rules apply
-        items.append((name, lower, value))
+    if head_end > line_end:
+        block = bytes(buf[line_end + 2:head_end])
+        if block.translate(None, _PRINTABLE):
+            return UNSURE  # control or non-ASCII bytes: h11 and Go decide
+        lines = block.decode("latin-1").split("\r\n")
+        if block.count(b"\r") >= len(lines) or block.count(b"\n") >= len(lines):
+            return UNSURE  # a bare CR or LF
+        for line_text in lines:
+            name, colon, value = line_text.partition(":")
+            lower = _header_names.get(name) if colon else None
+            if lower is None:
+                if not colon or _TOKEN.fullmatch(name) is None:
+                    return UNSURE  # obs-fold (leading space), a bad name, no colon
+                lower = _remember_name(name)
+            value = value.strip(" \t")
+            if lower in _SPECIAL:
+                if lower == "host":
+                    if host is not None or _VALID_HOST.fullmatch(value) is None:
+                        return UNSURE
+                    host = value
+                elif lower == "content-length":
+                    if length is not None or not value.isdigit() or len(value) > 10 or \
+                            (value[0] == "0" and len(value) > 1):
+                        return UNSURE
+                    length = int(value)
+                else:
+                    return UNSURE  # Transfer-Encoding, Expect, Upgrade: Go's rules apply
+            items.append((name, lower, value))
     if host is None or len(items) > max_headers:
         return UNSURE
     body_start = head_end + 4
@@ -101,6 +111,13 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
 
 _LINE_PREFIX = re.compile(rb"[A-Z]{0,6}(?: (?:/[\x21-\x22\x24\x26-\x7e]*"
                           rb"(?: (?:H(?:T(?:T(?:P(?:/(?:1(?:\.(?:[01]\r?)?)?)?)?)?)?)?)?)?)?)?")
+
+
+def _remember_name(name: str) -> str:
+    lower = name.lower()
+    if len(_header_names) < MAX_REMEMBERED_NAMES:  # bounded: random names from a scanner stop here
+        _header_names[name] = lower
+    return lower
 
 
 def _could_be_request_line(buf: bytes | bytearray) -> bool:
