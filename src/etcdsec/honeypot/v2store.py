@@ -206,7 +206,13 @@ class V2Store:
              prev_value: str | None, prev_index: int | None, refresh: bool) -> tuple[dict[str, Any], bool]:
         if key == "/":
             raise V2Error(107, "/", self.index)
-        existing = self._walk(key)
+        # one walk to the parent serves both the lookup and, when it is a directory already, the write
+        parent_key, _, name = key.rpartition("/")
+        known_parent = self._walk(parent_key or "/")
+        if known_parent is None or known_parent.children is None:
+            existing, known_parent = None, None
+        else:
+            existing = known_parent.children.get(name)
         if action == "create" and existing is not None:
             raise V2Error(105, key, self.index)
         if action in ("update", "compareAndSwap") and existing is None:
@@ -234,9 +240,8 @@ class V2Store:
         growth = len(key) + len(value or "") - (existing.size() if existing else 0)
         if existing is None and (self.keys >= self.max_keys or self.bytes + growth > self.max_bytes):
             raise V2Error(300, "etcdserver: mvcc: database space exceeded", self.index)
-        parent = self._parent_for(key)
+        parent = known_parent or self._parent_for(key)  # missing parents are created only now
         self.index += 1
-        name = key.rsplit("/", 1)[1]
         node = Node(key, value, existing.created if existing and action != "set" else self.index, self.index,
                     now + min(ttl, MAX_TTL) if ttl else None, {} if dir else None)
         if existing is not None and existing.is_dir and dir:
@@ -369,6 +374,8 @@ class V2Store:
 
     def _publish(self, event: Event) -> None:
         self.history.append(event)
+        if not self.watchers:
+            return
         fired = [w for w in self.watchers
                  if event.index >= w.since and _matches(w.key, w.recursive, event.key)]
         for w in fired:
