@@ -52,7 +52,10 @@ class JsonlWriter:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
     def __call__(self, event: dict[str, Any]) -> None:
-        line = event_line(event)
+        try:
+            line = orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            line = event_line(event)
         with self._lock:
             self.lines += 1
             if self.flush_interval <= 0:

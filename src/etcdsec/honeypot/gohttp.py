@@ -7,6 +7,7 @@ Content-Type, in that order; bodies over 2048 bytes without a Content-Length go 
 from __future__ import annotations
 
 import email.utils
+import operator
 import time
 from dataclasses import dataclass, field
 
@@ -131,10 +132,10 @@ def render(resp: Response, *, head: bool = False, http10: bool = False, close: b
         has_trailer = has_trailer or low == "trailer"
     own = sorted(resp.headers, key=_name)
     if cors and (not own or own[0][0] > "Access-Control-Allow-Origin"):  # the usual case: CORS lines first
-        handler_lines = _CORS_LINES + "".join(f"{k}: {v}\r\n" for k, v in own)
+        handler_lines = _CORS_LINES + "".join([f"{k}: {v}\r\n" for k, v in own])
     else:
         handler = (CORS_HEADERS + resp.headers) if cors else resp.headers
-        handler_lines = "".join(f"{k}: {v}\r\n" for k, v in sorted(handler, key=_name))
+        handler_lines = "".join([f"{k}: {v}\r\n" for k, v in sorted(handler, key=_name)])
     # Go buffers 2048 bytes; past that (or with declared trailers) the length is unknown: chunked,
     # or for HEAD and HTTP/1.0 no length header at all.
     unknown_length = not has_length and (len(resp.body) > CHUNK_THRESHOLD or has_trailer)
@@ -156,8 +157,7 @@ def render(resp: Response, *, head: bool = False, http10: bool = False, close: b
     return head_bytes + resp.body
 
 
-def _name(item: tuple[str, str]) -> str:
-    return item[0]
+_name = operator.itemgetter(0)  # sort key: the header name (C, no Python call per item)
 
 
 def h2_headers(resp: Response, *, cors: bool = True, head: bool = False) -> list[tuple[bytes, bytes]]:
