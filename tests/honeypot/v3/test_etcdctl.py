@@ -71,9 +71,10 @@ def normalise(text: str, endpoint: str) -> str:
     text = re.sub(r"^\{\"level\".*\n", "", text, flags=re.M)  # client retry logs
     text = re.sub(r"https?://[\d.]+:\d+", "<url>", text)
     text = text.replace(endpoint, "<endpoint>")
-    text = re.sub(r"\b[0-9a-f]{10,16}\b", "<hexid>", text)  # ids print without leading zeros
+    # JSON ids first: a decimal id of 10-16 digits would otherwise pass for a hex one (flaky per random id)
     text = re.sub(r'"(cluster_id|member_id|ID|leader|raft_term|raftIndex|raftTerm|raftAppliedIndex|dbSize|'
                   r'dbSizeInUse|name)":"?[\w.-]+"?', r'"\1":<n>', text)
+    text = re.sub(r"\b[0-9a-f]{10,16}\b", "<hexid>", text)  # ids print without leading zeros
     text = re.sub(r"\d+(\.\d+)? [kMG]?B", "<size>", text)
     text = re.sub(r"took = [\d.]+[mµn]?s", "took = <t>", text)
     text = re.sub(r", (true|false), (true|false), \d+, \d+, \d+,", r", \1, \2, <term>, <idx>, <idx>,", text)
