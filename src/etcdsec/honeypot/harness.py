@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from etcdsec.honeypot.context import MemoryEvents
-from etcdsec.honeypot.sensor import Sensor, SensorConfig
+from etcdsec.honeypot.sensor import Sensor, SensorConfig, event_loop_factory
 from etcdsec.testbed.addresses import free_loopback_ip, is_loopback
 
 
@@ -28,7 +28,7 @@ class BackgroundSensor:
         self.memory = MemoryEvents()
         if keep_events:
             self.config.extra_outputs.append(self.memory)
-        self.loop = asyncio.new_event_loop()
+        self.loop = event_loop_factory()()  # the loop the CLI runs, so tests exercise it
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="honeypot")
         self.sensor: Sensor | None = None
 

@@ -66,6 +66,16 @@ class SensorConfig:
     metrics_listen: tuple[str, int] | None = None  # Prometheus metrics (loopback)
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop where it is installed (libuv transports: about a fifth less CPU per request than the
+    stdlib's selector loop on the HTTP/1 fast path), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
+
+
 def _url(scheme: str, host: str, port: int) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
@@ -216,5 +226,6 @@ def run_forever(config: SensorConfig, ready: Callable[[Sensor], None] | None = N
             with contextlib.suppress(Exception):
                 await sensor.stop()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(main())
     return 0
