@@ -53,6 +53,8 @@ class FastHttp1(asyncio.Protocol):
         self._last_active = self.loop.time()
         self._idle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._last_task: asyncio.Task[None] | None = None  # kept for wait_closed
+        self._streaming = False  # the async answer is a held stream (watch, v2 wait)
 
     # --- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -69,7 +71,11 @@ class FastHttp1(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
-        if not self._busy:
+        if self._streaming and self._task is not None:
+            # Go cancels a request's context when its client goes away: a held watch ends with it
+            self._task.cancel()
+            self._close_after_answer()
+        elif not self._busy:
             self._end_of_input()
         return True  # keep the socket open for an answer still being prepared
 
@@ -102,6 +108,8 @@ class FastHttp1(asyncio.Protocol):
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self.finished)
+        if self._last_task is not None and not self._last_task.done():  # a cancelled stream finishing
+            await asyncio.wait([self._last_task], timeout=1.0)
 
     # --- serving -------------------------------------------------------------------------
     def _serve_buffered(self) -> None:
@@ -192,10 +200,14 @@ class FastHttp1(asyncio.Protocol):
         self._log(head, req, resp.status, started)
         assert self.transport is not None
         self.transport.write(gohttp.render_stream_head(resp, cors=self.app.cors, close=close))
-        async for piece in resp.stream:  # type: ignore[attr-defined]
-            if self.transport.is_closing():
-                return
-            self.transport.write(gohttp.chunk(piece))
+        self._streaming = True
+        try:
+            async for piece in resp.stream:  # type: ignore[attr-defined]
+                if self.transport.is_closing():
+                    return
+                self.transport.write(gohttp.chunk(piece))
+        finally:
+            self._streaming = False
         self.transport.write(gohttp.last_chunk(resp.trailers))
         self.requests += 1
         keep = ("keep-alive" in tokens) if req.http10 else not close
@@ -205,7 +217,7 @@ class FastHttp1(asyncio.Protocol):
     def _go_async(self, coro: Coroutine[Any, Any, None]) -> None:
         """Finish this request in a task; bytes that arrive meanwhile wait in the buffer."""
         self._busy = True
-        self._task = self.loop.create_task(coro)
+        self._task = self._last_task = self.loop.create_task(coro)
         self._task.add_done_callback(self._async_done)
 
     def _async_done(self, task: asyncio.Task[None]) -> None:

@@ -65,7 +65,7 @@ class ClientApp:
         req = Request(method, path, decoded, body)
         check = path.encode("latin-1", "replace") + b"\n" + b"\n".join(v for _, v in headers) + b"\n" + body
         self.ctx.honeytokens.check(session, check)
-        resp = await self.handle(session, req)
+        resp = await self.handle(session, req, live=False)
         if resp.stream is not None:  # h2 streams are not held open here: send what is known
             chunks = [piece async for piece in resp.stream]  # type: ignore[attr-defined]
             resp.body = b"".join(chunks)
@@ -103,7 +103,8 @@ class ClientApp:
             self._subtree_names = frozenset(t[:-1] for t in self.subtrees()) - {"/v2/keys", "/v2/members"}
         return path in self._subtree_names
 
-    async def handle(self, session: Session, req: Request) -> Response:
+    async def handle(self, session: Session, req: Request, live: bool = True) -> Response:
+        """`live`: streams may stay open for later events (HTTP/1); False sends what is known now."""
         clean = _clean_path(req.raw_path)
         if clean != req.raw_path and req.method != "CONNECT":
             return _redirect(clean, req)
@@ -147,7 +148,11 @@ class ClientApp:
                     resp.trailers = [(k.decode(), v.decode()) for k, v in getattr(self.gateway, "TRAILERS", [])]
                 streaming = getattr(self.gateway, "is_streaming", None)
                 if streaming is not None and streaming(self.ctx, path):
-                    resp.stream = _lines(body)  # watch / keepalive: one JSON line per chunk
+                    if live and status == 200 and self.gateway.is_watch(self.ctx, path):
+                        # held open like etcd's: later writes arrive as lines (bounded by wait_timeout_s)
+                        resp.stream = self.gateway.live_watch(self.ctx, self.v3_state, session, path, req.body)
+                    else:
+                        resp.stream = _lines(body)  # keepalive: one JSON line per chunk
                 return resp
         return not_found()
 
