@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Honeypot benchmark: the sensor next to real etcd 3.5.1, same client, same machine, one run.
 
-Usage:  .venv/bin/python bench/honeypot_bench.py [--seconds 5] [--concurrency 32] [--json out.json]
+Usage:  .venv/bin/python bench/honeypot_bench.py [--seconds 5] [--concurrency 32] [--rounds 3] [--json out.json]
 
 Scenarios (each against real etcd 3.5.1 with --enable-v2 and against `etcdsec honeypot --persona 3.5.1
 --enable-v2 true` running as its own process): GET /version, v2 key GET, v2 key PUT, v3 gateway
-range, gRPC KV.Range. Reports requests/s, p50/p99 latency and, for the honeypot, how many answered
+range, v3 gateway put, gRPC KV.Range; writes go to numbered keys. Reports requests/s, p50/p99 latency,
+each server's CPU time per request (from /proc: the figure least moved by other work on the machine)
+and, for the honeypot, how many answered
 requests have no event in the JSONL file (must be 0). Then the sensor's memory under a write and
 connection flood, and the event pipeline alone: events/s into JSONL, and JSONL + SQLite store.
 Every address is on 127.0.0.0/8; every loop is bounded in count and time.
@@ -20,6 +22,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -217,33 +220,61 @@ async def run_scenarios(args: argparse.Namespace) -> list[dict[str, Any]]:
                                "value": base64.b64encode(b"v").decode()}).encode()
             await http_load(hp_ip, 2379, b"POST /v3/kv/put HTTP/1.1\r\nHost: b\r\nContent-Length: "
                             + str(len(body)).encode() + b"\r\n\r\n" + body, 0.01, 1)
-            for name, kind, request, needle in scenarios():
-                for target, ip in (("etcd 3.5.1", real.ip), ("honeypot", hp_ip)):
-                    if kind == "http":
-                        assert request is not None
-                        before = logged(events, "etcdsec.http.request", needle) if target == "honeypot" else 0
-                        fig = await http_load(ip, 2379, request, args.seconds, args.concurrency)
-                    else:
-                        before = logged(events, "etcdsec.grpc.request", needle) if target == "honeypot" else 0
-                        fig = await grpc_load(ip, 2379, args.seconds, args.concurrency)
-                    row = {"scenario": name, "server": target, **fig}
-                    if target == "honeypot":
-                        time.sleep(0.2)
+            assert real.proc is not None
+            pids = {"etcd 3.5.1": real.proc.pid, "honeypot": hp.pid}
+            for round_no in range(1, args.rounds + 1):
+                for name, kind, request, needle in scenarios():
+                    for target, ip in (("etcd 3.5.1", real.ip), ("honeypot", hp_ip)):
                         eventid = "etcdsec.http.request" if kind == "http" else "etcdsec.grpc.request"
-                        row["events_logged"] = logged(events, eventid, needle) - before
-                        row["events_lost"] = max(0, fig["requests"] - row["events_logged"])
-                    rows.append(row)
-                    print(_row_text(row), flush=True)
+                        before = logged(events, eventid, needle) if target == "honeypot" else 0
+                        load, cpu_before = os.getloadavg()[0], cpu_seconds(pids[target])
+                        if kind == "http":
+                            assert request is not None
+                            fig = await http_load(ip, 2379, request, args.seconds, args.concurrency)
+                        else:
+                            fig = await grpc_load(ip, 2379, args.seconds, args.concurrency)
+                        cpu = cpu_seconds(pids[target]) - cpu_before
+                        row = {"round": round_no, "scenario": name, "server": target, **fig,
+                               "server_cpu_us_per_request": round(cpu / max(1, fig["requests"]) * 1e6, 1),
+                               "load_average": round(load, 2)}
+                        if target == "honeypot":
+                            time.sleep(0.2)
+                            row["events_logged"] = logged(events, eventid, needle) - before
+                            row["events_lost"] = max(0, fig["requests"] - row["events_logged"])
+                        rows.append(row)
+                        print(_row_text(row), flush=True)
         finally:
             hp.send_signal(signal.SIGTERM)
             hp.wait(20)
     return rows
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Go uses every core; the sensor one)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _row_text(row: dict[str, Any]) -> str:
     lost = f"  events lost {row['events_lost']}" if "events_lost" in row else ""
-    return (f"{row['scenario']:<28} {row['server']:<11} {row['rps']:>7} req/s  p50 {row['p50_ms']} ms  "
-            f"p99 {row['p99_ms']} ms  ({row['requests']} requests, statuses {row['statuses']}){lost}")
+    return (f"{row['scenario']:<30} {row['server']:<11} {row['rps']:>7} req/s  p50 {row['p50_ms']} ms  "
+            f"p99 {row['p99_ms']} ms  cpu {row['server_cpu_us_per_request']} us/req  load {row['load_average']}"
+            f"  ({row['requests']} requests, statuses {row['statuses']}){lost}")
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Per scenario and server: the median of the rounds (req/s, p99, CPU per request)."""
+    out = []
+    keys = list(dict.fromkeys((r["scenario"], r["server"]) for r in rows))
+    for scenario, server in keys:
+        mine = [r for r in rows if (r["scenario"], r["server"]) == (scenario, server)]
+        def median(field: str, mine: list[dict[str, Any]] = mine) -> Any:
+            return statistics.median(r[field] for r in mine)
+        lost = sum(r.get("events_lost", 0) for r in mine)
+        out.append(f"{scenario:<30} {server:<11} median of {len(mine)}: {median('rps'):>8.0f} req/s  "
+                   f"p99 {median('p99_ms'):.2f} ms  cpu {median('server_cpu_us_per_request'):.1f} us/req"
+                   + (f"  events lost {lost}" if server == "honeypot" else ""))
+    return out
 
 
 # --- memory under a write flood ------------------------------------------------------------------------
@@ -347,14 +378,16 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--pipeline-events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the scenarios, alternating servers")
     parser.add_argument("--json")
     args = parser.parse_args()
-    if not 0 < args.seconds <= 60 or not 0 < args.concurrency <= 256:
-        print("honeypot_bench: --seconds in (0, 60], --concurrency in (0, 256]", file=sys.stderr)
+    if not 0 < args.seconds <= 60 or not 0 < args.concurrency <= 256 or not 0 < args.rounds <= 10:
+        print("honeypot_bench: --seconds in (0, 60], --concurrency in (0, 256], --rounds in 1..10", file=sys.stderr)
         return 2
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"concurrency {args.concurrency}, {args.seconds:g} s per scenario", flush=True)
     rows = asyncio.run(run_scenarios(args))
+    print("\n".join(summary(rows)), flush=True)
     with tempfile.TemporaryDirectory(prefix="etcdsec-hp-flood-") as tmp:
         flood = asyncio.run(flood_figures(Path(tmp)))
     pipeline = pipeline_figures(args.pipeline_events)
