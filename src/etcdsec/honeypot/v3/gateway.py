@@ -26,7 +26,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.context import Persona, SensorContext, Session
 from etcdsec.honeypot.v3 import errors, gojson, jsonpb, service
 from etcdsec.honeypot.v3.call import major_minor
 from etcdsec.honeypot.v3.errors import V3Error
@@ -303,6 +303,11 @@ def _with_tls_metadata(out: Headers) -> Headers:
 def _handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
             headers: Headers, body: bytes) -> tuple[Reply, bool] | None:
     persona = ctx.persona
+    route = _ROUTES.get(path)
+    if route is not None and route[0] is persona and method == "POST":
+        fast = _simple_call(state, session, route[1], route[2], headers, body)
+        if fast is not None:
+            return fast
     if not persona.grpc_enabled:
         return None
     canon = persona.v3_path(path.split("?", 1)[0])
@@ -317,13 +322,13 @@ def _handle(ctx: SensorContext, state: V3State, session: Session | None, method:
     v34 = version < (3, 5)
     if m.streaming:
         return _stream(state, session, m, body), True
+    if m.handler in _SIMPLE and "?" not in path and len(_ROUTES) < MAX_ROUTES:
+        _ROUTES[path] = (persona, m, version)  # a handful: each served prefix + /kv/range or /kv/put
     try:
         request, _ = parse_request(body, m.request)
     except _BadInput as exc:
         return (400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), version)), False
-    # grpc-gateway turns Authorization and Grpc-Metadata-Token into the metadata etcd checks.
-    token = next((v.decode("latin-1") for k, v in headers
-                  if k.lower() in (b"authorization", b"grpc-metadata-token")), None)
+    token = _token(headers)
     if m.server_stream:
         try:
             lines = service.invoke_stream(state, session, m, request, token)
@@ -334,28 +339,124 @@ def _handle(ctx: SensorContext, state: V3State, session: Session | None, method:
     try:
         payload = _answer(state, session, m, request, token)
     except V3Error as exc:
-        status = errors.grpc_gateway_http_status(exc.code, v34)
-        if v34:
-            return (status, list(ERROR_34), _error_body(exc.code, exc.message, version)), True
-        return (status, [(b"Content-Type", b"application/json")],
-                _error_body(exc.code, exc.message, version)), True
+        return _rpc_error(exc, version), True
     return (200, list(JSON_OK), payload), True
+
+
+# Paths already seen to be a Range or Put for a persona: (persona, method, version). Only paths
+# without a query go in, which makes them one per served prefix and method; the cap is a backstop.
+_ROUTES: dict[str, tuple[Persona, service.Method, tuple[int, int]]] = {}
+MAX_ROUTES = 64
+_SIMPLE = (service.do_range, service.put)
+
+
+def _token(headers: Headers) -> str | None:
+    """grpc-gateway turns Authorization and Grpc-Metadata-Token into the metadata etcd checks."""
+    for k, v in headers:
+        if k.lower() in (b"authorization", b"grpc-metadata-token"):
+            return v.decode("latin-1")
+    return None
+
+
+def _rpc_error(exc: V3Error, version: tuple[int, int]) -> Reply:
+    v34 = version < (3, 5)
+    status = errors.grpc_gateway_http_status(exc.code, v34)
+    if v34:
+        return status, list(ERROR_34), _error_body(exc.code, exc.message, version)
+    return status, [(b"Content-Type", b"application/json")], _error_body(exc.code, exc.message, version)
+
+
+def _simple_call(state: V3State, session: Session | None, m: service.Method, version: tuple[int, int],
+                 headers: Headers, body: bytes) -> tuple[Reply, bool] | None:
+    """A Range or Put whose body `simple_fields` reads: served without the protobuf request. None:
+    not such a body, the general path decides (same bytes either way: tests/honeypot/v3/test_fuzz.py)."""
+    is_range = m.handler is service.do_range
+    fields = simple_fields(body, _RANGE_SPEC if is_range else _PUT_SPEC)
+    if fields is None:
+        return None
+    call = service.Call(state, state.namespace(session), session, state.ctx.persona, _token(headers))
+    try:
+        if is_range:
+            payload = range_json(state, service.range_result(call, service.PlainRange(fields)))
+        else:
+            payload = put_json(state, *service.put_result(call, service.PlainPut(fields)))
+    except V3Error as exc:
+        return _rpc_error(exc, version), True
+    return (200, list(JSON_OK), payload), True
+
+
+_BYTES, _INT64, _BOOL, _OTHER = range(4)
+
+
+def _simple_spec(desc: Any) -> dict[str, tuple[str, int]]:
+    """JSON name (proto and lowerCamel) -> (proto name, kind) for one request type; _OTHER: a field
+    the shortcut leaves to the general path (enums, strings, repeated, messages)."""
+    spec: dict[str, tuple[str, int]] = {}
+    for name, fd in _fields(desc).items():
+        t = fd.type
+        kind = (_OTHER if fd.is_repeated else _BYTES if t == FieldDescriptor.TYPE_BYTES
+                else _INT64 if t == FieldDescriptor.TYPE_INT64 else _BOOL if t == FieldDescriptor.TYPE_BOOL
+                else _OTHER)
+        spec[name] = (fd.name, kind)
+    return spec
+
+
+_RANGE_SPEC = _simple_spec(pb.RangeRequest.DESCRIPTOR)
+_PUT_SPEC = _simple_spec(pb.PutRequest.DESCRIPTOR)
+
+
+def simple_fields(body: bytes, spec: dict[str, tuple[str, int]]) -> dict[str, Any] | None:
+    """The fields parse_request would set, by proto name, for a body it reads without json_format:
+    one flat object, no escapes (no lone surrogates to mend), clean base64 for bytes, digits or small
+    non-negative ints for int64, JSON booleans for bools. None for anything else."""
+    if b"\\u" in body:
+        return None
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict:
+        return None
+    out: dict[str, Any] = {}
+    for name, value in obj.items():
+        field = spec.get(name)
+        if field is None:
+            if type(value) in _FLAT:
+                continue  # unknown fields are ignored, as etcd's gateway does
+            return None
+        proto, kind = field
+        tv = type(value)
+        if kind == _BYTES and tv is str and _CLEAN_B64.fullmatch(value):
+            out[proto] = a2b_base64(value)
+        elif kind == _INT64 and tv is int and 0 <= value < 1 << 31:
+            out[proto] = value
+        elif kind == _INT64 and tv is str and value.isascii() and value.isdigit() and len(value) < 19:
+            out[proto] = int(value)
+        elif kind == _BOOL and tv is bool:
+            out[proto] = value
+        else:
+            return None
+    return out
 
 
 def _answer(state: V3State, session: Session | None, m: service.Method, request: Message,
             token: str | None) -> bytes:
-    """A unary call's JSON answer. Range, the hot path, goes from the store to JSON without
+    """A unary call's JSON answer. Range and Put, the hot paths, go from the store to JSON without
     building the protobuf response (the same bytes: tests/honeypot/v3/test_fuzz.py)."""
     if m.handler is service.do_range:
         assert isinstance(request, pb.RangeRequest)
         call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
         return range_json(state, service.range_result(call, request))
+    if m.handler is service.put:
+        assert isinstance(request, pb.PutRequest)
+        call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
+        return put_json(state, *service.put_result(call, request))
     return to_json(service.invoke(state, session, m, request, token))
 
 
 def range_json(state: V3State, res: service.RangeResult) -> bytes:
     """to_json(RangeResponse) from a RangeResult: fields in number order, zero values omitted."""
-    out: dict[str, Any] = {"header": jsonpb.to_dict(state.header(res.revision))}
+    out: dict[str, Any] = {"header": state.header_dict(res.revision)}
     if res.kvs:
         out["kvs"] = [_kv_dict(kv, res.keys_only) for kv in res.kvs]
     if res.more:
@@ -363,6 +464,13 @@ def range_json(state: V3State, res: service.RangeResult) -> bytes:
     if res.count:
         out["count"] = str(res.count)
     return orjson.dumps(out)
+
+
+def put_json(state: V3State, revision: int, prev: KeyRev | None) -> bytes:
+    """to_json(PutResponse) from service.put_result."""
+    if prev is None:
+        return orjson.dumps({"header": state.header_dict(revision)})
+    return orjson.dumps({"header": state.header_dict(revision), "prev_kv": _kv_dict(prev, False)})
 
 
 def _kv_dict(kv: KeyRev, keys_only: bool) -> dict[str, str]:

@@ -64,6 +64,46 @@ def _txn_rev(call: Call, txn: WriteTxn) -> int:
     return txn.rev if txn.changes else call.ns.store.revision
 
 
+class PlainRange:
+    """A RangeRequest as its plain fields: what the gateway's shortcut reads from a simple JSON body
+    (`fields`: proto names; every other field keeps its proto3 default, as in the message)."""
+
+    key = b""
+    range_end = b""
+    limit = 0
+    revision = 0
+    sort_order = 0
+    sort_target = 0
+    serializable = False
+    keys_only = False
+    count_only = False
+    min_mod_revision = 0
+    max_mod_revision = 0
+    min_create_revision = 0
+    max_create_revision = 0
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__ = fields  # one assignment, no per-field setattr
+
+
+class PlainPut:
+    """A PutRequest as its plain fields (see PlainRange)."""
+
+    key = b""
+    value = b""
+    lease = 0
+    prev_kv = False
+    ignore_value = False
+    ignore_lease = False
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__ = fields
+
+
+RangeArgs = pb.RangeRequest | PlainRange
+PutArgs = pb.PutRequest | PlainPut
+
+
 @dataclass(slots=True)
 class RangeResult:
     """A Range answer before it is a message: the gateway renders it to JSON without protobuf."""
@@ -75,7 +115,7 @@ class RangeResult:
     keys_only: bool
 
 
-def range_result(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> RangeResult:
+def range_result(call: Call, r: RangeArgs, txn: WriteTxn | None = None) -> RangeResult:
     if not r.key:
         raise errors.empty_key()
     if txn is None:
@@ -114,7 +154,7 @@ def do_range(call: Call, r: pb.RangeRequest, txn: WriteTxn | None = None) -> pb.
     return resp
 
 
-def _check_put(call: Call, r: pb.PutRequest) -> None:
+def _check_put(call: Call, r: PutArgs) -> None:
     if not r.key:
         raise errors.empty_key()
     if r.ignore_value and r.value:
@@ -125,7 +165,8 @@ def _check_put(call: Call, r: pb.PutRequest) -> None:
         raise errors.request_too_large()
 
 
-def _apply_put(call: Call, txn: WriteTxn, r: pb.PutRequest) -> pb.PutResponse:
+def _put_kv(call: Call, txn: WriteTxn, r: PutArgs) -> KeyRev | None:
+    """Write one Put into `txn`; the key's previous live version, if any."""
     ns = call.ns
     current = ns.store.get(r.key)
     value, lease = r.value, r.lease
@@ -142,6 +183,11 @@ def _apply_put(call: Call, txn: WriteTxn, r: pb.PutRequest) -> pb.PutResponse:
     if prev is not None and prev.lease != lease:
         ns.lessor.detach(prev.lease, r.key)
     ns.lessor.attach(lease, r.key)
+    return prev
+
+
+def _apply_put(call: Call, txn: WriteTxn, r: pb.PutRequest) -> pb.PutResponse:
+    prev = _put_kv(call, txn, r)
     resp = pb.PutResponse()
     if r.prev_kv and prev is not None:
         resp.prev_kv.CopyFrom(_kv(prev))
@@ -158,13 +204,22 @@ def _apply_delete(call: Call, txn: WriteTxn, r: pb.DeleteRangeRequest) -> pb.Del
     return resp
 
 
-def put(call: Call, r: pb.PutRequest) -> pb.PutResponse:
+def put_result(call: Call, r: PutArgs) -> tuple[int, KeyRev | None]:
+    """A Put before it is a message: (revision of the header, prev_kv to answer or None); the
+    gateway renders it to JSON without protobuf."""
     _check_put(call, r)
     call.require(WRITE, r.key)
     with call.ns.store.txn() as txn:
-        resp = _apply_put(call, txn, r)
+        prev = _put_kv(call, txn, r)
         rev = txn.commit()
-    resp.header.CopyFrom(call.header(rev))
+    return rev, prev if r.prev_kv else None
+
+
+def put(call: Call, r: pb.PutRequest) -> pb.PutResponse:
+    rev, prev = put_result(call, r)
+    resp = pb.PutResponse(header=call.header(rev))
+    if prev is not None:
+        resp.prev_kv.CopyFrom(_kv(prev))
     return resp
 
 

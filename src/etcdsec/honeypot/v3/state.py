@@ -121,6 +121,11 @@ class V3State:
         self._cluster_id = ident.cluster_id
         self._member_id = ident.member_id
         self._raft_term = ident.raft_term
+        # jsonpb.to_dict(header(rev)) without protobuf: fields in number order, zeros omitted
+        self._head_ids = {k: str(v) for k, v in (("cluster_id", ident.cluster_id), ("member_id", ident.member_id))
+                          if v}
+        self._head_rev = -1
+        self._head: dict[str, str] = {}
         self.db_slack_pages = 4 + ident.member_id % 61  # stable per deployment, looks organic
         self._namespaces: OrderedDict[str, Namespace] = OrderedDict()
         self._shared: Namespace | None = None if ctx.namespace_writes else Namespace(self)
@@ -129,6 +134,18 @@ class V3State:
     def header(self, revision: int = 0) -> pb.ResponseHeader:
         return pb.ResponseHeader(cluster_id=self._cluster_id, member_id=self._member_id,
                                  revision=revision, raft_term=self._raft_term)
+
+    def header_dict(self, revision: int) -> dict[str, str]:
+        """jsonpb.to_dict(self.header(revision)) for the gateway, kept for the last revision asked
+        (reads between writes share it). Shared: callers must not change it."""
+        if revision != self._head_rev:
+            head = self._head_ids.copy()
+            if revision:
+                head["revision"] = str(revision)
+            if self._raft_term:
+                head["raft_term"] = str(self._raft_term)
+            self._head_rev, self._head = revision, head
+        return self._head
 
     def members(self) -> list[pb.Member]:
         ident = self.ctx.identity
