@@ -30,7 +30,7 @@ def test_tarpit_ends_within_deadline_with_a_reason(fakes) -> None:
     r = probe_sync(start(fakes, "tarpit"), OPTS)
     assert r.reachable and r.is_etcd is False
     assert r.error and "no complete response" in r.error
-    assert r.duration_ms < OPTS.deadline * 1000 + 500
+    assert r.duration_ms < OPTS.deadline * 1000 + 2000  # bounded by the deadline (slack for a loaded CI host)
 
 
 def test_silent_server(fakes) -> None:
