@@ -279,3 +279,14 @@ def test_client_that_stops_reading_for_the_idle_timeout_is_cut_off(hp) -> None:
     assert 0 < received.count(b"HTTP/1.1 200 OK") < 1_000
     closed = [e for e in hp.memory.of("session.closed") if e["reason"] == "client stopped reading"]
     assert len(closed) == 1
+
+
+def test_bytes_after_connection_close_are_recorded_not_answered(hp) -> None:
+    before = len(hp.memory.of("malformed"))
+    extra = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    out = raw_exchange(hp.ip, 2379, b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + extra)
+    assert out.count(b"HTTP/1.1 ") == 1
+    time.sleep(0.1)
+    new = hp.memory.of("malformed")[before:]
+    assert [e["reason"] for e in new] == ["sent after the connection was closed"]
+    assert new[0]["raw_len"] == len(extra)

@@ -85,7 +85,8 @@ class FastHttp1(asyncio.Protocol):
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self.buf.strip() and not self.finished.done():
-            self._malformed("incomplete request")
+            # every byte is recorded: what was left unparsed, or sent after we closed (Connection: close)
+            self._malformed("sent after the connection was closed" if self._closing else "incomplete request")
             self.buf.clear()
         self._finish(None)
 
