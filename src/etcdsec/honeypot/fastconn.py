@@ -47,6 +47,7 @@ class FastHttp1(asyncio.Protocol):
         self.requests = 0
         self.eof = False
         self.end_reason = "closed"
+        self.alpn: str | None = None  # over TLS: the protocol ALPN picked ("h2" goes to gRPC)
         self._busy = False  # a request is being answered asynchronously: later bytes wait
         self._write_paused = False
         self._closing = False
@@ -60,6 +61,12 @@ class FastHttp1(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self._idle = self.loop.call_at(self._last_active + self.limits.idle_timeout_s, self._idle_check)
+        ssl_obj = transport.get_extra_info("ssl_object")
+        if ssl_obj is not None:  # the handshake is done: logged before any request on it
+            self.alpn = ssl_obj.selected_alpn_protocol()
+            self.ctx.events.emit("tls.handshake", self.session, alpn=self.alpn, tls_version=ssl_obj.version())
+            if self.alpn == "h2":
+                self._hand_over()  # gRPC: the listener gives the connection to the h2 server
 
     def data_received(self, data: bytes) -> None:
         self._last_active = self.loop.time()

@@ -192,16 +192,7 @@ class Listener:
             return None, "no data"
         if head[0] == 0x16 and self.options.tls is not None:
             session.tls = True
-            reader, writer = await self._streams(conn, self.options.tls)
-            ssl_obj = writer.get_extra_info("ssl_object")
-            alpn = ssl_obj.selected_alpn_protocol() if ssl_obj else None
-            self.ctx.events.emit("tls.handshake", session, alpn=alpn,
-                                 tls_version=ssl_obj.version() if ssl_obj else None)
-            if alpn == "h2":
-                return writer, await self._h2(session, reader, writer)
-            await Http1Connection(self.app, self.ctx, session, self.guard, reader, writer,
-                                  self._xff_ok(session)).run()
-            return writer, "closed"
+            return await self._http1(conn, session, self.options.tls)  # ALPN h2 is handed on from there
         is_h2 = H2_PREFACE.startswith(head[: len(H2_PREFACE)]) and head.startswith(b"PRI ")
         if not is_h2 and head[0] != 0x16:
             return await self._http1(conn, session)
@@ -218,11 +209,15 @@ class Listener:
                               self._xff_ok(session)).run()
         return writer, "closed"
 
-    async def _http1(self, conn: socket.socket, session: Session) -> tuple[Any, str]:
-        """Plain-text HTTP/1.x: the fast protocol first, the h11 connection from its first odd request."""
+    async def _http1(self, conn: socket.socket, session: Session,
+                     tls: ssl.SSLContext | None = None) -> tuple[Any, str]:
+        """HTTP/1.x, plain or TLS: the fast protocol first, the h11 connection from its first odd
+        request; over TLS with ALPN h2, gRPC from the start."""
         loop = asyncio.get_running_loop()
         fast = FastHttp1(self.app, self.ctx, session, self.guard, self._xff_ok(session))
-        transport, _ = await loop.connect_accepted_socket(lambda: fast, conn)
+        transport, _ = await asyncio.wait_for(
+            loop.connect_accepted_socket(lambda: fast, conn, ssl=tls, ssl_handshake_timeout=10.0 if tls else None),
+            timeout=15.0)
         handoff = await fast.finished
         if handoff is None:
             return fast, fast.end_reason
@@ -232,6 +227,9 @@ class Listener:
         protocol.connection_made(transport)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         transport.resume_reading()
+        if fast.alpn == "h2":
+            reader.feed_data(handoff)
+            return writer, await self._h2(session, reader, writer)
         careful = Http1Connection(self.app, self.ctx, session, self.guard, reader, writer)
         # carry on where the fast path was: requests served, and whose X-Forwarded-For to believe
         careful.requests, careful.trusted_xff, careful._socket_peer = fast.requests, fast.trusted_xff, fast.socket_peer
