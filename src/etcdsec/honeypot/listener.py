@@ -171,7 +171,6 @@ class Listener:
 
     async def _dispatch(self, conn: socket.socket, session: Session,
                         admitted: list[tuple[str, bool]]) -> tuple[Any, str]:
-        loop = asyncio.get_running_loop()
         idle = self.ctx.limits.idle_timeout_s
         head = await self._peek(conn, PEEK, idle)
         if self.options.proxy_protocol and head and proxyproto.looks_like_proxy(head):
@@ -196,18 +195,13 @@ class Listener:
         is_h2 = H2_PREFACE.startswith(head[: len(H2_PREFACE)]) and head.startswith(b"PRI ")
         if not is_h2 and head[0] != 0x16:
             return await self._http1(conn, session)
-        reader, writer = await self._streams(conn, None)
+        reader, writer = await self._streams(conn)
         if is_h2:
             return writer, await self._h2(session, reader, writer)
-        if head[0] == 0x16:
-            raw = await _read_some(reader, 4096, 2.0)
-            self.ctx.events.emit("malformed", session, protocol="tls", reason="TLS on a plain-text listener",
-                                 raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
-            return writer, "tls on plain port"
-        del loop
-        await Http1Connection(self.app, self.ctx, session, self.guard, reader, writer,
-                              self._xff_ok(session)).run()
-        return writer, "closed"
+        raw = await _read_some(reader, 4096, 2.0)  # a TLS ClientHello where no TLS is configured
+        self.ctx.events.emit("malformed", session, protocol="tls", reason="TLS on a plain-text listener",
+                             raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
+        return writer, "tls on plain port"
 
     async def _http1(self, conn: socket.socket, session: Session,
                      tls: ssl.SSLContext | None = None) -> tuple[Any, str]:
@@ -265,14 +259,12 @@ class Listener:
             session.src_port = header.src_port or session.src_port
         return True
 
-    async def _streams(self, conn: socket.socket, tls: ssl.SSLContext | None) -> tuple[Any, Any]:
+    async def _streams(self, conn: socket.socket) -> tuple[Any, Any]:
+        """Plain-text streams (h2c gRPC; a stray ClientHello)."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=self.ctx.limits.max_header_bytes * 4)
         protocol = asyncio.StreamReaderProtocol(reader)
-        transport, _ = await asyncio.wait_for(
-            loop.connect_accepted_socket(lambda: protocol, conn, ssl=tls,
-                                         ssl_handshake_timeout=10.0 if tls else None),
-            timeout=15.0)
+        transport, _ = await asyncio.wait_for(loop.connect_accepted_socket(lambda: protocol, conn), timeout=15.0)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         return reader, writer
 
