@@ -74,6 +74,8 @@ class Call:
 
     def require(self, kind: int, key: bytes, range_end: bytes = b"") -> None:
         """READ or WRITE on [key, range_end) as a role grants it (root may do anything)."""
+        if self.token is None and not self.ns.auth.enabled:
+            return  # what _user() finds then: nobody to check, open etcd (the common call)
         user = self._user()
         if user is None:
             return

@@ -71,7 +71,7 @@ class Heartbeat:
         ]
         self.rate = sum(1.0 / lk.period_s for lk in self.leases)  # revisions per second
         self.next_compact = now + COMPACT_EVERY_S
-        self._quiet_until = 0.0  # no renewal is due before this wall time (due() runs per request)
+        self.quiet_until = 0.0  # no renewal is due before this wall time (due() runs per request)
 
     def revisions_since(self, start: float, now: float) -> int:
         """Revisions a cluster running since `start` has made by `now` (restarts keep climbing)."""
@@ -82,7 +82,7 @@ class Heartbeat:
 
     def due(self, now: float) -> tuple[int, list[tuple[bytes, bytes]]]:
         """(renewals skipped, renewals to write in time order) since the last call."""
-        if now < self._quiet_until:
+        if now < self.quiet_until:
             return 0, []
         writes: list[tuple[float, bytes, bytes]] = []
         skipped = 0
@@ -96,7 +96,7 @@ class Heartbeat:
             lk.last += n * lk.period_s
         writes.sort()
         # 1 ms short of the next renewal: float rounding in the floor() above cannot make it due sooner
-        self._quiet_until = min((lk.last + lk.period_s for lk in self.leases), default=0.0) - 1e-3
+        self.quiet_until = min((lk.last + lk.period_s for lk in self.leases), default=0.0) - 1e-3
         if len(writes) > MAX_WRITES_PER_CATCH_UP:
             skipped = len(writes) - MAX_WRITES_PER_CATCH_UP
             writes = writes[-MAX_WRITES_PER_CATCH_UP:]

@@ -44,7 +44,7 @@ class Lessor:
         self.ids = ids
         self.max_leases = max_leases
         self.leases: dict[int, Lease] = {}
-        self._deadlines: list[tuple[float, int]] = []  # (expiry, id), possibly stale: checked on pop
+        self.deadlines: list[tuple[float, int]] = []  # (expiry, id), possibly stale: checked on pop
 
     def grant(self, lease_id: int, ttl: int, now: float) -> Lease:
         if ttl > MAX_TTL:
@@ -58,7 +58,7 @@ class Lessor:
         ttl = max(ttl, MIN_TTL)
         lease = Lease(lease_id, ttl, now + ttl)
         self.leases[lease_id] = lease
-        heapq.heappush(self._deadlines, (lease.expiry, lease_id))
+        heapq.heappush(self.deadlines, (lease.expiry, lease_id))
         return lease
 
     def get(self, lease_id: int) -> Lease | None:
@@ -70,10 +70,10 @@ class Lessor:
         if lease is None or lease.expiry <= now:
             return 0
         lease.expiry = now + lease.ttl
-        heapq.heappush(self._deadlines, (lease.expiry, lease_id))
-        if len(self._deadlines) > 4 * len(self.leases) + 64:  # keep-alive storms leave stale entries
-            self._deadlines = [(le.expiry, le.id) for le in self.leases.values()]
-            heapq.heapify(self._deadlines)
+        heapq.heappush(self.deadlines, (lease.expiry, lease_id))
+        if len(self.deadlines) > 4 * len(self.leases) + 64:  # keep-alive storms leave stale entries
+            self.deadlines = [(le.expiry, le.id) for le in self.leases.values()]
+            heapq.heapify(self.deadlines)
         return lease.ttl
 
     def revoke(self, lease_id: int) -> Lease:
@@ -85,8 +85,8 @@ class Lessor:
     def expired(self, now: float) -> list[int]:
         """Ids of leases past their expiry; O(log n) per lease, so every request can afford to ask."""
         out: list[int] = []
-        while self._deadlines and self._deadlines[0][0] <= now:
-            expiry, lid = heapq.heappop(self._deadlines)
+        while self.deadlines and self.deadlines[0][0] <= now:
+            expiry, lid = heapq.heappop(self.deadlines)
             lease = self.leases.get(lid)
             if lease is not None and lease.expiry == expiry and lid not in out:
                 out.append(lid)

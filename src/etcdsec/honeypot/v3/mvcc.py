@@ -81,7 +81,7 @@ class MVCCStore:
 
     def get(self, key: bytes) -> KeyRev | None:
         hist = self._history.get(key)
-        if not hist or hist[-1].deleted:
+        if not hist or hist[-1].version == 0:  # deleted, without the property call
             return None
         return hist[-1]
 
@@ -123,7 +123,7 @@ class MVCCStore:
             if i == 0:
                 return None
             kv = hist[i - 1]
-        return None if kv.deleted else kv
+        return None if kv.version == 0 else kv
 
     def changes_since(self, start: bytes, end: bytes | None, rev: int) -> list[Change]:
         """Every change to keys in range with mod_revision >= rev, in revision order (watch replay)."""
@@ -173,14 +173,14 @@ class MVCCStore:
         if hist is None:
             hist = self._history[kv.key] = []
             bisect.insort(self._sorted, kv.key)
-        prev = hist[-1] if hist and not hist[-1].deleted else None
+        prev = hist[-1] if hist and hist[-1].version else None
         hist.append(kv)
         if len(hist) > self.max_history:
             del hist[: len(hist) - self.max_history]
         if prev is not None:
             self.bytes_used -= len(prev.key) + len(prev.value)
             self.live_keys -= 1
-        if not kv.deleted:
+        if kv.version:
             self.bytes_used += len(kv.key) + len(kv.value)
             self.live_keys += 1
         return prev

@@ -125,6 +125,7 @@ class V3State:
         self._head_ids = {k: str(v) for k, v in (("cluster_id", ident.cluster_id), ("member_id", ident.member_id))
                           if v}
         self._head_rev = -1
+        self._term_text = str(ident.raft_term)
         self._head: dict[str, str] = {}
         self.db_slack_pages = 4 + ident.member_id % 61  # stable per deployment, looks organic
         self._namespaces: OrderedDict[str, Namespace] = OrderedDict()
@@ -143,7 +144,7 @@ class V3State:
             if revision:
                 head["revision"] = str(revision)
             if self._raft_term:
-                head["raft_term"] = str(self._raft_term)
+                head["raft_term"] = self._term_text
             self._head_rev, self._head = revision, head
         return self._head
 
@@ -169,6 +170,14 @@ class V3State:
             else:
                 self._namespaces.move_to_end(source)
             ns = found
-        ns.expire(self.clock())
-        ns.beat(self.wall_clock())
+        # Most requests have no lease due and no renewal or compaction to replay: skip the calls then.
+        now = self.clock()
+        deadlines = ns.lessor.deadlines
+        if deadlines and deadlines[0][0] <= now:
+            ns.expire(now)
+        hb = ns.heartbeat
+        if hb is not None:
+            wall = self.wall_clock()
+            if wall >= hb.quiet_until or wall >= hb.next_compact:
+                ns.beat(wall)
         return ns
