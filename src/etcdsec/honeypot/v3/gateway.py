@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from binascii import a2b_base64
+from binascii import a2b_base64, b2a_base64
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from google.protobuf import json_format
@@ -285,6 +285,13 @@ TLS_RPC_METADATA: Headers = [
 
 def handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
            headers: Headers, body: bytes) -> Reply | None:
+    route = _ROUTES.get(path)
+    if route is not None and route[0] is ctx.persona and method == "POST":
+        fast = _simple_call(state, session, route[1], route[2], headers, body)
+        if fast is not None:  # it reached the RPC
+            if session is not None and session.tls:
+                return fast[0], _with_tls_metadata(fast[1]), fast[2]
+            return fast
     answer = _handle(ctx, state, session, method, path, headers, body)
     if answer is None:
         return None
@@ -303,11 +310,6 @@ def _with_tls_metadata(out: Headers) -> Headers:
 def _handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
             headers: Headers, body: bytes) -> tuple[Reply, bool] | None:
     persona = ctx.persona
-    route = _ROUTES.get(path)
-    if route is not None and route[0] is persona and method == "POST":
-        fast = _simple_call(state, session, route[1], route[2], headers, body)
-        if fast is not None:
-            return fast
     if not persona.grpc_enabled:
         return None
     canon = persona.v3_path(path.split("?", 1)[0])
@@ -367,22 +369,29 @@ def _rpc_error(exc: V3Error, version: tuple[int, int]) -> Reply:
 
 
 def _simple_call(state: V3State, session: Session | None, m: service.Method, version: tuple[int, int],
-                 headers: Headers, body: bytes) -> tuple[Reply, bool] | None:
-    """A Range or Put whose body `simple_fields` reads: served without the protobuf request. None:
-    not such a body, the general path decides (same bytes either way: tests/honeypot/v3/test_fuzz.py)."""
-    is_range = m.handler is service.do_range
-    fields = simple_fields(body, _RANGE_SPEC if is_range else _PUT_SPEC)
-    if fields is None:
+                 headers: Headers, body: bytes) -> Reply | None:
+    """A Range or Put whose body `simple_request` reads: served without the protobuf request. None:
+    not such a body, the general path decides (same bytes either way:
+    tests/honeypot/v3/test_gateway_shortcuts.py)."""
+    if m.handler is service.do_range:
+        rr = simple_request(body, service.PlainRange, _RANGE_SPEC)
+        if rr is None:
+            return None
+        call = service.Call(state, state.namespace(session), session, state.ctx.persona, _token(headers))
+        try:
+            payload = range_json(state, service.range_result(call, rr))
+        except V3Error as exc:
+            return _rpc_error(exc, version)
+        return 200, list(JSON_OK), payload
+    pr = simple_request(body, service.PlainPut, _PUT_SPEC)
+    if pr is None:
         return None
     call = service.Call(state, state.namespace(session), session, state.ctx.persona, _token(headers))
     try:
-        if is_range:
-            payload = range_json(state, service.range_result(call, service.PlainRange(fields)))
-        else:
-            payload = put_json(state, *service.put_result(call, service.PlainPut(fields)))
+        payload = put_json(state, *service.put_result(call, pr))
     except V3Error as exc:
-        return _rpc_error(exc, version), True
-    return (200, list(JSON_OK), payload), True
+        return _rpc_error(exc, version)
+    return 200, list(JSON_OK), payload
 
 
 _BYTES, _INT64, _BOOL, _OTHER = range(4)
@@ -402,13 +411,14 @@ def _simple_spec(desc: Any) -> dict[str, tuple[str, int]]:
 
 
 _RANGE_SPEC = _simple_spec(pb.RangeRequest.DESCRIPTOR)
+_P = TypeVar("_P", service.PlainRange, service.PlainPut)
 _PUT_SPEC = _simple_spec(pb.PutRequest.DESCRIPTOR)
 
 
-def simple_fields(body: bytes, spec: dict[str, tuple[str, int]]) -> dict[str, Any] | None:
-    """The fields parse_request would set, by proto name, for a body it reads without json_format:
-    one flat object, no escapes (no lone surrogates to mend), clean base64 for bytes, digits or small
-    non-negative ints for int64, JSON booleans for bools. None for anything else."""
+def simple_request(body: bytes, cls: type[_P], spec: dict[str, tuple[str, int]]) -> _P | None:
+    """A plain request with the fields parse_request would set, for a body it reads without
+    json_format: one flat object, no escapes (no lone surrogates to mend), clean base64 for bytes,
+    digits or small non-negative ints for int64, JSON booleans for bools. None for anything else."""
     if b"\\u" in body:
         return None
     try:
@@ -417,7 +427,7 @@ def simple_fields(body: bytes, spec: dict[str, tuple[str, int]]) -> dict[str, An
         return None
     if type(obj) is not dict:
         return None
-    out: dict[str, Any] = {}
+    out = cls()
     for name, value in obj.items():
         field = spec.get(name)
         if field is None:
@@ -426,14 +436,21 @@ def simple_fields(body: bytes, spec: dict[str, tuple[str, int]]) -> dict[str, An
             return None
         proto, kind = field
         tv = type(value)
-        if kind == _BYTES and tv is str and _CLEAN_B64.fullmatch(value):
-            out[proto] = a2b_base64(value)
+        if kind == _BYTES and tv is str:
+            # strict base64 of whole quads, no excess padding: a subset of _CLEAN_B64, cheaper than
+            # the regex (tests/honeypot/v3/test_gateway_shortcuts.py); anything else falls back
+            if len(value) % 4 or value.endswith("==="):
+                return None
+            try:
+                setattr(out, proto, a2b_base64(value, strict_mode=True))
+            except ValueError:  # binascii.Error is one; non-ASCII text raises ValueError
+                return None
         elif kind == _INT64 and tv is int and 0 <= value < 1 << 31:
-            out[proto] = value
+            setattr(out, proto, value)
         elif kind == _INT64 and tv is str and value.isascii() and value.isdigit() and len(value) < 19:
-            out[proto] = int(value)
+            setattr(out, proto, int(value))
         elif kind == _BOOL and tv is bool:
-            out[proto] = value
+            setattr(out, proto, value)
         else:
             return None
     return out
@@ -474,9 +491,10 @@ def put_json(state: V3State, revision: int, prev: KeyRev | None) -> bytes:
 
 
 def _kv_dict(kv: KeyRev, keys_only: bool) -> dict[str, str]:
+    """jsonpb.to_dict(KeyValue) (base64 inlined: no call per bytes field)."""
     d: dict[str, str] = {}
     if kv.key:
-        d["key"] = jsonpb.b64(kv.key)
+        d["key"] = b2a_base64(kv.key, newline=False).decode("ascii")
     if kv.create_revision:
         d["create_revision"] = str(kv.create_revision)
     if kv.mod_revision:
@@ -484,7 +502,7 @@ def _kv_dict(kv: KeyRev, keys_only: bool) -> dict[str, str]:
     if kv.version:
         d["version"] = str(kv.version)
     if kv.value and not keys_only:
-        d["value"] = jsonpb.b64(kv.value)
+        d["value"] = b2a_base64(kv.value, newline=False).decode("ascii")
     if kv.lease:
         d["lease"] = str(kv.lease)
     return d

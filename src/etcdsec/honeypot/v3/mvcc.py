@@ -101,7 +101,8 @@ class MVCCStore:
 
     def range(self, start: bytes, end: bytes | None, rev: int = 0) -> list[KeyRev]:
         """Live key versions in the range as of `rev` (0 = now), in key order."""
-        self.check_revision(rev)
+        if rev:  # rev 0 (now) is always valid
+            self.check_revision(rev)
         at = rev if rev > 0 else 1 << 62  # now, including writes of the open transaction
         if end is None:  # one key: the common read, without the generator
             hist = self._history.get(start)

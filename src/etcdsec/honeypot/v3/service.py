@@ -59,14 +59,19 @@ _SORT_KEYS: dict[int, Callable[[KeyRev], Any]] = {
 }
 
 
+# enum values as module constants: a lookup on the protobuf class costs more than the comparison
+_KEY, _NONE = pb.RangeRequest.KEY, pb.RangeRequest.NONE
+_ASCEND, _DESCEND = pb.RangeRequest.ASCEND, pb.RangeRequest.DESCEND
+
+
 def _txn_rev(call: Call, txn: WriteTxn) -> int:
     """etcd's revision for an op inside a txn: the new one once the txn has changed something."""
     return txn.rev if txn.changes else call.ns.store.revision
 
 
 class PlainRange:
-    """A RangeRequest as its plain fields: what the gateway's shortcut reads from a simple JSON body
-    (`fields`: proto names; every other field keeps its proto3 default, as in the message)."""
+    """A RangeRequest as plain attributes: the gateway's shortcut sets those a simple JSON body names
+    (by proto name); every other field keeps its proto3 default, as in the message."""
 
     key = b""
     range_end = b""
@@ -82,9 +87,6 @@ class PlainRange:
     min_create_revision = 0
     max_create_revision = 0
 
-    def __init__(self, fields: dict[str, Any]) -> None:
-        self.__dict__ = fields  # one assignment, no per-field setattr
-
 
 class PlainPut:
     """A PutRequest as its plain fields (see PlainRange)."""
@@ -95,9 +97,6 @@ class PlainPut:
     prev_kv = False
     ignore_value = False
     ignore_lease = False
-
-    def __init__(self, fields: dict[str, Any]) -> None:
-        self.__dict__ = fields
 
 
 RangeArgs = pb.RangeRequest | PlainRange
@@ -130,11 +129,10 @@ def range_result(call: Call, r: RangeArgs, txn: WriteTxn | None = None) -> Range
                and (not r.min_create_revision or kv.create_revision >= r.min_create_revision)
                and (not r.max_create_revision or kv.create_revision <= r.max_create_revision)]
     order = r.sort_order
-    if r.sort_target != pb.RangeRequest.KEY and order == pb.RangeRequest.NONE:
-        order = pb.RangeRequest.ASCEND  # etcd sorts ascending when only a target is given
-    if order != pb.RangeRequest.NONE:
-        kvs.sort(key=_SORT_KEYS.get(r.sort_target, _SORT_KEYS[0]),
-                 reverse=order == pb.RangeRequest.DESCEND)
+    if r.sort_target != _KEY and order == _NONE:
+        order = _ASCEND  # etcd sorts ascending when only a target is given
+    if order != _NONE:
+        kvs.sort(key=_SORT_KEYS.get(r.sort_target, _SORT_KEYS[0]), reverse=order == _DESCEND)
     more = r.limit > 0 and len(kvs) > r.limit
     if more:
         kvs = kvs[: r.limit]
