@@ -575,34 +575,56 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
     conn = GrpcConnection(ctx, state, session, on_ready=on_ready)
     conn.start()
     ticker = loop.call_later(1.0, tick)
+    idle = ctx.limits.idle_timeout_s
+    # One idle deadline for the whole loop instead of an asyncio.timeout per read and per drain (each
+    # costs a timer and a context): `since` marks when the current wait began, and a lazy watchdog
+    # fires once per idle period, re-arming itself while the connection keeps making progress.
+    since = loop.time()
+    waiting = "read"  # what the loop awaits: "read", "drain" or "sleep" (throttling is not idleness)
+    deadline: asyncio.Timeout | None = None
+
+    def watchdog() -> None:
+        nonlocal watch
+        now = loop.time()
+        if waiting == "sleep" or now < since + idle:
+            watch = loop.call_at(max(now, since) + idle, watchdog)
+        elif deadline is not None:
+            deadline.reschedule(now)
+
+    watch = loop.call_at(since + idle, watchdog)
     try:
-        idle = ctx.limits.idle_timeout_s
         conn.receive(initial)
         flush()
-        async with asyncio.timeout(idle):  # a peer that never reads cannot pin this task
-            await writer.drain()
-        while not conn.closed:
-            try:
-                async with asyncio.timeout(idle):
+        try:
+            async with asyncio.timeout(None) as deadline:
+                waiting, since = "drain", loop.time()
+                await writer.drain()  # a peer that never reads cannot pin this task
+                while not conn.closed:
+                    waiting, since = "read", loop.time()
                     data = await reader.read(READ_CHUNK)
-            except TimeoutError:
-                break
-            if not data:
-                break
-            conn.receive(data)
-            flush()
-            async with asyncio.timeout(idle):
-                await writer.drain()
-            if conn.calls > handled:
-                pause = throttle.delay(conn.calls - handled)
-                handled = conn.calls
-                if pause > 0:
-                    await asyncio.sleep(min(pause, 5.0))
+                    if not data:
+                        break
+                    conn.receive(data)
+                    flush()
+                    waiting, since = "drain", loop.time()
+                    await writer.drain()
+                    if conn.calls > handled:
+                        pause = throttle.delay(conn.calls - handled)
+                        handled = conn.calls
+                        if pause > 0:
+                            waiting = "sleep"
+                            await asyncio.sleep(min(pause, 5.0))
+        except TimeoutError:
+            if waiting != "read":  # stuck writing: nothing more can go out
+                return
+        finally:
+            watch.cancel()  # the deadline above is over: the watchdog must not touch it
         flush()
         async with asyncio.timeout(idle):
             await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
         pass
     finally:
+        watch.cancel()
         ticker.cancel()
         conn.close()
