@@ -3,6 +3,7 @@ store) against the general path: the same fields, the same bytes, the same store
 
 from __future__ import annotations
 
+import base64
 import binascii
 import itertools
 import json
@@ -165,3 +166,19 @@ def test_the_header_dict_is_to_dict_of_the_header(rev: int, other: int) -> None:
     state = V3State(ctx)
     for r in (rev, rev, other, 0):
         assert state.header_dict(r) == jsonpb.to_dict(state.header(r))
+
+
+def test_remembered_requests_are_bounded_and_answer_as_new() -> None:
+    ctx, _ = make_ctx(dataset=[(b"foo", b"bar")])
+    fast = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
+    slow = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
+    for i in range(gateway.MAX_REMEMBERED + 5):  # bounded: past the cap the table starts over
+        put = b'{"key":"Zm9v","value":"%s","prev_kv":true}' % base64.b64encode(b"%d" % (i % 7))
+        for path, body in [("/v3/kv/put", put), ("/v3/kv/range", b'{"key":"Zm9v"}')]:
+            got = gateway.handle(ctx, fast, None, "POST", path, [], body)
+            with _general_path_only():
+                assert got == gateway.handle(ctx, slow, None, "POST", path, [], body)
+        assert len(gateway._RANGES) <= gateway.MAX_REMEMBERED and len(gateway._PUTS) <= gateway.MAX_REMEMBERED
+    for i in range(3 * gateway.MAX_REMEMBERED):
+        gateway.handle(ctx, fast, None, "POST", "/v3/kv/range", [], b'{"key":"%s"}' % base64.b64encode(b"%d" % i))
+    assert 0 < len(gateway._RANGES) <= gateway.MAX_REMEMBERED

@@ -373,25 +373,48 @@ def _simple_call(state: V3State, session: Session | None, m: service.Method, ver
     """A Range or Put whose body `simple_request` reads: served without the protobuf request. None:
     not such a body, the general path decides (same bytes either way:
     tests/honeypot/v3/test_gateway_shortcuts.py)."""
+    small = len(body) <= MAX_REMEMBERED_BODY
     if m.handler is service.do_range:
-        rr = simple_request(body, service.PlainRange, _RANGE_SPEC)
+        rr = _RANGES.get(body) if small else None
         if rr is None:
-            return None
+            rr = simple_request(body, service.PlainRange, _RANGE_SPEC)
+            if rr is None:
+                return None
+            if small:
+                _remember(_RANGES, body, rr)
         call = service.Call(state, state.namespace(session), session, state.ctx.persona, _token(headers))
         try:
             payload = range_json(state, service.range_result(call, rr))
         except V3Error as exc:
             return _rpc_error(exc, version)
         return 200, list(JSON_OK), payload
-    pr = simple_request(body, service.PlainPut, _PUT_SPEC)
+    pr = _PUTS.get(body) if small else None
     if pr is None:
-        return None
+        pr = simple_request(body, service.PlainPut, _PUT_SPEC)
+        if pr is None:
+            return None
+        if small:
+            _remember(_PUTS, body, pr)
     call = service.Call(state, state.namespace(session), session, state.ctx.persona, _token(headers))
     try:
         payload = put_json(state, *service.put_result(call, pr))
     except V3Error as exc:
         return _rpc_error(exc, version)
     return 200, list(JSON_OK), payload
+
+
+# Requests repeat (scanners, dumps, polling clients): a small body's plain request is a pure
+# function of its bytes, so it is read once. Handlers only read a plain request, never change it.
+MAX_REMEMBERED_BODY = 512
+MAX_REMEMBERED = 1024  # per method; the table starts over when full
+_RANGES: dict[bytes, service.PlainRange] = {}
+_PUTS: dict[bytes, service.PlainPut] = {}
+
+
+def _remember(table: dict[bytes, Any], body: bytes, request: Any) -> None:
+    if len(table) >= MAX_REMEMBERED:
+        table.clear()
+    table[body] = request
 
 
 _BYTES, _INT64, _BOOL, _OTHER = range(4)
