@@ -49,6 +49,9 @@ SEQUENCE: list[tuple[str, str, str]] = [
     ("POST", "/v3/kv/range", '{"key":"Zm9v\\udc00=="}'),
     ("POST", "/v3/kv/range", '{"key":"Zm9v","\\ud800":1}'),
     ("POST", "/v3/kv/range", '{"key":"Zm9v","\\ud800x":null}'),
+    # raw invalid UTF-8 (a surrogate's bytes, a stray continuation byte): Go reads each bad byte as U+FFFD
+    ("POST", "/v3/kv/range", '{"key":"\ud800"}'),
+    ("POST", "/v3/kv/range", '{"key":"Zm9v","x\udc80":1}'),
     ("POST", "/v3/kv/put", '{"key":"YQ==","value":"Yg=="}'),
     ("POST", "/v3/kv/put", '{"key":"YQ==","value":"Yw==","prev_kv":true}'),
     ("POST", "/v3/kv/put", '{"value":"Yw=="}'),
@@ -128,7 +131,8 @@ def body_shape(body: bytes) -> Any:
 
 
 def send(base: str, method: str, path: str, body: str) -> tuple[int, str, Any]:
-    req = urllib.request.Request(base + path, data=body.encode() if method != "GET" else None, method=method)
+    data = body.encode("utf-8", "surrogatepass") if method != "GET" else None  # lone surrogates: raw bad bytes
+    req = urllib.request.Request(base + path, data=data, method=method)
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, resp.headers.get("Content-Type", ""), body_shape(_read(resp))

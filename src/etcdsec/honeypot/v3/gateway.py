@@ -138,7 +138,9 @@ def _whole_object(body: bytes) -> Any:
     if obj is not None:
         return obj
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        # Go reads JSON as UTF-8 and each invalid byte as U+FFFD; json.loads(bytes) would keep a
+        # surrogate's bytes as a lone surrogate (and guess UTF-16/32 from the first bytes)
+        return json.loads(body.decode("utf-8", "replace"), parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         return None
 
