@@ -178,12 +178,13 @@ class GrpcConnection:
             self.closed = True
 
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
-        hdrs = dict(ev.headers or [])
-        st = _Stream(ev.stream_id, path=str(hdrs.get(":path", "")), user_agent=str(hdrs.get("user-agent", "")),
-                     encoding=str(hdrs.get("grpc-encoding", "")),
-                     token=_token(hdrs))
+        fields = ev.headers or []
+        hdrs = dict(fields)
+        # h2 decodes every field to str (header_encoding="utf-8"), so no str() per field is needed.
+        st = _Stream(ev.stream_id, path=hdrs.get(":path", ""), user_agent=hdrs.get("user-agent", ""),
+                     encoding=hdrs.get("grpc-encoding", ""), token=_token(hdrs))
         self.streams[ev.stream_id] = st
-        metadata = "\n".join([str(v) for k, v in (ev.headers or []) if not str(k).startswith(":")])
+        metadata = "\n".join([v for k, v in fields if not k.startswith(":")])
         self.ctx.honeytokens.check(self.session, metadata.encode(), where="grpc-metadata")
         ctype = str(hdrs.get("content-type", ""))
         subtype = _content_subtype(ctype)
@@ -228,7 +229,7 @@ class GrpcConnection:
     def _drain_inbox(self, st: _Stream) -> None:
         while len(st.inbox) >= 5 and not st.done:
             flag = st.inbox[0]
-            (length,) = struct.unpack(">I", bytes(st.inbox[1:5]))
+            length = int.from_bytes(st.inbox[1:5])
             if length > self.max_message:
                 self._log(st, None, Code.RESOURCE_EXHAUSTED)
                 self._finish(st, Code.RESOURCE_EXHAUSTED,
@@ -236,8 +237,12 @@ class GrpcConnection:
                 return
             if len(st.inbox) < 5 + length:
                 return
-            payload = bytes(st.inbox[5:5 + length])
-            del st.inbox[: 5 + length]
+            if len(st.inbox) == 5 + length:  # the usual case: exactly one message buffered
+                payload = bytes(st.inbox[5:])
+                st.inbox.clear()
+            else:
+                payload = bytes(st.inbox[5:5 + length])
+                del st.inbox[: 5 + length]
             if flag:
                 try:
                     payload = self._decompress(st, flag, payload)
