@@ -161,7 +161,7 @@ def start_honeypot(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "honeypot", "--listen", f"{ip}:2379",
                              "--persona", "3.5.1", "--enable-v2", "true", "--events", str(events),
                              "--state", str(tmp / "state.json"), "--rate", "0", "--max-connections-per-source",
-                             "1000"], stderr=subprocess.PIPE)
+                             "1000", "--events-backups", "20"], stderr=subprocess.PIPE)  # nothing rotated away
     assert proc.stderr is not None
     line = proc.stderr.readline().decode()
     if "listening" not in line:
@@ -171,10 +171,11 @@ def start_honeypot(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
 
 def logged(events: Path, eventid: str, needle: str) -> int:
     n = 0
-    with events.open() as f:
-        for line in f:
-            if eventid in line and needle in line:
-                n += 1
+    for path in [events, *sorted(events.parent.glob(events.name + ".*"))]:  # rotated files count too
+        with path.open() as f:
+            for line in f:
+                if eventid in line and needle in line:
+                    n += 1
     return n
 
 
