@@ -136,7 +136,9 @@ class GrpcConnection:
             return
         try:
             events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+        except (h2.exceptions.ProtocolError, UnicodeDecodeError) as exc:
+            # UnicodeDecodeError: h2 decodes header values as UTF-8 and fails on other bytes (Go would
+            # take them); recorded as malformed with the bytes rather than lost as a sensor error
             self.ctx.events.emit("malformed", self.session, protocol="h2", error=type(exc).__name__,
                                  raw_b64=base64.b64encode(data[:self.ctx.limits.max_logged_body]).decode(),
                                  raw_len=len(data))
