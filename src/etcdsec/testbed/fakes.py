@@ -73,6 +73,9 @@ async def endless_body(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         for _ in range(16_384):
             writer.write(chunk)
             await writer.drain()
+            # drain() does not yield while the socket takes everything: without this a fast reader
+            # keeps the shared fakes loop busy and every other fake server stalls
+            await asyncio.sleep(0)
     except (ConnectionError, OSError):
         pass
     writer.close()
