@@ -29,6 +29,9 @@ async def _carry_on(coro: Coroutine[Any, Any, T], waiting_on: Any) -> T:
             if waiting_on is None:  # a bare yield (asyncio.sleep(0))
                 await asyncio.sleep(0)
             elif asyncio.isfuture(waiting_on):
+                # the coroutine yielded this future to us, not to a Task: clear the flag as Task.__step
+                # does, or awaiting it again raises "await wasn't used with future"
+                waiting_on._asyncio_future_blocking = False
                 try:
                     await waiting_on
                 except asyncio.CancelledError:
