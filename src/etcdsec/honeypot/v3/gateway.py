@@ -375,34 +375,31 @@ def _simple_call(state: V3State, session: Session | None, m: service.Method, ver
     """A Range or Put whose body `simple_request` reads: served without the protobuf request. None:
     not such a body, the general path decides (same bytes either way:
     tests/honeypot/v3/test_gateway_shortcuts.py)."""
-    small = len(body) <= MAX_REMEMBERED_BODY
-    if m.handler is service.do_range:
-        rr = _RANGES.get(body) if small else None
-        if rr is None:
-            rr = simple_request(body, service.PlainRange, _RANGE_SPEC)
-            if rr is None:
-                return None
-            if small:
-                _remember(_RANGES, body, rr)
-        call = service.Call(state, state.namespace(session), session, state.ctx.persona, _token(headers))
-        try:
-            payload = range_json(state, service.range_result(call, rr))
-        except V3Error as exc:
-            return _rpc_error(exc, version)
-        return 200, list(JSON_OK), payload
-    pr = _PUTS.get(body) if small else None
-    if pr is None:
-        pr = simple_request(body, service.PlainPut, _PUT_SPEC)
-        if pr is None:
-            return None
-        if small:
-            _remember(_PUTS, body, pr)
+    is_range = m.handler is service.do_range
+    plain = _plain_request(body, _RANGES, service.PlainRange, _RANGE_SPEC) if is_range else \
+        _plain_request(body, _PUTS, service.PlainPut, _PUT_SPEC)
+    if plain is None:
+        return None
     call = service.Call(state, state.namespace(session), session, state.ctx.persona, _token(headers))
     try:
-        payload = put_json(state, *service.put_result(call, pr))
+        if is_range:
+            payload = range_json(state, service.range_result(call, plain))
+        else:
+            payload = put_json(state, *service.put_result(call, plain))
     except V3Error as exc:
         return _rpc_error(exc, version)
     return 200, list(JSON_OK), payload
+
+
+def _plain_request(body: bytes, table: dict[bytes, Any], kind: type[Any], spec: dict[str, tuple[str, int]]) -> Any:
+    """The plain request a simple body reads as, remembered for small bodies; None: not simple."""
+    small = len(body) <= MAX_REMEMBERED_BODY
+    plain = table.get(body) if small else None
+    if plain is None:
+        plain = simple_request(body, kind, spec)
+        if plain is not None and small:
+            _remember(table, body, plain)
+    return plain
 
 
 # Requests repeat (scanners, dumps, polling clients): a small body's plain request is a pure
