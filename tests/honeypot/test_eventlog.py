@@ -92,3 +92,18 @@ def test_batched_rotation_also_keeps_lines_whole(tmp_path) -> None:
     for f in tmp_path.glob("events.jsonl*"):
         assert f.read_bytes().endswith(b"\n") and os.path.getsize(f) <= 3000
     assert sorted(json.loads(x)["n"] for x in all_lines(path)) == list(range(400))
+
+
+def test_events_orjson_refuses_are_still_written(tmp_path) -> None:
+    """A lone surrogate or a 70-bit integer makes orjson refuse: the line is kept (json's text), not lost."""
+    path = tmp_path / "events.jsonl"
+    writer = JsonlWriter(path)
+    writer({"eventid": "etcdsec.test", "value": "a\udc80b"})
+    writer({"eventid": "etcdsec.test", "n": 2**70})
+    writer({"eventid": "etcdsec.test", "plain": "é"})
+    writer.close()
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 3 and writer.lines == 3
+    assert json.loads(lines[0])["value"] == "a\udc80b"  # written as a \u escape: reads back the same
+    assert json.loads(lines[1])["n"] == 2**70
+    assert json.loads(lines[2])["plain"] == "é"

@@ -188,9 +188,7 @@ class FastHttp1(asyncio.Protocol):
             return
         tokens = connection_tokens(req.header("connection"))
         close = "close" in tokens
-        self.ctx.events.emit_fields("http.request", self.session, request_event_fields(
-            head.method, head.target, "1.0" if head.http10 else "1.1", head.items, resp.status, self.session.tls,
-            req.body, self.limits.max_logged_body, started))
+        self._log(head, req, resp.status, started)
         assert self.transport is not None
         self.transport.write(gohttp.render(resp, head=req.method == "HEAD", http10=req.http10, close=close,
                                            cors=self.app.cors))
