@@ -151,6 +151,9 @@ def grpc_lines(persona: str, dataset: list[tuple[bytes, bytes]], rng: random.Ran
 
 
 def main() -> int:
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+        print("usage: v3_golden.py OUT.jsonl", file=sys.stderr)
+        return 2
     out = Path(sys.argv[1])
     rng = random.Random(20240102)
     bait = kubernetes_bait("golden-seed", START).keys
