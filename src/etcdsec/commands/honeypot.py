@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--events-backups", type=int, default=5, metavar="N", help="rotated files kept (5)")
     p.add_argument("--flush-interval", type=float, default=0.0, metavar="S",
                    help="batch event writes for this many seconds (0: write each event at once)")
+    p.add_argument("--workers", default="1", metavar="N|auto",
+                   help="sensor processes sharing the port, each client address always served by the same one "
+                        "(default 1; auto: one per CPU; Linux). Workers keep separate keyspaces")
     p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus metrics on a loopback port")
     p.add_argument("--alert-webhook", metavar="URL", help="POST alert events as JSON to this URL")
     p.add_argument("--alert-syslog", metavar="HOST:PORT", help="send alert events to syslog (UDP)")
@@ -139,13 +143,36 @@ def build_config(args: argparse.Namespace):
     return config
 
 
+def parse_workers(text: str) -> int:
+    if text == "auto":
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if not text.isdigit() or not 1 <= int(text) <= 256:
+        raise UserError(f"--workers: expected a number from 1 to 256 or 'auto', got {text!r}")
+    if int(text) > 1 and not sys.platform.startswith("linux"):
+        raise UserError("--workers above 1 needs Linux (SO_REUSEPORT with a BPF steering program)")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
     from etcdsec.honeypot.sensor import run_forever
 
     config = build_config(args)
+    workers = parse_workers(args.workers)
 
     def ready(sensor) -> None:
         where = ", ".join(f"{name} {h}:{p}" for name, (h, p) in sensor.addresses.items())
         print(f"etcdsec honeypot: persona {sensor.persona.name} listening on {where}", file=sys.stderr, flush=True)
 
-    return run_forever(config, ready)
+    if workers == 1:
+        return run_forever(config, ready)
+    from etcdsec.honeypot.context import load_persona
+    from etcdsec.honeypot.workers import run_workers
+
+    persona = load_persona(config.persona).name
+
+    def workers_ready(addresses: dict[str, tuple[str, int]]) -> None:
+        where = ", ".join(f"{name} {h}:{p}" for name, (h, p) in addresses.items())
+        print(f"etcdsec honeypot: persona {persona} listening on {where} ({workers} workers)", file=sys.stderr,
+              flush=True)
+
+    return run_workers(config, workers, workers_ready)

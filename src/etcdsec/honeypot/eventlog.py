@@ -4,10 +4,16 @@ Loss bound on a crash (kill -9): with `flush_interval=0` (the default) every eve
 the kernel with one `write()` before the response that caused it is sent, so a killed sensor loses
 no answered request. With `flush_interval=t` events are batched and at most the last `t` seconds
 (or 64 KiB) are lost. Power loss can also lose what the kernel had not yet written to disk.
+
+Several worker processes may append to one file (`shared=True`): O_APPEND keeps each line whole,
+and before each write a worker checks that the path still names the file it holds and how big that
+file really is; rotation happens under an flock on the directory, so one worker rotates and the
+others follow it to the new file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -33,23 +39,54 @@ def event_line(event: dict[str, Any]) -> bytes:
 
 class JsonlWriter:
     def __init__(self, path: Path, max_bytes: int = 100 << 20, backups: int = 5,
-                 flush_interval: float = 0.0) -> None:
+                 flush_interval: float = 0.0, shared: bool = False) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.backups = backups
         self.flush_interval = flush_interval
+        self.shared = shared
         self.lines = 0
         self.rotations = 0
         self._buf: list[bytes] = []
         self._buf_bytes = 0
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
+        self._ino = 0
         self._fd = self._open()
         self._size = os.fstat(self._fd).st_size
 
     def _open(self) -> int:
         # O_APPEND: a restart never truncates, and each write lands whole at the end.
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._ino = os.fstat(fd).st_ino
+        return fd
+
+    def _reopen_fd(self) -> None:
+        os.close(self._fd)
+        self._fd = self._open()
+        self._size = os.fstat(self._fd).st_size
+
+    def _current_size(self) -> int:
+        """Shared file: the size of the file the path names now, after following another worker's rotation."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:  # moved away by another worker or logrotate: start the new file
+            self._reopen_fd()
+            return self._size
+        if st.st_ino != self._ino:
+            self._reopen_fd()
+            return self._size
+        return st.st_size
+
+    def _rotate_shared(self, size: int) -> None:
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(dir_fd, fcntl.LOCK_EX)  # one rotation at a time across workers
+            current = self._current_size()  # another worker may have rotated while we waited
+            if current > 0 and current + size > self.max_bytes:
+                self._rotate()
+        finally:
+            os.close(dir_fd)  # releases the lock
 
     def __call__(self, event: dict[str, Any]) -> None:
         try:
@@ -68,7 +105,11 @@ class JsonlWriter:
 
     def _write(self, data: bytes) -> None:
         size = len(data)
-        if self.max_bytes and self._size + size > self.max_bytes and self._size > 0:
+        if self.shared:
+            current = self._current_size()
+            if self.max_bytes and current > 0 and current + size > self.max_bytes:
+                self._rotate_shared(size)
+        elif self.max_bytes and self._size + size > self.max_bytes and self._size > 0:
             self._rotate()
         written = os.write(self._fd, data)
         if written < size:  # a short write (disk full, signal): the rest, never a split line
@@ -115,9 +156,7 @@ class JsonlWriter:
         """After an external logrotate moved the file (SIGHUP)."""
         with self._lock:
             self._flush_locked()
-            os.close(self._fd)
-            self._fd = self._open()
-            self._size = os.fstat(self._fd).st_size
+            self._reopen_fd()
 
     def close(self) -> None:
         with self._lock:

@@ -61,6 +61,10 @@ class Listener:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(1024)
+        return self.adopt(sock)
+
+    def adopt(self, sock: socket.socket) -> tuple[str, int]:
+        """Serve an already listening socket (a worker's share of a SO_REUSEPORT group)."""
         sock.setblocking(False)
         self.sockets.append(sock)
         self.accepting.append(asyncio.create_task(self._accept_loop(sock)))

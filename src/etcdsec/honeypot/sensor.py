@@ -76,6 +76,24 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
+@dataclass
+class WorkerSlot:
+    """This process's place among `count` workers, with its listening sockets made by the supervisor."""
+
+    index: int
+    count: int
+    sockets: dict[str, socket.socket]  # "client", and "peer" when the peer port is served
+
+
+def sensor_identity(c: SensorConfig) -> Identity:
+    """Ids, start time and honeytoken seed: from the state file, else new (and written there)."""
+    scheme = "https" if c.tls_cert else "http"
+    client_url = c.advertise_client_url or _url(scheme, *c.listen)
+    peer_host, peer_port = c.peer_listen or (c.listen[0], 2380)
+    peer_url = c.advertise_peer_url or _url("http", peer_host, peer_port)
+    return Identity.load_or_create(c.state_file, c.member_name, [client_url], [peer_url])
+
+
 def _url(scheme: str, host: str, port: int) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
@@ -85,19 +103,18 @@ def _url(scheme: str, host: str, port: int) -> str:
 class Sensor:
     """Everything one running honeypot owns. `await start()`, then `await stop()`."""
 
-    def __init__(self, config: SensorConfig) -> None:
+    def __init__(self, config: SensorConfig, *, identity: Identity | None = None,
+                 slot: WorkerSlot | None = None) -> None:
         self.config = c = config
+        self.slot = slot
         self.persona = load_persona(c.persona)
         if c.enable_v2 is not None and self.persona.major_minor >= (3, 0):
             self.persona = dataclasses.replace(self.persona, v2_enabled=c.enable_v2)
-        scheme = "https" if c.tls_cert else "http"
-        client_url = c.advertise_client_url or _url(scheme, *c.listen)
-        peer_host, peer_port = c.peer_listen or (c.listen[0], 2380)
-        peer_url = c.advertise_peer_url or _url("http", peer_host, peer_port)
-        self.identity = Identity.load_or_create(c.state_file, c.member_name, [client_url], [peer_url])
+        self.identity = identity or sensor_identity(c)
+        shared = slot is not None and slot.count > 1
         try:
-            self.writer = JsonlWriter(c.events, c.events_max_bytes, c.events_backups, c.flush_interval) \
-                if c.events else None
+            self.writer = JsonlWriter(c.events, c.events_max_bytes, c.events_backups, c.flush_interval,
+                                      shared=shared) if c.events else None
         except OSError as exc:
             raise UserError(f"cannot open event file {c.events}: {exc.strerror or exc}") from None
         self.store_writer: Any = None
@@ -139,7 +156,8 @@ class Sensor:
         self.peer = Listener(self.ctx, PeerApp(self.ctx), self.guard, ListenerOptions(peer=True), self.v3_state) \
             if c.peer_listen else None
         self.addresses: dict[str, tuple[str, int]] = {}
-        self.metrics = MetricsServer(self, self.event_counter) if c.metrics_listen else None
+        # With several workers the supervisor serves the metrics, summed over the workers.
+        self.metrics = MetricsServer(self, self.event_counter) if c.metrics_listen and slot is None else None
         self._flusher: asyncio.Task[None] | None = None
         self.started = False
 
@@ -166,9 +184,14 @@ class Sensor:
 
     async def start(self) -> None:
         try:
-            self.addresses["client"] = await self.client.start(*self.config.listen)
-            if self.peer and self.config.peer_listen:
-                self.addresses["peer"] = await self.peer.start(*self.config.peer_listen)
+            if self.slot is not None:
+                self.addresses["client"] = self.client.adopt(self.slot.sockets["client"])
+                if self.peer and "peer" in self.slot.sockets:
+                    self.addresses["peer"] = self.peer.adopt(self.slot.sockets["peer"])
+            else:
+                self.addresses["client"] = await self.client.start(*self.config.listen)
+                if self.peer and self.config.peer_listen:
+                    self.addresses["peer"] = await self.peer.start(*self.config.peer_listen)
             if self.metrics and self.config.metrics_listen:
                 self.addresses["metrics"] = await self.metrics.start(*self.config.metrics_listen)
         except OSError as exc:
@@ -177,8 +200,9 @@ class Sensor:
         if self.writer and self.config.flush_interval > 0:
             self._flusher = asyncio.create_task(self._flush_every(self.config.flush_interval))
         self.started = True
+        worker = {"worker": self.slot.index} if self.slot is not None else {}
         self.events.emit("sensor.start", None, persona=self.persona.name, member_name=self.identity.member_name,
-                         listen=[f"{h}:{p}" for h, p in self.addresses.values()])
+                         listen=[f"{h}:{p}" for h, p in self.addresses.values()], **worker)
 
     async def _flush_every(self, interval: float) -> None:
         """Batched event writes reach the file within `interval` even when the sensor goes quiet."""
@@ -196,8 +220,9 @@ class Sensor:
         if self.peer:
             await self.peer.close()
         if self.started:  # a sensor that never listened has nothing to report
+            worker = {"worker": self.slot.index} if self.slot is not None else {}
             self.events.emit("sensor.stop", None, sessions=self.client.sessions, throttled=self.guard.throttled,
-                             refused=self.guard.refused)
+                             refused=self.guard.refused, **worker)
         if self.writer:
             self.writer.close()
         if self.store_writer:
@@ -206,11 +231,12 @@ class Sensor:
             self.alerts.close()
 
 
-def run_forever(config: SensorConfig, ready: Callable[[Sensor], None] | None = None) -> int:
+def run_forever(config: SensorConfig, ready: Callable[[Sensor], None] | None = None, *,
+                identity: Identity | None = None, slot: WorkerSlot | None = None) -> int:
     """Foreground run: SIGTERM/SIGINT stop it cleanly (flush, exit 0); SIGHUP reopens the event file."""
 
     async def main() -> None:
-        sensor = Sensor(config)
+        sensor = Sensor(config, identity=identity, slot=slot)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
