@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import json
 import signal
 import socket
 import ssl
@@ -83,6 +84,7 @@ class WorkerSlot:
     index: int
     count: int
     sockets: dict[str, socket.socket]  # "client", and "peer" when the peer port is served
+    control: socket.socket | None = None  # the supervisor asks for metrics on it
 
 
 def sensor_identity(c: SensorConfig) -> Identity:
@@ -92,6 +94,18 @@ def sensor_identity(c: SensorConfig) -> Identity:
     peer_host, peer_port = c.peer_listen or (c.listen[0], 2380)
     peer_url = c.advertise_peer_url or _url("http", peer_host, peer_port)
     return Identity.load_or_create(c.state_file, c.member_name, [client_url], [peer_url])
+
+
+def tls_context(c: SensorConfig) -> ssl.SSLContext | None:
+    if not c.tls_cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(str(c.tls_cert), str(c.tls_key) if c.tls_key else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"cannot load TLS certificate {c.tls_cert}: {exc}") from None
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -171,16 +185,22 @@ class Sensor:
         return module.V3State(self.ctx)
 
     def _tls(self) -> ssl.SSLContext | None:
-        c = self.config
-        if not c.tls_cert:
-            return None
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        return tls_context(self.config)
+
+    def _answer_control(self) -> None:
+        """The supervisor asks (one byte) for this worker's figures; they go back as one JSON line."""
+        assert self.slot is not None and self.slot.control is not None
         try:
-            ctx.load_cert_chain(str(c.tls_cert), str(c.tls_key) if c.tls_key else None)
-        except (OSError, ssl.SSLError) as exc:
-            raise UserError(f"cannot load TLS certificate {c.tls_cert}: {exc}") from None
-        ctx.set_alpn_protocols(["h2", "http/1.1"])
-        return ctx
+            if not self.slot.control.recv(64):
+                asyncio.get_running_loop().remove_reader(self.slot.control.fileno())
+                return
+            from etcdsec.honeypot.metrics import snapshot
+
+            self.slot.control.sendall(json.dumps(snapshot(self, self.event_counter)).encode() + b"\n")
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            asyncio.get_running_loop().remove_reader(self.slot.control.fileno())
 
     async def start(self) -> None:
         try:
@@ -197,6 +217,9 @@ class Sensor:
         except OSError as exc:
             await self.stop()
             raise UserError(f"cannot listen: {exc.strerror or exc}") from None
+        if self.slot is not None and self.slot.control is not None:
+            self.slot.control.setblocking(False)  # a snapshot is a few KiB: the socket buffer takes it whole
+            asyncio.get_running_loop().add_reader(self.slot.control.fileno(), self._answer_control)
         if self.writer and self.config.flush_interval > 0:
             self._flusher = asyncio.create_task(self._flush_every(self.config.flush_interval))
         self.started = True
