@@ -155,13 +155,13 @@ async def grpc_load(ip: str, port: int, seconds: float, concurrency: int) -> dic
 
 
 # --- the two servers ----------------------------------------------------------------------------------
-def start_honeypot(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_honeypot(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str, Path]:
     ip = free_loopback_ip((2379,))
     events = tmp / "events.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "honeypot", "--listen", f"{ip}:2379",
                              "--persona", "3.5.1", "--enable-v2", "true", "--events", str(events),
                              "--state", str(tmp / "state.json"), "--rate", "0", "--max-connections-per-source",
-                             "1000", "--events-backups", "20"], stderr=subprocess.PIPE)  # nothing rotated away
+                             "1000", "--events-backups", "20", *extra], stderr=subprocess.PIPE)  # nothing rotated
     assert proc.stderr is not None
     line = proc.stderr.readline().decode()
     if "listening" not in line:
