@@ -147,6 +147,10 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
 def test_metrics_are_summed_and_a_killed_worker_is_replaced(tmp_path) -> None:
     proc, ip, _ = start(tmp_path)
     try:
+        # a second sensor on the same port must not join the first one's SO_REUSEPORT group
+        second = subprocess.run([sys.executable, "-m", "etcdsec", "honeypot", "--listen", f"{ip}:2379", "--workers",
+                                 "2", "--state", str(tmp_path / "s2.json")], capture_output=True, timeout=30)
+        assert second.returncode == 2 and "cannot listen" in second.stderr.decode()
         for source in SOURCES:
             assert request(ip, source, "GET", "/version")[0] == 200
         assert metric(ip, "etcdsec_honeypot_workers") == 2

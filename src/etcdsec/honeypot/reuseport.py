@@ -90,6 +90,12 @@ def listen_group(host: str, port: int, workers: int, backlog: int = 1024) -> lis
     if not sys.platform.startswith("linux"):
         raise OSError("several workers need Linux (SO_REUSEPORT with a BPF steering program)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:
+        # SO_REUSEPORT would let this group join another process's group on the same port (same
+        # user) and silently take part of its connections: a plain bind first fails if anyone listens.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
     socks: list[socket.socket] = []
     try:
         for i in range(workers):
