@@ -147,8 +147,8 @@ class Supervisor:
             if index is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            if self.stopping:
-                self.failed |= code != 0
+            if self.stopping:  # a worker still starting when SIGTERM came dies of it: also a clean stop
+                self.failed |= code not in (0, -signal.SIGTERM)
                 continue
             print(f"etcdsec honeypot: worker {index} (pid {pid}) exited with {code}; starting it again",
                   file=sys.stderr, flush=True)
