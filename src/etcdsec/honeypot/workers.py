@@ -148,7 +148,7 @@ class Supervisor:
                 continue
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:  # a worker still starting when SIGTERM came dies of it: also a clean stop
-                self.failed |= code not in (0, -signal.SIGTERM)
+                self.failed |= code not in (0, -signal.SIGTERM, -signal.SIGINT)
                 continue
             print(f"etcdsec honeypot: worker {index} (pid {pid}) exited with {code}; starting it again",
                   file=sys.stderr, flush=True)
