@@ -113,6 +113,13 @@ class Supervisor:
                 for fd in self.wake or ():
                     os.close(fd)
                 ours.close()
+                # only its own sockets: the others stay open in the supervisor, which owns them
+                for other in self.controls.values():
+                    other.close()
+                for socks in self.groups.values():
+                    for sock in socks:
+                        if sock not in slot.sockets.values():
+                            sock.close()
                 if self.metrics_sock is not None:
                     self.metrics_sock.close()
                 code = run_forever(self.config, identity=self.identity, slot=slot)
