@@ -66,6 +66,7 @@ def test_identity_survives_a_restart(tmp_path) -> None:
     (["--events", "."], "cannot open event file"),
     (["--metrics-listen", "0.0.0.0:9108"], "loopback"),
     (["--rate", "-1"], "not negative"),
+    (["--watch-timeout", "-2"], "not negative"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
     out = subprocess.run([sys.executable, "-m", "etcdsec", "honeypot", "--state", str(tmp_path / "s.json"), *args],

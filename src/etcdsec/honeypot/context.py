@@ -354,7 +354,9 @@ class Limits:
     idle_timeout_s: float = 120.0
     rate_per_source: float = 200.0  # requests per second, token bucket refill
     burst_per_source: int = 400
-    wait_timeout_s: float = 30.0  # v2 ?wait=true and v3 watches are held at most this long
+    # v2 ?wait=true and v3 watches: held at most this long; 0 = until the client leaves, as etcd does
+    # (the connection caps bound how many; TCP keepalive finds clients that vanished)
+    wait_timeout_s: float = 0.0
     # v3 store (HP-V3) and v2 store share these
     max_keys: int = 100_000
     max_store_bytes: int = 64 << 20

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -57,6 +58,7 @@ class Http1Connection:
         self._lowered: list[tuple[bytes, bytes, bytes]] = []
         self._continued = False
         self._line: bytearray | None = bytearray()  # request line being collected (see _feed)
+        self._after_stream = bytearray()  # pipelined while a held answer was being sent
         self.requests = 0
 
     async def run(self, initial: bytes = b"") -> None:
@@ -269,13 +271,42 @@ class Http1Connection:
         return result[2].splitlines() if result is not None else []
 
     async def _stream(self, resp: Response, close: bool) -> None:
+        """Send a held answer (watch, v2 wait) as it comes. Meanwhile the client is read: when it
+        leaves, the answer ends, as Go cancels a request's context (a watch is otherwise held for as
+        long as the client stays); what it pipelines meanwhile is kept for the next request."""
         self.writer.write(gohttp.render_stream_head(resp, cors=self.app.cors, close=close))
         await self.writer.drain()
         stream: AsyncIterator[bytes] = resp.stream  # type: ignore[assignment]
-        async for piece in stream:
-            self.writer.write(gohttp.chunk(piece))
-            await self.writer.drain()
-        self.writer.write(gohttp.last_chunk(resp.trailers))
+
+        async def send() -> None:
+            async for piece in stream:
+                self.writer.write(gohttp.chunk(piece))
+                await self.writer.drain()
+            self.writer.write(gohttp.last_chunk(resp.trailers))
+
+        sender = asyncio.create_task(send())
+        listener = asyncio.create_task(self._until_client_leaves())
+        try:
+            await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            listener.cancel()  # a read cancelled before it returns leaves its bytes in the reader
+            if not sender.done():
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                    await sender
+        if sender.cancelled():
+            raise _Drop  # the client left
+        sender.result()
+
+    async def _until_client_leaves(self) -> None:
+        budget = self.ctx.limits.max_request_bytes
+        while budget > 0:  # bounded: past it, stop reading (and stop watching for the end)
+            data = await self.reader.read(READ_SIZE)
+            if not data:
+                return
+            self._after_stream += data
+            budget -= len(data)
+        await asyncio.Event().wait()
 
     def _next_cycle(self) -> bool:
         """A fresh h11 parser for the next request, fed what the client already pipelined.
@@ -289,6 +320,9 @@ class Http1Connection:
         self._line = bytearray()
         if leftover:
             self._feed(bytes(leftover))
+        if self._after_stream:
+            self._feed(bytes(self._after_stream))
+            self._after_stream.clear()
         if closed:
             self._feed(b"")
         return True

@@ -37,6 +37,18 @@ class ListenerOptions:
     peer: bool = False  # serve the peer port routes
 
 
+def keepalive(conn: socket.socket) -> None:
+    """TCP keepalive as Go's net.Listen gives every accepted connection (15 s idle, 15 s interval):
+    a client that vanished without a FIN is found, so a watch held for it ends."""
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 15)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 15)
+    except OSError:
+        pass
+
+
 class Listener:
     def __init__(self, ctx: SensorContext, app: ClientApp | PeerApp, guard: Guard,
                  options: ListenerOptions | None = None, v3_state: Any | None = None) -> None:
@@ -88,6 +100,7 @@ class Listener:
             except OSError:
                 await asyncio.sleep(0.05)  # EMFILE and friends: back off instead of spinning
                 continue
+            keepalive(conn)
             task = asyncio.create_task(self._serve(conn))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)

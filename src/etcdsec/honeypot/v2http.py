@@ -159,11 +159,12 @@ class V2Api:
 
             return Response(200, b"", head, stream=once())
         watcher: Watcher = found
-        timeout = self.ctx.limits.wait_timeout_s
+        timeout = self.ctx.limits.wait_timeout_s or None  # 0: until the client leaves, as etcd
         store = self.store
 
         async def body() -> AsyncIterator[bytes]:
-            # etcd sends the headers at once and the event when it happens; we hold it at most `timeout`.
+            # etcd sends the headers at once and the event when it happens; the connection layer ends
+            # this when the client leaves (and `timeout`, when set, bounds it).
             try:
                 event = await asyncio.wait_for(fired, timeout)
                 yield go_json(event.to_dict(), newline=True)

@@ -577,7 +577,8 @@ def _result(msg: Message) -> bytes:
 async def live_watch(ctx: SensorContext, state: V3State, session: Session | None, path: str,
                      body: bytes) -> AsyncIterator[bytes]:
     """A /v3/watch response as real etcd streams it: the lines `handle` returned, then one line per
-    later event, until ctx.limits.wait_timeout_s has passed (bounded, like every held request).
+    later event, until the client leaves (the connection layer cancels this) or, when set,
+    ctx.limits.wait_timeout_s has passed.
 
     For the HTTP layer: use `live_watch(...)` as the chunk source instead of the body's lines when
     `is_streaming(path)` and the path is a watch (`is_watch(path)`).
@@ -588,7 +589,8 @@ async def live_watch(ctx: SensorContext, state: V3State, session: Session | None
     ready = asyncio.Event()
     stream = state.namespace(session).hub.open(max_watchers=ctx.limits.max_watches_per_source,
                                                on_ready=ready.set)
-    deadline = asyncio.get_running_loop().time() + ctx.limits.wait_timeout_s
+    bound = ctx.limits.wait_timeout_s
+    deadline = asyncio.get_running_loop().time() + bound if bound > 0 else None
     try:
         for req in _stream_requests(m, body):
             assert isinstance(req, pb.WatchRequest)
@@ -596,8 +598,8 @@ async def live_watch(ctx: SensorContext, state: V3State, session: Session | None
         while True:
             while stream.pending:
                 yield _result(stream.pending.popleft())
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
+            left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            if left is not None and left <= 0:
                 return
             ready.clear()
             try:

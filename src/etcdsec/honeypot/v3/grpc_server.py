@@ -476,12 +476,12 @@ class GrpcConnection:
 
     def pump(self, now: float | None = None) -> None:
         """Move queued watch responses into frames and send what flow control allows."""
-        limit = self.ctx.limits.wait_timeout_s
+        limit = self.ctx.limits.wait_timeout_s  # 0: a watch lasts as long as its stream, as in etcd
         now = time.monotonic() if now is None else now
         for st in list(self.streams.values()):
             if st.watch is not None and not st.done:
                 self._move_watch_responses(st)
-                if now - st.opened > limit:
+                if limit > 0 and now - st.opened > limit:
                     self._finish(st, Code.OK, "")  # bounded: the client re-establishes its watch
                     continue
             if st.outbox or st.trailers is not None or st.end_after_outbox:
@@ -490,6 +490,10 @@ class GrpcConnection:
     def close(self) -> None:
         for sid in list(self.streams):
             self._forget(sid)
+
+    def watching(self) -> bool:
+        """An open watch stream: a quiet connection that is waiting for events, not an idle one."""
+        return any(st.watch is not None and not st.done for st in self.streams.values())
 
     # --- events -----------------------------------------------------------------------------------
     def _log(self, st: _Stream, request: Message | None, code: int, raw: bytes | None = None,
@@ -593,7 +597,7 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
     def watchdog() -> None:
         nonlocal watch
         now = loop.time()
-        if waiting == "sleep" or now < since + idle:
+        if waiting == "sleep" or now < since + idle or (waiting == "read" and conn.watching()):
             watch = loop.call_at(max(now, since) + idle, watchdog)
         elif deadline is not None:
             deadline.reschedule(now)
