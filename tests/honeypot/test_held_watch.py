@@ -139,3 +139,15 @@ def test_grpc_watch_is_not_cut_as_idle(hp) -> None:
             return [ev.kv.key for ev in got.events]
 
     assert asyncio.run(run()) == [b"grpc/held"]
+
+
+def test_a_request_pipelined_behind_a_held_wait_is_answered_after_it(hp) -> None:
+    with socket.create_connection((hp.ip, 2379), timeout=5) as sock:
+        sock.sendall(b"GET /v2/keys/p%69pelined?wait=true HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_until(sock, b"\r\n\r\n", 2)
+        time.sleep(0.3)
+        assert raw_exchange(hp.ip, 2379, v2_put("pipelined", "now")).startswith(b"HTTP/1.1 201")
+        got = read_until(sock, b'"etcdcluster"', 3)
+        event_at, version_at = got.find(b'"value":"now"'), got.find(b'"etcdserver"')
+        assert 0 <= event_at < version_at  # the held answer first, then the pipelined one
