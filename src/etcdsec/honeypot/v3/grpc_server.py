@@ -101,7 +101,10 @@ class GrpcConnection:
         self.on_ready = on_ready
         # Inbound headers are validated (a peer's malformed block is a protocol error, as in grpc-go);
         # ours are fixed and well-formed, so outbound checks would only cost time.
-        config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8",
+        # header_encoding=None: fields arrive as bytes. grpc-go takes any bytes in a header value
+        # (measured: etcd 3.4 and 3.5 answer a Range whose metadata is not UTF-8); h2's own decoding
+        # would raise on them.
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None,
                                            validate_inbound_headers=True, validate_outbound_headers=False,
                                            normalize_outbound_headers=False)
         self.h2 = h2.connection.H2Connection(config=config)
@@ -136,9 +139,7 @@ class GrpcConnection:
             return
         try:
             events = self.h2.receive_data(data)
-        except (h2.exceptions.ProtocolError, UnicodeDecodeError) as exc:
-            # UnicodeDecodeError: h2 decodes header values as UTF-8 and fails on other bytes (Go would
-            # take them); recorded as malformed with the bytes rather than lost as a sensor error
+        except h2.exceptions.ProtocolError as exc:
             self.ctx.events.emit("malformed", self.session, protocol="h2", error=type(exc).__name__,
                                  raw_b64=base64.b64encode(data[:self.ctx.limits.max_logged_body]).decode(),
                                  raw_len=len(data))
@@ -180,14 +181,14 @@ class GrpcConnection:
             self.closed = True
 
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
-        fields = ev.headers or []
+        raw: list[tuple[bytes, bytes]] = ev.headers or []  # type: ignore[assignment]
+        fields = [(_text(k), _text(v)) for k, v in raw]
         hdrs = dict(fields)
-        # h2 decodes every field to str (header_encoding="utf-8"), so no str() per field is needed.
         st = _Stream(ev.stream_id, path=hdrs.get(":path", ""), user_agent=hdrs.get("user-agent", ""),
                      encoding=hdrs.get("grpc-encoding", ""), token=_token(hdrs))
         self.streams[ev.stream_id] = st
-        metadata = "\n".join([v for k, v in fields if not k.startswith(":")])
-        self.ctx.honeytokens.check(self.session, metadata.encode(), where="grpc-metadata")
+        metadata = b"\n".join([v for k, v in raw if not k.startswith(b":")])
+        self.ctx.honeytokens.check(self.session, metadata, where="grpc-metadata")
         ctype = str(hdrs.get("content-type", ""))
         subtype = _content_subtype(ctype)
         if subtype:
@@ -195,7 +196,7 @@ class GrpcConnection:
         if subtype is None and self.session is not None and self.session.tls and self.ctx.h2_http is not None:
             # Over TLS etcd's Go HTTP server owns HTTP/2 and only hands application/grpc to gRPC:
             # anything else (curl --http2 https://.../version) gets the HTTP routes.
-            st.http_headers = [(str(k).encode("latin-1"), str(v).encode("latin-1")) for k, v in ev.headers or []]
+            st.http_headers = list(raw)
             return
         if subtype is None:
             # etcd's grpc-go resets a non-gRPC stream (curl --http2-prior-knowledge /version gets
@@ -510,6 +511,14 @@ class GrpcConnection:
     def _log_health(self, st: _Stream) -> None:
         self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=0,
                              user_agent=st.user_agent or None)
+
+
+def _text(value: bytes) -> str:
+    """A header field as text; bytes that are not UTF-8 stay readable as \\xNN."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("utf-8", "backslashreplace")
 
 
 def _token(hdrs: dict[Any, Any]) -> str | None:
