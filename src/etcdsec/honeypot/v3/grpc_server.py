@@ -34,6 +34,7 @@ from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
 from etcdsec.honeypot.v3.call import READ, major_minor
 from etcdsec.honeypot.v3.errors import Code, V3Error
+from etcdsec.honeypot.v3.hpack_cache import CachingEncoder
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -46,6 +47,7 @@ MAX_STREAMS_PER_CONNECTION = 256  # enforced; etcd announces 2^32-1 and we annou
 GRPC_GO_SETTINGS = bytes.fromhex("00000c040000000000" "000500004000" "0003ffffffff")
 MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
 BASE_CONTENT_TYPE = "application/grpc"
+OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # grpc-go always sends grpc-message
 # Per-connection memory budgets: partial requests held, and responses the peer has not read yet.
 MAX_CONN_INBOX = 8 * 1024 * 1024
 MAX_CONN_OUTBOX = 32 * 1024 * 1024
@@ -83,7 +85,7 @@ class _Stream:
     inbox: bytearray = field(default_factory=bytearray)
     outbox: bytearray = field(default_factory=bytearray)
     headers_sent: bool = False
-    trailers: list[tuple[str, str]] | None = None  # queued until the outbox drains
+    trailers: list[tuple[bytes, bytes]] | None = None  # queued until the outbox drains
     done: bool = False
     watch: WatchStream | None = None
     opened: float = field(default_factory=time.monotonic)
@@ -108,6 +110,7 @@ class GrpcConnection:
                                            validate_inbound_headers=True, validate_outbound_headers=False,
                                            normalize_outbound_headers=False)
         self.h2 = h2.connection.H2Connection(config=config)
+        self.h2.encoder = CachingEncoder()  # the same few answer header blocks, encoded once
         # Enforced locally (h2 applies these once the peer acknowledges our SETTINGS); what goes on the
         # wire is GRPC_GO_SETTINGS, see start().
         self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
@@ -410,9 +413,10 @@ class GrpcConnection:
     def _send_headers_once(self, st: _Stream) -> None:
         if not st.headers_sent:
             st.headers_sent = True
-            headers = [(":status", "200"), ("content-type", st.content_type)]
+            # bytes, so h2 converts nothing; the encoder then finds the block it made last time
+            headers = [(b":status", b"200"), (b"content-type", st.content_type.encode())]
             if st.encoding == "gzip":
-                headers.append(("grpc-encoding", "gzip"))  # grpc-go answers in the caller's encoding
+                headers.append((b"grpc-encoding", b"gzip"))  # grpc-go answers in the caller's encoding
             self.h2.send_headers(st.id, headers)
 
     def _send(self, st: _Stream, payload: bytes) -> None:
@@ -432,13 +436,14 @@ class GrpcConnection:
         if st.watch is not None:
             st.watch.close()
         # grpc-go always sends grpc-message, empty on success; percent-encoding as grpc-go does.
-        trailers = [("grpc-status", str(int(code))),
-                    ("grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~") if message else "")]
+        trailers = OK_TRAILERS if code == Code.OK and not message else [
+            (b"grpc-status", str(int(code)).encode()),
+            (b"grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode() if message else b"")]
         if not st.headers_sent:
             # Trailers-only response, as grpc-go sends an error before any message.
             st.headers_sent = True
             self._safe(lambda: self.h2.send_headers(
-                st.id, [(":status", "200"), ("content-type", st.content_type), *trailers],
+                st.id, [(b":status", b"200"), (b"content-type", st.content_type.encode()), *trailers],
                 end_stream=True))
             self.streams.pop(st.id, None)
             return
