@@ -34,7 +34,7 @@ from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
 from etcdsec.honeypot.v3.call import READ, major_minor
 from etcdsec.honeypot.v3.errors import Code, V3Error
-from etcdsec.honeypot.v3.hpack_cache import CachingEncoder
+from etcdsec.honeypot.v3.hpack_cache import CachingDecoder, CachingEncoder
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -110,7 +110,10 @@ class GrpcConnection:
                                            validate_inbound_headers=True, validate_outbound_headers=False,
                                            normalize_outbound_headers=False)
         self.h2 = h2.connection.H2Connection(config=config)
-        self.h2.encoder = CachingEncoder()  # the same few answer header blocks, encoded once
+        self.h2.encoder = CachingEncoder()  # the same few header blocks, coded once each way
+        decoder = CachingDecoder(self.h2.decoder.max_header_list_size)
+        decoder.max_allowed_table_size = self.h2.decoder.max_allowed_table_size
+        self.h2.decoder = decoder
         # Enforced locally (h2 applies these once the peer acknowledges our SETTINGS); what goes on the
         # wire is GRPC_GO_SETTINGS, see start().
         self.h2.local_settings = h2.settings.Settings(client=False, initial_values={

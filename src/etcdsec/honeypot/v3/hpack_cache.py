@@ -1,12 +1,12 @@
-"""hpack's encoder, remembering header blocks: gRPC answers repeat a few header lists for ever.
+"""hpack's encoder and decoder, remembering header blocks: a gRPC client repeats a few header
+lists for ever (every call of a method), and so do our answers.
 
-HPACK output depends on the header list and the dynamic table. An encoding that added nothing to
-the table (every field already indexed, or sent literal without indexing) encodes to the same bytes
-again as long as the table has not changed since, and encoding it again would not change the table
-either. So such blocks are kept, tagged with the table's change count, and reused while it is the
-same; anything that changes the table (an insertion, an eviction by insertion, a size change from
-SETTINGS) bumps the count. A `tests/honeypot/v3/test_hpack_cache.py` property test checks the bytes
-and the decoder's view against hpack's own encoder.
+HPACK's output depends on the input and the dynamic table. A block whose coding added nothing to
+the table (every field indexed, or literal without indexing) codes the same way again as long as
+the table has not changed since, and coding it again would not change the table either. So such
+blocks are kept, tagged with the table's change count, and reused while it is the same; anything
+that changes the table (an insertion, an eviction by insertion, a size change) bumps the count.
+`tests/honeypot/v3/test_hpack_cache.py` checks both against hpack's own coder, step by step.
 """
 
 from __future__ import annotations
@@ -57,3 +57,42 @@ class CachingEncoder(hpack.Encoder):
                 self._blocks.clear()
             self._blocks[key] = (before, block)
         return block
+
+
+class CachingDecoder(hpack.Decoder):
+    def __init__(self, max_header_list_size: int = hpack.hpack.DEFAULT_MAX_HEADER_LIST_SIZE) -> None:
+        super().__init__(max_header_list_size)
+        self.changes = 0
+        self._blocks: dict[tuple[bytes, bool, int, int], tuple[int, list[Any]]] = {}
+        table = self.header_table
+        insert = table.add
+
+        def counted_add(name: bytes, value: bytes) -> None:
+            self.changes += 1
+            insert(name, value)
+
+        table.add = counted_add  # type: ignore[method-assign]
+
+    @property  # type: ignore[override]
+    def header_table_size(self) -> int:
+        return int(self.header_table.maxsize)
+
+    @header_table_size.setter
+    def header_table_size(self, value: int) -> None:
+        self.changes += 1  # a size update (in a block or from our SETTINGS) may evict entries
+        hpack.Decoder.header_table_size.fset(self, value)  # type: ignore[attr-defined]
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        if len(data) > 1024:  # ordinary request headers are far smaller; big blocks are not worth it
+            return super().decode(data, raw)
+        key = (bytes(data), raw, self.max_header_list_size, self.max_allowed_table_size)
+        known = self._blocks.get(key)
+        if known is not None and known[0] == self.changes:
+            return list(known[1])
+        before = self.changes
+        headers = super().decode(data, raw)
+        if self.changes == before:
+            if len(self._blocks) >= MAX_BLOCKS:
+                self._blocks.clear()
+            self._blocks[key] = (before, list(headers))
+        return headers
