@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -47,3 +49,30 @@ def hp33(tmp_path_factory) -> Iterator[BackgroundSensor]:
     state = tmp_path_factory.mktemp("hp33") / "state.json"
     with BackgroundSensor(SensorConfig(persona="3.3.27", state_file=state)) as hp:
         yield hp
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def json_post(path: str, body: dict) -> bytes:
+    """One HTTP/1.1 POST of a JSON body, as bytes for a raw socket."""
+    data = json.dumps(body).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            f"\r\n").encode() + data
+
+
+def read_until(sock: socket.socket, needle: bytes, timeout: float) -> bytes:
+    """What arrives on `sock` until `needle` is in it, the peer closes or `timeout` passes."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while needle not in out and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out

@@ -3,8 +3,6 @@ goes away releases its watcher; the time bound ends the stream."""
 
 from __future__ import annotations
 
-import base64
-import json
 import socket
 import time
 
@@ -14,17 +12,7 @@ from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 
-from .conftest import raw_exchange
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def post(path: str, body: dict) -> bytes:
-    data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-            f"\r\n").encode() + data
+from .conftest import b64, json_post, raw_exchange, read_until
 
 
 @pytest.fixture(scope="module")
@@ -34,30 +22,15 @@ def hp(tmp_path_factory):
         yield sensor
 
 
-def _read_until(sock: socket.socket, needle: bytes, timeout: float) -> bytes:
-    out = b""
-    deadline = time.monotonic() + timeout
-    while needle not in out and time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
 def test_watch_stream_delivers_a_later_put_then_ends_at_the_bound(hp) -> None:
     with socket.create_connection((hp.ip, 2379), timeout=5) as sock:
         started = time.monotonic()
-        sock.sendall(post("/v3/watch", {"create_request": {"key": b64("live/key")}}))
-        head = _read_until(sock, b'"created":true', 2)
+        sock.sendall(json_post("/v3/watch", {"create_request": {"key": b64("live/key")}}))
+        head = read_until(sock, b'"created":true', 2)
         assert head.startswith(b"HTTP/1.1 200 OK") and b"Transfer-Encoding: chunked" in head
-        put = raw_exchange(hp.ip, 2379, post("/v3/kv/put", {"key": b64("live/key"), "value": b64("v1")}))
+        put = raw_exchange(hp.ip, 2379, json_post("/v3/kv/put", {"key": b64("live/key"), "value": b64("v1")}))
         assert put.startswith(b"HTTP/1.1 200 OK")
-        rest = _read_until(sock, b"0\r\n\r\n", 5)
+        rest = read_until(sock, b"0\r\n\r\n", 5)
         assert b'"events":[{"kv":{"key":"' + b64("live/key").encode() in rest
         assert 1.8 < time.monotonic() - started < 4.5  # held until wait_timeout_s, then the last chunk
     watches = [e for e in hp.memory.of("http.request") if e["path"] == "/v3/watch"]
@@ -69,8 +42,8 @@ def test_a_watcher_that_disconnects_is_released(hp) -> None:
         return int(hp.sensor.v3_state.namespace(None).hub.count)
 
     with socket.create_connection((hp.ip, 2379), timeout=5) as sock:
-        sock.sendall(post("/v3/watch", {"create_request": {"key": b64("gone")}}))
-        assert b'"created":true' in _read_until(sock, b'"created":true', 2)
+        sock.sendall(json_post("/v3/watch", {"create_request": {"key": b64("gone")}}))
+        assert b'"created":true' in read_until(sock, b'"created":true', 2)
         assert hp.call(watchers()) == 1
     deadline = time.monotonic() + 1.5  # well before the 2 s bound would end it anyway
     while hp.call(watchers()) and time.monotonic() < deadline:

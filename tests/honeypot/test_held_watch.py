@@ -7,8 +7,6 @@ not treated as idle connections; the watcher counts prove that a client leaving 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import socket
 import time
 
@@ -18,19 +16,9 @@ from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 
-from .conftest import raw_exchange
+from .conftest import b64, json_post, raw_exchange, read_until
 
 HOLD_S = 1.5
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def post(path: str, body: dict) -> bytes:
-    data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-            f"\r\n").encode() + data
 
 
 def v2_put(key: str, value: str) -> bytes:
@@ -48,21 +36,6 @@ def hp():
         yield sensor
 
 
-def read_until(sock: socket.socket, needle: bytes, timeout: float) -> bytes:
-    out = b""
-    deadline = time.monotonic() + timeout
-    while needle not in out and time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
 def settle(hp, count, want: int, timeout: float = 2.0) -> int:
     deadline = time.monotonic() + timeout
     while (got := hp.call(count())) != want and time.monotonic() < deadline:
@@ -75,10 +48,10 @@ def test_gateway_watch_outlives_the_idle_timeout_and_ends_with_its_client(hp) ->
         return int(hp.sensor.v3_state.namespace(None).hub.count)
 
     with socket.create_connection((hp.ip, 2379), timeout=5) as sock:
-        sock.sendall(post("/v3/watch", {"create_request": {"key": b64("held/key")}}))
+        sock.sendall(json_post("/v3/watch", {"create_request": {"key": b64("held/key")}}))
         assert b'"created":true' in read_until(sock, b'"created":true', 2)
         time.sleep(HOLD_S)  # three idle timeouts of silence
-        put = raw_exchange(hp.ip, 2379, post("/v3/kv/put", {"key": b64("held/key"), "value": b64("v1")}))
+        put = raw_exchange(hp.ip, 2379, json_post("/v3/kv/put", {"key": b64("held/key"), "value": b64("v1")}))
         assert put.startswith(b"HTTP/1.1 200 OK")
         got = read_until(sock, b'"events"', 3)
         assert b'"events":[{"kv":{"key":"' + b64("held/key").encode() in got

@@ -18,19 +18,23 @@ import hpack
 MAX_BLOCKS = 64
 
 
+def _count_insertions(coder: CachingEncoder | CachingDecoder) -> None:
+    """Every insertion into the coder's dynamic table (and so every eviction it causes) bumps `changes`."""
+    insert = coder.header_table.add
+
+    def counted_add(name: bytes, value: bytes) -> None:
+        coder.changes += 1
+        insert(name, value)
+
+    coder.header_table.add = counted_add  # type: ignore[method-assign]
+
+
 class CachingEncoder(hpack.Encoder):
     def __init__(self) -> None:
         super().__init__()
         self.changes = 0
         self._blocks: dict[tuple[Any, ...], tuple[int, bytes]] = {}
-        table = self.header_table
-        insert = table.add
-
-        def counted_add(name: bytes, value: bytes) -> None:
-            self.changes += 1
-            insert(name, value)
-
-        table.add = counted_add  # type: ignore[method-assign]
+        _count_insertions(self)
 
     @property  # type: ignore[override]
     def header_table_size(self) -> int:
@@ -64,14 +68,7 @@ class CachingDecoder(hpack.Decoder):
         super().__init__(max_header_list_size)
         self.changes = 0
         self._blocks: dict[tuple[bytes, bool, int, int], tuple[int, list[Any]]] = {}
-        table = self.header_table
-        insert = table.add
-
-        def counted_add(name: bytes, value: bytes) -> None:
-            self.changes += 1
-            insert(name, value)
-
-        table.add = counted_add  # type: ignore[method-assign]
+        _count_insertions(self)
 
     @property  # type: ignore[override]
     def header_table_size(self) -> int:
