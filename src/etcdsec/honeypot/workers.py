@@ -71,7 +71,11 @@ class Supervisor:
             self.groups = {"client": listen_group(*config.listen, count)}
             if config.peer_listen:
                 self.groups["peer"] = listen_group(*config.peer_listen, count)
-            self.metrics_sock = socket.create_server(config.metrics_listen) if config.metrics_listen else None
+            self.metrics_sock = None
+            if config.metrics_listen:
+                host = config.metrics_listen[0]
+                self.metrics_sock = socket.create_server(
+                    config.metrics_listen, family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         except OSError as exc:
             self.close()
             raise UserError(f"cannot listen: {exc.strerror or exc}") from None
@@ -107,7 +111,7 @@ class Supervisor:
             code = 1
             try:
                 _die_with_parent()
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
                 signal.set_wakeup_fd(-1)
                 for fd in self.wake or ():
