@@ -17,6 +17,8 @@ from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 
+from .conftest import raw_exchange
+
 HANDSHAKE = (b"GET /v3/watch HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
@@ -39,7 +41,7 @@ def server_frames(data: bytes) -> list[bytes]:
     return out
 
 
-def session(ip: str) -> tuple[bytes, list[dict]]:
+def session(ip: str, later_put: bool = False) -> tuple[bytes, list[dict]]:
     with socket.create_connection((ip, 2379), timeout=3) as sock:
         sock.sendall(HANDSHAKE)
         time.sleep(0.3)
@@ -47,6 +49,13 @@ def session(ip: str) -> tuple[bytes, list[dict]]:
         sock.sendall(client_frame(b'{"create_request":{"key":"Zm9v"}}'))
         sock.sendall(client_frame(b'{"create_request":{"key":"YmFy","start_revision":"1"}}'))
         time.sleep(0.5)
+        if later_put:  # a write on another connection, after a quiet spell: the watch reports it
+            time.sleep(1.0)
+            body = b'{"key":"Zm9v","value":"djE="}'
+            answer = raw_exchange(ip, 2379, b"POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+            assert answer.startswith(b"HTTP/1.1 200 OK")
+            time.sleep(0.5)
         sock.settimeout(0.5)
         data = b""
         try:
@@ -81,3 +90,21 @@ def test_watch_over_websocket_answers_like_etcd(tmp_path) -> None:
         assert hp_head == real_head  # same accept key, same header order
         assert hp_frames == real_frames and len(real_frames) == 2
         assert hp.memory.of("websocket.message")[0]["body"] == '{"create_request":{"key":"Zm9v"}}'
+
+
+def test_a_websocket_watch_stays_live_like_etcd(tmp_path) -> None:
+    """etcd pushes later events on the WebSocket; the sensor too, past its idle timeout."""
+    from etcdsec.honeypot.context import Limits
+
+    seed, state = tmp_path / "seed.yaml", tmp_path / "state.json"
+    seed.write_text("keys: {}\n")
+    ident = Identity.create("etcd-test", [], [])
+    ident.revision_base = 1
+    state.write_text(json.dumps(ident.to_dict()))
+    limits = Limits(idle_timeout_s=0.5)
+    with EtcdServer(EtcdConfig(version="3.5")) as real, \
+            BackgroundSensor(SensorConfig(state_file=state, seed_file=seed, limits=limits)) as hp:
+        _, real_frames = session(real.ip, later_put=True)
+        _, hp_frames = session(hp.ip, later_put=True)
+    assert len(real_frames) == 3 and "events" in real_frames[2]["result"]
+    assert hp_frames == real_frames

@@ -208,14 +208,39 @@ class Http1Connection:
         return "keep-alive" in tokens if req.http10 else "close" not in tokens
 
     async def _websocket(self, req: Request, path: str) -> None:
-        """Serve gateway stream requests sent as WebSocket messages; results go back one per frame."""
+        """Serve gateway stream requests sent as WebSocket messages; results go back one per frame.
+
+        A watch is live, as etcd's: later events arrive as frames until the client leaves (a quiet
+        watch is not idle). Other streams (lease keepalive) answer each message."""
         app = self.app
         assert isinstance(app, ClientApp) and app.gateway is not None
+        live = app.gateway.LiveWatch(self.ctx, app.v3_state, self.session, path) \
+            if app.v3_state is not None and app.gateway.is_watch(self.ctx, path) else None
+        pusher = asyncio.create_task(self._push_watch(live)) if live is not None else None
+        try:
+            await self._websocket_frames(req, path, live)
+        finally:
+            if pusher is not None:
+                pusher.cancel()
+            if live is not None:
+                live.close()
+
+    async def _push_watch(self, live: Any) -> None:
+        while True:
+            await live.ready.wait()
+            for line in live.lines():
+                self.writer.write(websocket.encode(line))
+            await self.writer.drain()
+
+    async def _websocket_frames(self, req: Request, path: str, live: Any | None) -> None:
+        app = self.app
+        assert isinstance(app, ClientApp)
         parser = websocket.FrameParser(self.ctx.limits.max_request_bytes)
         data, _ = self.conn.trailing_data
         message = bytearray()
         raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
         history: list[bytes] = []  # the stream's requests so far: watch ids and state carry over
+        idle = None if live is not None else self.ctx.limits.idle_timeout_s
         while True:
             try:
                 frames = parser.feed(bytes(data))
@@ -237,11 +262,15 @@ class Http1Connection:
                 if frame.fin:
                     if len(history) < MAX_WS_MESSAGES:
                         history.append(bytes(message))
-                        await self._websocket_message(app, path, raw_headers, history)
+                        if live is not None:
+                            self._websocket_event(path, history[-1])
+                            live.feed(history[-1])
+                        else:
+                            await self._websocket_message(app, path, raw_headers, history)
                     message.clear()
             await self.writer.drain()
             try:
-                async with asyncio.timeout(self.ctx.limits.idle_timeout_s):
+                async with asyncio.timeout(idle):
                     data = await self.reader.read(READ_SIZE)
             except (TimeoutError, ConnectionError):
                 return
@@ -253,13 +282,16 @@ class Http1Connection:
         """Answer the newest message. The gateway is stateless per body, so the stream's whole
         history is replayed and only the results beyond those already sent go out (bounded)."""
         message = history[-1]
-        self.ctx.honeytokens.check(self.session, message, where="websocket")
-        self.ctx.events.emit("websocket.message", self.session, path=path,
-                             **body_fields(message, self.ctx.limits.max_logged_body))
+        self._websocket_event(path, message)
         before = await self._gateway_lines(app, path, headers, history[:-1]) if len(history) > 1 else []
         after = await self._gateway_lines(app, path, headers, history)
         for line in after[len(before):]:
             self.writer.write(websocket.encode(line))
+
+    def _websocket_event(self, path: str, message: bytes) -> None:
+        self.ctx.honeytokens.check(self.session, message, where="websocket")
+        self.ctx.events.emit("websocket.message", self.session, path=path,
+                             **body_fields(message, self.ctx.limits.max_logged_body))
 
     async def _gateway_lines(self, app: ClientApp, path: str, headers: list[tuple[bytes, bytes]],
                              messages: list[bytes]) -> list[bytes]:

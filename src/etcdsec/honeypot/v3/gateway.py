@@ -610,6 +610,35 @@ async def live_watch(ctx: SensorContext, state: V3State, session: Session | None
         stream.close()
 
 
+class LiveWatch:
+    """A watch fed message by message (the gateway's WebSocket face, where grpc-websocket-proxy turns
+    each frame into a request on one Watch stream): results as they happen, until `close`."""
+
+    def __init__(self, ctx: SensorContext, state: V3State, session: Session | None, path: str) -> None:
+        self.method = service.GATEWAY[ctx.persona.v3_path(path.split("?", 1)[0]) or ""]
+        self.ready = asyncio.Event()  # set when results wait in `lines`
+        self.stream = state.namespace(session).hub.open(max_watchers=ctx.limits.max_watches_per_source,
+                                                        on_ready=self.ready.set)
+
+    def feed(self, message: bytes) -> None:
+        for req in _stream_requests(self.method, message):
+            assert isinstance(req, pb.WatchRequest)
+            self.stream.handle(req)
+        if self.stream.pending:
+            self.ready.set()
+
+    def lines(self) -> list[bytes]:
+        """The results so far, each a `{"result":...}` line without its newline."""
+        self.ready.clear()
+        out = []
+        while self.stream.pending:
+            out.append(_result(self.stream.pending.popleft())[:-1])
+        return out
+
+    def close(self) -> None:
+        self.stream.close()
+
+
 def is_watch(ctx: SensorContext, path: str) -> bool:
     m = service.GATEWAY.get(ctx.persona.v3_path(path.split("?", 1)[0]) or "")
     return m is not None and m.path.endswith("/Watch")
