@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import socket
-import struct
 import sys
 
 SO_ATTACH_REUSEPORT_CBPF = 51  # Linux, asm-generic/socket.h
@@ -114,7 +113,3 @@ def listen_group(host: str, port: int, workers: int, backlog: int = 1024) -> lis
         raise
     return socks
 
-
-def pack_program(workers: int) -> bytes:
-    """The program as the kernel reads it (for tests and documentation)."""
-    return b"".join(struct.pack("=HBBI", *insn) for insn in steering_program(workers))
