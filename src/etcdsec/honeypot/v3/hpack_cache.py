@@ -18,32 +18,40 @@ import hpack
 MAX_BLOCKS = 64
 
 
-def _count_insertions(coder: CachingEncoder | CachingDecoder) -> None:
-    """Every insertion into the coder's dynamic table (and so every eviction it causes) bumps `changes`."""
-    insert = coder.header_table.add
+class _ChangeCounting:
+    """What both coders share: `changes` moves with every insertion into the dynamic table (and so
+    every eviction it causes) and every size change (which may evict without an insertion)."""
 
-    def counted_add(name: bytes, value: bytes) -> None:
-        coder.changes += 1
-        insert(name, value)
+    header_table: Any
+    _base: Any  # the hpack class whose size setter does the work
 
-    coder.header_table.add = counted_add  # type: ignore[method-assign]
-
-
-class CachingEncoder(hpack.Encoder):
-    def __init__(self) -> None:
-        super().__init__()
+    def _count_changes(self) -> None:
         self.changes = 0
-        self._blocks: dict[tuple[Any, ...], tuple[int, bytes]] = {}
-        _count_insertions(self)
+        insert = self.header_table.add
 
-    @property  # type: ignore[override]
+        def counted_add(name: bytes, value: bytes) -> None:
+            self.changes += 1
+            insert(name, value)
+
+        self.header_table.add = counted_add
+
+    @property
     def header_table_size(self) -> int:
         return int(self.header_table.maxsize)
 
     @header_table_size.setter
     def header_table_size(self, value: int) -> None:
-        self.changes += 1  # shrinking evicts entries without an insertion
-        hpack.Encoder.header_table_size.fset(self, value)  # type: ignore[attr-defined]
+        self.changes += 1
+        self._base.header_table_size.fset(self, value)
+
+
+class CachingEncoder(_ChangeCounting, hpack.Encoder):
+    _base = hpack.Encoder
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blocks: dict[tuple[Any, ...], tuple[int, bytes]] = {}
+        self._count_changes()
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         if self.header_table.resized or not isinstance(headers, list) or not huffman:
@@ -63,21 +71,13 @@ class CachingEncoder(hpack.Encoder):
         return block
 
 
-class CachingDecoder(hpack.Decoder):
+class CachingDecoder(_ChangeCounting, hpack.Decoder):
+    _base = hpack.Decoder
+
     def __init__(self, max_header_list_size: int = hpack.hpack.DEFAULT_MAX_HEADER_LIST_SIZE) -> None:
         super().__init__(max_header_list_size)
-        self.changes = 0
         self._blocks: dict[tuple[bytes, bool, int, int], tuple[int, list[Any]]] = {}
-        _count_insertions(self)
-
-    @property  # type: ignore[override]
-    def header_table_size(self) -> int:
-        return int(self.header_table.maxsize)
-
-    @header_table_size.setter
-    def header_table_size(self, value: int) -> None:
-        self.changes += 1  # a size update (in a block or from our SETTINGS) may evict entries
-        hpack.Decoder.header_table_size.fset(self, value)  # type: ignore[attr-defined]
+        self._count_changes()
 
     def decode(self, data: bytes, raw: bool = False) -> Any:
         if len(data) > 1024:  # ordinary request headers are far smaller; big blocks are not worth it
