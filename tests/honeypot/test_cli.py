@@ -96,3 +96,12 @@ def test_kill_9_under_load_loses_no_answered_request(tmp_path) -> None:
               if '"etcdsec.http.request"' in x}
     missing = [i for i in range(answered) if f"/load/{i}" not in logged]
     assert answered >= 50 and missing == []
+
+
+def test_a_seed_file_that_is_not_yaml_is_a_one_line_error(tmp_path) -> None:
+    (tmp_path / "bad.yaml").write_text("keys: [unclosed\n")
+    out = subprocess.run([sys.executable, "-m", "etcdsec", "honeypot", "--seed", "bad.yaml", "--state", "s.json"],
+                         capture_output=True, timeout=20, cwd=tmp_path)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1
+    assert err.startswith("etcdsec: error: cannot read seed file bad.yaml: line 2, column 1: expected ',' or ']'")

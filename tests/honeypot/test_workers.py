@@ -226,8 +226,12 @@ def test_bad_worker_counts_are_one_line_errors(tmp_path) -> None:
                               "--state", str(tmp_path / "s.json")], capture_output=True, timeout=20, cwd=tmp_path)
         err = out.stderr.decode()
         assert out.returncode == 2 and err.startswith("etcdsec: error: ") and message in err and err.count("\n") == 1
-    out = subprocess.run([sys.executable, "-m", "etcdsec", "honeypot", "--workers", "2", "--events", ".",
-                          "--listen", f"{free_loopback_ip()}:2379", "--state", str(tmp_path / "s.json")],
-                         capture_output=True, timeout=20, cwd=tmp_path)
-    err = out.stderr.decode()
-    assert out.returncode == 2 and "cannot open event file" in err and err.count("\n") == 1
+    bad_seed = tmp_path / "seed.yaml"
+    bad_seed.write_text("keys: [unclosed\n")
+    for extra, message in ((["--events", "."], "cannot open event file"),
+                           (["--seed", str(bad_seed)], "cannot read seed file")):
+        out = subprocess.run([sys.executable, "-m", "etcdsec", "honeypot", "--workers", "2", *extra,
+                              "--listen", f"{free_loopback_ip()}:2379", "--state", str(tmp_path / "s.json")],
+                             capture_output=True, timeout=20, cwd=tmp_path)
+        err = out.stderr.decode()
+        assert out.returncode == 2 and message in err and err.count("\n") == 1, err

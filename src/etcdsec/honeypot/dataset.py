@@ -138,8 +138,13 @@ def load_seed_file(path: Path) -> Bait:
     """A user seed: YAML/JSON `{keys: {key: value}, honeytokens: {value: label}}`."""
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read seed file {path}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read seed file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = getattr(exc, "problem", None) or " ".join(str(exc).split())  # YAML's own text spans lines
+        raise UserError(f"cannot read seed file {path}: {where}{what}") from None
     if not isinstance(data, dict) or not isinstance(data.get("keys", {}), dict):
         raise UserError(f"seed file {path}: expected a mapping with a 'keys' mapping")
     bait = Bait()

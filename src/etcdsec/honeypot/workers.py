@@ -56,6 +56,10 @@ def preflight(config: SensorConfig) -> None:
         except OSError as exc:
             raise UserError(f"cannot open event file {config.events}: {exc.strerror or exc}") from None
     tls_context(config)
+    if config.seed_file is not None:
+        from etcdsec.honeypot.dataset import load_seed_file
+
+        load_seed_file(config.seed_file)  # a bad seed: one error here, not every worker failing twice
     if config.db:
         from etcdsec.honeypot.store import EventStoreWriter
 
