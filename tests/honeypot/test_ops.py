@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.request
+from pathlib import Path
 
 from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
@@ -67,3 +69,36 @@ def test_http_handlers_for_h2_streams_match_go_h2_framing() -> None:
         assert event["http_version"] == "2" and event["tls"] is True and event["user_agent"] == "curl/8"
         status, _, body = hp.call(ctx.h2_http(session, "GET", "/nope", [], b""))
         assert status == 404 and body == b"404 page not found\n"
+
+
+def _server_side_timer(ip: str, client_port: int) -> tuple[int, int]:
+    """(timer kind, ticks left) of the sensor's end of one connection, from /proc/net/tcp."""
+    want_local = "".join(f"{int(part):02X}" for part in reversed(ip.split("."))) + ":094B"  # :2379
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == want_local and int(fields[2].split(":")[1], 16) == client_port and fields[3] == "01":
+            kind, left = fields[5].split(":")
+            return int(kind, 16), int(left, 16)
+    raise AssertionError("connection not found")
+
+
+def test_accepted_connections_get_go_style_tcp_keepalive() -> None:
+    """A client that vanishes without a FIN is found (and a watch held for it ends): keepalive 15 s."""
+    import socket
+    import time
+
+    with BackgroundSensor(SensorConfig(state_file=None)) as hp, \
+            socket.create_connection((hp.ip, 2379), timeout=5) as sock:
+        sock.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(0.2)
+        kind, left = _server_side_timer(hp.ip, sock.getsockname()[1])
+        assert kind == 2 and 0 < left <= 15 * os.sysconf("SC_CLK_TCK")  # keepalive timer, at most 15 s away
+
+
+def test_metrics_print_large_counters_whole() -> None:
+    from etcdsec.honeypot.metrics import render
+
+    text = render({"events": {"etcdsec.http.request": 12_345_678}, "sessions": 1_000_001}).decode()
+    assert 'etcdsec_honeypot_events_total{eventid="etcdsec.http.request"} 12345678' in text
+    assert "etcdsec_honeypot_sessions_total 1000001" in text
