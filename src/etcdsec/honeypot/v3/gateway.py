@@ -148,14 +148,20 @@ def _whole_object(body: bytes) -> Any:
 _FLAT = {str, int, bool, type(None)}
 
 
-def _flat_object(body: bytes) -> dict[str, Any] | None:
-    """orjson's reading of a one-level object of strings, ints, bools and nulls: what json.loads
-    reads then, 5x faster. Anything else (floats: orjson makes big ints floats) is left to json."""
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """orjson's reading of a body that is one JSON object; None for anything else."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if type(obj) is not dict:
+    return obj if type(obj) is dict else None
+
+
+def _flat_object(body: bytes) -> dict[str, Any] | None:
+    """orjson's reading of a one-level object of strings, ints, bools and nulls: what json.loads
+    reads then, 5x faster. Anything else (floats: orjson makes big ints floats) is left to json."""
+    obj = _json_object(body)
+    if obj is None:
         return None
     for v in obj.values():
         if type(v) not in _FLAT:
@@ -443,11 +449,8 @@ def simple_request(body: bytes, cls: type[_P], spec: dict[str, tuple[str, int]])
     digits or small non-negative ints for int64, JSON booleans for bools. None for anything else."""
     if b"\\u" in body:
         return None
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if type(obj) is not dict:
+    obj = _json_object(body)
+    if obj is None:
         return None
     out = cls()
     for name, value in obj.items():
