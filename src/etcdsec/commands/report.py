@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return _export(store, args)
     if args.format == "jsonl":
         raise UserError("--format jsonl goes with --export (a summary is json, csv or text)")
-    from etcdsec.report.asn import open_asn_database
+    from etcdsec.asn import open_asn_database
     from etcdsec.report.render import render_csv, render_json, render_text
     from etcdsec.report.summary import build_report
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from etcdsec.errors import UserError
 from etcdsec.model import Severity
-from etcdsec.report.asn import AsnLookup
+from etcdsec.asn import AsnLookup
 from etcdsec.store.scans import ScanStore
 
 # Member names that say "this etcd backs a Kubernetes control plane".
