@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from etcdsec.errors import UserError
+from etcdsec.events.ids import parse_event_ids
 
 EPILOG = """Event ids start with `etcdsec.` (etcdsec.session.connect, etcdsec.http.request,
 etcdsec.grpc.request, etcdsec.malformed, etcdsec.honeytoken.used, ...); see docs/honeypot-events.md.
@@ -135,7 +136,7 @@ def build_config(args: argparse.Namespace):
         raise UserError("--alert-rate must be positive")
     config.alert_webhook = args.alert_webhook
     config.alert_syslog = parse_hostport(args.alert_syslog, "--alert-syslog") if args.alert_syslog else None
-    config.alert_on = [e.strip() for e in args.alert_on.split(",") if e.strip()]
+    config.alert_on = parse_event_ids(args.alert_on, "--alert-on", emitter="honeypot")
     config.alert_rate = args.alert_rate
     if args.metrics_listen:
         config.metrics_listen = parse_hostport(args.metrics_listen, "--metrics-listen")
