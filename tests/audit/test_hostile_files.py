@@ -195,3 +195,13 @@ def test_listen_url_that_is_not_an_address_is_a_finding(tmp_path: Path, url: str
     assert "is not a valid URL" in done.stdout and "ETCD-INVALID-CONFIG" in done.stdout
     assert "\x1b" not in done.stdout and "\r" not in done.stdout
     assert "ETCD-LISTEN-EXPOSED" in done.stdout  # the other file was still audited
+
+
+def test_a_file_name_too_long_is_a_finding_in_sarif_too(tmp_path: Path) -> None:
+    unit = tmp_path / "etcd.service"
+    unit.write_text("[Service]\nEnvironmentFile=/etc/" + "A" * 300 + "\n"
+                    "ExecStart=/usr/bin/etcd --listen-client-urls=http://127.0.0.1:2379\n")
+    done = run_cli("audit", str(unit), "--format", "sarif", "--fail-on", "none")
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout)["runs"][0]["results"]
+    assert any(r["ruleId"] == "AUDIT-SOURCE" and "File name too long" in r["message"]["text"] for r in results)

@@ -68,7 +68,11 @@ def _uri(path: str) -> str:
 def _location(evidence: str) -> dict[str, Any] | None:
     """A SARIF physicalLocation for `file:line` evidence; None for process or default evidence."""
     match = _LOCATION.match(evidence)
-    if not match or not Path(match.group("path")).exists():
+    try:
+        exists = bool(match) and Path(match.group("path")).exists()  # type: ignore[union-attr]
+    except (OSError, ValueError):  # a name too long, a NUL byte: evidence text, not a file
+        exists = False
+    if not match or not exists:
         return None  # a default, an assumption, or a process: no file to point at
     location: dict[str, Any] = {"artifactLocation": {"uri": _uri(match.group("path"))}}
     if match.group("line"):
