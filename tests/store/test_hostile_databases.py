@@ -131,3 +131,17 @@ def test_postgresql_schema_with_foreign_tables_is_refused(pg_url: str) -> None:
         conn.execute(f"CREATE TABLE {PG_SCHEMA}.customers (id INTEGER)")
     assert "tables etcdsec did not create (customers)" in one_error_line(scan(pg_url))
     assert _pg_tables(pg_url) == {(PG_SCHEMA, "customers")}
+
+
+def test_honeypot_events_go_to_the_etcdsec_schema_too(pg_url: str) -> None:
+    from etcdsec.honeypot.store import EventStoreWriter
+
+    writer = EventStoreWriter(pg_url, interval=0.05)
+    writer({"timestamp": "2026-12-05T03:00:00Z", "eventid": "etcd.request", "src_ip": "127.0.0.9",
+            "method": "GET", "path": "/version"})
+    writer.close()
+    assert writer.written == 1 and writer.errors == 0
+    assert (PG_SCHEMA, "honeypot_events") in _pg_tables(pg_url)
+    report = etcdsec("report", "--db", pg_url, "--format", "json")
+    assert report.returncode == 0, report.stderr
+    assert '"honeypot"' in report.stdout
