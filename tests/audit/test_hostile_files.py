@@ -12,8 +12,11 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etcdsec.audit.engine import audit
 from etcdsec.audit.yamllines import UnsafeYAMLError, check_aliasing, load_all
@@ -205,3 +208,36 @@ def test_a_file_name_too_long_is_a_finding_in_sarif_too(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(done.stdout)["runs"][0]["results"]
     assert any(r["ruleId"] == "AUDIT-SOURCE" and "File name too long" in r["message"]["text"] for r in results)
+
+
+@st.composite
+def aliased_yaml(draw: st.DrawFn) -> str:
+    """Anchors built from earlier anchors with random fan-out: from harmless to exponential."""
+    lines = [f"a0: &a0 [{', '.join(['x'] * draw(st.integers(1, 9)))}]"]
+    for i in range(1, draw(st.integers(1, 12))):
+        refs = draw(st.lists(st.integers(0, i - 1), min_size=1, max_size=12))
+        lines.append(f"a{i}: &a{i} [" + ", ".join(f"*a{r}" for r in refs) + "]")
+    lines.append(f"listen-client-urls: *a{len(lines) - 1}")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(aliased_yaml())
+def test_any_aliasing_is_loaded_within_budget_or_refused(text: str) -> None:
+    import yaml
+
+    try:
+        load_all(text)
+    except UnsafeYAMLError:
+        return
+    assert expanded_size(yaml.compose(text, Loader=yaml.SafeLoader)) <= max(1000, 100 * len(text))
+
+
+def expanded_size(node: Any, memo: dict[int, int] | None = None) -> int:
+    """Nodes in `node` with every alias expanded (counted independently of the loader's own walk)."""
+    memo = {} if memo is None else memo
+    if id(node) not in memo:
+        children = node.value if isinstance(node.value, list) else []
+        parts = [p for child in children for p in (child if isinstance(child, tuple) else (child,))]
+        memo[id(node)] = 1 + sum(expanded_size(p, memo) for p in parts)
+    return memo[id(node)]
