@@ -125,3 +125,20 @@ def test_cli_reversed_range_is_one_line_of_bad_input(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == ("etcdsec: error: cannot parse target: range '127.0.0.9-1' is reversed: "
                                    "127.0.0.1 comes before 127.0.0.9 (write 127.0.0.1-127.0.0.9)")
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize("option", [["@/dev/zero"], ["127.0.0.1", "--exclude-file", "/dev/zero"],
+                                    ["127.0.0.1", "--wide-excludes", "/dev/zero"]])
+def test_endless_list_files_are_refused_at_the_bound(tmp_path: Path, option: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "etcdsec", "scan", *option, "--db", str(tmp_path / "s.db"),
+                           "-p", "1", "--no-probe"], capture_output=True, text=True, timeout=120,
+                          preexec_fn=_limit_memory)
+    assert done.returncode == 2, done.stderr[-500:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.endswith("/dev/zero: larger than 256 MiB")

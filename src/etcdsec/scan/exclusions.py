@@ -42,6 +42,7 @@ DEFAULT_EXCLUDES: tuple[tuple[str, str], ...] = (
 
 WIDE_TARGET_ADDRESSES = 1 << 24  # a /8: wider targets get WIDE_EXCLUDES_FILE and need --confirm-wide
 WIDE_EXCLUDES_FILE = Path(__file__).with_name("special-purpose.conf")
+MAX_LIST_FILE_BYTES = 256 << 20  # a target or exclusion list: ~16 million lines
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,21 @@ def parse_exclusion(text: str, reason: str) -> Exclusion:
     return Exclusion(r, reason)
 
 
+def read_list_file(path: str, what: str) -> str:
+    """A target or exclusion list, at most MAX_LIST_FILE_BYTES (a pipe works; /dev/zero is refused)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_LIST_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_LIST_FILE_BYTES:
+        raise UserError(f"cannot read {what} {path}: larger than {MAX_LIST_FILE_BYTES >> 20} MiB")
+    return data.decode("utf-8", errors="replace")
+
+
 def read_exclude_file(path: str) -> list[Exclusion]:
     """One address/CIDR/range per line; `#` starts a comment (zmap blocklist file format)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise UserError(f"cannot read exclude file {path}: {exc.strerror or exc}") from None
+    lines = read_list_file(path, "exclude file").splitlines()
     out = []
     for number, line in enumerate(lines, 1):
         entry, _, comment = line.partition("#")

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etcdsec.errors import UserError
-from etcdsec.scan.exclusions import WIDE_TARGET_ADDRESSES, Exclusion, why_excluded
+from etcdsec.scan.exclusions import (
+    MAX_LIST_FILE_BYTES,
+    WIDE_TARGET_ADDRESSES,
+    Exclusion,
+    read_list_file,
+    why_excluded,
+)
 from etcdsec.scan.ranges import AddrRange, merge, parse_range, range_problem, subtract
 
 DEFAULT_PORTS = (2379, 2380)
@@ -96,18 +102,22 @@ def gather_target_words(targets: list[str], target_files: list[str] | None = Non
     files = list(target_files or [])
     for t in targets:
         if t == "-":
-            words.extend(read_target_lines(sys.stdin))
+            words.extend(read_target_lines(_read_stdin().splitlines()))
         elif t.startswith("@"):
             files.append(t[1:])
         else:
             words.append(t)
     for path in files:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                words.extend(read_target_lines(fh))
-        except OSError as exc:
-            raise UserError(f"cannot read targets file {path}: {exc.strerror or exc}") from None
+        words.extend(read_target_lines(read_list_file(path, "targets file").splitlines()))
     return words
+
+
+def _read_stdin() -> str:
+    """Targets piped in, at most MAX_LIST_FILE_BYTES."""
+    data = sys.stdin.read(MAX_LIST_FILE_BYTES + 1)
+    if len(data) > MAX_LIST_FILE_BYTES:
+        raise UserError(f"targets on stdin: more than {MAX_LIST_FILE_BYTES >> 20} MiB")
+    return data
 
 
 @dataclass
