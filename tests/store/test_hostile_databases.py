@@ -15,7 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from etcdsec.store.engine import PG_SCHEMA
+from etcdsec.events.store import create_tables
+from etcdsec.store.engine import PG_SCHEMA, open_engine
 from etcdsec.testbed.addresses import free_loopback_ip
 
 CLOSED = "1"  # nothing listens on port 1 of a loopback address
@@ -98,8 +99,9 @@ def test_conflicting_scans_table_creates_nothing(tmp_path: Path) -> None:
 
 def test_a_honeypot_database_still_takes_scans(tmp_path: Path) -> None:
     db = tmp_path / "hp.db"
-    with sqlite3.connect(db) as conn:  # the honeypot's table, as etcdsec.honeypot.store makes it
-        conn.execute("CREATE TABLE honeypot_events (id INTEGER PRIMARY KEY, timestamp TEXT, data TEXT)")
+    engine = open_engine(f"sqlite:///{db}")
+    create_tables(engine)  # the honeypot's table, as `etcdsec honeypot --db` makes it
+    engine.dispose()
     assert scan(str(db)).returncode == 0
     assert {"scans", "progress", "endpoints", "findings"} <= set(tables(db))
 
@@ -134,7 +136,7 @@ def test_postgresql_schema_with_foreign_tables_is_refused(pg_url: str) -> None:
 
 
 def test_honeypot_events_go_to_the_etcdsec_schema_too(pg_url: str) -> None:
-    from etcdsec.honeypot.store import EventStoreWriter
+    from etcdsec.events.store import EventStoreWriter
 
     writer = EventStoreWriter(pg_url, interval=0.05)
     writer({"timestamp": "2026-12-05T03:00:00Z", "eventid": "etcd.request", "src_ip": "127.0.0.9",
