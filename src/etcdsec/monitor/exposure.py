@@ -83,10 +83,12 @@ def change_line(change: Change) -> str:
     return " ".join(parts)
 
 
-def state_line(obs: Observation) -> str:
+def state_line(obs: Observation, misses: int = 0, down_after: int = 1) -> str:
+    """One line for people: a target's latest observation (with the misses not yet counted as down)."""
     what = "exposed" if obs.exposed else "not exposed"
     if not obs.reachable:
-        what = f"unreachable ({printable(obs.error or 'no answer', 120)})"
+        pending = f"; miss {misses} of {down_after} before it counts as down" if misses else ""
+        what = f"unreachable ({printable(obs.error or 'no answer', 120)}{pending})"
     findings = ",".join(obs.findings) or "-"
     return f"{printable(obs.target)} {what} severity={obs.severity} findings={findings}"
 
@@ -100,7 +102,8 @@ class ExposureMonitor:
         self.history = History(c.db)
         self.targets = c.targets
         self.states: dict[str, TargetState] = self.history.load(t.text for t in c.targets)
-        self.current: dict[str, Observation] = {}
+        self.current: dict[str, Observation] = {}  # the baseline: what metrics and alerts report
+        self.latest: dict[str, Observation] = {}
         self.pending: list[tuple[Observation, bool, ProbeResult | None]] = []
         self.observations = 0
         self.changes = 0
@@ -149,6 +152,7 @@ class ExposureMonitor:
         keep_result = result if (outcome.change is not None or first) and obs.reachable else None
         self.pending.append((obs, outcome.baseline, keep_result))
         self.current[target.text] = state.baseline or obs
+        self.latest[target.text] = obs
         self.observations += 1
         if self.alertmanager is not None:
             from etcdsec.monitor.alerting import target_alerts
@@ -200,7 +204,7 @@ class ExposureMonitor:
         await asyncio.gather(*(self._observe(t, sem) for t in self.targets))
         await asyncio.to_thread(self.flush)
         for t in self.targets:
-            print(state_line(self.current[t.text]), file=self.out)
+            print(state_line(self.latest[t.text], self.states[t.text].misses, self.config.down_after), file=self.out)
         for change in self.worse:
             print("worse: " + change_line(change), file=self.out)
         self.out.flush()
