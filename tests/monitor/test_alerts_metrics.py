@@ -99,3 +99,40 @@ def test_book_resends_active_alerts_and_retries_failed_posts() -> None:
     assert book.due()[1] == []
     now[0] = 10.0
     assert len(book.due()[1]) == 1
+
+
+def test_webhook_gets_the_whole_change_event(tmp_path: Path) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from .conftest import once
+
+    got: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with EtcdServer(EtcdConfig(version="3.4")) as etcd:
+        web = ThreadingHTTPServer((etcd.ip, 0), Receiver)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        hook = f"http://{etcd.ip}:{web.server_address[1]}/hook"
+        db = str(tmp_path / "m.db")
+        try:
+            assert once(etcd.client_addr, "--db", db, "--alert-webhook", hook, cwd=tmp_path).returncode == 0
+            assert got == []  # a baseline is no change
+            etcd.enable_v3_auth()
+            assert once(etcd.client_addr, "--db", db, "--alert-webhook", hook, cwd=tmp_path).returncode == 0
+        finally:
+            web.shutdown()
+    [alert] = got
+    assert alert["alert"] == "etcdsec.monitor.exposure.changed"
+    event = alert["event"]
+    assert event["target"] == etcd.client_addr and "ETCD-ANON-READ-V3" in event["removed"]
+    assert event["before"]["exposed"] is True and event["after"]["exposed"] is False
