@@ -100,6 +100,8 @@ def test_once_exit_codes_and_history_across_restarts(tmp_path: Path) -> None:
     assert "unreachable" in miss.stdout.decode()
     down = once(target, "--down-after", "2", *args, cwd=tmp_path)
     assert down.returncode == 4 and _changes(ev)[-1]["after"]["reachable"] is False
+    still = once(target, "--down-after", "2", *args, cwd=tmp_path)  # still down: no new event, no miss count
+    assert still.returncode == 0 and len(_changes(ev)) == 4 and "miss" not in still.stdout.decode()
 
 
 def test_certificate_within_cert_warn(tmp_path: Path) -> None:

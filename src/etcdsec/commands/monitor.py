@@ -144,7 +144,8 @@ def run_exposure(args: argparse.Namespace) -> int:
             where = f", metrics on {m.metrics.server.sockets[0].getsockname()[:2]}" if m.metrics and m.metrics.server \
                 else ""
             mode = "once" if config.once else f"every {args.every}"
-            print(f"etcdsec monitor exposure: {len(config.targets)} targets, {mode}, db {config.db}{where}",
+            n = len(config.targets)
+            print(f"etcdsec monitor exposure: {n} target{'s' if n != 1 else ''}, {mode}, db {config.db}{where}",
                   file=sys.stderr, flush=True)
 
         try:
