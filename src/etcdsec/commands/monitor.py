@@ -66,8 +66,6 @@ def _exposure_config(args: argparse.Namespace):
     duration = parse_duration(args.duration, "--duration", minimum=0.1) if args.duration else None
     timeout = parse_duration(args.timeout, "--timeout", minimum=0.1)
     resend = parse_duration(args.alertmanager_resend, "--alertmanager-resend", minimum=1.0)
-    if args.down_after < 1:
-        raise UserError("--down-after must be at least 1")
     if not 0 <= args.cert_warn <= 3650:
         raise UserError("--cert-warn: expected days from 0 to 3650")
     if args.concurrency < 1:

@@ -115,6 +115,7 @@ class ExposureMonitor:
         self.metrics: MetricsServer | None = None
         self.started = time.monotonic()
         self.failure: UserError | None = None
+        self.errors = 0  # observations lost to a bug (never expected)
 
     def _open_outputs(self) -> None:
         from etcdsec.events.alerts import AlertOutput
@@ -184,7 +185,12 @@ class ExposureMonitor:
         await asyncio.sleep(rng.uniform(0, c.every))  # spread the first round over one interval
         while True:
             started = time.monotonic()
-            await self._observe(target, sem)
+            try:
+                await self._observe(target, sem)
+            except Exception as exc:  # a bug on one target must not end the watch of the others
+                self.errors += 1
+                print(f"etcdsec monitor: {printable(target.text)}: {type(exc).__name__}: {printable(str(exc), 200)}",
+                      file=sys.stderr, flush=True)
             wait = c.every * (1 + rng.uniform(-c.jitter, c.jitter)) - (time.monotonic() - started)
             await asyncio.sleep(max(0.0, wait))
 
