@@ -6,7 +6,7 @@ Part 1: CPU per observation of the monitor (in-process, as it runs) beside what 
         instead: `etcdsec probe` from cron (a process per target), `curl /version` (liveness only,
         no verdict), `etcdctl endpoint health`. Targets per core at 10 s = 10 s / CPU per observation.
 Part 2: a sustained run at 80 % of that estimate: every target at --every 10s for --sustain seconds;
-        observations made vs due, the longest gap between two observations of one target, CPU used.
+        observations made vs expected, the longest gap between two observations of one target, CPU used.
 Targets are real etcd 3.4 and 3.5 (each watched under many target names, so the probes are real)
 and closed loopback ports. Every address is on 127.0.0.0/8; every loop is bounded in count and time.
 """
@@ -108,8 +108,8 @@ def sustained(targets: list[Target], every: float, seconds: float, tmp: Path, et
     etcd = etcd_cpu(etcds) - e0
     gaps = [b - a for times in seen.values() for a, b in itertools.pairwise(times)]
     # the first observation of each target falls anywhere in the first interval; after that one per `every`
-    due = sum(max(0, int((seconds - every) / every)) + 1 for _ in targets)
-    return {"targets": len(targets), "observations": sum(len(t) for t in seen.values()), "due_at_least": due,
+    expected = sum(max(0, int((seconds - every) / every)) + 1 for _ in targets)
+    return {"targets": len(targets), "observations": sum(len(t) for t in seen.values()), "expected": expected,
             "max_gap_s": max(gaps, default=0.0), "cpu_s": cpu, "wall_s": wall, "cpu_pct": 100 * cpu / wall,
             "etcd_cpu_pct": 100 * etcd / wall}
 
@@ -155,12 +155,12 @@ def main() -> None:
         # Part 2b: the loop, store and events at scale, where each probe is cheap (connection refused).
         runs.append(("closed ports only", make_targets([], 0, closed_ip, min(a.max_targets, int(0.8 * a.every
                                                                                                 / per_obs)))))
-        print(f"\n| sustained run, every {a.every:g} s for {a.sustain:g} s | targets | observations (due) "
+        print(f"\n| sustained run, every {a.every:g} s for {a.sustain:g} s | targets | observations (expected) "
               "| longest gap s | monitor CPU % of a core | etcd servers CPU % |")
         print("|---|---:|---:|---:|---:|---:|")
         for label, group in runs:
             r = sustained(group, a.every, a.sustain, tmp, etcds, a.concurrency)
-            print(f"| {label} | {r['targets']:,.0f} | {r['observations']:,.0f} ({r['due_at_least']:,.0f}) | "
+            print(f"| {label} | {r['targets']:,.0f} | {r['observations']:,.0f} ({r['expected']:,.0f}) | "
                   f"{r['max_gap_s']:.2f} | {r['cpu_pct']:.0f} | {r['etcd_cpu_pct']:.0f} |", flush=True)
     finally:
         for e in etcds:
