@@ -18,6 +18,7 @@ observation is stored in --db, and each security-relevant change is one etcdsec.
 event (--events FILE, the database, --alert-*), one line on stdout, and Alertmanager alerts (--alertmanager).
 --once: one observation per target compared with the stored history; exit 0, or 4 when something got
 worse. Exit 2 bad input, 3 database trouble. SIGTERM/SIGINT or --duration: flush and exit 0.
+SIGHUP: reopen the event file (after an external logrotate).
 See docs/monitor.md."""
 
 
@@ -137,6 +138,8 @@ def run_exposure(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if monitor.writer is not None:  # after an external logrotate moved the event file
+            loop.add_signal_handler(signal.SIGHUP, monitor.writer.reopen)
 
         def ready(m: ExposureMonitor) -> None:
             where = f", metrics on {m.metrics.server.sockets[0].getsockname()[:2]}" if m.metrics and m.metrics.server \
