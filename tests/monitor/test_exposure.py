@@ -212,3 +212,18 @@ def test_hostile_text_from_a_server_is_escaped_in_lines() -> None:
     down = Observation("t", now, False, False, "none", (), error="bad\x1b]0;owned\x07" + "x" * 1000)
     text = state_line(down)
     assert "\x1b" not in text and len(text) < 300
+
+
+def test_sighup_reopens_the_event_file(tmp_path: Path) -> None:
+    ev = tmp_path / "ev.jsonl"
+    proc = monitor("127.0.0.1:1", "--every", "0.3s", "--db", str(tmp_path / "m.db"), "--events", str(ev),
+                   cwd=tmp_path)
+    try:
+        assert proc.stderr is not None and proc.stderr.readline()  # started, the file is open
+        ev.rename(tmp_path / "ev.jsonl.1")  # what logrotate does
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(ev.exists)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
