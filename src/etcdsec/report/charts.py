@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from etcdsec.report.visible import chart_label
 
@@ -91,6 +92,9 @@ def _bars(ax: object, chart: Chart) -> None:
         if chart.hatched and chart.hatched[i]:
             bar.set_hatch("//")
     labels = [_short(label) for label in chart.labels]
+    counts_axis = ax.xaxis if chart.kind == "barh" else ax.yaxis  # type: ignore[attr-defined]
+    counts_axis.set_major_locator(MaxNLocator(integer=True))
+    (ax.set_xlim if chart.kind == "barh" else ax.set_ylim)(0, max([*chart.values, 1]) * 1.12)  # type: ignore[attr-defined]
     if chart.kind == "barh":
         ax.set_yticks(positions, labels)  # type: ignore[attr-defined]
         ax.invert_yaxis()  # type: ignore[attr-defined]
