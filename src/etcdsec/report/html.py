@@ -40,9 +40,8 @@ def _environment() -> Environment:
 
 def script_json(report: dict[str, Any]) -> str:
     """The report as JSON that cannot end its <script> element early (`</script>`, `<!--`)."""
-    text = json.dumps(report, indent=None, default=str, ensure_ascii=False)
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e") \
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    text = json.dumps(report, indent=None, default=str)  # ASCII: no raw control or bidi character
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def render_charts(report: dict[str, Any]) -> dict[str, list[tuple[Chart, str]]]:
