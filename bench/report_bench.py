@@ -1,0 +1,122 @@
+"""Report benchmark: `etcdsec report` (JSON and the HTML page) over a stored scan of 1,000,000
+etcd endpoints, side by side with what a researcher would do instead: a hand-written GROUP BY in the
+sqlite3 shell, jq over the endpoints exported as JSON lines, and counting row by row in Python
+(what `etcdsec report` did before it aggregated in SQL). Prints wall time, peak memory and output size.
+
+The scan is synthetic (tests/report/synthetic.py): rows are written straight into a SQLite file
+in a temp directory; no packet is sent anywhere. Every loop is bounded by --endpoints.
+
+    .venv/bin/python bench/report_bench.py [--endpoints 1000000] [--small 10000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+# Runs in its own process: Linux keeps a process's peak RSS across fork and exec, so the bench
+# itself stays small and each measured tool starts from a small parent.
+MAKE_DB = f"""
+import sys
+sys.path.insert(0, {str(ROOT / "tests" / "report")!r})
+from synthetic import fill_scan
+from etcdsec.store.engine import open_engine
+from etcdsec.store.scans import ScanStore
+fill_scan(ScanStore(open_engine(sys.argv[1])), int(sys.argv[2]), "bench")
+"""
+
+ROW_BY_ROW = """
+import sys, collections
+from etcdsec.store.engine import open_engine
+from etcdsec.store.scans import ScanStore
+store = ScanStore(open_engine(sys.argv[1]))
+versions, orgs = collections.Counter(), collections.Counter()
+for r, meta in store.endpoint_results(1):
+    if r.reachable and r.is_etcd:
+        versions[r.version] += 1
+        orgs[meta.get("org") or "unknown"] += 1
+print(len(versions), len(orgs))
+"""
+
+
+def run(cmd: list[str], stdout: Path | None = None) -> tuple[float, int]:
+    """Wall seconds and peak resident memory (MiB) of one process, its own rusage via wait4."""
+    start = time.perf_counter()
+    with open(stdout or os.devnull, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode() if proc.stderr else ''}")
+    return elapsed, usage.ru_maxrss // 1024
+
+
+def make_db(path: Path, n: int) -> float:
+    seconds, _ = run([PY, "-c", MAKE_DB, str(path), str(n)])
+    return seconds
+
+
+def measure(db: Path, n: int, tmp: Path) -> list[tuple[str, float, int, int]]:
+    rows = []
+    etcdsec = [PY, "-m", "etcdsec", "report", "--db", str(db)]
+    for label, extra, out in (("etcdsec report --format json", ["--format", "json"], tmp / f"r{n}.json"),
+                              ("etcdsec report --format html", ["--format", "html", "-o", str(tmp / f"r{n}.html")],
+                               tmp / f"r{n}.html")):
+        seconds, mib = run([*etcdsec, *extra], None if "-o" in extra else out)
+        rows.append((label, seconds, mib, out.stat().st_size))
+    if shutil.which("sqlite3"):
+        query = ("SELECT version, count(*) FROM endpoints WHERE scan_id=1 AND reachable AND is_etcd GROUP BY 1; "
+                 "SELECT org, count(*) FROM endpoints WHERE scan_id=1 AND reachable AND is_etcd GROUP BY 1;")
+        out = tmp / "sqlite3.txt"
+        seconds, mib = run(["sqlite3", str(db), query], out)
+        rows.append(("sqlite3 shell: GROUP BY version, org", seconds, mib, out.stat().st_size))
+    if shutil.which("jq") and shutil.which("sqlite3"):
+        export = tmp / "endpoints.jsonl"
+        seconds_export, mib_export = run(["sqlite3", str(db), "SELECT result FROM endpoints WHERE scan_id=1"], export)
+        out = tmp / "jq.json"
+        seconds, mib = run(["jq", "-n", "reduce inputs as $r ({}; .[$r.version // \"unknown\"] += 1)", str(export)],
+                           out)
+        rows.append(("sqlite3 export + jq: count versions", seconds_export + seconds, max(mib, mib_export),
+                     out.stat().st_size))
+        export.unlink()
+    out = tmp / "rowbyrow.txt"
+    seconds, mib = run([PY, "-c", ROW_BY_ROW, str(db)], out)
+    rows.append(("row by row in Python (old report): versions, orgs", seconds, mib, out.stat().st_size))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoints", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=10_000, help="a small scan too: the page must not grow")
+    parser.add_argument("--keep", metavar="DIR", help="keep the databases and outputs here")
+    args = parser.parse_args()
+    if not 1 <= args.small <= args.endpoints <= 5_000_000:
+        raise SystemExit("need 1 <= --small <= --endpoints <= 5,000,000")
+    tmp = Path(args.keep or tempfile.mkdtemp(prefix="report-bench-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        for n in (args.small, args.endpoints):
+            db = tmp / f"scan-{n}.db"
+            if not db.exists():
+                print(f"writing a synthetic scan of {n:,} endpoints ...", flush=True)
+                print(f"  {make_db(db, n):.1f} s, {db.stat().st_size / 2**20:,.0f} MiB database", flush=True)
+            print(f"\n{n:,} etcd endpoints (SQLite, {db.stat().st_size / 2**20:,.0f} MiB)")
+            print(f"  {'tool':<52} {'wall s':>8} {'peak MiB':>9} {'output KiB':>11}")
+            for label, seconds, mib, size in measure(db, n, tmp):
+                print(f"  {label:<52} {seconds:>8.2f} {mib:>9,} {size / 1024:>11,.0f}", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
