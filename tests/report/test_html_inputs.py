@@ -86,7 +86,7 @@ def test_hostile_event_files_make_a_page(db, tmp_path) -> None:
         "after": {"reachable": True, "exposed": True, "severity": "high", "findings": ["1", "ETCD-X"]},
         "added": [], "removed": []}]}]
     text = etcdsec("--db", db, "--events", str(events))
-    assert text.returncode == 0 and "monitor: 1 exposure changes, 2 anomalous" in text.stdout
+    assert text.returncode == 0 and "monitor: 2 exposure changes, 2 anomalous" in text.stdout
     assert "none -> high" in text.stdout and "\x1b" not in text.stdout
     card = doc["monitor"]["cards"][0]
     assert card["src_ip"] is None and card["count"] is None and len(card["reasons"][0]) == 300

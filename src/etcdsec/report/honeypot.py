@@ -61,7 +61,8 @@ def honeypot_summary(engine: Engine) -> dict[str, Any] | None:
                     select(ev.c.timestamp, ev.c.src_ip, ev.c.token, ev.c.data)
                     .where(ev.c.eventid == "etcdsec.honeytoken.used").order_by(ev.c.timestamp).limit(100))
             ]
-            sensors = [s for (s,) in conn.execute(select(func.distinct(ev.c.sensor)).where(HONEYPOT)
+            sensors = [s for (s,) in conn.execute(select(func.distinct(ev.c.sensor))
+                                                  .where(HONEYPOT & ev.c.sensor.is_not(None))
                                                   .order_by(ev.c.sensor))]
             timeline = _timeline(conn, first, last)
             stories = _stories(conn)
