@@ -71,7 +71,7 @@ def render_svg(chart: Chart) -> str:
 
 def _height(chart: Chart) -> float:
     if chart.kind == "barh":
-        return max(2.4, 0.9 + 0.28 * len(chart.labels))
+        return max(2.4, 0.9 + 0.28 * max(len(chart.labels), 6))
     if chart.kind == "points":
         return max(2.4, 1.2 + 0.35 * len(chart.series))
     return 3.2
@@ -86,7 +86,9 @@ def _bars(ax: object, chart: Chart) -> None:
     positions = list(range(len(chart.values)))
     colours = chart.colours or [OKABE_ITO[0]] * len(chart.values)
     draw = ax.barh if chart.kind == "barh" else ax.bar  # type: ignore[attr-defined]
-    bars = draw(positions, chart.values, color=colours, edgecolor="#333333", linewidth=0.4)
+    bars = draw(positions, chart.values, 0.7, color=colours, edgecolor="#333333", linewidth=0.4)
+    slots = max(len(positions), 6)  # a chart of one or two bars keeps thin bars, not page-wide blocks
+    (ax.set_ylim(slots - 0.5, -0.5) if chart.kind == "barh" else ax.set_xlim(-0.5, slots - 0.5))  # type: ignore[attr-defined]
     for i, bar in enumerate(bars):
         bar.set_gid(f"{chart.id}-bar-{i}")
         if chart.hatched and chart.hatched[i]:
@@ -97,7 +99,6 @@ def _bars(ax: object, chart: Chart) -> None:
     (ax.set_xlim if chart.kind == "barh" else ax.set_ylim)(0, max([*chart.values, 1]) * 1.12)  # type: ignore[attr-defined]
     if chart.kind == "barh":
         ax.set_yticks(positions, labels)  # type: ignore[attr-defined]
-        ax.invert_yaxis()  # type: ignore[attr-defined]
         ax.bar_label(bars, padding=2, fontsize=8)  # type: ignore[attr-defined]
     else:
         ax.set_xticks(positions, labels, rotation=30 if len(labels) > 6 else 0,  # type: ignore[attr-defined]
