@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select, text
+from sqlalchemy import Connection, Integer, and_, case, cast, func, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from etcdsec.asn import AsnLookup
@@ -32,6 +32,10 @@ KUBE_NAMES_SHOWN = 100
 ENDPOINT_ROWS = 2000  # the page's endpoint table: the most severe first
 ENDPOINT_COLUMNS = ("endpoint", "version", "severity", "exposed", "tls", "v3_auth", "read", "write", "keys",
                     "secrets", "kubernetes", "name", "org")
+
+
+def _uptime_bucket(seconds: int) -> str:
+    return next(label for limit, label in UPTIME_BUCKETS if limit is None or seconds < limit)
 
 
 def top_counts(pairs: Iterable[tuple[Any, int]], limit: int = TOP_KEYS) -> tuple[dict[str, int], int]:
@@ -138,18 +142,32 @@ class ScanFigures:
         return counts, distinct, sorted(kube)[:KUBE_NAMES_SHOWN], kube_count
 
     def uptime(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """Endpoints per whole day of uptime (one JSON read per row), folded into the buckets; then the
+        oldest, looked for only among endpoints up at least as many days as the 10th oldest."""
         e = endpoints.c
         up = self.json.number(self.doc, "uptime_s")
-        whens = [(up < limit, label) for limit, label in UPTIME_BUCKETS if limit is not None]
-        bucket = case(*whens, else_=UPTIME_BUCKETS[-1][1])
-        got = dict(self.grouped(bucket, up.is_not(None)))
-        oldest = [
-            {"endpoint": f"{ip}:{port}", "start_time": start, "uptime_s": int(seconds), "version": version}
-            for ip, port, start, seconds, version in self.conn.execute(
+        days: dict[int, int] = {}
+        for day, n in self.grouped(cast(up / 86400, Integer)):
+            if day is not None:
+                days[int(day)] = days.get(int(day), 0) + n
+        buckets = dict.fromkeys((label for _, label in UPTIME_BUCKETS), 0)
+        for day, n in days.items():
+            buckets[_uptime_bucket(day * 86400)] += n
+        threshold, seen = None, 0
+        for day in sorted(days, reverse=True):
+            seen += days[day]
+            threshold = day
+            if seen >= OLDEST_SHOWN:
+                break
+        oldest: list[dict[str, Any]] = []
+        if threshold is not None:
+            rows = self.conn.execute(
                 select(e.ip, e.port, self.json.text(self.doc, "start_time"), up, e.version)
-                .where(self.etcd & up.is_not(None)).order_by(up.desc(), e.ip, e.port).limit(OLDEST_SHOWN))
-        ]
-        return {label: int(got.get(label, 0)) for _, label in UPTIME_BUCKETS}, oldest
+                .where(self.etcd & (up >= threshold * 86400)))
+            ordered = sorted(rows, key=lambda r: (-int(r[3]), r[0], r[1]))[:OLDEST_SHOWN]
+            oldest = [{"endpoint": f"{ip}:{port}", "start_time": start, "uptime_s": int(seconds), "version": version}
+                      for ip, port, start, seconds, version in ordered]
+        return buckets, oldest
 
     def posture(self) -> tuple[dict[str, int], dict[str, int]]:
         """TLS and auth, per API: one pass of conditional counts."""
