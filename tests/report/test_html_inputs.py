@@ -129,3 +129,24 @@ def test_chart_labels_are_text_not_formulas() -> None:
                            values=[1, 2]))
     assert "$\\frac{1}{" in svg and "a\\x1bb" in svg and "\x1b" not in svg and "$x$ org" in svg
     assert svg.count('id="t-bar-') == 2
+
+
+def test_monitor_events_in_the_database(tmp_path) -> None:
+    """Without --events the monitor section comes from the database's events table, as the honeypot's does."""
+    from sqlalchemy import insert
+
+    from etcdsec.report.honeypot import ev, event_row
+
+    path = str(tmp_path / "m.db")
+    store = ScanStore(open_engine(path))
+    fill_scan(store, 10, "one")
+    ev.create(store.engine)
+    change = {"timestamp": "2026-11-27T05:00:00Z", "eventid": "etcdsec.monitor.exposure.changed",
+              "target": "127.0.0.9:2379", "before": {"reachable": False}, "after": {"reachable": True,
+                                                                               "exposed": True, "severity": "critical"},
+              "added": ["ETCD-ANON-READ-V3"], "removed": []}
+    with store.engine.begin() as conn:
+        conn.execute(insert(ev), [event_row(change)])
+    doc = json.loads(etcdsec("--db", path, "--format", "json").stdout)
+    assert doc["monitor"]["exposure_changes"] == 1 and "honeypot" not in doc  # monitor events are not attacks
+    assert doc["monitor"]["targets"][0]["changes"][0]["after"]["severity"] == "critical"
