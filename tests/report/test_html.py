@@ -177,5 +177,13 @@ def test_page_in_chromium(bed) -> None:
             assert page.locator('#endpoint-table th[data-col="1"]').get_attribute("aria-sort") == "descending"
             page.select_option("#ep-severity", "critical")
             assert rows.count() == sum(r[2] == "critical" for r in expected["endpoints"]["rows"])
+
+            page.evaluate("document.querySelectorAll('details.data').forEach(d => { d.open = false; })")
+            assert not any(t.is_visible() for t in page.locator("details.data table").all())
+            page.emulate_media(media="print")  # print CSS: no navigation or controls, every data table shown
+            assert not page.locator("nav").is_visible() and not page.locator("#endpoints .controls").is_visible()
+            assert all(t.is_visible() for t in page.locator("details.data table").all())
+            assert page.pdf()[:5] == b"%PDF-"
+            assert problems == []
         finally:
             browser.close()

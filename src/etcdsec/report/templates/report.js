@@ -2,6 +2,10 @@
 // Rows come from the embedded report JSON and are set with textContent, never as HTML.
 (function () {
   "use strict";
+  // Printing shows every chart's data table, closed or not.
+  window.addEventListener("beforeprint", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("details.data"), function (d) { d.open = true; });
+  });
   var table = document.getElementById("endpoint-table");
   if (!table) { return; }
   var report = JSON.parse(document.getElementById("etcdsec-report").textContent);
