@@ -1,20 +1,39 @@
 """A scan's figures, aggregated in the database (GROUP BY on SQLite and PostgreSQL).
 
 Nothing here loads every endpoint: each query returns counts or a capped list, so a report of a
-million-endpoint scan takes seconds and little memory. Orders are applied in Python on the small
-grouped results, so SQLite and PostgreSQL (whose collations differ) give the same JSON.
-Counts are over reachable endpoints identified as etcd unless a name says otherwise.
+million-endpoint scan takes seconds and little memory. The fields that live only in each stored
+result's JSON are read once, in one pass, into a temporary table of plain columns (`facts`, one
+row per etcd endpoint); every figure is then a GROUP BY or a conditional count over it. Orders are
+applied in Python on the small grouped results, so SQLite and PostgreSQL (whose collations differ)
+give the same JSON. Counts are over reachable endpoints identified as etcd unless a name says otherwise.
 """
 
 from __future__ import annotations
 
 import heapq
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, case, cast, func, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from etcdsec.asn import AsnLookup
@@ -53,60 +72,100 @@ def top_counts(pairs: Iterable[tuple[Any, int]], limit: int = TOP_KEYS) -> tuple
     return dict(kept), seen
 
 
+# One row per etcd endpoint of the scan being reported, for the length of one report.
+facts = Table(
+    "etcdsec_report_facts", MetaData(),
+    Column("ip", Text), Column("port", Integer), Column("cluster_id", Text), Column("exposed", Boolean),
+    Column("severity", Text), Column("severity_rank", SmallInteger), Column("version", Text), Column("org", Text),
+    Column("asn", Text), Column("scheme", Text), Column("mtls", Boolean), Column("v3_auth", Boolean),
+    Column("uptime", BigInteger), Column("start_time", Text), Column("kube", Boolean), Column("self_signed", Boolean),
+    Column("expired", Boolean), Column("v2_guest_open", Boolean), Column("read_v3", Boolean),
+    Column("read_v2", Boolean), Column("write", Boolean), Column("key_count", BigInteger),
+    Column("secret_keys", BigInteger), Column("members", Text), Column("country", Text),
+    prefixes=["TEMPORARY"],
+)
+
+
 class ScanFigures:
-    """The report's scan sections for one scan, each one or two queries."""
+    """The report's scan sections for one scan: `with ScanFigures(conn, scan_id) as figures: ...`."""
 
     def __init__(self, conn: Connection, scan_id: int) -> None:
         self.conn = conn
         self.scan_id = scan_id
         self.json = JsonSql(conn.dialect.name)
-        e = endpoints.c
-        self.etcd = and_(e.scan_id == scan_id, e.reachable, e.is_etcd.is_(True))
-        self.doc = self.json.doc(e.result)
+
+    def __enter__(self) -> ScanFigures:
+        e, j = endpoints.c, self.json
+        doc, meta = j.doc(e.result), j.doc(e.meta)
+        fields = {
+            "ip": e.ip, "port": e.port, "cluster_id": e.cluster_id, "exposed": e.exposed, "severity": e.severity,
+            "severity_rank": e.severity_rank, "version": e.version, "org": e.org, "asn": e.asn, "scheme": e.scheme,
+            "mtls": e.client_cert_required, "v3_auth": e.v3_auth, "uptime": j.number(doc, "uptime_s"),
+            "start_time": j.text(doc, "start_time"), "kube": j.flag(doc, "data", "kubernetes"),
+            "self_signed": j.flag(doc, "tls", "self_signed"), "expired": j.flag(doc, "tls", "expired"),
+            "v2_guest_open": j.flag(doc, "auth", "v2_guest_open"), "read_v3": j.flag(doc, "access", "read_v3"),
+            "read_v2": j.flag(doc, "access", "read_v2"), "write": j.flag(doc, "access", "write"),
+            "key_count": j.number(doc, "data", "key_count"), "secret_keys": j.number(doc, "data", "secret_keys"),
+            "members": j.text(doc, "members"), "country": j.text(meta, "location", "country_code"),
+        }
+        etcd = and_(e.scan_id == self.scan_id, e.reachable, e.is_etcd.is_(True))
+        facts.drop(self.conn, checkfirst=True)
+        facts.create(self.conn)
+        self.conn.execute(facts.insert().from_select(list(fields), select(*fields.values()).where(etcd)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        facts.drop(self.conn, checkfirst=True)
 
     def _count_when(self, condition: ColumnElement[bool]) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     def totals(self) -> dict[str, Any]:
-        e, j, doc = endpoints.c, self.json, self.doc
+        e, f = endpoints.c, facts.c
         reachable, reachable_ips = self.conn.execute(
             select(func.count(), func.count(func.distinct(e.ip)))
             .where((e.scan_id == self.scan_id) & e.reachable)).one()
         etcd, etcd_ips, clusters, exposed, kube = self.conn.execute(
-            select(func.count(), func.count(func.distinct(e.ip)), func.count(func.distinct(e.cluster_id)),
-                   self._count_when(e.exposed.is_(True)), self._count_when(j.flag(doc, "data", "kubernetes")))
-            .where(self.etcd)).one()
-        by_rank = dict(self.conn.execute(select(e.severity, func.count()).where(self.etcd & e.exposed)
-                                         .group_by(e.severity)).all())
-        by_severity = {s.name: by_rank[s.name] for s in sorted(Severity, reverse=True) if by_rank.get(s.name)}
+            select(func.count(), func.count(func.distinct(f.ip)), func.count(func.distinct(f.cluster_id)),
+                   self._count_when(f.exposed.is_(True)), self._count_when(f.kube.is_(True)))).one()
+        by_name = dict(self.conn.execute(select(f.severity, func.count()).where(f.exposed.is_(True))
+                                         .group_by(f.severity)).all())
+        by_severity = {s.name: by_name[s.name] for s in sorted(Severity, reverse=True) if by_name.get(s.name)}
         return {"reachable": reachable, "reachable_addresses": reachable_ips, "etcd": etcd,
                 "etcd_addresses": etcd_ips, "clusters": clusters, "exposed": int(exposed),
                 "kubernetes_data": int(kube), "exposed_by_severity": by_severity}
 
     def grouped(self, column: Any, where: Any = None) -> Iterator[tuple[Any, int]]:
-        query = select(column, func.count()).where(self.etcd if where is None else self.etcd & where)
-        yield from self.conn.execution_options(yield_per=5000).execute(query.group_by(column))
+        query = select(column, func.count())
+        if where is not None:
+            query = query.where(where)
+        yield from self._stream(query.group_by(column))
+
+    def _stream(self, query: Any) -> Any:
+        """Rows a few thousand at a time. Per statement: Connection.execution_options would set it for
+        every later statement on the connection, DDL included (a server-side cursor for DROP TABLE)."""
+        return self.conn.execute(query.execution_options(yield_per=5000))
 
     def versions(self) -> dict[str, int]:
-        counts, _ = top_counts(self.grouped(func.coalesce(endpoints.c.version, "unknown")))
+        counts, _ = top_counts(self.grouped(func.coalesce(facts.c.version, "unknown")))
         return counts
 
     def organizations(self, asn: AsnLookup | None) -> tuple[Counter[str], Counter[str]]:
         """Shodan's fields when the target came from a Shodan export, else the user's ASN database."""
-        e = endpoints.c
+        f = facts.c
         orgs: Counter[str] = Counter()
         asns: Counter[str] = Counter()
-        for org, as_number, n in self.conn.execution_options(yield_per=5000).execute(
-                select(e.org, e.asn, func.count()).where(self.etcd & e.org.is_not(None)).group_by(e.org, e.asn)):
+        for org, as_number, n in self._stream(
+                select(f.org, f.asn, func.count()).where(f.org.is_not(None)).group_by(f.org, f.asn)):
             orgs[org] += n
             if as_number:
                 asns[as_number] += n
         if asn is None:
-            unknown = self.conn.execute(select(func.count()).where(self.etcd & e.org.is_(None))).scalar_one()
+            unknown = self.conn.execute(select(func.count()).where(f.org.is_(None))).scalar_one()
             if unknown:
                 orgs["unknown"] += unknown
             return orgs, asns
-        for ip, n in self.grouped(e.ip, e.org.is_(None)):
+        for ip, n in self.grouped(f.ip, f.org.is_(None)):
             found = asn.lookup(ip)
             if found:
                 orgs[found[1] or found[0]] += n
@@ -117,9 +176,7 @@ class ScanFigures:
 
     def countries(self) -> dict[str, int]:
         """From imported Shodan records (`location.country_code`); 'unknown' for the rest."""
-        meta = self.json.doc(endpoints.c.meta)
-        code = func.coalesce(self.json.text(meta, "location", "country_code"), "unknown")
-        counts, _ = top_counts(self.grouped(code))
+        counts, _ = top_counts(self.grouped(func.coalesce(facts.c.country, "unknown")))
         return counts
 
     def names(self) -> tuple[dict[str, int], int, list[str], int]:
@@ -129,8 +186,7 @@ class ScanFigures:
 
         def stream() -> Iterator[tuple[str, int]]:
             nonlocal kube, kube_count
-            for name, n in self.conn.execution_options(yield_per=5000).execute(
-                    text(_NAMES_PG if self.json.pg else _NAMES_SQLITE), {"scan": self.scan_id}):
+            for name, n in self._stream(text(_NAMES_PG if self.json.pg else _NAMES_SQLITE)):
                 if KUBE_NAME.search(str(name)):
                     kube_count += 1
                     kube.append(str(name))
@@ -142,51 +198,37 @@ class ScanFigures:
         return counts, distinct, sorted(kube)[:KUBE_NAMES_SHOWN], kube_count
 
     def uptime(self) -> tuple[dict[str, int], list[dict[str, Any]]]:
-        """Endpoints per whole day of uptime (one JSON read per row), folded into the buckets; then the
-        oldest, looked for only among endpoints up at least as many days as the 10th oldest."""
-        e = endpoints.c
-        up = self.json.number(self.doc, "uptime_s")
-        days: dict[int, int] = {}
-        for day, n in self.grouped(cast(up / 86400, Integer)):
-            if day is not None:
-                days[int(day)] = days.get(int(day), 0) + n
+        """Endpoints per whole day of uptime, folded into the buckets; and the longest running."""
+        f = facts.c
         buckets = dict.fromkeys((label for _, label in UPTIME_BUCKETS), 0)
-        for day, n in days.items():
-            buckets[_uptime_bucket(day * 86400)] += n
-        threshold, seen = None, 0
-        for day in sorted(days, reverse=True):
-            seen += days[day]
-            threshold = day
-            if seen >= OLDEST_SHOWN:
-                break
-        oldest: list[dict[str, Any]] = []
-        if threshold is not None:
-            rows = self.conn.execute(
-                select(e.ip, e.port, self.json.text(self.doc, "start_time"), up, e.version)
-                .where(self.etcd & (up >= threshold * 86400)))
-            ordered = sorted(rows, key=lambda r: (-int(r[3]), r[0], r[1]))[:OLDEST_SHOWN]
-            oldest = [{"endpoint": f"{ip}:{port}", "start_time": start, "uptime_s": int(seconds), "version": version}
-                      for ip, port, start, seconds, version in ordered]
+        for day, n in self.grouped(cast(f.uptime / 86400, Integer), f.uptime.is_not(None)):
+            buckets[_uptime_bucket(int(day) * 86400)] += n
+        oldest = [
+            {"endpoint": f"{ip}:{port}", "start_time": start, "uptime_s": int(seconds), "version": version}
+            for ip, port, start, seconds, version in self.conn.execute(
+                select(f.ip, f.port, f.start_time, f.uptime, f.version).where(f.uptime.is_not(None))
+                .order_by(f.uptime.desc(), f.ip, f.port).limit(OLDEST_SHOWN))
+        ]
         return buckets, oldest
 
     def posture(self) -> tuple[dict[str, int], dict[str, int]]:
         """TLS and auth, per API: one pass of conditional counts."""
-        e, j, doc = endpoints.c, self.json, self.doc
+        f = facts.c
         checks: dict[tuple[str, str], Any] = {
-            ("tls", "https"): e.scheme == "https",
-            ("tls", "http"): func.coalesce(e.scheme, "") != "https",
-            ("tls", "client_cert_required"): e.client_cert_required.is_(True),
-            ("tls", "self_signed"): j.flag(doc, "tls", "self_signed"),
-            ("tls", "expired"): j.flag(doc, "tls", "expired"),
-            ("auth", "v3_auth_on"): e.v3_auth.is_(True),
-            ("auth", "v3_auth_off"): e.v3_auth.is_(False),
-            ("auth", "v3_auth_unknown"): e.v3_auth.is_(None),
-            ("auth", "v2_guest_open"): j.flag(doc, "auth", "v2_guest_open"),
-            ("auth", "anonymous_read_v3"): j.flag(doc, "access", "read_v3"),
-            ("auth", "anonymous_read_v2"): j.flag(doc, "access", "read_v2"),
-            ("auth", "anonymous_write"): j.flag(doc, "access", "write"),
+            ("tls", "https"): f.scheme == "https",
+            ("tls", "http"): func.coalesce(f.scheme, "") != "https",
+            ("tls", "client_cert_required"): f.mtls.is_(True),
+            ("tls", "self_signed"): f.self_signed.is_(True),
+            ("tls", "expired"): f.expired.is_(True),
+            ("auth", "v3_auth_on"): f.v3_auth.is_(True),
+            ("auth", "v3_auth_off"): f.v3_auth.is_(False),
+            ("auth", "v3_auth_unknown"): f.v3_auth.is_(None),
+            ("auth", "v2_guest_open"): f.v2_guest_open.is_(True),
+            ("auth", "anonymous_read_v3"): f.read_v3.is_(True),
+            ("auth", "anonymous_read_v2"): f.read_v2.is_(True),
+            ("auth", "anonymous_write"): f.write.is_(True),
         }
-        row = self.conn.execute(select(*(self._count_when(c) for c in checks.values())).where(self.etcd)).one()
+        row = self.conn.execute(select(*(self._count_when(c) for c in checks.values()))).one()
         out: dict[str, Counter[str]] = {"tls": Counter(), "auth": Counter()}
         for (section, key), n in zip(checks, row, strict=True):
             if n:
@@ -195,31 +237,40 @@ class ScanFigures:
 
     def findings(self) -> dict[str, int]:
         e, f = endpoints.c, findings.c
+        etcd = and_(e.scan_id == self.scan_id, e.reachable, e.is_etcd.is_(True))
         query = (select(f.finding, func.count()).select_from(findings.join(
             endpoints, (e.scan_id == f.scan_id) & (e.ip == f.ip) & (e.port == f.port)))
-            .where(self.etcd).group_by(f.finding))
+            .where(etcd).group_by(f.finding))
         counts, _ = top_counts(self.conn.execute(query))
         return counts
 
     def endpoint_table(self) -> dict[str, Any]:
         """The most severe endpoints first, capped: key names and counts only, never a value."""
-        e, j, doc = endpoints.c, self.json, self.doc
-        read = case((j.flag(doc, "access", "read_v3") & j.flag(doc, "access", "read_v2"), "v3/v2"),
-                    (j.flag(doc, "access", "read_v3"), "v3"), (j.flag(doc, "access", "read_v2"), "v2"), else_="no")
-        query = (select(e.ip, e.port, e.version, e.severity, e.exposed, e.scheme, e.client_cert_required, e.v3_auth,
-                        read, j.flag(doc, "access", "write"), j.number(doc, "data", "key_count"),
-                        j.number(doc, "data", "secret_keys"), j.flag(doc, "data", "kubernetes"),
-                        j.text(doc, "members", "0", "name"), e.org)
-                 .where(self.etcd).order_by(e.severity_rank.desc(), e.ip, e.port).limit(ENDPOINT_ROWS))
+        f = facts.c
+        query = (select(f.ip, f.port, f.version, f.severity, f.exposed, f.scheme, f.mtls, f.v3_auth, f.read_v3,
+                        f.read_v2, f.write, f.key_count, f.secret_keys, f.kube, f.members, f.org)
+                 .order_by(f.severity_rank.desc(), f.ip, f.port).limit(ENDPOINT_ROWS))
         rows = []
-        for (ip, port, version, severity, exposed, scheme, mtls, v3_auth, reads, write, keys, secrets, kube,
-             name, org) in self.conn.execute(query):
+        for (ip, port, version, severity, exposed, scheme, mtls, v3_auth, read_v3, read_v2, write, keys, secrets,
+             kube, members, org) in self.conn.execute(query):
             host = f"[{ip}]" if ":" in ip else ip
             tls = ("https+cert" if mtls else "https") if scheme == "https" else "http"
             auth = "on" if v3_auth else "off" if v3_auth is False else "?"
+            reads = "v3/v2" if read_v3 and read_v2 else "v3" if read_v3 else "v2" if read_v2 else "no"
             rows.append([f"{host}:{port}", version, severity, bool(exposed), tls, auth, reads, bool(write),
-                         _int(keys), _int(secrets), bool(kube), name, org])
+                         _int(keys), _int(secrets), bool(kube), _first_name(members), org])
         return {"columns": list(ENDPOINT_COLUMNS), "rows": rows}
+
+
+def _first_name(members: str | None) -> str | None:
+    """The first member's name, from the members array as the store kept it (at most 2,000 of these)."""
+    try:
+        parsed = json.loads(members) if members else None
+    except ValueError:
+        return None
+    if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict) and isinstance(parsed[0].get("name"), str):
+        return parsed[0]["name"]
+    return None
 
 
 def _int(value: Any) -> int | None:
@@ -232,19 +283,18 @@ def _ordered(counter: Counter[str]) -> dict[str, int]:
 
 _NAMES_SQLITE = """
 SELECT json_extract(m.value, '$.name') AS name,
-       COUNT(DISTINCT COALESCE(NULLIF(json_extract(m.value, '$.id'), ''), NULLIF(e.cluster_id, ''), e.ip)) AS n
-FROM endpoints AS e, json_each(e.result, '$.members') AS m
-WHERE e.scan_id = :scan AND e.reachable AND e.is_etcd = 1 AND json_type(e.result, '$.members') = 'array'
-  AND COALESCE(json_extract(m.value, '$.name'), '') != ''
+       COUNT(DISTINCT COALESCE(NULLIF(json_extract(m.value, '$.id'), ''), NULLIF(f.cluster_id, ''), f.ip)) AS n
+FROM etcdsec_report_facts AS f, json_each(f.members) AS m
+WHERE json_type(f.members) = 'array' AND COALESCE(json_extract(m.value, '$.name'), '') != ''
 GROUP BY 1
 """
 
 _NAMES_PG = """
 SELECT m ->> 'name' AS name,
-       COUNT(DISTINCT COALESCE(NULLIF(m ->> 'id', ''), NULLIF(e.cluster_id, ''), e.ip)) AS n
-FROM endpoints AS e
-CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(CAST(e.result AS jsonb) -> 'members') = 'array'
-                                             THEN CAST(e.result AS jsonb) -> 'members' ELSE '[]'::jsonb END) AS m
-WHERE e.scan_id = :scan AND e.reachable AND e.is_etcd AND COALESCE(m ->> 'name', '') <> ''
+       COUNT(DISTINCT COALESCE(NULLIF(m ->> 'id', ''), NULLIF(f.cluster_id, ''), f.ip)) AS n
+FROM etcdsec_report_facts AS f
+CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(CAST(f.members AS jsonb)) = 'array'
+                                             THEN CAST(f.members AS jsonb) ELSE '[]'::jsonb END) AS m
+WHERE COALESCE(m ->> 'name', '') <> ''
 GROUP BY 1
 """

@@ -28,8 +28,7 @@ def build_report(store: ScanStore, scan_id: int | None = None, asn: AsnLookup | 
     if scan is None:
         raise UserError(f"no scan {scan_id} in this database")
     shards = store.shard_states(scan_id)
-    with guard("summing up the scan"), store.engine.connect() as conn:
-        figures = ScanFigures(conn, scan_id)
+    with guard("summing up the scan"), store.engine.connect() as conn, ScanFigures(conn, scan_id) as figures:
         totals = figures.totals()
         orgs, asns = figures.organizations(asn)
         names, distinct_names, kube_names, kube_count = figures.names()
