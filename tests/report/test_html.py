@@ -178,6 +178,8 @@ def test_page_in_chromium(bed) -> None:
             page.select_option("#ep-severity", "critical")
             assert rows.count() == sum(r[2] == "critical" for r in expected["endpoints"]["rows"])
 
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
             page.evaluate("document.querySelectorAll('details.data').forEach(d => { d.open = false; })")
             assert not any(t.is_visible() for t in page.locator("details.data table").all())
             page.emulate_media(media="print")  # print CSS: no navigation or controls, every data table shown
