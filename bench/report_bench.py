@@ -12,6 +12,7 @@ in a temp directory; no packet is sent anywhere. Every loop is bounded by --endp
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -93,25 +94,59 @@ def measure(db: Path, n: int, tmp: Path) -> list[tuple[str, float, float, int, i
     return rows
 
 
+def write_events(path: Path, n: int) -> None:
+    """n honeypot events as the sensor writes them: recon and dumps from many sources, 5 per session."""
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(json.dumps({
+                "timestamp": f"2026-11-27T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000000Z",
+                "eventid": "etcdsec.http.request", "sensor": "bench", "session": f"s{i // 5}",
+                "src_ip": f"127.1.{i // 256 % 256}.{i % 256}", "src_port": 40000 + i % 1000, "dst_ip": "127.88.0.1",
+                "dst_port": 2379, "method": "GET", "path": "/v2/keys/?recursive=true" if i % 2 else "/version",
+                "user_agent": "curl/7.88.1", "status": 200}) + "\n")
+
+
+def measure_events(db: Path, n: int, tmp: Path) -> list[tuple[str, float, float, int, int]]:
+    """The honeypot part from a JSON-lines file (`--events`), next to jq counting sources in it."""
+    events = tmp / f"events-{n}.jsonl"
+    write_events(events, n)
+    rows = []
+    out = tmp / "events-report.json"
+    rows.append((f"etcdsec report --events ({n:,} lines, every figure)",
+                 *run([PY, "-m", "etcdsec", "report", "--db", str(db), "--format", "json", "--events", str(events)],
+                      out), out.stat().st_size))
+    if shutil.which("jq"):
+        out = tmp / "events-jq.txt"  # the shell idiom; jq's own `reduce ... .[$ip] += 1` is quadratic here
+        rows.append((f"jq -r .src_ip | sort | uniq -c ({n:,} lines)",
+                     *run(["sh", "-c", f"jq -r .src_ip '{events}' | sort | uniq -c | sort -rn | head -20"], out),
+                     out.stat().st_size))
+    events.unlink()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoints", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=10_000, help="a small scan too: the page must not grow")
+    parser.add_argument("--events", type=int, default=200_000, help="honeypot event lines for --events (0: skip)")
     parser.add_argument("--keep", metavar="DIR", help="keep the databases and outputs here")
     args = parser.parse_args()
-    if not 1 <= args.small <= args.endpoints <= 5_000_000:
-        raise SystemExit("need 1 <= --small <= --endpoints <= 5,000,000")
+    if not 1 <= args.small <= args.endpoints <= 5_000_000 or not 0 <= args.events <= 5_000_000:
+        raise SystemExit("need 1 <= --small <= --endpoints <= 5,000,000 and 0 <= --events <= 5,000,000")
     tmp = Path(args.keep or tempfile.mkdtemp(prefix="report-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        for n in (args.small, args.endpoints):
+        for n in sorted({args.small, args.endpoints}):
             db = tmp / f"scan-{n}.db"
             if not db.exists():
                 print(f"writing a synthetic scan of {n:,} endpoints ...", flush=True)
                 print(f"  {make_db(db, n):.1f} s, {db.stat().st_size / 2**20:,.0f} MiB database", flush=True)
             print(f"\n{n:,} etcd endpoints (SQLite, {db.stat().st_size / 2**20:,.0f} MiB)")
             print(f"  {'tool':<52} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9} {'output KiB':>11}")
-            for label, wall, cpu, mib, size in measure(db, n, tmp):
+            rows = measure(db, n, tmp)
+            if n == args.small and args.events:
+                rows += measure_events(db, args.events, tmp)
+            for label, wall, cpu, mib, size in rows:
                 print(f"  {label:<52} {wall:>8.2f} {cpu:>8.2f} {mib:>9,} {size / 1024:>11,.0f}", flush=True)
     finally:
         if not args.keep:
