@@ -44,7 +44,7 @@ class Chart:
     rows: list[tuple[str, float]] = field(default_factory=list)  # points: (series, x) pairs
     series: list[str] = field(default_factory=list)  # points: the y categories, top to bottom
     table: list[list[str]] = field(default_factory=list)  # the text alternative: header + rows
-    legend: list[tuple[str, str]] = field(default_factory=list)  # (label, colour)
+    legend: list[tuple[str, str, bool]] = field(default_factory=list)  # (label, colour, striped)
 
 
 def render_svg(chart: Chart) -> str:
@@ -61,8 +61,8 @@ def render_svg(chart: Chart) -> str:
         if chart.legend:
             from matplotlib.patches import Patch
 
-            ax.legend(handles=[Patch(facecolor=c, label=label, hatch="//" if "end" in label else None,
-                                     edgecolor="#333333") for label, c in chart.legend],
+            ax.legend(handles=[Patch(facecolor=c, label=label, hatch="//" if striped else None,
+                                     edgecolor="#333333") for label, c, striped in chart.legend],
                       loc="best", frameon=False, fontsize=8)
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})

@@ -57,7 +57,7 @@ def scan_charts(report: dict[str, Any]) -> list[Chart]:
                          f"(before {FIRST_SUPPORTED[0]}.{FIRST_SUPPORTED[1]}).",
                     colours=[EOL_COLOUR if old else SUPPORTED_COLOUR for old in eol])
     chart.hatched = eol
-    chart.legend = [("supported", SUPPORTED_COLOUR), ("end of life", EOL_COLOUR)]
+    chart.legend = [("supported", SUPPORTED_COLOUR, False), ("end of life", EOL_COLOUR, True)]
     chart.table = [["version", "endpoints", "support"],
                    *[[v, str(n), "end of life" if old else "supported"]
                      for (v, n), old in zip(versions, eol, strict=True)]]
@@ -122,7 +122,7 @@ def monitor_chart(monitor: dict[str, Any]) -> Chart:
     return Chart(id="monitor-timeline", title="Exposure changes per target", xlabel="hours since the first change",
                  ylabel="target", labels=[], values=[], kind="points", rows=rows, colours=colours,
                  series=[t["target"] for t in monitor["targets"]], table=table,
-                 legend=[(s, SEVERITY_COLOURS[s]) for s in ("critical", "high", "medium", "low", "none")],
+                 legend=[(s, SEVERITY_COLOURS[s], False) for s in ("critical", "high", "medium", "low", "none")],
                  note=f"{len(rows)} changes on {len(monitor['targets'])} targets.")
 
 
