@@ -114,8 +114,11 @@ class ScanFigures:
         self.conn.execute(facts.insert().from_select(list(fields), select(*fields.values()).where(etcd)))
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        facts.drop(self.conn, checkfirst=True)
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        # After an error the transaction is rolled back, and the table with it (DDL is transactional
+        # on both databases); a DROP then would only hide the error behind "transaction aborted".
+        if exc_type is None:
+            facts.drop(self.conn, checkfirst=True)
 
     def _count_when(self, condition: ColumnElement[bool]) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
