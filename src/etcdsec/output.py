@@ -116,6 +116,9 @@ def write_table(results: list[ProbeResult], out: IO[str] | None = None) -> None:
                       write, _data_cell(r), Text(r.severity, style=_SEV_STYLE[r.severity]))
     console.print(table)
     for r in results:
+        if r.credentials_rejected:
+            console.print(Text(f"\n{r.target}: etcd rejected the credentials of {r.credentials}; "
+                               "shown is what anonymous access gives", style="bold yellow"))
         shown = [f for f in r.findings if Severity.parse(f.severity) >= Severity.low]
         if not shown:
             continue

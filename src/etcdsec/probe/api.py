@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 
 from etcdsec.model import ProbeResult
 from etcdsec.probe.engine import Prober, ProbeStop, resolve
@@ -16,9 +17,22 @@ __all__ = ["ProbeOptions", "probe", "probe_iter", "probe_many", "probe_sync"]
 
 
 async def probe(target: str | Target, options: ProbeOptions | None = None) -> ProbeResult:
-    """Probe one endpoint. Never raises for network trouble: it lands in `result.error`."""
+    """Probe one endpoint. Never raises for network trouble: it lands in `result.error`.
+
+    When etcd refuses `--user/--password`, the endpoint is probed again without them: the result
+    then says so (`credentials_rejected`) and shows what anonymous access still gives."""
     opts = options or ProbeOptions()
     t = target if isinstance(target, Target) else parse_target(target)
+    result = await _probe_once(t, opts)
+    if result.credentials_rejected and opts.user is not None:
+        anonymous = await _probe_once(t, replace(opts, user=None, password=None))
+        anonymous.credentials, anonymous.credentials_rejected = result.credentials, True
+        anonymous.duration_ms += result.duration_ms
+        result = anonymous
+    return judge(result)
+
+
+async def _probe_once(t: Target, opts: ProbeOptions) -> ProbeResult:
     result = ProbeResult(target=t.text, port=t.port)
     if opts.user is not None or opts.cert:
         result.credentials = f"user {opts.user}" if opts.user is not None else "client certificate"
@@ -45,7 +59,7 @@ async def probe(target: str | Target, options: ProbeOptions | None = None) -> Pr
     elif result.is_etcd is None and result.reachable and result.error:
         result.is_etcd = False
     result.duration_ms = int((time.monotonic() - started) * 1000)
-    return judge(result)
+    return result
 
 
 def _bounded(options: ProbeOptions | None, concurrency: int) -> Callable[[str | Target], Awaitable[ProbeResult]]:
