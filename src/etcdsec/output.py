@@ -1,15 +1,76 @@
-"""Render probe results: a rich table for people, JSON / JSON lines / CSV for programs."""
+"""Render probe results: a rich table for people, JSON / JSON lines / CSV for programs.
+
+Also the one place for what every human and CSV output does to a string an attacker wrote (a member
+name, a URL, a path from a honeypot client, a value in an audited file): `visible` for terminals,
+`csv_cell` for spreadsheets. JSON keeps the exact string.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 import sys
-from collections.abc import Iterable
-from typing import IO
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from etcdsec.model import ProbeResult, Severity
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+# C0 and C1 controls and DEL (ESC starts CSI/OSC sequences; CR and LF start a forged line), and the
+# invisible format characters that reorder or hide text (bidi overrides and isolates, zero widths).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# OWASP CSV injection: a cell starting with one of these is a formula to Excel, LibreOffice, Sheets.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _escape_one(m: re.Match[str]) -> str:
+    ch = m.group()
+    code = ord(ch)
+    return _NAMED.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def visible(text: object) -> str:
+    """`text` with every control and invisible format character shown as an escape (ESC -> \\x1b,
+    CR -> \\r): safe to print on a terminal, one line, and what you see is what was sent."""
+    return _UNSAFE.sub(_escape_one, str(text))
+
+
+def plain(text: object, style: str = "") -> Text:
+    """A rich cell or line from untrusted text: controls made visible, no markup, no highlighting."""
+    from rich.text import Text
+
+    return Text(visible(text), style=style)
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: a string starting =, +, -, @, tab or CR gets a leading
+    single quote, as OWASP recommends. Numbers and other values pass unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+class SafeCsvWriter:
+    """csv.writer whose every cell goes through `csv_cell`."""
+
+    def __init__(self, out: IO[str], **kwargs: Any) -> None:
+        self._writer = csv.writer(out, **kwargs)
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        self._writer.writerow(csv_safe(row))
+
+
+def csv_safe(row: Mapping[str, Any] | Sequence[Any]) -> Any:
+    """A whole row (a dict for DictWriter or a list for writer) through `csv_cell`."""
+    if isinstance(row, Mapping):
+        return {k: csv_cell(v) for k, v in row.items()}
+    return [csv_cell(v) for v in row]
+
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -56,7 +117,7 @@ def write_csv(results: Iterable[ProbeResult], out: IO[str]) -> None:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for r in results:
-        writer.writerow({k: "" if v is None else v for k, v in csv_row(r).items()})
+        writer.writerow(csv_safe({k: "" if v is None else v for k, v in csv_row(r).items()}))
 
 
 def _yn(value: bool | None, yes: str = "yes", no: str = "no") -> str:
@@ -93,7 +154,6 @@ def _data_cell(r: ProbeResult) -> str:
 def write_table(results: list[ProbeResult], out: IO[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
 
     stream = out or sys.stdout
     # A pipe or file gets a wide, uncoloured table rather than rich's 80-column fallback.
@@ -102,31 +162,33 @@ def write_table(results: list[ProbeResult], out: IO[str] | None = None) -> None:
     for col in ("target", "etcd", "role", "TLS", "auth", "read", "write", "data", "severity"):
         table.add_column(col, overflow="fold")
     for r in results:
+        severity = plain(r.severity, _SEV_STYLE.get(r.severity, ""))
         if not r.reachable or r.is_etcd is not True:
             what = r.error or ("not etcd" if r.is_etcd is False else "unknown")
             etcd = "closed" if not r.reachable else ("?" if r.is_etcd is None else "no")
-            table.add_row(r.target, etcd, "-", _tls_cell(r), "-", "-", "-", what,
-                          Text(r.severity, style=_SEV_STYLE[r.severity]))
+            table.add_row(*map(plain, (r.target, etcd, "-", _tls_cell(r), "-", "-", "-", what)), severity)
             continue
         read = "/".join(p for p, ok in (("v3", r.access.read_v3), ("v2", r.access.read_v2)) if ok) or "no"
         write = _yn(r.access.write)
         if r.access.read_v3 is None and r.access.read_v2 is None:  # no key API answered (a peer port)
             read = write = "-"
-        table.add_row(r.target, r.version or "yes", r.role or "-", _tls_cell(r), _auth_cell(r), read,
-                      write, _data_cell(r), Text(r.severity, style=_SEV_STYLE[r.severity]))
+        table.add_row(*map(plain, (r.target, r.version or "yes", r.role or "-", _tls_cell(r), _auth_cell(r),
+                                   read, write, _data_cell(r))), severity)
     console.print(table)
     for r in results:
         if r.credentials_rejected:
-            console.print(Text(f"\n{r.target}: etcd rejected the credentials of {r.credentials}; "
-                               "shown is what anonymous access gives", style="bold yellow"))
+            console.print()
+            console.print(plain(f"{r.target}: etcd rejected the credentials of {r.credentials}; "
+                                "shown is what anonymous access gives", "bold yellow"))
         shown = [f for f in r.findings if Severity.parse(f.severity) >= Severity.low]
         if not shown:
             continue
-        console.print(Text(f"\n{r.target}", style="bold"))
+        console.print()
+        console.print(plain(r.target, "bold"))
         for f in shown:
-            console.print(Text(f"  [{f.severity}] {f.id}: {f.title}", style=_SEV_STYLE[f.severity]))
-            console.print(f"      evidence: {f.evidence}", highlight=False, markup=False)
-            console.print(f"      fix: {f.remediation}", highlight=False, markup=False)
+            console.print(plain(f"  [{f.severity}] {f.id}: {f.title}", _SEV_STYLE.get(f.severity, "")))
+            console.print(plain(f"      evidence: {f.evidence}"))
+            console.print(plain(f"      fix: {f.remediation}"))
 
 
 def render(results: list[ProbeResult], fmt: str, out: IO[str] | None = None) -> None:

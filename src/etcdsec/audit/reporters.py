@@ -14,6 +14,7 @@ from rich.markup import escape
 from etcdsec import __version__
 from etcdsec.audit.engine import AuditReport
 from etcdsec.audit.rules import RULES
+from etcdsec.output import visible
 
 _COLOURS = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -28,14 +29,14 @@ def render_text(report: AuditReport, out: IO[str], colour: bool) -> None:
     for finding in report.findings:
         groups[finding.subject].append(finding)
     for subject, findings in groups.items():
-        console.print(f"[bold]{escape(subject)}[/bold]")
+        console.print(f"[bold]{escape(visible(subject))}[/bold]")
         for f in findings:
             style = _COLOURS.get(f.severity, "")
             cis = f" (CIS {', '.join(f.cis)})" if f.cis else ""
-            console.print(f"  [{style}]{f.severity.upper():8}[/{style}] {f.id}{cis}: {escape(f.title)}")
+            console.print(f"  [{style}]{f.severity.upper():8}[/{style}] {f.id}{cis}: {escape(visible(f.title))}")
             for item in f.evidence:
-                console.print(f"           at {escape(item)}")
-            console.print(f"           fix: {escape(f.remediation)}", style="dim")
+                console.print(f"           at {escape(visible(item))}")
+            console.print(f"           fix: {escape(visible(f.remediation))}", style="dim")
         console.print()
     counts: dict[str, int] = defaultdict(int)
     for finding in report.findings:
