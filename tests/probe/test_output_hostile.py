@@ -82,7 +82,7 @@ def test_probe_csv_neutralises_formulas(evil) -> None:
 def test_report_text_and_csv_of_a_hostile_scan(evil, tmp_path) -> None:
     db = str(tmp_path / "scan.db")
     ip, port = evil.rsplit(":", 1)
-    scan = etcdsec("scan", ip, "-p", port, "--db", db, "-q", "--timeout", "6")
+    scan = etcdsec("scan", ip, "-p", port, "--db", db, "-q", "--timeout", "6", "--name", "=cmd" + TITLE)
     assert scan.returncode == 0, scan.stdout + scan.stderr
     text = etcdsec("report", "--db", db)
     assert text.returncode == 0, text.stderr
@@ -92,6 +92,10 @@ def test_report_text_and_csv_of_a_hostile_scan(evil, tmp_path) -> None:
     names = [r for r in rows if r[0] == "names"]
     assert names and names[0][1] == "'" + NAME
     assert json.loads(etcdsec("report", "--db", db, "--format", "json").stdout)["names"] == {NAME: 1}
+    listed = etcdsec("report", "--db", db, "--list").stdout
+    assert "=cmd\\x1b]0;owned\\x07" in listed and not any(ch in listed for ch in RAW), repr(listed)
+    exported = etcdsec("report", "--db", db, "--export", "endpoints", "--format", "csv").stdout
+    assert next(csv.DictReader(io.StringIO(exported, newline="")))["members"] == "'" + NAME
 
 
 def test_audit_text_shows_controls(tmp_path) -> None:
