@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -47,7 +48,8 @@ def evil(fakes) -> str:
 
 def etcdsec(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI's output exactly as written (no newline translation: a lone CR must show)."""
-    proc = subprocess.run([sys.executable, "-m", "etcdsec", *args], capture_output=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "etcdsec", *args], capture_output=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "250"})  # wide enough that no cell is cut
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
