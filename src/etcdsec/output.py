@@ -102,22 +102,61 @@ def csv_row(r: ProbeResult) -> dict[str, object]:
     }
 
 
-def write_json(results: list[ProbeResult], out: IO[str]) -> None:
-    json.dump([r.to_dict() for r in results], out, indent=2)
-    out.write("\n")
+def write_json(results: Iterable[ProbeResult], out: IO[str]) -> None:
+    write_stream(results, "json", out)
 
 
 def write_jsonl(results: Iterable[ProbeResult], out: IO[str]) -> None:
-    for r in results:
-        out.write(json.dumps(r.to_dict(), separators=(",", ":")) + "\n")
-        out.flush()
+    write_stream(results, "jsonl", out)
 
 
 def write_csv(results: Iterable[ProbeResult], out: IO[str]) -> None:
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    write_stream(results, "csv", out)
+
+
+def write_stream(results: Iterable[ProbeResult], fmt: str, out: IO[str]) -> None:
+    writer = ResultWriter(fmt, out)
     for r in results:
-        writer.writerow(csv_safe({k: "" if v is None else v for k, v in csv_row(r).items()}))
+        writer.add(r)
+    writer.close()
+
+
+class ResultWriter:
+    """Results written as they come, so memory stays flat in the number of targets: JSON lines and CSV
+    rows at once, a JSON array item by item; the table keeps only the text it will print (its cells
+    and finding lines, not the results) and prints it at close()."""
+
+    def __init__(self, fmt: str, out: IO[str]) -> None:
+        self.fmt, self.out, self.count = fmt, out, 0
+        self._rows: list[tuple[str, ...]] = []
+        self._notes: list[list[tuple[str, str]]] = []
+        self._csv: csv.DictWriter[str] | None = None
+        if fmt == "csv":
+            self._csv = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+            self._csv.writeheader()
+
+    def add(self, r: ProbeResult) -> None:
+        if self.fmt == "jsonl":
+            self.out.write(json.dumps(r.to_dict(), separators=(",", ":")) + "\n")
+            self.out.flush()
+        elif self.fmt == "json":
+            # Item by item, exactly as json.dump(list, indent=2) lays the array out.
+            self.out.write(("[\n" if self.count == 0 else ",\n") + json.dumps([r.to_dict()], indent=2)[2:-2])
+        elif self._csv is not None:
+            self._csv.writerow(csv_safe({k: "" if v is None else v for k, v in csv_row(r).items()}))
+        else:
+            self._rows.append(_table_row(r))
+            lines = _finding_lines(r)
+            if lines:
+                self._notes.append(lines)
+        self.count += 1
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "[]\n")
+        elif self.fmt == "table":
+            _print_table(self._rows, self._notes, self.out)
+        self.out.flush()
 
 
 def _yn(value: bool | None, yes: str = "yes", no: str = "no") -> str:
@@ -151,56 +190,73 @@ def _data_cell(r: ProbeResult) -> str:
     return text
 
 
-def write_table(results: list[ProbeResult], out: IO[str] | None = None) -> None:
+def _table_row(r: ProbeResult) -> tuple[str, ...]:
+    if not r.reachable or r.is_etcd is not True:
+        what = r.error or ("not etcd" if r.is_etcd is False else "unknown")
+        etcd = "closed" if not r.reachable else ("?" if r.is_etcd is None else "no")
+        return (r.target, etcd, "-", _tls_cell(r), "-", "-", "-", what, r.severity)
+    read = "/".join(p for p, ok in (("v3", r.access.read_v3), ("v2", r.access.read_v2)) if ok) or "no"
+    write = _yn(r.access.write)
+    if r.access.read_v3 is None and r.access.read_v2 is None:  # no key API answered (a peer port)
+        read = write = "-"
+    return (r.target, r.version or "yes", r.role or "-", _tls_cell(r), _auth_cell(r), read, write, _data_cell(r),
+            r.severity)
+
+
+def _finding_lines(r: ProbeResult) -> list[tuple[str, str]]:
+    """(text, style) lines printed under the table for one result; empty when there is nothing to say."""
+    lines: list[tuple[str, str]] = []
+    if r.credentials_rejected:
+        lines += [("", ""), (f"{r.target}: etcd rejected the credentials of {r.credentials}; "
+                             "shown is what anonymous access gives", "bold yellow")]
+    shown = [f for f in r.findings if Severity.parse(f.severity) >= Severity.low]
+    if shown:
+        lines += [("", ""), (r.target, "bold")]
+    for f in shown:
+        lines += [(f"  [{f.severity}] {f.id}: {f.title}", _SEV_STYLE.get(f.severity, "")),
+                  (f"      evidence: {f.evidence}", ""), (f"      fix: {f.remediation}", "")]
+    return lines
+
+
+_COLUMNS = ("target", "etcd", "role", "TLS", "auth", "read", "write", "data", "severity")
+_CHUNK = 500  # rows rendered at a time: rich lays out a whole table in memory, 10 KB a row
+
+
+def _print_table(rows: list[tuple[str, ...]], notes: list[list[tuple[str, str]]], stream: IO[str]) -> None:
+    """One table to the eye, rendered 500 rows at a time with the same column widths, so printing
+    100,000 rows costs the memory of 500."""
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
 
-    stream = out or sys.stdout
     # A pipe or file gets a wide, uncoloured table rather than rich's 80-column fallback.
     console = Console(file=stream, soft_wrap=False, width=None if stream.isatty() else 200)
-    table = Table(show_lines=False, header_style="bold")
-    for col in ("target", "etcd", "role", "TLS", "auth", "read", "write", "data", "severity"):
-        table.add_column(col, overflow="fold")
-    for r in results:
-        severity = plain(r.severity, _SEV_STYLE.get(r.severity, ""))
-        if not r.reachable or r.is_etcd is not True:
-            what = r.error or ("not etcd" if r.is_etcd is False else "unknown")
-            etcd = "closed" if not r.reachable else ("?" if r.is_etcd is None else "no")
-            table.add_row(*map(plain, (r.target, etcd, "-", _tls_cell(r), "-", "-", "-", what)), severity)
-            continue
-        read = "/".join(p for p, ok in (("v3", r.access.read_v3), ("v2", r.access.read_v2)) if ok) or "no"
-        write = _yn(r.access.write)
-        if r.access.read_v3 is None and r.access.read_v2 is None:  # no key API answered (a peer port)
-            read = write = "-"
-        table.add_row(*map(plain, (r.target, r.version or "yes", r.role or "-", _tls_cell(r), _auth_cell(r),
-                                   read, write, _data_cell(r))), severity)
-    console.print(table)
-    for r in results:
-        if r.credentials_rejected:
-            console.print()
-            console.print(plain(f"{r.target}: etcd rejected the credentials of {r.credentials}; "
-                                "shown is what anonymous access gives", "bold yellow"))
-        shown = [f for f in r.findings if Severity.parse(f.severity) >= Severity.low]
-        if not shown:
-            continue
-        console.print()
-        console.print(plain(r.target, "bold"))
-        for f in shown:
-            console.print(plain(f"  [{f.severity}] {f.id}: {f.title}", _SEV_STYLE.get(f.severity, "")))
-            console.print(plain(f"      evidence: {f.evidence}"))
-            console.print(plain(f"      fix: {f.remediation}"))
+    widths = [cell_len(c) for c in _COLUMNS]
+    for row in rows:
+        widths = [max(w, cell_len(visible(c))) for w, c in zip(widths, row, strict=True)]
+    chunks = range(0, max(len(rows), 1), _CHUNK)
+    for n, start in enumerate(chunks):
+        table = Table(show_lines=False, header_style="bold", show_header=n == 0)
+        for col, width in zip(_COLUMNS, widths, strict=True):
+            table.add_column(col, overflow="fold", width=width)
+        for row in rows[start:start + _CHUNK]:
+            table.add_row(*map(plain, row[:-1]), plain(row[-1], _SEV_STYLE.get(row[-1], "")))
+        with console.capture() as captured:
+            console.print(table)
+        lines = captured.get().splitlines(keepends=True)
+        # The chunks join into one table: only the first keeps its top edge, only the last its bottom.
+        stream.write("".join(lines[(1 if n else 0):(None if n == len(chunks) - 1 else -1)]))
+    for lines in notes:
+        for text, style in lines:
+            console.print(plain(text, style) if text else "")
 
 
-def render(results: list[ProbeResult], fmt: str, out: IO[str] | None = None) -> None:
-    stream = out or sys.stdout
-    if fmt == "json":
-        write_json(results, stream)
-    elif fmt == "jsonl":
-        write_jsonl(results, stream)
-    elif fmt == "csv":
-        write_csv(results, stream)
-    else:
-        write_table(results, stream)
+def write_table(results: Iterable[ProbeResult], out: IO[str] | None = None) -> None:
+    write_stream(results, "table", out or sys.stdout)
+
+
+def render(results: Iterable[ProbeResult], fmt: str, out: IO[str] | None = None) -> None:
+    write_stream(results, fmt, out or sys.stdout)
 
 
 def buf_render(results: list[ProbeResult], fmt: str) -> str:

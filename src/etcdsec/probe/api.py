@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from etcdsec.model import ProbeResult
 from etcdsec.probe.engine import Prober, ProbeStop, resolve
@@ -13,7 +15,9 @@ from etcdsec.probe.options import ProbeOptions
 from etcdsec.probe.verdict import judge
 from etcdsec.targets import Target, parse_target
 
-__all__ = ["ProbeOptions", "probe", "probe_iter", "probe_many", "probe_sync"]
+T = TypeVar("T", bound=str | Target)
+
+__all__ = ["ProbeOptions", "probe", "probe_iter", "probe_many", "probe_stream", "probe_sync"]
 
 
 async def probe(target: str | Target, options: ProbeOptions | None = None) -> ProbeResult:
@@ -62,34 +66,49 @@ async def _probe_once(t: Target, opts: ProbeOptions) -> ProbeResult:
     return result
 
 
-def _bounded(options: ProbeOptions | None, concurrency: int) -> Callable[[str | Target], Awaitable[ProbeResult]]:
+async def probe_stream(targets: Iterable[T], options: ProbeOptions | None = None, concurrency: int = 64,
+                       ordered: bool = False) -> AsyncIterator[tuple[T, ProbeResult]]:
+    """(target, result) pairs, reading `targets` lazily: at most `concurrency` endpoints in flight and,
+    when `ordered`, at most 4 x `concurrency` results held back to keep the order of `targets`. Memory
+    stays flat however many targets there are."""
     sem = asyncio.Semaphore(max(1, concurrency))
+    window = max(1, concurrency) * (4 if ordered else 1)
 
-    async def one(t: str | Target) -> ProbeResult:
+    async def one(t: T) -> tuple[T, ProbeResult]:
         async with sem:
-            return await probe(t, options)
+            return t, await probe(t, options)
 
-    return one
+    source = iter(targets)
+    pending: deque[asyncio.Task[tuple[T, ProbeResult]]] = deque()
+    try:
+        while True:
+            while len(pending) < window and (t := next(source, None)) is not None:
+                pending.append(asyncio.ensure_future(one(t)))
+            if not pending:
+                return
+            if ordered:
+                yield await pending.popleft()
+                continue
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                pending.remove(task)
+                yield task.result()
+    finally:
+        for task in pending:
+            task.cancel()
 
 
 async def probe_iter(targets: Iterable[str | Target], options: ProbeOptions | None = None,
                      concurrency: int = 64) -> AsyncIterator[ProbeResult]:
     """Results as they complete, at most `concurrency` endpoints at a time."""
-    one = _bounded(options, concurrency)
-    tasks = [asyncio.ensure_future(one(t)) for t in targets]
-    try:
-        for fut in asyncio.as_completed(tasks):
-            yield await fut
-    finally:
-        for task in tasks:
-            task.cancel()
+    async for _target, result in probe_stream(targets, options, concurrency):
+        yield result
 
 
 async def probe_many(targets: Sequence[str | Target], options: ProbeOptions | None = None,
                      concurrency: int = 64) -> list[ProbeResult]:
     """Results in the order of `targets`."""
-    one = _bounded(options, concurrency)
-    return list(await asyncio.gather(*(one(t) for t in targets)))
+    return [result async for _target, result in probe_stream(targets, options, concurrency, ordered=True)]
 
 
 def probe_sync(target: str | Target, options: ProbeOptions | None = None) -> ProbeResult:
