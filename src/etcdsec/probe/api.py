@@ -80,19 +80,22 @@ async def probe_stream(targets: Iterable[T], options: ProbeOptions | None = None
 
     source = iter(targets)
     pending: deque[asyncio.Task[tuple[T, ProbeResult]]] = deque()
+    finished: asyncio.Queue[asyncio.Task[tuple[T, ProbeResult]]] = asyncio.Queue()
     try:
         while True:
             while len(pending) < window and (t := next(source, None)) is not None:
-                pending.append(asyncio.ensure_future(one(t)))
+                task = asyncio.ensure_future(one(t))
+                if not ordered:
+                    task.add_done_callback(finished.put_nowait)
+                pending.append(task)
             if not pending:
                 return
             if ordered:
                 yield await pending.popleft()
-                continue
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                pending.remove(task)
-                yield task.result()
+            else:  # the first to finish, in O(1): asyncio.wait would re-arm every pending task each time
+                done = await finished.get()
+                pending.remove(done)
+                yield done.result()
     finally:
         for task in pending:
             task.cancel()
