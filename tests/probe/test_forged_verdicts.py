@@ -109,3 +109,10 @@ def test_rejected_password_is_said_and_anonymous_access_shown(etcd_factory, vers
                           "--password", "wrong", "--no-data"], capture_output=True, text=True, timeout=60)
     assert "etcd rejected the credentials of user root" in cli.stdout, cli.stdout
     assert cli.returncode == 6
+
+
+def test_a_member_array_without_etcd_ids_is_no_peer_port(fakes) -> None:
+    # etcd's peer /members lists itself with a hex id and its peer URLs; this is any JSON array.
+    routes = {"GET /version": (200, [], VERSION_35), "GET /members": (200, [], b'[{"id":"me","peerURLs":[]}]')}
+    r = probe_sync(serve(fakes, routes, (404, [], b"404 page not found\n")), OPTS)
+    assert r.is_etcd is False and r.role is None and r.findings == [] and r.severity == "none"

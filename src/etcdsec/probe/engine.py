@@ -203,8 +203,7 @@ class Prober:
     def read_members(self, peer: Response | None, v2: Response | None) -> None:
         r = self.r
         members = fp.parse_members(_json(peer))
-        # A real peer port lists at least itself; `[]` is what a catch-all JSON service says.
-        if members and isinstance(_json(peer), list):
+        if members and fp.peer_member_list(_json(peer)):
             self.ev.peer_members = True
             r.role = "peer"
             r.leaks.peer_api = True

@@ -172,6 +172,21 @@ def cluster_id(value: str | None) -> str | None:
     return value
 
 
+def peer_member_list(doc: Any) -> bool:
+    """The peer port's `GET /members`: a non-empty array, each member with a non-zero uint64 id (a JSON
+    number from etcd 3.4/3.5, hex text from older ones) and at least one peer URL. `[]` is what a
+    catch-all JSON service says."""
+    def member_id(value: Any) -> bool:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return 0 < value < 1 << 64
+        return isinstance(value, str) and cluster_id(value) is not None
+
+    return isinstance(doc, list) and bool(doc) and all(
+        isinstance(m, dict) and member_id(m.get("id"))
+        and isinstance(m.get("peerURLs"), list) and bool(m["peerURLs"])
+        and all(isinstance(u, str) for u in m["peerURLs"]) for m in doc)
+
+
 def v2_key_headers(headers: dict[str, str]) -> bool:
     """The headers etcd's v2 keys API puts on a successful read (HEAD or GET)."""
     return (cluster_id(headers.get("x-etcd-cluster-id")) is not None
