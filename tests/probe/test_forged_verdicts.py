@@ -69,10 +69,13 @@ def test_a_v3_header_missing_its_fields_is_not_etcd(fakes) -> None:
 
 def test_range_reply_that_is_not_a_range_response_proves_no_read(fakes) -> None:
     # Identity is proven (a /version and a full v3 header); the answer to /kv/range is not etcd's.
-    routes = {"GET /version": (200, [], VERSION_35), "POST /v3/maintenance/status": (200, [], STATUS)}
+    # /v3/auth/status answers exactly as etcd with auth off; that alone is no read or write access.
+    routes = {"GET /version": (200, [], VERSION_35), "POST /v3/maintenance/status": (200, [], STATUS),
+              "POST /v3/auth/status": (200, [], b"{" + HEADER + b"}"),
+              "GET /v2/auth/enable": (200, [("X-Etcd-Cluster-Id", "9cffe69393c53dce")], b'{"enabled":false}')}
     r = probe_sync(serve(fakes, routes, (200, [], b"{" + HEADER + b',"count":"lots"}')), OPTS)
     assert r.is_etcd is True and r.error and "v3 read access not proven" in r.error
-    assert r.access.read_v3 is None and r.auth.v3_enabled is None and r.data.key_count is None
+    assert r.access.read_v3 is None and r.data.key_count is None and r.access.write is None
     assert "probe failed" not in r.error
     assert_harmless(r)
 

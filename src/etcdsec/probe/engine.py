@@ -405,8 +405,9 @@ class Prober:
     def decide_write(self) -> None:
         """Write access, decided without writing: auth off on a served API means root for everyone."""
         r = self.r
-        v3_open = self.v3 is not None and r.auth.v3_enabled is False
-        v2_open = bool(r.apis.v2) and r.auth.v2_enabled is False
+        # Auth off is believed only where a key API answered as etcd does (read proven).
+        v3_open = self.v3 is not None and r.auth.v3_enabled is False and r.access.read_v3 is True
+        v2_open = bool(r.apis.v2) and r.auth.v2_enabled is False and r.access.read_v2 is True
         if v3_open or v2_open or self.user_can_write or self.v2_write_checked:
             r.access.write = True
             return

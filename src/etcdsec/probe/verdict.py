@@ -20,7 +20,8 @@ def v3_range_label(r: ProbeResult) -> str:
 
 
 def anon_read_v3(r: ProbeResult) -> bool:
-    return v3_served(r) and r.auth.v3_enabled is False
+    # Auth off says everyone reads; a RangeResponse to our range proves the API is really there.
+    return v3_served(r) and r.auth.v3_enabled is False and r.access.read_v3 is True
 
 
 def owner_view(r: ProbeResult) -> bool:
@@ -30,13 +31,13 @@ def owner_view(r: ProbeResult) -> bool:
 
 def anon_read_v2(r: ProbeResult) -> bool:
     if owner_view(r):
-        return bool(r.apis.v2 and r.auth.v2_enabled is False)
+        return bool(r.apis.v2 and r.auth.v2_enabled is False and r.access.read_v2)
     return bool(r.access.read_v2)
 
 
 def anon_write(r: ProbeResult) -> bool:
     if owner_view(r):
-        return anon_read_v3(r) or bool(r.apis.v2 and r.auth.v2_enabled is False)
+        return anon_read_v3(r) or bool(r.apis.v2 and r.auth.v2_enabled is False and r.access.read_v2)
     return bool(r.access.write)
 
 
