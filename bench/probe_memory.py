@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,24 +36,31 @@ def closed_targets(path: Path, count: int) -> Path:
 
 
 def measure(argv: list[str], env: dict[str, str], timeout: float) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MiB, output lines) of one bounded run."""
+    """(seconds, peak RSS in MiB, output lines) of one bounded run; the output is counted, not kept."""
     started = time.monotonic()
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env)
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                _pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: out.read(1 << 20), b""))
-    return time.monotonic() - started, usage.ru_maxrss * 1024 / MIB, lines
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    lines = [0]
+
+    def count() -> None:
+        assert proc.stdout is not None
+        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+            lines[0] += chunk.count(b"\n")
+
+    reader = threading.Thread(target=count, daemon=True)
+    reader.start()
+    deadline = started + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(10)
+    return time.monotonic() - started, usage.ru_maxrss * 1024 / MIB, lines[0]
 
 
 def main() -> None:
