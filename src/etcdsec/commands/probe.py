@@ -125,10 +125,6 @@ class TargetSource:
             yield t
 
 
-def collect_targets(args: argparse.Namespace) -> list[Target]:
-    return list(TargetSource(args))
-
-
 def options_from_args(args: argparse.Namespace) -> ProbeOptions:
     from etcdsec.probe.options import ProbeOptions
 
