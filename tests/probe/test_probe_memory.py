@@ -48,3 +48,15 @@ def test_memory_is_flat_in_the_number_of_targets(tmp_path: Path, fmt: str) -> No
     assert rss_large < 150 * MIB
     # 15,000 more targets: at 8 bytes of bookkeeping each, well under 8 MiB of growth.
     assert rss_large - rss_small < 8 * MIB, (rss_small / MIB, rss_large / MIB)
+
+
+def test_the_table_is_rendered_in_chunks_that_read_as_one(tmp_path: Path) -> None:
+    targets = closed_targets(tmp_path / "1200.txt", 1_200)
+    _rss, out = peak_rss(["probe", "-f", str(targets), "--concurrency", "64"])
+    lines = out.decode().splitlines()
+    rows = [ln for ln in lines if ln.startswith("│ 127.")]
+    assert len(rows) == 1_200 and len(lines) == 1_200 + 4  # header (3 lines) and one bottom edge
+    assert [ln[0] for ln in lines].count("┏") == 1 and [ln[0] for ln in lines].count("└") == 1
+    assert len({len(ln) for ln in lines}) == 1  # the same column widths in every chunk
+    # target order is kept
+    assert [r.split()[1] for r in rows] == targets.read_text().split()
