@@ -79,14 +79,16 @@ def main() -> None:
         for count in counts:
             path = closed_targets(Path(tmp) / f"{count}.txt", count)
             runs: list[tuple[str, list[str], dict[str, str]]] = []
-            for fmt in args.formats.split(","):
+            for fmt in filter(None, args.formats.split(",")):
                 argv = [sys.executable, "-m", "etcdsec", "probe", "-f", str(path), "--format", fmt]
                 runs.append(("etcdsec probe (streaming)", argv, dict(os.environ)))
                 if args.before and count <= args.before_max:
                     runs.append(("etcdsec probe (before)", argv, {**os.environ, "PYTHONPATH": args.before}))
             if args.nmap and count == args.nmap and shutil.which("nmap"):
+                hosts = Path(tmp) / f"{count}.hosts"  # nmap takes addresses, the port goes in -p
+                hosts.write_text("".join(line.rsplit(":", 1)[0] + "\n" for line in path.open()))
                 runs.append(("nmap -sT -Pn -n -p1 -iL", ["nmap", "-sT", "-Pn", "-n", "-p1", "--max-retries", "0",
-                                                         "-T4", "-oG", "-", "-iL", str(path)], dict(os.environ)))
+                                                         "-T4", "-oG", "-", "-iL", str(hosts)], dict(os.environ)))
             for name, argv, env in runs:
                 secs, rss, lines = measure(argv, env, args.timeout)
                 fmt = argv[argv.index("--format") + 1] if "--format" in argv else "-oG"
