@@ -60,3 +60,20 @@ def test_the_table_is_rendered_in_chunks_that_read_as_one(tmp_path: Path) -> Non
     assert len({len(ln) for ln in lines}) == 1  # the same column widths in every chunk
     # target order is kept
     assert [r.split()[1] for r in rows] == targets.read_text().split()
+
+
+@pytest.mark.parametrize("bits", [8, 1 << 26])  # 8 bits: nearly every target collides in the bitmap
+def test_targets_are_deduplicated_exactly(tmp_path: Path, bits: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from etcdsec.commands.probe import TargetSource
+
+    monkeypatch.setattr(TargetSource, "_BITS", bits)
+    path = closed_targets(tmp_path / "t.txt", 300)
+    with path.open("a") as fh:
+        fh.write(path.read_text())  # every target twice
+        fh.write("127.9.9.9\n")  # no port: 2379 and the peer port 2380
+    args = argparse.Namespace(targets=["127.200.0.1:1", "127.9.9.9:2380"], file=[str(path)], no_peer=False)
+    got = [t.netloc for t in TargetSource(args)]
+    want = ["127.200.0.1:1", "127.9.9.9:2380", *path.read_text().split()[1:300], "127.9.9.9:2379"]
+    assert got == want

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import os
 import shutil
 import sys
 import tempfile
-from array import array
 from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING
 
@@ -67,9 +65,13 @@ class TargetSource:
     """The targets of one run, read twice and never all held in memory (a million-line -f stays flat).
 
     The first pass checks every target (a bad one is a one-line error before anything is probed) and
-    notes a 64-bit hash of each, 8 bytes a target; the second yields each target once, comparing exact
-    keys only among the few whose hashes repeat. stdin is spooled to a temporary file to be read twice.
+    marks a 64-bit hash of each in an 8 MiB bitmap; a hash whose bit is already set is noted as a
+    possible repeat (a true repeat, or a bitmap collision: ~1.5 % of a million). The second pass
+    yields each target once, comparing exact keys only among those possible repeats. stdin is spooled
+    to a temporary file to be read twice.
     """
+
+    _BITS = 1 << 26
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.words: list[str] = list(args.targets)
@@ -79,19 +81,21 @@ class TargetSource:
         if "-" in self.words:
             self._stdin = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115  read till exit
             shutil.copyfileobj(sys.stdin, self._stdin)
-        hashes = array("q")
+        bitmap = bytearray(self._BITS >> 3)
+        self._repeated: set[int] = set()
         distinct: set[tuple[str, int, str | None]] = set()  # the first two, to know a single target
         for t in self._expand():
             key = (t.host, t.port, t.scheme)
-            hashes.append(hash(key))
+            h = hash(key)
+            index, bit = (h % self._BITS) >> 3, 1 << (h & 7)
+            if bitmap[index] & bit:
+                self._repeated.add(h)
+            bitmap[index] |= bit
             if len(distinct) < 2:
                 distinct.add(key)
-        if not hashes:
+        if not distinct:
             raise UserError("no targets given (try: etcdsec probe 127.0.0.1:2379)")
         self.single = len(distinct) == 1
-        ordered = sorted(hashes)
-        self._repeated = {h for h, nxt in itertools.pairwise(ordered) if h == nxt}
-        del ordered
 
     def _texts(self) -> Iterator[str]:
         for word in self.words:
@@ -115,7 +119,7 @@ class TargetSource:
                 yield Target(t.host, PEER_PORT, t.scheme, f"{t.netloc.rsplit(':', 1)[0]}:{PEER_PORT}", False)
 
     def __iter__(self) -> Iterator[Target]:
-        seen: set[tuple[str, int, str | None]] = set()  # exact keys, only of hashes that repeat
+        seen: set[tuple[str, int, str | None]] = set()  # exact keys, only of possible repeats
         for t in self._expand():
             key = (t.host, t.port, t.scheme)
             if hash(key) in self._repeated:
