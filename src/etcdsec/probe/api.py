@@ -69,10 +69,11 @@ async def _probe_once(t: Target, opts: ProbeOptions) -> ProbeResult:
 async def probe_stream(targets: Iterable[T], options: ProbeOptions | None = None, concurrency: int = 64,
                        ordered: bool = False) -> AsyncIterator[tuple[T, ProbeResult]]:
     """(target, result) pairs, reading `targets` lazily: at most `concurrency` endpoints in flight and,
-    when `ordered`, at most 4 x `concurrency` results held back to keep the order of `targets`. Memory
-    stays flat however many targets there are."""
+    when `ordered`, at most 4 x `concurrency` + 2048 results held back to keep the order of `targets`
+    (a slow endpoint at the head, e.g. a tarpit using its whole deadline, then stalls nothing while
+    a few thousand after it finish). Memory stays flat however many targets there are."""
     sem = asyncio.Semaphore(max(1, concurrency))
-    window = max(1, concurrency) * (4 if ordered else 1)
+    window = max(1, concurrency) * 4 + 2048 if ordered else max(1, concurrency)
 
     async def one(t: T) -> tuple[T, ProbeResult]:
         async with sem:
