@@ -106,3 +106,22 @@ def test_audit_text_shows_controls(tmp_path) -> None:
     out = etcdsec("audit", str(conf)).stdout
     assert "ETCD-LISTEN-EXPOSED" in out and not any(ch in out for ch in RAW), repr(out)
     assert "http://0.0.0.0:2379/\\x1b[2J\\x1b]0;owned\\x07" in out
+
+
+def test_report_of_hostile_honeypot_clients(tmp_path) -> None:
+    import socket
+
+    from etcdsec.honeypot.harness import BackgroundSensor
+    from etcdsec.honeypot.sensor import SensorConfig
+
+    db = str(tmp_path / "hp.db")
+    agent = "=cmd" + CLEAR + TITLE
+    with BackgroundSensor(SensorConfig(state_file=None, db=db)) as hp:
+        host, port = hp.url.split("//")[1].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nUser-Agent: " + agent.encode() + b"\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+    text = etcdsec("report", "--db", db).stdout
+    assert "=cmd\\x1b[2J\\x1b]0;owned\\x07" in text and not any(ch in text for ch in RAW), repr(text)
+    doc = json.loads(etcdsec("report", "--db", db, "--format", "json").stdout)
+    assert doc["honeypot"]["clients"]["user_agents"] == [{"value": agent, "count": 1}]
