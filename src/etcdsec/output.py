@@ -34,17 +34,25 @@ def _escape_one(m: re.Match[str]) -> str:
     return _NAMED.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
-def visible(text: object) -> str:
+# Characters of one untrusted value shown on a terminal; the rest is counted, not printed (JSON keeps all).
+SHOWN_CHARS = 2000
+
+
+def visible(text: object, limit: int | None = None) -> str:
     """`text` with every control and invisible format character shown as an escape (ESC -> \\x1b,
-    CR -> \\r): safe to print on a terminal, one line, and what you see is what was sent."""
-    return _UNSAFE.sub(_escape_one, str(text))
+    CR -> \\r): safe to print on a terminal, one line, and what you see is what was sent. With
+    `limit`, only the first `limit` characters are shown and the rest counted."""
+    text = str(text)
+    cut = f" ... ({len(text) - limit:,} more characters)" if limit is not None and len(text) > limit else ""
+    return _UNSAFE.sub(_escape_one, text[:limit] if cut else text) + cut
 
 
 def plain(text: object, style: str = "") -> Text:
-    """A rich cell or line from untrusted text: controls made visible, no markup, no highlighting."""
+    """A rich cell or line from untrusted text: controls made visible, at most SHOWN_CHARS characters,
+    no markup, no highlighting."""
     from rich.text import Text
 
-    return Text(visible(text), style=style)
+    return Text(visible(text, SHOWN_CHARS), style=style)
 
 
 def csv_cell(value: Any) -> Any:
@@ -233,7 +241,7 @@ def _print_table(rows: list[tuple[str, ...]], notes: list[list[tuple[str, str]]]
     console = Console(file=stream, soft_wrap=False, width=None if stream.isatty() else 200)
     widths = [cell_len(c) for c in _COLUMNS]
     for row in rows:
-        widths = [max(w, cell_len(visible(c))) for w, c in zip(widths, row, strict=True)]
+        widths = [max(w, cell_len(visible(c, SHOWN_CHARS))) for w, c in zip(widths, row, strict=True)]
     chunks = range(0, max(len(rows), 1), _CHUNK)
     for n, start in enumerate(chunks):
         table = Table(show_lines=False, header_style="bold", show_header=n == 0)

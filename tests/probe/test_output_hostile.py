@@ -57,6 +57,7 @@ def test_visible_and_csv_cell() -> None:
     assert visible(CLEAR + TITLE + "\r\n\t\x7f\x9b\u202e\u200b") == \
         "\\x1b[2J\\x1b]0;owned\\x07\\r\\n\\t\\x7f\\x9b\\u202e\\u200b"
     assert visible("kube-master-1 é") == "kube-master-1 é"
+    assert visible("ab\x1bcdef", 3) == "ab\\x1b ... (3 more characters)" and visible("abc", 3) == "abc"
     assert [csv_cell(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "ok", -1, None)] == \
         ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "ok", -1, None]
 
@@ -125,3 +126,19 @@ def test_report_of_hostile_honeypot_clients(tmp_path) -> None:
     assert "=cmd\\x1b[2J\\x1b]0;owned\\x07" in text and not any(ch in text for ch in RAW), repr(text)
     doc = json.loads(etcdsec("report", "--db", db, "--format", "json").stdout)
     assert doc["honeypot"]["clients"]["user_agents"] == [{"value": agent, "count": 1}]
+
+
+def test_a_huge_member_name_is_cut_on_the_terminal_and_kept_in_json(fakes) -> None:
+    ip = free_loopback_ip((2379,))
+    huge = "k" * 300_000 + CLEAR
+    members = {"members": [{"ID": "12051723177237743377", "name": huge, "peerURLs": ["http://127.0.0.1:2380"]}]}
+    fakes.start(forger({
+        "GET /version": (200, [], VERSION_35),
+        "POST /v3/maintenance/status": (200, [], STATUS),
+        "POST /v3/cluster/member/list": (200, [], json_body(members)),
+    }, (404, [], b"404 page not found\n")), ip)
+    table = etcdsec("probe", f"{ip}:2379", "--no-peer").stdout
+    # rich wraps the evidence line at the console width: join the words back to find the count
+    assert "more characters)" in " ".join(table.split()) and len(table) < 20_000 and "\x1b" not in table
+    doc = json.loads(etcdsec("probe", f"{ip}:2379", "--no-peer", "--format", "json").stdout)[0]
+    assert doc["members"][0]["name"] == huge
