@@ -57,7 +57,7 @@ def test_visible_and_csv_cell() -> None:
     assert visible(CLEAR + TITLE + "\r\n\t\x7f\x9b\u202e\u200b") == \
         "\\x1b[2J\\x1b]0;owned\\x07\\r\\n\\t\\x7f\\x9b\\u202e\\u200b"
     assert visible("kube-master-1 é") == "kube-master-1 é"
-    assert visible("ab\x1bcdef", 3) == "ab\\x1b ... (3 more characters)" and visible("abc", 3) == "abc"
+    assert visible("ab\x1bcdef", 3) == "ab\\x1b ... (4 more characters)" and visible("abc", 3) == "abc"
     assert [csv_cell(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "ok", -1, None)] == \
         ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "ok", -1, None]
 
