@@ -142,3 +142,10 @@ def test_a_huge_member_name_is_cut_on_the_terminal_and_kept_in_json(fakes) -> No
     assert "more characters)" in " ".join(table.split()) and len(table) < 20_000 and "\x1b" not in table
     doc = json.loads(etcdsec("probe", f"{ip}:2379", "--no-peer", "--format", "json").stdout)[0]
     assert doc["members"][0]["name"] == huge
+
+
+def test_audit_text_cuts_a_long_value(tmp_path) -> None:
+    conf = tmp_path / "etcd.conf.yml"
+    conf.write_text('listen-client-urls: "http://0.0.0.0:2379/' + "x" * 50_000 + '"\n')
+    out = etcdsec("audit", str(conf)).stdout
+    assert "ETCD-LISTEN-EXPOSED" in out and "more characters)" in out and len(out) < 60_000
