@@ -117,13 +117,15 @@ def _list(store: ScanStore, fmt: str) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from etcdsec.output import plain  # a database may come from anyone: its text is shown, not run
+
     table = Table(title="scans")
     for column in ("id", "name", "started", "finished", "status", "ports", "addresses", "shards", "counts"):
         table.add_column(column)
     for s in scans:
         counts = s["counts"] or {}
-        table.add_row(str(s["id"]), s["name"] or "", str(s["started"])[:19], str(s["finished"] or "")[:19],
-                      s["status"], s["ports"], str(s["addresses"]), str(s["shards"]),
-                      ", ".join(f"{k} {v}" for k, v in counts.items()))
+        table.add_row(*map(plain, (s["id"], s["name"] or "", str(s["started"])[:19], str(s["finished"] or "")[:19],
+                                   s["status"], s["ports"], s["addresses"], s["shards"],
+                                   ", ".join(f"{k} {v}" for k, v in counts.items()))))
     Console().print(table)
     return 0

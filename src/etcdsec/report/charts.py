@@ -17,7 +17,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from etcdsec.report.visible import chart_label
+from etcdsec.output import visible
 
 # Okabe & Ito's palette: told apart by readers with any common colour-vision deficiency.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#000000")
@@ -46,6 +46,12 @@ class Chart:
     table: list[list[str]] = field(default_factory=list)  # the text alternative: header + rows
     legend: list[tuple[str, str, bool]] = field(default_factory=list)  # (label, colour, striped)
 
+
+
+def chart_label(value: object) -> str:
+    """A label matplotlib draws as written: controls visible, and `$` escaped (it would start
+    mathtext, and a bad formula raises)."""
+    return visible(value).replace("$", r"\$")
 
 def render_svg(chart: Chart) -> str:
     with matplotlib.rc_context({**RC, "svg.hashsalt": f"etcdsec-{chart.id}"}):

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from etcdsec.report.visible import visible
+from etcdsec.output import visible
 
 SHOWN = 15
 
