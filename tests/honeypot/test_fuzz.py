@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import Limits, Session
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.request import Request
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
 
 METHODS = st.sampled_from(["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS", "PATCH", "PRI", "get", "", "G\x00T"])
 PATHS = st.one_of(

@@ -113,8 +113,8 @@ def test_audit_text_shows_controls(tmp_path) -> None:
 def test_report_of_hostile_honeypot_clients(tmp_path) -> None:
     import socket
 
-    from etcdsec.honeypot.harness import BackgroundSensor
     from etcdsec.honeypot.sensor import SensorConfig
+    from tests.support.harness import BackgroundSensor
 
     db = str(tmp_path / "hp.db")
     agent = "=cmd" + CLEAR + TITLE

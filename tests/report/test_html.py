@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.report.eventfiles import loaded_events
 from etcdsec.report.honeypot import honeypot_summary
 from etcdsec.store.engine import open_engine
 from etcdsec.testbed.etcd import EtcdConfig
+from tests.support.harness import BackgroundSensor
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -8,15 +8,12 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from etcdsec.store.engine import open_engine
 from etcdsec.store.scans import ScanStore
-
-sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import fill_scan
+from tests.report.synthetic import fill_scan
 
 
 def etcdsec(*args: str) -> subprocess.CompletedProcess[str]:

@@ -4,9 +4,7 @@ version changes and exposure changes between two scans."""
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +13,7 @@ from etcdsec.report.compare import compare_scans
 from etcdsec.report.scan_sql import KUBE_NAME, top_counts
 from etcdsec.store.engine import open_engine
 from etcdsec.store.scans import ScanStore
-
-sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import endpoint, fill_scan
+from tests.report.synthetic import endpoint, fill_scan
 
 N = 1500
 

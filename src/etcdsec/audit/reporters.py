@@ -11,10 +11,10 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 
-from etcdsec import __version__
 from etcdsec.audit.engine import AuditReport
 from etcdsec.audit.rules import RULES
 from etcdsec.output import SHOWN_CHARS, visible
+from etcdsec.version import __version__
 
 _COLOURS = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}

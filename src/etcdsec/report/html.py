@@ -17,11 +17,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
-from etcdsec import __version__
 from etcdsec.output import visible
 from etcdsec.probe.catalogue import BY_ID
 from etcdsec.report.charts import Chart, render_svg
 from etcdsec.report.chartspec import all_charts
+from etcdsec.version import __version__
 
 PAGE_ROWS = 50  # endpoint rows per page of the table (the rest are a click away, from the JSON)
 
