@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcdsec.monitor.connections.model import Connection, Endpoint, address_class
+from etcdsec.monitor.connections.model import Connection, Endpoint
 
 FORMAT = "etcdsec.monitor.connections.baseline/1"
 MAX_ENTRIES = 100_000  # an imported file or a database row count beyond this is refused, not loaded
@@ -87,9 +87,9 @@ class Baseline:
         new = ["address"]
         if not any(ipaddress.ip_address(e.src_ip) in net for e in same_family):
             new.append(f"subnet {net}")
-        if not any(e.role == endpoint.role for e in self.entries.values() if e.src_ip == conn.src_ip):
-            other = sorted({e.role for e in self.entries.values() if e.src_ip == conn.src_ip})
-            new.append(f"{endpoint.role} port for this address" if other else f"{address_class(conn.src_ip)} source")
+        other_roles = sorted({e.role for e in self.entries.values() if e.src_ip == conn.src_ip} - {endpoint.role})
+        if other_roles:
+            new.append(f"{endpoint.role} port (the address is known on the {other_roles[0]} port)")
         label = process_label(conn)
         if label and not any(label in e.processes for e in on_port):
             new.append(f"process {label}")

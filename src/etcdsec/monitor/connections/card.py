@@ -44,7 +44,7 @@ def _needs_cert(card: dict[str, Any]) -> bool:
 # Applied in order after the starting point (medium on a client port, high on a peer port).
 RULES: tuple[Rule, ...] = (
     Rule(_exposed, +1, lambda c: f"the endpoint is exposed (probe verdict {c['exposure'].get('severity')}: "
-                                 f"{', '.join(c['exposure'].get('findings') or []) or 'open'}): "
+                                 f"{', '.join((c['exposure'].get('findings') or [])[:3]) or 'open'}): "
                                  "this source can read keys without credentials"),
     Rule(_needs_cert, -1, lambda c: "the endpoint requires a client certificate its CA signed"),
     Rule(lambda c: c["src_class"] == "public", +1,

@@ -1,4 +1,4 @@
-"""Unprivileged source: poll the kernel's TCP socket table through sock_diag netlink (pyroute2).
+"""Unprivileged source: poll the kernel's TCP socket table through sock_diag netlink.
 
 Each poll asks only for sockets on the watched ports (the kernel filters dumps by port), on the server
 side (local port = watched port) and, for clients on this host, the client side too, which carries the
@@ -13,9 +13,9 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
-from etcdsec.monitor.connections.model import Connection, Endpoint, Process, normalize_ip
+from etcdsec.monitor.connections.diagwire import DiagSocket, Row
+from etcdsec.monitor.connections.model import Connection, Endpoint, Process
 from etcdsec.monitor.connections.procs import processes_of
 
 TCP_LISTEN = 10
@@ -23,31 +23,14 @@ STATES_CONNECTED = 0xFFF & ~(1 << TCP_LISTEN) & ~(1 << 7)  # every TCP state but
 MAX_PROCESS_LOOKUPS = 64  # new client sockets per poll whose process is looked up in /proc
 
 
-class Row(NamedTuple):
-    """One socket as sock_diag reports it, local side first."""
-
-    local_ip: str
-    local_port: int
-    remote_ip: str
-    remote_port: int
-    uid: int
-    inode: int
-
-
-def _rows(diag: object, family: int, states: int, sport: int = 0, dport: int = 0) -> list[Row]:
-    out = []
-    for msg in diag.get_sock_stats(family=family, states=states, sport=sport, dport=dport):  # type: ignore[attr-defined]
-        out.append(Row(normalize_ip(msg["idiag_src"]), msg["idiag_sport"], normalize_ip(msg["idiag_dst"]),
-                       msg["idiag_dport"], msg["idiag_uid"], msg["idiag_inode"]))
-    return out
+def _rows(diag: DiagSocket, family: int, states: int, sport: int = 0, dport: int = 0) -> list[Row]:
+    return diag.dump(family, states, sport, dport)
 
 
 def families(endpoints: Iterable[Endpoint]) -> list[int]:
     fams = {socket.AF_INET6 if ":" in e.ip else socket.AF_INET for e in endpoints}
     if any(e.wildcard and ":" in e.ip for e in endpoints):
         fams.add(socket.AF_INET)  # dual stack listener: IPv4 clients' own sockets are AF_INET
-    if any(":" not in e.ip for e in endpoints):
-        fams.add(socket.AF_INET6)  # an IPv4 listener's accepted sockets may be AF_INET6 (mapped) on [::] hosts
     return sorted(fams)
 
 
@@ -67,14 +50,11 @@ class SockDiagSource:
     name = "sockdiag"
 
     def __init__(self, endpoints: Sequence[Endpoint], interval: float = 0.1) -> None:
-        from pyroute2 import DiagSocket  # imported here: only this source needs it
-
         self.endpoints = list(endpoints)
         self.interval = interval
-        self.ports = sorted({e.port for e in endpoints})
+        self.port_set = frozenset(e.port for e in endpoints)
         self.families = families(endpoints)
         self.diag = DiagSocket()
-        self.diag.bind()
         self.previous: set[tuple[str, int, str, int]] = set()
         self.polls = 0
 
@@ -83,11 +63,11 @@ class SockDiagSource:
         return f"connections shorter than {self.interval * 1000:g} ms that leave no closing socket behind"
 
     def rows(self) -> list[Row]:
+        # One whole-table dump per family, filtered while parsing: cheaper than a kernel-filtered dump
+        # per port and direction (each of those walks the whole table too).
         rows: list[Row] = []
         for family in self.families:
-            for port in self.ports:
-                rows += _rows(self.diag, family, STATES_CONNECTED, sport=port)
-                rows += _rows(self.diag, family, STATES_CONNECTED, dport=port)
+            rows += self.diag.dump(family, STATES_CONNECTED, ports=self.port_set)
         return rows
 
     def poll(self) -> list[Connection]:
@@ -109,11 +89,8 @@ class SockDiagSource:
 
 def local_listeners(ports: Sequence[int]) -> list[tuple[str, int]]:
     """(address, port) of every TCP listener on this host on one of `ports` (the default watch list)."""
-    from pyroute2 import DiagSocket
-
     found: set[tuple[str, int]] = set()
     with DiagSocket() as diag:
-        diag.bind()
         for family in (socket.AF_INET, socket.AF_INET6):
             for port in ports:
                 found.update((r.local_ip, r.local_port) for r in _rows(diag, family, 1 << TCP_LISTEN, sport=port))
@@ -122,12 +99,9 @@ def local_listeners(ports: Sequence[int]) -> list[tuple[str, int]]:
 
 def client_process(conn: Connection) -> Process | None:
     """The process of a client on this host, from its own socket (looked up by the connection's ports)."""
-    from pyroute2 import DiagSocket
-
     family = socket.AF_INET6 if ":" in conn.src_ip else socket.AF_INET
     try:
         with DiagSocket() as diag:
-            diag.bind()
             rows = _rows(diag, family, STATES_CONNECTED, sport=conn.src_port, dport=conn.dst_port)
             if family == socket.AF_INET:  # a client of a dual-stack socket shows as IPv4-mapped IPv6
                 rows += _rows(diag, socket.AF_INET6, STATES_CONNECTED, sport=conn.src_port, dport=conn.dst_port)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from etcdsec.monitor.connections.baseline import Baseline
+from etcdsec.monitor.connections.baseline import Baseline, BaselineError
 from etcdsec.monitor.connections.card import build_card, count_again
 from etcdsec.monitor.connections.model import Connection, Endpoint, Process
 
@@ -39,6 +39,9 @@ class Tracker:
         self.org_of = org_of
         self.process_of = process_of  # looked up only for a connection that would add a source or a card
         self.own_pid = os.getpid() if own_pid is None else own_pid  # our own probes are not visitors
+        # (source address, port) -> (start, end) of our own probes of that endpoint: a connection in that
+        # window whose process cannot be seen (closed before a poll found it) is taken for ours
+        self.probing: dict[tuple[str, int], tuple[float, float]] = {}
         self.cards: dict[tuple[str, str], dict[str, Any]] = {}
         self.counts = {"connections": 0, "learned": 0, "known": 0, "anomalous": 0, "counted": 0, "overflow": 0,
                        "ours": 0}
@@ -61,7 +64,10 @@ class Tracker:
                 conn = self._with_process(conn)
                 if self._ours(conn):
                     return self._count(Decision("ours", endpoint))
-            self.baseline.learn(conn, endpoint)
+            try:
+                self.baseline.learn(conn, endpoint)
+            except BaselineError:  # full: the source is neither learnt nor reported
+                return self._count(Decision("overflow", endpoint))
             return self._count(Decision("learned", endpoint))
         if self.baseline.known(conn.src_ip, endpoint.port):
             return self._count(Decision("known", endpoint))
@@ -87,7 +93,10 @@ class Tracker:
         return conn if process is None else dataclasses.replace(conn, process=process)
 
     def _ours(self, conn: Connection) -> bool:
-        return conn.process is not None and conn.process.pid == self.own_pid
+        if conn.process is not None:
+            return conn.process.pid == self.own_pid
+        start, end = self.probing.get((conn.src_ip, conn.dst_port), (0.0, 0.0))
+        return start <= conn.time <= end
 
     def _count(self, decision: Decision) -> Decision:
         self.counts[decision.kind] += 1
