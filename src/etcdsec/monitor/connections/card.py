@@ -102,7 +102,7 @@ def build_card(conn: Connection, endpoint: Endpoint, exposure: dict[str, Any], c
     card: dict[str, Any] = {
         "src_ip": conn.src_ip, "src_port": conn.src_port, "src_class": address_class(conn.src_ip),
         "org": clip(org[1]) if org else None, "asn": org[0] if org else None, "rdns": clip(rdns),
-        "process": clip(process_label(conn)),
+        "process": clip(process_label(conn)), "pid": conn.process.pid if conn.process else None,
         "dst_ip": conn.dst_ip, "dst_port": conn.dst_port, "role": endpoint.role, "endpoint": endpoint.text,
         "exposure": exposure,
         "first_seen": iso(conn.time), "last_seen": iso(conn.time), "count": 1,
