@@ -5,6 +5,8 @@ progress   one row per (scan, shard): the resume cursor and running counts
 endpoints  one row per open (address, port) probed: indexed columns + the full ProbeResult JSON
 findings   one row per finding of an endpoint, for queries like "every open v2 guest"
 honeypot_events  one row per honeypot event (written by `etcdsec.events.store`)
+monitor_observations  one row per probe of a watched target (`etcdsec monitor exposure`)
+monitor_events  one row per monitor event (both modes; written by `etcdsec.events.store`)
 """
 
 from __future__ import annotations
@@ -132,6 +134,47 @@ honeypot_events = Table(
     Column("user_agent", Text),
     Column("grpc_method", String(255)),
     Column("token", String(255)),
+    Column("data", Text, nullable=False),
+)
+
+# One row per probe of a watched target. `baseline` marks the rows later ones are compared with
+# (every reachable one, and an unreachable one once it counted as down): a restarted monitor
+# takes the newest baseline row and the misses after it, so no change is lost across a restart.
+monitor_observations = Table(
+    "monitor_observations",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("target", String(300), nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    Column("reachable", Boolean, nullable=False),
+    Column("exposed", Boolean, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("findings", Text, nullable=False),  # JSON list of finding ids, sorted
+    Column("version", String(64)),
+    Column("scheme", String(8)),
+    Column("client_cert_required", Boolean, nullable=False),
+    Column("v3_auth", Boolean),
+    Column("cert_id", String(64)),  # sha256 of the certificate's subject, issuer, expiry and names
+    Column("cert_not_after", String(40)),
+    Column("cert_expiring", Boolean, nullable=False),
+    Column("error", Text),
+    Column("baseline", Boolean, nullable=False),
+    Column("result", Text),  # JSON ProbeResult, kept on baseline rows that changed something
+    Index("ix_monitor_observations_target", "target", "id"),
+)
+
+# Monitor events; the columns queries filter on are pulled out, the whole event is in `data`.
+monitor_events = Table(
+    "monitor_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("timestamp", String(32), nullable=False, index=True),
+    Column("eventid", String(64), nullable=False, index=True),
+    Column("sensor", String(255)),
+    Column("target", String(300), index=True),
+    Column("src_ip", String(64), index=True),
+    Column("dst_ip", String(64)),
+    Column("dst_port", Integer),
     Column("data", Text, nullable=False),
 )
 
