@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 
-MODULE = "etcdsec.commands.monitor_connections"
+COMMAND = [sys.executable, "-m", "etcdsec", "monitor", "connections"]
 
 
 @pytest.fixture(params=["3.4", "3.5"])
@@ -37,7 +38,7 @@ class MonitorRun:
 
     def __init__(self, args: list[str], events: Path) -> None:
         self.events = events
-        self.proc = subprocess.Popen([sys.executable, "-m", MODULE, *args, "--events", str(events)],
+        self.proc = subprocess.Popen([*COMMAND, *args, "--events", str(events)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -118,3 +119,37 @@ def curl_version(src: str, ip: str, port: int) -> None:
     out = subprocess.run(["curl", "-s", "--max-time", "5", "--interface", src, f"http://{ip}:{port}/version"],
                          capture_output=True, text=True, timeout=10)
     assert "etcd" in out.stdout, out
+
+
+class Receiver:
+    """A real HTTP server on loopback that keeps every JSON body POSTed to it (webhook, Alertmanager v2)."""
+
+    def __init__(self) -> None:
+        bodies: list[tuple[str, object]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = min(int(self.headers.get("Content-Length", "0")), 1 << 20)
+                bodies.append((self.path, json.loads(self.rfile.read(length))))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.bodies = bodies
+        self.server = ThreadingHTTPServer((free_loopback_ip((8080,)), 8080), Handler)
+        self.url = f"http://{self.server.server_address[0]}:8080"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def posted(self, path: str) -> list[object]:
+        return [body for p, body in self.bodies if p == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()

@@ -4,24 +4,39 @@ one card each (millisecond and held connections, client and peer port), repeats 
 from __future__ import annotations
 
 import os
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from etcdsec.testbed.addresses import free_loopback_ip
 from tests.monitor_connections.conftest import curl_version, get_version, source_ips
+
+
+def wait_for(predicate, timeout: float = 20.0):
+    """Poll until `predicate` is truthy (a wait for a state, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    return predicate()
 
 CARD_FIELDS = {"src_ip", "src_port", "dst_ip", "dst_port", "role", "first_seen", "last_seen", "count", "org",
                "exposure", "severity", "reasons", "actions"}
 
 
-def scenario(etcd, monitor, tmp_path: Path, source: str, extra_new: int = 0) -> tuple[dict, list[str], object]:
+def scenario(etcd, monitor, tmp_path: Path, source: str, extra_new: int = 0, extra: tuple[str, ...] = ()
+             ) -> tuple[dict, list[str], object]:
     """Learn two baseline clients, then four (+extra) new sources; returns the cards by source address."""
     known, new = source_ips(2), source_ips(4 + extra_new)
     asn = tmp_path / "asn.tsv"
     asn.write_text(f"{new[0]}\t{new[0]}\t64500\tZZ\tExample Org\n")
     run = monitor("--watch", etcd.client_addr, "--watch", f"{etcd.ip}:2380", "--source", source,
                   "--learn", "3s", "--duration", "60s", "--asn-db", str(asn), "--db", str(tmp_path / "mon.db"),
-                  "--update-every", "0.5s")
+                  "--update-every", "0.5s", *extra)
     first = run.wait_for("source ")
     assert f"source {source} " in first
     # baseline: one client on the client port (twice, one of them curl), one on both ports
@@ -88,9 +103,19 @@ def test_packet_source_misses_nothing(etcd, monitor, tmp_path: Path) -> None:
     assert "0 SYN(s) dropped" in run.lines[-1]
 
 
-def test_sockdiag_source_polls_the_socket_table(etcd, monitor, tmp_path: Path) -> None:
-    cards, new, (run, held, known) = scenario(etcd, monitor, tmp_path, "sockdiag")
+def test_sockdiag_source_polls_the_socket_table(etcd, monitor, receiver, tmp_path: Path) -> None:
+    metrics = f"{free_loopback_ip((9100,))}:9100"
+    cards, new, (run, held, known) = scenario(etcd, monitor, tmp_path, "sockdiag", extra=(
+        "--alert-webhook", receiver.url + "/hook", "--alertmanager", receiver.url, "--metrics-listen", metrics))
     check_cards(cards, new, etcd, known)
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert "etcdsec_monitor_anomalous_sources 4" in text.splitlines()
+    hooks = wait_for(lambda: receiver.posted("/hook") if len(receiver.posted("/hook")) >= 4 else None)
+    assert {h["event"]["card"]["src_ip"] for h in hooks} == set(new[:4])  # the webhook carries the whole card
+    alerts = wait_for(lambda: [a for body in receiver.posted("/api/v2/alerts") for a in body])
+    assert {a["labels"]["src_ip"] for a in alerts} <= set(new[:4]) and alerts
+    assert {a["labels"]["alertname"] for a in alerts} == {"EtcdsecMonitorConnectionAnomalous"}
     updated = finish(run, held)
     assert [u["card"]["count"] for u in updated if u["src_ip"] == new[0]] == [2]
     assert len(run.read_events("etcdsec.monitor.connection.anomalous")) == 4

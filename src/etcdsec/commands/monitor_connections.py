@@ -1,7 +1,7 @@
 """`etcdsec monitor connections`: raise one triage card per source that connects to etcd and never did before.
 
-`etcdsec.commands.monitor` mounts `add_arguments` and `run` as its `connections` mode; for now
-`python -m etcdsec.commands.monitor_connections ...` runs it alone too.
+`etcdsec.commands.monitor` mounts `add_arguments` and `run` as its `connections` mode
+(`python -m etcdsec.commands.monitor_connections ...` runs it alone too).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.asn import open_asn_database
-from etcdsec.commands.options import add_alert_arguments, alert_settings, parse_duration, parse_hostport
+from etcdsec.commands.options import add_alert_arguments, alert_settings, http_url, parse_duration, parse_hostport
 from etcdsec.errors import UserError
+from etcdsec.events.alertmanager import AlertmanagerOutput
 from etcdsec.events.alerts import AlertOutput
 from etcdsec.events.ids import utc_timestamp
 from etcdsec.events.jsonl import JsonlWriter
 from etcdsec.events.metrics import EventCounter, MetricsServer, prometheus_text
+from etcdsec.events.store import EventStoreWriter
 from etcdsec.monitor.connections.baseline import MAX_ENTRIES, Baseline, BaselineError, parse_network
 from etcdsec.monitor.connections.card import render_text
 from etcdsec.monitor.connections.model import DEFAULT_PORTS, Endpoint, default_role, normalize_ip
@@ -32,6 +34,7 @@ from etcdsec.monitor.connections.runner import ANOMALOUS, Hooks, Monitor
 from etcdsec.monitor.connections.tracker import Tracker
 from etcdsec.store.engine import open_engine
 from etcdsec.store.monitor_connections import ConnectionStore
+from etcdsec.store.schema import monitor_events
 
 SOURCES = ("auto", "packet", "sockdiag")
 MAX_BASELINE_FILE = 64 << 20
@@ -63,6 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", metavar="FILE", help="JSON-lines event file (appended to)")
     p.add_argument("--sensor", help="sensor name in events (default: host name)")
     p.add_argument("--quiet", action="store_true", help="no card text on standard output")
+    p.add_argument("--alertmanager", metavar="URL", help="Prometheus Alertmanager base URL (v2 API): one alert "
+                                                          "per card, labelled by source, port and severity")
+    p.add_argument("--alertmanager-resend", default="60s", metavar="DURATION",
+                   help="re-send active alerts this often (default 60s)")
+    p.add_argument("--alert-active", default="1h", metavar="DURATION",
+                   help="an Alertmanager alert for a card resolves itself after this long (default 1h)")
     add_alert_arguments(p, default_on="monitor.connection.anomalous")
 
 
@@ -178,6 +187,9 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
         "probe_every": parse_duration(args.probe_every, "--probe-every", minimum=1.0),
         "update_every": parse_duration(args.update_every, "--update-every", minimum=0.1),
         "alerts": alert_settings(args, emitter="monitor"),
+        "alertmanager": http_url(args.alertmanager, "--alertmanager"),
+        "alertmanager_resend": parse_duration(args.alertmanager_resend, "--alertmanager-resend", minimum=1.0),
+        "alert_active": parse_duration(args.alert_active, "--alert-active", minimum=1.0),
     }
     try:
         opts["allow"] = [parse_network(text) for text in args.allow]
@@ -220,8 +232,12 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
     alerts_cfg = opts["alerts"]
     alerts = (AlertOutput(alerts_cfg.on, alerts_cfg.webhook, alerts_cfg.syslog, alerts_cfg.rate,
                           name="etcdsec-monitor") if alerts_cfg.webhook or alerts_cfg.syslog else None)
+    alertmanager = (AlertmanagerOutput(opts["alertmanager"], alerts_cfg.on, opts["alertmanager_resend"],
+                                       alerts_cfg.rate, opts["alert_active"], name="etcdsec-monitor")
+                    if opts["alertmanager"] else None)
+    store_writer = EventStoreWriter(args.db, table=monitor_events) if args.db else None
     counter = EventCounter()
-    outputs = [o for o in (writer, alerts, counter) if o is not None]
+    outputs = [o for o in (writer, store_writer, alerts, alertmanager, counter) if o is not None]
 
     def emit(event: dict[str, Any]) -> None:
         full = {"timestamp": utc_timestamp(), "eventid": event["eventid"], "sensor": sensor, **event}
@@ -280,10 +296,9 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
             loop.remove_signal_handler(sig)
         if metrics is not None:
             await metrics.close()
-        if alerts is not None:
-            alerts.close()
-        if writer is not None:
-            writer.close()
+        for output in (alerts, alertmanager, store_writer, writer):
+            if output is not None:
+                output.close()
     c = tracker.counts
     drops = source.update_drops() if hasattr(source, "update_drops") else 0
     hooks.say(f"stopped: {c['connections']} connection(s) seen, {len(tracker.cards)} anomalous source(s), "
