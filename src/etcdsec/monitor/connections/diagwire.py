@@ -7,6 +7,7 @@ which cannot run inside ours, and its generic parser costs ~40 µs a socket; thi
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import struct
 from typing import NamedTuple
@@ -15,6 +16,8 @@ NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
+INET_DIAG_REQ_BYTECODE = 1
+BC_JMP, BC_S_COND, BC_D_COND = 1, 7, 8
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 # inet_diag_req_v2: family, protocol, ext, pad, states; sockid: sport, dport (big-endian), src, dst, if, cookie
 _PORT = struct.Struct("!H")
@@ -33,12 +36,37 @@ class Row(NamedTuple):
     inode: int
 
 
-def request(family: int, states: int, seq: int, sport: int = 0, dport: int = 0) -> bytes:
+def request(family: int, states: int, seq: int, sport: int = 0, dport: int = 0, bytecode: bytes = b"") -> bytes:
     """A dump of the TCP sockets in `states` (a bit mask); the kernel itself keeps only those on
-    local port `sport` / remote port `dport` when they are non-zero."""
+    local port `sport` / remote port `dport` when they are non-zero, and those `bytecode` accepts."""
     body = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, states)
     body += struct.pack("!HH", sport, dport) + bytes(32) + struct.pack("=III", 0, 0xFFFFFFFF, 0xFFFFFFFF)
+    if bytecode:
+        body += struct.pack("=HH", 4 + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+
+
+def endpoint_filter(endpoints: list[tuple[str, int]]) -> bytes:
+    """inet_diag bytecode keeping the sockets with one end at one of `endpoints` (address, port); the
+    address "0.0.0.0" or "::" means any. Each test is a host condition on the local end (the server's
+    accepted socket) or the remote end (a client's socket on this host); they are OR-ed the way ss does
+    it: a test that holds falls on a jump to the end (accept), one that fails skips that jump to the next
+    test, and the last one's failure jumps past the end (reject)."""
+    conds: list[bytes] = []
+    for ip, port in endpoints:
+        addr = ipaddress.ip_address(ip)
+        family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
+        raw, prefix = (b"", 0) if addr.is_unspecified else (addr.packed, addr.max_prefixlen)
+        hostcond = struct.pack("=BBxxi", socket.AF_UNSPEC if not raw else family, prefix, port) + raw
+        for code in (BC_S_COND, BC_D_COND):
+            conds.append(struct.pack("=BBH", code, 4 + len(hostcond), 4 + len(hostcond) + 4) + hostcond)
+    out = b""
+    for i, cond in enumerate(conds):
+        out += cond
+        if i < len(conds) - 1:
+            rest = sum(len(c) + 4 for c in conds[i + 1:]) - 4  # the tests after this jump
+            out += struct.pack("=BBH", BC_JMP, 4, 4 + rest)
+    return out
 
 
 def _ip(family: int, raw: bytes) -> str:
@@ -58,6 +86,10 @@ def parse(data: bytes, seq: int, ports: frozenset[int] | None = None) -> tuple[l
         if length < _NLMSGHDR.size or offset + length > len(data):
             return rows, True  # a malformed reply ends the dump rather than looping
         if msg_seq == seq:
+            if kind == NLMSG_ERROR and length >= _NLMSGHDR.size + 4:
+                errno = -struct.unpack_from("=i", data, offset + _NLMSGHDR.size)[0]
+                if errno > 0:
+                    raise OSError(errno, f"sock_diag: {os.strerror(errno)}")
             if kind in (NLMSG_DONE, NLMSG_ERROR):
                 return rows, True
             if kind == SOCK_DIAG_BY_FAMILY and length >= _NLMSGHDR.size + _MSG.size:
@@ -80,9 +112,9 @@ class DiagSocket:
         self.seq = 0
 
     def dump(self, family: int, states: int, sport: int = 0, dport: int = 0,
-             ports: frozenset[int] | None = None) -> list[Row]:
+             ports: frozenset[int] | None = None, bytecode: bytes = b"") -> list[Row]:
         self.seq = (self.seq + 1) & 0xFFFFFFFF
-        self.sock.send(request(family, states, self.seq, sport, dport))
+        self.sock.send(request(family, states, self.seq, sport, dport, bytecode))
         rows: list[Row] = []
         while len(rows) < self.MAX_ROWS:
             got, done = parse(self.sock.recv(1 << 16), self.seq, ports)

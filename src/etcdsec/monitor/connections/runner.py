@@ -52,6 +52,7 @@ class Monitor:
         self.dirty: set[tuple[str, str]] = set()  # cards counted again since their last event
         self.pending: set[asyncio.Task[None]] = set()
         self.learning_done = not tracker.learning(time.time())
+        self.poll_errors = 0
 
     def event(self, eventid: str, card: dict[str, Any]) -> dict[str, Any]:
         return {"eventid": eventid, "src_ip": card["src_ip"], "src_port": card["src_port"], "dst_ip": card["dst_ip"],
@@ -92,7 +93,12 @@ class Monitor:
 
     async def _poll(self, interval: float) -> None:
         while not self.stop.is_set():
-            self.feed(self.source.poll())
+            try:
+                self.feed(self.source.poll())
+            except OSError as exc:  # one failed dump is a gap, said once, not the end of the watch
+                self.poll_errors += 1
+                if self.poll_errors == 1:
+                    self.hooks.say(f"socket table read failed ({exc}); retrying every poll")
             await self._tick()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), interval)
