@@ -21,6 +21,7 @@ from etcdsec.monitor.connections.bpf import parse_syn, syn_filter
 from etcdsec.monitor.connections.card import render_text
 from etcdsec.monitor.connections.model import Connection, Endpoint, Process
 from etcdsec.monitor.connections.tracker import Tracker
+from etcdsec.testbed.addresses import free_loopback_ip
 
 CLIENT = Endpoint("10.0.0.5", 2379, "client")
 PEER = Endpoint("10.0.0.5", 2380, "peer")
@@ -163,3 +164,26 @@ def test_unreadable_baseline_file_is_one_line(tmp_path: Path) -> None:
                           "--baseline-import", str(bad), "--duration", "1s"], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 2 and "entry 1" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_kernel_filter_keeps_only_the_watched_endpoint(v6: bool) -> None:
+    """The inet_diag bytecode, run by the real kernel: exact address, wildcard, and a miss."""
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    host = "::1" if v6 else free_loopback_ip(())
+    with socket.socket(family) as srv:
+        srv.bind((host, 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+        with socket.create_connection((host, port), timeout=5) as client:
+            local = client.getsockname()[:2]
+            with diagwire.DiagSocket() as diag:
+                def ends(endpoints: list[tuple[str, int]]) -> set[tuple[str, int]]:
+                    rows = diag.dump(family, 0xFFF & ~(1 << 10), bytecode=diagwire.endpoint_filter(endpoints))
+                    return {(r.local_ip, r.local_port) for r in rows}
+                both = {local, (host, port)}  # the client's socket and the accepted one
+                assert ends([(host, port)]) == both
+                # a wildcard asks for accepted sockets only (a remote-end wildcard would take this
+                # host's clients of other hosts' etcd for visitors)
+                assert ends([("::" if v6 else "0.0.0.0", port)]) == {(host, port)}
+                assert ends([(host, port + 1 if port < 65535 else port - 1)]) == set()

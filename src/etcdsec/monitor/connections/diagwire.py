@@ -47,18 +47,21 @@ def request(family: int, states: int, seq: int, sport: int = 0, dport: int = 0, 
 
 
 def endpoint_filter(endpoints: list[tuple[str, int]]) -> bytes:
-    """inet_diag bytecode keeping the sockets with one end at one of `endpoints` (address, port); the
-    address "0.0.0.0" or "::" means any. Each test is a host condition on the local end (the server's
-    accepted socket) or the remote end (a client's socket on this host); they are OR-ed the way ss does
-    it: a test that holds falls on a jump to the end (accept), one that fails skips that jump to the next
-    test, and the last one's failure jumps past the end (reject)."""
+    """inet_diag bytecode keeping the sockets with one end at one of `endpoints` (address, port).
+
+    "0.0.0.0" or "::" means any address; then only accepted sockets are asked for. Each test is a host
+    condition on the local end (the server's accepted socket) or the remote end (a client's socket on
+    this host); they are OR-ed the way ss does it: a test that holds falls on a jump to the end
+    (accept), one that fails skips that jump to the next test, the last one's failure jumps past the
+    end (reject)."""
     conds: list[bytes] = []
     for ip, port in endpoints:
         addr = ipaddress.ip_address(ip)
         family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
         raw, prefix = (b"", 0) if addr.is_unspecified else (addr.packed, addr.max_prefixlen)
         hostcond = struct.pack("=BBxxi", socket.AF_UNSPEC if not raw else family, prefix, port) + raw
-        for code in (BC_S_COND, BC_D_COND):
+        # a wildcard's remote-end test would also match this host's clients of *other* hosts' etcd
+        for code in (BC_S_COND,) if addr.is_unspecified else (BC_S_COND, BC_D_COND):
             conds.append(struct.pack("=BBH", code, 4 + len(hostcond), 4 + len(hostcond) + 4) + hostcond)
     out = b""
     for i, cond in enumerate(conds):

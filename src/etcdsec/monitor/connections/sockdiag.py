@@ -40,7 +40,7 @@ def connections_from(rows: Iterable[Row], endpoints: Sequence[Endpoint]) -> dict
     When both ends are on this host the client's socket is preferred: its uid and inode are the client's."""
     out: dict[tuple[str, int, str, int], Row] = {}
     for row in rows:
-        if any(e.matches(row.remote_ip, row.remote_port) for e in endpoints):  # our client's socket
+        if any(e.matches(row.remote_ip, row.remote_port) and not e.wildcard for e in endpoints):  # a local client
             out[(row.local_ip, row.local_port, row.remote_ip, row.remote_port)] = row
         elif any(e.matches(row.local_ip, row.local_port) for e in endpoints):  # the server's accepted socket
             out.setdefault((row.remote_ip, row.remote_port, row.local_ip, row.local_port), row)
