@@ -3,9 +3,10 @@
 A real etcd 3.5.1 on a loopback address; a load process opens and closes bounded numbers of TCP
 connections to its client port at set rates, from 200 distinct 127.x source addresses, closed either
 with RST (nothing lingers: like a remote client that is gone) or FIN (the client keeps TIME_WAIT, like a
-client on this host). The monitor runs as the real command; its /metrics give the connections it saw,
-/proc its CPU. Beside it: `ss -tn` polled every second, what an admin scripts instead. Loopback only;
-every round is bounded in connections (ROUND_MAX) and time (ROUND_S).
+client on this host). The monitor runs as the real command with no baseline, so each source gets a card;
+the cards' final counts (flushed at SIGTERM) are the connections it saw, /proc gives its CPU. Beside
+it: `ss -tn` polled every second, what an admin scripts instead. Loopback only; every round is
+bounded in connections (ROUND_MAX) and time (ROUND_S).
 
     .venv/bin/python bench/monitor_connections_bench.py [--quick]
 """
@@ -13,14 +14,14 @@ every round is bounded in connections (ROUND_MAX) and time (ROUND_S).
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-import urllib.request
 
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
@@ -63,12 +64,6 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def seen(metrics: str) -> int:
-    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return int(re.search(r"^etcdsec_monitor_connections_total (\d+)$", text, re.M).group(1))
-
-
 class SsPoller:
     """`ss -tn` every second: the distinct connections to the port it ever saw."""
 
@@ -90,16 +85,27 @@ class SsPoller:
             self.stop.wait(1.0)
 
 
+def load_seen(events: str, base: str) -> int:
+    """Connections from the load's sources that the monitor counted: each source's card, last count."""
+    counts: dict[str, int] = {}
+    with open(events) as fh:
+        for line in fh:
+            card = json.loads(line)["card"]
+            if card["src_ip"].startswith(base + "."):
+                counts[card["src_ip"]] = max(counts.get(card["src_ip"], 0), card["count"])
+    return sum(counts.values())
+
+
 def one_round(etcd: EtcdServer, source: str, interval: str, rate: float, total: int, rst: bool) -> dict:
-    metrics = f"{free_loopback_ip((9100,))}:9100"
+    events = tempfile.mktemp(prefix="etcdsec-bench-", suffix=".jsonl")
     mon = subprocess.Popen([sys.executable, "-m", "etcdsec", "monitor", "connections", "--watch", etcd.client_addr,
-                            "--source", source, "--interval", interval, "--duration", "60s", "--quiet",
-                            "--probe-every", "1h", "--metrics-listen", metrics],
+                            "--source", source, "--interval", interval, "--duration", "120s", "--quiet",
+                            "--probe-every", "1h", "--update-every", "1h", "--events", events],
                            stdout=subprocess.PIPE, text=True)
     try:
         mon.stdout.readline()
         time.sleep(1.5)  # its first exposure probe done
-        before_seen, before_cpu = seen(metrics), cpu_s(mon.pid)
+        before_cpu = cpu_s(mon.pid)
         base = free_loopback_ip(()).rsplit(".", 1)[0]
         ss = SsPoller(etcd.ip, base)
         t0 = time.monotonic()
@@ -109,11 +115,13 @@ def one_round(etcd: EtcdServer, source: str, interval: str, rate: float, total: 
         time.sleep(1.2)  # the last poll and the last SYNs read
         ss.stop.set()
         ss.thread.join(5)
-        got, cpu = seen(metrics) - before_seen, cpu_s(mon.pid) - before_cpu
-        wall = time.monotonic() - t0
+        cpu, wall = cpu_s(mon.pid) - before_cpu, time.monotonic() - t0
     finally:
-        mon.terminate()
-        mon.wait(30)
+        mon.terminate()  # flushes every card's final count
+        tail = mon.communicate(timeout=60)[0].strip().splitlines()
+    print(f"  monitor: {tail[-1] if tail else '-'}", file=sys.stderr, flush=True)
+    got = load_seen(events, base)
+    os.unlink(events)
     made_n = int(made)
     name = f"{source}" + (f" ({interval})" if source == "sockdiag" else "")
     return {"source": name, "close": "RST" if rst else "FIN",

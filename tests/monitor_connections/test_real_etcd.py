@@ -133,10 +133,11 @@ def test_restart_keeps_the_baseline(etcd, monitor, tmp_path: Path) -> None:
     get_version(known[0], etcd.ip, 2379)
     first.wait_for("learned: ")
     assert first.stop() == 0 and export.exists()
-    for args in (["--db", str(db)], ["--baseline-import", str(export)]):
+    for args in (["--db", str(db), "--learn", "30s"], ["--baseline-import", str(export)]):
         again = monitor("--watch", etcd.client_addr, "--duration", "60s", *args, events=f"{args[0]}.jsonl")
         line = again.wait_for("source ")
         assert "known source(s)" in line and " 0 known" not in line, line
+        assert ("--learn skipped" in line) == (args[0] == "--db"), line  # a restart does not relearn
         get_version(known[0], etcd.ip, 2379)
         get_version(new[0], etcd.ip, 2379)
         cards = again.wait_events("etcdsec.monitor.connection.anomalous", 1)

@@ -50,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", default="100ms", metavar="DURATION",
                    help="sockdiag poll interval, the shortest connection it is sure to see (100ms)")
     p.add_argument("--learn", default="0s", metavar="DURATION",
-                   help="learn the sources seen for this long first (added to a stored baseline)")
+                   help="learn the sources seen for this long first; skipped when --db already holds a "
+                        "baseline, so a restart does not relearn (unless --relearn)")
+    p.add_argument("--relearn", action="store_true", help="learn for --learn even over a stored baseline")
     p.add_argument("--db", metavar="PATH_OR_URL",
                    help="keep the baseline and the cards in SQLite (path) or PostgreSQL (URL) across restarts")
     p.add_argument("--baseline-import", metavar="FILE", help="add the sources of an exported baseline (JSON)")
@@ -268,7 +270,8 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
             write_baseline_file(args.baseline_export, baseline)
 
     started = time.time()
-    tracker = Tracker(baseline, endpoints, started + opts["learn"],
+    learn = 0.0 if stored and not args.relearn else opts["learn"]
+    tracker = Tracker(baseline, endpoints, started + learn,
                       exposure_of=lambda e: dict(exposures[e]),
                       org_of=(asn.lookup if asn is not None else lambda ip: None),
                       process_of=client_process)
@@ -287,8 +290,9 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
     watched = ", ".join(f"{e.text} ({e.role})" for e in endpoints)
     known = f"{len(baseline)} known source(s)" + (f" ({stored} stored, {imported} imported)" if stored or imported
                                                   else "")
-    learn = f", learning for {opts['learn']:g}s" if opts["learn"] else ""
-    hooks.say(f"source {source.name} (misses {source.misses}); watching {watched}; {known}{learn}")
+    learning = f", learning for {learn:g}s" if learn else (
+        " (--learn skipped: the stored baseline is used)" if opts["learn"] else "")
+    hooks.say(f"source {source.name} (misses {source.misses}); watching {watched}; {known}{learning}")
     try:
         await monitor.run(opts["duration"])
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ class Endpoint:
     port: int
     role: str
 
-    @property
+    @functools.cached_property
     def wildcard(self) -> bool:
         return ipaddress.ip_address(self.ip).is_unspecified
 

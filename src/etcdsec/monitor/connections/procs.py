@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import pwd
+import time
 from collections.abc import Collection
 
 from etcdsec.monitor.connections.model import Process
 
 MAX_PROCS = 20_000  # processes looked at per lookup
 MAX_FDS = 100_000  # descriptors looked at per lookup
+BUDGET_S = 0.05  # and time: the watch must not stall on a host with many processes (the client stays unnamed)
 
 
 def user_name(uid: int) -> str:
@@ -22,7 +24,8 @@ def user_name(uid: int) -> str:
         return str(uid)
 
 
-def processes_of(inodes: Collection[int], uids: dict[int, int], proc: str = "/proc") -> dict[int, Process]:
+def processes_of(inodes: Collection[int], uids: dict[int, int], proc: str = "/proc",
+                 budget_s: float = BUDGET_S) -> dict[int, Process]:
     """The process holding each socket inode that can be found (bounded scan; first holder wins)."""
     wanted = {f"socket:[{i}]": i for i in inodes if i}
     found: dict[int, Process] = {}
@@ -31,8 +34,9 @@ def processes_of(inodes: Collection[int], uids: dict[int, int], proc: str = "/pr
         pids = [p for p in os.listdir(proc) if p.isdigit()][:MAX_PROCS]
     except OSError:
         return found
+    deadline = time.monotonic() + budget_s
     for pid in pids:
-        if len(found) == len(wanted) or fds_seen > MAX_FDS:
+        if len(found) == len(wanted) or fds_seen > MAX_FDS or time.monotonic() > deadline:
             break
         fd_dir = f"{proc}/{pid}/fd"
         try:
