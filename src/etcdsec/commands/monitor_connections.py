@@ -172,25 +172,28 @@ def source_address(endpoint: Endpoint) -> str:
             return target
 
 
-class RateLimited:
-    """At most `per_second` calls go through (a token bucket); the others return None at once.
+class TimeBudget:
+    """Calls go through while they have used less than `share` of the time (a bucket of seconds
+    refilled at `share` per second, holding at most `share` seconds); the others return None at once.
     A burst of new sources (or a restart facing a full socket table) must not stall the watch on
-    process lookups: past the rate, cards simply carry no process."""
+    process lookups: past the budget, cards simply carry no process."""
 
-    def __init__(self, fn: Any, per_second: float) -> None:
-        self.fn, self.rate = fn, per_second
-        self.tokens, self.last = per_second, time.monotonic()
+    def __init__(self, fn: Any, share: float) -> None:
+        self.fn, self.share = fn, share
+        self.tokens, self.last = share, time.monotonic()
         self.skipped = 0
 
     def __call__(self, *args: Any) -> Any:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+        self.tokens = min(self.share, self.tokens + (now - self.last) * self.share)
         self.last = now
-        if self.tokens < 1:
+        if self.tokens <= 0:
             self.skipped += 1
             return None
-        self.tokens -= 1
-        return self.fn(*args)
+        try:
+            return self.fn(*args)
+        finally:
+            self.tokens -= time.monotonic() - now
 
 
 def reverse_dns(ip: str) -> str | None:
@@ -295,7 +298,7 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
     tracker = Tracker(baseline, endpoints, started + learn,
                       exposure_of=lambda e: dict(exposures[e]),
                       org_of=(asn.lookup if asn is not None else lambda ip: None),
-                      process_of=RateLimited(client_process, per_second=20))
+                      process_of=TimeBudget(client_process, share=0.1))
     hooks = Hooks(emit=emit, say=lambda line: print(f"etcdsec monitor connections: {line}", flush=True),
                   save_card=store.save_card if store is not None else lambda card: None,
                   save_baseline=save_baseline, refresh_exposure=refresh_exposure,
