@@ -187,3 +187,13 @@ def test_kernel_filter_keeps_only_the_watched_endpoint(v6: bool) -> None:
                 # host's clients of other hosts' etcd for visitors)
                 assert ends([("::" if v6 else "0.0.0.0", port)]) == {(host, port)}
                 assert ends([(host, port + 1 if port < 65535 else port - 1)]) == set()
+
+
+def test_emitted_ids_are_registered_and_documented() -> None:
+    from etcdsec.events.ids import REGISTRY
+    from etcdsec.monitor.connections.runner import ANOMALOUS, UPDATED
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "monitor-connections.md").read_text()
+    for eventid in (ANOMALOUS, UPDATED):
+        assert eventid in REGISTRY and f"| `{eventid}` |" in doc
+        assert {"src_ip", "card"} <= set(REGISTRY[eventid].fields)
