@@ -100,6 +100,8 @@ def test_once_exit_codes_and_history_across_restarts(tmp_path: Path) -> None:
     assert "unreachable" in miss.stdout.decode()
     down = once(target, "--down-after", "2", *args, cwd=tmp_path)
     assert down.returncode == 4 and _changes(ev)[-1]["after"]["reachable"] is False
+    still = once(target, "--down-after", "2", *args, cwd=tmp_path)  # still down: no new event, no miss count
+    assert still.returncode == 0 and len(_changes(ev)) == 4 and "miss" not in still.stdout.decode()
 
 
 def test_certificate_within_cert_warn(tmp_path: Path) -> None:
@@ -168,3 +170,60 @@ def test_a_target_that_cannot_be_probed_is_an_observation(tmp_path: Path) -> Non
     out = once("-f", str(targets), "--db", str(tmp_path / "m.db"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.decode().count("unreachable") == 2
+
+
+def test_a_database_that_is_gone_is_one_line_and_exit_3(tmp_path: Path, pg_server) -> None:
+    out = once("127.0.0.1:1", "--db", pg_server.url("no_such_database"), cwd=tmp_path)
+    err = out.stderr.decode()
+    assert out.returncode == 3 and err.startswith("etcdsec: error: ") and err.count("\n") == 1, err
+
+
+def test_a_database_that_goes_away_while_running_stops_it_with_exit_3(tmp_path: Path, pg_server) -> None:
+    url = pg_server.new_database()
+    name = url.rsplit("/", 1)[1]
+    proc = monitor("127.0.0.1:1", "--every", "0.2s", "--db", url, cwd=tmp_path)
+    try:
+        assert wait_for(lambda: proc.stderr is not None and proc.stderr.readline())  # the start line
+        pg_server.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.decode()
+    assert proc.returncode == 3, text
+    assert text.startswith("etcdsec: error: database error while writing observations") and text.count("\n") == 1
+
+
+def test_hostile_text_from_a_server_is_escaped_in_lines() -> None:
+    import datetime as dt
+
+    from etcdsec.monitor.drift import TargetState, step
+    from etcdsec.monitor.exposure import change_line, state_line
+    from etcdsec.monitor.observation import Observation
+
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    state = TargetState()
+    step(state, Observation("t", now, True, False, "none", (), version="3.5.1"), 2)
+    evil = Observation("t", now, True, False, "none", (), version="3.5.1\x1b[2J\x07")
+    change = step(state, evil, 2).change
+    assert change is not None
+    line = change_line(change)
+    assert "\x1b" not in line and "\x07" not in line and "\\x1b[2J" in line
+    down = Observation("t", now, False, False, "none", (), error="bad\x1b]0;owned\x07" + "x" * 1000)
+    text = state_line(down)
+    assert "\x1b" not in text and len(text) < 300
+
+
+def test_sighup_reopens_the_event_file(tmp_path: Path) -> None:
+    ev = tmp_path / "ev.jsonl"
+    proc = monitor("127.0.0.1:1", "--every", "0.3s", "--db", str(tmp_path / "m.db"), "--events", str(ev),
+                   cwd=tmp_path)
+    try:
+        assert proc.stderr is not None and proc.stderr.readline()  # started, the file is open
+        ev.rename(tmp_path / "ev.jsonl.1")  # what logrotate does
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(ev.exists)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

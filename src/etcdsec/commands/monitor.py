@@ -18,6 +18,7 @@ observation is stored in --db, and each security-relevant change is one etcdsec.
 event (--events FILE, the database, --alert-*), one line on stdout, and Alertmanager alerts (--alertmanager).
 --once: one observation per target compared with the stored history; exit 0, or 4 when something got
 worse. Exit 2 bad input, 3 database trouble. SIGTERM/SIGINT or --duration: flush and exit 0.
+SIGHUP: reopen the event file (after an external logrotate).
 See docs/monitor.md."""
 
 
@@ -66,8 +67,6 @@ def _exposure_config(args: argparse.Namespace):
     duration = parse_duration(args.duration, "--duration", minimum=0.1) if args.duration else None
     timeout = parse_duration(args.timeout, "--timeout", minimum=0.1)
     resend = parse_duration(args.alertmanager_resend, "--alertmanager-resend", minimum=1.0)
-    if args.down_after < 1:
-        raise UserError("--down-after must be at least 1")
     if not 0 <= args.cert_warn <= 3650:
         raise UserError("--cert-warn: expected days from 0 to 3650")
     if args.concurrency < 1:
@@ -139,12 +138,15 @@ def run_exposure(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if monitor.writer is not None:  # after an external logrotate moved the event file
+            loop.add_signal_handler(signal.SIGHUP, monitor.writer.reopen)
 
         def ready(m: ExposureMonitor) -> None:
             where = f", metrics on {m.metrics.server.sockets[0].getsockname()[:2]}" if m.metrics and m.metrics.server \
                 else ""
             mode = "once" if config.once else f"every {args.every}"
-            print(f"etcdsec monitor exposure: {len(config.targets)} targets, {mode}, db {config.db}{where}",
+            n = len(config.targets)
+            print(f"etcdsec monitor exposure: {n} target{'s' if n != 1 else ''}, {mode}, db {config.db}{where}",
                   file=sys.stderr, flush=True)
 
         try:

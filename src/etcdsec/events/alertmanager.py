@@ -24,7 +24,7 @@ import re
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,7 +186,7 @@ def event_alert(event: dict[str, Any]) -> Alert:
 class AlertmanagerOutput:
     """An event output and a state sink posting to one Alertmanager (`url` is its base URL)."""
 
-    def __init__(self, url: str, eventids: list[str] = (), resend_s: float = 60.0,  # type: ignore[assignment]
+    def __init__(self, url: str, eventids: Iterable[str] = (), resend_s: float = 60.0,
                  per_alert_per_minute: int = 10, oneshot_s: float = 3600.0, name: str = "etcdsec") -> None:
         self.url = url.rstrip("/") + "/api/v2/alerts"
         self.eventids = {full_id(e) for e in eventids}

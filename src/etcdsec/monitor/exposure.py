@@ -113,8 +113,8 @@ class ExposureMonitor:
         self.counter = EventCounter()
         self.emitter = Emitter(c.sensor, [*self.outputs, self.counter, *c.extra_outputs])
         self.metrics: MetricsServer | None = None
-        self.started = time.monotonic()
         self.failure: UserError | None = None
+        self.errors = 0  # observations lost to a bug (never expected)
 
     def _open_outputs(self) -> None:
         from etcdsec.events.alerts import AlertOutput
@@ -162,16 +162,17 @@ class ExposureMonitor:
         if change is None:
             return None
         self.changes += 1
-        if change.worse:
+        if change.worse and self.config.once:
             self.worse.append(change)
         self.emitter.emit(EVENT_ID, **change.event_fields())
         if not self.config.once:
             print(change_line(change), file=self.out, flush=True)
         return change
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
+        """The rows are taken on the event loop's thread (no append can slip between), written in another."""
         rows, self.pending = self.pending, []
-        self.history.write(rows)
+        await asyncio.to_thread(self.history.write, rows)
 
     # --- the loop -------------------------------------------------------------------------------
     async def _observe(self, target: Target, sem: asyncio.Semaphore) -> None:
@@ -184,7 +185,12 @@ class ExposureMonitor:
         await asyncio.sleep(rng.uniform(0, c.every))  # spread the first round over one interval
         while True:
             started = time.monotonic()
-            await self._observe(target, sem)
+            try:
+                await self._observe(target, sem)
+            except Exception as exc:  # a bug on one target must not end the watch of the others
+                self.errors += 1
+                print(f"etcdsec monitor: {printable(target.text)}: {type(exc).__name__}: {printable(str(exc), 200)}",
+                      file=sys.stderr, flush=True)
             wait = c.every * (1 + rng.uniform(-c.jitter, c.jitter)) - (time.monotonic() - started)
             await asyncio.sleep(max(0.0, wait))
 
@@ -193,7 +199,7 @@ class ExposureMonitor:
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
             try:
-                await asyncio.to_thread(self.flush)
+                await self.flush()
             except UserError as exc:
                 self.failure = exc
                 stop.set()
@@ -202,7 +208,7 @@ class ExposureMonitor:
     async def run_once(self) -> int:
         sem = asyncio.Semaphore(self.config.concurrency)
         await asyncio.gather(*(self._observe(t, sem) for t in self.targets))
-        await asyncio.to_thread(self.flush)
+        await self.flush()
         for t in self.targets:
             print(state_line(self.latest[t.text], self.states[t.text].misses, self.config.down_after), file=self.out)
         for change in self.worse:
@@ -236,7 +242,7 @@ class ExposureMonitor:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if self.failure is None:
-                await asyncio.to_thread(self.flush)
+                await self.flush()
         if self.failure is not None:
             raise self.failure
         return 0

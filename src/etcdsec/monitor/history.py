@@ -68,7 +68,8 @@ class History:
                 obs_t.join(base_ids, and_(obs_t.c.target == base_ids.c.target, obs_t.c.id > base_ids.c.bid))
             ).group_by(obs_t.c.target)
             for target, count in conn.execute(misses):
-                if target in wanted:
+                base = states[target].baseline if target in wanted else None
+                if base is not None and base.reachable:  # misses count only towards going down
                     states[target].misses = int(count)
         return states
 

@@ -30,6 +30,7 @@ def render(m: ExposureMonitor) -> bytes:
          [(f'{{target="{label_value(t)}"}}', o.rank) for t, o in current]),
         ("etcdsec_monitor_event_output_errors_total", "counter", "Event outputs that raised.",
          [("", m.emitter.output_errors)]),
+        ("etcdsec_monitor_errors_total", "counter", "Observations lost to a bug (never expected).", [("", m.errors)]),
     ]
     if m.alertmanager is not None:
         families.append(("etcdsec_monitor_alertmanager_alerts_sent_total", "counter",
