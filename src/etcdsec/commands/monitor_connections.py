@@ -23,6 +23,7 @@ from etcdsec.commands.options import add_alert_arguments, alert_settings, http_u
 from etcdsec.errors import UserError
 from etcdsec.events.alertmanager import AlertmanagerOutput
 from etcdsec.events.alerts import AlertOutput
+from etcdsec.events.emitter import Emitter
 from etcdsec.events.ids import utc_timestamp
 from etcdsec.events.jsonl import JsonlWriter
 from etcdsec.events.metrics import EventCounter, MetricsServer, prometheus_text
@@ -263,12 +264,11 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
                     if opts["alertmanager"] else None)
     store_writer = EventStoreWriter(args.db, table=monitor_events) if args.db else None
     counter = EventCounter()
-    outputs = [o for o in (writer, store_writer, alerts, alertmanager, counter) if o is not None]
+    emitter = Emitter(sensor, [o for o in (writer, store_writer, alerts, alertmanager, counter) if o is not None])
 
     def emit(event: dict[str, Any]) -> None:
-        full = {"timestamp": utc_timestamp(), "eventid": event["eventid"], "sensor": sensor, **event}
-        for out in outputs:
-            out(full)
+        fields = dict(event)
+        emitter.emit(fields.pop("eventid"), **fields)
         if event["eventid"] == ANOMALOUS and not args.quiet:
             print(render_text(event["card"]), flush=True)
 
