@@ -133,13 +133,22 @@ def test_restart_keeps_the_baseline(etcd, monitor, tmp_path: Path) -> None:
     get_version(known[0], etcd.ip, 2379)
     first.wait_for("learned: ")
     assert first.stop() == 0 and export.exists()
-    for args in (["--db", str(db), "--learn", "30s"], ["--baseline-import", str(export)]):
+    for args in (["--db", str(db), "--learn", "30s"], ["--baseline-import", str(export)],
+                 ["--allow", f"{known[0]}/32"]):
         again = monitor("--watch", etcd.client_addr, "--duration", "60s", *args, events=f"{args[0]}.jsonl")
         line = again.wait_for("source ")
-        assert "known source(s)" in line and " 0 known" not in line, line
+        assert "known source(s)" in line and (" 0 known" not in line or args[0] == "--allow"), line
         assert ("--learn skipped" in line) == (args[0] == "--db"), line  # a restart does not relearn
         get_version(known[0], etcd.ip, 2379)
         get_version(new[0], etcd.ip, 2379)
         cards = again.wait_events("etcdsec.monitor.connection.anomalous", 1)
         assert again.stop() == 0
         assert [c["src_ip"] for c in cards] == [new[0]]
+
+
+@pytest.mark.parametrize("etcd", ["3.5"], indirect=True)
+def test_default_watch_is_every_local_listener_on_etcd_ports(etcd, monitor) -> None:
+    run = monitor("--duration", "1s", "--source", "sockdiag")
+    line = run.wait_for("source ")
+    assert f"{etcd.ip}:2379 (client)" in line and f"{etcd.ip}:2380 (peer)" in line
+    assert run.stop() == 0
