@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for pg_server (import-mode=importlib)
+
+from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
+
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 
