@@ -197,3 +197,11 @@ def test_emitted_ids_are_registered_and_documented() -> None:
     for eventid in (ANOMALOUS, UPDATED):
         assert eventid in REGISTRY and f"| `{eventid}` |" in doc
         assert {"src_ip", "card"} <= set(REGISTRY[eventid].fields)
+
+
+def test_reverse_dns_reads_the_hosts_file_for_loopback() -> None:
+    from etcdsec.commands.monitor_connections import reverse_dns
+
+    names = {line.split()[1] for line in Path("/etc/hosts").read_text().splitlines()
+             if line.strip() and not line.startswith("#") and line.split()[0] == "127.0.0.1" and len(line.split()) > 1}
+    assert not names or reverse_dns("127.0.0.1") in names
