@@ -153,3 +153,19 @@ def test_default_watch_is_every_local_listener_on_etcd_ports(etcd, monitor) -> N
     assert f"{etcd.ip}:2379 (client)" in line and f"{etcd.ip}:2380 (peer)" in line
     assert run.proc.wait(60) == 0  # --duration: a clean exit of its own
     run.wait_for("stopped: ")
+
+
+@pytest.mark.parametrize("etcd", ["3.5"], indirect=True)
+def test_database_gone_mid_run_is_one_line_and_exit_3(etcd, monitor) -> None:
+    from pg_server import PostgresServer
+
+    pg = PostgresServer().start()
+    try:
+        run = monitor("--watch", etcd.client_addr, "--learn", "3s", "--duration", "60s", "--db", pg.url())
+        run.wait_for("source ")
+    finally:
+        pg.stop()  # before learning ends: saving the baseline fails
+    code = run.proc.wait(60)
+    stderr = run.proc.stderr.read()
+    assert code == 3 and "Traceback" not in stderr and stderr.count("\n") == 1, stderr
+    assert "database error while saving the baseline" in stderr

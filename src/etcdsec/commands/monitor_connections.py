@@ -255,7 +255,10 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
 
     sensor = args.sensor or socket.gethostname()
     exposures = {e: exposure_unknown() for e in endpoints}
-    writer = JsonlWriter(Path(args.events).expanduser()) if args.events else None
+    try:
+        writer = JsonlWriter(Path(args.events).expanduser()) if args.events else None
+    except OSError as exc:
+        raise UserError(f"--events: cannot open {args.events}: {exc.strerror or exc}") from None
     alerts_cfg = opts["alerts"]
     alerts = (AlertOutput(alerts_cfg.on, alerts_cfg.webhook, alerts_cfg.syslog, alerts_cfg.rate,
                           name="etcdsec-monitor") if alerts_cfg.webhook or alerts_cfg.syslog else None)
@@ -287,6 +290,18 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
         for endpoint, result in zip(endpoints, results, strict=True):
             exposures[endpoint].update(exposure_from(result))  # cards made earlier keep their own copy
 
+    failed: list[UserError] = []  # the database gone, the export unwritable: stop, then one line and exit 3
+
+    def fatal_on_error(fn: Any) -> Any:
+        def call(*a: Any) -> None:
+            try:
+                fn(*a)
+            except UserError as exc:
+                if not failed:
+                    failed.append(exc)
+                monitor.stop.set()
+        return call
+
     def save_baseline() -> None:
         if store is not None:
             store.save_baseline([e.to_doc() for e in baseline.entries.values()])
@@ -300,14 +315,18 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
                       org_of=(asn.lookup if asn is not None else lambda ip: None),
                       process_of=TimeBudget(client_process, share=0.1))
     hooks = Hooks(emit=emit, say=lambda line: print(f"etcdsec monitor connections: {line}", flush=True),
-                  save_card=store.save_card if store is not None else lambda card: None,
-                  save_baseline=save_baseline, refresh_exposure=refresh_exposure,
+                  save_card=fatal_on_error(store.save_card) if store is not None else lambda card: None,
+                  save_baseline=fatal_on_error(save_baseline), refresh_exposure=refresh_exposure,
                   resolve=reverse_dns if args.resolve else None)
     monitor = Monitor(source, tracker, hooks, probe_every=opts["probe_every"], update_every=opts["update_every"])
     metrics = None
     if alerts_cfg.metrics_listen:
         metrics = MetricsServer(lambda: prometheus_text(_families(tracker, counter, exposures, source)))
-        await metrics.start(*alerts_cfg.metrics_listen)
+        try:
+            await metrics.start(*alerts_cfg.metrics_listen)
+        except OSError as exc:
+            raise UserError(f"--metrics-listen: cannot listen on {args.metrics_listen}: "
+                            f"{exc.strerror or exc}") from None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, monitor.stop.set)
@@ -327,6 +346,8 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
         for output in (alerts, alertmanager, store_writer, writer):
             if output is not None:
                 output.close()
+    if failed:
+        raise failed[0]
     c = tracker.counts
     drops = source.update_drops() if hasattr(source, "update_drops") else 0
     hooks.say(f"stopped: {c['connections']} connection(s) seen, {len(tracker.cards)} anomalous source(s), "
