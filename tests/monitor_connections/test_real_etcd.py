@@ -38,7 +38,7 @@ def scenario(etcd, monitor, tmp_path: Path, source: str, extra_new: int = 0, ext
                   "--learn", "3s", "--duration", "60s", "--asn-db", str(asn), "--db", str(tmp_path / "mon.db"),
                   "--update-every", "0.5s", *extra)
     first = run.wait_for("source ")
-    assert f"source {source} " in first
+    assert f"source {source}," in first
     # baseline: one client on the client port (twice, one of them curl), one on both ports
     get_version(known[0], etcd.ip, 2379)
     curl_version(known[0], etcd.ip, 2379)

@@ -335,7 +335,7 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
                                                   else "")
     learning = f", learning for {learn:g}s" if learn else (
         " (--learn skipped: the stored baseline is used)" if opts["learn"] else "")
-    hooks.say(f"source {source.name} (misses {source.misses}); watching {watched}; {known}{learning}")
+    hooks.say(f"source {source.name}, which misses {source.misses}; watching {watched}; {known}{learning}")
     try:
         await monitor.run(opts["duration"])
     finally:

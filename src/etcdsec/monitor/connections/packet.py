@@ -29,7 +29,7 @@ RECENT = 65_536  # SYNs remembered to drop retransmissions of the same opening
 
 class PacketSource:
     name = "packet"
-    misses = "nothing while the receive buffer keeps up (kernel-counted drops are reported)"
+    misses = "nothing while its receive buffer keeps up (SYNs the kernel drops are counted)"
 
     def __init__(self, endpoints: Sequence[Endpoint]) -> None:
         self.endpoints = list(endpoints)
