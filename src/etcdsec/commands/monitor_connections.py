@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import ipaddress
 import json
 import os
@@ -24,7 +25,6 @@ from etcdsec.errors import UserError
 from etcdsec.events.alertmanager import AlertmanagerOutput
 from etcdsec.events.alerts import AlertOutput
 from etcdsec.events.emitter import Emitter
-from etcdsec.events.ids import utc_timestamp
 from etcdsec.events.jsonl import JsonlWriter
 from etcdsec.events.metrics import EventCounter, MetricsServer, prometheus_text
 from etcdsec.events.store import EventStoreWriter
@@ -33,6 +33,7 @@ from etcdsec.monitor.connections.card import render_text
 from etcdsec.monitor.connections.model import DEFAULT_PORTS, Endpoint, default_role, normalize_ip
 from etcdsec.monitor.connections.runner import ANOMALOUS, Hooks, Monitor
 from etcdsec.monitor.connections.tracker import Tracker
+from etcdsec.monitor.observation import observe
 from etcdsec.store.engine import open_engine
 from etcdsec.store.monitor_connections import ConnectionStore
 from etcdsec.store.schema import monitor_events
@@ -143,16 +144,14 @@ def write_baseline_file(path: str, baseline: Baseline) -> None:
 
 
 def exposure_unknown() -> dict[str, Any]:
-    return {"exposed": None, "severity": None, "findings": [], "version": None, "client_cert_required": None,
-            "error": None, "probed_at": None}
+    """Before the first probe: the fields of a probe's summary, unknown."""
+    return {"reachable": None, "exposed": None, "severity": None, "findings": [], "version": None,
+            "client_cert_required": None, "error": None, "observed_at": None}
 
 
-def exposure_from(result: Any) -> dict[str, Any]:
-    return {"exposed": result.exposed if result.reachable else None,
-            "severity": result.severity if result.reachable else None,
-            "findings": [f.id for f in result.findings], "version": result.version,
-            "client_cert_required": result.client_cert_required, "error": result.error,
-            "probed_at": utc_timestamp()}
+def exposure_from(target: str, result: Any) -> dict[str, Any]:
+    """The same facts `monitor exposure` compares (monitor.observation), for the card."""
+    return observe(target, result, dt.datetime.now(dt.UTC), warn_days=0).summary()
 
 
 def probe_address(endpoint: Endpoint) -> str:
@@ -288,7 +287,7 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
             for e, src in sources.items():
                 tracker.probing[(src, e.port)] = (started, until)
         for endpoint, result in zip(endpoints, results, strict=True):
-            exposures[endpoint].update(exposure_from(result))  # cards made earlier keep their own copy
+            exposures[endpoint] = exposure_from(endpoint.text, result)  # cards made earlier keep their own copy
 
     failed: list[UserError] = []  # the database gone, the export unwritable: stop, then one line and exit 3
 

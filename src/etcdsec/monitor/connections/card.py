@@ -63,7 +63,9 @@ def judge(card: dict[str, Any]) -> tuple[str, list[str]]:
     severity, first = base_severity(card["role"])
     reasons = [first]
     if card["exposure"].get("severity") is None:
-        reasons.append("the endpoint's exposure is unknown (not probed yet, or the probe failed)")
+        reasons.append("the endpoint's exposure is unknown (not probed yet)")
+    elif card["exposure"].get("reachable") is False:
+        reasons.append("the endpoint did not answer its last probe: its exposure is unknown")
     for rule in RULES:
         if rule.applies(card):
             severity = Severity(min(Severity.critical, max(Severity.low, severity + rule.change)))
@@ -131,7 +133,7 @@ def render_text(card: dict[str, Any]) -> str:
     who += f", {card['rdns']}" if card.get("rdns") else ""
     who += f", process {card['process']}" if card.get("process") else ""
     exp = card["exposure"]
-    verdict = "unknown" if exp.get("severity") is None else (
+    verdict = "unknown" if exp.get("severity") is None or exp.get("reachable") is False else (
         f"{'exposed' if exp.get('exposed') else 'not exposed'}, {exp.get('severity')}")
     base = card["baseline"]
     lines = [
