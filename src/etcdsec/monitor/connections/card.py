@@ -14,6 +14,7 @@ from typing import Any
 from etcdsec.model import Severity
 from etcdsec.monitor.connections.baseline import process_label
 from etcdsec.monitor.connections.model import Connection, Endpoint, address_class
+from etcdsec.output import printable
 
 MAX_TEXT = 200  # bytes of any outside string (reverse DNS, organisation, process name) kept on a card
 
@@ -120,14 +121,12 @@ def count_again(card: dict[str, Any], conn: Connection) -> None:
     card["last_seen"] = iso(conn.time)
 
 
-def terminal_safe(text: object) -> str:
-    """Outside strings on a card (a process name, a PTR record) may hold escape sequences: show them inert."""
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in str(text))
-
-
 def render_text(card: dict[str, Any]) -> str:
-    """The card as a few terminal lines."""
-    s = terminal_safe
+    """The card as a few terminal lines; outside strings (a process name, a PTR record) shown inert."""
+
+    def s(text: object) -> str:
+        return printable(str(text), limit=2000)
+
     who = f"{card['src_ip']}:{card['src_port']} ({card['src_class']}"
     who += f", {card['asn']} {card['org']}" if card.get("org") else ""
     who += f", {card['rdns']}" if card.get("rdns") else ""
