@@ -316,6 +316,7 @@ async def _run(args: argparse.Namespace, opts: dict[str, Any], endpoints: list[E
                       process_of=TimeBudget(client_process, share=0.1))
     hooks = Hooks(emit=emit, say=lambda line: print(f"etcdsec monitor connections: {line}", flush=True),
                   save_card=fatal_on_error(store.save_card) if store is not None else lambda card: None,
+                  save_cards=fatal_on_error(store.save_cards) if store is not None else lambda cards: None,
                   save_baseline=fatal_on_error(save_baseline), refresh_exposure=refresh_exposure,
                   resolve=reverse_dns if args.resolve else None)
     monitor = Monitor(source, tracker, hooks, probe_every=opts["probe_every"], update_every=opts["update_every"])

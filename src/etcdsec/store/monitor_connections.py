@@ -46,18 +46,24 @@ class ConnectionStore:
                 conn.execute(insert(monitor_conn_baseline), rows)
 
     def save_card(self, card: dict[str, Any]) -> None:
-        """Inserts a new card, or updates its count and last sighting."""
-        key = (card["src_ip"], card["endpoint"])
-        values = {"last_seen": _iso(card["last_seen"]), "count": card["count"], "severity": card["severity"],
-                  "card": json.dumps(card, default=str)}
-        with guard("saving a triage card"), self.engine.begin() as conn:
-            if key in self._card_ids:
-                conn.execute(update(monitor_conn_cards).where(monitor_conn_cards.c.id == self._card_ids[key])
-                             .values(**values))
-            else:
-                result = conn.execute(insert(monitor_conn_cards).values(
-                    src_ip=card["src_ip"], endpoint=card["endpoint"], first_seen=_iso(card["first_seen"]), **values))
-                self._card_ids[key] = result.inserted_primary_key[0]
+        self.save_cards([card])
+
+    def save_cards(self, cards: list[dict[str, Any]]) -> None:
+        """Inserts new cards and updates the count and last sighting of known ones, in one transaction
+        (a flood of repeat connections is one write per --update-every, not one per card)."""
+        with guard("saving triage cards"), self.engine.begin() as conn:
+            for card in cards:
+                key = (card["src_ip"], card["endpoint"])
+                values = {"last_seen": _iso(card["last_seen"]), "count": card["count"], "severity": card["severity"],
+                          "card": json.dumps(card, default=str)}
+                if key in self._card_ids:
+                    conn.execute(update(monitor_conn_cards).where(monitor_conn_cards.c.id == self._card_ids[key])
+                                 .values(**values))
+                else:
+                    result = conn.execute(insert(monitor_conn_cards).values(
+                        src_ip=card["src_ip"], endpoint=card["endpoint"], first_seen=_iso(card["first_seen"]),
+                        **values))
+                    self._card_ids[key] = result.inserted_primary_key[0]
 
     def cards(self) -> list[dict[str, Any]]:
         with guard("reading triage cards"), self.engine.connect() as conn:

@@ -33,6 +33,7 @@ class Hooks:
     emit: Callable[[dict[str, Any]], None]
     say: Callable[[str], None] = print
     save_card: Callable[[dict[str, Any]], None] = lambda card: None
+    save_cards: Callable[[list[dict[str, Any]]], None] = lambda cards: None
     save_baseline: Callable[[], None] = lambda: None
     refresh_exposure: Callable[[], Awaitable[None]] | None = None
     resolve: Callable[[str], str | None] | None = None  # reverse DNS, blocking: run in a thread
@@ -80,11 +81,12 @@ class Monitor:
         self.hooks.save_card(card)
 
     def flush_updates(self) -> None:
-        for key in sorted(self.dirty):
-            card = self.tracker.cards[key]
-            self.hooks.emit(self.event(UPDATED, card))
-            self.hooks.save_card(card)
+        cards = [self.tracker.cards[key] for key in sorted(self.dirty)]
         self.dirty.clear()
+        for card in cards:
+            self.hooks.emit(self.event(UPDATED, card))
+        if cards:
+            self.hooks.save_cards(cards)
 
     def end_learning(self) -> None:
         self.learning_done = True
