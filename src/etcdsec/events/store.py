@@ -6,6 +6,7 @@ when the queue is full new events are counted as `dropped` (the JSONL file still
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
@@ -25,7 +26,8 @@ MAX_TEXT = 4096
 Columns = tuple[tuple[str, int], ...]
 
 
-def _columns(table: Table) -> Columns:
+@functools.cache
+def table_columns(table: Table) -> Columns:
     """(name, text length bound or 0 for an integer) of every column an event fills; `id` is the
     row's own and `data` holds the whole event."""
     return tuple((c.name, 0 if isinstance(c.type, Integer) else min(getattr(c.type, "length", None) or MAX_TEXT,
@@ -46,6 +48,11 @@ def event_row(event: dict[str, Any], columns: Columns) -> dict[str, Any]:
     return row
 
 
+def row_for(table: Table, event: dict[str, Any]) -> dict[str, Any]:
+    """The row of `table` that holds `event`."""
+    return event_row(event, table_columns(table))
+
+
 def create_tables(engine: Engine, table: Table = honeypot_events) -> None:
     """The event table only: a database that holds events need not hold scans."""
     try:
@@ -59,7 +66,7 @@ class EventStoreWriter:
                  max_queue: int = 200_000, table: Table = honeypot_events) -> None:
         self.engine = open_engine(path_or_url)
         self.table = table
-        self.columns = _columns(table)
+        self.columns = table_columns(table)
         create_tables(self.engine, table)
         self.batch, self.interval = batch, interval
         self.queue: queue.Queue[Any] = queue.Queue(max_queue)

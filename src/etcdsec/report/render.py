@@ -13,6 +13,7 @@ from rich.table import Table
 
 from etcdsec.model import ProbeResult
 from etcdsec.output import CSV_COLUMNS, csv_row
+from etcdsec.report.text_more import render_more_text
 
 COUNT_SECTIONS = ("versions", "organizations", "asns", "names", "uptime", "tls", "auth", "findings")
 TOP = 15  # rows per table in text output; JSON/CSV carry everything
@@ -58,6 +59,7 @@ def render_text(report: dict[str, Any], out: IO[str]) -> None:
         _render_scan_text(report, console)
     if report.get("honeypot"):
         _render_honeypot_text(report["honeypot"], console)
+    render_more_text(report, console)
 
 
 def _counted(title: str, rows: list[tuple[str, Any]], console: Console) -> None:
