@@ -50,7 +50,8 @@ REGISTRY: dict[str, EventId] = {
     }),
     **_ids("monitor", {
         "monitor.exposure.changed": ("target", "before", "after", "added", "removed", "changes"),
-        "monitor.connection.anomalous": ("card",),
+        "monitor.connection.anomalous": ("src_ip", "src_port", "dst_ip", "dst_port", "role", "severity", "card"),
+        "monitor.connection.updated": ("src_ip", "src_port", "dst_ip", "dst_port", "role", "severity", "card"),
     }),
 }
 

@@ -186,6 +186,35 @@ monitor_events = Table(
     Column("dst_port", Integer),
     Column("data", Text, nullable=False),
 )
+
+# --- monitor connections: the learnt baseline and the triage cards -----------------------------------
+monitor_conn_baseline = Table(
+    "monitor_conn_baseline",
+    metadata,
+    Column("src_ip", String(45), primary_key=True),
+    Column("port", Integer, primary_key=True, autoincrement=False),
+    Column("role", String(8), nullable=False),  # client | peer
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("processes", Text, nullable=False),  # JSON list of "name (user)" of local clients
+)
+
+monitor_conn_cards = Table(
+    "monitor_conn_cards",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("src_ip", String(45), nullable=False),
+    Column("endpoint", String(60), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("card", Text, nullable=False),  # JSON: the whole triage card
+    UniqueConstraint("src_ip", "endpoint", "first_seen", name="uq_monitor_conn_card"),
+)
+
+
 # Tables etcdsec writes outside this module (none: every table is declared here).
 OTHER_ETCDSEC_TABLES: frozenset[str] = frozenset()
 
