@@ -27,6 +27,7 @@ from etcdsec.events.metrics import EventCounter, MetricsServer
 from etcdsec.model import ProbeResult
 from etcdsec.monitor.drift import EVENT_ID, Change, TargetState, step
 from etcdsec.monitor.history import History
+from etcdsec.monitor.metrics import render
 from etcdsec.monitor.observation import Observation, observe
 from etcdsec.output import printable
 from etcdsec.probe.api import probe
@@ -219,8 +220,6 @@ class ExposureMonitor:
     async def run(self, stop: asyncio.Event, ready: Callable[[ExposureMonitor], None] | None = None) -> int:
         c = self.config
         if c.metrics_listen is not None:
-            from etcdsec.monitor.metrics import render
-
             self.metrics = MetricsServer(lambda: render(self))
             try:
                 await self.metrics.start(*c.metrics_listen)
