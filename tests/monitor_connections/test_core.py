@@ -200,7 +200,7 @@ def test_emitted_ids_are_registered_and_documented() -> None:
     from etcdsec.events.ids import REGISTRY
     from etcdsec.monitor.connections.runner import ANOMALOUS, UPDATED
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "monitor-connections.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "monitor.md").read_text()
     for eventid in (ANOMALOUS, UPDATED):
         assert eventid in REGISTRY and f"| `{eventid}` |" in doc
         assert {"src_ip", "card"} <= set(REGISTRY[eventid].fields)
