@@ -6,12 +6,12 @@ going from 5,000 to 20,000 targets added ~50 MiB (365 MiB at 100,000); now the d
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.peakrss import run_measured
 
 MIB = 1024 * 1024
 
@@ -25,15 +25,10 @@ def closed_targets(path: Path, count: int) -> Path:
 
 
 def peak_rss(args: list[str]) -> tuple[int, bytes]:
-    """Peak resident memory (bytes) of one subprocess, from the kernel's own accounting (wait4)."""
-    with subprocess.Popen([sys.executable, "-m", "etcdsec", *args], stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL) as proc:
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0, out[-500:]
-    return usage.ru_maxrss * 1024, out
+    """Peak resident memory (bytes) of one `etcdsec` run, from the kernel's own accounting (wait4)."""
+    code, rss, out, err = run_measured([sys.executable, "-m", "etcdsec", *args])
+    assert code == 0, (out[-500:], err[-500:])
+    return rss, out
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])  # completion order; target order
