@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from binascii import a2b_base64
+from binascii import a2b_base64, b2a_base64
 from typing import Any
 
 import orjson
@@ -53,6 +53,9 @@ def check_bytes(desc: Any, obj: dict[str, Any]) -> None:
         values = value if isinstance(value, list) and field.is_repeated else [value]
         for v in values:
             if field.type == FieldDescriptor.TYPE_BYTES:
+                if isinstance(v, list) and not field.is_repeated:  # Go reads []byte from [102,111] too
+                    obj[name] = b2a_base64(bytes(_uint8(e) for e in v), newline=False).decode()
+                    continue
                 if not isinstance(v, str):
                     raise BadInput(f"json: cannot unmarshal {go_type(v)} into Go value of type []uint8")
                 if CLEAN_B64.fullmatch(v):
@@ -62,6 +65,16 @@ def check_bytes(desc: Any, obj: dict[str, Any]) -> None:
                     raise BadInput(f"illegal base64 data at input byte {off}")
             elif field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(v, dict):
                 check_bytes(field.message_type, v)
+
+
+def _uint8(value: Any) -> int:
+    """One element of a JSON array read into Go's []byte (null is 0, as Go leaves it)."""
+    if value is None:
+        return 0
+    if type(value) is int and 0 <= value <= 255:
+        return value
+    kind = f"number {value}" if type(value) in (int, float) else go_type(value)
+    raise BadInput(f"json: cannot unmarshal {kind} into Go value of type uint8")
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -121,8 +134,26 @@ def _reject_constant(name: str) -> None:
     raise ValueError(name)  # NaN/Infinity are not JSON to Go
 
 
+# JSON levels Python's walkers (json, json_format, the checks here) ever see; containers deeper are
+# emptied first. A txn nested 128 deep, 3 levels each, still arrives whole enough for etcd's
+# "too many operations" (max-txn-ops 128); nothing else in etcd's messages nests past a dozen.
+MAX_PARSED_DEPTH = 400
+
+
 def parse_request(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
     """Decode the first JSON value of `body` into `msg_type`; (message, bytes consumed)."""
+    if body.count(b"{") + body.count(b"[") > MAX_PARSED_DEPTH:  # may nest deeper: Go's scanner first
+        err, end = gojson.decode_error(body)
+        if err == "EOF":
+            return msg_type(), len(body)
+        if err is not None:
+            raise BadInput(err)
+        msg, _ = _parse(gojson.prune(body[:end], MAX_PARSED_DEPTH), msg_type)
+        return msg, end
+    return _parse(body, msg_type)
+
+
+def _parse(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
     msg = msg_type()
     end = len(body)
     obj = _whole_object(body) if body.lstrip()[:1] == b"{" else None
@@ -152,7 +183,7 @@ def parse_request(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
     msg.Clear()
     _check_quoted_numbers(msg.DESCRIPTOR, obj)
     try:
-        json_format.ParseDict(obj, msg, ignore_unknown_fields=True)
+        json_format.ParseDict(obj, msg, ignore_unknown_fields=True, max_recursion_depth=MAX_PARSED_DEPTH)
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise BadInput(_parse_error_text(exc)) from None
     return msg, end
