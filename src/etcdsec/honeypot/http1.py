@@ -322,6 +322,9 @@ class Http1Connection:
             await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             listener.cancel()  # a read cancelled before it returns leaves its bytes in the reader
+            # and must be gone before the next request reads: StreamReader allows one reader
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await listener
             if not sender.done():
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ConnectionError):

@@ -63,7 +63,7 @@ class Listener:
         self._grpc = None
         if v3_state is not None:
             try:
-                self._grpc = importlib.import_module("etcdsec.honeypot.v3.grpc_server")
+                self._grpc = importlib.import_module("etcdsec.honeypot.v3.grpc_shell")
             except ImportError:  # v3 side missing: h2 preface gets closed like etcd with gRPC off
                 self._grpc = None
 
@@ -127,8 +127,9 @@ class Listener:
         started = time.monotonic()
         writer = None
         reason = "closed"
+        opened: list[Any] = []  # the transport's closer once one exists: closed even after an error
         try:
-            writer, reason = await self._dispatch(conn, session, admitted)
+            writer, reason = await self._dispatch(conn, session, admitted, opened)
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as exc:
             reason = type(exc).__name__
         except asyncio.CancelledError:
@@ -143,6 +144,7 @@ class Listener:
             self.guard.release(first_key, per_source=first_per_source)
             for key, _ in admitted[1:]:
                 self.guard.release_source(key)
+            writer = writer if writer is not None else (opened[-1] if opened else None)
             if writer is not None:
                 writer.close()
                 with contextlib.suppress(Exception):
@@ -186,8 +188,8 @@ class Listener:
             finally:
                 loop.remove_reader(conn.fileno())
 
-    async def _dispatch(self, conn: socket.socket, session: Session,
-                        admitted: list[tuple[str, bool]]) -> tuple[Any, str]:
+    async def _dispatch(self, conn: socket.socket, session: Session, admitted: list[tuple[str, bool]],
+                        opened: list[Any]) -> tuple[Any, str]:
         idle = self.ctx.limits.idle_timeout_s
         head = await self._peek(conn, PEEK, idle)
         if self.options.proxy_protocol and head and proxyproto.looks_like_proxy(head):
@@ -208,11 +210,12 @@ class Listener:
             return None, "no data"
         if head[0] == 0x16 and self.options.tls is not None:
             session.tls = True
-            return await self._http1(conn, session, self.options.tls)  # ALPN h2 is handed on from there
+            return await self._http1(conn, session, opened, self.options.tls)  # ALPN h2 is handed on from there
         is_h2 = H2_PREFACE.startswith(head[: len(H2_PREFACE)]) and head.startswith(b"PRI ")
         if not is_h2 and head[0] != 0x16:
-            return await self._http1(conn, session)
+            return await self._http1(conn, session, opened)
         reader, writer = await self._streams(conn)
+        opened.append(writer)
         if is_h2:
             return writer, await self._h2(session, reader, writer)
         raw = await _read_some(reader, 4096, 2.0)  # a TLS ClientHello where no TLS is configured
@@ -220,7 +223,7 @@ class Listener:
                              raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
         return writer, "tls on plain port"
 
-    async def _http1(self, conn: socket.socket, session: Session,
+    async def _http1(self, conn: socket.socket, session: Session, opened: list[Any],
                      tls: ssl.SSLContext | None = None) -> tuple[Any, str]:
         """HTTP/1.x, plain or TLS: the fast protocol first, the h11 connection from its first odd
         request; over TLS with ALPN h2, gRPC from the start."""
@@ -229,6 +232,7 @@ class Listener:
         transport, _ = await asyncio.wait_for(
             loop.connect_accepted_socket(lambda: fast, conn, ssl=tls, ssl_handshake_timeout=10.0 if tls else None),
             timeout=15.0)
+        opened.append(fast)
         handoff = await fast.finished
         if handoff is None:
             return fast, fast.end_reason
@@ -237,6 +241,7 @@ class Listener:
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        opened.append(writer)
         transport.resume_reading()
         if fast.alpn == "h2":
             reader.feed_data(handoff)
