@@ -23,6 +23,7 @@ from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.fastconn import FastHttp1
 from etcdsec.honeypot.guard import Guard, trusted
 from etcdsec.honeypot.http1 import ClientApp, Http1Connection, PeerApp
+from etcdsec.honeypot.shedding import pick_victim
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PEEK = 24
@@ -60,6 +61,9 @@ class Listener:
         self.accepting: list[asyncio.Task[None]] = []
         self.sessions = 0
         self.active = 0
+        self.shed = 0
+        self.live: dict[str, tuple[Session, asyncio.Task[Any]]] = {}  # session id -> (session, its task)
+        self._shedding: set[str] = set()
         self._grpc = None
         if v3_state is not None:
             try:
@@ -117,10 +121,15 @@ class Listener:
         # applied to the real client once PROXY protocol names it (see _dispatch).
         via_proxy = (self.options.proxy_protocol or self.options.trust_xff) and \
             trusted(session.src_ip, self.options.trusted_proxies)
-        if not self.guard.admit(session.src_ip, per_source=not via_proxy):
+        over_cap = self.guard.full() and not (not via_proxy and self.guard.source_full(session.src_ip)) \
+            and self._shed_for(session)
+        if not self.guard.admit(session.src_ip, per_source=not via_proxy, over_cap=over_cap):
             self.ctx.events.emit("session.refused", session, reason="connection cap")
             conn.close()
             return
+        task = asyncio.current_task()
+        assert task is not None
+        self.live[session.id] = (session, task)
         admitted = [(session.src_ip, not via_proxy)]  # (key, per-source counted); the first also counts total
         self.sessions += 1
         self.active += 1
@@ -133,13 +142,18 @@ class Listener:
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as exc:
             reason = type(exc).__name__
         except asyncio.CancelledError:
-            reason = "shutdown"
-            raise
+            if session.id not in self._shedding:
+                reason = "shutdown"
+                raise
+            reason = "shed"  # closed to make room for a newcomer (see _shed_for)
+            task.uncancel()  # handled: the closing below may wait again
         except Exception as exc:  # a bug must cost one connection, never the sensor
             reason = "sensor error"
             self.ctx.events.emit("sensor.error", session, error=f"{type(exc).__name__}: {exc}"[:300])
         finally:
             self.active -= 1
+            self.live.pop(session.id, None)
+            self._shedding.discard(session.id)
             first_key, first_per_source = admitted[0]
             self.guard.release(first_key, per_source=first_per_source)
             for key, _ in admitted[1:]:
@@ -153,6 +167,20 @@ class Listener:
                 conn.close()
             self.ctx.events.emit("session.closed", session, duration=round(time.monotonic() - started, 3),
                                  reason=reason)
+
+    def _shed_for(self, newcomer: Session) -> bool:
+        """At the total cap: close the live connection that has sent least so `newcomer` is served."""
+        victim = pick_victim((s for s, _ in self.live.values()), time.monotonic())
+        if victim is None:
+            return False
+        _, task = self.live.pop(victim.id)
+        self._shedding.add(victim.id)
+        self.shed += 1
+        self.ctx.events.emit("session.shed", victim, reason="connection cap", for_src_ip=newcomer.src_ip,
+                             bytes_in=victim.bytes_in, requests_in=victim.requests_in,
+                             duration=round(time.monotonic() - victim.started, 3))
+        task.cancel()
+        return True
 
     async def _peek(self, conn: socket.socket, want: int, timeout: float) -> bytes:
         """Up to `want` bytes without consuming them; fewer if the client stops sending."""
@@ -190,7 +218,8 @@ class Listener:
 
     async def _dispatch(self, conn: socket.socket, session: Session, admitted: list[tuple[str, bool]],
                         opened: list[Any]) -> tuple[Any, str]:
-        idle = self.ctx.limits.idle_timeout_s
+        limits = self.ctx.limits  # the first bytes are part of the first request head
+        idle = min(limits.idle_timeout_s, limits.header_timeout_s)
         head = await self._peek(conn, PEEK, idle)
         if self.options.proxy_protocol and head and proxyproto.looks_like_proxy(head):
             if not trusted(session.src_ip, self.options.trusted_proxies):
@@ -233,7 +262,7 @@ class Listener:
             loop.connect_accepted_socket(lambda: fast, conn, ssl=tls, ssl_handshake_timeout=10.0 if tls else None),
             timeout=15.0)
         opened.append(fast)
-        handoff = await fast.finished
+        handoff = await asyncio.shield(fast.finished)  # a shed task must not cancel it: wait_closed awaits it
         if handoff is None:
             return fast, fast.end_reason
         reader = asyncio.StreamReader(limit=self.ctx.limits.max_header_bytes * 4)

@@ -434,6 +434,10 @@ class LiveWatch:
         if self.stream.pending:
             self.ready.set()
 
+    def watching(self) -> bool:
+        """At least one watch is open: a quiet socket is waiting for events, not idle."""
+        return bool(self.stream.watchers)
+
     def lines(self) -> list[bytes]:
         """The results so far, each a `{"result":...}` line without its newline."""
         self.ready.clear()

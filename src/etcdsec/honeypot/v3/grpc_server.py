@@ -516,7 +516,7 @@ class GrpcConnection:
 
     def watching(self) -> bool:
         """An open watch stream: a quiet connection that is waiting for events, not an idle one."""
-        return any(st.watch is not None and not st.done for st in self.streams.values())
+        return any(st.watch is not None and st.watch.watchers and not st.done for st in self.streams.values())
 
     # --- events -----------------------------------------------------------------------------------
     def _log(self, st: _Stream, request: Message | None, code: int, raw: bytes | None = None,

@@ -100,7 +100,9 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
                     data = await reader.read(READ_CHUNK)
                     if not data:
                         break
+                    session.bytes_in += len(data)
                     conn.receive(data)
+                    session.requests_in = conn.calls
                     flush()
                     waiting, since = "drain", loop.time()
                     await writer.drain()
