@@ -439,7 +439,11 @@ class GrpcConnection:
     def _send(self, st: _Stream, payload: bytes) -> None:
         if st.done:
             return
-        self._send_headers_once(st)
+        try:
+            self._send_headers_once(st)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            st.done = True  # the peer reset the stream or ended the connection (GOAWAY) first
+            return
         if st.encoding == "gzip":
             st.outbox += b"\x01" + struct.pack(">I", len(packed := gzip.compress(payload, 6, mtime=0))) + packed
         else:
