@@ -11,7 +11,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
-from etcdsec.honeypot.alerts import AlertOutput
+from etcdsec.events.alerts import AlertOutput
 from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 

@@ -59,7 +59,7 @@ def test_summary_from_a_real_session(tmp_path, request, backend) -> None:
 def test_no_table_or_no_events_gives_none(tmp_path) -> None:
     engine = open_engine(str(tmp_path / "empty.db"))
     assert honeypot_summary(engine) is None
-    from etcdsec.honeypot.store import create_tables
+    from etcdsec.events.store import create_tables
 
     create_tables(engine)
     assert honeypot_summary(engine) is None

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from etcdsec.commands.options import add_alert_arguments, alert_settings, parse_hostport
 from etcdsec.errors import UserError
 
 EPILOG = """Event ids start with `etcdsec.` (etcdsec.session.connect, etcdsec.http.request,
@@ -63,31 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--workers", default="1", metavar="N|auto",
                    help="sensor processes sharing the port, each client address always served by the same one "
                         "(default 1; auto: one per CPU; Linux). Workers keep separate keyspaces")
-    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus metrics on a loopback port")
-    p.add_argument("--alert-webhook", metavar="URL", help="POST alert events as JSON to this URL")
-    p.add_argument("--alert-syslog", metavar="HOST:PORT", help="send alert events to syslog (UDP)")
-    p.add_argument("--alert-on", default="honeytoken.used", metavar="IDS",
-                   help="comma-separated event ids that raise alerts (default honeytoken.used)")
-    p.add_argument("--alert-rate", type=int, default=10, metavar="N", help="alerts per source per minute (10)")
+    add_alert_arguments(p, default_on="honeytoken.used")
     p.set_defaults(run=run)
-
-
-def parse_hostport(text: str, what: str) -> tuple[str, int]:
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UserError(f"{what}: expected HOST:PORT, got {text!r}")
-    host = host or "0.0.0.0"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host != "localhost":
-            raise UserError(f"{what}: {host!r} is not an IP address") from None
-        host = "127.0.0.1"
-    return host, int(port)
 
 
 def build_config(args: argparse.Namespace):
@@ -133,18 +111,9 @@ def build_config(args: argparse.Namespace):
         trusted_proxies=list(args.trusted_proxy), trust_xff=args.trust_xff, events_max_bytes=args.events_max_bytes,
         events_backups=args.events_backups, flush_interval=args.flush_interval, limits=limits,
     )
-    if args.alert_webhook and not args.alert_webhook.startswith(("http://", "https://")):
-        raise UserError("--alert-webhook: expected an http:// or https:// URL")
-    if args.alert_rate <= 0:
-        raise UserError("--alert-rate must be positive")
-    config.alert_webhook = args.alert_webhook
-    config.alert_syslog = parse_hostport(args.alert_syslog, "--alert-syslog") if args.alert_syslog else None
-    config.alert_on = [e.strip() for e in args.alert_on.split(",") if e.strip()]
-    config.alert_rate = args.alert_rate
-    if args.metrics_listen:
-        config.metrics_listen = parse_hostport(args.metrics_listen, "--metrics-listen")
-        if not ipaddress.ip_address(config.metrics_listen[0]).is_loopback:
-            raise UserError("--metrics-listen must be a loopback address (metrics are for the operator only)")
+    alerts = alert_settings(args, emitter="honeypot")
+    config.alert_on, config.alert_webhook, config.alert_syslog = alerts.on, alerts.webhook, alerts.syslog
+    config.alert_rate, config.metrics_listen = alerts.rate, alerts.metrics_listen
     if args.enable_v2:
         config.enable_v2 = args.enable_v2 == "true"
     if args.sensor:

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.errors import UserError
-
-EVENT_PREFIX = "etcdsec."
+from etcdsec.events.ids import EventOutput, full_id, utc_timestamp
 
 
 # --- persona ---------------------------------------------------------------------------------------
@@ -184,23 +183,7 @@ def _strip_mapped(ip: str) -> str:
     return ip[7:] if ip.startswith("::ffff:") else ip
 
 
-# --- events ---------------------------------------------------------------------------------------
-EventOutput = Callable[[dict[str, Any]], None]
-
-
-_stamp_cache: tuple[int, str] = (0, "")
-
-
-def utc_timestamp() -> str:
-    """`2026-11-27T03:41:53.624938Z`; the part up to the seconds is formatted once per second."""
-    global _stamp_cache
-    now = time.time()
-    second = int(now)
-    if _stamp_cache[0] != second:
-        _stamp_cache = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{_stamp_cache[1]}{int((now - second) * 1_000_000):06d}Z"
-
-
+# --- events (format and outputs: etcdsec.events) ------------------------------------------------
 class EventSink:
     """Builds Cowrie/T-Pot style events and hands each to every output (JSONL file, store, alerts).
 
@@ -222,7 +205,7 @@ class EventSink:
         """`emit` with the fields as a dict (no keyword copy on the hot path); None values are left out."""
         full = self._full_ids.get(eventid)
         if full is None:
-            full = self._full_ids[eventid] = eventid if eventid.startswith(EVENT_PREFIX) else EVENT_PREFIX + eventid
+            full = self._full_ids[eventid] = full_id(eventid)
         if session is None:
             event: dict[str, Any] = {"timestamp": utc_timestamp(), "eventid": full, "sensor": self.sensor}
         else:
@@ -256,7 +239,7 @@ class MemoryEvents:
         self.events.append(event)
 
     def of(self, eventid: str) -> list[dict[str, Any]]:
-        full = eventid if eventid.startswith(EVENT_PREFIX) else EVENT_PREFIX + eventid
+        full = full_id(eventid)
         return [e for e in self.events if e["eventid"] == full]
 
 

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import importlib
 import json
+import resource
 import signal
 import socket
 import ssl
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.errors import UserError
+from etcdsec.events.jsonl import JsonlWriter
+from etcdsec.events.metrics import EventCounter, MetricsServer
 from etcdsec.honeypot.context import (
     EventOutput,
     EventSink,
@@ -26,11 +29,10 @@ from etcdsec.honeypot.context import (
     load_persona,
 )
 from etcdsec.honeypot.dataset import Bait, kubernetes_bait, load_seed_file
-from etcdsec.honeypot.eventlog import JsonlWriter
 from etcdsec.honeypot.guard import Guard
 from etcdsec.honeypot.http1 import ClientApp, PeerApp
 from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
-from etcdsec.honeypot.metrics import EventCounter, MetricsServer
+from etcdsec.honeypot.metrics import render
 from etcdsec.honeypot.v2store import V2Store
 
 
@@ -134,13 +136,13 @@ class Sensor:
         self.store_writer: Any = None
         outputs: list[EventOutput] = [*([self.writer] if self.writer else []), *c.extra_outputs]
         if c.db:
-            from etcdsec.honeypot.store import EventStoreWriter
+            from etcdsec.events.store import EventStoreWriter
 
             self.store_writer = EventStoreWriter(c.db)
             outputs.append(self.store_writer)
         self.alerts: Any = None
         if c.alert_webhook or c.alert_syslog:
-            from etcdsec.honeypot.alerts import AlertOutput
+            from etcdsec.events.alerts import AlertOutput
 
             self.alerts = AlertOutput(c.alert_on, c.alert_webhook, c.alert_syslog, c.alert_rate)
             outputs.append(self.alerts)
@@ -171,7 +173,7 @@ class Sensor:
             if c.peer_listen else None
         self.addresses: dict[str, tuple[str, int]] = {}
         # With several workers the supervisor serves the metrics, summed over the workers.
-        self.metrics = MetricsServer(self, self.event_counter) if c.metrics_listen and slot is None else None
+        self.metrics = MetricsServer(lambda: render(self.snapshot())) if c.metrics_listen and slot is None else None
         self._flusher: asyncio.Task[None] | None = None
         self.started = False
 
@@ -187,6 +189,22 @@ class Sensor:
     def _tls(self) -> ssl.SSLContext | None:
         return tls_context(self.config)
 
+    def snapshot(self) -> dict[str, Any]:
+        """This process's figures as plain JSON values (a worker sends them to its supervisor)."""
+        snap: dict[str, Any] = {
+            "events": dict(self.event_counter.by_id), "sessions": self.client.sessions, "active": self.client.active,
+            "throttled": self.guard.throttled, "refused": self.guard.refused,
+            "output_errors": self.events.output_errors,
+            "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
+        if self.writer is not None:
+            snap["rotations"] = self.writer.rotations
+        if self.store_writer is not None:
+            snap["store_written"], snap["store_dropped"] = self.store_writer.written, self.store_writer.dropped
+        if self.alerts is not None:
+            snap["alerts_sent"], snap["alerts_suppressed"] = self.alerts.sent, self.alerts.suppressed
+        return snap
+
     def _answer_control(self) -> None:
         """The supervisor asks (one byte) for this worker's figures; they go back as one JSON line."""
         assert self.slot is not None and self.slot.control is not None
@@ -194,9 +212,7 @@ class Sensor:
             if not self.slot.control.recv(64):
                 asyncio.get_running_loop().remove_reader(self.slot.control.fileno())
                 return
-            from etcdsec.honeypot.metrics import snapshot
-
-            self.slot.control.sendall(json.dumps(snapshot(self, self.event_counter)).encode() + b"\n")
+            self.slot.control.sendall(json.dumps(self.snapshot()).encode() + b"\n")
         except (BlockingIOError, InterruptedError):
             return
         except OSError:

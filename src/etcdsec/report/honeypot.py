@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from etcdsec.honeypot.store import events_table as ev
+from etcdsec.store.schema import honeypot_events as ev
 
 TOP = 20
 

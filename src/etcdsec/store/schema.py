@@ -4,6 +4,7 @@ scans      one row per scan (shards of one scan share it), with its arguments an
 progress   one row per (scan, shard): the resume cursor and running counts
 endpoints  one row per open (address, port) probed: indexed columns + the full ProbeResult JSON
 findings   one row per finding of an endpoint, for queries like "every open v2 guest"
+honeypot_events  one row per honeypot event (written by `etcdsec.events.store`)
 """
 
 from __future__ import annotations
@@ -110,4 +111,26 @@ findings = Table(
     Column("title", Text, nullable=False),
     UniqueConstraint("scan_id", "ip", "port", "finding", name="uq_finding_per_endpoint"),
     Index("ix_findings_scan_finding", "scan_id", "finding"),
+)
+
+# One row per honeypot event; the columns reports group by are pulled out, everything else is in `data`.
+honeypot_events = Table(
+    "honeypot_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("timestamp", String(32), nullable=False, index=True),
+    Column("eventid", String(64), nullable=False, index=True),
+    Column("sensor", String(255)),
+    Column("session", String(32), index=True),
+    Column("src_ip", String(64), index=True),
+    Column("src_port", Integer),
+    Column("dst_ip", String(64)),
+    Column("dst_port", Integer),
+    Column("method", String(32)),
+    Column("path", Text),
+    Column("status", Integer),
+    Column("user_agent", Text),
+    Column("grpc_method", String(255)),
+    Column("token", String(255)),
+    Column("data", Text, nullable=False),
 )

@@ -1,6 +1,6 @@
-"""Events into SQLite or PostgreSQL (via `etcdsec.store.engine.open_engine`), off the event loop.
+"""Events into SQLite or PostgreSQL (tables in `etcdsec.store.schema`), off the event loop.
 
-A writer thread drains a bounded queue in batches, so a slow database never stalls the sensor;
+A writer thread drains a bounded queue in batches, so a slow database never stalls the emitter;
 when the queue is full new events are counted as `dropped` (the JSONL file still has them).
 """
 
@@ -11,34 +11,12 @@ import queue
 import threading
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, String, Table, Text, insert
+from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from etcdsec.errors import StoreError
 from etcdsec.store.engine import open_engine
-
-metadata = MetaData()
-
-# One row per event; the columns reports group by are pulled out, everything else is in `data`.
-events_table = Table(
-    "honeypot_events", metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("timestamp", String(32), nullable=False, index=True),
-    Column("eventid", String(64), nullable=False, index=True),
-    Column("sensor", String(255)),
-    Column("session", String(32), index=True),
-    Column("src_ip", String(64), index=True),
-    Column("src_port", Integer),
-    Column("dst_ip", String(64)),
-    Column("dst_port", Integer),
-    Column("method", String(32)),
-    Column("path", Text),
-    Column("status", Integer),
-    Column("user_agent", Text),
-    Column("grpc_method", String(255)),
-    Column("token", String(255)),
-    Column("data", Text, nullable=False),
-)
+from etcdsec.store.schema import honeypot_events, metadata
 
 COLUMNS = ("timestamp", "eventid", "sensor", "session", "src_ip", "src_port", "dst_ip", "dst_port", "method",
            "path", "status", "user_agent", "grpc_method", "token")
@@ -55,24 +33,26 @@ def event_row(event: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def create_tables(engine: Engine) -> None:
+def create_tables(engine: Engine, table: Table = honeypot_events) -> None:
+    """The event table only: a database that holds events need not hold scans."""
     try:
-        metadata.create_all(engine)
+        metadata.create_all(engine, tables=[table])
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot create honeypot tables: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
+        raise StoreError(f"cannot create table {table.name}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
 
 
 class EventStoreWriter:
     def __init__(self, path_or_url: str, batch: int = 1000, interval: float = 0.25,
-                 max_queue: int = 200_000) -> None:
+                 max_queue: int = 200_000, table: Table = honeypot_events) -> None:
         self.engine = open_engine(path_or_url)
-        create_tables(self.engine)
+        self.table = table
+        create_tables(self.engine, table)
         self.batch, self.interval = batch, interval
         self.queue: queue.Queue[Any] = queue.Queue(max_queue)
         self.written = 0
         self.dropped = 0
         self.errors = 0
-        self.thread = threading.Thread(target=self._run, name="honeypot-store", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"{table.name}-writer", daemon=True)
         self.thread.start()
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -104,7 +84,7 @@ class EventStoreWriter:
     def _write(self, rows: list[dict[str, Any]]) -> None:
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(events_table), rows)
+                conn.execute(insert(self.table), rows)
             self.written += len(rows)
         except SQLAlchemyError:
             self.errors += 1  # the database went away: the JSONL file is the record of truth

@@ -1,6 +1,6 @@
-"""Alerts for the events that matter (honeytoken use by default): webhook JSON POST and syslog.
+"""Alerts for the events that matter (`--alert-on`): webhook JSON POST and syslog.
 
-Sent from a worker thread so a slow receiver never stalls the sensor; each source may raise at
+Sent from a worker thread so a slow receiver never stalls the emitter (sensor or monitor); each source may raise at
 most `per_source_per_minute` alerts (a flood of token reuse becomes one alert plus a counter).
 """
 
@@ -17,7 +17,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from etcdsec.honeypot.context import EVENT_PREFIX
+from etcdsec.events.ids import full_id
 
 MAX_SOURCES = 10_000
 _STOP = object()
@@ -25,8 +25,9 @@ _STOP = object()
 
 class AlertOutput:
     def __init__(self, eventids: list[str], webhook: str | None = None, syslog: tuple[str, int] | None = None,
-                 per_source_per_minute: int = 10, clock: Callable[[], float] = time.monotonic) -> None:
-        self.eventids = {e if e.startswith(EVENT_PREFIX) else EVENT_PREFIX + e for e in eventids}
+                 per_source_per_minute: int = 10, clock: Callable[[], float] = time.monotonic,
+                 name: str = "etcdsec-honeypot") -> None:
+        self.eventids = {full_id(e) for e in eventids}
         self.webhook = webhook
         self.limit = per_source_per_minute
         self.clock = clock
@@ -34,16 +35,17 @@ class AlertOutput:
         self.sent = 0
         self.suppressed = 0
         self.failed = 0
+        self.name = name  # the syslog tag and the webhook's User-Agent
         self.syslog: logging.Logger | None = None
         if syslog is not None:
-            self.syslog = logging.getLogger(f"etcdsec.honeypot.alerts.{id(self)}")
+            self.syslog = logging.getLogger(f"etcdsec.events.alerts.{id(self)}")
             self.syslog.propagate = False
             self.syslog.setLevel(logging.WARNING)
             handler = logging.handlers.SysLogHandler(address=syslog, facility=logging.handlers.SysLogHandler.LOG_AUTH)
-            handler.setFormatter(logging.Formatter("etcdsec-honeypot: %(message)s"))
+            handler.setFormatter(logging.Formatter(name + ": %(message)s"))
             self.syslog.addHandler(handler)
         self.queue: queue.Queue[Any] = queue.Queue(1000)
-        self.thread = threading.Thread(target=self._run, name="honeypot-alerts", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"{name}-alerts", daemon=True)
         self.thread.start()
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -82,7 +84,7 @@ class AlertOutput:
                 try:
                     req = urllib.request.Request(self.webhook, data=body.encode(), method="POST",
                                                  headers={"Content-Type": "application/json",
-                                                          "User-Agent": "etcdsec-honeypot"})
+                                                          "User-Agent": self.name})
                     with urllib.request.urlopen(req, timeout=5) as resp:
                         resp.read()
                     self.sent += 1
