@@ -5,9 +5,10 @@ Usage:  .venv/bin/python bench/honeypot_fuzz.py [--inputs 20000] [--seed N] [--c
                                                 [--json out.json]
 
 Every input (tests/honeypot/fuzzgen.py) goes on its own connection from one of 32 loopback source
-addresses; the sensor runs in this process with idle 1 s, request head 0.5 s, watch 0.5 s. Counted:
+addresses; the sensor has idle 1 s, request head 0.5 s, watch 0.5 s. Counted:
 `etcdsec.sensor.error` events, answers with status 500, and connections still open 6 s after the
-client's last byte (past every timeout). `--etcd` sends the same inputs to real etcd 3.5.1 for
+client's last byte (past every timeout). The sensor runs as its own process (`etcdsec honeypot`,
+events read back from its JSON-lines file). `--etcd` sends the same inputs to real etcd 3.5.1 for
 comparison (it has no idle or head timeouts, so "held" there is by design, not a fault). To measure
 an older version, put its src/ first: PYTHONPATH=/path/to/old/src. Loopback only; bounded in count
 and in time (10 minutes per target at most).
@@ -18,19 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import dataclasses
 import json
 import random
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from etcdsec.honeypot.context import Limits
-from etcdsec.honeypot.harness import BackgroundSensor
-from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from tests.honeypot.fuzzgen import run_fuzz
 
@@ -38,16 +39,31 @@ HANG_AFTER_S = 6.0
 
 
 def sensor_row(inputs: int, seed: int, concurrency: int) -> dict[str, Any]:
-    fields = {f.name for f in dataclasses.fields(Limits)}
-    extra = {"header_timeout_s": 0.5} if "header_timeout_s" in fields else {}  # older versions lack it
-    limits = Limits(idle_timeout_s=1.0, wait_timeout_s=0.5, rate_per_source=0, **extra)
-    config = SensorConfig(persona="3.5.1", state_file=None, limits=limits, enable_v2=True, proxy_protocol=True,
-                          trusted_proxies=["127.93.0.0/16"])
-    with BackgroundSensor(config) as hp:
-        started = time.monotonic()
-        stats = asyncio.run(run_fuzz(hp.ip, hp.port, seed, inputs, concurrency, HANG_AFTER_S))
-        seconds = time.monotonic() - started
-        errors = collections.Counter(str(e.get("error", ""))[:40] for e in hp.memory.of("sensor.error"))
+    """`etcdsec honeypot` as its own process (a fault in it cannot touch the client's sockets)."""
+    ip = free_loopback_ip((2379,))
+    with tempfile.TemporaryDirectory(prefix="etcdsec-fuzz-") as tmp:
+        events = Path(tmp) / "events.jsonl"
+        cmd = [sys.executable, "-m", "etcdsec", "honeypot", "--listen", f"{ip}:2379", "--persona", "3.5.1",
+               "--enable-v2", "true", "--rate", "0", "--idle-timeout", "1", "--watch-timeout", "0.5",
+               "--proxy-protocol", "--trusted-proxy", "127.93.0.0/16", "--events", str(events),
+               "--state", str(Path(tmp) / "state.json")]
+        helptext = subprocess.run([*cmd[:4], "--help"], capture_output=True, text=True).stdout
+        if "--header-timeout" in helptext:  # older versions lack it
+            cmd += ["--header-timeout", "0.5"]
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, cwd=tmp)
+        try:
+            assert proc.stderr is not None
+            proc.stderr.readline()  # "listening on ..."
+            started = time.monotonic()
+            stats = asyncio.run(run_fuzz(ip, 2379, seed, inputs, concurrency, HANG_AFTER_S))
+            seconds = time.monotonic() - started
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        errors: collections.Counter[str] = collections.Counter()
+        for line in events.read_text(errors="replace").splitlines():
+            if '"etcdsec.sensor.error"' in line:
+                errors[str(json.loads(line).get("error", ""))[:40]] += 1
     return {"target": "etcdsec honeypot 3.5.1", "inputs": stats.inputs, "sensor_errors": sum(errors.values()),
             "errors_by_kind": dict(errors), "http_500": stats.server_errors, "held": stats.hangs,
             "held_by_input": dict(collections.Counter(stats.hung_kinds)), "seconds": round(seconds, 1)}
