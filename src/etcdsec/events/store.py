@@ -27,7 +27,7 @@ from etcdsec.store.schema import honeypot_events, metadata
 COLUMNS = ("timestamp", "eventid", "sensor", "session", "src_ip", "src_port", "dst_ip", "dst_port", "method",
            "path", "status", "user_agent", "grpc_method", "token")
 _STOP = object()
-BATCH = 500  # rows per transaction; the queue holds two batches, so a crash loses at most three
+BATCH = 500  # rows per transaction; two batches queue, so a crash loses at most three (and the event in hand)
 
 
 def event_row(event: dict[str, Any]) -> dict[str, Any]:
