@@ -5,15 +5,14 @@ measured, 600 MB of files with the defaults), and the start of an attack goes wi
 copies into a file of its own that is never rotated (`events.jsonl` -> `events.kept.jsonl`) the
 first event of each kind from each source (its first connection, request, gRPC call, WebSocket
 message, malformed input, TLS handshake) and every `honeytoken.used`. Bounded: at most `max_bytes`
-(then lines are counted in `dropped`; the main file still has them) and `MAX_KEYS` remembered
-(source, kind) pairs, the least recently seen forgotten first.
+(then lines are counted in `dropped`; the main file still has them) and `MAX_SOURCES` remembered
+per kind, the first seen forgotten first. It sees every event: one dict and one set look-up each.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from etcdsec.events.jsonl import event_line
 FIRST_OF = frozenset(EVENT_PREFIX + k for k in ("session.connect", "http.request", "grpc.request",
                                                   "websocket.message", "malformed", "tls.handshake"))
 EVERY = frozenset({EVENT_PREFIX + "honeytoken.used"})
-MAX_KEYS = 262_144  # (source, kind) pairs remembered: about 40 MB at most
+MAX_SOURCES = 65_536  # sources remembered per kind (oldest first seen forgotten first): ~30 MB at most
 MAX_BYTES = 32 << 20
 
 
@@ -38,7 +37,7 @@ class KeptEvents:
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
-        self.seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.seen: dict[str, dict[str, None]] = {kind: {} for kind in FIRST_OF}  # kind -> sources, in order
         self.kept = 0
         self.dropped = 0
         self._lock = threading.Lock()
@@ -48,17 +47,17 @@ class KeptEvents:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
     def __call__(self, event: dict[str, Any]) -> None:
-        eventid = event.get("eventid")
-        if eventid not in EVERY:
+        seen = self.seen.get(event["eventid"])
+        if seen is None:
+            if event["eventid"] not in EVERY:
+                return
+        else:
             src = event.get("src_ip")
-            if eventid not in FIRST_OF or not src:
+            if not src or src in seen:
                 return
-            key = (src, eventid)
-            if key in self.seen:
-                return
-            self.seen[key] = None
-            if len(self.seen) > MAX_KEYS:
-                self.seen.popitem(last=False)
+            seen[src] = None
+            if len(seen) > MAX_SOURCES:
+                del seen[next(iter(seen))]
         line = event_line(event)
         with self._lock:
             if os.fstat(self._fd).st_size + len(line) > self.max_bytes:  # fstat: other workers append too

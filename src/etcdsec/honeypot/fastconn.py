@@ -139,7 +139,8 @@ class FastHttp1(asyncio.Protocol):
             raw = bytes(self.buf[:head.end])
             del self.buf[:head.end]
             self._answer(head, raw)
-        self._time_head()
+        if self._head_timer is not None or self.buf:  # else: no head pending, no deadline running
+            self._time_head()
         if self.eof and not self._busy:
             self._end_of_input()
 
