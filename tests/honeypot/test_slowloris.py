@@ -129,7 +129,8 @@ def test_silent_websockets_are_shed_for_a_new_source(capped: BackgroundSensor) -
 def test_a_dripped_request_head_meets_its_deadline() -> None:
     limits = Limits(idle_timeout_s=60, header_timeout_s=0.5, rate_per_source=0)
     with BackgroundSensor(SensorConfig(persona="3.5.1", state_file=None, limits=limits)) as hp:
-        for first in (b"GET /version HTTP/1.1\r\n", b"GET /version HTTP/1.1\r\nUpgrade: h2c\r\n"):  # fast, h11 path
+        # the fast path, then the h11 path (an `OPTIONS *` first hands the connection over)
+        for first in (b"GET /version HTTP/1.1\r\n", b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nGET /version HTTP/1.1\r\n"):
             with open_from("127.91.1.1", hp, first) as sock:
                 assert drip_until_closed(sock, every=0.1, rounds=100)  # long before the idle time
         with open_from("127.91.1.2", hp, b"") as sock:  # one that never says a word
