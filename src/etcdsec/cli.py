@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "report": "etcdsec.commands.report",
     "honeypot": "etcdsec.commands.honeypot",
     "audit": "etcdsec.commands.audit",
+    "monitor": "etcdsec.commands.monitor",
     "demo": "etcdsec.commands.demo",
 }
 

@@ -142,3 +142,12 @@ def buf_render(results: list[ProbeResult], fmt: str) -> str:
     buf = io.StringIO()
     render(results, fmt, buf)
     return buf.getvalue()
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """Text safe for a terminal line: control and other non-printable characters as \\xNN, bounded."""
+    cut = text[:limit]
+    if cut.isprintable():
+        return cut + ("..." if len(text) > limit else "")
+    out = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in cut)
+    return out + ("..." if len(text) > limit else "")

@@ -18,7 +18,7 @@ import yaml
 from etcdsec.audit import systemd
 from etcdsec.audit.etcdflags import is_true
 from etcdsec.audit.model import ApiServerInstance, Origin, Setting
-from etcdsec.audit.yamllines import line_of, load_all
+from etcdsec.audit.yamllines import line_of, load_all, yaml_problem
 
 if TYPE_CHECKING:
     from etcdsec.audit.sources import Collector
@@ -40,8 +40,8 @@ def _options(collector: Collector, root: Path) -> dict[str, list[tuple[str, Orig
         text = collector.read_text(path, "k3s config file")
         try:
             docs = load_all(text or "")
-        except yaml.YAMLError:
-            collector.unparsable(path, "not valid YAML")
+        except yaml.YAMLError as exc:
+            collector.unparsable(path, yaml_problem(exc))
             continue
         doc = docs[0] if docs and isinstance(docs[0], dict) else {}
         shown = collector.show(path)

@@ -6,7 +6,9 @@ report never silently drops a file.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 import yaml
@@ -24,7 +26,7 @@ from etcdsec.audit.model import (
     resolve_under,
 )
 from etcdsec.audit.shellcmd import find_invocation
-from etcdsec.audit.yamllines import load_all
+from etcdsec.audit.yamllines import UnsafeYAMLError, load_all, yaml_problem
 
 # Env files that a stock unit loads: (path under the root, extra env the stock unit sets, args variable).
 STOCK_ENV_FILES = (
@@ -80,29 +82,34 @@ class Collector:
     def source(self, path: Path) -> Source | None:
         return self._by_path.get(_key(path))
 
-    def read_text(self, path: Path, kind: str, optional: bool = False) -> str | None:
-        """The file's text, recording it as a source; None (recorded, with the reason) when unreadable."""
+    def read_bytes(self, path: Path, kind: str, optional: bool = False) -> bytes | None:
+        """The file's bytes, recording it as a source; None (recorded, with the reason) when unreadable.
+
+        Only regular files up to MAX_FILE_BYTES are read: a FIFO, a device or a symlink loop planted
+        where a configuration file should be is reported, never waited on or read without end.
+        """
         key = _key(path)
         known = self._by_path.get(key)
         try:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_FILE_BYTES + 1)
-            if len(data) > MAX_FILE_BYTES:
-                raise OSError(f"larger than {MAX_FILE_BYTES >> 20} MiB: not a configuration file")
-            text = data.decode("utf-8", errors="replace")
+            data = read_regular_file(path, MAX_FILE_BYTES)
         except FileNotFoundError:
-            status, detail, text = ("absent-optional" if optional else "missing"), "no such file", None
+            status, detail, data = ("absent-optional" if optional else "missing"), "no such file", None
         except IsADirectoryError:
-            status, detail, text = "unreadable", "is a directory", None
+            status, detail, data = "unreadable", "is a directory", None
         except OSError as exc:
-            status, detail, text = "unreadable", exc.strerror or str(exc), None
+            status, detail, data = "unreadable", exc.strerror or str(exc), None
         else:
             status, detail = "read", ""
         if known is None:
             known = Source(self.show(path), kind, status, detail, real=path)
             self._by_path[key] = known
             self.sources.append(known)
-        return text
+        return data
+
+    def read_text(self, path: Path, kind: str, optional: bool = False) -> str | None:
+        """`read_bytes` as UTF-8 (undecodable bytes replaced)."""
+        data = self.read_bytes(path, kind, optional)
+        return None if data is None else data.decode("utf-8", errors="replace")
 
     def look_at(self, path: Path, kind: str, optional: bool = False) -> bool:
         """Record a file or directory examined by its metadata only (keys: contents never read)."""
@@ -150,8 +157,8 @@ class Collector:
                 try:
                     docs = load_all(text)
                 except yaml.YAMLError as exc:
-                    self.unparsable(path, _yaml_problem(exc))
-                    incomplete = f"its config file {choice.value} is not valid YAML"
+                    self.unparsable(path, yaml_problem(exc))
+                    incomplete = f"its config file {choice.value} could not be parsed: {yaml_problem(exc)}"
                 else:
                     config = etcdflags.settings_from_config(docs[0] if docs else {}, self.show(path))
         res = etcdflags.resolve(parsed.settings, env_settings, config)
@@ -237,18 +244,18 @@ class Collector:
             folder = root / directory
             if folder.is_dir():
                 for path in sorted(folder.iterdir()):
-                    if path.suffix in (".yaml", ".yml", ".json", ".manifest") and path.is_file():
+                    if path.suffix in (".yaml", ".yml", ".json", ".manifest") and _candidate(path):
                         self.add_manifest(path, root)
         for rel, runner, extra_env, args_var in STOCK_ENV_FILES:
             path = resolve_under(root, rel)
-            if path.is_file() and not self.claimed(path):
+            if _candidate(path) and not self.claimed(path):
                 text = self.read_text(path, "environment file")
                 if text is not None and not (rel == "etc/etcd/etcd.conf" and _is_yaml_mapping(text)):
                     # Lines that are not KEY=value are skipped, as systemd's EnvironmentFile= does.
                     self.add_env_file(path, root, text, runner, extra_env, args_var)
         for rel, runner in STOCK_CONFIG_FILES:
             path = resolve_under(root, rel)
-            if path.is_file() and not self.claimed(path):
+            if _candidate(path) and not self.claimed(path):
                 self.add_config_file(path, root, runner)
         if (root / k3s.EMBEDDED_ETCD_CONFIG).is_file():
             k3s.add_k3s_apiserver(self, root)
@@ -281,7 +288,7 @@ class Collector:
         try:
             docs = load_all(text)
         except yaml.YAMLError as exc:
-            self.unparsable(path, _yaml_problem(exc))
+            self.unparsable(path, yaml_problem(exc))
             return
         for doc in docs:
             for found in pod_commands(doc):
@@ -299,8 +306,11 @@ class Collector:
         source = self.source(path)
         try:
             docs = load_all(text)
+        except UnsafeYAMLError as exc:  # YAML that etcd and the kubelet refuse too: say so, read nothing
+            self.unparsable(path, yaml_problem(exc))
+            return
         except yaml.YAMLError:
-            docs = []
+            docs = []  # not YAML: maybe an env file
         pods = [found for doc in docs for found in pod_commands(doc)]
         if any(isinstance(d, dict) and d.get("kind") == "ClusterConfiguration" for d in docs):
             if source:
@@ -350,12 +360,48 @@ class Collector:
             self.read_text(path, "file")  # recorded as missing
 
 
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of a regular file (OSError otherwise, with a reason a person can act on)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)  # a FIFO must not block the open
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"not a regular file ({_file_type(info.st_mode)})")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB: not a configuration file")
+    return data
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "an unknown file type"
+
+
+def is_symlink_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def _candidate(path: Path) -> bool:
+    """Anything but a directory: a FIFO, device or symlink loop is read too, and reported, not skipped."""
+    return (path.exists() and not path.is_dir()) or is_symlink_loop(path)
+
+
 def _walk_files(top: Path, limit: int) -> list[Path]:
     """Up to `limit` regular files under `top`, sorted; symlinked directories are not followed."""
     found: list[Path] = []
     for directory, subdirs, names in os.walk(top):
         subdirs.sort()
-        found += [Path(directory) / n for n in sorted(names) if (Path(directory) / n).is_file()]
+        found += [Path(directory) / n for n in sorted(names) if _candidate(Path(directory) / n)]
         if len(found) >= limit:
             break
     return found[:limit]
@@ -364,6 +410,8 @@ def _walk_files(top: Path, limit: int) -> list[Path]:
 def _is_yaml_mapping(text: str) -> bool:
     try:
         docs = load_all(text)
+    except UnsafeYAMLError:
+        return True  # YAML, and hostile: the config-file path reports it
     except yaml.YAMLError:
         return False
     return bool(docs) and isinstance(docs[0], dict)
@@ -372,19 +420,13 @@ def _is_yaml_mapping(text: str) -> bool:
 def _key(path: Path) -> Path:
     try:
         return path.resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python 3.11's pathlib)
         return path.absolute()
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or "invalid YAML"
-    return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
 
 
 def _mentions_program(path: Path) -> bool:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_regular_file(path, MAX_FILE_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return path.name.startswith(("etcd", "kube-apiserver"))
     return "etcd" in text or "kube-apiserver" in text

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from etcdsec.errors import UserError
-from etcdsec.store.engine import DEFAULT_DB, open_engine
-from etcdsec.store.scans import ScanStore
+from etcdsec.errors import StoreError, UserError
+from etcdsec.store.engine import DEFAULT_DB, open_engine, table_names
+from etcdsec.store.scans import ScanStore, guard
+from etcdsec.store.schema import foreign_tables, schema_problem
 
 EPILOG = """--format json prints an object with totals, versions, organizations, names, uptime, tls, auth
 (docs/schema.md). Organizations come from Shodan fields of imported targets, else from --asn-db
@@ -37,8 +38,28 @@ def _existing_db(text: str) -> str:
     return text
 
 
+def _open_store(db: str) -> ScanStore:
+    """The store, or the real reason it cannot be read: not a database, damaged, unreachable, not ours."""
+    engine = open_engine(_existing_db(db), read_only=True)
+    names = table_names(engine)  # StoreError with the database's own complaint
+    others = foreign_tables(names)
+    if not names:
+        raise UserError("no scans or honeypot events in this database yet (it has no tables; run etcdsec scan first)")
+    if not names - set(others):
+        raise UserError(f"{db} holds no etcdsec data: its tables ({', '.join(others[:10])}) were made by "
+                        "another program")
+    with guard("reading the schema"), engine.connect() as conn:
+        problem = schema_problem(conn)
+    if problem:
+        raise StoreError(problem)
+    store = ScanStore(engine)
+    if "scans" in names:
+        store.latest_scan_id()  # a damaged table fails here with its reason, not as "no scans yet"
+    return store
+
+
 def run(args: argparse.Namespace) -> int:
-    store = ScanStore(open_engine(_existing_db(args.db)))
+    store = _open_store(args.db)
     if args.list:
         return _list(store, args.format)
     if args.export:

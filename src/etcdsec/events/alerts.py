@@ -1,7 +1,8 @@
 """Alerts for the events that matter (`--alert-on`): webhook JSON POST and syslog.
 
 Sent from a worker thread so a slow receiver never stalls the emitter (sensor or monitor); each source may raise at
-most `per_source_per_minute` alerts (a flood of token reuse becomes one alert plus a counter).
+most `per_source_per_minute` alerts (a flood of token reuse becomes one alert plus a counter); the
+source is the event's `key` field (`src_ip` for the honeypot, `target` for the monitor).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import queue
 import threading
 import time
 import urllib.request
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
 from etcdsec.events.ids import full_id
+from etcdsec.events.ratelimit import WindowLimiter
 
 MAX_SOURCES = 10_000
 _STOP = object()
@@ -26,16 +27,17 @@ _STOP = object()
 class AlertOutput:
     def __init__(self, eventids: list[str], webhook: str | None = None, syslog: tuple[str, int] | None = None,
                  per_source_per_minute: int = 10, clock: Callable[[], float] = time.monotonic,
-                 name: str = "etcdsec-honeypot") -> None:
+                 name: str = "etcdsec-honeypot", key: str = "src_ip") -> None:
         self.eventids = {full_id(e) for e in eventids}
         self.webhook = webhook
         self.limit = per_source_per_minute
         self.clock = clock
-        self.recent: OrderedDict[str, deque[float]] = OrderedDict()
+        self.limiter = WindowLimiter(per_source_per_minute, 60.0, MAX_SOURCES)
         self.sent = 0
         self.suppressed = 0
         self.failed = 0
         self.name = name  # the syslog tag and the webhook's User-Agent
+        self.key = key  # the event field the per-minute limit counts by (a source, a target)
         self.syslog: logging.Logger | None = None
         if syslog is not None:
             self.syslog = logging.getLogger(f"etcdsec.events.alerts.{id(self)}")
@@ -51,27 +53,13 @@ class AlertOutput:
     def __call__(self, event: dict[str, Any]) -> None:
         if event.get("eventid") not in self.eventids:
             return
-        if not self._allowed(str(event.get("src_ip", "")), self.clock()):
+        if not self.limiter.allow(str(event.get(self.key, "")), self.clock()):
             self.suppressed += 1
             return
         try:
             self.queue.put_nowait(event)
         except queue.Full:
             self.suppressed += 1
-
-    def _allowed(self, source: str, now: float) -> bool:
-        window = self.recent.get(source)
-        if window is None:
-            window = self.recent[source] = deque()
-            if len(self.recent) > MAX_SOURCES:
-                self.recent.popitem(last=False)
-        self.recent.move_to_end(source)
-        while window and now - window[0] >= 60.0:
-            window.popleft()
-        if len(window) >= self.limit:
-            return False
-        window.append(now)
-        return True
 
     def _run(self) -> None:
         while True:

@@ -17,25 +17,38 @@ import threading
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Table, insert
+from sqlalchemy import Engine, Integer, Table, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from etcdsec.errors import StoreError
 from etcdsec.store.engine import open_engine
 from etcdsec.store.schema import honeypot_events, metadata
 
-COLUMNS = ("timestamp", "eventid", "sensor", "session", "src_ip", "src_port", "dst_ip", "dst_port", "method",
-           "path", "status", "user_agent", "grpc_method", "token")
 _STOP = object()
+MAX_TEXT = 4096
 BATCH = 500  # rows per transaction; two batches queue, so a crash loses at most three (and the event in hand)
 
 
-def event_row(event: dict[str, Any]) -> dict[str, Any]:
-    row = {name: event.get(name) for name in COLUMNS}
-    for name in ("method", "path", "user_agent", "grpc_method", "token"):
-        if row[name] is not None:
-            row[name] = str(row[name])[:4096]
-    row["status"] = event.get("status") if isinstance(event.get("status"), int) else None
+Columns = tuple[tuple[str, int], ...]
+
+
+def _columns(table: Table) -> Columns:
+    """(name, text length bound or 0 for an integer) of every column an event fills; `id` is the
+    row's own and `data` holds the whole event."""
+    return tuple((c.name, 0 if isinstance(c.type, Integer) else min(getattr(c.type, "length", None) or MAX_TEXT,
+                                                                      MAX_TEXT))
+                 for c in table.columns if c.name not in ("id", "data"))
+
+
+def event_row(event: dict[str, Any], columns: Columns) -> dict[str, Any]:
+    """The pulled-out columns (integers only when they are ints, text cut to the column) and the event as JSON."""
+    row: dict[str, Any] = {}
+    for name, bound in columns:
+        value = event.get(name)
+        if not bound:
+            row[name] = value if type(value) is int else None
+        else:
+            row[name] = None if value is None else str(value)[:bound]
     row["data"] = _data(event)
     return row
 
@@ -62,6 +75,7 @@ class EventStoreWriter:
                  max_queue: int | None = None, table: Table = honeypot_events, block_s: float = 5.0) -> None:
         self.engine = open_engine(path_or_url)
         self.table = table
+        self.columns = _columns(table)
         create_tables(self.engine, table)
         self.batch, self.interval = batch, interval
         self.queue: queue.Queue[Any] = queue.Queue(max_queue or 2 * batch)
@@ -94,7 +108,7 @@ class EventStoreWriter:
             first = self.queue.get()
             if first is _STOP:
                 return
-            rows = [event_row(first)]
+            rows = [event_row(first, self.columns)]
             stop = False
             while len(rows) < self.batch:
                 try:
@@ -104,7 +118,7 @@ class EventStoreWriter:
                 if item is _STOP:
                     stop = True
                     break
-                rows.append(event_row(item))
+                rows.append(event_row(item, self.columns))
             self._write(rows)
             if stop:
                 return

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.errors import UserError
+from etcdsec.events.emitter import Emitter
 from etcdsec.events.ids import EventOutput, full_id, utc_timestamp
 
 
@@ -184,24 +184,18 @@ def _strip_mapped(ip: str) -> str:
 
 
 # --- events (format and outputs: etcdsec.events) ------------------------------------------------
-class EventSink:
-    """Builds Cowrie/T-Pot style events and hands each to every output (JSONL file, store, alerts).
-
-    An output that raises is counted and skipped: one broken sink never stops the others.
-    """
+class EventSink(Emitter):
+    """Builds Cowrie/T-Pot style events (session fields first) and delivers them through
+    `etcdsec.events.emitter.Emitter` to every output (JSONL file, store, alerts)."""
 
     def __init__(self, sensor: str, outputs: Iterable[EventOutput] = ()) -> None:
-        self.sensor = sensor
-        self.outputs: list[EventOutput] = list(outputs)
-        self.emitted = 0
-        self.output_errors = 0
-        self._lock = threading.Lock()
+        super().__init__(sensor, outputs)
         self._full_ids: dict[str, str] = {}
 
-    def emit(self, eventid: str, session: Session | None, **fields: Any) -> None:
-        self.emit_fields(eventid, session, fields)
+    def emit(self, eventid: str, session: Session | None = None, **fields: Any) -> dict[str, Any]:  # type: ignore[override]
+        return self.emit_fields(eventid, session, fields)
 
-    def emit_fields(self, eventid: str, session: Session | None, fields: dict[str, Any]) -> None:
+    def emit_fields(self, eventid: str, session: Session | None, fields: dict[str, Any]) -> dict[str, Any]:
         """`emit` with the fields as a dict (no keyword copy on the hot path); None values are left out."""
         full = self._full_ids.get(eventid)
         if full is None:
@@ -220,13 +214,8 @@ class EventSink:
                     event[key] = value
         else:
             event.update(fields)
-        with self._lock:
-            self.emitted += 1
-            for output in self.outputs:
-                try:
-                    output(event)
-                except Exception:  # a failing sink must not take the sensor down
-                    self.output_errors += 1
+        self.deliver(event)
+        return event
 
 
 class MemoryEvents:
