@@ -4,7 +4,9 @@ never with a sensor.error or a socket left open."""
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import h2.config
 import h2.connection
@@ -14,7 +16,9 @@ from hyperframe.frame import HeadersFrame
 from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from etcdsec.testbed.pki import TestCA
 
 from .conftest import b64, json_post, read_until
 
@@ -92,3 +96,32 @@ def test_real_etcd_closes_a_reused_stream_id_without_goaway(version: str) -> Non
         sock.sendall(reused_stream_id())
         got = until_closed(sock)
     assert SETTINGS in frame_types(got) and not {GOAWAY, RST_STREAM} & set(frame_types(got))
+
+
+def tls_exchange(ip: str, cafile: Path, data: bytes, quiet: float = 2.0) -> bytes:
+    """Over TLS with ALPN h2: what arrives until the server closes or says nothing for `quiet` s."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection((ip, 2379), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=ip) as sock:
+        assert sock.selected_alpn_protocol() == "h2"
+        sock.sendall(data)
+        return read_until(sock, b"never", quiet)
+
+
+@pytest.mark.parametrize("version", ["3.4", "3.5"])
+def test_h2_stream_id_reused_over_tls_is_reset_as_etcd_does(tmp_path: Path, version: str) -> None:
+    """Over TLS etcd serves gRPC with Go's http2 server: RST_STREAM (STREAM_CLOSED) on the stream, the
+    connection stays open; the sensor answers the same, without a sensor.error."""
+    with EtcdServer(EtcdConfig(version=version, tls=True)) as real:
+        assert real.ca is not None
+        want = frame_types(tls_exchange(real.host, real.ca.cert_path, reused_stream_id()))
+    ip = free_loopback_ip((2379,))
+    ca = TestCA(tmp_path / "pki")
+    cert = ca.issue("server", ips=[ip])
+    config = SensorConfig(persona={"3.4": "3.4.23", "3.5": "3.5.1"}[version], state_file=None, tls_cert=cert.cert,
+                          tls_key=cert.key)
+    with BackgroundSensor(config, ip=ip) as hp:
+        got = frame_types(tls_exchange(ip, ca.cert_path, reused_stream_id()))
+        assert hp.memory.of("sensor.error") == []
+    assert RST_STREAM in want and GOAWAY not in want
+    assert RST_STREAM in got and GOAWAY not in got

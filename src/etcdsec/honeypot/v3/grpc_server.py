@@ -96,7 +96,8 @@ class _Stream:
 
 class StreamIdReused(h2.exceptions.ProtocolError):
     """HEADERS on a stream id already used: grpc-go takes every HEADERS frame for a new stream and
-    ends the connection at one not above all before it (etcd 3.4/3.5 close, no GOAWAY: measured)."""
+    ends the connection at one not above all before it (etcd 3.4/3.5 on plain text close, no
+    GOAWAY: measured)."""
 
 
 class _GrpcGoH2(h2.connection.H2Connection):
@@ -121,7 +122,10 @@ class GrpcConnection:
         config = h2.config.H2Configuration(client_side=False, header_encoding=None,
                                            validate_inbound_headers=True, validate_outbound_headers=False,
                                            normalize_outbound_headers=False)
-        self.h2 = _GrpcGoH2(config=config)
+        # plain text: etcd's cmux hands h2c to grpc-go's own transport; over TLS Go's http2 server
+        # serves gRPC, and h2's rules are its rules (a reused stream id gets RST_STREAM, measured)
+        self.h2 = h2.connection.H2Connection(config=config) if session is not None and session.tls \
+            else _GrpcGoH2(config=config)
         self.h2.encoder = CachingEncoder()  # the same few header blocks, coded once each way
         decoder = CachingDecoder(self.h2.decoder.max_header_list_size)
         decoder.max_allowed_table_size = self.h2.decoder.max_allowed_table_size
