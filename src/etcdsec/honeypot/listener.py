@@ -170,7 +170,8 @@ class Listener:
 
     def _shed_for(self, newcomer: Session) -> bool:
         """At the total cap: close the live connection that has sent least so `newcomer` is served."""
-        victim = pick_victim((s for s, _ in self.live.values()), time.monotonic())
+        victim = pick_victim((s for s, _ in self.live.values()), time.monotonic(),
+                             lambda src: self.guard.per_source.get(src, 0))
         if victim is None:
             return False
         _, task = self.live.pop(victim.id)

@@ -9,12 +9,13 @@ then closes the one named.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from etcdsec.honeypot.context import Session
 
-# Every newcomer has sent nothing yet: connections this young are never shed, or two newcomers
-# would shed each other.
+# Every newcomer has sent nothing yet: a connection this young is not shed while it is its
+# source's only one, or two new sources would shed each other. A source holding several has no
+# such grace: an attack that reconnects as fast as it is shed keeps every connection young.
 SHED_GRACE_S = 1.0
 
 
@@ -24,7 +25,9 @@ def shed_key(session: Session, now: float) -> tuple[int, float]:
     return session.requests_in, session.bytes_in / age
 
 
-def pick_victim(sessions: Iterable[Session], now: float) -> Session | None:
-    """The connection to shed, or None when every one is younger than the grace time."""
-    return min((s for s in sessions if now - s.started >= SHED_GRACE_S), key=lambda s: shed_key(s, now),
-               default=None)
+def pick_victim(sessions: Iterable[Session], now: float,
+                crowd: Callable[[str], int] = lambda _src: 1) -> Session | None:
+    """The connection to shed, or None when every one is in its grace time. `crowd(src)`: how many
+    connections that source holds."""
+    return min((s for s in sessions if now - s.started >= SHED_GRACE_S or crowd(s.src_ip) > 1),
+               key=lambda s: shed_key(s, now), default=None)
