@@ -157,3 +157,25 @@ def test_a_websocket_with_no_watch_is_idle_and_one_watching_is_not() -> None:
         silent.settimeout(10)
         assert silent.recv(4096) == b""  # closed at the idle time
         assert not closed_by_server(watching)
+
+
+def test_the_victim_is_the_connection_that_sent_least() -> None:
+    from etcdsec.honeypot.context import Session
+    from etcdsec.honeypot.shedding import pick_victim
+
+    def conn(src: str, age: float, requests: int, sent: int) -> Session:
+        s = Session.new(src, 1, "127.0.0.1", 2379)
+        s.started, s.requests_in, s.bytes_in = 100.0 - age, requests, sent
+        return s
+
+    busy = conn("10.0.0.1", 50, 3, 900)  # served three requests
+    drip = conn("10.0.0.2", 30, 0, 90)  # a slowloris: no request in 30 s
+    silent = conn("10.0.0.3", 30, 0, 0)  # a WebSocket that never spoke
+    lone_new = conn("10.0.0.4", 0.2, 0, 0)  # a new source, still sending its first request
+    crowd = {"10.0.0.2": 20, "10.0.0.5": 20}
+    assert pick_victim([busy, drip, silent, lone_new], 100.0, lambda s: crowd.get(s, 1)) is silent
+    assert pick_victim([busy, drip, lone_new], 100.0, lambda s: crowd.get(s, 1)) is drip
+    assert pick_victim([busy, lone_new], 100.0, lambda s: crowd.get(s, 1)) is busy  # the lone newcomer is spared
+    assert pick_victim([lone_new], 100.0) is None
+    reconnected = conn("10.0.0.5", 0.2, 0, 23)  # young, but its source holds twenty: no grace
+    assert pick_victim([busy, reconnected, lone_new], 100.0, lambda s: crowd.get(s, 1)) is reconnected
