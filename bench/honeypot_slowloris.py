@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.addresses import is_loopback
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.harness import BackgroundSensor
 
 ATTACK_SOURCES, PER_SOURCE, OTHERS = 42, 50, 102
 MAX_OPENS = 200_000  # attack connections opened in all, whatever the duration

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 from etcdsec.events.alerts import AlertOutput
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import Limits, Session
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.request import Request
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
 
 from . import fuzzgen
 

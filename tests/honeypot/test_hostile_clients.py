@@ -14,11 +14,11 @@ import pytest
 from hyperframe.frame import HeadersFrame
 
 from etcdsec.honeypot.context import Limits
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from etcdsec.testbed.pki import TestCA
+from tests.support.harness import BackgroundSensor
 
 from .conftest import b64, json_post, read_until
 

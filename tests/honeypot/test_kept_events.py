@@ -11,8 +11,8 @@ import yaml
 
 from etcdsec.events.kept import kept_path
 from etcdsec.honeypot.context import Limits
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
 
 CANARY = "s3cr3t-canary-17"
 CLOSE = b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

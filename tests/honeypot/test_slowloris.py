@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from etcdsec.honeypot.context import Limits
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.shedding import SHED_GRACE_S
+from tests.support.harness import BackgroundSensor
 
 from .conftest import b64
 

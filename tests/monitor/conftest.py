@@ -13,10 +13,6 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for pg_server (import-mode=importlib)
-
-from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
-
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
     """Poll until `predicate` is truthy (a wait for a state, not a timing assertion)."""

@@ -1,6 +1,6 @@
 """`--db` pointed at something that is not an etcdsec database: the real error, and nothing damaged.
 
-Real SQLite files made by the test, and the real PostgreSQL server of tests/pg_server.py. Scans
+Real SQLite files made by the test, and the real PostgreSQL server of tests/support/postgres.py. Scans
 sweep one closed port on a loopback address only.
 """
 

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from etcdsec.audit.collector import Collector
 from etcdsec.audit.model import AuditFinding, Source
 from etcdsec.audit.procfs import add_process, live_processes
 from etcdsec.audit.rules import AuditContext, run_rules
 from etcdsec.audit.shown import clip
-from etcdsec.audit.sources import Collector
+from etcdsec.audit.sources import add_path, add_tree
 from etcdsec.model import Severity
 
 
@@ -61,9 +62,9 @@ def audit(paths: list[Path], root: Path | None = None, pids: set[int] | None = N
     """
     collector = Collector()
     for path in paths:
-        collector.add_path(path, root)
+        add_path(collector, path, root)
     if root is not None and not paths:
-        collector.add_tree(root)
+        add_tree(collector, root)
     live_host = live or (root is not None and root.resolve() == Path("/"))
     if live:
         for pid, program in live_processes(pids):

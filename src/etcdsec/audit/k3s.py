@@ -11,17 +11,14 @@ on. `kube-apiserver-arg` entries (`key=value`) override these. Settings come fro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
 from etcdsec.audit import systemd
+from etcdsec.audit.collector import Collector
 from etcdsec.audit.etcdflags import is_true
 from etcdsec.audit.model import ApiServerInstance, Origin, Setting
 from etcdsec.audit.yamllines import line_of, load_all, yaml_problem
-
-if TYPE_CHECKING:
-    from etcdsec.audit.sources import Collector
 
 DATA_DIR = "/var/lib/rancher/k3s/server"
 EMBEDDED_ETCD_CONFIG = "var/lib/rancher/k3s/server/db/etcd/config"

@@ -11,15 +11,20 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 
-from etcdsec import __version__
 from etcdsec.audit.engine import AuditReport
 from etcdsec.audit.rules import RULES
-from etcdsec.audit.shown import visible
+from etcdsec.output import SHOWN_CHARS, visible
+from etcdsec.version import __version__
 
 _COLOURS = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 _SARIF_SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "0.0"}
 _LOCATION = re.compile(r"^(?P<path>[^\s:()][^:()]*?)(?::(?P<line>\d+))?(?:\s|:|$)")
+
+
+def _shown(text: str) -> str:
+    """Text from an audited file, for rich markup: controls visible, long values cut (etcdsec.output)."""
+    return escape(visible(text, SHOWN_CHARS))
 
 
 def render_text(report: AuditReport, out: IO[str], colour: bool) -> None:
@@ -29,14 +34,14 @@ def render_text(report: AuditReport, out: IO[str], colour: bool) -> None:
     for finding in report.findings:
         groups[finding.subject].append(finding)
     for subject, findings in groups.items():
-        console.print(f"[bold]{_safe(subject)}[/bold]")
+        console.print(f"[bold]{_shown(subject)}[/bold]")
         for f in findings:
             style = _COLOURS.get(f.severity, "")
             cis = f" (CIS {', '.join(f.cis)})" if f.cis else ""
-            console.print(f"  [{style}]{f.severity.upper():8}[/{style}] {f.id}{cis}: {_safe(f.title)}")
+            console.print(f"  [{style}]{f.severity.upper():8}[/{style}] {f.id}{cis}: {_shown(f.title)}")
             for item in f.evidence:
-                console.print(f"           at {_safe(item)}")
-            console.print(f"           fix: {_safe(f.remediation)}", style="dim")
+                console.print(f"           at {_shown(item)}")
+            console.print(f"           fix: {_shown(f.remediation)}", style="dim")
         console.print()
     counts: dict[str, int] = defaultdict(int)
     for finding in report.findings:
@@ -48,11 +53,6 @@ def render_text(report: AuditReport, out: IO[str], colour: bool) -> None:
     console.print(f"{len(report.findings)} finding(s){': ' + summary if summary else ''}; "
                   f"{len(report.instances)} instance(s) from {read} source(s) read"
                   + (f", {len(problems)} could not be used" if problems else ""))
-
-
-def _safe(text: str) -> str:
-    """Hostile text for the terminal: control characters visible, rich markup inert."""
-    return escape(visible(text))
 
 
 def render_json(report: AuditReport, out: IO[str]) -> None:

@@ -11,6 +11,7 @@ still has them).
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
@@ -32,7 +33,8 @@ BATCH = 500  # rows per transaction; two batches queue, so a crash loses at most
 Columns = tuple[tuple[str, int], ...]
 
 
-def _columns(table: Table) -> Columns:
+@functools.cache
+def table_columns(table: Table) -> Columns:
     """(name, text length bound or 0 for an integer) of every column an event fills; `id` is the
     row's own and `data` holds the whole event."""
     return tuple((c.name, 0 if isinstance(c.type, Integer) else min(getattr(c.type, "length", None) or MAX_TEXT,
@@ -62,6 +64,11 @@ def _data(event: dict[str, Any]) -> str:
         return json.dumps(event, separators=(",", ":"), default=str)
 
 
+def row_for(table: Table, event: dict[str, Any]) -> dict[str, Any]:
+    """The row of `table` that holds `event`."""
+    return event_row(event, table_columns(table))
+
+
 def create_tables(engine: Engine, table: Table = honeypot_events) -> None:
     """The event table only: a database that holds events need not hold scans."""
     try:
@@ -75,7 +82,7 @@ class EventStoreWriter:
                  max_queue: int | None = None, table: Table = honeypot_events, block_s: float = 5.0) -> None:
         self.engine = open_engine(path_or_url)
         self.table = table
-        self.columns = _columns(table)
+        self.columns = table_columns(table)
         create_tables(self.engine, table)
         self.batch, self.interval = batch, interval
         self.queue: queue.Queue[Any] = queue.Queue(max_queue or 2 * batch)

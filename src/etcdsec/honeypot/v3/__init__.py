@@ -10,5 +10,5 @@ Layers, each sans-IO except the thin shell in grpc_shell.serve_h2:
   grpc_shell moves its bytes.
 - etcdsec.proto (shared with the prober): etcd_v3.proto and the generated etcd_v3_pb2.py
   (regenerate with etcdsec/proto/build.py).
-- fidelity + corpus_v3.yaml: the differential runner against real etcd 3.4.23 / 3.5.1.
+- Measured against real etcd 3.4.23 / 3.5.1 by the differential runner in tests/support/ (not shipped).
 """

@@ -122,10 +122,11 @@ class FakeServers:
         self._thread.start()
         self._servers: list[asyncio.Server] = []
 
-    def start(self, kind: str, host: str, port: int = 2379) -> FakeServer:
+    def start(self, kind: str | Handler, host: str, port: int = 2379) -> FakeServer:
+        """`kind` names one of KINDS, or is a handler of the test's own."""
         if not host.startswith("127.") and host != "::1":
             raise ValueError("fakes bind loopback only")
-        handler = KINDS[kind]
+        handler = KINDS[kind] if isinstance(kind, str) else kind
 
         async def _start() -> asyncio.Server:
             async def guarded(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -138,7 +139,7 @@ class FakeServers:
 
         server = asyncio.run_coroutine_threadsafe(_start(), self.loop).result(5)
         self._servers.append(server)
-        return FakeServer(kind, host, port)
+        return FakeServer(kind if isinstance(kind, str) else getattr(kind, "__name__", "custom"), host, port)
 
     def close(self) -> None:
         async def _stop() -> None:

@@ -1,10 +1,8 @@
 """A real PostgreSQL server for tests: Debian's binaries, a temp data dir, a free loopback port.
 
 PostgreSQL refuses to run as root, and the test suite runs as root in CI, so initdb and postgres run
-as `nobody` then. Use the fixtures from another test package with:
-
-    sys.path.insert(0, "<tests dir>")  # under --import-mode=importlib
-    from pg_server import pg_server, pg_url  # noqa: F401  (in a conftest.py: fixtures by name)
+as `nobody` then. tests/conftest.py offers its fixtures (`pg_server`, `pg_url`) to every test;
+outside pytest: `with PostgresServer() as pg: pg.url()`.
 """
 
 from __future__ import annotations
@@ -100,6 +98,12 @@ class PostgresServer:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @pytest.fixture(scope="session")

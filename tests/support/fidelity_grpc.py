@@ -1,13 +1,13 @@
 """Differential fidelity for the gRPC side: one corpus of gRPC calls to real etcd and to the honeypot.
 
-The corpus is `corpus_v3.yaml` next to this module. Cases with a `grpc` key are run here (over a
+The corpus is `corpus/v3.yaml` beside this module. Cases with a `grpc` key are run here (over a
 minimal blocking h2 client, so framing, header names and trailers are seen as sent); the HTTP
-cases in the same file (gateway paths) are run by the HTTP runner, `etcdsec.honeypot.fidelity`.
+cases in the same file (gateway paths) are run by the HTTP runner, `tests/support/fidelity.py`.
 For each case we compare `:status`, response header and trailer names, grpc-status, grpc-message
 and the response message decoded as etcd's type with ids, revisions and sizes normalised.
 Loopback only.
 
-    python -m etcdsec.honeypot.v3.fidelity [--versions 3.4,3.5] [--show-diffs] [--json FILE]
+    .venv/bin/python -m tests.support.fidelity_grpc [--versions 3.4,3.5] [--show-diffs] [--json FILE]
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,17 @@ import h2.events
 import yaml
 from google.protobuf import json_format
 
+from etcdsec.honeypot.context import Identity
+from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.v3 import service
 from etcdsec.honeypot.v3.grpc_server import HEALTH_CHECK, HEALTH_WATCH, frame_message
 from etcdsec.testbed.addresses import is_loopback
+from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.harness import BackgroundSensor
 
 PERSONA_FOR = {"3.4": "3.4.23", "3.5": "3.5.1"}
 MEMBER = "etcd-test"
+CORPUS = Path(__file__).with_name("corpus")  # request corpora, one file per fresh pair of servers
 # Revisions are compared as they are: the honeypot is pinned to start where a fresh etcd starts.
 VOLATILE = {"cluster_id", "member_id", "raft_term", "ID", "leader", "raftIndex", "raftTerm", "raftAppliedIndex",
             "dbSize", "dbSizeInUse", "peerURLs", "clientURLs", "TTL", "grantedTTL", "hash", "blob",
@@ -79,7 +83,7 @@ class GrpcReply:
 
 
 def load_cases(path: Path | None = None) -> list[GrpcCase]:
-    path = path or Path(str(resources.files("etcdsec.honeypot.v3").joinpath("corpus_v3.yaml")))
+    path = path or CORPUS / "v3.yaml"
     items = yaml.safe_load(path.read_text()) or []
     return [GrpcCase(**{k: v for k, v in item.items() if k != "group"}) for item in items if "grpc" in item]
 
@@ -244,11 +248,6 @@ def compare(case: GrpcCase, version: str, real: GrpcReply, hp: GrpcReply) -> Grp
 
 
 def run(versions: list[str], cases: list[GrpcCase] | None = None) -> list[GrpcOutcome]:
-    from etcdsec.honeypot.context import Identity
-    from etcdsec.honeypot.harness import BackgroundSensor
-    from etcdsec.honeypot.sensor import SensorConfig
-    from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
-
     cases = cases if cases is not None else load_cases()
     outcomes: list[GrpcOutcome] = []
     for version in versions:
@@ -282,7 +281,7 @@ def summary(outcomes: list[GrpcOutcome]) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m etcdsec.honeypot.v3.fidelity")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fidelity_grpc")
     parser.add_argument("--versions", default="3.4,3.5")
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--show-diffs", action="store_true")

@@ -5,7 +5,7 @@ persona, both empty and with the same member name, sends every corpus case to bo
 order, and compares status lines, header names (and the values that are not per-deployment),
 and bodies with ids, indexes, addresses and timestamps normalised. Loopback only.
 
-    python -m etcdsec.honeypot.fidelity [--versions 3.4,3.5] [--json report.json] [--show-diffs]
+    .venv/bin/python -m tests.support.fidelity [--versions 3.4,3.5] [--json report.json] [--show-diffs]
 """
 
 from __future__ import annotations
@@ -19,14 +19,21 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-PERSONA_FOR = {"3.4": "3.4.23", "3.5": "3.5.1"}
-MEMBER = "etcd-test"
+from etcdsec.honeypot.context import Identity
+from etcdsec.honeypot.dataset import Bait
+from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.testbed.addresses import free_loopback_ip
+from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from etcdsec.testbed.pki import TestCA
+from tests.support import fidelity_grpc
+from tests.support.fidelity_grpc import CORPUS, MEMBER, PERSONA_FOR
+from tests.support.harness import BackgroundSensor
+
 COMPARED_HEADER_VALUES = {"content-type", "allow", "access-control-allow-headers", "access-control-allow-methods",
                           "access-control-allow-origin", "x-content-type-options", "connection",
                           "transfer-encoding", "location", "grpc-metadata-content-type", "www-authenticate"}
@@ -83,10 +90,7 @@ class Case:
 
 
 def corpus_files() -> list[Path]:
-    base = Path(str(resources.files("etcdsec.honeypot")))
-    files = sorted((base / "corpus").glob("*.yaml"))
-    files += sorted((base / "v3").glob("corpus*.yaml"))  # the v3 side's gateway cases, when present
-    return files
+    return sorted(CORPUS.glob("*.yaml"))  # http.yaml, then v3.yaml (the v3 side's gateway cases)
 
 
 def load_corpus(paths: list[Path] | None = None) -> list[Case]:
@@ -96,7 +100,7 @@ def load_corpus(paths: list[Path] | None = None) -> list[Case]:
         group = path.stem
         for item in yaml.safe_load(path.read_text()) or []:
             if "grpc" in item:
-                continue  # gRPC cases: etcdsec.honeypot.v3.fidelity runs them
+                continue  # gRPC cases: fidelity_grpc runs them
             cases.append(Case(group=item.pop("group", group), **item))
     keys = [(c.group, c.id) for c in cases]
     dupes = {k for k in keys if keys.count(k) > 1}
@@ -277,14 +281,6 @@ class Report:
 
 def run(versions: list[str], cases: list[Case] | None = None, tls: bool = False) -> Report:
     """Run the corpus; with `tls` both servers listen with TLS and cases go over HTTP/1.1 in TLS."""
-    from etcdsec.honeypot.context import Identity
-    from etcdsec.honeypot.dataset import Bait
-    from etcdsec.honeypot.harness import BackgroundSensor
-    from etcdsec.honeypot.sensor import SensorConfig
-    from etcdsec.testbed.addresses import free_loopback_ip
-    from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
-    from etcdsec.testbed.pki import TestCA
-
     cases = cases if cases is not None else load_corpus()
     outcomes: list[Outcome] = []
     groups = list(dict.fromkeys((c.group, c.v2) for c in cases))
@@ -321,20 +317,16 @@ def run(versions: list[str], cases: list[Case] | None = None, tls: bool = False)
 
 
 def grpc_outcomes(versions: list[str]) -> list[Outcome]:
-    """The v3 side's gRPC cases, as rows of the same report (empty when that runner is absent)."""
-    try:
-        from etcdsec.honeypot.v3 import fidelity as grpc_fidelity
-    except ImportError:
-        return []
+    """The v3 side's gRPC cases, as rows of the same report."""
     rows = []
-    for o in grpc_fidelity.run(versions):
+    for o in fidelity_grpc.run(versions):
         rows.append(Outcome(o.id, "grpc", o.version, bool(o.status), bool(o.header_names),
                             bool(o.grpc_status), bool(o.body), list(o.diffs)))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m etcdsec.honeypot.fidelity")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fidelity")
     parser.add_argument("--versions", default="3.4,3.5")
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--show-diffs", action="store_true")
