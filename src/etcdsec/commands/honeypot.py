@@ -51,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--max-store-bytes", type=int, default=64 << 20, metavar="N",
                    help="bytes of keys and values per store at most (64 MiB)")
     p.add_argument("--idle-timeout", type=float, default=120.0, metavar="S", help="close idle connections (120 s)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="close a connection whose request head takes longer (10 s; slowloris)")
     p.add_argument("--watch-timeout", type=float, default=0.0, metavar="S",
                    help="end v2 waits and v3 watches after S seconds (default 0: held until the client "
                         "leaves, as etcd does)")
@@ -84,6 +86,8 @@ def build_config(args: argparse.Namespace):
                  "max_keys", "max_store_bytes"):
         if getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
+    if args.header_timeout <= 0:
+        raise UserError("--header-timeout must be positive")
     if args.idle_timeout <= 0 or args.rate < 0 or args.flush_interval < 0 or args.watch_timeout < 0:
         raise UserError("--idle-timeout must be positive; --rate, --flush-interval and --watch-timeout "
                         "not negative")
@@ -96,7 +100,7 @@ def build_config(args: argparse.Namespace):
                     max_request_bytes=args.max_request_bytes, idle_timeout_s=args.idle_timeout,
                     rate_per_source=args.rate, burst_per_source=max(1, int(args.rate * 2)),
                     max_keys=args.max_keys, max_store_bytes=args.max_store_bytes,
-                    wait_timeout_s=args.watch_timeout)
+                    wait_timeout_s=args.watch_timeout, header_timeout_s=args.header_timeout)
     config = SensorConfig(
         listen=parse_hostport(args.listen, "--listen"),
         peer_listen=parse_hostport(args.peer_listen, "--peer-listen") if args.peer_listen else None,

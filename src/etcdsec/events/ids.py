@@ -40,6 +40,7 @@ REGISTRY: dict[str, EventId] = {
         "session.connect": (*_SESSION, "protocol"),
         "session.refused": (*_SESSION, "reason"),
         "session.closed": (*_SESSION, "duration", "reason"),
+        "session.shed": (*_SESSION, "reason", "for_src_ip", "bytes_in", "requests_in", "duration"),
         "tls.handshake": (*_SESSION, "alpn", "tls_version"),
         "http.request": (*_SESSION, "method", "path", "http_version", "headers", "user_agent", "status",
                          "duration_ms", "tls", "body", "body_b64", "body_len", "body_truncated"),

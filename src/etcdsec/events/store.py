@@ -1,7 +1,12 @@
 """Events into SQLite or PostgreSQL (tables in `etcdsec.store.schema`), off the event loop.
 
-A writer thread drains a bounded queue in batches, so a slow database never stalls the emitter;
-when the queue is full new events are counted as `dropped` (the JSONL file still has them).
+A writer thread drains a short queue in batches (one transaction each). The queue holds at most
+two batches: when it is full the emitter waits for the database (back-pressure: the sensor slows
+to what the database takes) instead of piling events up in memory, where a crash (kill -9) would
+lose them. So a crash loses at most the queue and the batch in flight, about `interval` of events.
+A database that stops taking events (a lock held elsewhere, a server gone) is waited for once, up
+to `block_s`; after that new events are counted as `dropped` until it writes again (the JSONL file
+still has them).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import queue
 import threading
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, Integer, Table, insert
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,6 +27,7 @@ from etcdsec.store.schema import honeypot_events, metadata
 
 _STOP = object()
 MAX_TEXT = 4096
+BATCH = 500  # rows per transaction; two batches queue, so a crash loses at most three (and the event in hand)
 
 
 Columns = tuple[tuple[str, int], ...]
@@ -44,8 +51,17 @@ def event_row(event: dict[str, Any], columns: Columns) -> dict[str, Any]:
             row[name] = value if type(value) is int else None
         else:
             row[name] = None if value is None else str(value)[:bound]
-    row["data"] = json.dumps(event, separators=(",", ":"), default=str)
+    row["data"] = _data(event)
     return row
+
+
+def _data(event: dict[str, Any]) -> str:
+    """The whole event as JSON; orjson first (this runs for every event, in the writer thread that
+    shares the interpreter lock with the sensor), json.dumps for what it cannot encode."""
+    try:
+        return orjson.dumps(event, default=str).decode()
+    except TypeError:
+        return json.dumps(event, separators=(",", ":"), default=str)
 
 
 def row_for(table: Table, event: dict[str, Any]) -> dict[str, Any]:
@@ -62,25 +78,37 @@ def create_tables(engine: Engine, table: Table = honeypot_events) -> None:
 
 
 class EventStoreWriter:
-    def __init__(self, path_or_url: str, batch: int = 1000, interval: float = 0.25,
-                 max_queue: int = 200_000, table: Table = honeypot_events) -> None:
+    def __init__(self, path_or_url: str, batch: int = BATCH, interval: float = 0.25,
+                 max_queue: int | None = None, table: Table = honeypot_events, block_s: float = 5.0) -> None:
         self.engine = open_engine(path_or_url)
         self.table = table
         self.columns = table_columns(table)
         create_tables(self.engine, table)
         self.batch, self.interval = batch, interval
-        self.queue: queue.Queue[Any] = queue.Queue(max_queue)
+        self.queue: queue.Queue[Any] = queue.Queue(max_queue or 2 * batch)
+        self.block_s = block_s
         self.written = 0
         self.dropped = 0
         self.errors = 0
+        self.waits = 0  # events that waited for room (back-pressure)
+        self._stuck = False  # a wait timed out: drop, not wait, until a batch is written again
         self.thread = threading.Thread(target=self._run, name=f"{table.name}-writer", daemon=True)
         self.thread.start()
 
     def __call__(self, event: dict[str, Any]) -> None:
         try:
             self.queue.put_nowait(event)
+            return
         except queue.Full:
-            self.dropped += 1
+            pass
+        if not self._stuck:
+            self.waits += 1
+            try:
+                self.queue.put(event, timeout=self.block_s)
+                return
+            except queue.Full:
+                self._stuck = True
+        self.dropped += 1
 
     def _run(self) -> None:
         while True:
@@ -107,6 +135,7 @@ class EventStoreWriter:
             with self.engine.begin() as conn:
                 conn.execute(insert(self.table), rows)
             self.written += len(rows)
+            self._stuck = False
         except SQLAlchemyError:
             self.errors += 1  # the database went away: the JSONL file is the record of truth
 

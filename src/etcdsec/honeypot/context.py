@@ -169,6 +169,9 @@ class Session:
     tls: bool = False
     peer_ip: str = ""  # the socket peer when src_ip came from PROXY protocol / X-Forwarded-For
     started: float = field(default_factory=time.monotonic)
+    # what the client has sent so far: at the connection cap, the connection that sent least goes
+    bytes_in: int = 0
+    requests_in: int = 0  # complete requests, WebSocket messages, gRPC messages
 
     @classmethod
     def new(cls, src_ip: str, src_port: int, dst_ip: str, dst_port: int, tls: bool = False) -> Session:
@@ -324,6 +327,10 @@ class Limits:
     max_header_count: int = 100
     max_header_bytes: int = 16 << 10
     idle_timeout_s: float = 120.0
+    # A request head (request line + headers) must be in within this, counted from the connection's
+    # start or the head's first byte (Go's ReadHeaderTimeout, nginx's client_header_timeout): far
+    # below the idle time, so a slowloris holds a slot for seconds, not minutes.
+    header_timeout_s: float = 10.0
     rate_per_source: float = 200.0  # requests per second, token bucket refill
     burst_per_source: int = 400
     # v2 ?wait=true and v3 watches: held at most this long; 0 = until the client leaves, as etcd does

@@ -18,6 +18,7 @@ from typing import Any
 
 from etcdsec.errors import UserError
 from etcdsec.events.jsonl import JsonlWriter
+from etcdsec.events.kept import KeptEvents, kept_path
 from etcdsec.events.metrics import EventCounter, MetricsServer
 from etcdsec.honeypot.context import (
     EventOutput,
@@ -133,8 +134,11 @@ class Sensor:
                                       shared=shared) if c.events else None
         except OSError as exc:
             raise UserError(f"cannot open event file {c.events}: {exc.strerror or exc}") from None
+        # first sight of each source and every honeytoken use, beside the file and never rotated
+        self.kept = KeptEvents(kept_path(c.events)) if c.events else None
         self.store_writer: Any = None
-        outputs: list[EventOutput] = [*([self.writer] if self.writer else []), *c.extra_outputs]
+        outputs: list[EventOutput] = [*([self.writer] if self.writer else []), *([self.kept] if self.kept else []),
+                                      *c.extra_outputs]
         if c.db:
             from etcdsec.events.store import EventStoreWriter
 
@@ -250,6 +254,13 @@ class Sensor:
             await asyncio.sleep(interval)
             self.writer.flush()
 
+    def reopen_event_files(self) -> None:
+        """SIGHUP: after an external logrotate moved the files."""
+        if self.writer:
+            self.writer.reopen()
+        if self.kept:
+            self.kept.reopen()
+
     async def stop(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
@@ -264,6 +275,8 @@ class Sensor:
                              refused=self.guard.refused, **worker)
         if self.writer:
             self.writer.close()
+        if self.kept:
+            self.kept.close()
         if self.store_writer:
             self.store_writer.close()
         if self.alerts:
@@ -281,7 +294,7 @@ def run_forever(config: SensorConfig, ready: Callable[[Sensor], None] | None = N
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if sensor.writer:
-            loop.add_signal_handler(signal.SIGHUP, sensor.writer.reopen)
+            loop.add_signal_handler(signal.SIGHUP, sensor.reopen_event_files)
         await sensor.start()
         if ready:
             ready(sensor)
