@@ -258,3 +258,47 @@ def test_past_the_state_cap_puts_fail_as_etcds_quota_does(tmp_path: Path) -> Non
         hp.ctl("del", "/fill/", "--prefix")  # deletes still work, as under etcd's NOSPACE alarm
     finally:
         hp.stop()
+
+
+def test_a_snapshot_written_by_a_forked_child_while_writes_go_on(tmp_path: Path) -> None:
+    """The periodic snapshot is serialised in a forked child; writes made meanwhile land in the old
+    log and open the new one, so a crash at any point (here: no clean stop) keeps all flushed writes."""
+    import asyncio
+
+    from etcdsec.honeypot.sensor import Sensor, SensorConfig
+
+    config = SensorConfig(listen=(free_loopback_ip((2379,)), 0), state_file=tmp_path / "s.json",
+                          keyspace_state=tmp_path / "ks", seed_file=tmp_path / "seed.yaml")
+    config.seed_file.write_text(yaml.safe_dump(SEED))  # type: ignore[union-attr]
+
+    async def write_through_two_snapshots() -> tuple[int, int]:
+        sensor = Sensor(config)
+        journal, ns = sensor.keyspace, sensor.v3_state.namespaces()[0][1]
+        assert journal is not None
+        first = journal.journal.generation
+        for generation in range(2):
+            for i in range(45_000):  # ~5 MiB of log: past the size that calls for a snapshot
+                with ns.store.txn() as txn:
+                    txn.put(f"/big/{i}".encode(), b"v%d" % generation, 0)
+                    txn.commit()
+            await journal.flush()  # forks the snapshot's writer (it may be done by the time this returns)
+            for n in range(200):
+                with ns.store.txn() as txn:
+                    txn.put(f"/during/{generation}/{n}".encode(), b"x", 0)
+                    txn.commit()
+                await journal.flush()
+                if journal._child is None:
+                    break
+                await asyncio.sleep(0.05)
+        assert journal._child is None and journal.journal.generation == first + 2
+        with ns.store.txn() as txn:
+            txn.put(b"/last", b"flushed", 0)
+            txn.commit()
+        await journal.flush()
+        return ns.store.revision, ns.store.live_keys  # and no stop(): as after kill -9
+
+    revision, live = asyncio.run(write_through_two_snapshots())
+    again = Sensor(config).v3_state.namespaces()[0][1]
+    assert again.store.revision == revision and again.store.live_keys == live
+    assert again.store.get(b"/big/7").value == b"v1" and again.store.get(b"/last").value == b"flushed"
+    assert again.store.get(b"/during/0/0") is not None

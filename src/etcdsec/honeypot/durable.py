@@ -16,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from etcdsec.honeypot.journal import Journal, JournalError, encode
+from etcdsec.honeypot.journal import Journal, JournalError, encode, write_background_snapshot
 from etcdsec.honeypot.v2store import V2Error, V2Store
 from etcdsec.honeypot.v3.errors import V3Error
 from etcdsec.honeypot.v3.mvcc import KeyRev
@@ -87,6 +89,8 @@ class KeyspaceJournal:
         self._pending_bytes = 0
         self._saved_wall: dict[str, float] = {}  # namespace -> wall time of its last persisted write
         self._stop = asyncio.Event()
+        self._child: int | None = None  # pid of the process writing the next snapshot
+        self._since_fork: list[bytes] = []  # records logged since that fork
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -250,8 +254,10 @@ class KeyspaceJournal:
 
     def _dump_namespace(self, ns: Namespace) -> dict[str, Any]:
         now_wall, now_mono = self.wall, self.mono
-        return {"rev": ns.store.revision, "compact": ns.store.compact_revision, "raft": ns.raft_index,
-                "keys": [_kv_row(kv) for kv in ns.store.versions()],
+        # The live versions only: history before a snapshot counts as compacted after a restart (as
+        # after etcd's own auto-compaction), and a snapshot is at most the live keyspace, not 64x it.
+        return {"rev": ns.store.revision, "compact": ns.store.revision, "raft": ns.raft_index,
+                "keys": [_kv_row(kv) for kv in ns.store.range(b"", b"")],
                 "leases": [[le.id, le.ttl, now_wall + (le.expiry - now_mono)] for le in ns.lessor.leases.values()]}
 
     def _snapshot_body(self) -> bytes:
@@ -276,26 +282,59 @@ class KeyspaceJournal:
         return log_bytes > max(self.journal.snap_bytes, MIN_LOG_BEFORE_SNAPSHOT) or self.size() > self.max_bytes
 
     async def flush(self) -> None:
-        """Write (and fsync) what collected since the last flush, or a new snapshot when it is due."""
-        if self._wants_snapshot():
-            body = self._snapshot_body()
-            covered = self._take()  # in the snapshot now; kept in memory until it is on disk
-            try:
-                await asyncio.to_thread(self.journal.write_snapshot, body)
-            except OSError as exc:
-                self._put_back(covered)
-                log.warning("honeypot keyspace: cannot write snapshot %s: %s", self.journal.snap_path, exc)
-            self._check_quota()
-            return
+        """Write (and fsync) what collected since the last flush; start or finish a snapshot when due."""
         chunk = self._take()
-        if not chunk:
+        if self._child is None and self._wants_snapshot():
+            self._fork_snapshot()
+        elif self._child is not None:
+            self._since_fork.append(chunk)  # the next snapshot lacks these: its log starts with them
+        if chunk:
+            try:
+                await asyncio.to_thread(self.journal.append, chunk)
+            except OSError as exc:
+                self._put_back(chunk)
+                self._set_quota(True)  # a full or failing disk: refuse writes rather than lose them
+                log.warning("honeypot keyspace: cannot write log %s: %s", self.journal.log_path, exc)
+        if self._child is not None:
+            await self._reap_snapshot(block=False)
+
+    def _fork_snapshot(self) -> None:
+        """Serialise the keyspace in a forked child (copy-on-write, as Redis's BGSAVE does), so the
+        event loop does not stop for it; the child writes `<snap>.next` and exits."""
+        data_path, generation = self.journal.background_path, self.journal.generation + 1
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            log.warning("honeypot keyspace: cannot fork for a snapshot: %s", exc)
+            return
+        if pid == 0:  # the child: touches nothing but the frozen keyspace and one file
+            code = 1
+            try:
+                write_background_snapshot(data_path, self.journal.snapshot_bytes(generation, self._snapshot_body()))
+                code = 0
+            finally:
+                os._exit(code)
+        self._child, self._since_fork = pid, []
+
+    async def _reap_snapshot(self, block: bool) -> None:
+        assert self._child is not None
+        try:
+            pid, status = os.waitpid(self._child, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self._child, -1
+        if pid == 0:
+            return  # still writing
+        self._child = None
+        since = b"".join(self._since_fork)
+        self._since_fork = []
+        if status != 0:
+            log.warning("honeypot keyspace: the snapshot child failed (status %s); trying again later", status)
             return
         try:
-            await asyncio.to_thread(self.journal.append, chunk)
+            await asyncio.to_thread(self.journal.adopt_background, since)
         except OSError as exc:
-            self._put_back(chunk)
-            self._set_quota(True)  # a full or failing disk: refuse writes rather than lose them
-            log.warning("honeypot keyspace: cannot write log %s: %s", self.journal.log_path, exc)
+            log.warning("honeypot keyspace: cannot put snapshot %s in place: %s", self.journal.snap_path, exc)
+        self._check_quota()
 
     def _check_quota(self) -> None:
         self._set_quota(self.size() > self.max_bytes)
@@ -322,6 +361,12 @@ class KeyspaceJournal:
         self._stop.set()
         if self._task is not None:
             await self._task
+        if self._child is not None:  # its snapshot is older than the one written now
+            with contextlib.suppress(OSError):
+                os.kill(self._child, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self._child, 0)
+            self._child = None
         try:
             self.journal.write_snapshot(self._snapshot_body())
         except OSError as exc:

@@ -59,6 +59,11 @@ def scan(data: bytes, offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
         offset = end
 
 
+def _generation_of(log: bytes) -> Any:
+    first = next(scan(log), None)
+    return first[1].get("generation") if first is not None else None
+
+
 @dataclass
 class Loaded:
     generation: int
@@ -88,6 +93,9 @@ class Journal:
         log: list[dict[str, Any]] = []
         dropped, note = 0, ""
         data = self._read(self.log_path, self.max_file_bytes * 2, "log")
+        pending = self._read(self.log_path.with_name(self.log_path.name + ".next"), self.max_file_bytes * 2, "log")
+        if pending and snapshot is not None and _generation_of(pending) == generation:
+            data = pending  # a crash between the snapshot's rename and the log's: the new log is complete
         if data:
             records = scan(data)
             first = next(records, None)
@@ -147,15 +155,34 @@ class Journal:
     def write_snapshot(self, body: bytes) -> None:
         """A new generation: `body` is the snapshot's JSON payload. Then an empty log for it."""
         with self._lock:
-            generation = self.generation + 1
-            head = encode({"magic": MAGIC, "version": VERSION, "generation": generation})
-            snap = head + frame(body)
-            _write_atomically(self.snap_path, snap)
-            _write_atomically(self.log_path, encode({"magic": MAGIC, "generation": generation}))
-            self._close_log()
-            self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-            self.generation, self.snap_bytes = generation, len(snap)
-            self.log_bytes = os.fstat(self._log_fd).st_size
+            _write_file(self.background_path, self.snapshot_bytes(self.generation + 1, body))
+            self._switch(b"")
+
+    def snapshot_bytes(self, generation: int, body: bytes) -> bytes:
+        return encode({"magic": MAGIC, "version": VERSION, "generation": generation}) + frame(body)
+
+    @property
+    def background_path(self) -> Path:
+        """Where a new snapshot is written (by a forked child, or in place) before it is renamed."""
+        return self.snap_path.with_name(self.snap_path.name + ".next")
+
+    def adopt_background(self, since: bytes) -> None:
+        """A child wrote the next generation's snapshot: make it current, with the records logged
+        since the fork (already in the old log) as the new log's first records."""
+        with self._lock:
+            self._switch(since)
+
+    def _switch(self, since: bytes) -> None:
+        generation = self.generation + 1
+        next_log = self.log_path.with_name(self.log_path.name + ".next")
+        _write_file(next_log, encode({"magic": MAGIC, "generation": generation}) + since)
+        os.replace(self.background_path, self.snap_path)
+        os.replace(next_log, self.log_path)  # a crash just before: load() finds the log in .next
+        _sync_dir(self.snap_path.parent)
+        self._close_log()
+        self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self.generation, self.snap_bytes = generation, os.stat(self.snap_path).st_size
+        self.log_bytes = os.fstat(self._log_fd).st_size
 
     def append(self, chunk: bytes) -> None:
         """Records framed by `encode`, written and fsynced (the flush interval's group commit)."""
@@ -180,10 +207,9 @@ class Journal:
             self._log_fd = None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write, fsync, rename over `path`, fsync the directory: the old file or the new, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+def _write_file(path: Path, data: bytes) -> None:
+    """Write and fsync (the caller renames it into place: the old file or the new, never half)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         view = memoryview(data)
         while view:
@@ -191,8 +217,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def write_background_snapshot(path: Path, data: bytes) -> None:
+    """In a forked child: the next snapshot, written and fsynced, not yet in place."""
+    _write_file(path, data)
+
+
+def _sync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)
     finally:
