@@ -224,7 +224,7 @@ class KeyspaceJournal:
         ns.store.subscribe(committed)
         ns.store.on_compact = lambda rev: self._add({"t": "cp", "n": name, "r": rev})
         ns.lessor.listener = leased
-        ns.store.quota_full = self.quota_full
+        ns.store.quota_full = ns.lessor.quota_full = self.quota_full
 
     def _on_namespace(self, name: str, ns: Namespace | None) -> None:
         if ns is None:
@@ -344,7 +344,7 @@ class KeyspaceJournal:
         self.v2.quota_full = full
         if self.v3 is not None:
             for _, ns in self.v3.namespaces():
-                ns.store.quota_full = full
+                ns.store.quota_full = ns.lessor.quota_full = full
 
     # --- running ----------------------------------------------------------------------------------
     def start(self) -> None:

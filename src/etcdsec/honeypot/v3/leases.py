@@ -47,6 +47,7 @@ class Lessor:
         self.leases: dict[int, Lease] = {}
         self.deadlines: list[tuple[float, int]] = []  # (expiry, id), possibly stale: checked on pop
         self.listener: Callable[[str, Lease], None] | None = None  # the keyspace journal: grant/renew/revoke
+        self.quota_full = False  # as etcd's capped applier: no grants under the NOSPACE alarm
 
     def grant(self, lease_id: int, ttl: int, now: float) -> Lease:
         if ttl > MAX_TTL:
@@ -55,7 +56,7 @@ class Lessor:
             lease_id = self.ids.next() & ((1 << 63) - 1)
         if lease_id in self.leases:
             raise errors.lease_exists()
-        if len(self.leases) >= self.max_leases:
+        if len(self.leases) >= self.max_leases or self.quota_full:
             raise errors.no_space()
         ttl = max(ttl, MIN_TTL)
         lease = Lease(lease_id, ttl, now + ttl)
