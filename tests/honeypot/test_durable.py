@@ -305,3 +305,46 @@ def test_a_snapshot_written_by_a_forked_child_while_writes_go_on(tmp_path: Path)
     assert again.store.revision == revision and again.store.live_keys == live
     assert again.store.get(b"/big/7").value == b"v1" and again.store.get(b"/last").value == b"flushed"
     assert again.store.get(b"/during/0/0") is not None
+
+
+def test_hostile_state_files_with_valid_checksums(tmp_path: Path) -> None:
+    """Checksums prove nothing against someone who writes the file: content is checked field by field."""
+    from etcdsec.honeypot.journal import MAGIC, VERSION, encode, frame
+
+    state = tmp_path / "s"
+    hp = Honeypot(tmp_path, "--state", f"{state}/").start()
+    hp.stop()
+
+    def snapshot(body: object) -> bytes:
+        return encode({"magic": MAGIC, "version": VERSION, "generation": 7}) + frame(json.dumps(body).encode())
+
+    def log(*records: dict) -> bytes:
+        return encode({"magic": MAGIC, "generation": 7}) + b"".join(encode(r) for r in records)
+
+    far = {"wall": -1e300, "v3": [["", {"rev": 9, "compact": 0, "raft": 9, "keys": [["/x", 9, 9, 1, "y", 5]],
+                                          "leases": [[5, 60, 1e308]]}]],
+           "v2": {"index": 9, "nodes": [["/ttl", "v", 8, 8, 1e308]]}}
+    file_as_dir = {"index": 9, "nodes": [["/ttl", "v", 8, 8, 1e308], ["/ttl/under/a/file", "v", 9, 9, None]]}
+    for body in ({"wall": "x"}, [], {"wall": 1.0, "v3": [["", {"rev": -1}]], "v2": {}}, {**far, "v2": file_as_dir}):
+        (state / "keyspace.snap").write_bytes(snapshot(body))
+        out = subprocess.run([sys.executable, "-m", "etcdsec", "honeypot", "--listen", f"{hp.ip}:2379",
+                              "--state", f"{state}/"], capture_output=True, timeout=30, cwd=tmp_path)
+        err = out.stderr.decode()
+        assert out.returncode == 2 and len(err.strip().splitlines()) == 1 and "damaged" in err, err
+
+    # far-off deadlines are clamped, not fatal; a log record with nonsense in it ends the replay there
+    (state / "keyspace.snap").write_bytes(snapshot(far))
+    (state / "keyspace.log").write_bytes(log({"t": "kv", "n": "", "r": 10, "f": 10, "w": 1.0,
+                                              "c": [["/ok", 10, 10, 1, "1", 0]]},
+                                             {"t": "kv", "n": "", "r": -3, "f": 0, "w": 0, "c": []},
+                                             {"t": "kv", "n": "", "r": 12, "f": 12, "w": 1.0,
+                                              "c": [["/after", 12, 12, 1, "1", 0]]}))
+    hp.start()
+    try:
+        assert b"log record 2 is damaged" in hp.stderr and b"Traceback" not in hp.stderr
+        assert hp.keys() == {"/x": "y", "/ok": "1"}
+        assert json.loads(hp.ctl("lease", "timetolive", "5", "-w", "json"))["ttl"] > 0
+        status, body = hp.v2("GET", "/ttl")
+        assert status == 200 and body["node"]["expiration"].startswith("21")  # clamped to 100 years
+    finally:
+        hp.stop()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from etcdsec.honeypot.journal import Journal, JournalError, encode, write_background_snapshot
+from etcdsec.honeypot.v2store import MAX_TTL as V2_MAX_TTL
 from etcdsec.honeypot.v2store import V2Error, V2Store
 from etcdsec.honeypot.v3.errors import V3Error
 from etcdsec.honeypot.v3.mvcc import KeyRev
@@ -42,9 +43,11 @@ BAD_INPUT = (ValueError, TypeError, KeyError, IndexError, AttributeError, V2Erro
 
 
 # --- decoding persisted values: every field checked, a hostile file is only ever "damaged" -------
-def _int(x: Any) -> int:
-    if type(x) is not int or not -(1 << 63) <= x < 1 << 64:
-        raise ValueError(f"expected an integer, got {type(x).__name__}")
+def _int(x: Any, top: int = 1 << 62) -> int:
+    """Revisions, versions, indexes and TTLs (below 2^62: room to grow within int64); lease ids
+    (top 2^63) are etcd's non-negative int64."""
+    if type(x) is not int or not 0 <= x < top:
+        raise ValueError(f"expected an integer from 0 to {top - 1}, got {x!r:.40}")
     return x
 
 
@@ -52,6 +55,11 @@ def _num(x: Any) -> float:
     if type(x) not in (int, float):
         raise ValueError(f"expected a number, got {type(x).__name__}")
     return float(x)
+
+
+def _deadline(x: Any, now: float) -> float:
+    """A wall-clock expiry, kept within what the stores can print (v2's 100-year TTL cap)."""
+    return min(max(_num(x), 0.0), now + V2_MAX_TTL)
 
 
 def _raw(x: Any) -> bytes:
@@ -73,7 +81,7 @@ def _kv_row(kv: KeyRev) -> list[Any]:
 
 def _kv(row: Any) -> KeyRev:
     key, create, mod, version, value, lease = row
-    return KeyRev(_raw(key), _int(create), _int(mod), _int(version), _raw(value), _int(lease))
+    return KeyRev(_raw(key), _int(create), _int(mod), _int(version), _raw(value), _int(lease, 1 << 63))
 
 
 class KeyspaceJournal:
@@ -136,12 +144,12 @@ class KeyspaceJournal:
         self.v2.clear(_int(v2["index"]))
         for key, value, created, modified, expires in v2["nodes"]:
             self.v2.place(_str(key), None if value is None else _str(value), _int(created), _int(modified),
-                          None if expires is None else _num(expires), _int(v2["index"]))
+                          None if expires is None else _deadline(expires, self.wall), _int(v2["index"]))
 
     def _load_namespace(self, name: str, dump: Any, wall: float) -> None:
         assert self.v3 is not None
         versions = [_kv(row) for row in dump["keys"]]
-        leases = [(_int(i), _int(ttl), _num(x)) for i, ttl, x in dump["leases"]]
+        leases = [(_int(i, 1 << 63), _int(ttl), _deadline(x, self.wall)) for i, ttl, x in dump["leases"]]
         ns = self.v3.adopt(name)
         ns.store.load(_int(dump["rev"]), _int(dump["compact"]), versions)
         ns.lessor.leases.clear()
@@ -158,7 +166,7 @@ class KeyspaceJournal:
         kind = r["t"]
         if kind == "v2":
             self.v2.place(_str(r["k"]), None if r["v"] is None else _str(r["v"]), _int(r["c"]), _int(r["m"]),
-                          None if r["x"] is None else _num(r["x"]), _int(r["i"]))
+                          None if r["x"] is None else _deadline(r["x"], self.wall), _int(r["i"]))
         elif kind == "v2x":
             self.v2.unplace(_str(r["k"]), _int(r["i"]))
         elif self.v3 is None:
@@ -180,9 +188,9 @@ class KeyspaceJournal:
                 if ns.store.compact_revision < rev <= ns.store.revision:
                     ns.store.compact(rev)
             elif kind == "l":
-                ns.lessor.restore(_int(r["i"]), _int(r["ttl"]), self._mono_of(_num(r["x"])))
+                ns.lessor.restore(_int(r["i"], 1 << 63), _int(r["ttl"]), self._mono_of(_deadline(r["x"], self.wall)))
             elif kind == "lx":
-                ns.lessor.leases.pop(_int(r["i"]), None)
+                ns.lessor.leases.pop(_int(r["i"], 1 << 63), None)
             else:
                 raise ValueError(f"unknown record type {kind!r}")
 
@@ -194,7 +202,7 @@ class KeyspaceJournal:
         for name, ns in self.v3.namespaces():
             saved = self._saved_wall.get(name)
             if ns.heartbeat is not None and saved is not None:
-                gap = ns.heartbeat.revisions_since(saved, now)
+                gap = ns.heartbeat.revisions_since(min(max(saved, now - 10 * 365 * 86400), now), now)
                 ns.store.revision += gap
                 ns.raft_index += gap
             for kv in ns.store.range(b"", b""):
