@@ -291,8 +291,9 @@ class KeyspaceJournal:
 
     async def flush(self) -> None:
         """Write (and fsync) what collected since the last flush; start or finish a snapshot when due."""
+        due = self._child is None and self._wants_snapshot()  # counting what is still unwritten
         chunk = self._take()
-        if self._child is None and self._wants_snapshot():
+        if due:
             self._fork_snapshot()
         elif self._child is not None:
             self._since_fork.append(chunk)  # the next snapshot lacks these: its log starts with them
@@ -318,6 +319,10 @@ class KeyspaceJournal:
         if pid == 0:  # the child: touches nothing but the frozen keyspace and one file
             code = 1
             try:
+                with contextlib.suppress(ValueError):  # only where the loop runs in the main thread
+                    signal.set_wakeup_fd(-1)  # a signal to the child must not wake the sensor's loop
+                    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                        signal.signal(sig, signal.SIG_DFL)
                 write_background_snapshot(data_path, self.journal.snapshot_bytes(generation, self._snapshot_body()))
                 code = 0
             finally:
