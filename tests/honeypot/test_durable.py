@@ -348,3 +348,46 @@ def test_hostile_state_files_with_valid_checksums(tmp_path: Path) -> None:
         assert status == 200 and body["node"]["expiration"].startswith("21")  # clamped to 100 years
     finally:
         hp.stop()
+
+
+def get_via_gateway(ip: str, source: str, key: str) -> str | None:
+    conn = http.client.HTTPConnection(ip, 2379, timeout=10, source_address=(source, 0))
+    try:
+        conn.request("POST", "/v3/kv/range", json.dumps({"key": base64.b64encode(key.encode()).decode()}),
+                     {"Content-Type": "application/json"})
+        kvs = json.loads(conn.getresponse().read()).get("kvs", [])
+    finally:
+        conn.close()
+    return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
+
+def put_from(ip: str, source: str, key: str) -> None:
+    conn = http.client.HTTPConnection(ip, 2379, timeout=10, source_address=(source, 0))
+    try:
+        put_via_gateway(conn, key)
+    finally:
+        conn.close()
+
+
+def test_per_source_namespaces_and_workers_keep_their_own_keyspaces(tmp_path: Path) -> None:
+    sources = [f"127.0.0.{i}" for i in range(1, 7)]
+    for mode in (["--namespace-writes"], ["--workers", "2"]):
+        where = tmp_path / mode[0].strip("-")
+        where.mkdir()
+        hp = Honeypot(where, "--state", f"{where}/s/", *mode).start()
+        try:
+            for source in sources:
+                put_from(hp.ip, source, f"/mine/{source}")
+        finally:
+            hp.stop()
+        hp.start()
+        try:
+            for source in sources:
+                assert get_via_gateway(hp.ip, source, f"/mine/{source}") == "x", (mode, source)
+                if mode == ["--namespace-writes"]:  # one source never sees another's writes
+                    other = sources[(sources.index(source) + 1) % len(sources)]
+                    assert get_via_gateway(hp.ip, source, f"/mine/{other}") is None
+        finally:
+            hp.stop()
+        if mode[0] == "--workers":
+            assert {p.name for p in (where / "s").glob("keyspace.w*.snap")} == {"keyspace.w0.snap", "keyspace.w1.snap"}
