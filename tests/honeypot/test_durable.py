@@ -42,6 +42,7 @@ class Honeypot:
              "--seed", str(seed), "--enable-v2", "true", *self.extra],
             stderr=subprocess.PIPE, cwd=self.tmp, env={**os.environ, **(self.env or {})})
         assert self.proc.stderr is not None
+        self.stderr = b""  # this start's lines only
         while True:  # warnings (a damaged log) come before the "listening" line
             line = self.proc.stderr.readline()
             self.stderr += line
@@ -226,18 +227,27 @@ def test_the_default_state_directory_is_under_xdg_state_home(tmp_path: Path) -> 
     xdg = tmp_path / "xdg"
     work = tmp_path / "work"
     work.mkdir()
+    # a sensor of the version before kept its ids in the working directory: they are taken over once
+    old = Honeypot(work, "--state", str(work / "etcdsec-honeypot.state.json"), "--forget-writes").start()
+    try:
+        member = json.loads(old.ctl("member", "list", "-w", "json"))["header"]["member_id"]
+    finally:
+        old.stop()
+    before = {p.name for p in work.iterdir()}
     hp = Honeypot(work, env={"XDG_STATE_HOME": str(xdg)}).start()
     try:
+        assert b"taken over" in hp.stderr
+        assert json.loads(hp.ctl("member", "list", "-w", "json"))["header"]["member_id"] == member
         hp.ctl("put", "/mine", "1")
     finally:
         hp.stop()
     state = xdg / "etcdsec" / "honeypot"
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert {p.name for p in state.iterdir()} >= {"state.json", "keyspace.snap", "keyspace.log"}
-    assert not list(work.glob("*state*"))  # nothing in the working directory
+    assert {p.name for p in work.iterdir()} == before  # nothing new in the working directory
     hp.start()
     try:
-        assert hp.keys()["/mine"] == "1"
+        assert hp.keys()["/mine"] == "1" and b"taken over" not in hp.stderr
     finally:
         hp.stop()
 

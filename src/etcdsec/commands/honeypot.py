@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from etcdsec.errors import UserError
 EPILOG = """Event ids start with `etcdsec.` (etcdsec.session.connect, etcdsec.http.request,
 etcdsec.grpc.request, etcdsec.malformed, etcdsec.honeytoken.used, ...); see docs/honeypot-events.md.
 SIGTERM/SIGINT: flush and exit 0. SIGHUP: reopen the event file (after an external logrotate)."""
+LEGACY_STATE = "etcdsec-honeypot.state.json"  # the --state default before it moved to the XDG state directory
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -88,6 +90,17 @@ def default_state_dir() -> Path:
     return root / "etcdsec" / "honeypot"
 
 
+def _adopt_legacy_state(ids: Path) -> None:
+    """The ids a sensor kept in its working directory before the XDG default: a restart after an
+    upgrade must not show scanners a new cluster."""
+    try:
+        shutil.copyfile(LEGACY_STATE, ids)
+        ids.chmod(0o600)
+    except OSError as exc:
+        raise UserError(f"--state: cannot copy ./{LEGACY_STATE} to {ids}: {exc.strerror or exc}") from None
+    print(f"etcdsec honeypot: ids taken over from ./{LEGACY_STATE} into {ids}", file=sys.stderr)
+
+
 def state_paths(arg: str | None) -> tuple[Path, Path]:
     """(ids file, keyspace prefix) for --state: a directory holds state.json and keyspace.*; a file
     (the form before the keyspace was kept) keeps its name, the keyspace goes beside it."""
@@ -98,7 +111,10 @@ def state_paths(arg: str | None) -> tuple[Path, Path]:
             path.chmod(0o700)  # mkdir's mode is masked by the umask, and an existing one may be wider
         except OSError as exc:
             raise UserError(f"--state: cannot make directory {path}: {exc.strerror or exc}") from None
-        return path / "state.json", path / "keyspace"
+        ids = path / "state.json"
+        if arg is None and not ids.exists() and Path(LEGACY_STATE).is_file():
+            _adopt_legacy_state(ids)
+        return ids, path / "keyspace"
     if not path.resolve().parent.is_dir():
         raise UserError(f"--state: directory does not exist: {path.parent}")
     return path, path.with_name(path.stem + ".keyspace")
