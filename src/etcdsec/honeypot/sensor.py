@@ -30,8 +30,10 @@ from etcdsec.honeypot.context import (
     load_persona,
 )
 from etcdsec.honeypot.dataset import Bait, kubernetes_bait, load_seed_file
+from etcdsec.honeypot.durable import KeyspaceJournal
 from etcdsec.honeypot.guard import Guard
 from etcdsec.honeypot.http1 import ClientApp, PeerApp
+from etcdsec.honeypot.journal import JournalError
 from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
 from etcdsec.honeypot.metrics import render
 from etcdsec.honeypot.v2store import V2Store
@@ -46,6 +48,9 @@ class SensorConfig:
     events: Path | None = None
     db: str | None = None
     state_file: Path | None = None
+    keyspace_state: Path | None = None  # keep the keyspace in <this>.snap + <this>.log (None: forget it)
+    state_flush: float = 1.0  # seconds between keyspace log writes (fsynced): what kill -9 can lose
+    state_max_bytes: int = 256 << 20  # keyspace state on disk; past it puts fail as etcd's NOSPACE
     sensor: str = field(default_factory=socket.gethostname)
     advertise_client_url: str | None = None
     advertise_peer_url: str | None = None
@@ -165,6 +170,7 @@ class Sensor:
         for key, value in bait.keys:  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
             v2.set(key.decode(), value.decode())
         v2.index = 3 + 2 * len(bait.keys)
+        self.keyspace = self._keyspace_journal(v2)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
         self.ctx.h2_http = self.client_app.h2_request  # for non-gRPC streams over TLS + h2
         self.guard = Guard(c.limits)
@@ -189,6 +195,23 @@ class Sensor:
         except ImportError:
             return None
         return module.V3State(self.ctx)
+
+    def _keyspace_journal(self, v2: V2Store) -> KeyspaceJournal | None:
+        """The keyspace as persisted (restored now, journalled from here on); one per worker."""
+        prefix = self.config.keyspace_state
+        if prefix is None:
+            return None
+        if self.slot is not None and self.slot.count > 1:  # workers keep separate keyspaces
+            prefix = prefix.with_name(f"{prefix.name}.w{self.slot.index}")
+        journal = KeyspaceJournal(prefix, self.v3_state, v2, flush_interval=self.config.state_flush,
+                                  max_bytes=self.config.state_max_bytes)
+        try:
+            journal.open()
+        except JournalError as exc:
+            raise UserError(f"{exc} (move it away to start with a fresh keyspace)") from None
+        except OSError as exc:
+            raise UserError(f"cannot write keyspace state {prefix}: {exc.strerror or exc}") from None
+        return journal
 
     def _tls(self) -> ssl.SSLContext | None:
         return tls_context(self.config)
@@ -240,6 +263,8 @@ class Sensor:
         if self.slot is not None and self.slot.control is not None:
             self.slot.control.setblocking(False)  # a snapshot is a few KiB: the socket buffer takes it whole
             asyncio.get_running_loop().add_reader(self.slot.control.fileno(), self._answer_control)
+        if self.keyspace is not None:
+            self.keyspace.start()
         if self.writer and self.config.flush_interval > 0:
             self._flusher = asyncio.create_task(self._flush_every(self.config.flush_interval))
         self.started = True
@@ -269,6 +294,8 @@ class Sensor:
         await self.client.close()
         if self.peer:
             await self.peer.close()
+        if self.keyspace is not None:
+            await self.keyspace.close()
         if self.started:  # a sensor that never listened has nothing to report
             worker = {"worker": self.slot.index} if self.slot is not None else {}
             self.events.emit("sensor.stop", None, sessions=self.client.sessions, throttled=self.guard.throttled,
