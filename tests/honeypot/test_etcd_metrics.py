@@ -204,3 +204,22 @@ def test_v2_on_sensor_shows_enable_v2_like_etcd(etcd_factory) -> None:
         ours = json.loads(fetch(hp.url + "/debug/vars"))["cmdline"]
         assert fetch(hp.url + "/v2/keys/").startswith(b'{"action":"get"')
     assert "--enable-v2=true" in theirs and "--enable-v2=true" in ours
+
+
+def _get(url: str, headers: dict[str, str]) -> tuple[dict[str, str], bytes]:
+    req = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return dict(resp.headers), resp.read()
+
+
+@pytest.mark.parametrize("accept", ["gzip", "deflate, gzip;q=1.0", "gzip;q=0", "br", "x-gzip"])
+def test_metrics_gzip_as_promhttp_decides(pair, accept) -> None:
+    import gzip
+
+    _, real, hp = pair
+    theirs, _ = _get(real.client_url + "/metrics", {"Accept-Encoding": accept})
+    ours, body = _get(hp.url + "/metrics", {"Accept-Encoding": accept})
+    assert ours.get("Content-Encoding") == theirs.get("Content-Encoding")
+    if ours.get("Content-Encoding") == "gzip":
+        assert body[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # Go's gzip header
+        assert len(parse(gzip.decompress(body).decode())) > 120

@@ -119,8 +119,8 @@ class ClientApp:
                 return method_not_allowed("GET")
             return Response(200, self.ctx.persona.health_body.encode(), sniff_type=True)
         if path == "/metrics":
-            return Response(200, self.surface.metrics_body(session),
-                            [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
+            body, headers = self.surface.metrics_response(session, req.header("accept-encoding"))
+            return Response(200, body, headers)
         if path == "/debug/vars":
             return Response(200, self.surface.debug_vars_body(session),
                             [("Content-Type", "application/json; charset=utf-8")])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import struct
 import time
+import zlib
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -156,6 +158,22 @@ def metrics_body(ctx: SensorContext, requests: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+GO_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, XFL 0, OS unknown
+
+
+def go_gzip(data: bytes) -> bytes:
+    """gzip as Go's compress/gzip writes it at the default level (Python's module writes OS 3)."""
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = deflate.compress(data) + deflate.flush()
+    return GO_GZIP_HEADER + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
+def gzip_accepted(accept_encoding: str | None) -> bool:
+    """promhttp's test: one comma-separated part that is `gzip` or starts `gzip;` (no q= weighing)."""
+    parts = (accept_encoding or "").split(",")
+    return any(p.strip() == "gzip" or p.strip().startswith("gzip;") for p in parts)
+
+
 class EtcdSurface:
     """One sensor's `/metrics` and `/debug/vars`: etcd's family set for the persona (captured from the
     real binary, `etcd_metrics`) with live values, or `metrics_body`'s short list for personas
@@ -195,6 +213,16 @@ class EtcdSurface:
         if self.metrics is None:
             return metrics_body(self.ctx, self.scrapes)
         return self.metrics.render(self.live(session))
+
+    def metrics_response(self, session: Session | None,
+                         accept_encoding: str | None) -> tuple[bytes, list[tuple[str, str]]]:
+        """Body and headers as promhttp sends them: gzip when the client accepts it (Go's HTTP client,
+        Prometheus and curl --compressed all ask), with Go's gzip header (no name, mtime 0, OS 255)."""
+        body = self.metrics_body(session)
+        headers = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]
+        if gzip_accepted(accept_encoding):
+            return go_gzip(body), [*headers, ("Content-Encoding", "gzip")]
+        return body, headers
 
     def debug_vars_body(self, session: Session | None) -> bytes:
         live = self.live(session)
