@@ -223,3 +223,32 @@ def test_metrics_gzip_as_promhttp_decides(pair, accept) -> None:
     if ours.get("Content-Encoding") == "gzip":
         assert body[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # Go's gzip header
         assert len(parse(gzip.decompress(body).decode())) > 120
+
+
+@pytest.mark.parametrize("side", ["etcd", "honeypot"])
+def test_watch_gauges_count_open_watches(pair, side) -> None:
+    import time
+
+    version, real, hp = pair
+    url = real.client_url if side == "etcd" else hp.url
+    before = scrape(url)
+    _, ctl = etcd_binaries(version)
+    watch = subprocess.Popen([str(ctl), f"--endpoints={url}", "watch", "watched-key"], env={"ETCDCTL_API": "3"},
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the stream is registered (etcdctl dials first)
+            during = scrape(url)
+            watchers = "etcd_debugging_mvcc_watcher_total"
+            if during[watchers].value() > before[watchers].value():
+                break
+            time.sleep(0.1)
+        assert during["etcd_debugging_mvcc_watch_stream_total"].value() == \
+            before["etcd_debugging_mvcc_watch_stream_total"].value() + 1
+        assert during["etcd_debugging_mvcc_watcher_total"].value() == \
+            before["etcd_debugging_mvcc_watcher_total"].value() + 1
+        assert during["grpc_server_started_total"].value(
+            '{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}') >= 1
+    finally:
+        watch.kill()
+        watch.wait(10)

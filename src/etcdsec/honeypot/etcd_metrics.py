@@ -179,6 +179,8 @@ class Live:
     calls: Counter[str] = field(default_factory=Counter)  # gRPC full method -> calls
     scrapes: int = 0
     health: int = 0
+    watch_streams: int = 0  # open now
+    watchers: int = 0
 
     @functools.cached_property
     def memstats(self) -> dict[str, Any]:
@@ -250,7 +252,13 @@ LIVE_ROWS: dict[str, Callable[[Live, list[Row]], list[Row]]] = {
     # promhttp counts a scrape once it is served: the first one reads 0
     "promhttp_metric_handler_requests_total": lambda live, rows: [
         [s, labels, v + max(0, live.scrapes - 1) if labels == '{code="200"}' else v] for s, labels, v in rows],
-    "go_goroutines": _one(lambda live, v: v + (int(live.now) // 7) % 5),
+    # etcd runs a few goroutines per watch stream (send/recv loops, the stream's own)
+    "go_goroutines": _one(lambda live, v: v + (int(live.now) // 7) % 5 + 3 * live.watch_streams),
+    "etcd_debugging_mvcc_watch_stream_total": _one(lambda live, v: live.watch_streams),
+    "etcd_debugging_mvcc_watcher_total": _one(lambda live, v: live.watchers),
+    "etcd_debugging_lease_granted_total": _one(lambda live, v: v + _calls("/etcdserverpb.Lease/LeaseGrant")(live)),
+    "etcd_debugging_lease_revoked_total": _one(lambda live, v: v + _calls("/etcdserverpb.Lease/LeaseRevoke")(live)),
+    "etcd_debugging_lease_renewed_total": _one(lambda live, v: v + _calls("/etcdserverpb.Lease/LeaseKeepAlive")(live)),
     "go_memstats_last_gc_time_seconds": _one(lambda live, v: live.memstats["LastGC"] / 1e9),
     "process_max_fds": _one(lambda live, v: FD_LIMIT),
     "os_fd_limit": _one(lambda live, v: FD_LIMIT),

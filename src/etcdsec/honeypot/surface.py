@@ -204,6 +204,7 @@ class EtcdSurface:
             live.db_size, live.db_in_use = ns.db_size()
             live.raft_index = ns.raft_index
             live.writes = max(0, store.revision - ident.revision_base)
+            live.watch_streams, live.watchers = len(ns.hub.streams), ns.hub.count
         else:
             live.raft_index += int(live.uptime // 30)
         return live
