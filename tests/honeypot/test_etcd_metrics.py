@@ -147,7 +147,8 @@ def test_debug_vars_keys_and_memstats_as_etcd(pair) -> None:
     metrics = scrape(hp.url)  # and /metrics shows the same process
     assert metrics["go_memstats_sys_bytes"].value() == pytest.approx(mem["Sys"], rel=0.01)
     assert metrics["process_max_fds"].value() == ours["file_descriptor_limit"]
-    assert ours["raft.status"]["commit"] == metrics["etcd_server_proposals_committed_total"].value()
+    # the control plane's lease renewals may commit between the two requests
+    assert 0 <= metrics["etcd_server_proposals_committed_total"].value() - ours["raft.status"]["commit"] <= 5
 
 
 def _flags(argv: list[str]) -> dict[str, str]:
