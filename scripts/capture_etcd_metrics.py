@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -73,6 +74,32 @@ def compact(families: list[Family]) -> dict[str, object]:
     return {"grpc_methods": methods, "grpc_codes": codes, "families": out}
 
 
+def v2_traffic(server: EtcdServer) -> None:
+    """A v2 client's first requests: a miss (404), a set, a get, a delete."""
+    for method, path, body in (("GET", "/v2/keys/missing", None), ("PUT", "/v2/keys/a", b"value=1"),
+                               ("GET", "/v2/keys/a", None), ("DELETE", "/v2/keys/a", None)):
+        req = urllib.request.Request(server.client_url + path, data=body, method=method)
+        try:
+            urllib.request.urlopen(req, timeout=10).read()
+        except urllib.error.HTTPError:
+            pass
+
+
+def v2_families(version: str, known: set[str]) -> list[list[object]]:
+    """Families an etcd with --enable-v2 adds once a v2 client used it: name, type, help, `le` bounds."""
+    with EtcdServer(EtcdConfig(version=version, enable_v2=True)) as server:
+        traffic(server)
+        v2_traffic(server)
+        with urllib.request.urlopen(server.client_url + "/metrics", timeout=10) as resp:
+            families = parse(resp.read().decode())
+    out: list[list[object]] = []
+    for fam in families:
+        if fam.name not in known:
+            les = list(dict.fromkeys(label_dict(lb)["le"] for n, lb, _ in fam.samples if n.endswith("_bucket")))
+            out.append([fam.name, fam.type, fam.help, les])
+    return out
+
+
 def main(version: str, target: Path) -> None:
     with EtcdServer(EtcdConfig(version=version)) as server:
         traffic(server)
@@ -80,6 +107,7 @@ def main(version: str, target: Path) -> None:
             text = resp.read().decode()
     data: dict[str, object] = {"source": ""}
     data.update(compact(parse(text)))
+    data["v2_families"] = v2_families(version, {f.name for f in parse(text)})
     data["source"] = f"etcd {version} /metrics on loopback after 3 puts and a get (scripts/capture_etcd_metrics.py)"
     target.parent.mkdir(parents=True, exist_ok=True)
     # one family a line: a new capture diffs family by family

@@ -254,3 +254,49 @@ def test_watch_gauges_count_open_watches(pair, side) -> None:
     finally:
         watch.kill()
         watch.wait(10)
+
+
+V2_TRAFFIC = (("GET", "/v2/keys/missing", None), ("PUT", "/v2/keys/a", b"value=1"), ("GET", "/v2/keys/a", None),
+              ("GET", "/v2/keys/?recursive=true", None), ("PUT", "/v2/keys/a?prevValue=1", b"value=2"),
+              ("PUT", "/v2/keys/b?prevExist=false", b"value=1"), ("POST", "/v2/keys/q", b"value=1"),
+              ("DELETE", "/v2/keys/a", None), ("DELETE", "/v2/keys/a", None))
+
+
+def v2_traffic(url: str) -> None:
+    import urllib.error
+
+    for method, path, body in V2_TRAFFIC:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+        try:
+            fetch_req = urllib.request.Request(url + path, data=body, method=method, headers=headers)
+            urllib.request.urlopen(fetch_req, timeout=10).read()
+        except urllib.error.HTTPError as exc:
+            exc.read()
+
+
+@pytest.fixture(scope="module", params=["3.5", "3.4"])
+def v2pair(request, etcd_factory) -> Iterator[tuple[EtcdServer, BackgroundSensor]]:
+    version = request.param
+    real = etcd_factory(f"metrics-v2-traffic-{version}", EtcdConfig(version=version, enable_v2=True),
+                        setup=lambda s: (client_traffic(version, s.client_url, "warm"), v2_traffic(s.client_url)))
+    with BackgroundSensor(SensorConfig(persona=PERSONA[version], state_file=None, enable_v2=True)) as hp:
+        before = parse(fetch(hp.url + "/metrics").decode())
+        assert "etcd_http_received_total" not in {f.name for f in before}  # absent until a v2 client came
+        client_traffic(version, hp.url, "warm")
+        v2_traffic(hp.url)
+        yield real, hp
+
+
+def test_v2_families_appear_as_etcd_after_v2_traffic(v2pair) -> None:
+    real, hp = v2pair
+    theirs, ours = parse(fetch(real.client_url + "/metrics").decode()), parse(fetch(hp.url + "/metrics").decode())
+    assert [(f.name, f.type, f.help) for f in ours] == [(f.name, f.type, f.help) for f in theirs]
+    by_name = {f.name: f for f in theirs}
+    for fam in ours:
+        assert fam.label_names() == by_name[fam.name].label_names(), fam.name
+    for name in ("etcd_http_received_total", "etcd_http_failed_total", "etcd_http_successful_duration_seconds",
+                 "etcd_debugging_store_reads_total", "etcd_debugging_store_writes_total"):
+        mine = {lb for _, lb, _ in next(f for f in ours if f.name == name).samples}
+        assert mine == {lb for _, lb, _ in by_name[name].samples}, name
+    received = {f.name: f for f in ours}["etcd_http_received_total"]
+    assert received.value('{method="DELETE"}') == 2 and received.value('{method="GET"}') == 3

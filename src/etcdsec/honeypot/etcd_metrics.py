@@ -21,6 +21,7 @@ from typing import Any
 
 from etcdsec.honeypot.context import Identity, Persona
 from etcdsec.honeypot.go_runtime import FD_LIMIT, METRIC_FIELDS, Load, memstats
+from etcdsec.honeypot.v2_metrics import V2Traffic, family_rows, store_rows
 
 Row = list[Any]  # [suffix, "{labels}" or "", value]
 Series = list[Any]  # histogram: [labels without le, cumulative bucket counts, sum, count]
@@ -57,10 +58,13 @@ class MetricsData:
     grpc_methods: list[tuple[str, str, str]]  # (service, method, type) in etcd's order
     grpc_codes: list[str]
     families: list[list[Any]]  # [name, type, help, rows | series | "grpc", (les for histograms)]
+    # with --enable-v2, once a v2 client was served: [name, type, help, les] (etcdsec.honeypot.v2_metrics)
+    v2_families: list[list[Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MetricsData:
-        return cls([tuple(m) for m in data["grpc_methods"]], list(data["grpc_codes"]), data["families"])
+        return cls([tuple(m) for m in data["grpc_methods"]], list(data["grpc_codes"]), data["families"],
+                   data.get("v2_families", []))
 
 
 @functools.cache
@@ -141,6 +145,7 @@ class Traffic:
     gateway: Counter[str] = field(default_factory=Counter)  # "kv/range" -> n, resolved per persona
     http: Counter[str] = field(default_factory=Counter)  # "/metrics", "/health"
     requests: int = 0
+    v2: V2Traffic | None = None  # set when the persona serves the v2 keys API
 
     def __call__(self, event: dict[str, Any]) -> None:
         eventid = event["eventid"]
@@ -154,6 +159,10 @@ class Traffic:
             if not isinstance(path, str):
                 return
             self.requests += 1
+            if self.v2 is not None and (path == "/v2/keys" or path.startswith(("/v2/keys/", "/v2/keys?"))):
+                self.v2.observe(str(event.get("method")), path, event.get("status"), event.get("body"))
+                return
+            path = path.split("?", 1)[0]
             if path in ("/metrics", "/health"):
                 self.http[path] += 1
             elif path.startswith("/v3") and path.count("/") == 3 and len(self.gateway) < 256:
@@ -181,6 +190,7 @@ class Live:
     health: int = 0
     watch_streams: int = 0  # open now
     watchers: int = 0
+    v2: V2Traffic = field(default_factory=V2Traffic)
 
     @functools.cached_property
     def memstats(self) -> dict[str, Any]:
@@ -249,6 +259,8 @@ LIVE_ROWS: dict[str, Callable[[Live, list[Row]], list[Row]]] = {
     "etcd_network_client_grpc_sent_bytes_total": _one(lambda live, v: v + 114 * sum(live.calls.values())
                                                       + 60 * live.keys),
     "etcd_server_health_success": _one(lambda live, v: v + live.health),
+    "etcd_debugging_store_reads_total": lambda live, rows: store_rows("reads", rows, live.v2),
+    "etcd_debugging_store_writes_total": lambda live, rows: store_rows("writes", rows, live.v2),
     # promhttp counts a scrape once it is served: the first one reads 0
     "promhttp_metric_handler_requests_total": lambda live, rows: [
         [s, labels, v + max(0, live.scrapes - 1) if labels == '{code="200"}' else v] for s, labels, v in rows],
@@ -320,10 +332,13 @@ class EtcdMetrics:
         self._gateway_names: dict[str, str] | None = None
         self._parts: list[str | Callable[[Live], str]] = []
         static: list[str] = []
-        for fam in data.families:
+        v2_names = {fam[0] for fam in data.v2_families} if persona.v2_enabled else set()
+        # client_golang gathers families sorted by name: the on-use ones go where their name sorts
+        ordered = sorted([*data.families, *(f for f in data.v2_families if f[0] in v2_names)], key=lambda f: f[0])
+        for fam in ordered:
             name, kind = fam[0], fam[1]
             header = _header(fam)
-            live_fn = self._live_part(fam, header)
+            live_fn = self._v2_part(fam, header) if name in v2_names else self._live_part(fam, header)
             if live_fn is not None:
                 if static:
                     self._parts.append("".join(static))
@@ -349,6 +364,17 @@ class EtcdMetrics:
             hist = LIVE_HISTOGRAMS[name]
             return lambda live: header + _histogram_text(name, fam[4], hist(live, rows))
         return None
+
+    @staticmethod
+    def _v2_part(fam: list[Any], header: str) -> Callable[[Live], str]:
+        name, kind, les = fam[0], fam[1], fam[3]
+
+        def part(live: Live) -> str:
+            rows = family_rows(name, les, live.v2)
+            if not rows:
+                return ""  # a label vector nobody used yet: etcd leaves the family out
+            return header + (_histogram_text(name, les, rows) if kind == "histogram" else _rows_text(name, rows))
+        return part
 
     def calls(self, traffic: Traffic) -> Counter[str]:
         """gRPC calls by full method, the gateway's counted as the gRPC calls they become."""

@@ -14,6 +14,7 @@ from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.debug_vars import debug_vars_body
 from etcdsec.honeypot.etcd_metrics import EtcdMetrics, Live, Traffic, load_metrics_data
 from etcdsec.honeypot.gojson import go_duration, go_json
+from etcdsec.honeypot.v2_metrics import V2Traffic
 
 
 @functools.cache
@@ -181,7 +182,7 @@ class EtcdSurface:
 
     def __init__(self, ctx: SensorContext, v3_state: Any | None) -> None:
         self.ctx, self.v3_state = ctx, v3_state
-        self.traffic = Traffic()
+        self.traffic = Traffic(v2=V2Traffic() if ctx.persona.v2_enabled else None)
         ctx.events.outputs.append(self.traffic)  # counts what etcd's counters would count
         data = load_metrics_data(ctx.persona.name)
         self.metrics = EtcdMetrics(data, ctx.persona, ctx.identity) if data is not None else None
@@ -195,7 +196,8 @@ class EtcdSurface:
         live = Live(now=now, uptime=max(0.0, now - started),
                     calls=self.metrics.calls(self.traffic) if self.metrics else Counter(self.traffic.grpc),
                     scrapes=self.scrapes, health=self.traffic.http["/health"],
-                    raft_index=ident.raft_index_base, keys=len(self.ctx.dataset))
+                    raft_index=ident.raft_index_base, keys=len(self.ctx.dataset),
+                    v2=self.traffic.v2 or V2Traffic())
         if self.v3_state is not None:
             ns = self.v3_state.namespace(session)  # the keyspace this client sees, as Status shows it
             store = ns.store
