@@ -122,8 +122,9 @@ def test_counters_revision_and_db_size_follow_writes(pair, side) -> None:
     assert after["promhttp_metric_handler_requests_total"].value('{code="200"}') == \
         before["promhttp_metric_handler_requests_total"].value('{code="200"}') + 1
     assert after["go_memstats_mallocs_total"].value() > before["go_memstats_mallocs_total"].value()
-    assert after["etcd_disk_wal_fsync_duration_seconds"].value(suffix="_count") >= \
-        before["etcd_disk_wal_fsync_duration_seconds"].value(suffix="_count") + 12
+    # etcd may cover several entries with one fsync, and may fsync after the reply: it grows
+    assert after["etcd_disk_wal_fsync_duration_seconds"].value(suffix="_count") > \
+        before["etcd_disk_wal_fsync_duration_seconds"].value(suffix="_count")
 
 
 def test_db_size_is_the_one_status_reports(pair) -> None:
