@@ -301,3 +301,17 @@ def test_v2_families_appear_as_etcd_after_v2_traffic(v2pair) -> None:
         assert mine == {lb for _, lb, _ in by_name[name].samples}, name
     received = {f.name: f for f in ours}["etcd_http_received_total"]
     assert received.value('{method="DELETE"}') == 2 and received.value('{method="GET"}') == 3
+
+
+def test_v2_counting_shrugs_off_hostile_requests() -> None:
+    from etcdsec.honeypot.v2_metrics import V2Traffic
+
+    v2 = V2Traffic()
+    noise = "&".join(f"x{i}=1" for i in range(5000))
+    v2.observe("PUT", "/v2/keys/a?" + noise + "&prevExist=false", 201, noise)
+    v2.observe("BREW", "/v2/keys/a", 405, None)  # refused before etcd counts
+    v2.observe("GET", "/v2/keys/a", "not a status", None)
+    for code in range(1000):  # statuses from a fixed set in practice; the family stays bounded anyway
+        v2.observe("GET", "/v2/keys/x", 300 + code, None)
+    assert v2.received["PUT"] == 1 and v2.store[("writes", "set")] == 1  # the flag lost in the noise
+    assert len(v2.failed) <= 64 and "BREW" not in v2.received

@@ -17,11 +17,17 @@ OBSERVED_S = 0.0003  # one v2 request's handling time as etcd records it on loop
 MAX_SERIES = 64  # label values come from a fixed set, but never let a client grow a family
 
 
+def _form(text: str) -> dict[str, list[str]]:
+    try:
+        return parse_qs(text[:4096], max_num_fields=64)
+    except ValueError:  # more fields than that: a client's noise, not an etcd flag
+        return {}
+
+
 def _params(target: str, body: Any) -> dict[str, list[str]]:
-    query = target.split("?", 1)[1] if "?" in target else ""
-    params = parse_qs(query[:4096], max_num_fields=64)
+    params = _form(target.split("?", 1)[1] if "?" in target else "")
     if isinstance(body, str) and "=" in body:  # etcd reads the form body too (curl -d)
-        for key, values in parse_qs(body[:4096], max_num_fields=64).items():
+        for key, values in _form(body).items():
             params.setdefault(key, values)
     return params
 
