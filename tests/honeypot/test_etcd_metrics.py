@@ -315,3 +315,20 @@ def test_v2_counting_shrugs_off_hostile_requests() -> None:
         v2.observe("GET", "/v2/keys/x", 300 + code, None)
     assert v2.received["PUT"] == 1 and v2.store[("writes", "set")] == 1  # the flag lost in the noise
     assert len(v2.failed) <= 64 and "BREW" not in v2.received
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "HEAD", "OPTIONS"])
+def test_debug_vars_methods_answer_as_etcd(pair, method) -> None:
+    import http.client
+
+    def ask(host: str, port: int) -> tuple[int, str | None, bytes]:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            conn.request(method, "/debug/vars")
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("Allow"), resp.read()
+        finally:
+            conn.close()
+
+    _, real, hp = pair
+    assert ask(hp.ip, 2379) == ask(real.ip, real.config.client_port)

@@ -122,6 +122,8 @@ class ClientApp:
             body, headers = self.surface.metrics_response(session, req.header("accept-encoding"))
             return Response(200, body, headers)
         if path == "/debug/vars":
+            if req.method != "GET":  # etcd wraps expvar's handler in its GET-only check
+                return method_not_allowed("GET")
             return Response(200, self.surface.debug_vars_body(session),
                             [("Content-Type", "application/json; charset=utf-8")])
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
