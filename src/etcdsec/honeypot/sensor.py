@@ -104,6 +104,13 @@ def sensor_identity(c: SensorConfig) -> Identity:
     return Identity.load_or_create(c.state_file, c.member_name, [client_url], [peer_url])
 
 
+def listen_urls(c: SensorConfig) -> dict[str, str]:
+    """The addresses as bound (0.0.0.0 stays 0.0.0.0, as in etcd's own flags)."""
+    peer_host, peer_port = c.peer_listen or (c.listen[0], 2380)
+    return {"client": _host_url("https" if c.tls_cert else "http", *c.listen),
+            "peer": _host_url("http", peer_host, peer_port)}
+
+
 def tls_context(c: SensorConfig) -> ssl.SSLContext | None:
     if not c.tls_cert:
         return None
@@ -119,6 +126,10 @@ def tls_context(c: SensorConfig) -> ssl.SSLContext | None:
 def _url(scheme: str, host: str, port: int) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
+    return _host_url(scheme, host, port)
+
+
+def _host_url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
@@ -164,6 +175,7 @@ class Sensor:
         self.honeytokens.find(b"warm-up")  # compile the token matcher now, not on the first request
         self.ctx = SensorContext(self.persona, self.identity, self.events, self.honeytokens, bait.keys, c.limits,
                                  c.namespace_writes)
+        self.ctx.listen_urls = listen_urls(c)
         self.v3_state = self._v3_state()
         v2 = V2Store(start_index=3 + len(bait.keys), max_keys=c.limits.max_keys,
                      max_bytes=c.limits.max_store_bytes, max_watchers=c.limits.max_watches)
