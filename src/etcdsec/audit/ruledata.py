@@ -90,6 +90,14 @@ class RuleFacts:
     on_incomplete: bool = False
 
 
+def _kind(of: type) -> str:
+    for base, name in ((bool, "true/false"), (int, "a number"), (float, "a number"), (str, "a string"),
+                       (dict, "a mapping"), (list, "a list")):
+        if issubclass(of, base):
+            return name
+    return "empty" if of is type(None) else of.__name__
+
+
 class _Reader:
     """Walks the loaded document, naming file and line in every complaint."""
 
@@ -110,7 +118,7 @@ class _Reader:
                 raise self.fail(item, key, f"{what}: unknown key {key!r} (expected: {', '.join(allowed)})")
             want = allowed[key]
             if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-                raise self.fail(item, key, f"{what}: {key} must be {want.__name__}, not {type(value).__name__}"
+                raise self.fail(item, key, f"{what}: {key} must be {_kind(want)}, not {_kind(type(value))}"
                                 + (" (quote it)" if want is str and isinstance(value, int | float | bool) else ""))
             if key in _STRING_LISTS and not all(isinstance(v, str) for v in value):
                 raise self.fail(item, key, f"{what}: every item of {key} must be a string (quote numbers: \"2.1\")")
@@ -131,7 +139,9 @@ class _Reader:
         return str(scope)
 
     def rule(self, item: Any, where: Any, index: int, practices: Collection[str]) -> RuleFacts:
-        rule = self.fields(item, where, index, f"rule {index + 1}", _RULE_KEYS, _RULE_OPTIONAL)
+        named = isinstance(item, dict) and isinstance(item.get("id"), str)
+        rule = self.fields(item, where, index, f"rule {item['id'] if named else index + 1}", _RULE_KEYS,
+                           _RULE_OPTIONAL)
         what = f"rule {rule['id']}"
         severity = self.severity(rule, "severity", what)
         if rule["practice"] not in practices:
@@ -195,8 +205,12 @@ class _Reader:
 def _refuse_repeated_keys(text: str, origin: str) -> None:
     """YAML keeps the last of two equal keys without a word; a repeated `severity:` must not pass."""
     stack = [yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))]
+    seen_nodes: set[int] = set()  # an alias is a node met twice: walk it once (no loop on `&a [*a]`)
     while stack:
         node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key, value in node.value:
@@ -212,8 +226,8 @@ def parse_rules(text: str, code: Collection[str], conditions: Collection[str],
                 origin: str = SHIPPED) -> tuple[RuleFacts, ...]:
     """Every rule in `text`, checked; `code` and `conditions` are the names the Python side provides."""
     try:
+        docs = load_all(text)  # first: it refuses alias bombs and self-containing anchors
         _refuse_repeated_keys(text, origin)
-        docs = load_all(text)
     except yaml.YAMLError as exc:
         raise RuleDataError(f"{origin}: {yaml_problem(exc)}") from None
     reader = _Reader(origin, code, conditions)
