@@ -48,7 +48,7 @@ SHIPPED = {
 }
 
 BASE = """\
-practices: [keep the lights on]
+practices: [enable auth]
 rules:
   - id: ETCD-X
     title: x
@@ -77,6 +77,17 @@ def test_the_shipped_rules_keep_their_ids_severities_and_cis() -> None:
     assert rules() is rules()  # read once
 
 
+def test_the_audit_names_the_practices_as_the_probe_does() -> None:
+    import yaml
+
+    from etcdsec.probe.catalogue import AT_REST, AUDIT, AUTH, CATALOGUE, MTLS, NETWORK
+
+    practices = yaml.safe_load(shipped_text())["practices"]
+    assert practices[:5] == [NETWORK, AUTH, MTLS, AT_REST, AUDIT]
+    assert {f.practice for f in CATALOGUE} <= set(practices)
+    assert {r.practice for r in rules()} <= set(practices)
+
+
 def test_the_base_document_of_these_tests_is_valid() -> None:
     (rule,) = _parse(BASE)
     assert rule.checks == (FlagTest(("enable-pprof",), "enabled", "pprof on", "one", "medium", "etcd", "fix it"),)
@@ -99,7 +110,7 @@ BAD = [
      r"^rules\.yaml:12: rule ETCD-X: unknown key 'sevrity' \(expected: id, title, severity,"),
     ("        report: one\n", "        report: one\n        flag: x\n",
      r"^rules\.yaml:16: rule ETCD-X check 1: unknown key 'flag'"),
-    ("practices: [keep the lights on]\n", "practices: []\nversion: 2\n",
+    ("practices: [enable auth]\n", "practices: []\nversion: 2\n",
      r"^rules\.yaml:2: top level: unknown key 'version'"),
     ("    summary: what it checks\n", "", r"^rules\.yaml:3: rule ETCD-X: missing summary$"),
     ("        title: pprof on\n", "", r"^rules\.yaml:13: rule ETCD-X check 1: missing title$"),
@@ -111,7 +122,8 @@ BAD = [
      r"^rules\.yaml:5: rule ETCD-X: severity must be a string, not a number \(quote it\)$"),
     ('cis: ["2.1"]', "cis: [2.1]", r'^rules\.yaml:7: rule ETCD-X: every item of cis must be a string \(quote numbers'),
     ("id: ETCD-X", "id: etcd x", r"^rules\.yaml:3: rule etcd x: an id is upper-case words joined by '-'"),
-    ("practice: enable auth", "practice: luck", r"^rules\.yaml:6: rule ETCD-X: practice 'luck' is not one of restrict"),
+    ("practice: enable auth", "practice: luck",
+     r"^rules\.yaml:6: rule ETCD-X: practice 'luck' is not one of enable auth$"),
     ("    scope: etcd\n", "    scope: cluster\n", r"^rules\.yaml:11: rule ETCD-X: scope 'cluster' is not one of etcd,"),
     ("    checks:\n      - settings", "    checks: []\n    unused:\n      - settings", r"unknown key 'unused'"),
     ("op: enabled", "op: true",

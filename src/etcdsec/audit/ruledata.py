@@ -19,7 +19,6 @@ import yaml
 from etcdsec.audit.yamllines import line_of, load_all, yaml_problem
 from etcdsec.errors import UserError
 from etcdsec.model import Severity
-from etcdsec.probe.catalogue import AT_REST, AUDIT, AUTH, MTLS, NETWORK
 
 SHIPPED = "rules.yaml"
 _ID = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)+")
@@ -235,7 +234,7 @@ def parse_rules(text: str, code: Collection[str], conditions: Collection[str],
     if not isinstance(top, dict):
         raise RuleDataError(f"{origin}: expected one mapping with `practices` and `rules`")
     top = reader.fields(top, None, 0, "top level", {"practices": list, "rules": list}, {})
-    practices = (NETWORK, AUTH, MTLS, AT_REST, AUDIT, *top["practices"])
+    practices = tuple(top["practices"])
     rules = tuple(reader.rule(item, top["rules"], i, practices) for i, item in enumerate(top["rules"]))
     seen: dict[str, int] = {}
     for i, rule in enumerate(rules):
