@@ -141,6 +141,22 @@ BAD = [
      r"^rules\.yaml:15: rule ETCD-X check 1: no condition named 'sunny' \(known: plain-client-url\)$"),
     ("        op: enabled\n", "        op: enabled\n        when: plain-client-url\n        scope: apiserver\n",
      r"when conditions are about etcd; this test's scope is apiserver$"),
+    ("title: pprof on", "title: 'pprof {'",
+     r"^rules\.yaml:16: rule ETCD-X check 1: title is not a template \(.*\); write \{\{ or \}\} for a literal brace$"),
+    ("report: one\n        title: pprof on", "report: each\n        title: '{value:>99999999}'",
+     r"title field \{value:>99999999\} is not one of setting, value \(report: each\)$"),
+    ("report: one\n        title: pprof on", "report: each\n        title: '{value!r}'",
+     r"title field \{value!r\} is not one of setting, value"),
+    ("title: pprof on", "title: '{} on'", r"title field \{\} is not one of flags"),
+    ("[enable-pprof]", "[--enable-pprof]",
+     r"^rules\.yaml:13: rule ETCD-X check 1: '--enable-pprof' is not a flag name \(lower case, no leading dashes"),
+    ("[enable-pprof]", "[ETCD_ENABLE_PPROF]", r"'ETCD_ENABLE_PPROF' is not a flag name"),
+    ("op: enabled", "op: enabled\n        values: [x]", r"check 1: values is for op one-of or lists, not enabled$"),
+    ("op: enabled", "op: unset\n        alternatives: {enable-v2: [x]}",
+     r"^rules\.yaml:15: rule ETCD-X check 1: alternatives for 'enable-v2', which is not in settings$"),
+    ("op: enabled", "op: unset\n        alternatives: {enable-pprof: x}", r"alternatives map a setting to a list"),
+    ("op: enabled", "op: enabled\n        alternatives: {enable-pprof: [x]}", r"alternatives is for op unset, not"),
+    ("report: one", "report: each\n        join: ' / '", r"check 1: join is for report one$"),
     ("      - settings: [enable-pprof]\n", "      - code: pprof\n        settings: [enable-pprof]\n",
      r"^rules\.yaml:14: rule ETCD-X check 1: unknown key 'settings'"),
     ("      - settings: [enable-pprof]\n        op: enabled\n        report: one\n        title: pprof on\n",
@@ -288,3 +304,23 @@ def test_the_docs_rule_table_is_generated_from_the_data() -> None:
 def test_the_wheel_ships_the_rules(wheel_names: list[str]) -> None:  # noqa: F811
     assert "etcdsec/audit/rules.yaml" in wheel_names
     assert shipped_text().startswith("# The facts of every `etcdsec audit` rule")
+
+
+def test_the_command_line_prints_a_data_mistake_in_one_line(
+    tree: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from etcdsec.audit import rules as rules_module
+    from etcdsec.cli import main
+
+    broken = shipped_text().replace("    severity: low\n", "    severity: lowest\n", 1)
+    monkeypatch.setattr(rules_module, "shipped_text", lambda: broken)
+    rules_module.rules.cache_clear()
+    try:
+        code = main(["audit", str(tree("kubespray"))])
+    finally:
+        monkeypatch.undo()
+        rules_module.rules.cache_clear()
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert re.fullmatch(r"etcdsec: error: rules\.yaml:\d+: rule ETCD-CORS: severity 'lowest' is not one of .*\n", err)
+    assert len(rules_module.rules()) == len(SHIPPED)  # the shipped data again

@@ -22,6 +22,7 @@ from etcdsec.model import Severity
 
 SHIPPED = "rules.yaml"
 _ID = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)+")
+_SETTING = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 SCOPES = ("etcd", "apiserver", "audit")
 OPS = ("enabled", "unset", "one-of", "lists")
 # Title fields a flag test fills in, by how it reports (values from audited files are inserted, never parsed).
@@ -170,6 +171,35 @@ class _Reader:
                            {k: v for k, v in _TEST_KEYS.items() if k not in _TEST_REQUIRED})
         return self.flag_test(item, what, scope, remediation, severity)
 
+    def title(self, item: dict[str, Any], what: str) -> None:
+        """Only the plain fields the report fills in: no format spec, conversion, index or attribute."""
+        allowed = FIELDS[item["report"]]
+        try:
+            parts = list(string.Formatter().parse(item["title"]))
+        except ValueError as exc:
+            raise self.fail(item, "title", f"{what}: title is not a template ({exc}); "
+                            "write {{ or }} for a literal brace") from None
+        for _text, name, spec, conversion in parts:
+            if name is not None and (name not in allowed or spec or conversion):
+                raise self.fail(item, "title", f"{what}: title field {{{name}{'!' + conversion if conversion else ''}"
+                                f"{':' + spec if spec else ''}}} is not one of "
+                                f"{', '.join(sorted(allowed))} (report: {item['report']})")
+
+    def names(self, item: dict[str, Any], what: str) -> None:
+        """Setting names as flags are spelled without dashes: a typo here would silently never match."""
+        alternatives = item.get("alternatives", {})
+        for key, value in alternatives.items():
+            if key not in item["settings"]:
+                raise self.fail(alternatives, key, f"{what}: alternatives for {key!r}, which is not in settings")
+            if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+                raise self.fail(alternatives, key, f"{what}: alternatives map a setting to a list of settings")
+        named = [*item["settings"], *item.get("evidence", ()), *item.get("when_set", ()),
+                 *(n for v in alternatives.values() for n in v)]
+        bad = [n for n in named if not _SETTING.fullmatch(n)]
+        if bad:
+            raise self.fail(item, "settings", f"{what}: {bad[0]!r} is not a flag name (lower case, no leading "
+                            "dashes: enable-pprof)")
+
     def flag_test(self, item: dict[str, Any], what: str, scope: str, remediation: str, worst: str) -> FlagTest:
         if item["op"] not in OPS:
             raise self.fail(item, "op", f"{what}: op {item['op']!r} is not one of {', '.join(OPS)}")
@@ -182,16 +212,17 @@ class _Reader:
         severity = self.severity(item, "severity", what) if "severity" in item else worst
         if Severity.parse(severity) > Severity.parse(worst):
             raise self.fail(item, "severity", f"{what}: severity {severity} is worse than the rule's {worst}")
-        for name in string.Formatter().parse(item["title"]):
-            if name[1] is not None and name[1] not in FIELDS[item["report"]]:
-                raise self.fail(item, "title", f"{what}: title field {{{name[1]}}} is not one of "
-                                f"{', '.join(sorted(FIELDS[item['report']]))} (report: {item['report']})")
+        self.title(item, what)
+        self.names(item, what)
         if "when" in item and item["when"] not in self.conditions:
             raise self.fail(item, "when", f"{what}: no condition named {item['when']!r} "
                             f"(known: {', '.join(self.conditions)})")
         alternatives = item.get("alternatives", {})
-        if not all(isinstance(v, list) and all(isinstance(n, str) for n in v) for v in alternatives.values()):
-            raise self.fail(item, "alternatives", f"{what}: alternatives map a setting to a list of settings")
+        for key, only in (("values", ("one-of", "lists")), ("alternatives", ("unset",))):
+            if key in item and item["op"] not in only:
+                raise self.fail(item, key, f"{what}: {key} is for op {' or '.join(only)}, not {item['op']}")
+        if "join" in item and item["report"] != "one":
+            raise self.fail(item, "join", f"{what}: join is for report one")
         scope = self.scope(item, scope, what, ("etcd", "apiserver"))
         if "when" in item and scope != "etcd":
             raise self.fail(item, "when", f"{what}: when conditions are about etcd; this test's scope is {scope}")
