@@ -1,8 +1,9 @@
 """The audit rules' facts, read from rules.yaml and checked before any rule runs.
 
-A mistake in the data (an unknown or repeated key, a missing field, a repeated id, a bad severity,
-a title template naming a field it will not get) is a `RuleDataError` naming the file and line,
-never a rule that silently does something else.
+A mistake in the data (an unknown or repeated key, a missing field or one of the wrong type, a
+repeated id, a bad severity, a flag name spelled with dashes, a title template naming a field it
+will not get) is a `RuleDataError` naming the file and line, never a rule that silently does
+something else. The Python side says which code checks and conditions exist.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ SEVERITIES = tuple(s.name for s in Severity if s is not Severity.none)
 _RULE_KEYS = {"id": str, "title": str, "severity": str, "practice": str, "cis": list, "remediation": str,
               "summary": str, "severity_note": str, "scope": str, "checks": list}
 _RULE_OPTIONAL = {"order": int, "on_incomplete": bool}
-_CODE_KEYS = {"code": str, "scope": str, "remediation": str}
-_TEST_KEYS = {"settings": list, "op": str, "title": str, "report": str, "severity": str, "values": list,
-              "evidence": list, "when": str, "when_set": list, "alternatives": dict, "join": str, "scope": str,
-              "remediation": str}
-_TEST_REQUIRED = ("settings", "op", "title", "report")
+_CODE_KEYS = {"code": str}
+_CODE_OPTIONAL = {"scope": str, "remediation": str}
+_TEST_KEYS = {"settings": list, "op": str, "title": str, "report": str}
+_TEST_OPTIONAL = {"severity": str, "values": list, "evidence": list, "when": str, "when_set": list,
+                  "alternatives": dict, "join": str, "scope": str, "remediation": str}
 _STRING_LISTS = {"practices", "cis", "settings", "values", "evidence", "when_set"}
 
 
@@ -111,7 +112,7 @@ class _Reader:
     def fields(self, item: Any, where: Any, index: int, what: str, required: Mapping[str, type],
                optional: Mapping[str, type]) -> dict[str, Any]:
         if not isinstance(item, dict):
-            raise self.fail(where, index, f"{what} must be a mapping, not {type(item).__name__}")
+            raise self.fail(where, index, f"{what} must be a mapping, not {_kind(type(item))}")
         allowed = {**required, **optional}
         for key, value in item.items():
             if key not in allowed:
@@ -162,13 +163,11 @@ class _Reader:
               severity: str) -> Check:
         what = f"{rule} check {index + 1}"
         if isinstance(item, dict) and "code" in item:
-            item = self.fields(item, where, index, what, {"code": str}, {k: _CODE_KEYS[k] for k in _CODE_KEYS
-                                                                          if k != "code"})
+            item = self.fields(item, where, index, what, _CODE_KEYS, _CODE_OPTIONAL)
             if item["code"] not in self.code:
                 raise self.fail(item, "code", f"{what}: no code check named {item['code']!r}")
             return CodeCheck(item["code"], self.scope(item, scope, what), item.get("remediation", remediation))
-        item = self.fields(item, where, index, what, {k: _TEST_KEYS[k] for k in _TEST_REQUIRED},
-                           {k: v for k, v in _TEST_KEYS.items() if k not in _TEST_REQUIRED})
+        item = self.fields(item, where, index, what, _TEST_KEYS, _TEST_OPTIONAL)
         return self.flag_test(item, what, scope, remediation, severity)
 
     def title(self, item: dict[str, Any], what: str) -> None:
