@@ -18,20 +18,38 @@ from typing import Any
 import yaml
 
 from etcdsec.errors import UserError
+from etcdsec.honeypot import kubeproto
 
 NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease", "prod", "monitoring", "ci"]
 APPS = {"prod": ["payments-api", "orders-worker", "web-frontend"], "monitoring": ["prometheus", "grafana"],
         "ci": ["gitlab-runner"], "kube-system": ["coredns", "kube-proxy"]}
+# The service accounts of a kubeadm v1.21 control plane (kube-controller-manager runs with
+# --use-service-account-credentials, so each controller has its own), the addons' and Calico's.
+KUBE_SYSTEM_ACCOUNTS = [
+    "attachdetach-controller", "bootstrap-signer", "calico-kube-controllers", "calico-node",
+    "certificate-controller", "clusterrole-aggregation-controller", "coredns", "cronjob-controller",
+    "daemon-set-controller", "default", "deployment-controller", "disruption-controller", "endpoint-controller",
+    "endpointslice-controller", "endpointslicemirroring-controller", "ephemeral-volume-controller",
+    "expand-controller", "generic-garbage-collector", "horizontal-pod-autoscaler", "job-controller", "kube-proxy",
+    "namespace-controller", "node-controller", "persistent-volume-binder", "pod-garbage-collector",
+    "pv-protection-controller", "pvc-protection-controller", "replicaset-controller", "replication-controller",
+    "resourcequota-controller", "root-ca-cert-publisher", "service-account-controller", "service-controller",
+    "statefulset-controller", "token-cleaner", "ttl-after-finished-controller", "ttl-controller",
+]
+KUBE_ALNUM = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand: generated name suffixes
 
 
 @dataclass
 class Bait:
-    keys: list[tuple[bytes, bytes]] = field(default_factory=list)
+    keys: list[tuple[bytes, bytes]] = field(default_factory=list)  # the v3 keyspace
     tokens: dict[str, str] = field(default_factory=dict)  # value -> label (where it was planted)
+    # The v2 keyspace when it differs (Kubernetes objects as JSON, as the etcd2-era apiserver
+    # stored them); None: the same keys as v3.
+    v2_keys: list[tuple[bytes, bytes]] | None = None
 
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
+    @property
+    def v2_view(self) -> list[tuple[bytes, bytes]]:
+        return self.keys if self.v2_keys is None else self.v2_keys
 
 
 def _uid(rng: random.Random) -> str:
@@ -43,94 +61,131 @@ def _word(rng: random.Random, n: int, alphabet: str = string.ascii_letters + str
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
-def _jwt(rng: random.Random, namespace: str, sa: str, secret: str, uid: str) -> str:
-    head = base64.urlsafe_b64encode(json.dumps({"alg": "RS256", "kid": _word(rng, 43)}).encode())
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _jwt(rng: random.Random, kid: str, namespace: str, sa: str, secret: str, uid: str) -> str:
+    """A legacy (secret-based) service-account token as kube-controller-manager's token controller
+    signs it: RS256, the signing key's id, go-jose's compact JSON with the claims sorted."""
+    head = _b64url(json.dumps({"alg": "RS256", "kid": kid}, separators=(",", ":")).encode())
     claims = {"iss": "kubernetes/serviceaccount", "kubernetes.io/serviceaccount/namespace": namespace,
               "kubernetes.io/serviceaccount/secret.name": secret,
               "kubernetes.io/serviceaccount/service-account.name": sa,
               "kubernetes.io/serviceaccount/service-account.uid": uid,
               "sub": f"system:serviceaccount:{namespace}:{sa}"}
-    body = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode())
-    sig = _word(rng, 342, string.ascii_letters + string.digits + "-_")
-    return f"{head.decode().rstrip('=')}.{body.decode().rstrip('=')}.{sig}"
+    body = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    return f"{head}.{body}.{_b64url(rng.randbytes(256))}"  # a 2048-bit RSA signature's length
+
+
+def _ca_pem(rng: random.Random) -> bytes:
+    """PEM-shaped like a kubeadm CA ("CN=kubernetes", RSA 2048): the DER opening is real, the rest filler."""
+    body = "MIIC5zCCAc+gAwIBAgIBADANBgkqhkiG9w0BAQsFADAVMRMwEQYDVQQDEwprdWJlcm5ldGVz"
+    body += base64.b64encode(rng.randbytes(699)).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n").encode()
 
 
 def kubernetes_bait(seed: str, created: datetime) -> Bait:
-    """The default dataset: namespaces, pods, service accounts and secrets under /registry/."""
+    """The default dataset: a kubeadm cluster's namespaces, service accounts with their token
+    secrets, pods, config maps and planted credentials under /registry/, stored as kube-apiserver
+    stores them (protobuf on v3, JSON on v2); every token and credential is a honeytoken."""
     rng = random.Random(seed)
     bait = Bait()
+    objects: list[tuple[str, dict[str, Any]]] = []
     born = (created - timedelta(days=97)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kid = _b64url(rng.randbytes(32))  # one signing key per cluster: every token shares its kid
+    ca = _ca_pem(rng)
 
     def put(key: str, obj: dict[str, Any]) -> None:
-        bait.keys.append((key.encode(), json.dumps(obj, separators=(",", ":")).encode()))
+        objects.append((key, obj))
 
-    def meta(name: str, ns: str | None = None) -> dict[str, Any]:
-        m: dict[str, Any] = {"name": name, "uid": _uid(rng), "creationTimestamp": born}
-        if ns:
-            m["namespace"] = ns
-        return m
+    def meta(name: str, ns: str | None = None, **more: Any) -> dict[str, Any]:
+        m: dict[str, Any] = {"name": name, **({"namespace": ns} if ns else {}), "uid": _uid(rng),
+                             "creationTimestamp": born}
+        return {**m, **more}
+
+    def suffix(n: int) -> str:
+        return _word(rng, n, KUBE_ALNUM)
+
+    def service_account(ns: str, sa: str) -> None:
+        sa_uid = _uid(rng)
+        secret = f"{sa}-token-{suffix(5)}"
+        put(f"/registry/serviceaccounts/{ns}/{sa}", {
+            "kind": "ServiceAccount", "apiVersion": "v1", "metadata": meta(sa, ns, uid=sa_uid),
+            "secrets": [{"name": secret}]})
+        token = _jwt(rng, kid, ns, sa, secret, sa_uid)
+        bait.tokens[token] = f"serviceaccount-token:{ns}/{secret}"
+        put(f"/registry/secrets/{ns}/{secret}", {
+            "kind": "Secret", "apiVersion": "v1",
+            "metadata": meta(secret, ns, annotations={"kubernetes.io/service-account.name": sa,
+                                                      "kubernetes.io/service-account.uid": sa_uid}),
+            "data": {"ca.crt": ca, "namespace": ns.encode(), "token": token.encode()},
+            "type": "kubernetes.io/service-account-token"})
 
     for ns in NAMESPACES:
-        put(f"/registry/namespaces/{ns}", {"kind": "Namespace", "apiVersion": "v1", "metadata": meta(ns),
-                                           "spec": {"finalizers": ["kubernetes"]},
-                                           "status": {"phase": "Active"}})
+        put(f"/registry/namespaces/{ns}", {
+            "kind": "Namespace", "apiVersion": "v1",
+            "metadata": meta(ns, labels={"kubernetes.io/metadata.name": ns}),
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+        put(f"/registry/configmaps/{ns}/kube-root-ca.crt", {
+            "kind": "ConfigMap", "apiVersion": "v1", "metadata": meta("kube-root-ca.crt", ns),
+            "data": {"ca.crt": ca.decode()}})
+        accounts = KUBE_SYSTEM_ACCOUNTS if ns == "kube-system" else ["default", *APPS.get(ns, [])]
+        for sa in accounts:
+            service_account(ns, sa)
     for ns, apps in APPS.items():
         for app in apps:
-            pod = f"{app}-{_word(rng, 10, string.ascii_lowercase + string.digits)}-{_word(rng, 5).lower()}"
+            pod = f"{app}-{suffix(10)}-{suffix(5)}"
             image = f"registry.internal.example/{ns}/{app}:1.{rng.randint(2, 19)}.{rng.randint(0, 9)}"
+            node, ip = f"worker-{rng.randint(1, 6)}", f"10.244.{rng.randint(0, 7)}.{rng.randint(2, 250)}"
             put(f"/registry/pods/{ns}/{pod}", {
-                "kind": "Pod", "apiVersion": "v1", "metadata": {**meta(pod, ns), "labels": {"app": app}},
-                "spec": {"containers": [{"name": app, "image": image}],
-                         "serviceAccountName": app, "nodeName": f"worker-{rng.randint(1, 6)}"},
-                "status": {"phase": "Running", "podIP": f"10.244.{rng.randint(0, 7)}.{rng.randint(2, 250)}"}})
-            sa_uid = _uid(rng)
-            secret = f"{app}-token-{_word(rng, 5, string.ascii_lowercase + string.digits)}"
-            put(f"/registry/serviceaccounts/{ns}/{app}", {
-                "kind": "ServiceAccount", "apiVersion": "v1", "metadata": {**meta(app, ns), "uid": sa_uid},
-                "secrets": [{"name": secret}]})
-            token = _jwt(rng, ns, app, secret, sa_uid)
-            bait.tokens[token] = f"serviceaccount-token:{ns}/{secret}"
-            put(f"/registry/secrets/{ns}/{secret}", {
-                "kind": "Secret", "apiVersion": "v1", "type": "kubernetes.io/service-account-token",
-                "metadata": {**meta(secret, ns),
-                             "annotations": {"kubernetes.io/service-account.name": app,
-                                             "kubernetes.io/service-account.uid": sa_uid}},
-                "data": {"ca.crt": _b64(f"-----BEGIN CERTIFICATE-----\n{_word(rng, 64)}\n-----END"),
-                         "namespace": _b64(ns), "token": _b64(token)}})
+                "kind": "Pod", "apiVersion": "v1", "metadata": meta(pod, ns, labels={"app": app}),
+                "spec": {"containers": [{"name": app, "image": image, "resources": {},
+                                         "terminationMessagePath": "/dev/termination-log",
+                                         "imagePullPolicy": "IfNotPresent", "terminationMessagePolicy": "File"}],
+                         "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+                         "serviceAccountName": app, "serviceAccount": app, "nodeName": node,
+                         "schedulerName": "default-scheduler", "priority": 0, "enableServiceLinks": True,
+                         "preemptionPolicy": "PreemptLowerPriority"},
+                "status": {"phase": "Running", "podIP": ip,
+                           "startTime": born, "qosClass": "BestEffort", "podIPs": [{"ip": ip}]}})
 
     # Registry credentials and cloud-style keys: the things an intruder will try to reuse.
     reg_user, reg_pass = "ci-deploy", _word(rng, 24)
     bait.tokens[reg_pass] = "registry-password:prod/regcred"
-    auth = _b64(f"{reg_user}:{reg_pass}")
-    login = {"username": reg_user, "password": reg_pass, "auth": auth}
-    dockercfg = json.dumps({"auths": {"registry.internal.example": login}})
-    put("/registry/secrets/prod/regcred", {"kind": "Secret", "apiVersion": "v1",
-                                           "type": "kubernetes.io/dockerconfigjson",
-                                           "metadata": meta("regcred", "prod"),
-                                           "data": {".dockerconfigjson": _b64(dockercfg)}})
+    login = {"username": reg_user, "password": reg_pass,
+             "auth": base64.b64encode(f"{reg_user}:{reg_pass}".encode()).decode()}
+    dockercfg = json.dumps({"auths": {"registry.internal.example": login}}, separators=(",", ":"))
+    put("/registry/secrets/prod/regcred", {"kind": "Secret", "apiVersion": "v1", "metadata": meta("regcred", "prod"),
+                                           "data": {".dockerconfigjson": dockercfg.encode()},
+                                           "type": "kubernetes.io/dockerconfigjson"})
     key_id = "AKIA" + _word(rng, 16, string.ascii_uppercase + "234567")
     secret_key = _word(rng, 40, string.ascii_letters + string.digits + "+/")
     bait.tokens[key_id] = "cloud-access-key-id:prod/backup-s3"
     bait.tokens[secret_key] = "cloud-secret-key:prod/backup-s3"
-    put("/registry/secrets/prod/backup-s3", {"kind": "Secret", "apiVersion": "v1", "type": "Opaque",
+    put("/registry/secrets/prod/backup-s3", {"kind": "Secret", "apiVersion": "v1",
                                              "metadata": meta("backup-s3", "prod"),
-                                             "data": {"AWS_ACCESS_KEY_ID": _b64(key_id),
-                                                      "AWS_SECRET_ACCESS_KEY": _b64(secret_key),
-                                                      "BUCKET": _b64("prod-db-backups")}})
+                                             "data": {"AWS_ACCESS_KEY_ID": key_id.encode(),
+                                                      "AWS_SECRET_ACCESS_KEY": secret_key.encode(),
+                                                      "BUCKET": b"prod-db-backups"},
+                                             "type": "Opaque"})
     db_pass = _word(rng, 20)
     bait.tokens[db_pass] = "database-password:prod/payments-db"
-    put("/registry/secrets/prod/payments-db", {"kind": "Secret", "apiVersion": "v1", "type": "Opaque",
+    put("/registry/secrets/prod/payments-db", {"kind": "Secret", "apiVersion": "v1",
                                                "metadata": meta("payments-db", "prod"),
-                                               "data": {"username": _b64("payments"),
-                                                        "password": _b64(db_pass),
-                                                        "host": _b64("payments-db.prod.svc.cluster.local")}})
+                                               "data": {"username": b"payments", "password": db_pass.encode(),
+                                                        "host": b"payments-db.prod.svc.cluster.local"},
+                                               "type": "Opaque"})
     put("/registry/configmaps/kube-system/kubeadm-config", {
         "kind": "ConfigMap", "apiVersion": "v1", "metadata": meta("kubeadm-config", "kube-system"),
         "data": {"ClusterConfiguration": "apiServer:\n  certSANs:\n  - kube-master-1\n"
                                          "clusterName: prod-eu-1\nkubernetesVersion: v1.21.14\n"}})
     put("/registry/ranges/serviceips", {"kind": "RangeAllocation", "apiVersion": "v1",
-                                        "range": "10.96.0.0/12"})
-    bait.keys.sort()
+                                        "metadata": {"creationTimestamp": born}, "range": "10.96.0.0/12",
+                                        "data": bytes([0x0f, 0xc0]) + bytes(6)})
+    bait.keys = sorted((key.encode(), kubeproto.encode(obj)) for key, obj in objects)
+    bait.v2_keys = sorted((key.encode(), kubeproto.to_json(obj)) for key, obj in objects)
     return bait
 
 

@@ -160,11 +160,12 @@ class Sensor:
         self.ctx = SensorContext(self.persona, self.identity, self.events, self.honeytokens, bait.keys, c.limits,
                                  c.namespace_writes)
         self.v3_state = self._v3_state()
-        v2 = V2Store(start_index=3 + len(bait.keys), max_keys=c.limits.max_keys,
+        v2_keys = bait.v2_view  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
+        v2 = V2Store(start_index=3 + len(v2_keys), max_keys=c.limits.max_keys,
                      max_bytes=c.limits.max_store_bytes, max_watchers=c.limits.max_watches)
-        for key, value in bait.keys:  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
+        for key, value in v2_keys:
             v2.set(key.decode(), value.decode())
-        v2.index = 3 + 2 * len(bait.keys)
+        v2.index = 3 + 2 * len(v2_keys)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
         self.ctx.h2_http = self.client_app.h2_request  # for non-gRPC streams over TLS + h2
         self.guard = Guard(c.limits)
