@@ -7,9 +7,11 @@ after a restart, and two sensors never share a token (a reused token names its s
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import string
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +39,7 @@ KUBE_SYSTEM_ACCOUNTS = [
     "statefulset-controller", "token-cleaner", "ttl-after-finished-controller", "ttl-controller",
 ]
 KUBE_ALNUM = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand: generated name suffixes
+CLUSTER_AGE = timedelta(days=97)  # the cluster is older than this etcd member's start
 
 
 @dataclass
@@ -53,8 +56,12 @@ class Bait:
 
 
 def _uid(rng: random.Random) -> str:
-    h = "".join(rng.choice("0123456789abcdef") for _ in range(32))
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))  # the apiserver's uids are random (v4)
+
+
+def uid_of(seed: str, name: str) -> str:
+    """A stable v4-shaped uid for an object the control plane writes again and again."""
+    return str(uuid.UUID(bytes=hashlib.sha256(f"{seed}/{name}".encode()).digest()[:16], version=4))
 
 
 def _word(rng: random.Random, n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
@@ -93,7 +100,7 @@ def kubernetes_bait(seed: str, created: datetime) -> Bait:
     rng = random.Random(seed)
     bait = Bait()
     objects: list[tuple[str, dict[str, Any]]] = []
-    born = (created - timedelta(days=97)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    born = (created - CLUSTER_AGE).strftime("%Y-%m-%dT%H:%M:%SZ")
     kid = _b64url(rng.randbytes(32))  # one signing key per cluster: every token shares its kid
     ca = _ca_pem(rng)
 

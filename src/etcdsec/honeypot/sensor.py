@@ -35,6 +35,7 @@ from etcdsec.honeypot.http1 import ClientApp, PeerApp
 from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
 from etcdsec.honeypot.metrics import render
 from etcdsec.honeypot.v2store import V2Store
+from etcdsec.honeypot.v3.churn import Churn
 
 
 @dataclass
@@ -160,6 +161,8 @@ class Sensor:
         self.ctx = SensorContext(self.persona, self.identity, self.events, self.honeytokens, bait.keys, c.limits,
                                  c.namespace_writes)
         self.v3_state = self._v3_state()
+        # the control plane's own writes (lease renewals, events) between attackers' requests
+        self.churn = Churn(self.v3_state) if self.v3_state is not None else None
         v2_keys = bait.v2_view  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
         v2 = V2Store(start_index=3 + len(v2_keys), max_keys=c.limits.max_keys,
                      max_bytes=c.limits.max_store_bytes, max_watchers=c.limits.max_watches)
@@ -243,6 +246,8 @@ class Sensor:
             asyncio.get_running_loop().add_reader(self.slot.control.fileno(), self._answer_control)
         if self.writer and self.config.flush_interval > 0:
             self._flusher = asyncio.create_task(self._flush_every(self.config.flush_interval))
+        if self.churn is not None:
+            self.churn.start()
         self.started = True
         worker = {"worker": self.slot.index} if self.slot is not None else {}
         self.events.emit("sensor.start", None, persona=self.persona.name, member_name=self.identity.member_name,
@@ -265,6 +270,8 @@ class Sensor:
     async def stop(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
+        if self.churn is not None:
+            await self.churn.stop()
         if self.metrics:
             await self.metrics.close()
         await self.client.close()

@@ -154,6 +154,10 @@ class V3State:
                           clientURLs=list(ident.client_urls))]
 
     # --- namespaces -------------------------------------------------------------------------------
+    def live_namespaces(self) -> list[Namespace]:
+        """Every namespace that exists now (the control plane's background writes reach each)."""
+        return [self._shared] if self._shared is not None else list(self._namespaces.values())
+
     def namespace(self, session: Session | None) -> Namespace:
         """The namespace a request from `session` reads and writes, with expired leases revoked."""
         if self._shared is not None:

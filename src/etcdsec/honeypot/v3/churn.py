@@ -1,0 +1,207 @@
+"""A keyspace that looks alive between attackers: the control plane's background writes.
+
+- Leases: `Heartbeat` (heartbeat.py) says which renewals of the kube-controller-manager and
+  kube-scheduler leader-election leases (every 2 s) and of the node lease (10 s) are due. The
+  request path applies them lazily; this task applies them as they fall due, so a watch on
+  /registry/leases/ sees them live, as it would on a real cluster.
+- Events: a CronJob (prod/db-backup, every 5 minutes) leaves the events a real run leaves
+  (cronjob and job controllers, scheduler, kubelet) under /registry/events/. Each is attached to
+  an etcd lease of 3660 s that kube-apiserver's lease manager shares between the events of one
+  minute (--event-ttl 1h + 60 s reuse), so they age out an hour later through lease expiry, one
+  revision per lease, as real events do.
+
+`EventChurn` is the sans-IO schedule; `Churn` is one bounded asyncio task per sensor that applies
+both to every live namespace through the store's transactions and the lessor, the same write path
+client writes take, but with no session: no attacker event is emitted and no per-source counter moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import math
+import random
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from etcdsec.honeypot import kubeproto
+from etcdsec.honeypot.context import Identity
+from etcdsec.honeypot.dataset import KUBE_ALNUM, uid_of
+from etcdsec.honeypot.v3.errors import V3Error
+
+if TYPE_CHECKING:
+    from etcdsec.honeypot.v3.state import Namespace, V3State
+
+TICK_S = 0.5  # renewals land within half a second of their time
+JOB_EVERY_S = 300.0  # the CronJob's schedule: */5 * * * *
+RUN_SPAN_S = 30.0  # a run's events all fall within this after its scheduled time
+EVENT_TTL_S = 3600 + 60  # kube-apiserver --event-ttl (1h) + the lease manager's reuse window
+LEASE_REUSE_S = 60.0
+NAMESPACE, CRONJOB, IMAGE = "prod", "db-backup", "registry.internal.example/prod/db-backup:1.4.2"
+REVISIONS_PER_S = 1.1  # what the heartbeat writes: to date an old event's resourceVersion
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    at: float  # wall time kube-apiserver wrote it
+    key: bytes
+    value: bytes
+
+
+def _stamp(t: float, micro: bool = False) -> str:
+    dt = datetime.fromtimestamp(t, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EventChurn:
+    """Which events of the CronJob's runs are written by when (deterministic per deployment)."""
+
+    def __init__(self, identity: Identity, now: float) -> None:
+        self.seed = identity.secret_seed or str(identity.cluster_id)
+        self.master = identity.member_name
+        self.written_until = now - EVENT_TTL_S  # the first call backfills the last hour
+
+    def _uid(self, name: str) -> str:
+        return uid_of(self.seed, name)
+
+    def _run(self, k: int) -> Iterator[tuple[float, dict[str, Any]]]:
+        """The events of run `k` (scheduled at k * JOB_EVERY_S): (time, event fields)."""
+        rng = random.Random(f"{self.seed}/run/{k}")
+        start = k * JOB_EVERY_S + rng.uniform(0.01, 0.3)
+        job = f"{CRONJOB}-{int(k * JOB_EVERY_S) // 60}"  # CronJob v2: minutes since the epoch
+        pod = f"{job}-{''.join(rng.choice(KUBE_ALNUM) for _ in range(5))}"
+        node = f"worker-{rng.randint(1, 6)}"
+        done = start + rng.uniform(8.0, 19.0)
+        old_job = f"{CRONJOB}-{int((k - 3) * JOB_EVERY_S) // 60}"  # successfulJobsHistoryLimit 3
+        cron = ("CronJob", CRONJOB, "batch/v1beta1", "")
+        jobref = ("Job", job, "batch/v1", "")
+        podref = ("Pod", pod, "v1", "")
+        ctr = ("Pod", pod, "v1", f"spec.containers{{{CRONJOB}}}")
+        kubelet = {"component": "kubelet", "host": node}
+        yield start, {"ref": cron, "reason": "SuccessfulCreate", "message": f"Created job {job}",
+                      "source": {"component": "cronjob-controller"}}
+        yield start + 0.03, {"ref": jobref, "reason": "SuccessfulCreate", "message": f"Created pod: {pod}",
+                             "source": {"component": "job-controller"}}
+        yield start + 0.06, {"ref": podref, "reason": "Scheduled", "scheduler": True,
+                             "message": f"Successfully assigned {NAMESPACE}/{pod} to {node}"}
+        yield start + 1.4, {"ref": ctr, "reason": "Pulled", "source": kubelet,
+                            "message": f'Container image "{IMAGE}" already present on machine'}
+        yield start + 1.5, {"ref": ctr, "reason": "Created", "message": f"Created container {CRONJOB}",
+                            "source": kubelet}
+        yield start + 1.9, {"ref": ctr, "reason": "Started", "message": f"Started container {CRONJOB}",
+                            "source": kubelet}
+        yield done, {"ref": jobref, "reason": "Completed", "message": "Job completed",
+                     "source": {"component": "job-controller"}}
+        yield done + 0.4, {"ref": cron, "reason": "SawCompletedJob", "source": {"component": "cronjob-controller"},
+                           "message": f"Saw completed job: {job}, status: Complete"}
+        yield done + 0.45, {"ref": cron, "reason": "SuccessfulDelete", "message": f"Deleted job {old_job}",
+                            "source": {"component": "cronjob-controller"}}
+
+    def _event(self, at: float, spec: dict[str, Any], rv: int) -> tuple[bytes, dict[str, Any]]:
+        kind, name, api, field_path = spec["ref"]
+        nanos = int(at * 1e6) * 1000 + int(hashlib.sha256(f"{name}{at}".encode()).hexdigest()[:3], 16) % 1000
+        ev_name = f"{name}.{nanos:x}"  # client-go's recorder: <object>.<UnixNano in hex>
+        ref = {"kind": kind, "namespace": NAMESPACE, "name": name, "uid": self._uid(name), "apiVersion": api,
+               "resourceVersion": str(rv), **({"fieldPath": field_path} if field_path else {})}
+        obj: dict[str, Any] = {"kind": "Event", "apiVersion": "v1",
+                               "metadata": {"name": ev_name, "namespace": NAMESPACE, "uid": self._uid(ev_name),
+                                            "creationTimestamp": _stamp(at)},
+                               "involvedObject": ref, "reason": spec["reason"], "message": spec["message"]}
+        if spec.get("scheduler"):  # kube-scheduler writes through events/v1: eventTime, no counts
+            obj.update({"type": "Normal", "eventTime": _stamp(at, micro=True), "action": "Binding",
+                        "reportingComponent": "default-scheduler",
+                        "reportingInstance": f"default-scheduler-{self.master}"})
+        else:
+            obj.update({"source": spec["source"], "firstTimestamp": _stamp(at), "lastTimestamp": _stamp(at),
+                        "count": 1, "type": "Normal"})
+        return f"/registry/events/{NAMESPACE}/{ev_name}".encode(), obj
+
+    def due(self, now: float, revision: int) -> list[EventWrite]:
+        """Events written after the last call and by `now`, oldest first; never older than the TTL."""
+        since = max(self.written_until, now - EVENT_TTL_S)
+        if now <= since:
+            return []
+        out: list[EventWrite] = []
+        for k in range(math.floor((since - RUN_SPAN_S) / JOB_EVERY_S), math.floor(now / JOB_EVERY_S) + 1):
+            for at, spec in self._run(k):
+                if since < at <= now:
+                    rv = max(1, revision - int((now - at) * REVISIONS_PER_S) - 3)
+                    key, obj = self._event(at, spec, rv)
+                    out.append(EventWrite(at, key, kubeproto.encode(obj)))
+        self.written_until = now
+        out.sort(key=lambda w: w.at)
+        return out
+
+
+@dataclass
+class _EventLease:
+    id: int = 0
+    granted_at: float = -math.inf  # wall time
+
+
+class Churn:
+    """The per-sensor task: every TICK_S, due lease renewals and events into each live namespace."""
+
+    def __init__(self, state: V3State) -> None:
+        self.state = state
+        self._events: weakref.WeakKeyDictionary[Namespace, tuple[EventChurn, _EventLease]] = \
+            weakref.WeakKeyDictionary()
+        self._task: asyncio.Task[None] | None = None
+        self.ticks = 0
+
+    def tick(self) -> None:
+        wall, mono = self.state.wall_clock(), self.state.clock()
+        for ns in self.state.live_namespaces():
+            hb = ns.heartbeat
+            if hb is None:  # not a Kubernetes-shaped keyspace: nothing writes to it on its own
+                continue
+            ns.expire(mono)
+            # with a namespace per source, unwatched ones catch up lazily on their next request
+            if (not self.state.ctx.namespace_writes or ns.hub.streams) and \
+                    (wall >= hb.quiet_until or wall >= hb.next_compact):
+                ns.beat(wall)
+            found = self._events.get(ns)
+            if found is None:
+                found = self._events[ns] = (EventChurn(self.state.ctx.identity, wall), _EventLease())
+            churn, lease = found
+            for write in churn.due(wall, ns.store.revision):
+                if not self._put_event(ns, lease, write, wall, mono):
+                    break
+        self.ticks += 1
+
+    @staticmethod
+    def _put_event(ns: Namespace, lease: _EventLease, write: EventWrite, wall: float, mono: float) -> bool:
+        age = wall - write.at
+        try:
+            if ns.lessor.get(lease.id) is None or write.at - lease.granted_at >= LEASE_REUSE_S:
+                # granted when the event was written: it expires EVENT_TTL_S after that
+                lease.id = ns.lessor.grant(0, EVENT_TTL_S, mono - age).id
+                lease.granted_at = write.at
+                ns.raft_index += 1  # a LeaseGrant is a raft entry, not a revision
+            txn = ns.store.txn()
+            txn.put(write.key, write.value, lease.id)
+        except V3Error:  # store or lease caps reached: the cluster goes quiet, the sensor goes on
+            return False
+        txn.commit()
+        ns.lessor.attach(lease.id, write.key)
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            self.tick()
+            await asyncio.sleep(TICK_S)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="etcdsec-churn")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

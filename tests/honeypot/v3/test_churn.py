@@ -1,0 +1,74 @@
+"""The churn task's schedule with clocks under test control: events written on leases that age
+out an hour later, bounded catch-up, and nothing logged as if an attacker had written it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from etcdsec.honeypot.dataset import kubernetes_bait
+from etcdsec.honeypot.v3.churn import EVENT_TTL_S, JOB_EVERY_S, Churn
+from etcdsec.honeypot.v3.mvcc import KeyRev
+from etcdsec.honeypot.v3.state import Namespace, V3State
+from tests.support import k8swire
+
+from .conftest import make_ctx
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def events(ns: Namespace) -> list[KeyRev]:
+    return ns.store.range(b"/registry/events/", b"/registry/events0")
+
+
+def setup() -> tuple[V3State, Churn, Clock, Clock, list[dict[str, object]]]:
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    ctx, memory = make_ctx(dataset=kubernetes_bait("churn-seed", start).keys, revision_base=5000)
+    ctx.identity.start_time = start
+    wall, mono = Clock(start.timestamp() + 7200), Clock(1000.0)
+    state = V3State(ctx, clock=mono, wall_clock=wall)
+    return state, Churn(state), wall, mono, memory.events
+
+
+def test_events_come_on_shared_leases_and_age_out_an_hour_later() -> None:
+    state, churn, wall, mono, logged = setup()
+    churn.tick()
+    ns = state.live_namespaces()[0]
+    first = events(ns)
+    runs = int(EVENT_TTL_S // JOB_EVERY_S)
+    assert runs * 9 <= len(first) <= (runs + 1) * 9  # the last hour's CronJob runs, backfilled
+    for kv in first:
+        api, kind, raw, _ = k8swire.envelope(kv.value)
+        assert (api, kind) == ("v1", "Event")
+        meta = k8swire.metadata(raw)
+        assert k8swire.text(meta, k8swire.META_NAMESPACE) == "prod"
+        assert kv.key.decode().endswith("/" + k8swire.text(meta, k8swire.META_NAME))
+        lease = ns.lessor.get(kv.lease)
+        assert lease is not None and lease.ttl == EVENT_TTL_S and 0 < lease.remaining(mono()) <= EVENT_TTL_S
+    assert len({kv.lease for kv in first}) in (runs, runs + 1)  # one lease per run (reused within a minute)
+    wall.t += 3700
+    mono.t += 3700
+    churn.tick()
+    later = events(ns)
+    assert not {kv.key for kv in first} & {kv.key for kv in later}  # the old ones expired with their leases
+    assert runs * 9 <= len(later) <= (runs + 1) * 9
+    assert logged == []  # the control plane's writes are not an attacker's
+
+
+def test_a_tick_writes_only_what_fell_due_since_the_last() -> None:
+    state, churn, wall, mono, _ = setup()
+    churn.tick()
+    ns = state.live_namespaces()[0]
+    rev = ns.store.revision
+    churn.tick()  # same instant: nothing new
+    assert ns.store.revision == rev
+    wall.t += JOB_EVERY_S
+    mono.t += JOB_EVERY_S
+    churn.tick()
+    # 9 events of one run, 150 lease-leader renewals + 30 node renewals, capped at 30 by the heartbeat
+    assert len(events(ns)) >= 9 and ns.store.revision > rev + 9
