@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from cryptography import x509
 
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
 from etcdsec.testbed.etcd import etcd_binaries
@@ -101,7 +102,7 @@ def test_service_account_tokens_are_jwts_as_the_token_controller_signs_them(hp: 
         assert set(data) == {"ca.crt", "namespace", "token"}
         head, body, signature = data["token"].split(b".")
         header, claims = json.loads(b64url(head)), json.loads(b64url(body))
-        assert header["alg"] == "RS256" and len(b64url(signature)) == 256
+        assert header["alg"] == "ES256" and len(b64url(signature)) == 64  # the cluster's P-256 key, as its CA
         kids.add(header["kid"])
         namespace, secret = key.split("/")[3:5]
         account = k8swire.string_map(k8swire.metadata(raw), k8swire.META_ANNOTATIONS)
@@ -112,7 +113,10 @@ def test_service_account_tokens_are_jwts_as_the_token_controller_signs_them(hp: 
                           "kubernetes.io/serviceaccount/service-account.uid":
                               account["kubernetes.io/service-account.uid"].decode(),
                           "sub": f"system:serviceaccount:{namespace}:{sa}"}
-        assert data["namespace"].decode() == namespace and data["ca.crt"].startswith(b"-----BEGIN CERTIFICATE-----")
+        assert data["namespace"].decode() == namespace
+        ca = x509.load_pem_x509_certificate(data["ca.crt"])  # a real CA, as kubeadm makes it
+        assert ca.subject.rfc4514_string() == "CN=kubernetes" and ca.extensions.get_extension_for_class(
+            x509.BasicConstraints).value.ca
     assert count > 40 and len(kids) == 1  # one signing key per cluster
 
 

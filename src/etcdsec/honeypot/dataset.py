@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
 
 from etcdsec.errors import UserError
 from etcdsec.honeypot import kubeproto
@@ -40,6 +45,7 @@ KUBE_SYSTEM_ACCOUNTS = [
 ]
 KUBE_ALNUM = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand: generated name suffixes
 CLUSTER_AGE = timedelta(days=97)  # the cluster is older than this etcd member's start
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 @dataclass
@@ -72,25 +78,58 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _jwt(rng: random.Random, kid: str, namespace: str, sa: str, secret: str, uid: str) -> str:
+def _seed_key(seed: str, purpose: str) -> ec.EllipticCurvePrivateKey:
+    """An ECDSA P-256 key that is the same for the same deployment seed (kubeadm's PublicKeysECDSA
+    gate makes the cluster CA and the service-account signing key P-256 keys)."""
+    digest = hashlib.sha256(f"{seed}/{purpose}".encode()).digest()
+    return ec.derive_private_key(int.from_bytes(digest) % (P256_ORDER - 1) + 1, ec.SECP256R1())
+
+
+def _es256(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
+    """A JWS ES256 signature (r || s); RFC 6979 nonces keep it the same after a restart."""
+    try:
+        der = key.sign(data, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    except TypeError:  # cryptography < 44: stable bytes of the right shape instead (they do not verify)
+        return hashlib.sha512(key.private_numbers().private_value.to_bytes(32) + data).digest()
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(32) + s.to_bytes(32)
+
+
+def _jwt(key: ec.EllipticCurvePrivateKey, kid: str, namespace: str, sa: str, secret: str, uid: str) -> str:
     """A legacy (secret-based) service-account token as kube-controller-manager's token controller
-    signs it: RS256, the signing key's id, go-jose's compact JSON with the claims sorted."""
-    head = _b64url(json.dumps({"alg": "RS256", "kid": kid}, separators=(",", ":")).encode())
+    signs it: go-jose's compact JSON with the claims sorted, signed with the cluster's key."""
+    head = _b64url(json.dumps({"alg": "ES256", "kid": kid}, separators=(",", ":")).encode())
     claims = {"iss": "kubernetes/serviceaccount", "kubernetes.io/serviceaccount/namespace": namespace,
               "kubernetes.io/serviceaccount/secret.name": secret,
               "kubernetes.io/serviceaccount/service-account.name": sa,
               "kubernetes.io/serviceaccount/service-account.uid": uid,
               "sub": f"system:serviceaccount:{namespace}:{sa}"}
     body = _b64url(json.dumps(claims, separators=(",", ":")).encode())
-    return f"{head}.{body}.{_b64url(rng.randbytes(256))}"  # a 2048-bit RSA signature's length
+    return f"{head}.{body}.{_b64url(_es256(key, f'{head}.{body}'.encode()))}"
 
 
-def _ca_pem(rng: random.Random) -> bytes:
-    """PEM-shaped like a kubeadm CA ("CN=kubernetes", RSA 2048): the DER opening is real, the rest filler."""
-    body = "MIIC5zCCAc+gAwIBAgIBADANBgkqhkiG9w0BAQsFADAVMRMwEQYDVQQDEwprdWJlcm5ldGVz"
-    body += base64.b64encode(rng.randbytes(699)).decode()
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n").encode()
+def _ca_pem(seed: str, born: datetime) -> bytes:
+    """The cluster CA as kubeadm makes it (certutil.NewSelfSignedCACert: CN and SAN "kubernetes",
+    ten years, CA key usages), with an ECDSA P-256 key as kubeadm's PublicKeysECDSA gate gives: a key
+    derived from the seed and RFC 6979 signing make it the same certificate after every restart."""
+    key = _seed_key(seed, "cluster-ca")
+    digest = hashlib.sha256(f"{seed}/cluster-ca-serial".encode()).digest()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
+    usage = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=False,
+                          encipher_only=False, decipher_only=False)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(int.from_bytes(digest[:8]) >> 1 | 1)
+            .not_valid_before(born).not_valid_after(born + timedelta(days=3650))
+            .add_extension(usage, critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("kubernetes")]), critical=False))
+    try:
+        signed = cert.sign(key, hashes.SHA256(), ecdsa_deterministic=True)
+    except TypeError:  # cryptography < 44: a random nonce, so the signature differs per start
+        signed = cert.sign(key, hashes.SHA256())
+    return signed.public_bytes(serialization.Encoding.PEM)
 
 
 def kubernetes_bait(seed: str, created: datetime) -> Bait:
@@ -101,8 +140,11 @@ def kubernetes_bait(seed: str, created: datetime) -> Bait:
     bait = Bait()
     objects: list[tuple[str, dict[str, Any]]] = []
     born = (created - CLUSTER_AGE).strftime("%Y-%m-%dT%H:%M:%SZ")
-    kid = _b64url(rng.randbytes(32))  # one signing key per cluster: every token shares its kid
-    ca = _ca_pem(rng)
+    sa_key = _seed_key(seed, "service-account-key")
+    # the apiserver's key id: sha256 of the public key's PKIX DER (serviceaccount/jwt.go keyIDFromPublicKey)
+    kid = _b64url(hashlib.sha256(sa_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).digest())
+    ca = _ca_pem(seed, created - CLUSTER_AGE)
 
     def put(key: str, obj: dict[str, Any]) -> None:
         objects.append((key, obj))
@@ -121,7 +163,7 @@ def kubernetes_bait(seed: str, created: datetime) -> Bait:
         put(f"/registry/serviceaccounts/{ns}/{sa}", {
             "kind": "ServiceAccount", "apiVersion": "v1", "metadata": meta(sa, ns, uid=sa_uid),
             "secrets": [{"name": secret}]})
-        token = _jwt(rng, kid, ns, sa, secret, sa_uid)
+        token = _jwt(sa_key, kid, ns, sa, secret, sa_uid)
         bait.tokens[token] = f"serviceaccount-token:{ns}/{secret}"
         put(f"/registry/secrets/{ns}/{secret}", {
             "kind": "Secret", "apiVersion": "v1",
@@ -187,7 +229,8 @@ def kubernetes_bait(seed: str, created: datetime) -> Bait:
     put("/registry/configmaps/kube-system/kubeadm-config", {
         "kind": "ConfigMap", "apiVersion": "v1", "metadata": meta("kubeadm-config", "kube-system"),
         "data": {"ClusterConfiguration": "apiServer:\n  certSANs:\n  - kube-master-1\n"
-                                         "clusterName: prod-eu-1\nkubernetesVersion: v1.21.14\n"}})
+                                         "clusterName: prod-eu-1\nfeatureGates:\n  PublicKeysECDSA: true\n"
+                                         "kubernetesVersion: v1.21.14\n"}})
     put("/registry/ranges/serviceips", {"kind": "RangeAllocation", "apiVersion": "v1",
                                         "metadata": {"creationTimestamp": born}, "range": "10.96.0.0/12",
                                         "data": bytes([0x0f, 0xc0]) + bytes(6)})
