@@ -87,6 +87,13 @@ def test_every_value_is_kube_apiservers_protobuf_envelope(hp: BackgroundSensor) 
         assert (namespace, name) == ((parts[3], parts[4]) if len(parts) == 5 else ("", parts[3])), key
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
                             k8swire.text(meta, k8swire.META_UID))
+        managed = [v for n, v in k8swire.fields(meta) if n == k8swire.META_MANAGED_FIELDS]
+        assert managed, key  # every write through the API since 1.18 records its field manager
+        for entry in managed:
+            assert isinstance(entry, bytes) and k8swire.text(entry, 2) == "Update"
+            assert k8swire.text(entry, 6) == "FieldsV1" and k8swire.text(entry, 1).startswith(("kube", "kubectl-"))
+            raw_fields = k8swire.first(k8swire.first(entry, 7), 1)  # type: ignore[arg-type]  # fieldsV1.Raw
+            assert isinstance(raw_fields, bytes) and all(k.startswith("f:") for k in json.loads(raw_fields))
     assert seen == set(KINDS)
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 MAGIC = b"k8s\x00"
 # k8s.io/apimachinery/pkg/runtime/generated.proto: Unknown{typeMeta=1, raw=2, contentEncoding=3, contentType=4},
-# TypeMeta{apiVersion=1, kind=2}; meta/v1 ObjectMeta{name=1, namespace=3, uid=5, annotations=12};
+# TypeMeta{apiVersion=1, kind=2}; meta/v1 ObjectMeta{name=1, namespace=3, uid=5, annotations=12,
+# managedFields=17}, ManagedFieldsEntry{manager=1, operation=2, fieldsType=6, fieldsV1=7}, FieldsV1{Raw=1};
 # every top-level object has metadata=1.
 UNKNOWN_TYPEMETA, UNKNOWN_RAW, UNKNOWN_ENCODING, UNKNOWN_TYPE = 1, 2, 3, 4
-META_NAME, META_NAMESPACE, META_UID, META_CREATION, META_ANNOTATIONS = 1, 3, 5, 8, 12
+META_NAME, META_NAMESPACE, META_UID, META_CREATION, META_ANNOTATIONS, META_MANAGED_FIELDS = 1, 3, 5, 8, 12, 17
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:

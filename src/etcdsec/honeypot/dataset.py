@@ -187,18 +187,19 @@ def kubernetes_bait(seed: str, created: datetime) -> Bait:
         for app in apps:
             pod = f"{app}-{suffix(10)}-{suffix(5)}"
             image = f"registry.internal.example/{ns}/{app}:1.{rng.randint(2, 19)}.{rng.randint(0, 9)}"
-            node, ip = f"worker-{rng.randint(1, 6)}", f"10.244.{rng.randint(0, 7)}.{rng.randint(2, 250)}"
+            worker = rng.randint(1, 6)
+            node, ip = f"worker-{worker}", f"10.244.{worker}.{rng.randint(2, 250)}"  # a /24 per node
             put(f"/registry/pods/{ns}/{pod}", {
                 "kind": "Pod", "apiVersion": "v1", "metadata": meta(pod, ns, labels={"app": app}),
                 "spec": {"containers": [{"name": app, "image": image, "resources": {},
                                          "terminationMessagePath": "/dev/termination-log",
-                                         "imagePullPolicy": "IfNotPresent", "terminationMessagePolicy": "File"}],
+                                         "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"}],
                          "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
                          "serviceAccountName": app, "serviceAccount": app, "nodeName": node,
                          "schedulerName": "default-scheduler", "priority": 0, "enableServiceLinks": True,
                          "preemptionPolicy": "PreemptLowerPriority"},
-                "status": {"phase": "Running", "podIP": ip,
-                           "startTime": born, "qosClass": "BestEffort", "podIPs": [{"ip": ip}]}})
+                "status": {"phase": "Running", "hostIP": f"10.0.1.{10 + worker}", "podIP": ip,  # Go's field order
+                           "podIPs": [{"ip": ip}], "startTime": born, "qosClass": "BestEffort"}})
 
     # Registry credentials and cloud-style keys: the things an intruder will try to reuse.
     reg_user, reg_pass = "ci-deploy", _word(rng, 24)
@@ -234,9 +235,28 @@ def kubernetes_bait(seed: str, created: datetime) -> Bait:
     put("/registry/ranges/serviceips", {"kind": "RangeAllocation", "apiVersion": "v1",
                                         "metadata": {"creationTimestamp": born}, "range": "10.96.0.0/12",
                                         "data": bytes([0x0f, 0xc0]) + bytes(6)})
+    objects = [(key, kubeproto.managed(obj, born, owners) if (owners := _owners(key)) else obj)
+               for key, obj in objects]
     bait.keys = sorted((key.encode(), kubeproto.encode(obj)) for key, obj in objects)
     bait.v2_keys = sorted((key.encode(), kubeproto.to_json(obj)) for key, obj in objects)
     return bait
+
+
+def _owners(key: str) -> dict[str, tuple[str, ...] | None] | None:
+    """Which field managers wrote an object of the bait (its managedFields); None: written below the API."""
+    resource, *path = key.split("/")[2:]
+    if resource == "ranges":
+        return None
+    if resource == "pods":  # the ReplicaSet controller creates them, the kubelet writes their status
+        return {"kube-controller-manager": ("metadata", "spec"), "kubelet": ("status",)}
+    if resource == "namespaces":
+        return {"kube-apiserver" if path[0] in ("default", "kube-system", "kube-public", "kube-node-lease")
+                else "kubectl-create": None}
+    if key.endswith("/kubeadm-config"):
+        return {"kubeadm": None}
+    if resource == "secrets" and "-token-" not in path[-1]:
+        return {"kubectl-create": None}
+    return {"kube-controller-manager": None}  # token secrets, service accounts, kube-root-ca.crt
 
 
 def load_seed_file(path: Path) -> Bait:

@@ -43,6 +43,47 @@ GO_POINTERS: dict[str, frozenset[str]] = {
 }
 
 
+# managedFields: what server-side apply records for every write since Kubernetes 1.18
+SYSTEM_META = frozenset({"name", "namespace", "uid", "creationTimestamp", "resourceVersion", "generation",
+                         "selfLink", "managedFields"})
+MAP_FIELDS = frozenset({"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector"})
+LIST_KEYS = ("name", "ip", "uid")  # merge keys of the keyed lists the bait has
+
+
+def managed(obj: dict[str, Any], when: str, owners: dict[str, tuple[str, ...] | None]) -> dict[str, Any]:
+    """`obj` with metadata.managedFields: one `Update` entry per manager, owning the named top-level
+    fields (None: all of them), in structured-merge-diff's FieldsV1 shape."""
+    entries = []
+    for manager, tops in owners.items():
+        part = {k: v for k, v in obj.items() if k not in ("kind", "apiVersion") and (tops is None or k in tops)}
+        entries.append({"manager": manager, "operation": "Update", "apiVersion": obj["apiVersion"], "time": when,
+                        "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(part, top=True)})
+    return {**obj, "metadata": {**obj["metadata"], "managedFields": entries}}
+
+
+def _fields_v1(obj: dict[str, Any], top: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in obj.items():
+        if top and name == "metadata":
+            owned = {k: v for k, v in value.items() if k not in SYSTEM_META}
+            if owned:
+                out["f:metadata"] = _fields_v1(owned)
+        elif name in MAP_FIELDS and isinstance(value, dict):
+            out[f"f:{name}"] = {".": {}, **{f"f:{k}": {} for k in value}}
+        elif isinstance(value, dict):
+            out[f"f:{name}"] = _fields_v1(value)
+        elif isinstance(value, list) and value and isinstance(value[0], dict) and \
+                (key := next((k for k in LIST_KEYS if k in value[0]), None)):
+            out[f"f:{name}"] = {_keyed(key, item[key]): {".": {}, **_fields_v1(item)} for item in value}
+        else:
+            out[f"f:{name}"] = {}
+    return dict(sorted(out.items()))  # SMD's order: "." first, then f: and k: entries by name
+
+
+def _keyed(key: str, value: object) -> str:
+    return "k:" + json.dumps({key: value}, separators=(",", ":"))
+
+
 def encode(obj: dict[str, Any]) -> bytes:
     """The etcd value kube-apiserver (storage media type protobuf) writes for `obj`."""
     body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
@@ -83,6 +124,8 @@ def _fill(message: Message, data: dict[str, Any]) -> None:
             else:
                 for item in value:
                     _fill(target.add(), item)
+        elif field.message_type is not None and field.message_type.name == "FieldsV1":
+            target.Raw = json.dumps(value, separators=(",", ":")).encode()
         elif field.message_type is not None and field.message_type.name in TIMES:
             stamp = datetime.fromisoformat(value)
             target.seconds = int(stamp.timestamp())

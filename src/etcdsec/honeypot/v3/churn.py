@@ -118,7 +118,9 @@ class EventChurn:
         else:
             obj.update({"source": spec["source"], "firstTimestamp": _stamp(at), "lastTimestamp": _stamp(at),
                         "count": 1, "type": "Normal"})
-        return f"/registry/events/{NAMESPACE}/{ev_name}".encode(), obj
+        component = "kube-scheduler" if spec.get("scheduler") else spec["source"]["component"]
+        manager = component if component in ("kubelet", "kube-scheduler") else "kube-controller-manager"
+        return f"/registry/events/{NAMESPACE}/{ev_name}".encode(), kubeproto.managed(obj, _stamp(at), {manager: None})
 
     def due(self, now: float, revision: int) -> list[EventWrite]:
         """Events written after the last call and by `now`, oldest first; never older than the TTL."""

@@ -32,6 +32,7 @@ class LeaseKey:
     period_s: float
     doc: dict[str, object]
     last: float  # wall-clock time of the last renewal written
+    manager: str = "kubelet"  # who renews it (its managedFields)
 
 
 def applies(dataset: list[tuple[bytes, bytes]]) -> bool:
@@ -62,7 +63,7 @@ class Heartbeat:
                 "metadata": {"name": name, "namespace": "kube-system", "uid": uid_of(seed, name),
                              "creationTimestamp": created},
                 "spec": {"holderIdentity": f"{node}_{uid_of(seed, name + '/holder')}", "leaseDurationSeconds": 15,
-                         "acquireTime": acquired, "leaseTransitions": 2}}, now)
+                         "acquireTime": acquired, "leaseTransitions": 2}}, now, name)
               for name in ("kube-controller-manager", "kube-scheduler")),
         ]
         self.rate = sum(1.0 / lk.period_s for lk in self.leases)  # revisions per second
@@ -103,4 +104,5 @@ class Heartbeat:
         """The Lease as kube-apiserver stores it (protobuf), renewed at `t`."""
         spec = lk.doc["spec"]
         assert isinstance(spec, dict)
-        return kubeproto.encode({**lk.doc, "spec": {**spec, "renewTime": _stamp(t, micro=True)}})
+        doc = {**lk.doc, "spec": {**spec, "renewTime": _stamp(t, micro=True)}}
+        return kubeproto.encode(kubeproto.managed(doc, _stamp(t, micro=False), {lk.manager: None}))
