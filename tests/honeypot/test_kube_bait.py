@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
@@ -127,8 +128,9 @@ def test_service_account_tokens_are_jwts_as_the_token_controller_signs_them(hp: 
     assert count > 40 and len(kids) == 1  # one signing key per cluster
 
 
-def test_etcdctl_lists_the_secrets_of_a_kubeadm_cluster(hp: BackgroundSensor) -> None:
-    code, out = ctl(hp.addr, "get", "--prefix", "/registry/secrets", "--keys-only")
+@pytest.mark.parametrize("version", ["3.4", "3.5"])
+def test_etcdctl_lists_the_secrets_of_a_kubeadm_cluster(hp: BackgroundSensor, version: str) -> None:
+    code, out = ctl(hp.addr, "get", "--prefix", "/registry/secrets", "--keys-only", version=version)
     assert code == 0
     keys = [line for line in out.decode().splitlines() if line]
     assert keys == sorted(keys)
@@ -159,6 +161,13 @@ def test_a_stolen_token_used_as_bearer_or_etcd_password_raises_honeytoken_used(h
     assert [u["token"] for u in used] == [label] and used[0]["src_ip"] == "127.0.0.1"
     ctl(hp.addr, f"--user=admin:{token}", "get", "foo")  # Authenticate carries it as the password
     used = hp.memory.of("honeytoken.used")[before + 1:]
+    assert [u["token"] for u in used] == [label]
+    body = json.dumps({"name": "root", "password": token}).encode()  # the same through the JSON gateway
+    try:
+        urllib.request.urlopen(urllib.request.Request(f"{hp.url}/v3/auth/authenticate", data=body), timeout=5)
+    except urllib.error.HTTPError:
+        pass  # auth is not enabled: etcd refuses, and so does the sensor
+    used = hp.memory.of("honeytoken.used")[before + 2:]
     assert [u["token"] for u in used] == [label]
     assert token not in json.dumps(hp.memory.of("honeytoken.used"))  # named by its label, never its value
 

@@ -72,3 +72,25 @@ def test_a_tick_writes_only_what_fell_due_since_the_last() -> None:
     churn.tick()
     # 9 events of one run, 150 lease-leader renewals + 30 node renewals, capped at 30 by the heartbeat
     assert len(events(ns)) >= 9 and ns.store.revision > rev + 9
+
+
+def test_a_keyspace_that_already_has_events_is_not_backfilled_twice() -> None:
+    state, churn, wall, mono, _ = setup()
+    churn.tick()
+    ns = state.live_namespaces()[0]
+    keys = {kv.key: kv.version for kv in events(ns)}
+    rev = ns.store.revision
+    # a restart with the keyspace kept (persistence): a new task finds the newest event and goes on from it
+    Churn(state).tick()
+    assert {kv.key: kv.version for kv in events(ns)} == keys and ns.store.revision == rev
+    # a client's event named far in the future does not silence the churn
+    with ns.store.txn() as txn:
+        txn.put(b"/registry/events/prod/x.ffffffffffffffff", b"junk", 0)
+        txn.commit()
+    later = Churn(state)
+    later.tick()
+    wall.t += JOB_EVERY_S
+    mono.t += JOB_EVERY_S
+    later.tick()
+    fresh = {kv.key for kv in events(ns)} - set(keys) - {b"/registry/events/prod/x.ffffffffffffffff"}
+    assert len(fresh) == 9  # the next run's events (the hour-old ones expired meanwhile)

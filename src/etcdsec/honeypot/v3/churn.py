@@ -41,8 +41,8 @@ JOB_EVERY_S = 300.0  # the CronJob's schedule: */5 * * * *
 RUN_SPAN_S = 30.0  # a run's events all fall within this after its scheduled time
 EVENT_TTL_S = 3600 + 60  # kube-apiserver --event-ttl (1h) + the lease manager's reuse window
 LEASE_REUSE_S = 60.0
+EVENTS_PREFIX = b"/registry/events/"
 NAMESPACE, CRONJOB, IMAGE = "prod", "db-backup", "registry.internal.example/prod/db-backup:1.4.2"
-REVISIONS_PER_S = 1.1  # what the heartbeat writes: to date an old event's resourceVersion
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,11 @@ def _stamp(t: float, micro: bool = False) -> str:
 class EventChurn:
     """Which events of the CronJob's runs are written by when (deterministic per deployment)."""
 
-    def __init__(self, identity: Identity, now: float) -> None:
+    def __init__(self, identity: Identity, now: float, newest: float = 0.0) -> None:
         self.seed = identity.secret_seed or str(identity.cluster_id)
         self.master = identity.member_name
-        self.written_until = now - EVENT_TTL_S  # the first call backfills the last hour
+        # the first call backfills the last hour, from after the newest event the keyspace already has
+        self.written_until = max(now - EVENT_TTL_S, min(newest, now))  # a name from the future is a client's
 
     def _uid(self, name: str) -> str:
         return uid_of(self.seed, name)
@@ -103,7 +104,7 @@ class EventChurn:
 
     def _event(self, at: float, spec: dict[str, Any], rv: int) -> tuple[bytes, dict[str, Any]]:
         kind, name, api, field_path = spec["ref"]
-        nanos = int(at * 1e6) * 1000 + int(hashlib.sha256(f"{name}{at}".encode()).hexdigest()[:3], 16) % 1000
+        nanos = math.ceil(at * 1e6) * 1000 + int(hashlib.sha256(f"{name}{at}".encode()).hexdigest()[:3], 16) % 1000
         ev_name = f"{name}.{nanos:x}"  # client-go's recorder: <object>.<UnixNano in hex>
         ref = {"kind": kind, "namespace": NAMESPACE, "name": name, "uid": self._uid(name), "apiVersion": api,
                "resourceVersion": str(rv), **({"fieldPath": field_path} if field_path else {})}
@@ -120,10 +121,11 @@ class EventChurn:
                         "count": 1, "type": "Normal"})
         component = "kube-scheduler" if spec.get("scheduler") else spec["source"]["component"]
         manager = component if component in ("kubelet", "kube-scheduler") else "kube-controller-manager"
-        return f"/registry/events/{NAMESPACE}/{ev_name}".encode(), kubeproto.managed(obj, _stamp(at), {manager: None})
+        return EVENTS_PREFIX + f"{NAMESPACE}/{ev_name}".encode(), kubeproto.managed(obj, _stamp(at), {manager: None})
 
-    def due(self, now: float, revision: int) -> list[EventWrite]:
-        """Events written after the last call and by `now`, oldest first; never older than the TTL."""
+    def due(self, now: float, revision: int, rate: float) -> list[EventWrite]:
+        """Events written after the last call and by `now`, oldest first; never older than the TTL.
+        `rate` (revisions per second) dates an older event's resourceVersion below `revision`."""
         since = max(self.written_until, now - EVENT_TTL_S)
         if now <= since:
             return []
@@ -131,12 +133,22 @@ class EventChurn:
         for k in range(math.floor((since - RUN_SPAN_S) / JOB_EVERY_S), math.floor(now / JOB_EVERY_S) + 1):
             for at, spec in self._run(k):
                 if since < at <= now:
-                    rv = max(1, revision - int((now - at) * REVISIONS_PER_S) - 3)
+                    rv = max(1, revision - int((now - at) * rate) - 3)
                     key, obj = self._event(at, spec, rv)
                     out.append(EventWrite(at, key, kubeproto.encode(obj)))
         self.written_until = now
         out.sort(key=lambda w: w.at)
         return out
+
+
+def newest_event(ns: Namespace) -> float:
+    """Wall time of the newest event in the keyspace (its name ends in .<UnixNano hex>), 0 if none:
+    a keyspace kept across a restart is not backfilled twice."""
+    newest = 0
+    for kv in ns.store.range(EVENTS_PREFIX, EVENTS_PREFIX[:-1] + b"0"):
+        with contextlib.suppress(ValueError):
+            newest = max(newest, int(kv.key.rsplit(b".", 1)[-1], 16))
+    return newest / 1e9
 
 
 @dataclass
@@ -168,9 +180,10 @@ class Churn:
                 ns.beat(wall)
             found = self._events.get(ns)
             if found is None:
-                found = self._events[ns] = (EventChurn(self.state.ctx.identity, wall), _EventLease())
+                found = self._events[ns] = (EventChurn(self.state.ctx.identity, wall, newest_event(ns)),
+                                            _EventLease())
             churn, lease = found
-            for write in churn.due(wall, ns.store.revision):
+            for write in churn.due(wall, ns.store.revision, hb.rate):
                 if not self._put_event(ns, lease, write, wall, mono):
                     break
         self.ticks += 1
