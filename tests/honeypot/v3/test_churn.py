@@ -11,7 +11,7 @@ from etcdsec.honeypot.v3.mvcc import KeyRev
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from tests.support import k8swire
 
-from .conftest import make_ctx
+from .conftest import make_ctx, session
 
 
 class Clock:
@@ -94,3 +94,16 @@ def test_a_keyspace_that_already_has_events_is_not_backfilled_twice() -> None:
     later.tick()
     fresh = {kv.key for kv in events(ns)} - set(keys) - {b"/registry/events/prod/x.ffffffffffffffff"}
     assert len(fresh) == 9  # the next run's events (the hour-old ones expired meanwhile)
+
+
+def test_per_source_namespaces_get_the_same_events_encoded_once() -> None:
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    ctx, memory = make_ctx(dataset=kubernetes_bait("churn-seed", start).keys, namespace_writes=True)
+    ctx.identity.start_time = start
+    state = V3State(ctx, clock=Clock(1000.0), wall_clock=Clock(start.timestamp() + 7200))
+    a, b = state.namespace(session("127.0.0.2")), state.namespace(session("127.0.0.3"))
+    churn = Churn(state)
+    churn.tick()
+    assert [kv.key for kv in events(a)] == [kv.key for kv in events(b)] and len(events(a)) > 90
+    assert churn.schedule is not None and len(churn.schedule._encoded) == len(events(a))
+    assert memory.events == []

@@ -58,13 +58,16 @@ def _stamp(t: float, micro: bool = False) -> str:
 
 
 class EventChurn:
-    """Which events of the CronJob's runs are written by when (deterministic per deployment)."""
+    """Which events of the CronJob's runs are written by when: deterministic per deployment, so every
+    namespace gets the same events and each is encoded once (a new per-source namespace's backfill
+    costs store writes, not protobuf encoding)."""
 
-    def __init__(self, identity: Identity, now: float, newest: float = 0.0) -> None:
+    def __init__(self, identity: Identity, rate: float) -> None:
         self.seed = identity.secret_seed or str(identity.cluster_id)
         self.master = identity.member_name
-        # the first call backfills the last hour, from after the newest event the keyspace already has
-        self.written_until = max(now - EVENT_TTL_S, min(newest, now))  # a name from the future is a client's
+        # an event's resourceVersion: the revision the keyspace had then (it climbs `rate` a second)
+        self.rev_base, self.start, self.rate = identity.revision_base, identity.start_time.timestamp(), rate
+        self._encoded: dict[tuple[int, int], EventWrite] = {}  # (run, index) -> write; runs within the TTL
 
     def _uid(self, name: str) -> str:
         return uid_of(self.seed, name)
@@ -123,20 +126,25 @@ class EventChurn:
         manager = component if component in ("kubelet", "kube-scheduler") else "kube-controller-manager"
         return EVENTS_PREFIX + f"{NAMESPACE}/{ev_name}".encode(), kubeproto.managed(obj, _stamp(at), {manager: None})
 
-    def due(self, now: float, revision: int, rate: float) -> list[EventWrite]:
-        """Events written after the last call and by `now`, oldest first; never older than the TTL.
-        `rate` (revisions per second) dates an older event's resourceVersion below `revision`."""
-        since = max(self.written_until, now - EVENT_TTL_S)
-        if now <= since:
-            return []
+    def between(self, since: float, now: float) -> list[EventWrite]:
+        """Events written after `since` and by `now`, oldest first; never older than the TTL."""
+        since = max(since, now - EVENT_TTL_S)
         out: list[EventWrite] = []
-        for k in range(math.floor((since - RUN_SPAN_S) / JOB_EVERY_S), math.floor(now / JOB_EVERY_S) + 1):
-            for at, spec in self._run(k):
+        if now <= since:
+            return out
+        first = math.floor((since - RUN_SPAN_S) / JOB_EVERY_S)
+        for k in range(first, math.floor(now / JOB_EVERY_S) + 1):
+            for i, (at, spec) in enumerate(self._run(k)):
                 if since < at <= now:
-                    rv = max(1, revision - int((now - at) * rate) - 3)
-                    key, obj = self._event(at, spec, rv)
-                    out.append(EventWrite(at, key, kubeproto.encode(obj)))
-        self.written_until = now
+                    write = self._encoded.get((k, i))
+                    if write is None:
+                        rv = max(1, self.rev_base + int((at - self.start) * self.rate))
+                        key, obj = self._event(at, spec, rv)
+                        write = self._encoded[(k, i)] = EventWrite(at, key, kubeproto.encode(obj))
+                    out.append(write)
+        oldest = math.floor((now - EVENT_TTL_S - RUN_SPAN_S) / JOB_EVERY_S)
+        for old in [ki for ki in self._encoded if ki[0] < oldest]:  # bounded: about 13 runs of 9 events
+            del self._encoded[old]
         out.sort(key=lambda w: w.at)
         return out
 
@@ -152,8 +160,11 @@ def newest_event(ns: Namespace) -> float:
 
 
 @dataclass
-class _EventLease:
-    id: int = 0
+class _Progress:
+    """One namespace's place in the event schedule, and the etcd lease its recent events share."""
+
+    written_until: float  # wall time
+    lease_id: int = 0
     granted_at: float = -math.inf  # wall time
 
 
@@ -162,8 +173,8 @@ class Churn:
 
     def __init__(self, state: V3State) -> None:
         self.state = state
-        self._events: weakref.WeakKeyDictionary[Namespace, tuple[EventChurn, _EventLease]] = \
-            weakref.WeakKeyDictionary()
+        self.schedule: EventChurn | None = None
+        self._progress: weakref.WeakKeyDictionary[Namespace, _Progress] = weakref.WeakKeyDictionary()
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
 
@@ -178,31 +189,33 @@ class Churn:
             if (not self.state.ctx.namespace_writes or ns.hub.streams) and \
                     (wall >= hb.quiet_until or wall >= hb.next_compact):
                 ns.beat(wall)
-            found = self._events.get(ns)
-            if found is None:
-                found = self._events[ns] = (EventChurn(self.state.ctx.identity, wall, newest_event(ns)),
-                                            _EventLease())
-            churn, lease = found
-            for write in churn.due(wall, ns.store.revision, hb.rate):
-                if not self._put_event(ns, lease, write, wall, mono):
+            if self.schedule is None:
+                self.schedule = EventChurn(self.state.ctx.identity, hb.rate)
+            progress = self._progress.get(ns)
+            if progress is None:  # backfill the last hour, after the newest event the keyspace already has
+                newest = min(newest_event(ns), wall)  # a name from the future is a client's
+                progress = self._progress[ns] = _Progress(max(wall - EVENT_TTL_S, newest))
+            for write in self.schedule.between(progress.written_until, wall):
+                if not self._put_event(ns, progress, write, wall, mono):
                     break
+            progress.written_until = wall
         self.ticks += 1
 
     @staticmethod
-    def _put_event(ns: Namespace, lease: _EventLease, write: EventWrite, wall: float, mono: float) -> bool:
+    def _put_event(ns: Namespace, progress: _Progress, write: EventWrite, wall: float, mono: float) -> bool:
         age = wall - write.at
         try:
-            if ns.lessor.get(lease.id) is None or write.at - lease.granted_at >= LEASE_REUSE_S:
+            if ns.lessor.get(progress.lease_id) is None or write.at - progress.granted_at >= LEASE_REUSE_S:
                 # granted when the event was written: it expires EVENT_TTL_S after that
-                lease.id = ns.lessor.grant(0, EVENT_TTL_S, mono - age).id
-                lease.granted_at = write.at
+                progress.lease_id = ns.lessor.grant(0, EVENT_TTL_S, mono - age).id
+                progress.granted_at = write.at
                 ns.raft_index += 1  # a LeaseGrant is a raft entry, not a revision
             txn = ns.store.txn()
-            txn.put(write.key, write.value, lease.id)
+            txn.put(write.key, write.value, progress.lease_id)
         except V3Error:  # store or lease caps reached: the cluster goes quiet, the sensor goes on
             return False
         txn.commit()
-        ns.lessor.attach(lease.id, write.key)
+        ns.lessor.attach(progress.lease_id, write.key)
         return True
 
     async def _run(self) -> None:
