@@ -139,7 +139,7 @@ def kubernetes_bait(seed: str, created: datetime) -> Bait:
     rng = random.Random(seed)
     bait = Bait()
     objects: list[tuple[str, dict[str, Any]]] = []
-    born = (created - CLUSTER_AGE).strftime("%Y-%m-%dT%H:%M:%SZ")
+    born = kubeproto.stamp((created - CLUSTER_AGE).timestamp())
     sa_key = _seed_key(seed, "service-account-key")
     # the apiserver's key id: sha256 of the public key's PKIX DER (serviceaccount/jwt.go keyIDFromPublicKey)
     kid = _b64url(hashlib.sha256(sa_key.public_key().public_bytes(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -82,6 +82,12 @@ def _fields_v1(obj: dict[str, Any], top: bool = False) -> dict[str, Any]:
 
 def _keyed(key: str, value: object) -> str:
     return "k:" + json.dumps({key: value}, separators=(",", ":"))
+
+
+def stamp(t: float, micro: bool = False) -> str:
+    """metav1.Time's text (whole seconds) or MicroTime's (microseconds), UTC."""
+    dt = datetime.fromtimestamp(t, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def encode(obj: dict[str, Any]) -> bytes:

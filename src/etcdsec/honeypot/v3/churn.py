@@ -25,7 +25,6 @@ import random
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from etcdsec.honeypot import kubeproto
@@ -50,11 +49,6 @@ class EventWrite:
     at: float  # wall time kube-apiserver wrote it
     key: bytes
     value: bytes
-
-
-def _stamp(t: float, micro: bool = False) -> str:
-    dt = datetime.fromtimestamp(t, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventChurn:
@@ -113,18 +107,20 @@ class EventChurn:
                "resourceVersion": str(rv), **({"fieldPath": field_path} if field_path else {})}
         obj: dict[str, Any] = {"kind": "Event", "apiVersion": "v1",
                                "metadata": {"name": ev_name, "namespace": NAMESPACE, "uid": self._uid(ev_name),
-                                            "creationTimestamp": _stamp(at)},
+                                            "creationTimestamp": kubeproto.stamp(at)},
                                "involvedObject": ref, "reason": spec["reason"], "message": spec["message"]}
         if spec.get("scheduler"):  # kube-scheduler writes through events/v1: eventTime, no counts
-            obj.update({"type": "Normal", "eventTime": _stamp(at, micro=True), "action": "Binding",
+            obj.update({"type": "Normal", "eventTime": kubeproto.stamp(at, micro=True), "action": "Binding",
                         "reportingComponent": "default-scheduler",
                         "reportingInstance": f"default-scheduler-{self.master}"})
         else:
-            obj.update({"source": spec["source"], "firstTimestamp": _stamp(at), "lastTimestamp": _stamp(at),
-                        "count": 1, "type": "Normal"})
+            when = kubeproto.stamp(at)
+            obj.update({"source": spec["source"], "firstTimestamp": when, "lastTimestamp": when, "count": 1,
+                        "type": "Normal"})
         component = "kube-scheduler" if spec.get("scheduler") else spec["source"]["component"]
         manager = component if component in ("kubelet", "kube-scheduler") else "kube-controller-manager"
-        return EVENTS_PREFIX + f"{NAMESPACE}/{ev_name}".encode(), kubeproto.managed(obj, _stamp(at), {manager: None})
+        key = EVENTS_PREFIX + f"{NAMESPACE}/{ev_name}".encode()
+        return key, kubeproto.managed(obj, kubeproto.stamp(at), {manager: None})
 
     def between(self, since: float, now: float) -> list[EventWrite]:
         """Events written after `since` and by `now`, oldest first; never older than the TTL."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from etcdsec.honeypot import kubeproto
 from etcdsec.honeypot.context import Identity
@@ -39,17 +38,13 @@ def applies(dataset: list[tuple[bytes, bytes]]) -> bool:
     return any(k == MARKER for k, _ in dataset)
 
 
-def _stamp(t: float, micro: bool) -> str:
-    dt = datetime.fromtimestamp(t, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Heartbeat:
     def __init__(self, identity: Identity, now: float) -> None:
         node = identity.member_name
         seed = identity.secret_seed or str(identity.cluster_id)
-        created = _stamp((identity.start_time - CLUSTER_AGE).timestamp(), micro=False)
-        acquired = _stamp(identity.start_time.timestamp() + 14.2, micro=True)  # leaders elected after the restart
+        created = kubeproto.stamp((identity.start_time - CLUSTER_AGE).timestamp(), micro=False)
+        # the leaders were elected just after the control plane's last restart
+        acquired = kubeproto.stamp(identity.start_time.timestamp() + 14.2, micro=True)
         self.leases = [
             LeaseKey(b"/registry/leases/kube-node-lease/" + node.encode(), 10.0, {
                 "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
@@ -104,5 +99,5 @@ class Heartbeat:
         """The Lease as kube-apiserver stores it (protobuf), renewed at `t`."""
         spec = lk.doc["spec"]
         assert isinstance(spec, dict)
-        doc = {**lk.doc, "spec": {**spec, "renewTime": _stamp(t, micro=True)}}
-        return kubeproto.encode(kubeproto.managed(doc, _stamp(t, micro=False), {lk.manager: None}))
+        doc = {**lk.doc, "spec": {**spec, "renewTime": kubeproto.stamp(t, micro=True)}}
+        return kubeproto.encode(kubeproto.managed(doc, kubeproto.stamp(t, micro=False), {lk.manager: None}))
