@@ -45,6 +45,7 @@ KUBE_SYSTEM_ACCOUNTS = [
 ]
 KUBE_ALNUM = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand: generated name suffixes
 CLUSTER_AGE = timedelta(days=97)  # the cluster is older than this etcd member's start
+CONTROL_PLANE_UP_S = 14.2  # the apiserver and the elected leaders came up this long after the member
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 

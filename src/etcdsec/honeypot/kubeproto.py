@@ -27,7 +27,7 @@ TIMES = {"Time", "MicroTime"}
 KINDS: dict[str, type[Message]] = {
     "Namespace": k8s.Namespace, "Secret": k8s.Secret, "ConfigMap": k8s.ConfigMap,
     "ServiceAccount": k8s.ServiceAccount, "Pod": k8s.Pod, "Event": k8s.Event,
-    "RangeAllocation": k8s.RangeAllocation, "Lease": k8s.Lease,
+    "RangeAllocation": k8s.RangeAllocation, "Lease": k8s.Lease, "Endpoints": k8s.Endpoints,
 }
 GO_POINTERS: dict[str, frozenset[str]] = {
     "ObjectMeta": frozenset({"deletionTimestamp", "deletionGracePeriodSeconds"}),
@@ -38,6 +38,8 @@ GO_POINTERS: dict[str, frozenset[str]] = {
     "ServiceAccount": frozenset({"automountServiceAccountToken"}),
     "PodSpec": frozenset({"terminationGracePeriodSeconds", "priority", "enableServiceLinks", "preemptionPolicy"}),
     "PodStatus": frozenset({"startTime"}),
+    "EndpointAddress": frozenset({"targetRef", "nodeName"}),
+    "EndpointPort": frozenset({"appProtocol"}),
     "LeaseSpec": frozenset({"holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime",
                             "leaseTransitions"}),
 }

@@ -4,6 +4,9 @@
   kube-scheduler leader-election leases (every 2 s) and of the node lease (10 s) are due. The
   request path applies them lazily; this task applies them as they fall due, so a watch on
   /registry/leases/ sees them live, as it would on a real cluster.
+- The apiserver's master lease: its endpoint reconciler (--endpoint-reconciler-type=lease) puts
+  /registry/masterleases/<its IP> every 10 s on a new 15 s etcd lease, bumping the Endpoints'
+  generation, so `etcdctl lease list` changes as on a real control plane.
 - Events: a CronJob (prod/db-backup, every 5 minutes) leaves the events a real run leaves
   (cronjob and job controllers, scheduler, kubelet) under /registry/events/. Each is attached to
   an etcd lease of 3660 s that kube-apiserver's lease manager shares between the events of one
@@ -20,16 +23,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import math
 import random
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from etcdsec.honeypot import kubeproto
 from etcdsec.honeypot.context import Identity
-from etcdsec.honeypot.dataset import KUBE_ALNUM, uid_of
+from etcdsec.honeypot.dataset import CONTROL_PLANE_UP_S, KUBE_ALNUM, uid_of
 from etcdsec.honeypot.v3.errors import V3Error
 
 if TYPE_CHECKING:
@@ -41,6 +46,8 @@ RUN_SPAN_S = 30.0  # a run's events all fall within this after its scheduled tim
 EVENT_TTL_S = 3600 + 60  # kube-apiserver --event-ttl (1h) + the lease manager's reuse window
 LEASE_REUSE_S = 60.0
 EVENTS_PREFIX = b"/registry/events/"
+MASTERLEASE_EVERY_S, MASTERLEASE_TTL_S = 10.0, 15  # kube-apiserver's EndpointInterval and lease TTL
+DEFAULT_APISERVER_IP = "10.0.1.10"
 NAMESPACE, CRONJOB, IMAGE = "prod", "db-backup", "registry.internal.example/prod/db-backup:1.4.2"
 
 
@@ -145,6 +152,19 @@ class EventChurn:
         return out
 
 
+def apiserver_ip(identity: Identity) -> str:
+    """The apiserver's address: this member's, as on a stacked kubeadm control plane, unless that is
+    a name, loopback or unspecified (then a private one)."""
+    for url in identity.client_urls:
+        try:
+            ip = ipaddress.ip_address(urlsplit(url).hostname or "")
+        except ValueError:
+            continue
+        if not (ip.is_loopback or ip.is_unspecified):
+            return str(ip)
+    return DEFAULT_APISERVER_IP
+
+
 def newest_event(ns: Namespace) -> float:
     """Wall time of the newest event in the keyspace (its name ends in .<UnixNano hex>), 0 if none:
     a keyspace kept across a restart is not backfilled twice."""
@@ -162,6 +182,7 @@ class _Progress:
     written_until: float  # wall time
     lease_id: int = 0
     granted_at: float = -math.inf  # wall time
+    master_generation: int = 0  # of the master lease last written
 
 
 class Churn:
@@ -170,6 +191,10 @@ class Churn:
     def __init__(self, state: V3State) -> None:
         self.state = state
         self.schedule: EventChurn | None = None
+        ident = state.ctx.identity
+        self.master_key = b"/registry/masterleases/" + apiserver_ip(ident).encode()
+        self.master_since = ident.start_time.timestamp() + CONTROL_PLANE_UP_S  # the apiserver's start
+        self._master_value: tuple[int, bytes] = (0, b"")
         self._progress: weakref.WeakKeyDictionary[Namespace, _Progress] = weakref.WeakKeyDictionary()
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
@@ -180,17 +205,18 @@ class Churn:
             hb = ns.heartbeat
             if hb is None:  # not a Kubernetes-shaped keyspace: nothing writes to it on its own
                 continue
-            ns.expire(mono)
-            # with a namespace per source, unwatched ones catch up lazily on their next request
-            if (not self.state.ctx.namespace_writes or ns.hub.streams) and \
-                    (wall >= hb.quiet_until or wall >= hb.next_compact):
-                ns.beat(wall)
             if self.schedule is None:
                 self.schedule = EventChurn(self.state.ctx.identity, hb.rate)
             progress = self._progress.get(ns)
             if progress is None:  # backfill the last hour, after the newest event the keyspace already has
                 newest = min(newest_event(ns), wall)  # a name from the future is a client's
                 progress = self._progress[ns] = _Progress(max(wall - EVENT_TTL_S, newest))
+            self._master_lease(ns, progress, wall, mono)  # renewed before its old lease is let expire
+            ns.expire(mono)
+            # with a namespace per source, unwatched ones catch up lazily on their next request
+            if (not self.state.ctx.namespace_writes or ns.hub.streams) and \
+                    (wall >= hb.quiet_until or wall >= hb.next_compact):
+                ns.beat(wall)
             for write in self.schedule.between(progress.written_until, wall):
                 if not self._put_event(ns, progress, write, wall, mono):
                     break
@@ -213,6 +239,30 @@ class Churn:
         txn.commit()
         ns.lessor.attach(progress.lease_id, write.key)
         return True
+
+    def _master_lease(self, ns: Namespace, progress: _Progress, wall: float, mono: float) -> None:
+        """The reconciler's latest due write only (one missed while the sensor was busy is skipped)."""
+        generation = math.floor((wall - self.master_since) / MASTERLEASE_EVERY_S)
+        if generation <= progress.master_generation:
+            return
+        if self._master_value[0] != generation:  # the same object for every namespace: encoded once
+            # written below the REST layer: no name, uid, creationTimestamp or managedFields
+            self._master_value = (generation, kubeproto.encode({
+                "kind": "Endpoints", "apiVersion": "v1", "metadata": {"generation": generation},
+                "subsets": [{"addresses": [{"ip": self.master_key.rsplit(b"/", 1)[1].decode()}]}]}))
+        age = wall - (self.master_since + generation * MASTERLEASE_EVERY_S)
+        try:
+            lease = ns.lessor.grant(0, MASTERLEASE_TTL_S, mono - age)
+            ns.raft_index += 1
+            txn = ns.store.txn()
+            prev = txn.put(self.master_key, self._master_value[1], lease.id)
+        except V3Error:
+            return
+        txn.commit()
+        if prev is not None and prev.lease != lease.id:
+            ns.lessor.detach(prev.lease, self.master_key)  # the old lease expires 5 s later, holding nothing
+        ns.lessor.attach(lease.id, self.master_key)
+        progress.master_generation = generation
 
     async def _run(self) -> None:
         while True:

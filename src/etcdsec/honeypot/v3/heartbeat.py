@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from etcdsec.honeypot import kubeproto
 from etcdsec.honeypot.context import Identity
-from etcdsec.honeypot.dataset import CLUSTER_AGE, uid_of
+from etcdsec.honeypot.dataset import CLUSTER_AGE, CONTROL_PLANE_UP_S, uid_of
 
 MARKER = b"/registry/namespaces/kube-node-lease"
 COMPACT_EVERY_S = 300.0  # kube-apiserver --etcd-compaction-interval default
@@ -44,7 +44,7 @@ class Heartbeat:
         seed = identity.secret_seed or str(identity.cluster_id)
         created = kubeproto.stamp((identity.start_time - CLUSTER_AGE).timestamp(), micro=False)
         # the leaders were elected just after the control plane's last restart
-        acquired = kubeproto.stamp(identity.start_time.timestamp() + 14.2, micro=True)
+        acquired = kubeproto.stamp(identity.start_time.timestamp() + CONTROL_PLANE_UP_S, micro=True)
         self.leases = [
             LeaseKey(b"/registry/leases/kube-node-lease/" + node.encode(), 10.0, {
                 "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
