@@ -1,7 +1,8 @@
-"""A parsed HTTP request as the handlers see it."""
+"""A parsed HTTP request as the handlers see it, and the one view honeytokens are searched in."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote
 
@@ -42,6 +43,21 @@ class Request:
         for k, v in self.query.items():
             values.setdefault(k, []).extend(v)
         return values
+
+
+def token_view(method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
+    """The one view of a request that honeytokens are searched in, the same for every path
+    (HTTP/1 fast or h11, h2 plain, gRPC): `METHOD target`, then a line `name: value` for every
+    header in order (names lower-cased; h2 pseudo-headers left out, they are method and target),
+    an empty line, and the body (a gRPC stream's messages are searched one by one as they arrive,
+    after its headers with an empty body). Latin-1 text, as it came from the wire."""
+    head = "\n".join([method + " " + target, *[name + ": " + value for name, value in headers]])
+    return head.encode("latin-1", "replace") + b"\n\n" + body
+
+
+def request_view(req: Request) -> bytes:
+    """`token_view` of a parsed request."""
+    return token_view(req.method, req.target, req.headers, req.body)
 
 
 def _parse_query(text: str) -> dict[str, list[str]]:
