@@ -24,7 +24,7 @@ from etcdsec.honeypot.gohttp import Response
 from etcdsec.honeypot.goserver import connection_tokens
 from etcdsec.honeypot.guard import MAX_THROTTLE_S, Guard
 from etcdsec.honeypot.proxyproto import xff_client
-from etcdsec.honeypot.request import Request, request_view
+from etcdsec.honeypot.request import Request, token_view
 from etcdsec.honeypot.routes import ClientApp, PeerApp
 
 Items = list[tuple[str, str, str]]  # (name as sent, lower-cased name, value) per header, latin-1
@@ -61,17 +61,26 @@ class Answer:
     http10: bool  # answered as HTTP/1.0
 
 
-def exchange(state: Http1State, req: Request, items: Items) -> Answer | Coroutine[Any, Any, Answer]:
-    """One request's life; the Answer itself when nothing had to wait, else a coroutine for it."""
+def exchange(state: Http1State, req: Request, items: Items,
+             raw: bytes | None = None) -> Answer | Coroutine[Any, Any, Answer]:
+    """One request's life; the Answer itself when nothing had to wait, else a coroutine for it.
+
+    `raw`: the request's bytes as received, when the reader has them (the fast reader). They hold
+    every piece of the view verbatim, so they are searched first and the view is built only on a
+    hit: the same events at the cost of one search (unless a token itself holds a line break or
+    ": ", which planted tokens do not)."""
     started = time.perf_counter()
     session = state.session
     if state.trusted_xff is not None:
         apply_xff(session, state.socket_peer, state.trusted_xff, req.header("x-forwarded-for"))
     delay = state.guard.delay_for(session.src_ip) if state.guard is not None else 0.0
-    state.ctx.honeytokens.check(session, request_view(req))
+    tokens = state.ctx.honeytokens
+    if raw is None or tokens.find(raw):
+        tokens.check(session, token_view(req.method, req.target, [(name, value) for name, _, value in items],
+                                         req.body))
     if delay:
         return _after_throttle(state, req, items, started, min(delay, MAX_THROTTLE_S))
-    own = go_answer(req)
+    own = go_answer(req) if req.target == "*" else None  # the test first: this is the hot path
     if own is not None:
         return _answered(state, req, items, own, started)
     try:
@@ -115,8 +124,9 @@ def _crashed(state: Http1State, exc: Exception, req: Request) -> Response:
 
 
 def _answered(state: Http1State, req: Request, items: Items, resp: Response, started: float) -> Answer:
-    log_request(state, req.method, req.target, "1.0" if req.http10 else "1.1", items, resp.status, req.body,
-                started)
+    state.ctx.events.emit_fields("http.request", state.session, request_event_fields(
+        req.method, req.target, "1.0" if req.http10 else "1.1", items, resp.status, state.session.tls, req.body,
+        state.ctx.limits.max_logged_body, started))
     state.requests += 1
     tokens = connection_tokens(req.header("connection"))
     close = "close" in tokens

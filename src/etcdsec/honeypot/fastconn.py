@@ -124,19 +124,19 @@ class FastReader(asyncio.Protocol):
                 self._hand_over()
                 return
             assert isinstance(head, fasthead.Head)
-            body = bytes(self.buf[head.body_start:head.end])
+            raw = bytes(self.buf[:head.end])
             del self.buf[:head.end]
-            self._answer(head, body)
+            self._answer(head, raw)
         if self._head_timer is not None or self.buf:  # else: no head pending, no deadline running
             self._time_head()
         if self.eof and not self._busy:
             self._end_of_input()
 
-    def _answer(self, head: fasthead.Head, body: bytes) -> None:
+    def _answer(self, head: fasthead.Head, raw: bytes) -> None:
         self.session.requests_in += 1
-        req = Request(head.method, head.target, [(low, value) for _, low, value in head.items], body,
-                      http10=head.http10)
-        answer = exchange(self.state, req, head.items)
+        req = Request(head.method, head.target, [(low, value) for _, low, value in head.items],
+                      raw[head.body_start:], http10=head.http10)
+        answer = exchange(self.state, req, head.items, raw)
         if isinstance(answer, Answer):
             self._write(answer)
         else:

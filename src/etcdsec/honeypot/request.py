@@ -48,16 +48,15 @@ class Request:
 def token_view(method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
     """The one view of a request that honeytokens are searched in, the same for every path
     (HTTP/1 fast or h11, h2 plain, gRPC): `METHOD target`, then a line `name: value` for every
-    header in order (names lower-cased; h2 pseudo-headers left out, they are method and target),
-    an empty line, and the body (a gRPC stream's messages are searched one by one as they arrive,
-    after its headers with an empty body). Latin-1 text, as it came from the wire."""
-    head = "\n".join([method + " " + target, *[name + ": " + value for name, value in headers]])
-    return head.encode("latin-1", "replace") + b"\n\n" + body
-
-
-def request_view(req: Request) -> bytes:
-    """`token_view` of a parsed request."""
-    return token_view(req.method, req.target, req.headers, req.body)
+    header in order (names as sent; h2's are lower-case, its pseudo-headers are left out: they are
+    method and target), an empty line, and the body (a gRPC stream's messages are searched one by
+    one as they arrive, after its headers with an empty body). Latin-1 text, as from the wire."""
+    text = method + " " + target + "\n" + "\n".join(map(": ".join, headers)) + "\n\n"  # map: no loop in Python
+    try:
+        head = text.encode("latin-1")
+    except UnicodeEncodeError:  # an h2 path decoded as UTF-8
+        head = text.encode("latin-1", "replace")
+    return head + body if body else head
 
 
 def _parse_query(text: str) -> dict[str, list[str]]:
