@@ -10,8 +10,12 @@ import subprocess
 import time
 
 import grpc
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etcdsec.honeypot import fasthead
+from etcdsec.honeypot.context import EventSink, Honeytokens
+from etcdsec.honeypot.request import token_view
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.proto import etcd_v3_pb2 as pb
 from etcdsec.testbed.addresses import free_loopback_ip
@@ -19,6 +23,7 @@ from etcdsec.testbed.pki import TestCA
 from tests.support.harness import BackgroundSensor
 
 from .conftest import json_post, raw_exchange, read_until
+from .test_fasthead import MAX_BODY, MAX_HEAD, MAX_HEADERS
 from .test_websocket import HANDSHAKE, client_frame
 
 TOKEN = "canary-7f3a9c1e5d"
@@ -117,3 +122,38 @@ def test_a_throttled_request_raises_its_alert_before_it_waits(tmp_path) -> None:
     finally:
         hp.stop()
     assert [e["token"] for e in hp.memory.of("honeytoken.used")] == ["canary"]
+
+
+SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~=&"
+
+
+@st.composite
+def simple_requests(draw: st.DrawFn) -> bytes:
+    """Requests of the shape the fast recogniser accepts (any spacing around header values)."""
+    target = "/" + draw(st.text(SAFE + "/?", max_size=30))
+    names, values = st.text(SAFE[:62] + "-", min_size=1, max_size=12), st.text(SAFE + " /:;,", max_size=30)
+    headers = [("Host", "etcd"), *draw(st.lists(st.tuples(names, values), max_size=4))]
+    body = draw(st.text(SAFE + " :\n", max_size=40)).encode()
+    space = draw(st.sampled_from(["", " ", "  "]))
+    head = f"{draw(st.sampled_from(['GET', 'PUT', 'POST']))} {target} HTTP/1.1\r\n" + "".join(
+        f"{name}:{space}{value}\r\n" for name, value in headers)
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=simple_requests(), start=st.integers(0, 10_000), length=st.integers(8, 24))
+def test_the_fast_readers_raw_bytes_hold_every_token_its_view_holds(data: bytes, start: int, length: int) -> None:
+    """The fast reader searches its raw bytes before building the view: any token inside one piece of
+    the view (no line break, no ": " in it) must be found in those bytes too."""
+    head = fasthead.parse(data, MAX_HEAD, MAX_HEADERS, MAX_BODY)
+    if not isinstance(head, fasthead.Head):
+        return  # a header name drawn twice (Host) or other odd shape: h11's
+    raw = data[:head.end]
+    view = token_view(head.method, head.target, [(name, value) for name, _, value in head.items],
+                      raw[head.body_start:])
+    start %= len(view)
+    token = view[start:start + length]
+    if len(token) < 8 or b"\n" in token or b": " in token:
+        return
+    tokens = Honeytokens(EventSink("test"), {token.decode("latin-1"): "t"})
+    assert tokens.find(view) == ["t"] and tokens.find(raw) == ["t"]
