@@ -67,8 +67,8 @@ def exchange(state: Http1State, req: Request, items: Items,
 
     `raw`: the request's bytes as received, when the reader has them (the fast reader). They hold
     every piece of the view verbatim, so they are searched first and the view is built only on a
-    hit: the same events at the cost of one search (unless a token itself holds a line break or
-    ": ", which planted tokens do not)."""
+    hit: the same events at the cost of one search, unless a token itself holds a line break or
+    ": " (a test in tests/honeypot/test_honeytoken_paths.py checks this on generated requests)."""
     started = time.perf_counter()
     session = state.session
     if state.trusted_xff is not None:
