@@ -185,6 +185,8 @@ def _simple_call(state: V3State, session: Session | None, m: service.Method, ver
     """A Range or Put whose body `simple_request` reads: served without the protobuf request. None:
     not such a body, the general path decides (same bytes either way:
     tests/honeypot/v3/test_gateway_shortcuts.py)."""
+    if state.remote is not None:  # --shared-keyspace: the store is in the owner
+        return None
     is_range = m.handler is service.do_range
     plain = _plain_request(body, _RANGES, service.PlainRange, _RANGE_SPEC) if is_range else \
         _plain_request(body, _PUTS, service.PlainPut, _PUT_SPEC)
@@ -289,11 +291,13 @@ def _answer(state: V3State, session: Session | None, m: service.Method, request:
             token: str | None) -> bytes:
     """A unary call's JSON answer. Range and Put, the hot paths, go from the store to JSON without
     building the protobuf response (the same bytes: tests/honeypot/v3/test_fuzz.py)."""
-    if m.handler is service.do_range:
+    if state.remote is not None:  # --shared-keyspace: the owner answers the protobuf call
+        pass
+    elif m.handler is service.do_range:
         assert isinstance(request, pb.RangeRequest)
         call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
         return range_json(state, service.range_result(call, request))
-    if m.handler is service.put:
+    elif m.handler is service.put:
         assert isinstance(request, pb.PutRequest)
         call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
         return put_json(state, *service.put_result(call, request))
@@ -358,10 +362,9 @@ def _stream(state: V3State, session: Session | None, m: service.Method, body: by
     stream.
     """
     requests = _stream_requests(m, body)
-    ns = state.namespace(session)
     out: list[bytes] = []
     if m.path.endswith("/Watch"):
-        stream = ns.hub.open(max_watchers=state.ctx.limits.max_watches_per_source)
+        stream = service.open_watch(state, session, state.ctx.limits.max_watches_per_source)
         try:
             for req in requests:
                 assert isinstance(req, pb.WatchRequest)
@@ -370,10 +373,9 @@ def _stream(state: V3State, session: Session | None, m: service.Method, body: by
         finally:
             stream.close()
     else:
-        call = service.Call(state, ns, session, state.ctx.persona)
         for req in requests:
             assert isinstance(req, pb.LeaseKeepAliveRequest)
-            out.append(_result(service.keepalive_one(call, req)))
+            out.append(_result(service.keepalive(state, session, req)))
     return 200, list(STREAM_OK), b"".join(out)
 
 
@@ -394,8 +396,7 @@ async def live_watch(ctx: SensorContext, state: V3State, session: Session | None
     if m is None or not m.path.endswith("/Watch"):
         return
     ready = asyncio.Event()
-    stream = state.namespace(session).hub.open(max_watchers=ctx.limits.max_watches_per_source,
-                                               on_ready=ready.set)
+    stream = service.open_watch(state, session, ctx.limits.max_watches_per_source, ready.set)
     bound = ctx.limits.wait_timeout_s
     deadline = asyncio.get_running_loop().time() + bound if bound > 0 else None
     try:
@@ -424,8 +425,7 @@ class LiveWatch:
     def __init__(self, ctx: SensorContext, state: V3State, session: Session | None, path: str) -> None:
         self.method = service.GATEWAY[ctx.persona.v3_path(path.split("?", 1)[0]) or ""]
         self.ready = asyncio.Event()  # set when results wait in `lines`
-        self.stream = state.namespace(session).hub.open(max_watchers=ctx.limits.max_watches_per_source,
-                                                        on_ready=self.ready.set)
+        self.stream = service.open_watch(state, session, ctx.limits.max_watches_per_source, self.ready.set)
 
     def feed(self, message: bytes) -> None:
         for req in _stream_requests(self.method, message):

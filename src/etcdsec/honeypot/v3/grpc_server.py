@@ -36,6 +36,7 @@ from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
 from etcdsec.honeypot.v3.call import READ, major_minor
 from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.hpack_cache import CachingDecoder, CachingEncoder
+from etcdsec.honeypot.v3.remote import RemoteWatch
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -88,7 +89,7 @@ class _Stream:
     headers_sent: bool = False
     trailers: list[tuple[bytes, bytes]] | None = None  # queued until the outbox drains
     done: bool = False
-    watch: WatchStream | None = None
+    watch: WatchStream | RemoteWatch | None = None
     opened: float = field(default_factory=time.monotonic)
     # A plain HTTP request on HTTP/2 (TLS + ALPN h2): etcd's Go server answers it with its HTTP routes.
     http_headers: list[tuple[bytes, bytes]] | None = None
@@ -249,10 +250,10 @@ class GrpcConnection:
                          f'grpc: Decompressor is not installed for grpc-encoding "{st.encoding}"')
             return
         if st.method.streaming and st.method.path.endswith("/Watch"):
-            ns = self.state.namespace(self.session)
-            st.watch = ns.hub.open(max_watchers=self.ctx.limits.max_watches_per_source,
-                                   on_ready=self.on_ready)
-            st.watch.permit = self._watch_permit(st, ns)
+            st.watch = service.open_watch(self.state, self.session, self.ctx.limits.max_watches_per_source,
+                                          self.on_ready)
+            if self.state.remote is None:  # with --shared-keyspace the owner's auth store decides
+                st.watch.permit = self._watch_permit(st, self.state.namespace(self.session))
 
     # --- messages -------------------------------------------------------------------------------
     def _drain_inbox(self, st: _Stream) -> None:
@@ -407,9 +408,7 @@ class GrpcConnection:
             self._move_watch_responses(st)
         else:
             assert isinstance(request, pb.LeaseKeepAliveRequest)
-            ns = self.state.namespace(self.session)
-            call = service.Call(self.state, ns, self.session, self.ctx.persona)
-            self._send(st, service.keepalive_one(call, request).SerializeToString())
+            self._send(st, service.keepalive(self.state, self.session, request).SerializeToString())
 
     def _on_half_close(self, st: _Stream) -> None:
         if st.method is not None and st.method.streaming:
