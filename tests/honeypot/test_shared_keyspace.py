@@ -182,3 +182,21 @@ def _answers(ip: str, source: str) -> bool:
         return True
     except (OSError, AssertionError):
         return False
+
+
+def test_a_killed_owner_is_restarted_from_its_journal_and_relinked(shared) -> None:
+    """kill -9 of worker 0: the supervisor starts it again, it loads the journalled keyspace and every
+    forwarding worker gets a link to it; what was flushed before the kill is still there."""
+    proc, ip, _events = shared
+    sources = by_worker(SOURCES)
+    on0, on1 = sources[0][0], sources[1][0]
+    rev = put(ip, on1, "/durable", "written-through-worker-1")
+    time.sleep(2.5)  # past the 1 s journal flush: kill -9 may lose only what came after it
+    workers = sorted(children(proc.pid))
+    os.kill(workers[0], signal.SIGKILL)  # worker 0, the owner (forked first)
+    wait_for(lambda: len(set(children(proc.pid)) - set(workers)) == 1, 15)
+    wait_for(lambda: _answers(ip, on1), 15)
+    now, value = get(ip, on1, "/durable")
+    assert value == "written-through-worker-1" and now >= rev
+    assert put(ip, on1, "/durable", "again") > now  # the revision sequence goes on, through the new link
+    assert get(ip, on0, "/durable")[1] == "again"
