@@ -31,8 +31,16 @@ KEEPALIVE = "/etcdserverpb.Lease/LeaseKeepAlive"
 log = logging.getLogger(__name__)
 
 
+_SESSIONS: dict[str, Session] = {}  # a forwarded call needs only the address; Session.new costs a uuid4
+
+
 def _session(src_ip: str) -> Session:
-    return Session.new(src_ip, 0, "", 0)
+    session = _SESSIONS.get(src_ip)
+    if session is None:
+        if len(_SESSIONS) >= 4096:
+            _SESSIONS.clear()
+        session = _SESSIONS[src_ip] = Session.new(src_ip, 0, "", 0)
+    return session
 
 
 class Link:
@@ -80,10 +88,13 @@ class Link:
     # --- input -------------------------------------------------------------------------------------
     def on_readable(self) -> None:
         try:
+            drained = False
             for _ in range(FRAMES_PER_TURN):
                 if self.pending:
                     self.handle(self.pending.pop(0))
                     continue
+                if drained:
+                    return
                 try:
                     data = self.sock.recv(READ_CHUNK)
                 except (BlockingIOError, InterruptedError):
@@ -92,6 +103,9 @@ class Link:
                     self.close()
                     return
                 self.pending = self.decoder.feed(data)
+                drained = len(data) < READ_CHUNK  # then no recv just to hear EAGAIN
+            if self.pending and not self.closed:  # the turn's share is used: the rest on the next turn
+                self.owner.loop.call_soon(self.on_readable)
         except (OSError, codec.CodecError) as exc:
             log.warning("keyspace link of worker %d closed: %s", self.index, exc)
             self.close()

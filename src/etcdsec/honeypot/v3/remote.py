@@ -114,6 +114,8 @@ class RemoteKeyspace:
                 raise ConnectionResetError("keyspace owner closed the link")
             for frame in self.decoder.feed(data):
                 self._dispatch(frame)
+            if len(data) < READ_CHUNK:
+                return  # drained: no recv just to hear EAGAIN
 
     def _dispatch(self, frame: tuple[Any, ...]) -> None:
         kind, ident = frame[0], frame[1]
