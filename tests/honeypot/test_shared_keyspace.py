@@ -200,3 +200,20 @@ def test_a_killed_owner_is_restarted_from_its_journal_and_relinked(shared) -> No
     assert value == "written-through-worker-1" and now >= rev
     assert put(ip, on1, "/durable", "again") > now  # the revision sequence goes on, through the new link
     assert get(ip, on0, "/durable")[1] == "again"
+
+
+def test_errors_cross_the_link_unchanged(shared) -> None:
+    """etcd's error code and text, through the owner's own connections and through a forwarding worker."""
+    _proc, ip, _events = shared
+    sources = by_worker(SOURCES)
+    bodies = [
+        ("/v3/kv/put", {"key": "", "value": b64("x")}),  # the JSON fast path
+        ("/v3/kv/range", {"key": b64("k"), "revision": "999999999"}),  # future revision
+        ("/v3/kv/txn", {"success": [{"request_put": {"key": ""}}]}),  # the protobuf path
+        ("/v3/lease/revoke", {"ID": "12345"}),
+    ]
+    for path, body in bodies:
+        answers = {request(ip, sources[w][0], "POST", path, json.dumps(body)) for w in (0, 1)}
+        assert len(answers) == 1, (path, answers)  # the same status and bytes from both workers
+        status, raw = answers.pop()
+        assert status >= 400 and (b"etcdserver" in raw or b"mvcc" in raw), (path, status, raw)

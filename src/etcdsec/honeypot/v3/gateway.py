@@ -185,22 +185,43 @@ def _simple_call(state: V3State, session: Session | None, m: service.Method, ver
     """A Range or Put whose body `simple_request` reads: served without the protobuf request. None:
     not such a body, the general path decides (same bytes either way:
     tests/honeypot/v3/test_gateway_shortcuts.py)."""
-    if state.remote is not None:  # --shared-keyspace: the store is in the owner
-        return None
     is_range = m.handler is service.do_range
-    plain = _plain_request(body, _RANGES, service.PlainRange, _RANGE_SPEC) if is_range else \
-        _plain_request(body, _PUTS, service.PlainPut, _PUT_SPEC)
+    plain = _simple_plain(is_range, body)
     if plain is None:
         return None
-    call = service.Call(state, state.namespace(session), session, state.ctx.persona, _token(headers))
     try:
-        if is_range:
-            payload = range_json(state, service.range_result(call, plain))
+        if state.remote is not None:  # --shared-keyspace: the owner answers the same body (simple_json)
+            payload = state.remote.call(SIMPLE_RANGE if is_range else SIMPLE_PUT,
+                                        session.src_ip if session is not None else "", _token(headers), body)
         else:
-            payload = put_json(state, *service.put_result(call, plain))
+            payload = _simple_json(state, session, is_range, plain, _token(headers))
     except V3Error as exc:
         return _rpc_error(exc, version)
     return 200, list(JSON_OK), payload
+
+
+SIMPLE_RANGE, SIMPLE_PUT = "gateway/simple-range", "gateway/simple-put"  # forwarded as their JSON body
+
+
+def _simple_plain(is_range: bool, body: bytes) -> Any:
+    return _plain_request(body, _RANGES, service.PlainRange, _RANGE_SPEC) if is_range else \
+        _plain_request(body, _PUTS, service.PlainPut, _PUT_SPEC)
+
+
+def _simple_json(state: V3State, session: Session | None, is_range: bool, plain: Any, token: str | None) -> bytes:
+    call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
+    if is_range:
+        return range_json(state, service.range_result(call, plain))
+    return put_json(state, *service.put_result(call, plain))
+
+
+def simple_json(state: V3State, session: Session | None, path: str, body: bytes, token: str | None) -> bytes:
+    """The owner's side of a forwarded simple Range/Put body (`path` SIMPLE_RANGE or SIMPLE_PUT)."""
+    is_range = path == SIMPLE_RANGE
+    plain = _simple_plain(is_range, body)
+    if plain is None:  # the forwarding worker found it simple: the same function says the same here
+        raise V3Error(errors.Code.INTERNAL, "etcdserver: unknown error")
+    return _simple_json(state, session, is_range, plain, token)
 
 
 def _plain_request(body: bytes, table: dict[bytes, Any], kind: type[Any], spec: dict[str, tuple[str, int]]) -> Any:

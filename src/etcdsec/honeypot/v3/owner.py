@@ -18,7 +18,7 @@ from typing import Any
 
 from etcdsec.honeypot import keyspace_codec as codec
 from etcdsec.honeypot.context import Session
-from etcdsec.honeypot.v3 import errors, service
+from etcdsec.honeypot.v3 import errors, gateway, service
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -191,9 +191,11 @@ class KeyspaceOwner:
         session = _session(src_ip)
         tok = None if token == "\0" else token
         try:
-            if path == KEEPALIVE:
+            if path in (gateway.SIMPLE_RANGE, gateway.SIMPLE_PUT):  # the gateway's JSON fast path
+                body: Any = gateway.simple_json(self.state, session, path, payload, tok)
+            elif path == KEEPALIVE:
                 result: Any = service.keepalive(self.state, session, pb.LeaseKeepAliveRequest.FromString(payload))
-                body: Any = result.SerializeToString()
+                body = result.SerializeToString()
             else:
                 method = service.METHODS.get(path)
                 if method is None or method.handler is None:
