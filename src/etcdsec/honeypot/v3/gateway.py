@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from binascii import a2b_base64, b2a_base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 import orjson
@@ -96,9 +96,14 @@ TLS_RPC_METADATA: Headers = [
 
 
 def handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
-           headers: Headers, body: bytes) -> Reply | None:
+           headers: Headers, body: bytes) -> Reply | Coroutine[Any, Any, Reply] | None:
+    """None: not a gateway path; a coroutine when the answer comes from the keyspace owner."""
     route = _ROUTES.get(path)
     if route is not None and route[0] is ctx.persona and method == "POST":
+        if state.remote is not None:  # --shared-keyspace: answered when the owner's reply comes
+            is_range = route[1].handler is service.do_range
+            if _simple_plain(is_range, body) is not None:
+                return _forwarded_simple(state, session, is_range, route[2], headers, body)
         fast = _simple_call(state, session, route[1], route[2], headers, body)
         if fast is not None:  # it reached the RPC
             if session is not None and session.tls:
@@ -190,14 +195,25 @@ def _simple_call(state: V3State, session: Session | None, m: service.Method, ver
     if plain is None:
         return None
     try:
-        if state.remote is not None:  # --shared-keyspace: the owner answers the same body (simple_json)
-            payload = state.remote.call(SIMPLE_RANGE if is_range else SIMPLE_PUT,
-                                        session.src_ip if session is not None else "", _token(headers), body)
-        else:
-            payload = _simple_json(state, session, is_range, plain, _token(headers))
+        payload = _simple_json(state, session, is_range, plain, _token(headers))
     except V3Error as exc:
         return _rpc_error(exc, version)
     return 200, list(JSON_OK), payload
+
+
+async def _forwarded_simple(state: V3State, session: Session | None, is_range: bool, version: tuple[int, int],
+                            headers: Headers, body: bytes) -> Reply:
+    """A simple Range/Put body answered by the keyspace owner's `simple_json` (--shared-keyspace)."""
+    assert state.remote is not None
+    try:
+        payload = await state.remote.call_async(SIMPLE_RANGE if is_range else SIMPLE_PUT,
+                                                session.src_ip if session is not None else "", _token(headers), body)
+        reply: Reply = 200, list(JSON_OK), payload
+    except V3Error as exc:
+        reply = _rpc_error(exc, version)
+    if session is not None and session.tls:
+        return reply[0], _with_tls_metadata(reply[1]), reply[2]
+    return reply
 
 
 SIMPLE_RANGE, SIMPLE_PUT = "gateway/simple-range", "gateway/simple-put"  # forwarded as their JSON body

@@ -66,6 +66,7 @@ class RemoteKeyspace:
         self.decoder = codec.FrameDecoder()
         self.next_id = int.from_bytes(os.urandom(4))  # a restarted worker's ids differ from its last life's
         self.waiting: set[int] = set()
+        self.futures: dict[int, asyncio.Future[Any]] = {}  # calls in flight from `call_async`
         self.replies: dict[int, tuple[int, Any]] = {}
         self.streams: dict[int, RemoteWatch] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -89,6 +90,10 @@ class RemoteKeyspace:
             sock.close()
         # watches lived in the owner that went away: their streams stay open but quiet
         self.streams.clear()
+        futures, self.futures = self.futures, {}
+        for future in futures.values():
+            if not future.done():
+                future.set_exception(errors.request_timed_out())
 
     def soon(self, fn: Callable[[], None]) -> None:
         if self.loop is not None:
@@ -122,6 +127,13 @@ class RemoteKeyspace:
         if kind == codec.REPLY:
             if ident in self.waiting:
                 self.replies[ident] = (frame[2], frame[3])
+            future = self.futures.pop(ident, None)
+            if future is not None and not future.done():
+                code, payload = frame[2], frame[3]
+                if code:
+                    future.set_exception(errors.V3Error(errors.Code(code), str(payload)))
+                else:
+                    future.set_result(payload)
         elif kind == codec.WATCH_PUSH:
             stream = self.streams.get(ident)
             if stream is not None:
@@ -183,6 +195,20 @@ class RemoteKeyspace:
     def call(self, path: str, src_ip: str, token: str | None, payload: bytes) -> Any:
         """One v3 method run by the owner: its response bytes (a list of them for a server stream)."""
         return self.request(codec.CALL, path, src_ip, token if token is not None else "\0", payload)
+
+    async def call_async(self, path: str, src_ip: str, token: str | None, payload: bytes) -> Any:
+        """`call` without holding the worker: many in flight, each answered when its reply comes."""
+        if self.loop is None or self.sock is None:
+            raise errors.request_timed_out()
+        rid = self.next_id = (self.next_id + 1) & 0xFFFF_FFFF
+        future = self.futures[rid] = self.loop.create_future()
+        try:
+            self.send(codec.encode(codec.CALL, rid, path, src_ip, token if token is not None else "\0", payload))
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise errors.request_timed_out() from None
+        finally:
+            self.futures.pop(rid, None)
 
     def open_watch(self, src_ip: str, max_pending: int = 256,
                    on_ready: Callable[[], None] | None = None) -> RemoteWatch:
