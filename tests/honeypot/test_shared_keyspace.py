@@ -103,13 +103,16 @@ def test_a_watch_through_one_worker_sees_writes_made_through_the_other(shared) -
         assert got.index(b64("first").encode()) < got.index(b64("second").encode())
 
 
-def test_etcdctl_35_watch_lease_and_keys_across_workers(shared, tmp_path) -> None:
-    """etcdctl (source = the listen address, so one worker) against writes made from sources on the other."""
-    _proc, ip, _events = shared
+def test_etcdctl_35_watch_lease_and_keys_across_workers(shared) -> None:
+    """etcdctl against writes made from sources on the other worker. Its connections come from
+    127.0.0.1 (the kernel's source for any 127.x destination), which lands on worker 1: etcdctl's gRPC
+    calls, keep-alives and watch are all forwarded to the owner."""
+    proc, ip, events = shared
+    ctl_worker = worker_for("127.0.0.1", 2)
+    assert ctl_worker == 1
     ctl_bin = etcd_binaries("3.5")[1]
     env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
     endpoint = f"http://{ip}:2379"
-    ctl_worker = worker_for(ip, 2)
     other = by_worker(SOURCES)[1 - ctl_worker][0]
 
     def ctl(*args: str) -> str:
@@ -155,6 +158,9 @@ def test_etcdctl_35_watch_lease_and_keys_across_workers(shared, tmp_path) -> Non
     assert "granted with TTL(60s)" in ttl and "/ctl/leased" in ttl
     ctl("lease", "revoke", lease_hex)
     assert get(ip, other, "/ctl/leased")[1] is None  # revoked through one worker, gone for the other
+    assert stop(proc) == 0
+    grpc = [e for e in events_of(events) if e["eventid"] == "etcdsec.grpc.request"]
+    assert grpc and {e["worker"] for e in grpc} == {1} and {e["src_ip"] for e in grpc} == {"127.0.0.1"}
 
 
 def test_a_killed_forwarding_worker_leaves_the_keyspace_whole(shared) -> None:
