@@ -223,3 +223,19 @@ def test_errors_cross_the_link_unchanged(shared) -> None:
         assert len(answers) == 1, (path, answers)  # the same status and bytes from both workers
         status, raw = answers.pop()
         assert status >= 400 and (b"etcdserver" in raw or b"mvcc" in raw), (path, status, raw)
+
+
+def test_v2_writes_are_shared_too_with_one_index(shared) -> None:
+    _proc, ip, _events = shared
+    indexes = []
+    for i, source in enumerate(SOURCES):
+        status, raw = request(ip, source, "PUT", f"/v2/keys/v2shared/k{i}", f"value=v{i}")
+        assert status == 201, raw
+        indexes.append(json.loads(raw)["node"]["modifiedIndex"])
+    assert indexes == list(range(indexes[0], indexes[0] + len(SOURCES)))  # one v2 index sequence
+    for source in SOURCES:
+        status, raw = request(ip, source, "GET", "/v2/keys/v2shared")
+        assert status == 200
+        assert {n["value"] for n in json.loads(raw)["node"]["nodes"]} == {f"v{i}" for i in range(len(SOURCES))}
+    status, raw = request(ip, SOURCES[0], "GET", "/v2/keys/v2shared/missing")
+    assert status == 404 and json.loads(raw)["errorCode"] == 100

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from etcdsec.honeypot.context import Session
 from etcdsec.honeypot.v3.owner import KeyspaceOwner
 from etcdsec.honeypot.v3.remote import RemoteKeyspace
 
@@ -36,12 +38,14 @@ class KeyspaceLink:
         self.first = slot.link if slot is not None and self.shared else None
         self.owner: KeyspaceOwner | None = None
         self.early: list[tuple[int, socket.socket]] = []  # links that came before the loop ran
+        self.extra: dict[str, Callable[[Session, bytes], bytes]] = {}  # handed to the owner (the v2 API)
         if self.forwarding:
             state.remote = RemoteKeyspace()
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.is_owner:
             self.owner = KeyspaceOwner(self.state, loop)
+            self.owner.extra.update(self.extra)
         elif self.forwarding:
             self.state.remote.loop = loop
             if self.first is not None:

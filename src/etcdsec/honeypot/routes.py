@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
-from etcdsec.honeypot import gohttp
+from etcdsec.honeypot import gohttp, v2_forward
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.events_fields import body_fields
 from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
@@ -75,6 +75,10 @@ class ClientApp:
                              **body_fields(body, self.ctx.limits.max_logged_body))
         return resp.status, out, b"" if method == "HEAD" else resp.body
 
+    async def v2_handle(self, session: Session, req: Request) -> Response:
+        """A /v2 request on this process's v2 API (the source's own with --namespace-writes)."""
+        return await self._v2_for(session).handle(req)
+
     def _v2_for(self, session: Session) -> V2Api:
         if not self.ctx.namespace_writes:
             return self.v2
@@ -126,7 +130,10 @@ class ClientApp:
             return Response(200, self.surface.debug_vars_body(session),
                             [("Content-Type", "application/json; charset=utf-8")])
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
-            return await self._v2_for(session).handle(req)
+            remote = self.v3_state.remote if self.v3_state is not None else None
+            if remote is not None and v2_forward.forwardable(req):  # --shared-keyspace
+                return await v2_forward.forward(remote, session, req)
+            return await self.v2_handle(session, req)
         if self.gateway is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req):
             # etcd wraps the gateway in grpc-websocket-proxy (gorilla): GET upgrades, others are refused
             if req.method != "GET":

@@ -13,6 +13,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from etcdsec.honeypot.journal import JournalError
 from etcdsec.honeypot.keyspace_link import KeyspaceLink
 from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
 from etcdsec.honeypot.metrics import render
+from etcdsec.honeypot.v2_forward import V2_CALL
+from etcdsec.honeypot.v2_forward import answer as v2_answer
 from etcdsec.honeypot.v2store import V2Store
 from etcdsec.honeypot.v3.churn import Churn
 
@@ -203,6 +206,7 @@ class Sensor:
         v2.index = 3 + 2 * len(v2_keys)
         self.keyspace = self._keyspace_journal(v2)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
+        self.link.extra[V2_CALL] = partial(v2_answer, self.client_app.v2_handle)  # --shared-keyspace: v2 too
         self.ctx.h2_http = self.client_app.h2_request  # for non-gRPC streams over TLS + h2
         self.guard = Guard(c.limits)
         tls = self._tls()

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from etcdsec.honeypot import keyspace_codec as codec
@@ -171,6 +172,8 @@ class KeyspaceOwner:
         self.links: dict[int, Link] = {}
         self.dropped = 0  # watch responses a worker did not read in time
         self.calls = 0
+        # calls answered outside the v3 service (the v2 API): path -> (session, payload) -> reply bytes
+        self.extra: dict[str, Callable[[Session, bytes], bytes]] = {}
 
     def adopt(self, index: int, sock: socket.socket) -> None:
         """Serve worker `index` on `sock` (a restarted worker's new link replaces its old one)."""
@@ -191,8 +194,11 @@ class KeyspaceOwner:
         session = _session(src_ip)
         tok = None if token == "\0" else token
         try:
-            if path in (gateway.SIMPLE_RANGE, gateway.SIMPLE_PUT):  # the gateway's JSON fast path
-                body: Any = gateway.simple_json(self.state, session, path, payload, tok)
+            extra = self.extra.get(path)
+            if extra is not None:
+                body: Any = extra(session, payload)
+            elif path in (gateway.SIMPLE_RANGE, gateway.SIMPLE_PUT):  # the gateway's JSON fast path
+                body = gateway.simple_json(self.state, session, path, payload, tok)
             elif path == KEEPALIVE:
                 result: Any = service.keepalive(self.state, session, pb.LeaseKeepAliveRequest.FromString(payload))
                 body = result.SerializeToString()
