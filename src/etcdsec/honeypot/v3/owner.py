@@ -52,6 +52,7 @@ class Link:
         self.streams: dict[int, WatchStream] = {}
         self.pending: list[tuple[Any, ...]] = []
         self.closed = False
+        self.batch: bytearray | None = None
 
     # --- output ------------------------------------------------------------------------------------
     def send(self, data: bytes, droppable: bool = False) -> None:
@@ -59,6 +60,9 @@ class Link:
             return
         if droppable and len(self.outbox) > MAX_OUTBOX:
             self.owner.dropped += 1
+            return
+        if self.batch is not None:  # answering a read's frames: one write at the end of the turn
+            self.batch += data
             return
         if not self.outbox:
             try:
@@ -88,6 +92,15 @@ class Link:
 
     # --- input -------------------------------------------------------------------------------------
     def on_readable(self) -> None:
+        self.batch = bytearray()
+        try:
+            self._serve_turn()
+        finally:
+            batch, self.batch = self.batch, None
+            if batch:
+                self.send(bytes(batch))
+
+    def _serve_turn(self) -> None:
         try:
             drained = False
             for _ in range(FRAMES_PER_TURN):

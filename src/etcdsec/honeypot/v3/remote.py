@@ -67,6 +67,7 @@ class RemoteKeyspace:
         self.next_id = int.from_bytes(os.urandom(4))  # a restarted worker's ids differ from its last life's
         self.waiting: set[int] = set()
         self.futures: dict[int, asyncio.Future[Any]] = {}  # calls in flight from `call_async`
+        self.outgoing = bytearray()  # their frames, written once per loop turn
         self.replies: dict[int, tuple[int, Any]] = {}
         self.streams: dict[int, RemoteWatch] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -88,6 +89,7 @@ class RemoteKeyspace:
                 with contextlib.suppress(Exception):
                     self.loop.remove_reader(sock.fileno())
             sock.close()
+        self.outgoing.clear()
         # watches lived in the owner that went away: their streams stay open but quiet
         self.streams.clear()
         futures, self.futures = self.futures, {}
@@ -145,6 +147,8 @@ class RemoteKeyspace:
         """Write a whole frame; replies and pushes are read meanwhile, so the owner never stalls on us."""
         if self.sock is None:
             raise errors.request_timed_out()
+        if self.outgoing:  # frames queued this turn go first: the link keeps the order calls were made in
+            data, self.outgoing = bytes(self.outgoing) + data, bytearray()
         deadline = deadline or time.monotonic() + self.timeout
         view = memoryview(data)
         try:
@@ -198,17 +202,34 @@ class RemoteKeyspace:
 
     async def call_async(self, path: str, src_ip: str, token: str | None, payload: bytes) -> Any:
         """`call` without holding the worker: many in flight, each answered when its reply comes."""
-        if self.loop is None or self.sock is None:
+        loop = self.loop
+        if loop is None or self.sock is None:
             raise errors.request_timed_out()
         rid = self.next_id = (self.next_id + 1) & 0xFFFF_FFFF
-        future = self.futures[rid] = self.loop.create_future()
+        future = self.futures[rid] = loop.create_future()
+        # frames of one loop turn go out in one write; a timer, not wait_for's Task, bounds the wait
+        if not self.outgoing:
+            loop.call_soon(self._flush_outgoing)
+        self.outgoing += codec.encode(codec.CALL, rid, path, src_ip, token if token is not None else "\0", payload)
+        timer = loop.call_later(self.timeout, self._expire, rid)
         try:
-            self.send(codec.encode(codec.CALL, rid, path, src_ip, token if token is not None else "\0", payload))
-            return await asyncio.wait_for(future, self.timeout)
-        except TimeoutError:
-            raise errors.request_timed_out() from None
+            return await future
         finally:
+            timer.cancel()
             self.futures.pop(rid, None)
+
+    def _expire(self, rid: int) -> None:
+        future = self.futures.pop(rid, None)
+        if future is not None and not future.done():
+            future.set_exception(errors.request_timed_out())
+
+    def _flush_outgoing(self) -> None:
+        data, self.outgoing = bytes(self.outgoing), bytearray()
+        if data:
+            try:
+                self.send(data)
+            except errors.V3Error:
+                pass  # the link is gone: detach() has failed every call in flight
 
     def open_watch(self, src_ip: str, max_pending: int = 256,
                    on_ready: Callable[[], None] | None = None) -> RemoteWatch:
