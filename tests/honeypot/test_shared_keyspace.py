@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from etcdsec.honeypot.reuseport import worker_for
+from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.etcd import etcd_binaries
+from tests.support.harness import BackgroundSensor
 
 from .conftest import b64, json_post, read_until
 from .test_workers import children, request, start, stop, wait_for
@@ -239,3 +241,36 @@ def test_v2_writes_are_shared_too_with_one_index(shared) -> None:
         assert {n["value"] for n in json.loads(raw)["node"]["nodes"]} == {f"v{i}" for i in range(len(SOURCES))}
     status, raw = request(ip, SOURCES[0], "GET", "/v2/keys/v2shared/missing")
     assert status == 404 and json.loads(raw)["errorCode"] == 100
+
+
+def test_namespace_writes_stay_per_source_and_live_in_the_owner(tmp_path) -> None:
+    """--namespace-writes with --shared-keyspace: each source still sees only its own writes (v3 and v2),
+    and a forwarding worker's sources keep their namespace when that worker is killed (the owner holds it)."""
+    proc, ip, _events = start(tmp_path, "--shared-keyspace", "--namespace-writes")
+    try:
+        sources = by_worker(SOURCES)
+        mine, theirs = sources[1][0], sources[0][0]  # the writer is on the forwarding worker
+        put(ip, mine, "/ns/k", "mine")
+        assert request(ip, mine, "PUT", "/v2/keys/ns/k", "value=mine")[0] == 201
+        assert get(ip, mine, "/ns/k")[1] == "mine"
+        assert get(ip, theirs, "/ns/k")[1] is None
+        assert request(ip, theirs, "GET", "/v2/keys/ns/k")[0] == 404
+        workers = sorted(children(proc.pid))
+        os.kill(workers[1], signal.SIGKILL)  # worker 1, the forwarding one
+        wait_for(lambda: len(set(children(proc.pid)) - set(workers)) == 1, 15)
+        wait_for(lambda: _answers(ip, mine), 15)
+        assert get(ip, mine, "/ns/k")[1] == "mine"
+        status, raw = request(ip, mine, "GET", "/v2/keys/ns/k")
+        assert status == 200 and json.loads(raw)["node"]["value"] == "mine"
+    finally:
+        assert stop(proc) == 0
+
+
+def test_namespace_writes_with_a_journalled_v2_store_in_one_process(tmp_path) -> None:
+    """The per-source v2 copy leaves the journal's hook behind (deepcopy of its lock crashed: a 500)."""
+    config = SensorConfig(persona="3.5.1", enable_v2=True, namespace_writes=True, state_file=None,
+                          keyspace_state=tmp_path / "keyspace")
+    with BackgroundSensor(config) as hp:
+        assert request(hp.ip, "127.0.0.5", "PUT", "/v2/keys/ns/one", "value=a")[0] == 201
+        assert request(hp.ip, "127.0.0.6", "GET", "/v2/keys/ns/one")[0] == 404
+        assert request(hp.ip, "127.0.0.5", "GET", "/v2/keys/ns/one")[0] == 200
