@@ -328,16 +328,15 @@ def _answer(state: V3State, session: Session | None, m: service.Method, request:
             token: str | None) -> bytes:
     """A unary call's JSON answer. Range and Put, the hot paths, go from the store to JSON without
     building the protobuf response (the same bytes: tests/honeypot/v3/test_fuzz.py)."""
-    if state.remote is not None:  # --shared-keyspace: the owner answers the protobuf call
-        pass
-    elif m.handler is service.do_range:
-        assert isinstance(request, pb.RangeRequest)
-        call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
-        return range_json(state, service.range_result(call, request))
-    elif m.handler is service.put:
-        assert isinstance(request, pb.PutRequest)
-        call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
-        return put_json(state, *service.put_result(call, request))
+    if state.remote is None:  # with --shared-keyspace the store is the owner's: the protobuf call goes there
+        if m.handler is service.do_range:
+            assert isinstance(request, pb.RangeRequest)
+            call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
+            return range_json(state, service.range_result(call, request))
+        if m.handler is service.put:
+            assert isinstance(request, pb.PutRequest)
+            call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
+            return put_json(state, *service.put_result(call, request))
     return to_json(service.invoke(state, session, m, request, token))
 
 
