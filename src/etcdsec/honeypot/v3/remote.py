@@ -26,6 +26,11 @@ CALL_TIMEOUT_S = 5.0  # the owner answers in microseconds; this only bounds a st
 READ_CHUNK = 1 << 18
 
 
+def _error(code: int, message: object) -> errors.V3Error:
+    known = code in errors.Code._value2member_map_
+    return errors.V3Error(errors.Code(code) if known else errors.Code.UNKNOWN, str(message))
+
+
 class RemoteWatch:
     """A WatchStream whose watchers live in the owner: the same face the transports use."""
 
@@ -133,7 +138,7 @@ class RemoteKeyspace:
             if future is not None and not future.done():
                 code, payload = frame[2], frame[3]
                 if code:
-                    future.set_exception(errors.V3Error(errors.Code(code), str(payload)))
+                    future.set_exception(_error(code, payload))
                 else:
                     future.set_result(payload)
         elif kind == codec.WATCH_PUSH:
@@ -193,7 +198,7 @@ class RemoteKeyspace:
             self.waiting.discard(rid)
             self.replies.pop(rid, None)
         if code:
-            raise errors.V3Error(errors.Code(code), str(payload))
+            raise _error(code, payload)
         return payload
 
     def call(self, path: str, src_ip: str, token: str | None, payload: bytes) -> Any:
