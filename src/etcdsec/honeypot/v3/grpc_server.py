@@ -36,6 +36,7 @@ from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
 from etcdsec.honeypot.v3.call import READ, major_minor
 from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.hpack_cache import CachingDecoder, CachingEncoder
+from etcdsec.honeypot.v3.lean_h2 import LeanH2
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -110,7 +111,7 @@ class _GrpcGoH2(h2.connection.H2Connection):
 
 class GrpcConnection:
     def __init__(self, ctx: SensorContext, state: V3State, session: Session | None,
-                 on_ready: Callable[[], None] | None = None) -> None:
+                 on_ready: Callable[[], None] | None = None, lean: bool = True) -> None:
         self.ctx = ctx
         self.state = state
         self.session = session
@@ -137,6 +138,12 @@ class GrpcConnection:
             h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384,
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS_PER_CONNECTION,
         })
+        # Plain text (etcd's grpc-go transport): the lean reader serves gRPC's usual frames and hands
+        # the connection to h2, brought to the same state, at the first frame it cannot vouch for.
+        self.lean: LeanH2 | None = None
+        if lean and not (session is not None and session.tls):
+            self._fallback = self.h2
+            self.h2 = self.lean = LeanH2(self.h2.encoder, self.h2.decoder, MAX_STREAMS_PER_CONNECTION)  # type: ignore[assignment]
         self.streams: dict[int, _Stream] = {}
         self.closed = False
         self.calls = 0  # messages handled: the shell throttles on this
@@ -172,7 +179,17 @@ class GrpcConnection:
             return
         for ev in events:
             self._on_event(ev)
+        if self.lean is not None and self.lean.rest is not None:
+            self._hand_over(self.lean)
+            return
         self.pump()
+
+    def _hand_over(self, lean: LeanH2) -> None:
+        """From here on h2 serves the connection, starting with the frame the lean reader stopped at."""
+        rest = lean.rest or b""
+        lean.adopt(self._fallback)
+        self.h2, self.lean = self._fallback, None
+        self.receive(rest)
 
     def _on_event(self, ev: h2.events.Event) -> None:
         if isinstance(ev, h2.events.RequestReceived):
