@@ -73,6 +73,8 @@ action = st.one_of(
     st.tuples(st.just("window"), st.integers(1, 2**20)),
     st.tuples(st.just("settings"), st.sampled_from([(0x4, 1 << 20), (0x4, 100), (0x1, 0), (0x1, 4096), (0x5, 20000)])),
     st.tuples(st.just("open-reset")),
+    st.tuples(st.just("watch"), st.booleans()),
+    st.tuples(st.just("split"), st.integers(1, len(RANGE) - 1)),
     st.tuples(st.just("odd"), st.sampled_from(["priority", "unknown", "padded-data"])),
 )
 
@@ -99,6 +101,16 @@ def test_lean_and_h2_answer_alike(actions: list[tuple], cuts: list[int]) -> None
             c.increment_flow_control_window(act[1])
         elif act[0] == "settings":
             c.update_settings({act[1][0]: act[1][1]})
+        elif act[0] == "watch":  # a bidirectional stream left open, or half-closed by the client
+            sid = c.get_next_available_stream_id()
+            c.send_headers(sid, request_headers("/etcdserverpb.Watch/Watch", []))
+            create = pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"foo"))
+            c.send_data(sid, frame_message(create.SerializeToString()), end_stream=act[1])
+        elif act[0] == "split":  # one message in two DATA frames
+            sid = c.get_next_available_stream_id()
+            c.send_headers(sid, request_headers("/etcdserverpb.KV/Range", []))
+            c.send_data(sid, RANGE[:act[1]])
+            c.send_data(sid, RANGE[act[1]:], end_stream=True)
         elif act[0] == "open-reset":
             sid = c.get_next_available_stream_id()
             c.send_headers(sid, request_headers("/etcdserverpb.Watch/Watch", []))
@@ -113,10 +125,14 @@ def test_lean_and_h2_answer_alike(actions: list[tuple], cuts: list[int]) -> None
             wire += c.data_to_send() + frame(0x0, 0x9, sid, b"\x02" + RANGE + b"\x00\x00")
         wire += c.data_to_send()
     data, pos = bytes(wire), 0
-    for cut in [*cuts, len(data)]:
-        feed(conns, data[pos:pos + cut])
-        pos += cut
-    feed(conns, data[pos:])
+    try:
+        for cut in [*cuts, len(data)]:
+            feed(conns, data[pos:pos + cut])
+            pos += cut
+        feed(conns, data[pos:])
+    finally:  # watches count against the source's limit: both connections end here
+        for conn in conns:
+            conn.close()
 
 
 def test_the_usual_shape_stays_lean() -> None:

@@ -169,6 +169,8 @@ class GrpcConnection:
             return
         try:
             events = self.h2.receive_data(data)
+            if self.lean is not None and self.lean.rest is not None:
+                events += self._hand_over(self.lean)
         except h2.exceptions.ProtocolError as exc:
             self.ctx.events.emit("malformed", self.session, protocol="h2", error=type(exc).__name__,
                                  raw_b64=base64.b64encode(data[:self.ctx.limits.max_logged_body]).decode(),
@@ -179,17 +181,14 @@ class GrpcConnection:
             return
         for ev in events:
             self._on_event(ev)
-        if self.lean is not None and self.lean.rest is not None:
-            self._hand_over(self.lean)
-            return
         self.pump()
 
-    def _hand_over(self, lean: LeanH2) -> None:
-        """From here on h2 serves the connection, starting with the frame the lean reader stopped at."""
-        rest = lean.rest or b""
+    def _hand_over(self, lean: LeanH2) -> list[h2.events.Event]:
+        """From here on h2 serves the connection, from the frame the lean reader stopped at; the events
+        of the whole read are handled after it, as h2 alone would."""
         lean.adopt(self._fallback)
         self.h2, self.lean = self._fallback, None
-        self.receive(rest)
+        return self.h2.receive_data(lean.rest or b"")
 
     def _on_event(self, ev: h2.events.Event) -> None:
         if isinstance(ev, h2.events.RequestReceived):

@@ -25,6 +25,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h2.stream
+import hpack
 from h2.connection import ConnectionState
 from h2.stream import StreamClosedBy, StreamState
 from h2.windows import WindowManager
@@ -186,13 +187,13 @@ class LeanH2:
         for st in self.streams.values():
             st.out_window += delta
         self.remote.initial_window = window
-        # h2 applies each setting the frame names, changed or not (a header table size always reaches
-        # the encoder), and acknowledges at once.
-        for code, value in pairs:
-            if code == 0x1:
-                self.encoder.header_table_size = value
-            elif code == 0x5:
-                self.max_outbound_frame_size = self.remote.max_frame = max_frame
+        # h2 applies each setting the frame names (its last value), changed or not: a header table
+        # size always reaches the encoder. And it acknowledges at once.
+        named = dict(pairs)
+        if 0x1 in named:
+            self.encoder.header_table_size = named[0x1]
+        if 0x5 in named:
+            self.max_outbound_frame_size = self.remote.max_frame = max_frame
         self.out += frame(SETTINGS, ACK, 0, b"")
         return True
 
@@ -356,6 +357,7 @@ class LeanH2:
     def adopt(self, conn: h2.connection.H2Connection) -> None:
         """Bring a fresh server `conn` (configured, nothing sent yet) to this connection's state."""
         conn.initiate_connection()
+        conn.encoder = hpack.Encoder()  # a stand-in: ours already has the peer's table size (and may owe an update)
         settings = b"".join(_SETTING.pack(code, value) for code, value in self.remote.sent
                             if code in _SETTING_CODES)
         conn.receive_data(PREFACE + frame(SETTINGS, 0, 0, settings))  # the peer's settings, applied as h2 does
