@@ -223,3 +223,27 @@ def test_vouched_blocks_are_blocks_h2_accepts(headers: list[tuple[bytes, bytes]]
     flags = h2.utilities.HeaderValidationFlags(is_client=False, is_trailer=False, is_response_header=False,
                                                is_push_promise=False)
     list(h2.utilities.validate_headers(headers, flags))  # raises on what h2 refuses
+
+
+def test_data_beyond_the_window_goes_to_h2() -> None:
+    conns = pair()
+    c = client()
+    c.send_headers(1, request_headers("/etcdserverpb.KV/Range", []))
+    feed(conns, c.data_to_send())
+    chunk = frame(0x0, 0, 1, b"\x00\x00\x10\x00\x00" + b"\x00" * 16379)  # part of a 1 MiB message
+    feed(conns, chunk * 3)  # 49,152 bytes: within the window, and our WINDOW_UPDATE refills it
+    assert conns[0].lean is not None
+    feed(conns, frame(0x0, 0, 1, b"\x00" * 16384) * 4)  # in one read, before any WINDOW_UPDATE: 1 byte too many
+    assert conns[0].lean is None
+    assert conns[0].closed and conns[1].closed  # h2's FLOW_CONTROL_ERROR, on both
+
+
+def test_one_stream_over_the_concurrency_limit_goes_to_h2() -> None:
+    conns = pair()
+    c = client()
+    for sid in range(1, 2 * 256, 2):  # 256 open streams: the limit we enforce
+        c.send_headers(sid, request_headers("/etcdserverpb.KV/Range", []))
+    feed(conns, c.data_to_send())
+    assert conns[0].lean is not None
+    feed(conns, frame(0x1, 0x4, 513, c.encoder.encode(request_headers("/etcdserverpb.KV/Range", []))))
+    assert conns[0].lean is None
