@@ -247,3 +247,30 @@ def test_one_stream_over_the_concurrency_limit_goes_to_h2() -> None:
     assert conns[0].lean is not None
     feed(conns, frame(0x1, 0x4, 513, c.encoder.encode(request_headers("/etcdserverpb.KV/Range", []))))
     assert conns[0].lean is None
+
+
+raw_frames = st.lists(st.tuples(st.sampled_from([0x0, 0x1, 0x2, 0x3, 0x4, 0x6, 0x7, 0x8, 0x9, 0xBB]),
+                                st.sampled_from([0, 0x1, 0x4, 0x5, 0x8, 0x20, 0xFF]),
+                                st.sampled_from([0, 1, 2, 3, 5, 2**31 + 1]), st.binary(max_size=24)), max_size=6)
+
+
+@PROPS
+@given(raw_frames, st.booleans())
+def test_hostile_frames_get_h2s_answers(frames: list[tuple[int, int, int, bytes]], call_first: bool) -> None:
+    """Frames of every type with any flags, ids and payloads, after a real start: as h2 answers."""
+    conns = pair()
+    c = client()
+    if call_first:
+        c.send_headers(1, request_headers("/etcdserverpb.KV/Range", []))
+        c.send_data(1, RANGE, end_stream=True)
+    try:
+        feed(conns, c.data_to_send())
+        for kind, flags, sid, payload in frames:
+            if conns[0].closed:
+                break
+            if kind == 0x1 and payload[:1] != b"\xff":  # mostly a real request block
+                payload = c.encoder.encode(request_headers("/etcdserverpb.KV/Range", []))
+            feed(conns, frame(kind, flags, sid, payload))
+    finally:
+        for conn in conns:
+            conn.close()

@@ -90,6 +90,9 @@ class LeanH2:
         self.highest_inbound_stream_id = 0
         self.streams: dict[int, LeanStream] = {}
         self.closed: OrderedDict[int, StreamClosedBy] = OrderedDict()
+        # Closed since the last new stream: h2 forgets closed streams only when it counts open ones (at a
+        # new stream's HEADERS) and answers a frame on one it still holds otherwise (adopt keeps that).
+        self.recent: dict[int, LeanStream] = {}
 
     # --- input --------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[h2.events.Event]:
@@ -239,6 +242,7 @@ class LeanH2:
             return False
         self.highest_inbound_stream_id = sid
         self.headers_seen = True
+        self.recent.clear()
         st = self.streams[sid] = LeanStream(sid, self.remote.initial_window, WindowManager(DEFAULT_WINDOW))
         for name, value in headers:
             if name == b":authority":
@@ -274,6 +278,7 @@ class LeanH2:
     def _close(self, st: LeanStream, by: StreamClosedBy) -> None:
         del self.streams[st.id]
         self.closed[st.id] = by
+        self.recent[st.id] = st
         if len(self.closed) > MAX_CLOSED:
             self.closed.popitem(last=False)
 
@@ -371,8 +376,9 @@ class LeanH2:
         if self.terminated:
             conn.state_machine.state = ConnectionState.CLOSED
         for sid, by in self.closed.items():
-            conn._closed_streams[sid] = by
-        for st in self.streams.values():
+            if sid not in self.recent:
+                conn._closed_streams[sid] = by
+        for st in [*self.streams.values(), *self.recent.values()]:
             s = h2.stream.H2Stream(sid := st.id, conn.config, DEFAULT_WINDOW, st.out_window)
             s._inbound_window_manager = st.in_window
             s.max_outbound_frame_size = self.max_outbound_frame_size
@@ -381,7 +387,10 @@ class LeanH2:
             machine.client, machine.headers_received = False, True
             machine.headers_sent = st.headers_sent or None
             machine.state = StreamState.OPEN if st.remote_open and st.local_open else \
-                StreamState.HALF_CLOSED_REMOTE if st.local_open else StreamState.HALF_CLOSED_LOCAL
+                StreamState.HALF_CLOSED_REMOTE if st.local_open else \
+                StreamState.HALF_CLOSED_LOCAL if st.remote_open else StreamState.CLOSED
+            if sid in self.recent:
+                machine.state, machine.stream_closed_by = StreamState.CLOSED, self.closed.get(sid)
             conn.streams[sid] = s
         pending = self.data_to_send()
         if pending:

@@ -18,8 +18,9 @@ _LEFT_TO_H2 = frozenset({b"host", b"content-length", b"connection", b"proxy-conn
 _NAME = re.compile(rb"[a-z0-9!#$%&'*+.^_`|~-]+\Z")
 # Visible bytes with inner spaces: no control byte, no surrounding whitespace.
 _VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?\Z")
-_MAX_KNOWN = 4096
-_known_fields: set[tuple[bytes, bytes]] = set()  # regular fields already found good: metadata repeats
+_MAX_KNOWN = 4096  # fields remembered, each at most _MAX_KNOWN_FIELD bytes: at most ~1 MiB held
+_MAX_KNOWN_FIELD = 256
+_known_fields: set[tuple[bytes, bytes]] = set()  # small regular fields already found good: metadata repeats
 
 
 def _field_ok(name: bytes, value: bytes) -> bool:
@@ -45,6 +46,8 @@ def vouch_request(headers: list[tuple[bytes, bytes]]) -> bool:
             continue
         if not _field_ok(name, value):
             return False
+        if len(name) + len(value) > _MAX_KNOWN_FIELD:
+            continue
         if len(_known_fields) >= _MAX_KNOWN:
             _known_fields.clear()
         _known_fields.add((name, value))
