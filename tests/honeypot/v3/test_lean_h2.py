@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
-from etcdsec.honeypot.v3.lean_h2 import frame
+from etcdsec.honeypot.v3.lean_h2 import PREFACE, frame
 from etcdsec.honeypot.v3.lean_headers import vouch_request
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -274,3 +274,16 @@ def test_hostile_frames_get_h2s_answers(frames: list[tuple[int, int, int, bytes]
     finally:
         for conn in conns:
             conn.close()
+
+
+def test_a_start_it_cannot_vouch_for_goes_to_h2_from_the_first_byte() -> None:
+    starts = {"not the preface": b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + frame(0x4, 0, 0, b""),
+              "PING before SETTINGS": PREFACE + frame(0x6, 0, 0, b"12345678") + frame(0x4, 0, 0, b""),
+              "SETTINGS ACK first": PREFACE + frame(0x4, 0x1, 0, b"")}
+    for name, data in starts.items():
+        conns = pair()
+        for conn in conns:
+            conn.data_to_send()
+        for i in range(0, len(data), 7):  # in small reads: the lean reader waits for the whole preface
+            feed(conns, data[i:i + 7])
+        assert conns[0].lean is None, name

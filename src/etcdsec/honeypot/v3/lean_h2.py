@@ -365,7 +365,8 @@ class LeanH2:
         conn.encoder = hpack.Encoder()  # a stand-in: ours already has the peer's table size (and may owe an update)
         settings = b"".join(_SETTING.pack(code, value) for code, value in self.remote.sent
                             if code in _SETTING_CODES)
-        conn.receive_data(PREFACE + frame(SETTINGS, 0, 0, settings))  # the peer's settings, applied as h2 does
+        if self.preface_seen:  # what the peer sent so far: the preface, its settings (applied as h2 does)
+            conn.receive_data(PREFACE + (frame(SETTINGS, 0, 0, settings) if self.settings_seen else b""))
         conn.data_to_send()  # our SETTINGS and the ACK went out long ago
         conn.encoder, conn.decoder = self.encoder, self.decoder  # the HPACK tables, as the peer knows them
         conn.outbound_flow_control_window = self.outbound_flow_control_window
