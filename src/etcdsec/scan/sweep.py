@@ -45,6 +45,10 @@ class SweepStats:
     elapsed: float = 0.0
     interrupted: bool = False
 
+    def summary(self, where: str) -> str:
+        return (f"{where}: {self.swept} pairs swept, {self.open} open, {self.etcd} etcd, {self.exposed} exposed "
+                f"in {self.elapsed:.1f}s")
+
 
 def endpoint_text(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
