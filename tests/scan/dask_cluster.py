@@ -40,7 +40,7 @@ class DaskCluster:
         self.wait_for_workers(self.workers)
         return self
 
-    def client(self):  # noqa: ANN201 (distributed.Client)
+    def client(self):
         from distributed import Client
 
         return Client(self.address, timeout="20s")

@@ -27,6 +27,7 @@ WORKER_WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.5
 PAGE_ROWS = 5000
 STOP_GRACE_SECONDS = 15.0  # after Ctrl-C: how long tasks get to write their last batch
+PRELOAD = ("etcdsec.scan.shard_task", "etcdsec.commands.scan")
 
 
 def _version() -> str:
@@ -40,8 +41,10 @@ def dask_client(workers: int | None = None, address: str | None = None) -> Itera
 
     if address is None:
         # Processes, one thread each: every worker runs one shard's event loop on its own core.
+        # The workers import the shard task while they start (in parallel), not on their first task.
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                          dashboard_address=None, silence_logs=logging.ERROR,
+                          preload=list(PRELOAD)) as cluster, Client(cluster) as client:
             yield client, _check_workers(client, "the local cluster")
         return
     try:
@@ -114,6 +117,8 @@ class Watch:
         self.feed = ResultFeed()
 
     def run(self, futures: dict[int, Any]) -> tuple[list[ShardOutcome], Totals]:
+        from distributed import wait
+
         pending, outcomes = dict(futures), []
         while True:
             for k in [k for k, f in pending.items() if f.done()]:
@@ -121,7 +126,8 @@ class Watch:
             totals = self.poll()
             if not pending:
                 return outcomes, totals
-            time.sleep(POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):  # wakes up at once when the last task ends
+                wait(list(pending.values()), timeout=POLL_SECONDS)
 
     def stop(self, futures: dict[int, Any], event: Any) -> list[ShardOutcome]:
         """Ctrl-C: tell every task to stop, give them a moment to write their last batch."""
