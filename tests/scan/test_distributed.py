@@ -118,6 +118,23 @@ def test_local_workers_same_output_and_store_as_one_process(bed, baseline, tmp_p
     assert text.startswith("scan 1: 512 pairs swept, ") and "(etcdsec report --scan 1)" in text
 
 
+def test_local_ctrl_c_stops_resumably_and_resume_finishes(bed, baseline, tmp_path):
+    db = str(tmp_path / "cut.db")
+    # A new session, signalled as a whole: a terminal's Ctrl-C reaches the workers too.
+    proc = subprocess.Popen([ETCDSEC, "scan", bed, "-p", PORTS, "--db", db, "--seed", "11", "--timeout", "3",
+                             "--workers", "2", "--rate", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for_progress(db, proc, at_least=60)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "etcdsec scan --resume --scan 1" in err and "--workers 2" in err and "Traceback" not in err
+    assert store_state(db)[1] < 512
+    etcdsec("scan", "--resume", "--db", db, "--workers", "2", "-q", check=True)
+    stored, swept, statuses = store_state(db)
+    assert stored == baseline and swept == 512 and statuses == ["finished"]
+
+
 def test_cluster_worker_killed_mid_scan(bed, baseline, cluster, pg_url):
     pids = cluster.worker_pids()
     proc = subprocess.Popen([ETCDSEC, "scan", bed, "-p", PORTS, "--db", pg_url, "--seed", "11", "--timeout", "3",

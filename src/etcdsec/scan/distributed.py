@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ WORKER_WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.5
 PAGE_ROWS = 5000
 STOP_GRACE_SECONDS = 15.0  # after Ctrl-C: how long tasks get to write their last batch
-PRELOAD = ("etcdsec.scan.shard_task", "etcdsec.commands.scan")
+PRELOAD = ("etcdsec.scan.worker_setup", "etcdsec.scan.shard_task", "etcdsec.commands.scan")
 
 
 def _version() -> str:
@@ -40,11 +41,19 @@ def dask_client(workers: int | None = None, address: str | None = None) -> Itera
     from distributed import Client, LocalCluster
 
     if address is None:
-        # Processes, one thread each: every worker runs one shard's event loop on its own core.
-        # The workers import the shard task while they start (in parallel), not on their first task.
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, silence_logs=logging.ERROR,
-                          preload=list(PRELOAD)) as cluster, Client(cluster) as client:
+        # A Ctrl-C while the cluster starts waits until it is up, then lands inside the `with`, which
+        # closes it (the workers themselves ignore SIGINT: worker_setup).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            # Processes, one thread each: every worker runs one shard's event loop on its own core.
+            # The workers import the shard task while they start (in parallel), not on their first task.
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, silence_logs=logging.ERROR, preload=list(PRELOAD))
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            raise
+        with cluster, Client(cluster) as client:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             yield client, _check_workers(client, "the local cluster")
         return
     try:
