@@ -39,7 +39,7 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cluster", default=None, metavar="tcp://HOST:PORT",
                    help="run on the workers of this Dask scheduler; needs --db postgresql://...")
     g.add_argument("--tasks", type=int, default=None, metavar="K",
-                   help="cut the scan into K shard tasks (default: 4 per local worker, 16 per cluster worker "
+                   help="cut the scan into K shard tasks (default: 1 per local worker, 16 per cluster worker "
                         "thread, at most 2^24 pairs each)")
     g.add_argument("--detach", action="store_true",
                    help="with --cluster: submit the tasks and exit; they run on (--resume --cluster re-attaches)")

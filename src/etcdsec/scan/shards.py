@@ -19,7 +19,10 @@ from etcdsec.scan.cursor import ResumeCursor
 # costs little, while 2^33 pairs (IPv4 on two ports) still make only 512 tasks.
 MAX_PAIRS_PER_TASK = 1 << 24
 MAX_TASKS = 100_000  # the scheduler handles ~1 ms per task: beyond this it, not the sweep, is the limit
-TASKS_PER_SLOT = {"local": 4, "cluster": 16}  # more tasks than worker threads: the slow ones even out
+# On one machine the permutation already spreads the work evenly over the shards, and each task ends
+# with a tail (its slowest probes, up to --timeout) during which its worker idles: one task per
+# worker. On a cluster, machines differ and come and go: many tasks per worker thread even that out.
+TASKS_PER_SLOT = {"local": 1, "cluster": 16}
 
 
 def plan_tasks(pairs: int, slots: int, tasks_per_slot: int) -> int:
