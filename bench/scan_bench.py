@@ -2,7 +2,7 @@
 `etcdsec scan`, and side by side in the same run by `nmap -sT` (same /16), `nmap -sV` and kube-hunter
 (on a subset). Prints addresses swept per second, endpoints probed per second, peak memory and each
 tool's accuracy against the known truth. Scale-out (docs/scale.md): the sweep and the full scan again
-with `--workers 1` and `--workers N` (a local Dask cluster), and with `--cluster` on a `dask scheduler`
+with `--workers N` (a local Dask cluster), and with `--cluster` on a `dask scheduler`
 + N `dask worker` processes started on loopback, against a PostgreSQL started on loopback (the local
 cluster is run against the same PostgreSQL for a like-for-like row).
 
@@ -408,6 +408,7 @@ def main() -> int:
     ap.add_argument("--skip-scale", action="store_true", help="no --workers / --cluster rows")
     ap.add_argument("--skip-cluster", action="store_true", help="no --cluster rows (needs PostgreSQL)")
     ap.add_argument("--skip-subset", action="store_true", help="no subset runs (nmap -sV, kube-hunter)")
+    ap.add_argument("--big-sweep", action="store_true", help="also sweep the /14 around the bed (once per tool)")
     a = ap.parse_args()
     if not 1 <= a.octet <= 254:
         raise SystemExit("--octet must be 1-254")
@@ -427,8 +428,8 @@ def main() -> int:
         # 1. the sweep alone, etcdsec vs nmap -sT on the same /16, alternated `--repeat` times (the
         #    machine is shared: the median of alternated runs is fairer than one run each)
         sweeps: dict[str, list[dict]] = {"etcdsec_sweep": [], "nmap_sT": []}
-        scale = [] if a.skip_scale else [("etcdsec_sweep_workers_1", ["--workers", "1"]),
-                                         (f"etcdsec_sweep_workers_{a.workers}", ["--workers", str(a.workers)])]
+        # (`--workers 1` is the one-process scan itself: no cluster for one worker)
+        scale = [] if a.skip_scale else [(f"etcdsec_sweep_workers_{a.workers}", ["--workers", str(a.workers)])]
         for attempt in range(a.repeat):
             for tool, extra in [("etcdsec_sweep", []), *scale]:
                 db = str(work / f"sweep{attempt}-{tool}.db")
@@ -452,6 +453,30 @@ def main() -> int:
             if runs:
                 median = sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
                 figures["runs"][tool] = {**median, "all_seconds": [run["seconds"] for run in runs]}
+
+        # 1b. a sweep 4x larger (the /14 around the bed), where a cluster's start-up weighs less
+        if not a.skip_scale and a.big_sweep:
+            big = f"127.{a.octet & ~3}.0.0/14"
+            loopback_only([big])
+            big_runs = [("etcdsec_sweep_14", []),
+                        (f"etcdsec_sweep_14_workers_{a.workers}", ["--workers", str(a.workers)])]
+            for tool, extra in big_runs:
+                db = str(work / f"big-{tool}.db")
+                r = run_tool(tool, etcdsec(["scan", big, "-p", str(PORT), "--no-probe", "--db", db, "--seed", "1", "-q",
+                                            "--concurrency", str(a.concurrency), *extra]), 900)
+                found = {row["ip"] for row in stored_results(db)} if r.returncode == 0 else set()
+                figures["runs"][tool] = {**costs(r), "addresses_per_s": round(262144 / r.seconds),
+                                         "open": accuracy(found & universe, universe, universe), "rc": r.returncode}
+                print(f"{tool}:", figures["runs"][tool], flush=True)
+            if not a.skip_nmap and shutil.which("nmap"):
+                xml = work / "nmap-sT-14.xml"
+                r = run_tool("nmap -sT /14", ["nmap", "-sT", "-Pn", "-n", "-T4", "-p", str(PORT), "-oX", str(xml), big],
+                             3600)
+                found = set(nmap_open(xml.read_text())) if xml.exists() else set()
+                figures["runs"]["nmap_sT_14"] = {**costs(r), "addresses_per_s": round(262144 / r.seconds),
+                                                 "open": accuracy(found & universe, universe, universe),
+                                                 "rc": r.returncode}
+                print("nmap -sT /14:", figures["runs"]["nmap_sT_14"], flush=True)
 
         # 2. the full scan: sweep + probe of every open port
         db = str(work / "scan.db")
