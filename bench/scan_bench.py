@@ -363,8 +363,8 @@ def full_scan(bed: Bed, universe: set[str], db: Path | str, a, extra: list[str],
                                           "-q", "--timeout", "5", "--concurrency", str(a.concurrency), *extra]), 1800)
     rows = stored_results(str(db)) if r.returncode == 0 else []
     etcd_found = {row["ip"] for row in rows if row.get("is_etcd")}
-    # costs(): the submitting process only; the workers' CPU is not in it.
-    return {"seconds": round(r.seconds, 2), "addresses_per_s": round(65536 / r.seconds),
+    # cpu_s counts the command and the local workers it reaped, not the workers of a --cluster.
+    return {"seconds": round(r.seconds, 2), "cpu_s": round(r.cpu_s, 2), "addresses_per_s": round(65536 / r.seconds),
             "endpoints_probed": len(rows), "probed_per_s": round(len(rows) / r.seconds, 1),
             "etcd": accuracy(etcd_found, bed.etcd, universe), "rc": r.returncode,
             "stderr": r.stderr.strip()[-300:] if r.returncode else ""}
