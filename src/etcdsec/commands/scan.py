@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from etcdsec.commands.scan_cluster import add_cluster_arguments, run_distributed
+from etcdsec.commands.scan_cluster import add_cluster_arguments, run_distributed, scale_out
 from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
 from etcdsec.scan.exclusions import build_exclusions
@@ -169,7 +169,7 @@ def _resumed_scan(args: argparse.Namespace, store: ScanStore) -> tuple[ScanInfo,
 
 def run(args: argparse.Namespace) -> int:
     _check_numbers(args)
-    if args.workers is not None or args.cluster is not None:
+    if scale_out(args):
         return run_distributed(args, _new_scan, _ProgressDisplay, probe_function)
     shard = _parse_shard(args.shard)
     store = ScanStore(open_engine(args.db))

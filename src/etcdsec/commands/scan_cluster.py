@@ -57,6 +57,15 @@ def parse_workers(text: str) -> int:
     return n
 
 
+def scale_out(args: argparse.Namespace) -> bool:
+    """Whether this scan runs as shard tasks. A new scan with `--workers 1` does not: one process is
+    one worker, without a cluster's start-up cost."""
+    if args.workers is None and args.cluster is None:
+        return False
+    _check_arguments(args)
+    return args.cluster is not None or args.resume or parse_workers(args.workers) > 1
+
+
 def _check_arguments(args: argparse.Namespace) -> tuple[int | None, str]:
     """The worker count (None with --cluster) and the database as the workers must open it."""
     if args.workers is not None and args.cluster is not None:
