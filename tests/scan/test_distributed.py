@@ -239,3 +239,10 @@ def test_worker_without_etcdsec_is_one_line(tmp_path, pg_url):
 ])
 def test_bad_scale_out_arguments(tmp_path, args, message):
     one_error_line(etcdsec("scan", "127.0.0.1", *args, "--db", str(tmp_path / "x.db")), message, 2)
+
+
+def test_one_worker_is_the_one_process_scan(tmp_path):
+    db = str(tmp_path / "one.db")
+    proc = etcdsec("scan", "127.0.0.1", "-p", "23797", "--no-probe", "--workers", "1", "--db", db, check=True)
+    assert proc.stdout.startswith("scan 1: 1 pairs swept") and "shard tasks" not in proc.stderr
+    assert ScanStore(open_engine(db)).list_scans()[0]["shards"] == 1
