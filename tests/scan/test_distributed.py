@@ -178,7 +178,8 @@ def test_cluster_detach_then_reattach(bed, baseline, cluster, pg_url):
     stored, swept, statuses = store_state(pg_url)
     assert stored == baseline and swept == 512 and statuses == ["finished"]
     runs = ScanStore(open_engine(pg_url)).shard_states(1)
-    assert all(s["runs"] == 1 for s in runs)  # re-attached to the running tasks, none started twice
+    # Re-attached to the running tasks: none started twice.
+    assert all(s["runs"] == 1 for s in runs), [(s["shard_index"], s["runs"]) for s in runs]
 
 
 def one_error_line(proc, text, code):

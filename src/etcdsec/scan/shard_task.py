@@ -59,6 +59,10 @@ def run_shard(job: ShardJob) -> ShardOutcome:
         scan = store.get_scan(job.scan_id)
         if scan is None:
             raise StoreError(f"no scan {job.scan_id} in the database")
+        if store.shard_finished(scan.id, job.shard_index):
+            # Submitted again just as its first run ended (a re-attach reads the progress, then
+            # submits): nothing to do, and no new run to count.
+            return ShardOutcome(job.shard_index, SweepStats(), already_finished=True)
         perm = Permutation(scan.targets.size, scan.seed)
         shard = Shard(job.shard_index, scan.shard_count)
         with shard_lease(engine, scan.id, shard.index):

@@ -190,6 +190,11 @@ class ScanStore:
             etcd=row.etcd, exposed=row.exposed, runs=row.runs, finished=row.finished is not None,
         )
 
+    def shard_finished(self, scan_id: int, shard_index: int) -> bool:
+        key = (progress.c.scan_id == scan_id) & (progress.c.shard_index == shard_index)
+        with guard("reading progress"), self.engine.connect() as conn:
+            return conn.execute(select(progress.c.finished).where(key)).scalar() is not None
+
     def shard_states(self, scan_id: int) -> list[dict[str, Any]]:
         with guard("reading progress"), self.engine.connect() as conn:
             rows = conn.execute(select(progress).where(progress.c.scan_id == scan_id)
