@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from etcdsec.store.engine import open_engine
 from etcdsec.store.scans import ScanStore
 from etcdsec.store.schema import endpoints, progress, scans
+from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig
 from etcdsec.testbed.fakes import FakeServers
 
@@ -27,6 +28,7 @@ from .dask_cluster import DaskCluster, environment_without_etcdsec
 
 ETCDSEC = str(Path(sys.executable).parent / "etcdsec")  # the console script, as a user runs it
 PORTS = "2379,2380"
+PAIRS = 516  # (256 + 2 addresses) x 2 ports
 
 
 def etcdsec(*args, check=False, timeout=300):
@@ -37,16 +39,18 @@ def etcdsec(*args, check=False, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def bed(etcd_factory):
-    """A /24 with a real open etcd 3.5 (both ports), a JSON service that is not etcd and a tarpit;
-    everything else closed."""
+def bed(etcd_factory, tmp_path_factory):
+    """`@targets-file`: the /24 of a real open etcd 3.5 (both ports), plus a JSON service that is not
+    etcd and a tarpit on addresses of their own (free ones: the suite shares loopback with others)."""
     open_etcd = etcd_factory("dist-open-3.5", EtcdConfig(version="3.5", name="kube-master-1"))
     open_etcd.put("/registry/secrets/default/token", "x")
-    base = open_etcd.ip.rsplit(".", 1)[0]
+    json_ip, tarpit_ip = free_loopback_ip(), free_loopback_ip()
+    path = tmp_path_factory.mktemp("bed") / "targets.txt"
+    path.write_text(f"{open_etcd.ip.rsplit('.', 1)[0]}.0/24\n{json_ip}\n{tarpit_ip}\n")
     with FakeServers() as fakes:
-        fakes.start("json", f"{base}.250", 2379)
-        fakes.start("tarpit", f"{base}.251", 2379)
-        yield f"{base}.0/24"
+        fakes.start("json", json_ip, 2379)
+        fakes.start("tarpit", tarpit_ip, 2379)
+        yield f"@{path}"
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +113,14 @@ def test_local_workers_same_output_and_store_as_one_process(bed, baseline, tmp_p
                    "--workers", "2", "--tasks", "24", "-q", check=True)
     assert verdicts(proc.stdout.splitlines()) == baseline
     stored, swept, statuses = store_state(db)
-    assert stored == baseline and swept == 512 and statuses == ["finished"]
+    assert stored == baseline and swept == PAIRS and statuses == ["finished"]
     report = json.loads(etcdsec("report", "--db", db, "--format", "json", check=True).stdout)
-    assert report["totals"]["swept"] == 512 and report["totals"]["etcd"] == sum(v[1] is True for v in baseline.values())
+    etcd = sum(v[1] is True for v in baseline.values())
+    assert report["totals"]["swept"] == PAIRS and report["totals"]["etcd"] == etcd
     # Text output is the one-process summary line.
     text = etcdsec("scan", bed, "-p", PORTS, "--db", str(tmp_path / "t.db"), "--seed", "11", "--timeout", "3",
                    "--workers", "auto", "-q", check=True).stdout
-    assert text.startswith("scan 1: 512 pairs swept, ") and "(etcdsec report --scan 1)" in text
+    assert text.startswith(f"scan 1: {PAIRS} pairs swept, ") and "(etcdsec report --scan 1)" in text
 
 
 def test_local_ctrl_c_stops_resumably_and_resume_finishes(bed, baseline, tmp_path):
@@ -129,10 +134,10 @@ def test_local_ctrl_c_stops_resumably_and_resume_finishes(bed, baseline, tmp_pat
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "etcdsec scan --resume --scan 1" in err and "--workers 2" in err and "Traceback" not in err
-    assert store_state(db)[1] < 512
+    assert store_state(db)[1] < PAIRS
     etcdsec("scan", "--resume", "--db", db, "--workers", "2", "-q", check=True)
     stored, swept, statuses = store_state(db)
-    assert stored == baseline and swept == 512 and statuses == ["finished"]
+    assert stored == baseline and swept == PAIRS and statuses == ["finished"]
 
 
 def test_cluster_worker_killed_mid_scan(bed, baseline, cluster, pg_url):
@@ -145,8 +150,8 @@ def test_cluster_worker_killed_mid_scan(bed, baseline, cluster, pg_url):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err + cluster.logs()
     stored, swept, statuses = store_state(pg_url)
-    assert stored == baseline and swept == 512 and statuses == ["finished"]
-    assert out.startswith("scan 1: 512 pairs swept")
+    assert stored == baseline and swept == PAIRS and statuses == ["finished"]
+    assert out.startswith(f"scan 1: {PAIRS} pairs swept")
     runs = ScanStore(open_engine(pg_url)).shard_states(1)
     assert max(s["runs"] for s in runs) >= 2  # some shard really was resumed by a second run
     cluster.wait_for_workers(2)  # the nanny restarted it
@@ -159,11 +164,11 @@ def test_cluster_submitter_killed_then_resumed(bed, baseline, cluster, pg_url):
     wait_for_progress(pg_url, proc, at_least=60)
     proc.kill()
     first, _ = proc.communicate(timeout=30)
-    assert store_state(pg_url)[1] < 512  # it really was cut short
+    assert store_state(pg_url)[1] < PAIRS  # it really was cut short
     resumed = etcdsec("scan", "--resume", "--db", pg_url, "--cluster", cluster.address, "--format", "jsonl", "-q",
                       check=True)
     stored, swept, statuses = store_state(pg_url)
-    assert stored == baseline and swept == 512 and statuses == ["finished"]
+    assert stored == baseline and swept == PAIRS and statuses == ["finished"]
     # Between them, the two runs printed every endpoint (the resumed one prints what it finds in the store).
     assert set(verdicts(resumed.stdout.splitlines())) | set(verdicts(first.splitlines())) == set(baseline)
 
@@ -174,9 +179,9 @@ def test_cluster_detach_then_reattach(bed, baseline, cluster, pg_url):
     assert "submitted" in submitted.stdout and "--resume --scan 1 --cluster" in submitted.stdout
     assert "etcdsec@" in submitted.stdout or "postgresql://" in submitted.stdout
     attached = etcdsec("scan", "--resume", "--db", pg_url, "--cluster", cluster.address, "-q", check=True)
-    assert attached.stdout.startswith("scan 1: 512 pairs swept")
+    assert attached.stdout.startswith(f"scan 1: {PAIRS} pairs swept")
     stored, swept, statuses = store_state(pg_url)
-    assert stored == baseline and swept == 512 and statuses == ["finished"]
+    assert stored == baseline and swept == PAIRS and statuses == ["finished"]
     runs = ScanStore(open_engine(pg_url)).shard_states(1)
     # Re-attached to the running tasks: none started twice.
     assert all(s["runs"] == 1 for s in runs), [(s["shard_index"], s["runs"]) for s in runs]
@@ -205,8 +210,6 @@ def test_cluster_with_sqlite_is_refused(tmp_path):
 
 
 def test_unreachable_scheduler_is_one_line(pg_url):
-    from etcdsec.testbed.addresses import free_loopback_ip
-
     nobody = free_loopback_ip((8786,))
     proc = etcdsec("scan", "127.0.0.1", "--cluster", f"tcp://{nobody}:8786", "--db", pg_url)
     one_error_line(proc, f"cannot reach the Dask scheduler at tcp://{nobody}:8786", 3)
