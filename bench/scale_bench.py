@@ -6,7 +6,9 @@
 2. The Dask scheduler on loopback (`dask scheduler` + 2 `dask worker --nthreads 1`): trivial tasks
    per second, and the overhead of one etcdsec shard task (the same /18 sweep cut into 2 and into
    258 tasks, local cluster and --cluster).
-3. The IPv4-in-24h sizing, from these figures and the documented limits of a connect scan.
+3. The in-flight bound of a connect scan, simulated on loopback: listeners with a full accept queue
+   drop every SYN, so each connect waits out its timeout (one process, then --workers 2).
+4. The IPv4-in-24h sizing, from these figures and that bound.
 
 SAFETY: PostgreSQL, the scheduler, the workers and every scanned address are on 127.0.0.0/8.
 Every loop is bounded. `.venv/bin/python bench/scale_bench.py [--out FILE] [--skip-pg] [--skip-dask]`
@@ -198,7 +200,58 @@ def task_overhead(where: list[str], db: str, cidr: str, few: int, many: int) -> 
     return {"tasks": times, "ms_per_task": round(1000 * (best[many] - best[few]) / (many - few), 1)}
 
 
-# --- 3. IPv4 in 24 hours --------------------------------------------------------------------------
+# --- 3. the in-flight bound, simulated on loopback --------------------------------------------------
+def connect_bound(work: Path, concurrency: int = 128, timeout: float = 1.0, addresses: int = 128,
+                  ports: int = 16) -> dict:
+    """Little's law, checked: listeners whose accept queue is full drop every SYN, so each connect
+    waits out its whole timeout, as most Internet addresses make it wait. Predicted: concurrency /
+    timeout pairs per second per worker, whatever the CPU, so N workers give N times that."""
+    import re
+    import resource
+    import socket
+
+    from etcdsec.testbed.addresses import free_loopback_ip
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    first = 23800
+    port_range = tuple(range(first, first + ports))
+    ips = [loopback(free_loopback_ip(port_range)) for _ in range(addresses)]
+    held = []
+    for ip in ips:
+        for port in port_range:
+            listener = socket.socket()
+            listener.bind((ip, port))
+            listener.listen(0)  # room for one connection: the filler below takes it
+            filler = socket.create_connection((ip, port), timeout=5)
+            held += [listener, filler]
+    probe = socket.socket()
+    probe.settimeout(0.3)
+    dropped = probe.connect_ex((ips[0], first)) != 0  # the next SYN is dropped: a timeout, not a refusal
+    probe.close()
+    targets = work / "blackholes.txt"
+    targets.write_text("\n".join(ips) + "\n")
+    pairs = addresses * ports
+    out: dict = {"pairs": pairs, "concurrency": concurrency, "timeout_s": timeout, "syn_dropped": dropped,
+                 "predicted_per_worker_pairs_per_s": round(concurrency / timeout)}
+    try:
+        for label, extra in (("one_process", []), ("workers_2", ["--workers", "2"])):
+            proc = subprocess.run([PY, "-m", "etcdsec", "scan", f"@{targets}", "-p", f"{first}-{first + ports - 1}",
+                                   "--no-probe", "--db", str(work / f"bound-{label}.db"), "--concurrency",
+                                   str(concurrency), "--connect-timeout", str(timeout), "--seed", "1", *extra],
+                                  capture_output=True, text=True, timeout=600)
+            m = re.search(r"pairs swept, (\d+) open.* in ([\d.]+)s", proc.stdout)
+            if proc.returncode or not m:
+                raise SystemExit(f"bound sweep failed: {proc.stdout} {proc.stderr}")
+            seconds = float(m.group(2))
+            out[label] = {"open": int(m.group(1)), "sweep_seconds": seconds, "pairs_per_s": round(pairs / seconds)}
+            print(f"connect bound, {label}:", out[label], flush=True)
+    finally:
+        for sock in held:
+            sock.close()
+    return out
+
+
+# --- 4. IPv4 in 24 hours --------------------------------------------------------------------------
 def ipv4_sizing(ports: int = 2, concurrency: int = 10_000, timeout_s: float = 2.0, open_fraction: float = 1e-4,
                 scheduler_tasks_per_s: float | None = None, pg_rows_per_s: float | None = None) -> dict:
     from etcdsec.scan.exclusions import build_exclusions
@@ -234,6 +287,7 @@ def main() -> int:
     ap.add_argument("--octet", type=int, default=43, help="the overhead sweep is 127.OCTET.0.0/18")
     ap.add_argument("--skip-pg", action="store_true")
     ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--skip-bound", action="store_true", help="no in-flight bound simulation")
     ap.add_argument("--out")
     a = ap.parse_args()
     if not 1 <= a.octet <= 254:
@@ -257,6 +311,10 @@ def main() -> int:
             with postgres() as url:
                 figures["task_overhead_cluster"] = task_overhead(["--cluster", address], url, cidr, 2, 258)
             print("shard task overhead, --cluster:", figures["task_overhead_cluster"], flush=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if not a.skip_bound:
+        work = Path(tempfile.mkdtemp(prefix="etcdsec-scale-bound-"))
+        figures["connect_bound"] = connect_bound(work)
         shutil.rmtree(work, ignore_errors=True)
     figures["ipv4_24h"] = ipv4_sizing(scheduler_tasks_per_s=sched, pg_rows_per_s=pg_best)
     figures["load_at_end"] = os.getloadavg()
