@@ -162,7 +162,8 @@ def _resumed_scan(args: argparse.Namespace, store: ScanStore) -> tuple[ScanInfo,
         unfinished = [k for k in range(scan.shard_count) if k not in states or states[k]["finished"] is None]
         if len(unfinished) != 1:
             left = ", ".join(str(Shard(k, scan.shard_count)) for k in unfinished) or "none"
-            raise UserError(f"scan {scan.id} has {scan.shard_count} shards; say which with --shard (left: {left})")
+            raise UserError(f"scan {scan.id} has {scan.shard_count} shards; say which with --shard (left: {left}), "
+                            "or finish them all with --workers N or --cluster")
         shard = Shard(unfinished[0], scan.shard_count)
     return scan, shard
 
