@@ -160,7 +160,7 @@ def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo],
         _note(args, f"scan {scan.id}: {len(todo)} of {scan.shard_count} shard tasks on {where} ({slots} threads)")
         display = display_class(Totals(steps)) if not args.quiet and sys.stderr.isatty() else None
         watch = Watch(client, store, scan, steps, on_tick=display.update if display else None,
-                      on_result=_print_line if args.format == "jsonl" else None)
+                      on_result=_print_line if args.format == "jsonl" else None, event=event)
         interrupted = False
         try:
             with _sigterm_as_interrupt():

@@ -121,6 +121,7 @@ class Watch:
     steps: int
     on_tick: Callable[[Totals], None] | None = None
     on_result: Callable[[str], None] | None = None  # the stored result JSON of each new endpoint
+    event: Any = None  # the scan's stop event: set when one task fails, so the others stop too
 
     def __post_init__(self) -> None:
         self.feed = ResultFeed()
@@ -154,6 +155,8 @@ class Watch:
     def _outcome(self, shard_index: int, future: Any, others: dict[int, Any]) -> ShardOutcome:
         if future.status == "finished":
             return future.result()
+        if self.event is not None:  # running tasks outlive a cancel: tell them to stop
+            self.event.set()
         for f in others.values():
             f.cancel()
         exc = future.exception() if future.status == "error" else None
@@ -161,13 +164,14 @@ class Watch:
         if isinstance(exc, UserError):
             raise exc
         if type(exc).__name__ == "KilledWorker":
-            raise ClusterError(f"shard {shard} of scan {self.scan.id} killed every worker that ran it; "
-                               "look at the workers' logs, then --resume") from None
+            raise ClusterError(f"shard {shard} of scan {self.scan.id} was running on workers that died, "
+                               "too often for Dask to try again; look at the workers' logs, then --resume") from None
         if exc is None:
             raise ClusterError(f"shard {shard} of scan {self.scan.id} was cancelled on the cluster; "
                                "--resume finishes it")
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
         raise ClusterError(f"shard {shard} of scan {self.scan.id} failed on a worker: "
-                           f"{type(exc).__name__}: {str(exc).strip()[:300]}") from None
+                           f"{type(exc).__name__}: {first_line}") from None
 
     def poll(self) -> Totals:
         states = self.store.shard_states(self.scan.id)
