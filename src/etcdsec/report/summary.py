@@ -12,9 +12,9 @@ import re
 from collections import Counter
 from typing import Any
 
+from etcdsec.asn import AsnLookup
 from etcdsec.errors import UserError
 from etcdsec.model import Severity
-from etcdsec.asn import AsnLookup
 from etcdsec.store.scans import ScanStore
 
 # Member names that say "this etcd backs a Kubernetes control plane".
