@@ -143,10 +143,11 @@ def test_local_ctrl_c_stops_resumably_and_resume_finishes(bed, baseline, tmp_pat
 def test_cluster_worker_killed_mid_scan(bed, baseline, cluster, pg_url):
     pids = cluster.worker_pids()
     proc = subprocess.Popen([ETCDSEC, "scan", bed, "-p", PORTS, "--db", pg_url, "--seed", "11", "--timeout", "3",
-                             "--cluster", cluster.address, "--rate", "60", "--name", "killed-worker", "-q"],
+                             "--cluster", cluster.address, "--rate", "60", "--name", "killed-worker", "-q",
+                             "--tasks", "2"],  # one long task per worker: the killed one is mid-shard
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_progress(pg_url, proc, at_least=60)
-    os.kill(next(iter(pids.values())), signal.SIGKILL)  # both workers are busy: one task dies with it
+    os.kill(next(iter(pids.values())), signal.SIGKILL)  # its task dies with it
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err + cluster.logs()
     stored, swept, statuses = store_state(pg_url)
