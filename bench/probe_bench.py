@@ -22,13 +22,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
+
 from loopback_guard import GUARD
 
 from etcdsec.probe.api import probe_many
 from etcdsec.probe.options import ProbeOptions
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
-from etcdsec.testbed.fakes import FakeServers
+from tests.support.fakes import FakeServers
 
 
 @dataclass

@@ -32,8 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-DASK = str(Path(PY).parent / "dask")
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # the repo root: tests.support
 
 
 def loopback(host: str) -> str:
@@ -42,57 +41,26 @@ def loopback(host: str) -> str:
     return host
 
 
-# --- a Dask cluster on loopback, as a user starts one ---------------------------------------------
+# --- a Dask cluster and PostgreSQL on loopback: the test kit's, as the tests start them -----------
 @contextlib.contextmanager
 def dask_cluster(workers: int = 2) -> Iterator[str]:
-    """`dask scheduler` and `workers` x `dask worker --nthreads 1` on a free 127.x address."""
-    from etcdsec.testbed.addresses import free_loopback_ip
+    """`dask scheduler` and `workers` x `dask worker --nthreads 1` on a free 127.x address; the workers
+    import etcdsec before the first task (--preload), so no timed task pays for that."""
+    from tests.support.dask_cluster import DaskCluster
 
-    ip = loopback(free_loopback_ip((8786,)))
-    address = f"tcp://{ip}:8786"
-    logs = Path(tempfile.mkdtemp(prefix="etcdsec-dask-bench-"))
-    procs = [subprocess.Popen([DASK, "scheduler", "--host", ip, "--port", "8786", "--no-dashboard"],
-                              stdout=open(logs / "scheduler.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                              start_new_session=True)]
-    for k in range(workers):
-        procs.append(subprocess.Popen([DASK, "worker", address, "--nthreads", "1", "--host", ip, "--no-dashboard",
-                                       "--preload", "etcdsec.scan.shard_task"],
-                                      stdout=open(logs / f"worker{k}.log", "wb"),  # noqa: SIM115
-                                      stderr=subprocess.STDOUT, start_new_session=True))
-    try:
-        from distributed import Client
-
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with Client(address, timeout="10s") as c:
-                    c.wait_for_workers(workers, timeout=60)
-                break
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        yield address
-    finally:
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, 15)
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, 9)
-        shutil.rmtree(logs, ignore_errors=True)
+    cluster = DaskCluster(workers, preload="etcdsec.scan.shard_task")
+    loopback(cluster.ip)
+    with cluster:
+        yield cluster.address
 
 
 @contextlib.contextmanager
 def postgres() -> Iterator[str]:
-    from etcdsec.testbed.postgres import PostgresServer, wait_ready
+    from tests.support.postgres import PostgresServer
 
     with PostgresServer() as pg:
         loopback(pg.ip)
-        wait_ready(pg.url)
-        yield pg.url
+        yield pg.url()
 
 
 # --- 1. PostgreSQL rows/s with concurrent writers -----------------------------------------------
@@ -254,11 +222,13 @@ def connect_bound(work: Path, concurrency: int = 128, timeout: float = 1.0, addr
 # --- 4. IPv4 in 24 hours --------------------------------------------------------------------------
 def ipv4_sizing(ports: int = 2, concurrency: int = 10_000, timeout_s: float = 2.0, open_fraction: float = 1e-4,
                 scheduler_tasks_per_s: float | None = None, pg_rows_per_s: float | None = None) -> dict:
-    from etcdsec.scan.exclusions import build_exclusions
+    from etcdsec.scan.exclusions import build_exclusions, wide_exclusions
     from etcdsec.scan.shards import MAX_PAIRS_PER_TASK, plan_tasks
     from etcdsec.scan.targets import build_target_set
 
-    targets = build_target_set(["0.0.0.0/0"], tuple(range(2379, 2379 + ports)), build_exclusions())[0]
+    # What `etcdsec scan 0.0.0.0/0 --confirm-wide` scans: the default and the IANA special-purpose exclusions.
+    targets = build_target_set(["0.0.0.0/0"], tuple(range(2379, 2379 + ports)), build_exclusions(),
+                               wide_exclusions=wide_exclusions())[0]
     pairs = targets.size
     needed = pairs / 86_400
     # A connect scan on the Internet: most addresses never answer, so each attempt holds its slot for

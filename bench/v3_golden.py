@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
+
 import h2.config
 import h2.connection
 import h2.events
@@ -34,9 +36,10 @@ from etcdsec.honeypot.context import (
     load_persona,
 )
 from etcdsec.honeypot.dataset import kubernetes_bait
-from etcdsec.honeypot.v3 import fidelity, gateway
+from etcdsec.honeypot.v3 import gateway
 from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
 from etcdsec.honeypot.v3.state import V3State
+from tests.support import fidelity_grpc
 
 START = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 WALL = START.timestamp() + 3600.0
@@ -93,7 +96,7 @@ def gateway_lines(persona: str, dataset: list[tuple[bytes, bytes]], rng: random.
     state = state_of(ctx)
     sessions = [Session("s1", "127.0.0.1", 1, "127.0.0.2", 2379), Session("s2", "127.0.0.3", 1, "127.0.0.2", 2379,
                                                                           tls=True)]
-    corpus = yaml.safe_load(Path(fidelity.__file__).with_name("corpus_v3.yaml").read_text())
+    corpus = yaml.safe_load((fidelity_grpc.CORPUS / "v3.yaml").read_text())
     requests = [(c["method"], c["path"], c.get("body", "").encode(), c.get("headers", {}))
                 for c in corpus if "grpc" not in c]
     for body in random_bodies(rng, 1500):
@@ -125,7 +128,7 @@ def grpc_lines(persona: str, dataset: list[tuple[bytes, bytes]], rng: random.Ran
     server.receive(client.data_to_send())
     lines: list[dict[str, Any]] = [{"persona": persona, "preface": server.data_to_send().hex()}]
     client.receive_data(bytes.fromhex(lines[0]["preface"]))
-    calls = [(c.grpc, c.payload(), c.headers) for c in fidelity.load_cases()
+    calls = [(c.grpc, c.payload(), c.headers) for c in fidelity_grpc.load_cases()
              if not c.versions or persona[:3] in c.versions]
     paths = sorted({c[0] for c in calls})
     for _ in range(600):

@@ -7,4 +7,5 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[demo]'
-exec .venv/bin/etcdsec demo "$@"
+# ends by writing the HTML report of what it found (etcdsec report --format html) and saying where
+exec .venv/bin/etcdsec demo --html "${DEMO_REPORT:-etcdsec-demo-report.html}" "$@"

@@ -12,6 +12,9 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)  # the honeypot tests drive it as a real client
 command -v nmap >/dev/null || missing+=(nmap)
+command -v unshare >/dev/null || missing+=(util-linux)  # wide-scan tests run in an empty network namespace
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)  # monitor's Alertmanager tests
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # the HTML report's browser tests (Playwright drives it)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

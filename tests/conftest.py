@@ -1,4 +1,6 @@
-"""Shared fixtures: real etcd servers on loopback, started once per configuration and version."""
+"""Shared fixtures: real etcd servers on loopback, started once per configuration and version, hostile
+fakes, and a real PostgreSQL (`pg_server`, `pg_url`). Test kit lives in tests/support/ (`tests.support.*`:
+pytest puts the repo root on sys.path, see `pythonpath` in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
-from etcdsec.testbed.fakes import FakeServers
+from tests.support.fakes import FakeServers
+from tests.support.postgres import pg_server, pg_url  # noqa: F401  (fixtures, by name)
 
 VERSIONS = ("3.4", "3.5")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from etcdsec.version import __version__
 
 __all__ = ["ProbeOptions", "ProbeResult", "Severity", "__version__", "probe", "probe_iter", "probe_many",
            "probe_sync"]

@@ -11,8 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from etcdsec import __version__
 from etcdsec.errors import UserError
+from etcdsec.version import __version__
 
 # Sub-command name -> module. Order is the order shown in --help.
 COMMANDS: dict[str, str] = {
@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "report": "etcdsec.commands.report",
     "honeypot": "etcdsec.commands.honeypot",
     "audit": "etcdsec.commands.audit",
+    "monitor": "etcdsec.commands.monitor",
     "demo": "etcdsec.commands.demo",
 }
 

@@ -129,6 +129,8 @@ class ProbeResult:
     findings: list[Finding] = field(default_factory=list)
     # Set when the probe ran with the owner's credentials (--user/--cert): `access` is then theirs.
     credentials: str | None = None
+    # True when etcd refused those credentials: `access` is then what anonymous access gives.
+    credentials_rejected: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

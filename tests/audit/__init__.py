@@ -1,0 +1,1 @@
+"""Tests of `etcdsec audit`: parsers, fixture host trees, hostile files, single files and live processes."""

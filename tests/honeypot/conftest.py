@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
 
 
 def raw_exchange(ip: str, port: int, data: bytes, timeout: float = 2.0) -> bytes:

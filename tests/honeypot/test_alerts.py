@@ -11,9 +11,9 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
-from etcdsec.honeypot.alerts import AlertOutput
-from etcdsec.honeypot.harness import BackgroundSensor
+from etcdsec.events.alerts import AlertOutput
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -74,9 +74,9 @@ def test_rate_limit_window_slides_and_sources_are_separate() -> None:
     out = AlertOutput(["honeytoken.used"], per_source_per_minute=1, clock=lambda: now[0])
     try:
         event = {"eventid": "etcdsec.honeytoken.used", "src_ip": "198.51.100.7"}
-        assert out._allowed("a", now[0]) and not out._allowed("a", now[0]) and out._allowed("b", now[0])
+        assert out.limiter.allow("a", now[0]) and not out.limiter.allow("a", now[0]) and out.limiter.allow("b", now[0])
         now[0] = 61.0
-        assert out._allowed("a", now[0])
+        assert out.limiter.allow("a", now[0])
         out({"eventid": "etcdsec.http.request", "src_ip": "x"})  # not an alert event: ignored
         assert out.suppressed == 0
         del event

@@ -67,6 +67,8 @@ def test_identity_survives_a_restart(tmp_path) -> None:
     (["--metrics-listen", "0.0.0.0:9108"], "loopback"),
     (["--rate", "-1"], "not negative"),
     (["--watch-timeout", "-2"], "not negative"),
+    (["--alert-on", "honeytoken.usd", "--alert-webhook", "http://127.0.0.1:9/"], "unknown event id"),
+    (["--alert-on", "monitor.exposure.changed", "--alert-syslog", "127.0.0.1:9"], "unknown event id"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message) -> None:
     out = subprocess.run([sys.executable, "-m", "etcdsec", "honeypot", "--state", str(tmp_path / "s.json"), *args],

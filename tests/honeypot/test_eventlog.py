@@ -9,7 +9,7 @@ import sys
 import textwrap
 import time
 
-from etcdsec.honeypot.eventlog import JsonlWriter
+from etcdsec.events.jsonl import JsonlWriter
 
 
 def all_lines(path) -> list[str]:
@@ -63,7 +63,7 @@ def test_batched_writer_loses_at_most_the_flush_interval_on_kill_9(tmp_path) -> 
     path, marks = tmp_path / "events.jsonl", tmp_path / "marks"
     code = textwrap.dedent(f"""
         import time
-        from etcdsec.honeypot.eventlog import JsonlWriter
+        from etcdsec.events.jsonl import JsonlWriter
         w = JsonlWriter({str(path)!r}, flush_interval=0.2)
         m = open({str(marks)!r}, "w", buffering=1)
         for i in range(200000):

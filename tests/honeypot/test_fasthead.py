@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from etcdsec.honeypot import fasthead
 from etcdsec.honeypot.context import Limits
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
 
 from .conftest import raw_exchange
 

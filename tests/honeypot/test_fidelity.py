@@ -1,10 +1,10 @@
-"""Differential fidelity against real etcd 3.4.23 and 3.5.1 (the corpus in honeypot/corpus/)."""
+"""Differential fidelity against real etcd 3.4.23 and 3.5.1 (the corpora in tests/support/corpus/)."""
 
 from __future__ import annotations
 
 import pytest
 
-from etcdsec.honeypot import fidelity
+from tests.support import fidelity
 
 
 def test_corpus_is_large_and_covers_the_issue_categories() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import random
 import socket
 
 import pytest
@@ -10,9 +13,11 @@ from hypothesis import strategies as st
 
 from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import Limits, Session
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.request import Request
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
+
+from . import fuzzgen
 
 METHODS = st.sampled_from(["GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS", "PATCH", "PRI", "get", "", "G\x00T"])
 PATHS = st.one_of(
@@ -85,6 +90,25 @@ def test_sensor_survives_any_first_bytes(fuzz_target, data: bytes) -> None:
 def test_no_sensor_errors_after_fuzzing(fuzz_target) -> None:
     assert _alive(fuzz_target)
     assert fuzz_target.memory.of("sensor.error") == []
+
+
+def test_seeded_fuzz_of_the_whole_sensor() -> None:
+    """Thousands of hostile connections (tests/honeypot/fuzzgen.py), many at once: no sensor.error,
+    no HTTP 500, no connection held past its timeouts. ETCDSEC_FUZZ_SEED replays a run; the larger
+    run is bench/honeypot_fuzz.py."""
+    seed = int(os.environ.get("ETCDSEC_FUZZ_SEED") or random.randrange(1 << 32))
+    count = int(os.environ.get("ETCDSEC_FUZZ_INPUTS", "2000"))
+    print(f"fuzz seed {seed} (replay: ETCDSEC_FUZZ_SEED={seed})")
+    limits = Limits(idle_timeout_s=1.0, header_timeout_s=0.5, wait_timeout_s=0.5, rate_per_source=0)
+    config = SensorConfig(persona="3.5.1", state_file=None, limits=limits, enable_v2=True, proxy_protocol=True,
+                          trusted_proxies=["127.93.0.0/16"])
+    with BackgroundSensor(config) as hp:
+        stats = asyncio.run(fuzzgen.run_fuzz(hp.ip, hp.port, seed, count, concurrency=64,
+                                             hang_after=2 * (1.0 + 0.5 + 0.5) + 2))
+        assert _alive(hp)
+        errors = [e.get("error") for e in hp.memory.of("sensor.error")]
+    assert stats.inputs >= count * 0.99, stats.line()
+    assert (errors, stats.server_errors, stats.hangs) == ([], 0, 0), (stats.line(), errors[:5], stats.hung_kinds)
 
 
 @settings(max_examples=500, deadline=None)

@@ -10,9 +10,9 @@ import pytest
 
 from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import Limits
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from tests.honeypot.conftest import raw_exchange
+from tests.support.harness import BackgroundSensor
 
 GET = b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from etcdsec.honeypot.context import Limits
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
 
 from .conftest import b64, json_post, raw_exchange, read_until
 

@@ -121,8 +121,8 @@ def test_every_request_is_one_event_with_cowrie_fields(hp35) -> None:
 
 
 def test_old_personas_have_their_own_surface(tmp_path) -> None:
-    from etcdsec.honeypot.harness import BackgroundSensor
     from etcdsec.honeypot.sensor import SensorConfig
+    from tests.support.harness import BackgroundSensor
 
     with BackgroundSensor(SensorConfig(persona="2.3.8", state_file=None)) as hp:
         assert curl(f"{hp.url}/version").endswith('{"etcdserver":"2.3.8","etcdcluster":"2.3.0"}')

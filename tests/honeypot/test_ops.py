@@ -8,10 +8,10 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.pki import TestCA
+from tests.support.harness import BackgroundSensor
 
 
 def test_metrics_port_counts_what_happened() -> None:

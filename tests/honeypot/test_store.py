@@ -6,22 +6,14 @@ import base64
 import json
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.report.honeypot import honeypot_summary
 from etcdsec.store.engine import open_engine
-from etcdsec.testbed.postgres import PostgresServer
 from tests.honeypot.conftest import raw_exchange
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with PostgresServer() as pg:
-        yield pg.url
+from tests.support.harness import BackgroundSensor
 
 
 def drive(hp: BackgroundSensor) -> None:
@@ -40,7 +32,7 @@ def drive(hp: BackgroundSensor) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_summary_from_a_real_session(tmp_path, request, backend) -> None:
-    db = str(tmp_path / "hp.db") if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    db = str(tmp_path / "hp.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
     with BackgroundSensor(SensorConfig(persona="3.3.27", db=db, state_file=None)) as hp:
         drive(hp)
     # the sensor's stop() flushed the writer thread: everything is in the database now
@@ -59,7 +51,7 @@ def test_summary_from_a_real_session(tmp_path, request, backend) -> None:
 def test_no_table_or_no_events_gives_none(tmp_path) -> None:
     engine = open_engine(str(tmp_path / "empty.db"))
     assert honeypot_summary(engine) is None
-    from etcdsec.honeypot.store import create_tables
+    from etcdsec.events.store import create_tables
 
     create_tables(engine)
     assert honeypot_summary(engine) is None

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import subprocess
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from etcdsec.testbed.pki import TestCA
+from tests.support.harness import BackgroundSensor
 
 
 def curl_h2(url: str, *extra: str) -> tuple[str, list[str], bytes]:

@@ -118,8 +118,8 @@ def _from(source: str, ip: str, request: bytes) -> bytes:
 
 
 def test_namespace_writes_keep_sources_apart() -> None:
-    from etcdsec.honeypot.harness import BackgroundSensor
     from etcdsec.honeypot.sensor import SensorConfig
+    from tests.support.harness import BackgroundSensor
 
     put = (b"PUT /v2/keys/mine HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
            b"Content-Length: 7\r\nConnection: close\r\n\r\nvalue=1")

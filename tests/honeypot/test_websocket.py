@@ -12,10 +12,10 @@ import pytest
 
 from etcdsec.honeypot import websocket
 from etcdsec.honeypot.context import Identity
-from etcdsec.honeypot.fidelity import normalise_json
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.fidelity import normalise_json
+from tests.support.harness import BackgroundSensor
 
 from .conftest import raw_exchange
 

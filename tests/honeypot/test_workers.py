@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from etcdsec.honeypot.eventlog import JsonlWriter
+from etcdsec.events.jsonl import JsonlWriter
 from etcdsec.honeypot.reuseport import listen_group, worker_for
 from etcdsec.testbed.addresses import free_loopback_ip
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.probe.api import probe_sync
 from etcdsec.testbed.etcd import EtcdConfig
+from tests.support.harness import BackgroundSensor
 
 
 @pytest.mark.parametrize(("persona", "v2", "prefix"), [

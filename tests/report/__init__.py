@@ -1,0 +1,1 @@
+"""Tests of `etcdsec report`: scans and honeypot events read back from SQLite and PostgreSQL."""

@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
+from tests.support.harness import BackgroundSensor
 
 
 def report(*args: str) -> subprocess.CompletedProcess[str]:

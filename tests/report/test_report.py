@@ -12,7 +12,7 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from etcdsec.testbed.etcd import EtcdConfig
-from etcdsec.testbed.fakes import FakeServers
+from tests.support.fakes import FakeServers
 
 
 def etcdsec(*args, check=True):

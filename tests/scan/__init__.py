@@ -1,0 +1,1 @@
+"""Tests of `etcdsec scan`: targets, permutation, imports, the resumable sweep and its CLI."""

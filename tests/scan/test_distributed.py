@@ -22,9 +22,8 @@ from etcdsec.store.scans import ScanStore
 from etcdsec.store.schema import endpoints, progress, scans
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig
-from etcdsec.testbed.fakes import FakeServers
-
-from .dask_cluster import DaskCluster, environment_without_etcdsec
+from tests.support.dask_cluster import DaskCluster, environment_without_etcdsec
+from tests.support.fakes import FakeServers
 
 ETCDSEC = str(Path(sys.executable).parent / "etcdsec")  # the console script, as a user runs it
 PORTS = "2379,2380"
@@ -217,8 +216,19 @@ def test_unreachable_scheduler_is_one_line(pg_url):
     assert no_scan_written(pg_url)
 
 
+def test_scheduler_that_never_answers_is_one_line_within_the_connect_timeout(pg_url):
+    """A port that accepts and then says nothing (a firewall's tarpit, a wrong service): the Dask
+    handshake never comes, and the command gives up after its connect timeout (10 s), not never."""
+    silent_ip = free_loopback_ip((8786,))
+    with FakeServers() as fakes:
+        fakes.start("silent", silent_ip, 8786)
+        proc = etcdsec("scan", "127.0.0.1", "--cluster", f"tcp://{silent_ip}:8786", "--db", pg_url, timeout=120)
+    one_error_line(proc, f"cannot reach the Dask scheduler at tcp://{silent_ip}:8786", 3)
+    assert no_scan_written(pg_url)
+
+
 def test_wrong_database_url_is_one_line(cluster, pg_server):
-    url = f"postgresql://etcdsec@{pg_server.ip}:{pg_server.port}/no_such_database"
+    url = pg_server.url("no_such_database")
     proc = etcdsec("scan", "127.0.0.1", "--cluster", cluster.address, "--db", url)
     one_error_line(proc, "database error", 3)
     assert "no_such_database" in proc.stderr

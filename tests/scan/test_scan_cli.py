@@ -15,7 +15,7 @@ from etcdsec.store.engine import open_engine
 from etcdsec.store.scans import ScanStore
 from etcdsec.store.schema import endpoints, progress
 from etcdsec.testbed.etcd import EtcdConfig
-from etcdsec.testbed.fakes import FakeServers
+from tests.support.fakes import FakeServers
 
 from .helpers import CountingListeners
 

@@ -9,16 +9,16 @@ import pytest
 from sqlalchemy import func, select
 
 from etcdsec.errors import StoreError
-from etcdsec.model import ProbeResult
 from etcdsec.scan.exclusions import build_exclusions
 from etcdsec.scan.permutation import Shard
 from etcdsec.scan.targets import build_target_set
 from etcdsec.store.engine import open_engine
-from etcdsec.store.scans import EndpointRow, ScanStore
+from etcdsec.store.scans import ScanStore
 from etcdsec.store.schema import endpoints, progress, scans
 from etcdsec.store.shared import open_shared_engine, shard_lease
+from tests.support.shared_writer_child import BATCHES, ROWS, row, write_shard
 
-WRITERS, BATCHES, ROWS = 4, 12, 50
+WRITERS = 4
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -31,11 +31,6 @@ def db(request, tmp_path):
 def new_scan(store, shard_count):
     targets = build_target_set(["10.0.0.0/16"], (2379,), build_exclusions())[0]
     return store.create_or_join(name=None, args={}, targets=targets, seed=1, shard_count=shard_count, options={})
-
-
-def row(shard, n):
-    ip = f"10.{shard}.{n // 250}.{n % 250 + 1}"
-    return EndpointRow(ProbeResult(target=f"{ip}:2379", ip=ip, port=2379, reachable=True, severity="none"))
 
 
 def test_a_newer_run_fences_out_the_older_one(db):
@@ -85,24 +80,6 @@ def test_shard_lease_makes_a_second_run_wait(pg_url):
         pass
 
 
-def _writer(db, scan_id, shard_count, shard_index, barrier):
-    store = ScanStore(open_shared_engine(db, busy_timeout=60))
-    scan = store.get_scan(scan_id)
-    prog = store.open_shard(scan, Shard(shard_index, shard_count), steps=BATCHES * ROWS)
-    barrier.wait(60)
-    for b in range(BATCHES):
-        rows = []
-        for n in range(ROWS):
-            step = b * ROWS + n
-            prog.cursor.launch(step)
-            prog.cursor.finish(step)
-            prog.swept += 1
-            prog.open += 1
-            rows.append(row(shard_index, step))
-        store.write_batch(prog, rows)
-    store.finish_shard(prog)
-
-
 def test_several_writer_processes_all_land(db):
     """Four processes write their shards at the same moment; every row and every cursor lands, and the
     last one to finish closes the scan (SQLite: one writer at a time, each waits its turn)."""
@@ -111,7 +88,7 @@ def test_several_writer_processes_all_land(db):
     scan = new_scan(store, WRITERS)
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(WRITERS)
-    procs = [ctx.Process(target=_writer, args=(db, scan.id, WRITERS, k, barrier)) for k in range(WRITERS)]
+    procs = [ctx.Process(target=write_shard, args=(db, scan.id, WRITERS, k, barrier)) for k in range(WRITERS)]
     for p in procs:
         p.start()
     for p in procs:

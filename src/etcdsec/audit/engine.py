@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from etcdsec.audit.collector import Collector
 from etcdsec.audit.model import AuditFinding, Source
 from etcdsec.audit.procfs import add_process, live_processes
 from etcdsec.audit.rules import AuditContext, run_rules
-from etcdsec.audit.sources import Collector
+from etcdsec.audit.shown import clip
+from etcdsec.audit.sources import add_path, add_tree
 from etcdsec.model import Severity
 
 
@@ -34,14 +36,22 @@ def _instances(collector: Collector) -> list[dict[str, Any]]:
         out.append({"kind": "etcd", "label": inst.label, "origin": str(inst.origin), "pid": inst.live_pid,
                     "config_file": str(inst.config_file) if inst.config_file else None,
                     "incomplete": inst.incomplete,
-                    "settings": {k: {"value": s.value, "from": str(s.origin), "via": s.via}
-                                 for k, s in sorted(inst.settings.items())}})
+                    "settings": _settings(inst.settings)})
     for api in collector.apiservers:
         out.append({"kind": "kube-apiserver", "label": api.label, "origin": str(api.origin),
                     "pid": api.live_pid,
-                    "settings": {k: {"value": s.value, "from": str(s.origin), "via": s.via}
-                                 for k, s in sorted(api.flags.items())}})
+                    "settings": _settings(api.flags)})
     return out
+
+
+def _settings(settings: dict[str, Any]) -> dict[str, Any]:
+    return {clip(k): {"value": clip(s.value), "from": clip(str(s.origin)), "via": s.via}
+            for k, s in sorted(settings.items())}
+
+
+def _clipped(finding: AuditFinding) -> AuditFinding:
+    return AuditFinding(finding.id, finding.severity, clip(finding.title), [clip(e) for e in finding.evidence],
+                        finding.remediation, finding.cis, clip(finding.subject))
 
 
 def audit(paths: list[Path], root: Path | None = None, pids: set[int] | None = None,
@@ -52,16 +62,18 @@ def audit(paths: list[Path], root: Path | None = None, pids: set[int] | None = N
     """
     collector = Collector()
     for path in paths:
-        collector.add_path(path, root)
+        add_path(collector, path, root)
     if root is not None and not paths:
-        collector.add_tree(root)
+        add_tree(collector, root)
     live_host = live or (root is not None and root.resolve() == Path("/"))
     if live:
         for pid, program in live_processes(pids):
             add_process(collector, pid, program)
     ctx = AuditContext(collector, live_host=live_host, probes=probes or [])
     hits = run_rules(ctx)
-    findings = [AuditFinding(rule.id, hit.severity, hit.title, hit.evidence, rule.remediation, list(rule.cis),
-                             subject) for rule, hit, subject in hits]
+    findings = [_clipped(AuditFinding(rule.id, hit.severity, hit.title, hit.evidence, rule.remediation,
+                                      list(rule.cis), subject)) for rule, hit, subject in hits]
     findings.sort(key=lambda f: (-Severity.parse(f.severity), f.subject, f.id))
+    for source in collector.sources:
+        source.path, source.detail = clip(source.path), clip(source.detail)
     return AuditReport(findings, collector.sources, _instances(collector))

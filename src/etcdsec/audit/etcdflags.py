@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etcdsec.audit.model import Ignored, Origin, Setting
+from etcdsec.audit.urls import parse_urls
 from etcdsec.audit.yamllines import LineDict, line_of
+
+# Settings etcd parses as comma-separated URL lists.
+URL_SETTINGS = ("listen-client-urls", "listen-client-http-urls", "listen-peer-urls", "advertise-client-urls",
+                "initial-advertise-peer-urls", "listen-metrics-urls")
 
 # Flags that are Go booleans in etcd 3.4/3.5: bare means true and they never consume the next word.
 BOOL_FLAGS = frozenset({
@@ -218,7 +223,8 @@ def resolve(flags: list[Setting], env: list[Setting],
         why = f"ignored because {config_setting.describe()} is set ({config_setting.origin})"
         ignored += [Ignored(s, why + ": etcd then reads only that file")
                     for s in [*flags, *env] if s.name != "config-file"]
-        return Resolution({s.name: s for s in file_settings}, config_setting, ignored, [])
+        from_file = {s.name: s for s in file_settings}
+        return Resolution(from_file, config_setting, ignored, url_errors(from_file))
     effective: dict[str, Setting] = {}
     errors: list[str] = []
     ignored_env: list[Ignored] = []
@@ -232,4 +238,11 @@ def resolve(flags: list[Setting], env: list[Setting],
             effective[setting.name] = setting
     for setting in flags:  # the last occurrence of a repeated flag wins, as in Go
         effective[setting.name] = setting
-    return Resolution(effective, None, ignored_env, errors)
+    return Resolution(effective, None, ignored_env, errors + url_errors(effective))
+
+
+def url_errors(settings: dict[str, Setting]) -> list[str]:
+    """URL settings etcd cannot parse: it exits at start (`types.NewURLs`)."""
+    return [f"{name} ({settings[name].origin}): {url.text} is not a valid URL ({url.problem}): etcd exits at start"
+            for name in URL_SETTINGS if name in settings
+            for url in parse_urls(settings[name].value) if url.problem]

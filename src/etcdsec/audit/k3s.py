@@ -11,17 +11,14 @@ on. `kube-apiserver-arg` entries (`key=value`) override these. Settings come fro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
 from etcdsec.audit import systemd
+from etcdsec.audit.collector import Collector
 from etcdsec.audit.etcdflags import is_true
 from etcdsec.audit.model import ApiServerInstance, Origin, Setting
-from etcdsec.audit.yamllines import line_of, load_all
-
-if TYPE_CHECKING:
-    from etcdsec.audit.sources import Collector
+from etcdsec.audit.yamllines import line_of, load_all, yaml_problem
 
 DATA_DIR = "/var/lib/rancher/k3s/server"
 EMBEDDED_ETCD_CONFIG = "var/lib/rancher/k3s/server/db/etcd/config"
@@ -40,8 +37,8 @@ def _options(collector: Collector, root: Path) -> dict[str, list[tuple[str, Orig
         text = collector.read_text(path, "k3s config file")
         try:
             docs = load_all(text or "")
-        except yaml.YAMLError:
-            collector.unparsable(path, "not valid YAML")
+        except yaml.YAMLError as exc:
+            collector.unparsable(path, yaml_problem(exc))
             continue
         doc = docs[0] if docs and isinstance(docs[0], dict) else {}
         shown = collector.show(path)

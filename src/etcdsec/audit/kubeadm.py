@@ -8,15 +8,12 @@ configuration be audited before `kubeadm init` renders it: files it names may no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
+from etcdsec.audit.collector import Collector
 from etcdsec.audit.model import Origin
 from etcdsec.audit.yamllines import line_of
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from etcdsec.audit.sources import Collector
 
 NODE_IP_PLACEHOLDER = "NODE_IP"  # the advertise address, when the file does not give one
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from etcdsec.audit.collector import Collector
 from etcdsec.audit.model import Origin, Source
-from etcdsec.audit.sources import Collector
 
 
 def live_processes(pids: set[int] | None = None, proc: Path = Path("/proc")) -> list[tuple[int, str]]:

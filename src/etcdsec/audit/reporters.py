@@ -11,14 +11,20 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 
-from etcdsec import __version__
 from etcdsec.audit.engine import AuditReport
 from etcdsec.audit.rules import RULES
+from etcdsec.output import SHOWN_CHARS, visible
+from etcdsec.version import __version__
 
 _COLOURS = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 _SARIF_SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "0.0"}
 _LOCATION = re.compile(r"^(?P<path>[^\s:()][^:()]*?)(?::(?P<line>\d+))?(?:\s|:|$)")
+
+
+def _shown(text: str) -> str:
+    """Text from an audited file, for rich markup: controls visible, long values cut (etcdsec.output)."""
+    return escape(visible(text, SHOWN_CHARS))
 
 
 def render_text(report: AuditReport, out: IO[str], colour: bool) -> None:
@@ -28,14 +34,14 @@ def render_text(report: AuditReport, out: IO[str], colour: bool) -> None:
     for finding in report.findings:
         groups[finding.subject].append(finding)
     for subject, findings in groups.items():
-        console.print(f"[bold]{escape(subject)}[/bold]")
+        console.print(f"[bold]{_shown(subject)}[/bold]")
         for f in findings:
             style = _COLOURS.get(f.severity, "")
             cis = f" (CIS {', '.join(f.cis)})" if f.cis else ""
-            console.print(f"  [{style}]{f.severity.upper():8}[/{style}] {f.id}{cis}: {escape(f.title)}")
+            console.print(f"  [{style}]{f.severity.upper():8}[/{style}] {f.id}{cis}: {_shown(f.title)}")
             for item in f.evidence:
-                console.print(f"           at {escape(item)}")
-            console.print(f"           fix: {escape(f.remediation)}", style="dim")
+                console.print(f"           at {_shown(item)}")
+            console.print(f"           fix: {_shown(f.remediation)}", style="dim")
         console.print()
     counts: dict[str, int] = defaultdict(int)
     for finding in report.findings:
@@ -62,7 +68,11 @@ def _uri(path: str) -> str:
 def _location(evidence: str) -> dict[str, Any] | None:
     """A SARIF physicalLocation for `file:line` evidence; None for process or default evidence."""
     match = _LOCATION.match(evidence)
-    if not match or not Path(match.group("path")).exists():
+    try:
+        exists = bool(match) and Path(match.group("path")).exists()  # type: ignore[union-attr]
+    except (OSError, ValueError):  # a name too long, a NUL byte: evidence text, not a file
+        exists = False
+    if not match or not exists:
         return None  # a default, an assumption, or a process: no file to point at
     location: dict[str, Any] = {"artifactLocation": {"uri": _uri(match.group("path"))}}
     if match.group("line"):

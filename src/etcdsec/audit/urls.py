@@ -12,7 +12,8 @@ class ListenURL:
     text: str
     scheme: str
     host: str
-    reach: str  # "loopback", "local-socket", "wildcard", "private", "public", "name"
+    reach: str  # "loopback", "local-socket", "wildcard", "private", "public", "name", "invalid"
+    problem: str | None = None  # why etcd would not accept the URL (reach is then "invalid")
 
     @property
     def plain(self) -> bool:
@@ -42,17 +43,37 @@ def _reach(scheme: str, host: str) -> str:
     return "private" if ip.is_private or ip.is_link_local else "public"
 
 
+def _problem(text: str) -> str | None:
+    """Why Go's url.Parse (and so etcd) would refuse `text`, for the faults a hostile file plants."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        return "invalid control character in URL"
+    try:
+        parts = urlsplit(text if "://" in text else "http://" + text)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number in range)
+    except ValueError as exc:
+        return str(exc)
+    if host.startswith("[") or ":" in host:
+        try:
+            ipaddress.IPv6Address(host.strip("[]").split("%", 1)[0])
+        except ValueError:
+            return f"host {host!r} is not an IPv6 address"
+    return None
+
+
 def parse_urls(value: str) -> list[ListenURL]:
+    """Each comma-separated URL, classified; one etcd would refuse has reach "invalid" and a problem."""
     out = []
     for raw in value.split(","):
         text = raw.strip()
         if not text:
             continue
+        problem = _problem(text)
+        if problem is not None:
+            out.append(ListenURL(text.encode("unicode_escape").decode("ascii"), "", "", "invalid", problem))
+            continue
         parts = urlsplit(text if "://" in text else "http://" + text)
         scheme = parts.scheme.lower()
-        try:
-            host = parts.hostname or ""
-        except ValueError:
-            host = ""
+        host = parts.hostname or ""
         out.append(ListenURL(text, scheme, host, _reach(scheme, host)))
     return out

@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                                    "probes it, prints the verdict and stops it.")
     p.add_argument("--etcd-version", choices=("3.5", "3.4"), default="3.5")
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--html", metavar="FILE", help="also scan the demo etcd and write the HTML report (etcdsec "
+                                                  "report --format html) to FILE")
     p.set_defaults(run=run)
 
 
@@ -35,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from etcdsec.probe.api import probe_many
     from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 
+    if args.html:
+        from etcdsec.report.write import check_writable
+
+        check_writable(args.html, None)
     try:
         server = EtcdServer(EtcdConfig(version=args.etcd_version, enable_v2=True, name="kube-master-1"))
     except FileNotFoundError as exc:
@@ -47,4 +53,24 @@ def run(args: argparse.Namespace) -> int:
                   "open by design; probing it:\n")
         results = asyncio.run(probe_many([server.client_addr, f"{server.ip}:{server.config.peer_port}"]))
         render(results, args.format)
+        if args.html:
+            _html_report(server.ip, (server.config.client_port, server.config.peer_port), args.html)
     return 0
+
+
+def _html_report(ip: str, ports: tuple[int, int], path: str) -> None:
+    """What `etcdsec scan` and `etcdsec report --format html` make of the demo server, as the CLI runs them."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="etcdsec-demo-") as tmp:
+        db = str(Path(tmp) / "demo.db")
+        for step in (["scan", ip, "--ports", ",".join(map(str, ports)), "--db", db, "-q", "--name", "demo"],
+                     ["report", "--db", db, "--format", "html", "-o", path]):
+            done = subprocess.run([sys.executable, "-m", "etcdsec", *step], capture_output=True, text=True,
+                                  timeout=300)
+            if done.returncode != 0:
+                raise UserError(f"demo report: etcdsec {step[0]} failed: {done.stderr.strip()}")
+    print(f"\nHTML report of what the demo found: {Path(path).resolve()} (open it in a browser)")

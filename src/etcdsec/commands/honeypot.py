@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from etcdsec.commands.options import add_alert_arguments, alert_settings, parse_hostport
 from etcdsec.errors import UserError
 
 EPILOG = """Event ids start with `etcdsec.` (etcdsec.session.connect, etcdsec.http.request,
@@ -50,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--max-store-bytes", type=int, default=64 << 20, metavar="N",
                    help="bytes of keys and values per store at most (64 MiB)")
     p.add_argument("--idle-timeout", type=float, default=120.0, metavar="S", help="close idle connections (120 s)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="close a connection whose request head takes longer (10 s; slowloris)")
     p.add_argument("--watch-timeout", type=float, default=0.0, metavar="S",
                    help="end v2 waits and v3 watches after S seconds (default 0: held until the client "
                         "leaves, as etcd does)")
@@ -61,31 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--workers", default="1", metavar="N|auto",
                    help="sensor processes sharing the port, each client address always served by the same one "
                         "(default 1; auto: one per CPU; Linux). Workers keep separate keyspaces")
-    p.add_argument("--metrics-listen", metavar="HOST:PORT", help="Prometheus metrics on a loopback port")
-    p.add_argument("--alert-webhook", metavar="URL", help="POST alert events as JSON to this URL")
-    p.add_argument("--alert-syslog", metavar="HOST:PORT", help="send alert events to syslog (UDP)")
-    p.add_argument("--alert-on", default="honeytoken.used", metavar="IDS",
-                   help="comma-separated event ids that raise alerts (default honeytoken.used)")
-    p.add_argument("--alert-rate", type=int, default=10, metavar="N", help="alerts per source per minute (10)")
+    add_alert_arguments(p, default_on="honeytoken.used")
     p.set_defaults(run=run)
-
-
-def parse_hostport(text: str, what: str) -> tuple[str, int]:
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UserError(f"{what}: expected HOST:PORT, got {text!r}")
-    host = host or "0.0.0.0"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host != "localhost":
-            raise UserError(f"{what}: {host!r} is not an IP address") from None
-        host = "127.0.0.1"
-    return host, int(port)
 
 
 def build_config(args: argparse.Namespace):
@@ -106,6 +86,8 @@ def build_config(args: argparse.Namespace):
                  "max_keys", "max_store_bytes"):
         if getattr(args, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
+    if args.header_timeout <= 0:
+        raise UserError("--header-timeout must be positive")
     if args.idle_timeout <= 0 or args.rate < 0 or args.flush_interval < 0 or args.watch_timeout < 0:
         raise UserError("--idle-timeout must be positive; --rate, --flush-interval and --watch-timeout "
                         "not negative")
@@ -118,7 +100,7 @@ def build_config(args: argparse.Namespace):
                     max_request_bytes=args.max_request_bytes, idle_timeout_s=args.idle_timeout,
                     rate_per_source=args.rate, burst_per_source=max(1, int(args.rate * 2)),
                     max_keys=args.max_keys, max_store_bytes=args.max_store_bytes,
-                    wait_timeout_s=args.watch_timeout)
+                    wait_timeout_s=args.watch_timeout, header_timeout_s=args.header_timeout)
     config = SensorConfig(
         listen=parse_hostport(args.listen, "--listen"),
         peer_listen=parse_hostport(args.peer_listen, "--peer-listen") if args.peer_listen else None,
@@ -129,18 +111,9 @@ def build_config(args: argparse.Namespace):
         trusted_proxies=list(args.trusted_proxy), trust_xff=args.trust_xff, events_max_bytes=args.events_max_bytes,
         events_backups=args.events_backups, flush_interval=args.flush_interval, limits=limits,
     )
-    if args.alert_webhook and not args.alert_webhook.startswith(("http://", "https://")):
-        raise UserError("--alert-webhook: expected an http:// or https:// URL")
-    if args.alert_rate <= 0:
-        raise UserError("--alert-rate must be positive")
-    config.alert_webhook = args.alert_webhook
-    config.alert_syslog = parse_hostport(args.alert_syslog, "--alert-syslog") if args.alert_syslog else None
-    config.alert_on = [e.strip() for e in args.alert_on.split(",") if e.strip()]
-    config.alert_rate = args.alert_rate
-    if args.metrics_listen:
-        config.metrics_listen = parse_hostport(args.metrics_listen, "--metrics-listen")
-        if not ipaddress.ip_address(config.metrics_listen[0]).is_loopback:
-            raise UserError("--metrics-listen must be a loopback address (metrics are for the operator only)")
+    alerts = alert_settings(args, emitter="honeypot")
+    config.alert_on, config.alert_webhook, config.alert_syslog = alerts.on, alerts.webhook, alerts.syslog
+    config.alert_rate, config.metrics_listen = alerts.rate, alerts.metrics_listen
     if args.enable_v2:
         config.enable_v2 = args.enable_v2 == "true"
     if args.sensor:

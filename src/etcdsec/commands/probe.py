@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
-from typing import TYPE_CHECKING
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO, TYPE_CHECKING
 
 from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult, Severity
-from etcdsec.output import FORMATS, render
+from etcdsec.output import FORMATS, ResultWriter
 from etcdsec.targets import PEER_PORT, Target, parse_target
 
 if TYPE_CHECKING:
@@ -51,37 +54,79 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=run)
 
 
-def read_target_lines(lines: list[str]) -> list[str]:
-    return [ln.split("#", 1)[0].strip() for ln in lines if ln.split("#", 1)[0].strip()]
+def read_target_lines(lines: Iterable[str]) -> Iterator[str]:
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if text:
+            yield text
 
 
-def collect_targets(args: argparse.Namespace) -> list[Target]:
-    texts: list[str] = []
-    for t in args.targets:
-        if t == "-":
-            texts += read_target_lines(sys.stdin.read().splitlines())
-        else:
-            texts.append(t)
-    for path in args.file:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                texts += read_target_lines(fh.read().splitlines())
-        except OSError as exc:
-            raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    if not texts:
-        raise UserError("no targets given (try: etcdsec probe 127.0.0.1:2379)")
-    targets: list[Target] = []
-    seen: set[tuple[str, int, str | None]] = set()
-    for text in texts:
-        t = parse_target(text)
-        extra = [] if (t.port_given or args.no_peer) else [
-            Target(t.host, PEER_PORT, t.scheme, f"{t.netloc.rsplit(':', 1)[0]}:{PEER_PORT}", False)]
-        for one in [t, *extra]:
-            key = (one.host, one.port, one.scheme)
-            if key not in seen:
+class TargetSource:
+    """The targets of one run, read twice and never all held in memory (a million-line -f stays flat).
+
+    The first pass checks every target (a bad one is a one-line error before anything is probed) and
+    marks a 64-bit hash of each in an 8 MiB bitmap; a hash whose bit is already set is noted as a
+    possible repeat (a true repeat, or a bitmap collision: ~1.5 % of a million). The second pass
+    yields each target once, comparing exact keys only among those possible repeats. stdin is spooled
+    to a temporary file to be read twice.
+    """
+
+    _BITS = 1 << 26
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.words: list[str] = list(args.targets)
+        self.files: list[str] = list(args.file)
+        self.no_peer: bool = args.no_peer
+        self._stdin: IO[str] | None = None
+        if "-" in self.words:
+            self._stdin = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115  read till exit
+            shutil.copyfileobj(sys.stdin, self._stdin)
+        bitmap = bytearray(self._BITS >> 3)
+        self._repeated: set[int] = set()
+        distinct: set[tuple[str, int, str | None]] = set()  # the first two, to know a single target
+        for t in self._expand():
+            key = (t.host, t.port, t.scheme)
+            h = hash(key)
+            index, bit = (h % self._BITS) >> 3, 1 << (h & 7)
+            if bitmap[index] & bit:
+                self._repeated.add(h)
+            bitmap[index] |= bit
+            if len(distinct) < 2:
+                distinct.add(key)
+        if not distinct:
+            raise UserError("no targets given (try: etcdsec probe 127.0.0.1:2379)")
+        self.single = len(distinct) == 1
+
+    def _texts(self) -> Iterator[str]:
+        for word in self.words:
+            if word != "-":
+                yield word
+            elif self._stdin is not None:
+                self._stdin.seek(0)
+                yield from read_target_lines(self._stdin)
+        for path in self.files:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    yield from read_target_lines(fh)
+            except OSError as exc:
+                raise UserError(f"cannot read {path}: {exc.strerror}") from None
+
+    def _expand(self) -> Iterator[Target]:
+        for text in self._texts():
+            t = parse_target(text)
+            yield t
+            if not (t.port_given or self.no_peer):
+                yield Target(t.host, PEER_PORT, t.scheme, f"{t.netloc.rsplit(':', 1)[0]}:{PEER_PORT}", False)
+
+    def __iter__(self) -> Iterator[Target]:
+        seen: set[tuple[str, int, str | None]] = set()  # exact keys, only of possible repeats
+        for t in self._expand():
+            key = (t.host, t.port, t.scheme)
+            if hash(key) in self._repeated:
+                if key in seen:
+                    continue
                 seen.add(key)
-                targets.append(one)
-    return targets
+            yield t
 
 
 def options_from_args(args: argparse.Namespace) -> ProbeOptions:
@@ -104,8 +149,7 @@ def options_from_args(args: argparse.Namespace) -> ProbeOptions:
                         user=args.user, password=password, check_write=args.check_write)
 
 
-def exit_status(results: list[ProbeResult], fail_on: Severity) -> int:
-    worst = max((Severity.parse(r.severity) for r in results), default=Severity.none)
+def exit_status(worst: Severity, fail_on: Severity) -> int:
     return EXIT_BY_SEVERITY[worst] if worst >= fail_on and worst > Severity.info else 0
 
 
@@ -114,44 +158,32 @@ def _shown(t: Target, r: ProbeResult, single: bool) -> bool:
     return t.port_given or t.port != PEER_PORT or r.reachable or single
 
 
-async def _stream_jsonl(targets: list[Target], options: ProbeOptions, concurrency: int) -> list[ProbeResult]:
-    """JSON lines as each endpoint finishes: a slow one never holds back the rest."""
-    from etcdsec.output import write_jsonl
-    from etcdsec.probe.api import probe
+async def _probe_all(source: TargetSource, options: ProbeOptions, concurrency: int, writer: ResultWriter) -> Severity:
+    """Every result written as it comes: JSON lines in the order endpoints finish (a slow one never
+    holds back the rest), the other formats in the order of the targets. Returns the worst severity."""
+    from etcdsec.probe.api import probe_stream
 
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(t: Target) -> tuple[Target, ProbeResult]:
-        async with sem:
-            return t, await probe(t, options)
-
-    shown: list[ProbeResult] = []
-    for fut in asyncio.as_completed([one(t) for t in targets]):
-        t, r = await fut
-        if _shown(t, r, len(targets) == 1):
-            write_jsonl([r], sys.stdout)
-            shown.append(r)
-    return shown
+    worst = Severity.none
+    async for t, r in probe_stream(source, options, concurrency, ordered=writer.fmt != "jsonl"):
+        if _shown(t, r, source.single):
+            writer.add(r)
+            worst = max(worst, Severity.parse(r.severity))
+    return worst
 
 
 def run(args: argparse.Namespace) -> int:
-    from etcdsec.probe.api import probe_many
-
     try:
         fail_on = Severity.parse(args.fail_on)
     except ValueError as exc:
         raise UserError(f"--fail-on: {exc}") from None
     if args.concurrency < 1:
         raise UserError("--concurrency must be at least 1")
-    targets = collect_targets(args)
+    source = TargetSource(args)
     options = options_from_args(args)
+    writer = ResultWriter(args.format, sys.stdout)
     try:
-        if args.format == "jsonl":
-            results = asyncio.run(_stream_jsonl(targets, options, args.concurrency))
-        else:
-            results = asyncio.run(probe_many(targets, options, concurrency=args.concurrency))
-            results = [r for t, r in zip(targets, results, strict=True) if _shown(t, r, len(targets) == 1)]
-            render(results, args.format)
+        worst = asyncio.run(_probe_all(source, options, args.concurrency, writer))
     except ValueError as exc:  # e.g. a certificate or key file that does not parse
         raise UserError(str(exc)) from None
-    return exit_status(results, fail_on)
+    writer.close()
+    return exit_status(worst, fail_on)

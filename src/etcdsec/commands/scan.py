@@ -15,20 +15,27 @@ from typing import Any
 from etcdsec.commands.scan_cluster import add_cluster_arguments, run_distributed, scale_out
 from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
-from etcdsec.scan.exclusions import build_exclusions
+from etcdsec.scan.exclusions import build_exclusions, wide_exclusions
 from etcdsec.scan.imports import FORMATS as IMPORT_FORMATS
 from etcdsec.scan.imports import read_import
 from etcdsec.scan.permutation import Permutation, Shard
 from etcdsec.scan.shard_task import raise_fd_limit
 from etcdsec.scan.sweep import ProbeFn, SweepConfig, Sweeper, SweepStats
-from etcdsec.scan.targets import DEFAULT_PORTS, build_target_set, gather_target_words, parse_ports
+from etcdsec.scan.targets import (
+    DEFAULT_PORTS,
+    build_target_set,
+    gather_target_words,
+    parse_ports,
+    wide_scan_refusal,
+)
 from etcdsec.store.engine import DEFAULT_DB, open_engine
 from etcdsec.store.scans import ScanInfo, ScanStore, ShardProgress
 
 EPILOG = """targets: 10.0.0.0/16, 10.0.0.1-10.0.0.99, 10.0.0.1-99, 2001:db8::/120, host names, @file, '-' (stdin).
 imports: --import FILE reads masscan -oJ/-oL/-oX, zmap CSV, nmap -oX or `shodan download` files.
 Reserved and special-purpose ranges are never scanned (--no-default-excludes to lift that);
-loopback and private ranges are scannable.
+loopback and private ranges are scannable. A target wider than a /8 also loses every IANA
+special-purpose range (--wide-excludes FILE replaces the list) and needs --confirm-wide.
 Shards: run `--shard i/N --seed S --name NAME` on N machines against one PostgreSQL --db.
 Resume: after Ctrl-C or a crash, `etcdsec scan --resume [--scan ID]` finishes the same scan.
 Scale out (docs/scale.md): --workers N|auto on this machine, --cluster tcp://HOST:8786 with a
@@ -52,6 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--exclude-file", action="append", default=[], metavar="FILE")
     p.add_argument("--no-default-excludes", action="store_true",
                    help="also scan reserved / special-purpose ranges")
+    p.add_argument("--confirm-wide", action="store_true",
+                   help="run a scan wider than a /8 (refused without it, saying how many addresses and how long)")
+    p.add_argument("--wide-excludes", metavar="FILE", default=None,
+                   help="ranges cut from targets wider than a /8 (default: the shipped IANA special-purpose "
+                        "list, etcdsec/scan/special-purpose.conf)")
     p.add_argument("--rate", type=float, default=None, help="new connections per second (default: unlimited)")
     p.add_argument("--concurrency", type=int, default=1000, help="connections in flight (default 1000)")
     p.add_argument("--probe-concurrency", type=int, default=64, help="open ports probed at once (default 64)")
@@ -124,12 +136,16 @@ def _new_scan(args: argparse.Namespace, store: ScanStore, shard: Shard,
         raise UserError("no targets given (try: etcdsec scan 10.0.0.0/24, or --import masscan.json)")
     ports = parse_ports(args.ports)
     exclusions = build_exclusions(args.exclude, args.exclude_file, defaults=not args.no_default_excludes)
-    targets, notes = build_target_set(words, ports, exclusions, pairs=pairs, hosts=hosts, meta=meta)
+    targets, notes = build_target_set(words, ports, exclusions, pairs=pairs, hosts=hosts, meta=meta,
+                                      wide_exclusions=wide_exclusions(args.wide_excludes))
     for n in notes:
         what = "excluded" if n.whole else "partly excluded"
         note(args, f"{n.target} {what}: {'; '.join(n.reasons)}")
     if targets.size == 0:
         raise UserError("nothing left to scan: every target is excluded")
+    refusal = wide_scan_refusal(targets, args.rate, args.concurrency, args.connect_timeout)
+    if refusal and not args.confirm_wide:
+        raise UserError(refusal)
     seed = args.seed
     if seed is None:
         if shard.count > 1 and args.name is None:

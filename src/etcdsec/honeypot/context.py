@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.errors import UserError
-
-EVENT_PREFIX = "etcdsec."
+from etcdsec.events.emitter import Emitter
+from etcdsec.events.ids import EventOutput, full_id, utc_timestamp
 
 
 # --- persona ---------------------------------------------------------------------------------------
@@ -170,6 +169,9 @@ class Session:
     tls: bool = False
     peer_ip: str = ""  # the socket peer when src_ip came from PROXY protocol / X-Forwarded-For
     started: float = field(default_factory=time.monotonic)
+    # what the client has sent so far: at the connection cap, the connection that sent least goes
+    bytes_in: int = 0
+    requests_in: int = 0  # complete requests, WebSocket messages, gRPC messages
 
     @classmethod
     def new(cls, src_ip: str, src_port: int, dst_ip: str, dst_port: int, tls: bool = False) -> Session:
@@ -181,45 +183,23 @@ def _strip_mapped(ip: str) -> str:
     return ip[7:] if ip.startswith("::ffff:") else ip
 
 
-# --- events ---------------------------------------------------------------------------------------
-EventOutput = Callable[[dict[str, Any]], None]
-
-
-_stamp_cache: tuple[int, str] = (0, "")
-
-
-def utc_timestamp() -> str:
-    """`2026-11-27T03:41:53.624938Z`; the part up to the seconds is formatted once per second."""
-    global _stamp_cache
-    now = time.time()
-    second = int(now)
-    if _stamp_cache[0] != second:
-        _stamp_cache = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{_stamp_cache[1]}{int((now - second) * 1_000_000):06d}Z"
-
-
-class EventSink:
-    """Builds Cowrie/T-Pot style events and hands each to every output (JSONL file, store, alerts).
-
-    An output that raises is counted and skipped: one broken sink never stops the others.
-    """
+# --- events (format and outputs: etcdsec.events) ------------------------------------------------
+class EventSink(Emitter):
+    """Builds Cowrie/T-Pot style events (session fields first) and delivers them through
+    `etcdsec.events.emitter.Emitter` to every output (JSONL file, store, alerts)."""
 
     def __init__(self, sensor: str, outputs: Iterable[EventOutput] = ()) -> None:
-        self.sensor = sensor
-        self.outputs: list[EventOutput] = list(outputs)
-        self.emitted = 0
-        self.output_errors = 0
-        self._lock = threading.Lock()
+        super().__init__(sensor, outputs)
         self._full_ids: dict[str, str] = {}
 
-    def emit(self, eventid: str, session: Session | None, **fields: Any) -> None:
-        self.emit_fields(eventid, session, fields)
+    def emit(self, eventid: str, session: Session | None = None, **fields: Any) -> dict[str, Any]:  # type: ignore[override]
+        return self.emit_fields(eventid, session, fields)
 
-    def emit_fields(self, eventid: str, session: Session | None, fields: dict[str, Any]) -> None:
+    def emit_fields(self, eventid: str, session: Session | None, fields: dict[str, Any]) -> dict[str, Any]:
         """`emit` with the fields as a dict (no keyword copy on the hot path); None values are left out."""
         full = self._full_ids.get(eventid)
         if full is None:
-            full = self._full_ids[eventid] = eventid if eventid.startswith(EVENT_PREFIX) else EVENT_PREFIX + eventid
+            full = self._full_ids[eventid] = full_id(eventid)
         if session is None:
             event: dict[str, Any] = {"timestamp": utc_timestamp(), "eventid": full, "sensor": self.sensor}
         else:
@@ -234,13 +214,8 @@ class EventSink:
                     event[key] = value
         else:
             event.update(fields)
-        with self._lock:
-            self.emitted += 1
-            for output in self.outputs:
-                try:
-                    output(event)
-                except Exception:  # a failing sink must not take the sensor down
-                    self.output_errors += 1
+        self.deliver(event)
+        return event
 
 
 class MemoryEvents:
@@ -253,7 +228,7 @@ class MemoryEvents:
         self.events.append(event)
 
     def of(self, eventid: str) -> list[dict[str, Any]]:
-        full = eventid if eventid.startswith(EVENT_PREFIX) else EVENT_PREFIX + eventid
+        full = full_id(eventid)
         return [e for e in self.events if e["eventid"] == full]
 
 
@@ -352,6 +327,10 @@ class Limits:
     max_header_count: int = 100
     max_header_bytes: int = 16 << 10
     idle_timeout_s: float = 120.0
+    # A request head (request line + headers) must be in within this, counted from the connection's
+    # start or the head's first byte (Go's ReadHeaderTimeout, nginx's client_header_timeout): far
+    # below the idle time, so a slowloris holds a slot for seconds, not minutes.
+    header_timeout_s: float = 10.0
     rate_per_source: float = 200.0  # requests per second, token bucket refill
     burst_per_source: int = 400
     # v2 ?wait=true and v3 watches: held at most this long; 0 = until the client leaves, as etcd does

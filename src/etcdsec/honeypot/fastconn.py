@@ -53,6 +53,7 @@ class FastHttp1(asyncio.Protocol):
         self._closing = False
         self._last_active = self.loop.time()
         self._idle: asyncio.TimerHandle | None = None
+        self._head_timer: asyncio.TimerHandle | None = None  # the request head being waited for
         self._task: asyncio.Task[None] | None = None
         self._last_task: asyncio.Task[None] | None = None  # kept for wait_closed
         self._streaming = False  # the async answer is a held stream (watch, v2 wait)
@@ -61,6 +62,7 @@ class FastHttp1(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self._idle = self.loop.call_at(self._last_active + self.limits.idle_timeout_s, self._idle_check)
+        self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_expired)
         ssl_obj = transport.get_extra_info("ssl_object")
         if ssl_obj is not None:  # the handshake is done: logged before any request on it
             self.alpn = ssl_obj.selected_alpn_protocol()
@@ -70,6 +72,7 @@ class FastHttp1(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_active = self.loop.time()
+        self.session.bytes_in += len(data)
         self.buf += data
         if len(self.buf) > self.limits.max_header_bytes + self.limits.max_request_bytes and self.transport:
             self.transport.pause_reading()  # a client far ahead of us waits in its own socket buffer
@@ -89,6 +92,7 @@ class FastHttp1(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:
             self._idle.cancel()
+        self._stop_head_timer()
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self.buf.strip() and not self.finished.done():
@@ -135,11 +139,14 @@ class FastHttp1(asyncio.Protocol):
             raw = bytes(self.buf[:head.end])
             del self.buf[:head.end]
             self._answer(head, raw)
+        if self._head_timer is not None or self.buf:  # else: no head pending, no deadline running
+            self._time_head()
         if self.eof and not self._busy:
             self._end_of_input()
 
     def _answer(self, head: fasthead.Head, raw: bytes) -> None:
         started = time.perf_counter()
+        self.session.requests_in += 1
         body = raw[head.body_start:]
         req = Request(head.method, head.target, [(low, value) for _, low, value in head.items], body,
                       http10=head.http10)
@@ -271,12 +278,40 @@ class FastHttp1(asyncio.Protocol):
             return
         self._end_of_input()
 
+    def _time_head(self) -> None:
+        """Keep the head deadline running exactly while a request head is incomplete and ours to
+        read: from its first byte (the first request: from the connection's start) to its end."""
+        if self._busy or self._closing or self.finished.done() or b"\r\n\r\n" in self.buf or b"\n\n" in self.buf:
+            self._stop_head_timer()  # not reading a head now
+        elif not self.buf:
+            if self.session.requests_in:
+                self._stop_head_timer()  # a keep-alive wait: the idle time's business
+        elif self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_expired)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_expired(self) -> None:
+        """The head did not arrive in time: close without a word, as Go does at ReadHeaderTimeout."""
+        self._head_timer = None
+        if self._busy or self._closing or self.finished.done():
+            return
+        self.end_reason = "request head timeout"
+        if self.buf.strip():
+            self._malformed("request head timeout")
+            self.buf.clear()
+        self._close_after_answer()
+
     def _hand_over(self) -> None:
         """Not a simple request: the h11 path takes the connection from here, bytes and all."""
         if self.transport is not None:
             self.transport.pause_reading()
         if self._idle is not None:
             self._idle.cancel()
+        self._stop_head_timer()
         self._finish(bytes(self.buf))
         self.buf.clear()
 

@@ -30,9 +30,16 @@ class Guard:
         self.refused = 0
 
     # --- connections ----------------------------------------------------------------------
-    def admit(self, src_ip: str, per_source: bool = True) -> bool:
-        """Count a new connection; False (and counted as refused) when a cap is reached."""
-        if self.total >= self.limits.max_connections:
+    def full(self) -> bool:
+        return self.total >= self.limits.max_connections
+
+    def source_full(self, src_ip: str) -> bool:
+        return self.per_source.get(src_ip, 0) >= self.limits.max_connections_per_source
+
+    def admit(self, src_ip: str, per_source: bool = True, over_cap: bool = False) -> bool:
+        """Count a new connection; False (and counted as refused) when a cap is reached.
+        over_cap: a slot is being freed for it (a connection was shed), count it past the total cap."""
+        if self.total >= self.limits.max_connections and not over_cap:
             self.refused += 1
             return False
         if per_source and not self.admit_source(src_ip):
@@ -42,7 +49,7 @@ class Guard:
 
     def admit_source(self, src_ip: str) -> bool:
         """The per-source part alone (used once PROXY protocol names the real client)."""
-        if self.per_source.get(src_ip, 0) >= self.limits.max_connections_per_source:
+        if self.source_full(src_ip):
             self.refused += 1
             return False
         self.per_source[src_ip] = self.per_source.get(src_ip, 0) + 1

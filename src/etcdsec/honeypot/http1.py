@@ -60,6 +60,7 @@ class Http1Connection:
         self._line: bytearray | None = bytearray()  # request line being collected (see _feed)
         self._after_stream = bytearray()  # pipelined while a held answer was being sent
         self.requests = 0
+        self._late_head = False  # the last read ended at the request head deadline
 
     async def run(self, initial: bytes = b"") -> None:
         if initial:
@@ -96,15 +97,25 @@ class Http1Connection:
                 return
         self.conn.receive_data(data)
 
-    async def _read(self) -> bool:
+    async def _read(self, head_deadline: float | None = None) -> bool:
+        """More bytes within the idle time, and before `head_deadline` (loop time) when a request
+        head is being read; False when the client left or took too long."""
         if self.conn.they_are_waiting_for_100_continue and not self._continued:
             self._continued = True  # once per request, as Go's server does when the body is read
             self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.limits.idle_timeout_s
+        if head_deadline is not None and head_deadline < deadline:
+            deadline = head_deadline
         try:
-            async with asyncio.timeout(self.ctx.limits.idle_timeout_s):  # no extra task per read
+            async with asyncio.timeout_at(deadline):  # no extra task per read
                 data = await self.reader.read(READ_SIZE)
-        except (TimeoutError, ConnectionError):
+        except TimeoutError:
+            self._late_head = deadline == head_deadline
             return False
+        except ConnectionError:
+            return False
+        self.session.bytes_in += len(data)
         self._feed(data)
         return bool(data)
 
@@ -113,12 +124,18 @@ class Http1Connection:
         limits = self.ctx.limits
         request: h11.Request | None = None
         body = bytearray()
+        loop = asyncio.get_running_loop()
+        # the head's deadline runs from its first byte (a first request's: from now, as Go's does)
+        head_deadline = loop.time() + limits.header_timeout_s if self.received or not self.requests else None
         while True:
             event = self.conn.next_event()
             if event is h11.NEED_DATA:
-                if not await self._read():
+                if request is None and head_deadline is None and self.received:
+                    head_deadline = loop.time() + limits.header_timeout_s
+                if not await self._read(head_deadline if request is None else None):
                     if request is not None or self.received.strip():
-                        self._malformed("incomplete request")
+                        self._malformed("request head timeout" if request is None and self._late_head
+                                        else "incomplete request")
                     return False
                 continue
             if isinstance(event, h11.ConnectionClosed):
@@ -148,6 +165,7 @@ class Http1Connection:
                     return False
             elif isinstance(event, h11.EndOfMessage):
                 assert request is not None
+                self.session.requests_in += 1
                 keep_alive = await self._respond(request, bytes(body))
                 return keep_alive and self._next_cycle()
 
@@ -189,6 +207,7 @@ class Http1Connection:
         head = req.method == "HEAD"
         if resp.websocket is not None:
             self._log_request(event, body, resp.status, req, started)
+            self.session.requests_in = 0  # a WebSocket is worth its messages, not its upgrade (shedding)
             self.writer.write(websocket.handshake_response(req.header("sec-websocket-key") or ""))
             await self._websocket(req, resp.websocket)
             raise _Drop
@@ -240,7 +259,11 @@ class Http1Connection:
         message = bytearray()
         raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
         history: list[bytes] = []  # the stream's requests so far: watch ids and state carry over
-        idle = None if live is not None else self.ctx.limits.idle_timeout_s
+        limits = self.ctx.limits
+        loop = asyncio.get_running_loop()
+        # held while it watches (etcd holds a watch for as long as the client stays), at most
+        # --watch-timeout; a socket with no watch (yet) is idle like any other
+        ends = loop.time() + limits.wait_timeout_s if limits.wait_timeout_s > 0 else None
         while True:
             try:
                 frames = parser.feed(bytes(data))
@@ -260,6 +283,7 @@ class Http1Connection:
                     self._malformed("websocket message over the size cap")
                     return
                 if frame.fin:
+                    self.session.requests_in += 1
                     if len(history) < MAX_WS_MESSAGES:
                         history.append(bytes(message))
                         if live is not None:
@@ -269,13 +293,17 @@ class Http1Connection:
                             await self._websocket_message(app, path, raw_headers, history)
                     message.clear()
             await self.writer.drain()
+            deadline = None if live is not None and live.watching() else loop.time() + limits.idle_timeout_s
+            if ends is not None:
+                deadline = ends if deadline is None else min(deadline, ends)
             try:
-                async with asyncio.timeout(idle):
+                async with asyncio.timeout_at(deadline):
                     data = await self.reader.read(READ_SIZE)
             except (TimeoutError, ConnectionError):
                 return
             if not data:
                 return
+            self.session.bytes_in += len(data)
 
     async def _websocket_message(self, app: ClientApp, path: str, headers: list[tuple[bytes, bytes]],
                                  history: list[bytes]) -> None:
@@ -322,6 +350,9 @@ class Http1Connection:
             await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             listener.cancel()  # a read cancelled before it returns leaves its bytes in the reader
+            # and must be gone before the next request reads: StreamReader allows one reader
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await listener
             if not sender.done():
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ConnectionError):

@@ -23,6 +23,7 @@ from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.fastconn import FastHttp1
 from etcdsec.honeypot.guard import Guard, trusted
 from etcdsec.honeypot.http1 import ClientApp, Http1Connection, PeerApp
+from etcdsec.honeypot.shedding import pick_victim
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PEEK = 24
@@ -60,10 +61,13 @@ class Listener:
         self.accepting: list[asyncio.Task[None]] = []
         self.sessions = 0
         self.active = 0
+        self.shed = 0
+        self.live: dict[str, tuple[Session, asyncio.Task[Any]]] = {}  # session id -> (session, its task)
+        self._shedding: set[str] = set()
         self._grpc = None
         if v3_state is not None:
             try:
-                self._grpc = importlib.import_module("etcdsec.honeypot.v3.grpc_server")
+                self._grpc = importlib.import_module("etcdsec.honeypot.v3.grpc_shell")
             except ImportError:  # v3 side missing: h2 preface gets closed like etcd with gRPC off
                 self._grpc = None
 
@@ -117,32 +121,44 @@ class Listener:
         # applied to the real client once PROXY protocol names it (see _dispatch).
         via_proxy = (self.options.proxy_protocol or self.options.trust_xff) and \
             trusted(session.src_ip, self.options.trusted_proxies)
-        if not self.guard.admit(session.src_ip, per_source=not via_proxy):
+        over_cap = self.guard.full() and not (not via_proxy and self.guard.source_full(session.src_ip)) \
+            and self._shed_for(session)
+        if not self.guard.admit(session.src_ip, per_source=not via_proxy, over_cap=over_cap):
             self.ctx.events.emit("session.refused", session, reason="connection cap")
             conn.close()
             return
+        task = asyncio.current_task()
+        assert task is not None
+        self.live[session.id] = (session, task)
         admitted = [(session.src_ip, not via_proxy)]  # (key, per-source counted); the first also counts total
         self.sessions += 1
         self.active += 1
         started = time.monotonic()
         writer = None
         reason = "closed"
+        opened: list[Any] = []  # the transport's closer once one exists: closed even after an error
         try:
-            writer, reason = await self._dispatch(conn, session, admitted)
+            writer, reason = await self._dispatch(conn, session, admitted, opened)
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as exc:
             reason = type(exc).__name__
         except asyncio.CancelledError:
-            reason = "shutdown"
-            raise
+            if session.id not in self._shedding:
+                reason = "shutdown"
+                raise
+            reason = "shed"  # closed to make room for a newcomer (see _shed_for)
+            task.uncancel()  # handled: the closing below may wait again
         except Exception as exc:  # a bug must cost one connection, never the sensor
             reason = "sensor error"
             self.ctx.events.emit("sensor.error", session, error=f"{type(exc).__name__}: {exc}"[:300])
         finally:
             self.active -= 1
+            self.live.pop(session.id, None)
+            self._shedding.discard(session.id)
             first_key, first_per_source = admitted[0]
             self.guard.release(first_key, per_source=first_per_source)
             for key, _ in admitted[1:]:
                 self.guard.release_source(key)
+            writer = writer if writer is not None else (opened[-1] if opened else None)
             if writer is not None:
                 writer.close()
                 with contextlib.suppress(Exception):
@@ -151,6 +167,21 @@ class Listener:
                 conn.close()
             self.ctx.events.emit("session.closed", session, duration=round(time.monotonic() - started, 3),
                                  reason=reason)
+
+    def _shed_for(self, newcomer: Session) -> bool:
+        """At the total cap: close the live connection that has sent least so `newcomer` is served."""
+        victim = pick_victim((s for s, _ in self.live.values()), time.monotonic(),
+                             lambda src: self.guard.per_source.get(src, 0))
+        if victim is None:
+            return False
+        _, task = self.live.pop(victim.id)
+        self._shedding.add(victim.id)
+        self.shed += 1
+        self.ctx.events.emit("session.shed", victim, reason="connection cap", for_src_ip=newcomer.src_ip,
+                             bytes_in=victim.bytes_in, requests_in=victim.requests_in,
+                             duration=round(time.monotonic() - victim.started, 3))
+        task.cancel()
+        return True
 
     async def _peek(self, conn: socket.socket, want: int, timeout: float) -> bytes:
         """Up to `want` bytes without consuming them; fewer if the client stops sending."""
@@ -186,9 +217,10 @@ class Listener:
             finally:
                 loop.remove_reader(conn.fileno())
 
-    async def _dispatch(self, conn: socket.socket, session: Session,
-                        admitted: list[tuple[str, bool]]) -> tuple[Any, str]:
-        idle = self.ctx.limits.idle_timeout_s
+    async def _dispatch(self, conn: socket.socket, session: Session, admitted: list[tuple[str, bool]],
+                        opened: list[Any]) -> tuple[Any, str]:
+        limits = self.ctx.limits  # the first bytes are part of the first request head
+        idle = min(limits.idle_timeout_s, limits.header_timeout_s)
         head = await self._peek(conn, PEEK, idle)
         if self.options.proxy_protocol and head and proxyproto.looks_like_proxy(head):
             if not trusted(session.src_ip, self.options.trusted_proxies):
@@ -208,11 +240,12 @@ class Listener:
             return None, "no data"
         if head[0] == 0x16 and self.options.tls is not None:
             session.tls = True
-            return await self._http1(conn, session, self.options.tls)  # ALPN h2 is handed on from there
+            return await self._http1(conn, session, opened, self.options.tls)  # ALPN h2 is handed on from there
         is_h2 = H2_PREFACE.startswith(head[: len(H2_PREFACE)]) and head.startswith(b"PRI ")
         if not is_h2 and head[0] != 0x16:
-            return await self._http1(conn, session)
+            return await self._http1(conn, session, opened)
         reader, writer = await self._streams(conn)
+        opened.append(writer)
         if is_h2:
             return writer, await self._h2(session, reader, writer)
         raw = await _read_some(reader, 4096, 2.0)  # a TLS ClientHello where no TLS is configured
@@ -220,7 +253,7 @@ class Listener:
                              raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
         return writer, "tls on plain port"
 
-    async def _http1(self, conn: socket.socket, session: Session,
+    async def _http1(self, conn: socket.socket, session: Session, opened: list[Any],
                      tls: ssl.SSLContext | None = None) -> tuple[Any, str]:
         """HTTP/1.x, plain or TLS: the fast protocol first, the h11 connection from its first odd
         request; over TLS with ALPN h2, gRPC from the start."""
@@ -229,7 +262,8 @@ class Listener:
         transport, _ = await asyncio.wait_for(
             loop.connect_accepted_socket(lambda: fast, conn, ssl=tls, ssl_handshake_timeout=10.0 if tls else None),
             timeout=15.0)
-        handoff = await fast.finished
+        opened.append(fast)
+        handoff = await asyncio.shield(fast.finished)  # a shed task must not cancel it: wait_closed awaits it
         if handoff is None:
             return fast, fast.end_reason
         reader = asyncio.StreamReader(limit=self.ctx.limits.max_header_bytes * 4)
@@ -237,6 +271,7 @@ class Listener:
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        opened.append(writer)
         transport.resume_reading()
         if fast.alpn == "h2":
             reader.feed_data(handoff)

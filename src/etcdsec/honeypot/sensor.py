@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import importlib
 import json
+import resource
 import signal
 import socket
 import ssl
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.errors import UserError
+from etcdsec.events.jsonl import JsonlWriter
+from etcdsec.events.kept import KeptEvents, kept_path
+from etcdsec.events.metrics import EventCounter, MetricsServer
 from etcdsec.honeypot.context import (
     EventOutput,
     EventSink,
@@ -26,11 +30,10 @@ from etcdsec.honeypot.context import (
     load_persona,
 )
 from etcdsec.honeypot.dataset import Bait, kubernetes_bait, load_seed_file
-from etcdsec.honeypot.eventlog import JsonlWriter
 from etcdsec.honeypot.guard import Guard
 from etcdsec.honeypot.http1 import ClientApp, PeerApp
 from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
-from etcdsec.honeypot.metrics import EventCounter, MetricsServer
+from etcdsec.honeypot.metrics import render
 from etcdsec.honeypot.v2store import V2Store
 
 
@@ -131,16 +134,19 @@ class Sensor:
                                       shared=shared) if c.events else None
         except OSError as exc:
             raise UserError(f"cannot open event file {c.events}: {exc.strerror or exc}") from None
+        # first sight of each source and every honeytoken use, beside the file and never rotated
+        self.kept = KeptEvents(kept_path(c.events)) if c.events else None
         self.store_writer: Any = None
-        outputs: list[EventOutput] = [*([self.writer] if self.writer else []), *c.extra_outputs]
+        outputs: list[EventOutput] = [*([self.writer] if self.writer else []), *([self.kept] if self.kept else []),
+                                      *c.extra_outputs]
         if c.db:
-            from etcdsec.honeypot.store import EventStoreWriter
+            from etcdsec.events.store import EventStoreWriter
 
             self.store_writer = EventStoreWriter(c.db)
             outputs.append(self.store_writer)
         self.alerts: Any = None
         if c.alert_webhook or c.alert_syslog:
-            from etcdsec.honeypot.alerts import AlertOutput
+            from etcdsec.events.alerts import AlertOutput
 
             self.alerts = AlertOutput(c.alert_on, c.alert_webhook, c.alert_syslog, c.alert_rate)
             outputs.append(self.alerts)
@@ -171,7 +177,7 @@ class Sensor:
             if c.peer_listen else None
         self.addresses: dict[str, tuple[str, int]] = {}
         # With several workers the supervisor serves the metrics, summed over the workers.
-        self.metrics = MetricsServer(self, self.event_counter) if c.metrics_listen and slot is None else None
+        self.metrics = MetricsServer(lambda: render(self.snapshot())) if c.metrics_listen and slot is None else None
         self._flusher: asyncio.Task[None] | None = None
         self.started = False
 
@@ -187,6 +193,22 @@ class Sensor:
     def _tls(self) -> ssl.SSLContext | None:
         return tls_context(self.config)
 
+    def snapshot(self) -> dict[str, Any]:
+        """This process's figures as plain JSON values (a worker sends them to its supervisor)."""
+        snap: dict[str, Any] = {
+            "events": dict(self.event_counter.by_id), "sessions": self.client.sessions, "active": self.client.active,
+            "throttled": self.guard.throttled, "refused": self.guard.refused,
+            "output_errors": self.events.output_errors,
+            "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
+        if self.writer is not None:
+            snap["rotations"] = self.writer.rotations
+        if self.store_writer is not None:
+            snap["store_written"], snap["store_dropped"] = self.store_writer.written, self.store_writer.dropped
+        if self.alerts is not None:
+            snap["alerts_sent"], snap["alerts_suppressed"] = self.alerts.sent, self.alerts.suppressed
+        return snap
+
     def _answer_control(self) -> None:
         """The supervisor asks (one byte) for this worker's figures; they go back as one JSON line."""
         assert self.slot is not None and self.slot.control is not None
@@ -194,9 +216,7 @@ class Sensor:
             if not self.slot.control.recv(64):
                 asyncio.get_running_loop().remove_reader(self.slot.control.fileno())
                 return
-            from etcdsec.honeypot.metrics import snapshot
-
-            self.slot.control.sendall(json.dumps(snapshot(self, self.event_counter)).encode() + b"\n")
+            self.slot.control.sendall(json.dumps(self.snapshot()).encode() + b"\n")
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -234,6 +254,13 @@ class Sensor:
             await asyncio.sleep(interval)
             self.writer.flush()
 
+    def reopen_event_files(self) -> None:
+        """SIGHUP: after an external logrotate moved the files."""
+        if self.writer:
+            self.writer.reopen()
+        if self.kept:
+            self.kept.reopen()
+
     async def stop(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
@@ -248,6 +275,8 @@ class Sensor:
                              refused=self.guard.refused, **worker)
         if self.writer:
             self.writer.close()
+        if self.kept:
+            self.kept.close()
         if self.store_writer:
             self.store_writer.close()
         if self.alerts:
@@ -265,7 +294,7 @@ def run_forever(config: SensorConfig, ready: Callable[[Sensor], None] | None = N
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if sensor.writer:
-            loop.add_signal_handler(signal.SIGHUP, sensor.writer.reopen)
+            loop.add_signal_handler(signal.SIGHUP, sensor.reopen_event_files)
         await sensor.start()
         if ready:
             ready(sensor)

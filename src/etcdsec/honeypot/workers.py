@@ -32,6 +32,7 @@ from collections.abc import Callable
 import h11
 
 from etcdsec.errors import UserError
+from etcdsec.events.metrics import answer
 from etcdsec.honeypot import metrics
 from etcdsec.honeypot.reuseport import listen_group
 from etcdsec.honeypot.sensor import SensorConfig, WorkerSlot, run_forever, sensor_identity, tls_context
@@ -61,7 +62,7 @@ def preflight(config: SensorConfig) -> None:
 
         load_seed_file(config.seed_file)  # a bad seed: one error here, not every worker failing twice
     if config.db:
-        from etcdsec.honeypot.store import EventStoreWriter
+        from etcdsec.events.store import EventStoreWriter
 
         EventStoreWriter(config.db).close()  # creates the tables; its thread ends before any fork
 
@@ -212,7 +213,7 @@ class Supervisor:
                     if not data:
                         return
                 elif isinstance(event, h11.Request):
-                    conn.sendall(metrics.answer(parser, event.target, self.metrics_text))
+                    conn.sendall(answer(parser, event.target, self.metrics_text))
                     return
                 else:
                     return

@@ -57,7 +57,8 @@ class Evidence:
     """What the answers showed, before it is judged."""
 
     version: fp.VersionInfo | None = None
-    cluster_id_header: bool = False
+    cluster_id_header: bool = False  # an X-Etcd-Cluster-Id etcd could send (hex, at most 16 digits)
+    v2_answer: bool = False  # a v2 body or key headers only etcd's v2 API sends
     v3_header: bool = False
     health_body: bool = False
     peer_members: bool = False
@@ -78,6 +79,8 @@ class Prober:
         self.user_can_write: bool | None = None
         self.v2_write_checked: bool | None = None
         self.basic: list[tuple[str, str]] = []
+        # A key that is not there: etcd answers a GET of it with a v2 error body naming it, no value.
+        self.missing_key = "/etcdsec-probe-" + secrets.token_hex(6)
         if options.user is not None:
             cred = base64.b64encode(f"{options.user}:{options.password or ''}".encode()).decode()
             self.basic = [("Authorization", f"Basic {cred}")]
@@ -163,6 +166,8 @@ class Prober:
             self.ev.host_rejected = b"Host header was unrecognized" in version_resp.body
         elif version_resp.status == 200:
             self.ev.version = fp.parse_version(version_resp.body)
+            if self.ev.version is None and b"etcd" in version_resp.body[:4096]:
+                self.ev.notes.append("GET /version names etcd but is not etcd's answer")
         if self.ev.version:
             r.version = self.ev.version.server
             r.cluster_version = self.ev.version.cluster
@@ -175,6 +180,8 @@ class Prober:
             t_v2auth = tg.create_task(s.try_request("GET", "/v2/auth/enable", max_body=4096))
             t_v2stats = tg.create_task(s.try_request("GET", "/v2/stats/self", headers=self.basic))
             t_v2head = tg.create_task(s.try_request("HEAD", "/v2/keys/", headers=self.basic))
+            t_v2missing = tg.create_task(s.try_request("GET", "/v2/keys" + self.missing_key, headers=self.basic,
+                                                       max_body=4096))
             t_vars = tg.create_task(s.try_request("GET", "/debug/vars", max_body=512 * 1024))
             t_metrics = tg.create_task(s.try_request("GET", "/metrics", max_body=512 * 1024))
             t_pprof = tg.create_task(s.try_request("GET", "/debug/pprof/", max_body=16 * 1024))
@@ -182,7 +189,7 @@ class Prober:
 
         self.read_members(t_members.result(), t_v2members.result())
         self.read_health(t_health.result())
-        self.read_v2(t_v2auth.result(), t_v2head.result(), t_v2stats.result())
+        self.read_v2(t_v2auth.result(), t_v2head.result(), t_v2missing.result(), t_v2stats.result())
         self.read_leaks(t_vars.result(), t_metrics.result(), t_pprof.result())
         t_v3.result()
         if r.apis.v2 and r.auth.v2_enabled and r.auth.v2_guest_open and self.o.check_write:
@@ -196,8 +203,7 @@ class Prober:
     def read_members(self, peer: Response | None, v2: Response | None) -> None:
         r = self.r
         members = fp.parse_members(_json(peer))
-        # A real peer port lists at least itself; `[]` is what a catch-all JSON service says.
-        if members and isinstance(_json(peer), list):
+        if members and fp.peer_member_list(_json(peer)):
             self.ev.peer_members = True
             r.role = "peer"
             r.leaks.peer_api = True
@@ -210,9 +216,7 @@ class Prober:
             r.apis.v2 = True
             if not r.members:
                 r.members = v2members
-        if v2 is not None and v2.headers.get("x-etcd-cluster-id"):
-            self.ev.cluster_id_header = True
-            r.cluster_id = r.cluster_id or v2.headers["x-etcd-cluster-id"]
+        self.read_cluster_id(v2)
 
     def read_health(self, resp: Response | None) -> None:
         doc = fp.json_body(resp.body) if resp is not None else None
@@ -220,22 +224,58 @@ class Prober:
             self.ev.health_body = True
             self.r.leaks.health = True
 
-    def read_v2(self, auth: Response | None, head: Response | None, stats: Response | None) -> None:
+    def read_cluster_id(self, resp: Response | None) -> bool:
+        """True when resp carries a cluster id etcd could send; a malformed one is noted, not believed."""
+        value = resp.headers.get("x-etcd-cluster-id") if resp is not None else None
+        if value is None:
+            return False
+        if fp.cluster_id(value) is None:
+            note = "X-Etcd-Cluster-Id is not an etcd cluster id (lower-case hex, at most 16 digits)"
+            if note not in self.ev.notes:
+                self.ev.notes.append(note)
+            return False
+        self.ev.cluster_id_header = True
+        self.r.cluster_id = self.r.cluster_id or value
+        return True
+
+    def v2_readable(self, head: Response | None, missing: Response | None) -> bool | None:
+        """Read access through v2, proven by etcd's own answers: HEAD /v2/keys/ 200 with the key headers
+        and a GET of a missing key answered with error 100 naming that key; 401 with error 110 says no."""
+        if head is None or missing is None or not self.read_cluster_id(head):
+            return None
+        err = fp.v2_error(fp.json_body(missing.body))
+        if missing.status == 401 and err is not None and err[0] == 110:
+            return False
+        if head.status in (401, 403):
+            return False
+        if head.status != 200:
+            return None
+        if fp.v2_key_headers(head.headers) and missing.status == 404 and err == (100, self.missing_key):
+            return True
+        self.ev.notes.append(f"HEAD /v2/keys/ answered 200, but not as etcd does (key headers, and GET "
+                             f"/v2/keys{self.missing_key} answering error 100): v2 read access not proven")
+        return None
+
+    def read_v2(self, auth: Response | None, head: Response | None, missing: Response | None,
+                stats: Response | None) -> None:
         r = self.r
-        if head is not None and head.headers.get("x-etcd-cluster-id"):
-            self.ev.cluster_id_header = True
-            r.cluster_id = r.cluster_id or head.headers["x-etcd-cluster-id"]
         auth_doc = _json(auth)
-        if isinstance(auth_doc, dict) and isinstance(auth_doc.get("enabled"), bool):
+        if isinstance(auth_doc, dict) and set(auth_doc) == {"enabled"} and isinstance(auth_doc["enabled"], bool) \
+                and self.read_cluster_id(auth):
+            self.ev.v2_answer = True
             r.apis.v2 = True
             r.auth.v2_enabled = auth_doc["enabled"]
-        if head is not None and head.status in (200, 401, 403) and self.ev.cluster_id_header:
+        notes = len(self.ev.notes)
+        readable = self.v2_readable(head, missing)
+        claimed = len(self.ev.notes) > notes  # v2 answered as etcd would not: neither yes nor no
+        if readable is not None:
+            self.ev.v2_answer = True
             r.apis.v2 = True
-            r.access.read_v2 = head.status == 200
+            r.access.read_v2 = readable
             if r.auth.v2_enabled:
                 # With auth on, an anonymous request is served as the guest role.
-                r.auth.v2_guest_open = head.status == 200 if not self.basic else None
-        elif r.apis.v2 is None and self.ev.version is not None and r.role == "client":
+                r.auth.v2_guest_open = readable if not self.basic else None
+        elif r.apis.v2 is None and self.ev.version is not None and r.role == "client" and not claimed:
             r.apis.v2 = False
             r.access.read_v2 = False
         st = fp.parse_stats_self(_json(stats))
@@ -283,6 +323,9 @@ class Prober:
                 self.v3 = gateway
                 self.r.apis.v3_prefix = prefix
                 return status  # type: ignore[return-value]
+            if isinstance(status, dict) and "header" in status:
+                self.ev.notes.append(f"POST {prefix}/maintenance/status: its header is not etcd's "
+                                     "(cluster_id, member_id, revision, raft_term)")
         # gRPC is asked only of what already looks like etcd 3.x: a parsed /version, or the 421 of a
         # host whitelist (gRPC ignores it). Anything else would just cost a timeout.
         if not (self.ev.host_rejected or (fp.semver(version) or (0, 0, 0)) >= (3, 0, 0)):
@@ -319,8 +362,11 @@ class Prober:
         if self.o.user is not None:
             auth = await self.v3_post("/auth/authenticate", {"name": self.o.user, "password": self.o.password or ""})
             doc = _json(auth)
-            if isinstance(doc, dict) and isinstance(doc.get("token"), str):
+            if isinstance(doc, dict) and fp.v3_header(doc) is not None and isinstance(doc.get("token"), str):
                 self.token = doc["token"]
+                r.credentials_rejected = False
+            elif fp.is_rejected_login(fp.v3_error(fp.json_body(auth.body) if auth is not None else None)):
+                r.credentials_rejected = True
         async with asyncio.TaskGroup() as tg:
             t_members = tg.create_task(self.v3_post("/cluster/member/list", {}))
             t_authstatus = tg.create_task(self.v3_post("/auth/status", {}))
@@ -334,20 +380,23 @@ class Prober:
         anon_doc = fp.json_body(anon.body) if anon is not None else None
         st = t_authstatus.result()
         st_doc = fp.json_body(st.body) if st is not None else None
-        if st is not None and st.status == 200 and fp.v3_header(st_doc) is not None:
-            assert isinstance(st_doc, dict)
-            r.auth.v3_enabled = bool(st_doc.get("enabled", False))
+        enabled = fp.auth_status(st_doc) if st is not None and st.status == 200 else None
+        if enabled is not None:
+            r.auth.v3_enabled = enabled
         elif fp.is_auth_error(fp.v3_error(st_doc)) or fp.is_auth_error(fp.v3_error(anon_doc)):
             r.auth.v3_enabled = True
-        elif anon is not None and anon.status == 200 and fp.v3_header(anon_doc) is not None:
+        elif anon is not None and anon.status == 200 and fp.range_count(anon_doc) is not None:
             r.auth.v3_enabled = False
 
         mine = t_mine.result() if t_mine is not None else anon
         mine_doc = fp.json_body(mine.body) if mine is not None else None
-        if mine is not None and mine.status == 200 and fp.v3_header(mine_doc) is not None:
+        count = fp.range_count(mine_doc) if mine is not None and mine.status == 200 else None
+        if count is not None:
             r.access.read_v3 = True
-            assert isinstance(mine_doc, dict)
-            r.data.key_count = int(mine_doc.get("count", 0) or 0)
+            r.data.key_count = count
+        elif mine is not None and mine.status == 200:
+            self.ev.notes.append(f"{self.v3.label if self.v3 else 'v3'}/kv/range answered 200 with a body that "
+                                 "is not etcd's RangeResponse: v3 read access not proven")
         elif fp.is_auth_error(fp.v3_error(mine_doc)):
             r.access.read_v3 = False
         if r.auth.v3_enabled and self.token:
@@ -356,8 +405,9 @@ class Prober:
     def decide_write(self) -> None:
         """Write access, decided without writing: auth off on a served API means root for everyone."""
         r = self.r
-        v3_open = self.v3 is not None and r.auth.v3_enabled is False
-        v2_open = bool(r.apis.v2) and r.auth.v2_enabled is False
+        # Auth off is believed only where a key API answered as etcd does (read proven).
+        v3_open = self.v3 is not None and r.auth.v3_enabled is False and r.access.read_v3 is True
+        v2_open = bool(r.apis.v2) and r.auth.v2_enabled is False and r.access.read_v2 is True
         if v3_open or v2_open or self.user_can_write or self.v2_write_checked:
             r.access.write = True
             return
@@ -388,18 +438,17 @@ class Prober:
     async def count(self, start: bytes, end: bytes) -> int | None:
         resp = await self.v3_post("/kv/range", {"key": _b64(start), "range_end": _b64(end), "count_only": True},
                                   token=True)
-        doc = _json(resp)
-        return int(doc.get("count", 0) or 0) if isinstance(doc, dict) and fp.v3_header(doc) else None
+        return fp.range_count(_json(resp))
 
     async def first_key(self, start: bytes, end: bytes) -> bytes | None:
         resp = await self.v3_post("/kv/range", {"key": _b64(start), "range_end": _b64(end), "limit": 1,
                                                 "keys_only": True}, token=True)
         doc = _json(resp)
-        if not isinstance(doc, dict):
+        if fp.range_count(doc) is None:
             return None
-        kvs = doc.get("kvs") or []
+        kvs = doc.get("kvs") or []  # type: ignore[union-attr]
         try:
-            return base64.b64decode(kvs[0]["key"]) if kvs else None
+            return base64.b64decode(kvs[0]["key"], validate=True) if kvs else None
         except (KeyError, ValueError, TypeError):
             return None
 
@@ -420,12 +469,12 @@ class Prober:
         elif r.access.read_v2:
             head = await self.session.try_request("HEAD", "/v2/keys/registry", headers=self.basic) \
                 if self.session else None
-            if head is not None and head.status in (200, 404):
-                r.data.kubernetes = head.status == 200
-                if head.status == 200:
+            if _v2_head(head) is not None:
+                r.data.kubernetes = _v2_head(head)
+                if r.data.kubernetes:
                     sec = await self.session.try_request("HEAD", "/v2/keys/registry/secrets",  # type: ignore[union-attr]
                                                          headers=self.basic)
-                    if sec is not None and sec.status == 404:
+                    if _v2_head(sec) is False:
                         r.data.secret_keys = 0
 
     async def walk_prefixes(self, start: bytes, end: bytes, depth: int, budget: list[int]) -> dict[bytes, int]:
@@ -469,14 +518,14 @@ class Prober:
             r.is_etcd = True
             if self.v3 is None:  # gRPC ignores the whitelist; only when it did not answer is this a stop
                 r.error = r.error or "Host header rejected (--host-whitelist): only names it lists are answered"
-        elif (ev.version is not None and corroborated) or ev.v3_header or ev.cluster_id_header:
+        elif (ev.version is not None and corroborated) or ev.v3_header or (ev.cluster_id_header and ev.v2_answer):
             r.is_etcd = True
         else:
             r.is_etcd = False
             r.role = None
             _clear_etcd_facts(r)
-            if ev.notes and not r.error:
-                r.error = "; ".join(ev.notes)
+        if ev.notes and not r.error:  # what was claimed and not proven, etcd or not
+            r.error = "; ".join(ev.notes)
 
 
 def _clear_etcd_facts(r: ProbeResult) -> None:
@@ -486,6 +535,15 @@ def _clear_etcd_facts(r: ProbeResult) -> None:
     r.uptime_s = r.db_size = None
     r.members = []
     r.apis, r.auth, r.access, r.data, r.leaks = Apis(), Auth(), Access(), Data(), Leaks()
+
+
+def _v2_head(resp: Response | None) -> bool | None:
+    """A HEAD of a v2 key: True (there: 200 with etcd's key headers), False (404 from etcd), else None."""
+    if resp is None or fp.cluster_id(resp.headers.get("x-etcd-cluster-id")) is None:
+        return None
+    if resp.status == 200 and fp.v2_key_headers(resp.headers):
+        return True
+    return False if resp.status == 404 else None
 
 
 def _is_ip(host: str) -> bool:

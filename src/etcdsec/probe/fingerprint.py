@@ -114,14 +114,96 @@ def parse_members(doc: Any) -> list[Member] | None:
     return members
 
 
+def uint64(value: Any) -> int | None:
+    """A uint64 as the gateway sends it (a decimal string; gRPC via json_format: the same), else None."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
+        return None
+    number = int(text)
+    return number if number < 1 << 64 else None
+
+
+# Every v3 reply etcd sends carries this header; a fresh cluster is already at revision 1, term >= 1.
+_V3_HEADER_FIELDS = ("cluster_id", "member_id", "revision", "raft_term")
+
+
 def v3_header(doc: Any) -> dict[str, Any] | None:
-    """The response header every v3 gateway reply carries, or None when absent (not etcd)."""
+    """The ResponseHeader of a v3 reply (cluster_id, member_id, revision, raft_term, all uint64), or
+    None: a body without all four is not etcd's answer, whatever else it says."""
     if not isinstance(doc, dict):
         return None
     header = doc.get("header")
-    if isinstance(header, dict) and str(header.get("cluster_id", "")).isdigit():
-        return header
-    return None
+    if not isinstance(header, dict) or any(uint64(header.get(f)) is None for f in _V3_HEADER_FIELDS):
+        return None
+    return header if uint64(header["cluster_id"]) and uint64(header["member_id"]) else None
+
+
+def range_count(doc: Any) -> int | None:
+    """The key count of a count_only / keys_only RangeResponse, or None when the body is not one."""
+    if v3_header(doc) is None:
+        return None
+    assert isinstance(doc, dict)
+    if set(doc) - {"header", "kvs", "more", "count"} or not isinstance(doc.get("kvs", []), list):
+        return None
+    if not isinstance(doc.get("more", False), bool):
+        return None
+    return uint64(doc.get("count", "0"))
+
+
+def auth_status(doc: Any) -> bool | None:
+    """`enabled` from an AuthStatusResponse (false is omitted by the gateway), or None when not one."""
+    if v3_header(doc) is None or set(doc) - {"header", "enabled", "authRevision"}:
+        return None
+    enabled = doc.get("enabled", False)
+    return enabled if isinstance(enabled, bool) else None
+
+
+# etcd prints ids with types.ID.String(), strconv.FormatUint(id, 16): lower-case hex, no zero padding
+# (etcd 3.4 here answered "13360e293c9b961", 15 digits), never zero.
+_CLUSTER_ID = re.compile(r"[0-9a-f]{1,16}")
+
+
+def cluster_id(value: str | None) -> str | None:
+    """An X-Etcd-Cluster-Id header value, when it is one etcd could send."""
+    if value is None or not _CLUSTER_ID.fullmatch(value) or int(value, 16) == 0:
+        return None
+    return value
+
+
+def peer_member_list(doc: Any) -> bool:
+    """The peer port's `GET /members`: a non-empty array, each member with a non-zero uint64 id (a JSON
+    number from etcd 3.4/3.5, hex text from older ones) and at least one peer URL. `[]` is what a
+    catch-all JSON service says."""
+    def member_id(value: Any) -> bool:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return 0 < value < 1 << 64
+        return isinstance(value, str) and cluster_id(value) is not None
+
+    return isinstance(doc, list) and bool(doc) and all(
+        isinstance(m, dict) and member_id(m.get("id"))
+        and isinstance(m.get("peerURLs"), list) and bool(m["peerURLs"])
+        and all(isinstance(u, str) for u in m["peerURLs"]) for m in doc)
+
+
+def v2_key_headers(headers: dict[str, str]) -> bool:
+    """The headers etcd's v2 keys API puts on a successful read (HEAD or GET)."""
+    return (cluster_id(headers.get("x-etcd-cluster-id")) is not None
+            and all(uint64(headers.get(h)) is not None for h in ("x-etcd-index", "x-raft-index", "x-raft-term")))
+
+
+def v2_error(doc: Any) -> tuple[int, str] | None:
+    """(errorCode, cause) from a v2 error body, e.g. (100, '/missing') for a key that is not there."""
+    if not isinstance(doc, dict) or set(doc) - {"errorCode", "message", "cause", "index"}:
+        return None
+    code, message, index = doc.get("errorCode"), doc.get("message"), doc.get("index")
+    if isinstance(code, bool) or not isinstance(code, int) or not isinstance(message, str):
+        return None
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        return None
+    cause = doc.get("cause", "")
+    return (code, cause) if isinstance(cause, str) else None
 
 
 def v3_error(doc: Any) -> tuple[int, str] | None:
@@ -138,6 +220,11 @@ def is_auth_error(err: tuple[int, str] | None) -> bool:
     msg = message.lower()
     return code in (3, 7, 16) and ("user name is empty" in msg or "invalid auth token" in msg
                                     or "permission denied" in msg or "authentication failed" in msg)
+
+
+def is_rejected_login(err: tuple[int, str] | None) -> bool:
+    """Authenticate refused: etcd's ErrAuthFailed ('authentication failed, invalid user ID or password')."""
+    return err is not None and err[0] == 3 and "authentication failed" in err[1].lower()
 
 
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")

@@ -20,18 +20,24 @@ def v3_range_label(r: ProbeResult) -> str:
 
 
 def anon_read_v3(r: ProbeResult) -> bool:
-    return v3_served(r) and r.auth.v3_enabled is False
+    # Auth off says everyone reads; a RangeResponse to our range proves the API is really there.
+    return v3_served(r) and r.auth.v3_enabled is False and r.access.read_v3 is True
+
+
+def owner_view(r: ProbeResult) -> bool:
+    """`access` shows what the owner's credentials can do (not anonymous access): etcd accepted them."""
+    return bool(r.credentials) and not r.credentials_rejected
 
 
 def anon_read_v2(r: ProbeResult) -> bool:
-    if r.credentials:
-        return bool(r.apis.v2 and r.auth.v2_enabled is False)
+    if owner_view(r):
+        return bool(r.apis.v2 and r.auth.v2_enabled is False and r.access.read_v2)
     return bool(r.access.read_v2)
 
 
 def anon_write(r: ProbeResult) -> bool:
-    if r.credentials:
-        return anon_read_v3(r) or bool(r.apis.v2 and r.auth.v2_enabled is False)
+    if owner_view(r):
+        return anon_read_v3(r) or bool(r.apis.v2 and r.auth.v2_enabled is False and r.access.read_v2)
     return bool(r.access.write)
 
 

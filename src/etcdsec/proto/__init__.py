@@ -1,0 +1,5 @@
+"""etcd's v3 API messages: `etcd_v3.proto` (the subset of etcd's own .proto files that etcdsec speaks)
+and the protobuf module generated from it, `etcd_v3_pb2`, shared by the prober (`probe/v3api.py`) and
+the honeypot's gRPC and gateway side (`honeypot/v3/`). The generated code is committed, so only
+`protobuf` is needed at run time; `build.py` regenerates it (dev-time only, needs grpcio-tools).
+"""

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from etcdsec.model import ProbeResult
-from etcdsec.output import CSV_COLUMNS, csv_row
+from etcdsec.output import CSV_COLUMNS, SafeCsvWriter, csv_row, csv_safe, plain
+from etcdsec.report.text_more import render_more_text
 
 COUNT_SECTIONS = ("versions", "organizations", "asns", "names", "uptime", "tls", "auth", "findings")
 TOP = 15  # rows per table in text output; JSON/CSV carry everything
@@ -27,7 +28,7 @@ def render_json(report: dict[str, Any], out: IO[str]) -> None:
 
 def render_csv(report: dict[str, Any], out: IO[str]) -> None:
     """One `section,key,value` row per number: easy to load into a spreadsheet or pandas."""
-    writer = csv.writer(out)
+    writer = SafeCsvWriter(out)  # keys are member names, paths, user agents: anyone's text
     writer.writerow(["section", "key", "value"])
     for key, value in report.get("totals", {}).items():
         if isinstance(value, dict):
@@ -58,6 +59,7 @@ def render_text(report: dict[str, Any], out: IO[str]) -> None:
         _render_scan_text(report, console)
     if report.get("honeypot"):
         _render_honeypot_text(report["honeypot"], console)
+    render_more_text(report, console)
 
 
 def _counted(title: str, rows: list[tuple[str, Any]], console: Console) -> None:
@@ -67,22 +69,22 @@ def _counted(title: str, rows: list[tuple[str, Any]], console: Console) -> None:
     table.add_column(title[:-1] if title.endswith("s") else title)
     table.add_column("count", justify="right")
     for key, value in rows[:TOP]:
-        table.add_row(str(key), str(value))
+        table.add_row(plain(key), plain(value))
     console.print(table)
 
 
 def _render_honeypot_text(hp: dict[str, Any], console: Console) -> None:
     """What attackers did to the honeypot: who, when, with what, and which honeytokens they used."""
-    console.print(f"[bold]honeypot[/bold]: {hp.get('events', 0)} events from {hp.get('source_count', 0)} "
-                  f"source(s), {hp.get('first_seen') or '-'} to {hp.get('last_seen') or '-'}; "
-                  f"sensors: {', '.join(hp.get('sensors') or []) or '-'}")
+    console.print(plain(f"honeypot: {hp.get('events', 0)} events from {hp.get('source_count', 0)} "
+                        f"source(s), {hp.get('first_seen') or '-'} to {hp.get('last_seen') or '-'}; "
+                        f"sensors: {', '.join(map(str, hp.get('sensors') or [])) or '-'}"))
     sources = hp.get("sources") or []
     if sources:
         table = Table(title="sources" + (f" (top {TOP} of {len(sources)})" if len(sources) > TOP else ""))
         for column in ("src_ip", "events", "sessions", "first_seen", "last_seen"):
             table.add_column(column)
         for row in sources[:TOP]:
-            table.add_row(*(str(row.get(c, "")) for c in ("src_ip", "events", "sessions", "first_seen", "last_seen")))
+            table.add_row(*(plain(row.get(c, "")) for c in ("src_ip", "events", "sessions", "first_seen", "last_seen")))
         console.print(table)
 
     def pairs(items: Any) -> list[tuple[str, Any]]:
@@ -102,21 +104,21 @@ def _render_honeypot_text(hp: dict[str, Any], console: Console) -> None:
         table = Table(title="honeytoken uses", style="bold red")
         keys = list(uses[0].keys())
         for column in keys:
-            table.add_column(str(column))
+            table.add_column(plain(column))
         for row in uses[:TOP]:
-            table.add_row(*(str(row.get(k, "")) for k in keys))
+            table.add_row(*(plain(row.get(k, "")) for k in keys))
         console.print(table)
 
 
 def _render_scan_text(report: dict[str, Any], console: Console) -> None:
     scan = report["scan"]
-    console.print(f"[bold]scan {scan['id']}[/bold]" + (f" ({scan['name']})" if scan["name"] else "")
-                  + f", {scan['status']}, started {scan['started']}, ports {','.join(map(str, scan['ports']))}")
+    console.print(plain(f"scan {scan['id']}" + (f" ({scan['name']})" if scan["name"] else "")
+                        + f", {scan['status']}, started {scan['started']}, ports {','.join(map(str, scan['ports']))}"))
     totals = Table(title="totals", show_header=False)
     for key, value in report["totals"].items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
-        totals.add_row(key.replace("_", " "), str(value))
+        totals.add_row(plain(key.replace("_", " ")), plain(value))
     console.print(totals)
     for section in COUNT_SECTIONS:
         items = list(report.get(section, {}).items())
@@ -127,16 +129,16 @@ def _render_scan_text(report: dict[str, Any], console: Console) -> None:
         table.add_column("count", justify="right")
         for key, value in items[:TOP]:
             style = "bold red" if section == "names" and key in report.get("kubernetes_names", []) else None
-            table.add_row(str(key), str(value), style=style)
+            table.add_row(plain(key), plain(value), style=style)
         console.print(table)
     if report.get("kubernetes_names"):
-        console.print("Kubernetes-looking member names: " + ", ".join(report["kubernetes_names"][:TOP]))
+        console.print(plain("Kubernetes-looking member names: " + ", ".join(report["kubernetes_names"][:TOP])))
     if report.get("oldest"):
         table = Table(title="longest running")
         for column in ("endpoint", "start_time", "uptime_s", "version"):
             table.add_column(column)
         for row in report["oldest"]:
-            table.add_row(*(str(row[c]) for c in ("endpoint", "start_time", "uptime_s", "version")))
+            table.add_row(*(plain(row[c]) for c in ("endpoint", "start_time", "uptime_s", "version")))
         console.print(table)
 
 
@@ -153,7 +155,7 @@ def export_endpoints(rows: Iterable[tuple[ProbeResult, dict[str, Any]]], fmt: st
     writer = csv.DictWriter(out, fieldnames=[*CSV_COLUMNS, "org", "asn"])
     writer.writeheader()
     for result, meta in rows:
-        writer.writerow({**csv_row(result), "org": meta.get("org"), "asn": meta.get("asn")})
+        writer.writerow(csv_safe({**csv_row(result), "org": meta.get("org"), "asn": meta.get("asn")}))
         count += 1
     return count
 
@@ -165,5 +167,5 @@ def export_findings(rows: list[dict[str, Any]], fmt: str, out: IO[str] = sys.std
     else:
         writer = csv.DictWriter(out, fieldnames=["ip", "port", "finding", "severity", "title"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(csv_safe(row) for row in rows)
     return len(rows)

@@ -47,8 +47,11 @@ def dask_client(workers: int | None = None, address: str | None = None) -> Itera
         try:
             # Processes, one thread each: every worker runs one shard's event loop on its own core.
             # The workers import the shard task while they start (in parallel), not on their first task.
+            # No dashboard; the scheduler's HTTP server (health, metrics) still starts, and would take
+            # port 8787, or warn when another cluster holds it: a free loopback port instead.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None, silence_logs=logging.ERROR, preload=list(PRELOAD))
+                                   dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                   silence_logs=logging.ERROR, preload=list(PRELOAD))
         except BaseException:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             raise

@@ -1,6 +1,10 @@
 """What a scan must never touch: reserved and special-purpose ranges (as zmap's blocklist), plus the
 user's own `--exclude` list. Loopback and RFC 1918 / ULA private ranges stay scannable on purpose:
-internal audits and the loopback test bed need them."""
+internal audits and the loopback test bed need them.
+
+A target wider than a /8 is an Internet-wide sweep: it also loses every IANA special-purpose range
+(loopback and private included), read from the shipped `special-purpose.conf` or the user's file.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,11 @@ DEFAULT_EXCLUDES: tuple[tuple[str, str], ...] = (
 )
 
 
+WIDE_TARGET_ADDRESSES = 1 << 24  # a /8: wider targets get WIDE_EXCLUDES_FILE and need --confirm-wide
+WIDE_EXCLUDES_FILE = Path(__file__).with_name("special-purpose.conf")
+MAX_LIST_FILE_BYTES = 256 << 20  # a target or exclusion list: ~16 million lines
+
+
 @dataclass(frozen=True)
 class Exclusion:
     range: AddrRange
@@ -55,22 +64,37 @@ def parse_exclusion(text: str, reason: str) -> Exclusion:
     return Exclusion(r, reason)
 
 
+def read_list_file(path: str, what: str) -> str:
+    """A target or exclusion list, at most MAX_LIST_FILE_BYTES (a pipe works; /dev/zero is refused)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_LIST_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_LIST_FILE_BYTES:
+        raise UserError(f"cannot read {what} {path}: larger than {MAX_LIST_FILE_BYTES >> 20} MiB")
+    return data.decode("utf-8", errors="replace")
+
+
 def read_exclude_file(path: str) -> list[Exclusion]:
     """One address/CIDR/range per line; `#` starts a comment (zmap blocklist file format)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise UserError(f"cannot read exclude file {path}: {exc.strerror or exc}") from None
+    lines = read_list_file(path, "exclude file").splitlines()
     out = []
     for number, line in enumerate(lines, 1):
-        entry = line.split("#", 1)[0].strip()
+        entry, _, comment = line.partition("#")
+        entry = entry.strip()
         if not entry:
             continue
         r = parse_range(entry)
         if r is None:
             raise UserError(f"{path}:{number}: bad exclusion {entry!r}")
-        out.append(Exclusion(r, f"{path}:{number}"))
+        out.append(Exclusion(r, comment.strip() or f"{path}:{number}"))
     return out
+
+
+def wide_exclusions(path: str | None = None) -> list[Exclusion]:
+    """What targets wider than a /8 lose: the shipped IANA special-purpose list, or the user's file."""
+    return read_exclude_file(path or str(WIDE_EXCLUDES_FILE))
 
 
 def build_exclusions(

@@ -1,7 +1,9 @@
 """Read what users already have: masscan (-oJ, -oL, -oX), zmap CSV, nmap XML (-oX), Shodan exports.
 
 Each parser yields what it could read and counts what it could not: a bad line is never fatal.
-A file that cannot be opened or decompressed at all is a UserError.
+A file that cannot be opened or decompressed at all, is no known format, holds no readable record,
+or is XML declaring entities (a bomb or an external entity: nmap and masscan never write one) is a
+UserError saying so. Reading is bounded: MAX_IMPORT_BYTES after decompression.
 """
 
 from __future__ import annotations
@@ -12,14 +14,21 @@ import ipaddress
 import json
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
+
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeElementTree
 
 from etcdsec.errors import UserError
 
 FORMATS = ("auto", "masscan-json", "masscan-list", "masscan-xml", "nmap-xml", "zmap", "shodan")
 SHODAN_FIELDS = ("org", "asn", "isp", "location", "hostnames")
+MAX_IMPORT_BYTES = 1 << 30  # 1 GiB of text (after gunzip): ~20 million masscan lines
+_READ_CHUNK = 1 << 20
+# expat errors that mean "the data ended": no element found, unclosed token, partial character, CDATA
+_EXPAT_END_OF_INPUT = {3, 5, 6, 20}
+_JSON_ERRORS = (json.JSONDecodeError, RecursionError)  # RecursionError: nesting deeper than Python's stack
 
 
 @dataclass
@@ -58,24 +67,34 @@ def _port(value: Any) -> int | None:
 
 
 def _read_bytes(path: str) -> bytes:
+    """The file, at most MAX_IMPORT_BYTES (a pipe such as `<(zcat x)` is fine; /dev/zero is not)."""
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_IMPORT_BYTES + 1)
     except OSError as exc:
         raise UserError(f"cannot read import file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise UserError(f"cannot read import file {path}: larger than {MAX_IMPORT_BYTES >> 20} MiB")
     return raw
 
 
 def _gunzip(path: str, raw: bytes) -> tuple[bytes, bool]:
-    """Decompress what can be; (data, truncated)."""
+    """Decompress what can be, up to MAX_IMPORT_BYTES; (data, truncated)."""
     decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        data = decomp.decompress(raw)
+        data = decomp.decompress(raw, MAX_IMPORT_BYTES + 1)
     except zlib.error as exc:
         raise UserError(f"cannot read import file {path}: not valid gzip ({exc})") from None
+    if len(data) > MAX_IMPORT_BYTES:
+        raise UserError(f"cannot read import file {path}: decompresses to more than {MAX_IMPORT_BYTES >> 20} MiB "
+                        f"(from {len(raw):,} bytes)")
     return data, not decomp.eof
 
 
-def detect_format(head: bytes) -> str:
+def detect_format(head: bytes) -> str | None:
+    """The format `head` (the file's start) is written in; None when it is none of them."""
+    if b"\0" in head[:4096]:
+        return None  # binary: none of the formats holds a NUL byte
     text = head.lstrip()[:4096].decode("utf-8", errors="replace")
     if text.startswith("<?xml") or text.startswith("<nmaprun") or text.startswith("<!DOCTYPE"):
         return "masscan-xml" if "masscan" in text[:600] else "nmap-xml"
@@ -83,7 +102,14 @@ def detect_format(head: bytes) -> str:
         return "masscan-list"
     if text.startswith("[") or text.startswith("{"):
         return "shodan" if '"ip_str"' in text else "masscan-json"
-    return "zmap"
+    first = next((line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")), "")
+    if "saddr" in first.split(",") or _address(first.split(",")[0]) is not None:
+        return "zmap"
+    return None
+
+
+def _head(raw: bytes) -> str:
+    return repr(raw[:16])[1:]
 
 
 def read_import(path: str, fmt: str = "auto") -> ImportResult:
@@ -92,7 +118,11 @@ def read_import(path: str, fmt: str = "auto") -> ImportResult:
     if raw[:2] == b"\x1f\x8b":
         raw, truncated = _gunzip(path, raw)
     if fmt == "auto":
-        fmt = detect_format(raw)
+        found = detect_format(raw)
+        if found is None:
+            raise UserError(f"cannot import {path}: not a masscan, zmap, nmap or Shodan file "
+                            f"(it starts with {_head(raw)}); name the format with --import-format")
+        fmt = found
     if fmt not in FORMATS:
         raise UserError(f"unknown import format {fmt!r} (expected one of: {', '.join(FORMATS[1:])})")
     result = ImportResult(path, fmt, truncated=truncated)
@@ -107,6 +137,9 @@ def read_import(path: str, fmt: str = "auto") -> ImportResult:
         _parse_zmap(text, result)
     else:
         _parse_shodan(text, result)
+    if result.malformed and not result.records:
+        raise UserError(f"cannot import {path}: not a {fmt} file: none of its {result.malformed} records "
+                        f"could be read (it starts with {_head(raw)})")
     return result
 
 
@@ -116,7 +149,7 @@ def _parse_masscan_json(text: str, result: ImportResult) -> None:
     if stripped.startswith("[") and stripped.endswith("]"):
         try:
             objects = json.loads(stripped)
-        except json.JSONDecodeError:
+        except _JSON_ERRORS:
             objects = None
         if isinstance(objects, list):
             for obj in objects:
@@ -128,7 +161,7 @@ def _parse_masscan_json(text: str, result: ImportResult) -> None:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except _JSON_ERRORS:
             result.malformed += 1
             continue
         _masscan_object(obj, result)
@@ -170,16 +203,37 @@ def _parse_masscan_list(text: str, result: ImportResult) -> None:
 
 
 def _parse_xml(raw: bytes, result: ImportResult) -> None:
-    """nmap -oX and masscan -oX share the <host><address/><ports><port><state/> shape."""
-    parser = ElementTree.iterparse(io.BytesIO(raw), events=("end",))
+    """nmap -oX and masscan -oX share the <host><address/><ports><port><state/> shape.
+
+    defusedxml refuses entity declarations (billion laughs, XXE) and external references before any
+    is expanded or fetched. Input that stops inside the document is a cut file: what came before is kept.
+    """
+    parser = SafeElementTree.iterparse(io.BytesIO(raw), events=("end",), forbid_dtd=False,
+                                       forbid_entities=True, forbid_external=True)
     try:
         for _event, elem in parser:
             if elem.tag != "host":
                 continue
             _xml_host(elem, result)
             elem.clear()
-    except ElementTree.ParseError:
+    except DefusedXmlException as exc:
+        raise UserError(f"cannot import {result.path}: refused, the XML {_xml_threat(exc)}; nmap and masscan "
+                        "never write one, and nothing was read") from None
+    except ElementTree.ParseError as exc:
+        line, column = exc.position
+        if exc.code not in _EXPAT_END_OF_INPUT:
+            raise UserError(f"cannot import {result.path}: not well-formed XML at line {line}, column {column} "
+                            f"({str(exc).split(':')[0]})") from None
         result.truncated = True
+
+
+def _xml_threat(exc: DefusedXmlException) -> str:
+    name, sysid = getattr(exc, "name", None), getattr(exc, "sysid", None)
+    if sysid:
+        return f"declares an external entity {name!r} ({sysid!r}): an external-entity (XXE) read"
+    if type(exc).__name__ == "EntitiesForbidden":
+        return f"declares an entity {name!r}: entity expansion (a 'billion laughs' bomb)"
+    return f"names an external resource ({type(exc).__name__})"
 
 
 def _xml_host(host: ElementTree.Element, result: ImportResult) -> None:
@@ -245,7 +299,7 @@ def _parse_shodan(text: str, result: ImportResult) -> None:
             continue
         try:
             banner = json.loads(line)
-        except json.JSONDecodeError:
+        except _JSON_ERRORS:
             result.malformed += 1
             continue
         ip = _address(banner.get("ip_str")) if isinstance(banner, dict) else None

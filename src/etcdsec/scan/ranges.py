@@ -43,6 +43,18 @@ class AddrRange:
 
 def parse_range(text: str) -> AddrRange | None:
     """`10.0.0.0/24`, `10.0.0.1-10.0.0.9`, `10.0.0.1-9`, `::1`, `2001:db8::/126`; None if not an address form."""
+    found = _parse_range(text)
+    return found if isinstance(found, AddrRange) else None
+
+
+def range_problem(text: str) -> str | None:
+    """Why `text`, which starts like an address range (`a-b`), is not one: reversed, mixed, bad octet."""
+    found = _parse_range(text)
+    return found if isinstance(found, str) else None
+
+
+def _parse_range(text: str) -> AddrRange | str | None:
+    """The range; or, for `address-something` that is no range, the reason; None for other text."""
     text = text.strip()
     if "/" in text:
         try:
@@ -54,16 +66,18 @@ def parse_range(text: str) -> AddrRange | None:
         try:
             start = ipaddress.ip_address(left)
         except ValueError:
-            return None
+            return None  # not an address on the left: maybe a host name such as etcd-1
         try:
             end = ipaddress.ip_address(right)
         except ValueError:
             # `10.0.0.1-9`: the last octet only (IPv4, as nmap and masscan accept it)
             if start.version != 4 or not right.isdigit() or int(right) > 255:
-                return None
+                return f"range {text!r}: {right!r} is neither an address nor a last octet (0-255)"
             end = ipaddress.IPv4Address((int(start) & ~0xFF) | int(right))
-        if end.version != start.version or int(end) < int(start):
-            return None
+        if end.version != start.version:
+            return f"range {text!r} mixes IPv{start.version} and IPv{end.version}"
+        if int(end) < int(start):
+            return f"range {text!r} is reversed: {end} comes before {start} (write {end}-{start})"
         return AddrRange(start.version, int(start), int(end))
     try:
         return AddrRange.single(ipaddress.ip_address(text))

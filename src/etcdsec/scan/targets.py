@@ -18,8 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etcdsec.errors import UserError
-from etcdsec.scan.exclusions import Exclusion, why_excluded
-from etcdsec.scan.ranges import AddrRange, merge, parse_range, subtract
+from etcdsec.scan.exclusions import (
+    MAX_LIST_FILE_BYTES,
+    WIDE_TARGET_ADDRESSES,
+    Exclusion,
+    read_list_file,
+    why_excluded,
+)
+from etcdsec.scan.ranges import AddrRange, merge, parse_range, range_problem, subtract
 
 DEFAULT_PORTS = (2379, 2380)
 # 2^40 (address, port) pairs: the whole IPv4 space on 256 ports. Beyond that a scan never ends.
@@ -73,6 +79,9 @@ def parse_target(text: str, resolver: Resolver = resolve_host) -> list[AddrRange
     r = parse_range(text)
     if r is not None:
         return [r]
+    problem = range_problem(text)
+    if problem is not None:  # never looked up in DNS as a host name
+        raise UserError(f"cannot parse target: {problem}")
     if _looks_like_hostname(text.strip()):
         return [AddrRange.single(ipaddress.ip_address(ip)) for ip in resolver(text.strip())]
     raise UserError(f"cannot parse target {text!r}: expected an address, CIDR, range (a-b) or hostname")
@@ -93,18 +102,22 @@ def gather_target_words(targets: list[str], target_files: list[str] | None = Non
     files = list(target_files or [])
     for t in targets:
         if t == "-":
-            words.extend(read_target_lines(sys.stdin))
+            words.extend(read_target_lines(_read_stdin().splitlines()))
         elif t.startswith("@"):
             files.append(t[1:])
         else:
             words.append(t)
     for path in files:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                words.extend(read_target_lines(fh))
-        except OSError as exc:
-            raise UserError(f"cannot read targets file {path}: {exc.strerror or exc}") from None
+        words.extend(read_target_lines(read_list_file(path, "targets file").splitlines()))
     return words
+
+
+def _read_stdin() -> str:
+    """Targets piped in, at most MAX_LIST_FILE_BYTES."""
+    data = sys.stdin.read(MAX_LIST_FILE_BYTES + 1)
+    if len(data) > MAX_LIST_FILE_BYTES:
+        raise UserError(f"targets on stdin: more than {MAX_LIST_FILE_BYTES >> 20} MiB")
+    return data
 
 
 @dataclass
@@ -184,16 +197,20 @@ def build_target_set(
     hosts: Iterable[str] = (),
     meta: dict[str, dict[str, Any]] | None = None,
     resolver: Resolver = resolve_host,
+    wide_exclusions: list[Exclusion] | None = None,
 ) -> tuple[TargetSet, list[ExcludedNote]]:
-    """Parse, exclude, merge. Returns the set and a note for every target the exclusions cut."""
+    """Parse, exclude, merge. Returns the set and a note for every target the exclusions cut.
+
+    `wide_exclusions` also cut every target wider than a /8; narrower ones (127.0.0.0/8) keep them.
+    """
     notes: list[ExcludedNote] = []
-    holes = [e.range for e in exclusions]
     kept: list[AddrRange] = []
     for word in [*words, *hosts]:
         for r in parse_target(word, resolver):
-            hit = why_excluded(r, exclusions)
+            applying = exclusions + (wide_exclusions or []) if r.size > WIDE_TARGET_ADDRESSES else exclusions
+            hit = why_excluded(r, applying)
             if hit:
-                left = subtract([r], holes)
+                left = subtract([r], [e.range for e in applying])
                 notes.append(ExcludedNote(word, sorted({f"{e.range} ({e.reason})" for e in hit}), not left))
                 kept.extend(left)
             else:
@@ -218,6 +235,29 @@ def build_target_set(
             f"{target_set.size} (address, port) pairs is too many to scan (limit 2^40); narrow the ranges"
         )
     return target_set, notes
+
+
+def wide_scan_refusal(targets: TargetSet, rate: float | None, concurrency: int,
+                      connect_timeout: float) -> str | None:
+    """Why a target set wider than a /8 needs --confirm-wide: how many addresses, at what rate, how long."""
+    addresses = targets.distinct_addresses()
+    if addresses <= WIDE_TARGET_ADDRESSES:
+        return None
+    if rate:
+        per_second, how = rate, f"{rate:,.0f} connections/s (--rate)"
+    else:  # unlimited: bounded by connections in flight, each waiting up to the connect timeout
+        per_second = concurrency / connect_timeout
+        how = (f"about {per_second:,.0f} connections/s (no --rate; --concurrency {concurrency} / "
+               f"--connect-timeout {connect_timeout:g} s where nothing answers)")
+    return (f"refusing a scan wider than a /8: {addresses:,} addresses, {targets.size:,} (address, port) pairs, "
+            f"at {how} takes about {_duration(targets.size / per_second)}; add --confirm-wide to run it")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:,.0f} seconds"
 
 
 def _pair_key(pair: tuple[str, int]) -> tuple[int, int, int]:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -23,9 +23,7 @@ from etcdsec.model import ProbeResult, Severity
 from etcdsec.scan.cursor import ResumeCursor
 from etcdsec.scan.permutation import Shard
 from etcdsec.scan.targets import TargetSet
-from etcdsec.store.schema import endpoints, findings, metadata, progress, scans
-
-_SCHEMA_LOCK = 0x65746364  # "etcd": serialises concurrent schema creation on PostgreSQL
+from etcdsec.store.schema import create_schema, endpoints, findings, progress, scans
 
 
 def now() -> dt.datetime:
@@ -92,9 +90,7 @@ class ScanStore:
     # --- schema ------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
         with guard("creating the schema"), self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
-            metadata.create_all(conn)
+            create_schema(conn)  # one transaction; refuses a database holding other tables
 
     def _insert(self, table: Any) -> Any:
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert

@@ -4,6 +4,12 @@ scans      one row per scan (shards of one scan share it), with its arguments an
 progress   one row per (scan, shard): the resume cursor and running counts
 endpoints  one row per open (address, port) probed: indexed columns + the full ProbeResult JSON
 findings   one row per finding of an endpoint, for queries like "every open v2 guest"
+honeypot_events  one row per honeypot event (written by `etcdsec.events.store`)
+monitor_observations  one row per probe of a watched target (`etcdsec monitor exposure`)
+monitor_events  one row per monitor event (both modes; written by `etcdsec.events.store`)
+
+`create_schema` makes them in one transaction, and only in a database that holds nothing else: a
+SQLite file with other applications' tables, or a table of ours with other columns, is refused.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     ForeignKey,
     Index,
@@ -22,7 +29,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
+    text,
 )
+
+from etcdsec.errors import StoreError
+from etcdsec.store.engine import SCHEMA_LOCK
 
 SCHEMA_VERSION = 1
 
@@ -111,3 +123,138 @@ findings = Table(
     UniqueConstraint("scan_id", "ip", "port", "finding", name="uq_finding_per_endpoint"),
     Index("ix_findings_scan_finding", "scan_id", "finding"),
 )
+
+# One row per honeypot event; the columns reports group by are pulled out, everything else is in `data`.
+honeypot_events = Table(
+    "honeypot_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("timestamp", String(32), nullable=False, index=True),
+    Column("eventid", String(64), nullable=False, index=True),
+    Column("sensor", String(255)),
+    Column("session", String(32), index=True),
+    Column("src_ip", String(64), index=True),
+    Column("src_port", Integer),
+    Column("dst_ip", String(64)),
+    Column("dst_port", Integer),
+    Column("method", String(32)),
+    Column("path", Text),
+    Column("status", Integer),
+    Column("user_agent", Text),
+    Column("grpc_method", String(255)),
+    Column("token", String(255)),
+    Column("data", Text, nullable=False),
+)
+
+# One row per probe of a watched target. `baseline` marks the rows later ones are compared with
+# (every reachable one, and an unreachable one once it counted as down): a restarted monitor
+# takes the newest baseline row and the misses after it, so no change is lost across a restart.
+monitor_observations = Table(
+    "monitor_observations",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("target", String(300), nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False),
+    Column("reachable", Boolean, nullable=False),
+    Column("exposed", Boolean, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("findings", Text, nullable=False),  # JSON list of finding ids, sorted
+    Column("version", String(64)),
+    Column("scheme", String(8)),
+    Column("client_cert_required", Boolean, nullable=False),
+    Column("v3_auth", Boolean),
+    Column("cert_id", String(64)),  # sha256 of the certificate's subject, issuer, expiry and names
+    Column("cert_not_after", String(40)),
+    Column("cert_expiring", Boolean, nullable=False),
+    Column("error", Text),
+    Column("baseline", Boolean, nullable=False),
+    Column("result", Text),  # JSON ProbeResult, kept on baseline rows that changed something
+    Index("ix_monitor_observations_target", "target", "id"),
+)
+
+# Monitor events; the columns queries filter on are pulled out, the whole event is in `data`.
+monitor_events = Table(
+    "monitor_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("timestamp", String(32), nullable=False, index=True),
+    Column("eventid", String(64), nullable=False, index=True),
+    Column("sensor", String(255)),
+    Column("target", String(300), index=True),
+    Column("src_ip", String(64), index=True),
+    Column("dst_ip", String(64)),
+    Column("dst_port", Integer),
+    Column("data", Text, nullable=False),
+)
+
+# --- monitor connections: the learnt baseline and the triage cards -----------------------------------
+monitor_conn_baseline = Table(
+    "monitor_conn_baseline",
+    metadata,
+    Column("src_ip", String(45), primary_key=True),
+    Column("port", Integer, primary_key=True, autoincrement=False),
+    Column("role", String(8), nullable=False),  # client | peer
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("processes", Text, nullable=False),  # JSON list of "name (user)" of local clients
+)
+
+monitor_conn_cards = Table(
+    "monitor_conn_cards",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("src_ip", String(45), nullable=False),
+    Column("endpoint", String(60), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("card", Text, nullable=False),  # JSON: the whole triage card
+    UniqueConstraint("src_ip", "endpoint", "first_seen", name="uq_monitor_conn_card"),
+)
+
+
+# Tables etcdsec writes outside this module (none: every table is declared here).
+OTHER_ETCDSEC_TABLES: frozenset[str] = frozenset()
+
+
+def foreign_tables(names: set[str]) -> list[str]:
+    """Tables etcdsec did not create (SQLite's own `sqlite_*` tables aside)."""
+    ours = set(metadata.tables) | OTHER_ETCDSEC_TABLES
+    return sorted(n for n in names if n not in ours and not n.startswith("sqlite_"))
+
+
+def create_schema(conn: Connection) -> None:
+    """etcdsec's tables, all or none, in a database holding nothing else (StoreError otherwise).
+
+    SQLite runs DDL outside transactions unless one is begun explicitly: BEGIN IMMEDIATE makes the
+    check and the CREATEs one transaction, and makes concurrent creators wait for each other.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+    problem = schema_problem(conn, allow_foreign=False)
+    if problem:
+        raise StoreError(problem)
+    metadata.create_all(conn)
+
+
+def schema_problem(conn: Connection, allow_foreign: bool = True) -> str | None:
+    """Why this database is not one etcdsec may use: a table of ours with other columns, or (unless
+    `allow_foreign`) tables etcdsec did not create. None when it is fine."""
+    inspector = inspect(conn)
+    names = set(inspector.get_table_names())
+    foreign = foreign_tables(names)
+    if foreign and not allow_foreign:
+        shown = ", ".join(foreign[:10]) + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else "")
+        return (f"the database holds tables etcdsec did not create ({shown}); "
+                "give --db a new file (or, on PostgreSQL, a database where etcdsec may use its own schema)")
+    for name in sorted(names & set(metadata.tables)):
+        have = {c["name"] for c in inspector.get_columns(name)}
+        missing = [c.name for c in metadata.tables[name].columns if c.name not in have]
+        if missing:
+            return (f"the database has a table {name!r} that is not etcdsec's (no column "
+                    f"{', '.join(missing[:5])}); give --db a new file")
+    return None

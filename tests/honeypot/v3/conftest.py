@@ -20,9 +20,9 @@ from etcdsec.honeypot.context import (
     Session,
     load_persona,
 )
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.v3.state import V3State
+from tests.support.harness import BackgroundSensor
 
 MakeCtx = Callable[..., tuple[SensorContext, MemoryEvents]]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer, etcd_binaries
+from tests.support.harness import BackgroundSensor
 
 from .conftest import real_sensor
 

@@ -13,7 +13,7 @@ import h2.events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot.v3 import gateway, gojson, service
+from etcdsec.honeypot.v3 import gateway, gojson, jsonrequest, service
 from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
 from etcdsec.honeypot.v3.state import V3State
 
@@ -177,12 +177,12 @@ def test_fast_json_decoding_agrees_with_json_format(obj: dict[str, object]) -> N
     body = json.dumps(obj).encode()
     try:
         fast, _ = gateway.parse_request(body, pb.RangeRequest)
-    except gateway._BadInput:
+    except jsonrequest.BadInput:
         fast = None
     try:
-        gateway._check_bytes(pb.RangeRequest.DESCRIPTOR, obj)
+        jsonrequest.check_bytes(pb.RangeRequest.DESCRIPTOR, obj)
         slow = json_format.ParseDict(obj, pb.RangeRequest(), ignore_unknown_fields=True)
-    except (gateway._BadInput, json_format.ParseError, ValueError, TypeError, AttributeError):
+    except (jsonrequest.BadInput, json_format.ParseError, ValueError, TypeError, AttributeError):
         slow = None
     assert fast == slow
 
@@ -190,7 +190,7 @@ def test_fast_json_decoding_agrees_with_json_format(obj: dict[str, object]) -> N
 @FUZZ
 @given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n%é", max_size=24))
 def test_the_clean_base64_shortcut_only_passes_what_go_accepts(text: str) -> None:
-    if gateway._CLEAN_B64.fullmatch(text):
+    if jsonrequest.CLEAN_B64.fullmatch(text):
         assert gojson.base64_error(text.encode()) is None
         assert binascii.a2b_base64(text) == base64.b64decode(text)
 

@@ -19,6 +19,31 @@ from .conftest import real_sensor
 
 SEED = [("foo", "bar"), ("foo2", "baz")]
 
+
+
+def _nested_txn(depth: int) -> str:
+    return ('{"success":[' + '{"request_txn":{"success":[' * depth + '{"request_range":{"key":"Zm9v"}}'
+            + "]}}" * depth + "]}")
+
+
+# Hostile nesting (issue 17): Go's scanner refuses past 10,000 levels; below that, etcd answers by
+# the types it meets, and a txn nested 128 deep runs out of max-txn-ops (127 still runs).
+DEEP: list[tuple[str, str]] = [
+    ("/v3/kv/range", "[" * 500 + "]" * 500),
+    ("/v3/kv/range", '{"key":' + "[" * 500 + "]" * 500 + "}"),
+    ("/v3/kv/range", '{"key":' + '{"a":' * 2000 + "1" + "}" * 2001),
+    ("/v3/kv/range", '{"a":' * 5000 + "1" + "}" * 5000),
+    ("/v3/kv/range", '{"key":"Zm9v","zz":' + "[" * 9999 + "]" * 9999 + "}"),
+    ("/v3/kv/range", "[" * 10000 + "]" * 10000),
+    ("/v3/kv/range", "[" * 10001 + "]" * 10001),
+    ("/v3/kv/range", '{"key":"Zm9v","zz":' + "[" * 100000),
+    ("/v3/kv/range", "[" * 3000 + "}"),
+    ("/v3/kv/txn", _nested_txn(127)),
+    ("/v3/kv/txn", _nested_txn(128)),
+    ("/v3/kv/txn", _nested_txn(1000)),
+    ("/v3/kv/txn", _nested_txn(3333)),
+]
+
 # (method, path, body): a stateful sequence; order matters (writes, then reads of them).
 SEQUENCE: list[tuple[str, str, str]] = [
     ("POST", "/v3/kv/range", '{"key":"Zm9v"}'),
@@ -43,6 +68,12 @@ SEQUENCE: list[tuple[str, str, str]] = [
     ("POST", "/v3/kv/range", '{"key":"Zm9"}'),
     ("POST", "/v3/kv/range", '{"key":"Zm9v=="}'),
     ("POST", "/v3/kv/range", '{"key":12}'),
+    # Go reads a []byte from an array of small numbers too (null is 0)
+    ("POST", "/v3/kv/range", '{"key":[102,111,111]}'),
+    ("POST", "/v3/kv/range", '{"key":[null,102]}'),
+    ("POST", "/v3/kv/range", '{"key":[256]}'),
+    ("POST", "/v3/kv/range", '{"key":[102,"x",[]]}'),
+    ("POST", "/v3/kv/range", '{"key":[{}]}'),
     ("POST", "/v3/kv/range", '{"rangeEnd":"Zm9w","key":"Zm9v"}'),
     # lone surrogate escapes: Go's decoder makes them U+FFFD (a bad base64 byte, an unknown field)
     ("POST", "/v3/kv/range", '{"key":"\\ud800"}'),
@@ -107,6 +138,7 @@ SEQUENCE: list[tuple[str, str, str]] = [
     ("GET", "/v3/kv/range", ""),
     ("PUT", "/v3/kv/range", "{}"),
     ("POST", "/v3beta/kv/range", '{"key":"Zm9v"}'),
+    *[("POST", path, body) for path, body in DEEP],
     ("POST", "/v3/watch", '{"create_request":{"key":"Zm9v","start_revision":"3"}}'),
 ]
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etcdsec.honeypot.context import Session
-from etcdsec.honeypot.v3 import gateway, jsonpb, service
+from etcdsec.honeypot.v3 import gateway, jsonpb, jsonrequest, service
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
 
@@ -79,7 +79,7 @@ def test_simple_fields_are_what_parse_request_sets(obj: dict[str, Any], style: i
 def test_the_shortcuts_base64_is_a_subset_of_the_clean_base64(text: str) -> None:
     plain = gateway.simple_request(json.dumps({"key": text}).encode(), service.PlainRange, gateway._RANGE_SPEC)
     if plain is not None:
-        assert gateway._CLEAN_B64.fullmatch(text)
+        assert jsonrequest.CLEAN_B64.fullmatch(text)
         assert plain.key == binascii.a2b_base64(text)
 
 
@@ -91,7 +91,7 @@ def test_the_shortcuts_base64_exhaustively_on_short_strings() -> None:
             body = b'{"key":"' + text.encode().replace(b"\n", b"\\n") + b'"}'
             plain = gateway.simple_request(body, service.PlainRange, gateway._RANGE_SPEC)
             if plain is not None:
-                assert gateway._CLEAN_B64.fullmatch(text) and plain.key == binascii.a2b_base64(text), text
+                assert jsonrequest.CLEAN_B64.fullmatch(text) and plain.key == binascii.a2b_base64(text), text
 
 
 def test_the_common_bodies_take_the_shortcut() -> None:

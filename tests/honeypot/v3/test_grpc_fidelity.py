@@ -1,18 +1,18 @@
 """The gRPC fidelity corpus: every call answered as real etcd 3.4.23 / 3.5.1 answer it.
 
 Compares :status, header and trailer names, grpc-status, grpc-message and the decoded response
-(ids and sizes normalised; revisions compared exactly) - see etcdsec.honeypot.v3.fidelity.
+(ids and sizes normalised; revisions compared exactly) - see tests/support/fidelity_grpc.py.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from etcdsec.honeypot.v3 import fidelity
+from tests.support import fidelity_grpc
 
 
 def test_corpus_is_large_and_well_formed() -> None:
-    cases = fidelity.load_cases()
+    cases = fidelity_grpc.load_cases()
     assert len(cases) >= 120
     assert len({c.id for c in cases}) == len(cases)
     assert {c.grpc.split("/")[1] for c in cases} >= {"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease",
@@ -22,7 +22,7 @@ def test_corpus_is_large_and_well_formed() -> None:
 
 @pytest.mark.parametrize("version", ["3.4", "3.5"])
 def test_grpc_fidelity_is_complete(version: str) -> None:
-    outcomes = fidelity.run([version])
+    outcomes = fidelity_grpc.run([version])
     diffs = [f"{o.id}: {' | '.join(o.diffs)}" for o in outcomes if not o.match]
     assert not diffs, "\n".join(diffs)
-    assert fidelity.summary(outcomes)[fidelity.PERSONA_FOR[version]]["match"] == 100.0
+    assert fidelity_grpc.summary(outcomes)[fidelity_grpc.PERSONA_FOR[version]]["match"] == 100.0

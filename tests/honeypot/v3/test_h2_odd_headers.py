@@ -11,10 +11,10 @@ import h2.connection
 import h2.events
 import pytest
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.proto import etcd_v3_pb2 as pb
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.harness import BackgroundSensor
 
 ODD = [(b"x-odd", b"\xff\xfe"), (b"user-agent", b"caf\xe9-client/1")]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from etcdsec.honeypot.harness import BackgroundSensor
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.harness import BackgroundSensor
 
 from .conftest import real_sensor
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from etcdsec.audit.collector import Collector
 from etcdsec.audit.etcdflags import DEFAULTS
 from etcdsec.audit.model import EtcdInstance
-from etcdsec.audit.sources import Collector
 from etcdsec.audit.urls import ListenURL, parse_urls
 
 

@@ -109,18 +109,14 @@ def check_data_dir(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
 
 
 def _fingerprints(ctx: AuditContext, path: Path) -> set[str]:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        ctx.collector.read_text(path, "CA certificate")  # records why it could not be read
+    data = ctx.collector.read_bytes(path, "CA certificate")  # bounded; records why it could not be read
+    if data is None:
         return set()
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
-        ctx.collector.read_text(path, "CA certificate")
         ctx.collector.unparsable(path, "no PEM certificate")
         return set()
-    ctx.collector.read_text(path, "CA certificate")
     return {hashlib.sha256(c.tbs_certificate_bytes).hexdigest() for c in certs}
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 from etcdsec.audit import encryption
 from etcdsec.audit.checks.base import AuditContext, Hit
 from etcdsec.audit.model import ApiServerInstance
 from etcdsec.audit.urls import parse_urls
-from etcdsec.audit.yamllines import load_all
+from etcdsec.audit.yamllines import load_all, yaml_problem
 
 
 def _api_evidence(api: ApiServerInstance, name: str) -> str:
@@ -64,8 +66,8 @@ def _encryption_file(
     shown = ctx.collector.show(path)
     try:
         docs = load_all(text)
-    except Exception:
-        ctx.collector.unparsable(path, "not valid YAML/JSON")
+    except yaml.YAMLError as exc:
+        ctx.collector.unparsable(path, yaml_problem(exc))
         return
     verdict = encryption.secrets_verdict(docs[0] if docs else None)
     if verdict.severity is not None:

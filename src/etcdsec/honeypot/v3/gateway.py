@@ -16,20 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from binascii import a2b_base64, b2a_base64
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import orjson
-from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from etcdsec.honeypot.context import Persona, SensorContext, Session
-from etcdsec.honeypot.v3 import errors, gojson, jsonpb, service
+from etcdsec.honeypot.v3 import errors, jsonpb, service
 from etcdsec.honeypot.v3.call import major_minor
 from etcdsec.honeypot.v3.errors import V3Error
+from etcdsec.honeypot.v3.jsonrequest import (
+    FLAT,
+    BadInput,
+    fields_of,
+    json_object,
+    parse_request,
+)
 from etcdsec.honeypot.v3.mvcc import KeyRev
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -53,7 +58,11 @@ def to_json(msg: Message) -> bytes:
     orjson writes the same bytes as json.dumps(separators=(",", ":"), ensure_ascii=False) for what
     to_dict holds (protobuf strings: valid Unicode; ints within 64 bits; no floats), 10x faster.
     """
-    return orjson.dumps(jsonpb.to_dict(msg))
+    d = jsonpb.to_dict(msg)
+    try:
+        return orjson.dumps(d)
+    except orjson.JSONEncodeError:  # nested past orjson's 255 levels (a deep txn's responses)
+        return json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _error_body(code: int, message: str, version: tuple[int, int]) -> bytes:
@@ -71,211 +80,6 @@ def is_streaming(ctx: SensorContext, path: str) -> bool:
     canon = ctx.persona.v3_path(path.split("?", 1)[0])
     m = service.GATEWAY.get(canon or "")
     return m is not None and (m.streaming or m.server_stream)
-
-
-def _go_type(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "bool"}.get(type(value), "number")
-
-
-class _BadInput(Exception):
-    pass
-
-
-def _fields(desc: Any) -> dict[str, FieldDescriptor]:
-    """A message's fields by proto name and by lowerCamel JSON name (jsonpb accepts both, the proto
-    name first); one dict per message type instead of two descriptor look-ups per JSON key."""
-    fields = _FIELDS.get(desc)
-    if fields is None:
-        fields = _FIELDS[desc] = {**desc.fields_by_camelcase_name, **desc.fields_by_name}
-    return fields
-
-
-_FIELDS: dict[Any, dict[str, FieldDescriptor]] = {}
-# Padded standard base64 without line breaks: what clients send, and what Go decodes without a word.
-_CLEAN_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-
-
-def _check_bytes(desc: Any, obj: dict[str, Any]) -> None:
-    """Go's base64 and type rules for the bytes fields (recursively), before protobuf parses."""
-    fields = _fields(desc)
-    for name, value in obj.items():
-        field = fields.get(name)
-        if field is None or value is None:
-            continue
-        values = value if isinstance(value, list) and field.is_repeated else [value]
-        for v in values:
-            if field.type == FieldDescriptor.TYPE_BYTES:
-                if not isinstance(v, str):
-                    raise _BadInput(f"json: cannot unmarshal {_go_type(v)} into Go value of type []uint8")
-                if _CLEAN_B64.fullmatch(v):
-                    continue
-                off = gojson.base64_error(v.encode())
-                if off is not None:
-                    raise _BadInput(f"illegal base64 data at input byte {off}")
-            elif field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(v, dict):
-                _check_bytes(field.message_type, v)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _go_strings(value: Any) -> Any:
-    """Go's decoder turns a lone surrogate escape (\\ud800) into U+FFFD; Python keeps it, and
-    protobuf and str.encode() then fail on it. json.loads has already joined the valid pairs."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [_go_strings(v) for v in value]
-    if isinstance(value, dict):
-        return {_go_strings(k): _go_strings(v) for k, v in value.items()}
-    return value
-
-
-def _whole_object(body: bytes) -> Any:
-    """Fast path: the whole body is one JSON object (the C parsers agree with Go on those); None
-    when it is not, and Go's scanner decides."""
-    obj = _flat_object(body)
-    if obj is not None:
-        return obj
-    try:
-        # Go reads JSON as UTF-8 and each invalid byte as U+FFFD; json.loads(bytes) would keep a
-        # surrogate's bytes as a lone surrogate (and guess UTF-16/32 from the first bytes)
-        return json.loads(body.decode("utf-8", "replace"), parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return None
-
-
-_FLAT = {str, int, bool, type(None)}
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    """orjson's reading of a body that is one JSON object; None for anything else."""
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return obj if type(obj) is dict else None
-
-
-def _flat_object(body: bytes) -> dict[str, Any] | None:
-    """orjson's reading of a one-level object of strings, ints, bools and nulls: what json.loads
-    reads then, 5x faster. Anything else (floats: orjson makes big ints floats) is left to json."""
-    obj = _json_object(body)
-    if obj is None:
-        return None
-    for v in obj.values():
-        if type(v) not in _FLAT:
-            return None
-    return obj
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(name)  # NaN/Infinity are not JSON to Go
-
-
-def parse_request(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
-    """Decode the first JSON value of `body` into `msg_type`; (message, bytes consumed)."""
-    msg = msg_type()
-    end = len(body)
-    obj = _whole_object(body) if body.lstrip()[:1] == b"{" else None
-    if not isinstance(obj, dict):
-        err, end = gojson.decode_error(body)
-        if err == "EOF":
-            return msg, len(body)
-        if err is not None:
-            raise _BadInput(err)
-        try:
-            obj = json.loads(body[:end], parse_constant=_reject_constant)
-        except (ValueError, RecursionError):
-            raise _BadInput(gojson.UNEXPECTED_EOF) from None
-    if obj is None:
-        return msg, end
-    if not isinstance(obj, dict):
-        raise _BadInput(f"json: cannot unmarshal {_go_type(obj)} into Go value of type "
-                        "map[string]json.RawMessage")
-    if b"\\u" in body[:end]:  # only an escape can make a lone surrogate (raw ones are not UTF-8)
-        try:
-            obj = _go_strings(obj)
-        except RecursionError:
-            raise _BadInput(gojson.UNEXPECTED_EOF) from None
-    _check_bytes(msg.DESCRIPTOR, obj)
-    if _fill_simple(msg, obj):
-        return msg, end
-    msg.Clear()
-    _check_quoted_numbers(msg.DESCRIPTOR, obj)
-    try:
-        json_format.ParseDict(obj, msg, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
-        raise _BadInput(_parse_error_text(exc)) from None
-    return msg, end
-
-
-_INT_TYPES = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_INT32,
-              FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SINT32}
-
-
-def _fill_simple(msg: Message, obj: dict[str, Any]) -> bool:
-    """The common case without json_format: scalar fields with plain values. False: let it decide."""
-    fields = _fields(msg.DESCRIPTOR)
-    for name, value in obj.items():
-        fd = fields.get(name)
-        if fd is None:
-            continue  # unknown fields are ignored, as etcd's gateway does
-        if fd.is_repeated or value is None:
-            return False
-        t = fd.type
-        if t == FieldDescriptor.TYPE_BYTES and isinstance(value, str):
-            setattr(msg, fd.name, a2b_base64(value))  # already checked by Go's rules
-        elif t in _INT_TYPES and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
-            setattr(msg, fd.name, int(value))
-        elif _plain(t, value):
-            setattr(msg, fd.name, value)
-        else:
-            return False
-    return True
-
-
-_GO_INT_NAMES = {FieldDescriptor.TYPE_INT64: "int64", FieldDescriptor.TYPE_UINT64: "uint64",
-                 FieldDescriptor.TYPE_INT32: "int32", FieldDescriptor.TYPE_UINT32: "uint32",
-                 FieldDescriptor.TYPE_SINT64: "int64", FieldDescriptor.TYPE_SINT32: "int32"}
-
-
-def _check_quoted_numbers(desc: Any, obj: dict[str, Any]) -> None:
-    """jsonpb strips the quotes of a string given for a number and hands the rest to Go's
-    json.Unmarshal: {"TTL":"abc"} fails with "invalid character 'a' looking for beginning of value"."""
-    fields = _fields(desc)
-    for name, value in obj.items():
-        fd = fields.get(name)
-        if fd is None or fd.is_repeated or fd.type not in _INT_TYPES or not isinstance(value, str):
-            continue
-        inner = value.encode()
-        err, end = gojson.decode_error(inner)
-        if err == "EOF":
-            raise _BadInput("unexpected end of JSON input")
-        if err is not None:
-            raise _BadInput(err)
-        if inner[end:].strip():
-            bad = inner[end:].lstrip()[:1].decode("latin-1")
-            raise _BadInput(f"invalid character {bad!r} after top-level value")
-        text = inner.strip().decode()
-        if not text.lstrip("-").isdigit():
-            kind = "number " + text if text[:1] in "-0123456789" else _go_type(json.loads(text))
-            raise _BadInput(f"json: cannot unmarshal {kind} into Go value of type {_GO_INT_NAMES[fd.type]}")
-
-
-def _plain(t: int, value: Any) -> bool:
-    if t in _INT_TYPES:
-        return type(value) is int and 0 <= value < 1 << 31
-    if t == FieldDescriptor.TYPE_BOOL:
-        return type(value) is bool
-    return t == FieldDescriptor.TYPE_STRING and isinstance(value, str)
-
-
-def _parse_error_text(exc: Exception) -> str:
-    text = str(exc)
-    if "Couldn't parse integer" in text or "not an integer" in text.lower():
-        return "json: cannot unmarshal string into Go value of type int64"
-    return "json: cannot unmarshal value into Go struct field"
 
 
 # Over TLS the gateway's own gRPC client goes through etcd's TLS HTTP handler and its CORS wrapper,
@@ -336,7 +140,7 @@ def _handle(ctx: SensorContext, state: V3State, session: Session | None, method:
         _ROUTES[path] = (persona, m, version)  # a handful: each served prefix + /kv/range or /kv/put
     try:
         request, _ = parse_request(body, m.request)
-    except _BadInput as exc:
+    except BadInput as exc:
         return (400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), version)), False
     token = _token(headers)
     if m.server_stream:
@@ -429,7 +233,7 @@ def _simple_spec(desc: Any) -> dict[str, tuple[str, int]]:
     """JSON name (proto and lowerCamel) -> (proto name, kind) for one request type; _OTHER: a field
     the shortcut leaves to the general path (enums, strings, repeated, messages)."""
     spec: dict[str, tuple[str, int]] = {}
-    for name, fd in _fields(desc).items():
+    for name, fd in fields_of(desc).items():
         t = fd.type
         kind = (_OTHER if fd.is_repeated else _BYTES if t == FieldDescriptor.TYPE_BYTES
                 else _INT64 if t == FieldDescriptor.TYPE_INT64 else _BOOL if t == FieldDescriptor.TYPE_BOOL
@@ -449,20 +253,20 @@ def simple_request(body: bytes, cls: type[_P], spec: dict[str, tuple[str, int]])
     digits or small non-negative ints for int64, JSON booleans for bools. None for anything else."""
     if b"\\u" in body:
         return None
-    obj = _json_object(body)
+    obj = json_object(body)
     if obj is None:
         return None
     out = cls()
     for name, value in obj.items():
         field = spec.get(name)
         if field is None:
-            if type(value) in _FLAT:
+            if type(value) in FLAT:
                 continue  # unknown fields are ignored, as etcd's gateway does
             return None
         proto, kind = field
         tv = type(value)
         if kind == _BYTES and tv is str:
-            # strict base64 of whole quads, no excess padding: a subset of _CLEAN_B64, cheaper than
+            # strict base64 of whole quads, no excess padding: a subset of CLEAN_B64, cheaper than
             # the regex (tests/honeypot/v3/test_gateway_shortcuts.py); anything else falls back
             if len(value) % 4 or value.endswith("==="):
                 return None
@@ -539,7 +343,7 @@ def _stream_requests(m: service.Method, body: bytes) -> list[Message]:
     while rest.strip() and len(requests) < MAX_STREAM_REQUESTS:
         try:
             req, used = parse_request(rest, m.request)
-        except _BadInput:
+        except BadInput:
             break
         requests.append(req)
         rest = rest[used:]
@@ -629,6 +433,10 @@ class LiveWatch:
             self.stream.handle(req)
         if self.stream.pending:
             self.ready.set()
+
+    def watching(self) -> bool:
+        """At least one watch is open: a quiet socket is waiting for events, not idle."""
+        return bool(self.stream.watchers)
 
     def lines(self) -> list[bytes]:
         """The results so far, each a `{"result":...}` line without its newline."""

@@ -10,6 +10,8 @@ import unicodedata
 
 UNEXPECTED_EOF = "unexpected EOF"
 _WS = b" \t\r\n"
+MAX_DEPTH = 10_000  # encoding/json's maxNestingDepth
+_OPEN = {ord("{"): ord("}"), ord("["): ord("]")}
 
 
 def quote_char(c: int) -> str:
@@ -52,79 +54,77 @@ class _Scan:
     def peek(self) -> int | None:
         return self.d[self.i] if self.i < len(self.d) else None
 
-    def value(self, depth: int = 0) -> str | None:
+    def value(self) -> str | None:
+        """Scan one value. A loop with an explicit stack, as Go's scanner is: no recursion, so a
+        hostile body nested 100,000 deep costs one list, and the 10,001st level is refused as Go
+        refuses it."""
+        stack: list[int] = []  # the open containers, innermost last: ord("{") or ord("[")
+        while True:
+            self.ws()
+            c = self.peek()
+            if c is None:
+                return UNEXPECTED_EOF
+            if c in _OPEN:
+                if len(stack) >= MAX_DEPTH:
+                    return _err(c, "exceeded max depth")
+                self.i += 1
+                self.ws()
+                if self.peek() == _OPEN[c]:
+                    self.i += 1  # an empty container: a whole value
+                else:
+                    stack.append(c)
+                    if c == ord("{") and (e := self.key()) is not None:
+                        return e
+                    continue
+            elif c == ord('"'):
+                if (e := self.string()) is not None:
+                    return e
+            elif c == ord("-") or ord("0") <= c <= ord("9"):
+                if (e := self.number()) is not None:
+                    return e
+            else:
+                lit = next((lit for lit in (b"true", b"false", b"null") if c == lit[0]), None)
+                if lit is None:
+                    return _err(c, "looking for beginning of value")
+                if (e := self.literal(lit)) is not None:
+                    return e
+            # a value is complete: close what it completes, up to a comma that wants the next one
+            while stack:
+                self.ws()
+                c = self.peek()
+                if c is None:
+                    return UNEXPECTED_EOF
+                self.i += 1
+                top = stack[-1]
+                if c == _OPEN[top]:
+                    stack.pop()
+                    continue
+                if c != ord(","):
+                    return _err(c, "after object key:value pair" if top == ord("{") else "after array element")
+                if top == ord("{") and (e := self.key()) is not None:
+                    return e
+                break
+            if not stack:
+                return None
+
+    def key(self) -> str | None:
+        """An object key and its colon."""
         self.ws()
         c = self.peek()
         if c is None:
             return UNEXPECTED_EOF
-        if depth > 10000:
-            return "exceeded max depth"
-        if c == ord("{"):
-            return self.obj(depth)
-        if c == ord("["):
-            return self.arr(depth)
-        if c == ord('"'):
-            return self.string()
-        if c == ord("-") or ord("0") <= c <= ord("9"):
-            return self.number()
-        for lit in (b"true", b"false", b"null"):
-            if c == lit[0]:
-                return self.literal(lit)
-        return _err(c, "looking for beginning of value")
-
-    def obj(self, depth: int) -> str | None:
-        self.i += 1
+        if c != ord('"'):
+            return _err(c, "looking for beginning of object key string")
+        if (e := self.string()) is not None:
+            return e
         self.ws()
         c = self.peek()
-        if c == ord("}"):
-            self.i += 1
-            return None
-        while True:
-            self.ws()
-            c = self.peek()
-            if c is None:
-                return UNEXPECTED_EOF
-            if c != ord('"'):
-                return _err(c, "looking for beginning of object key string")
-            if (e := self.string()) is not None:
-                return e
-            self.ws()
-            c = self.peek()
-            if c is None:
-                return UNEXPECTED_EOF
-            if c != ord(":"):
-                return _err(c, "after object key")
-            self.i += 1
-            if (e := self.value(depth + 1)) is not None:
-                return e
-            self.ws()
-            c = self.peek()
-            if c is None:
-                return UNEXPECTED_EOF
-            self.i += 1
-            if c == ord("}"):
-                return None
-            if c != ord(","):
-                return _err(c, "after object key:value pair")
-
-    def arr(self, depth: int) -> str | None:
+        if c is None:
+            return UNEXPECTED_EOF
+        if c != ord(":"):
+            return _err(c, "after object key")
         self.i += 1
-        self.ws()
-        if self.peek() == ord("]"):
-            self.i += 1
-            return None
-        while True:
-            if (e := self.value(depth + 1)) is not None:
-                return e
-            self.ws()
-            c = self.peek()
-            if c is None:
-                return UNEXPECTED_EOF
-            self.i += 1
-            if c == ord("]"):
-                return None
-            if c != ord(","):
-                return _err(c, "after array element")
+        return None
 
     def string(self) -> str | None:
         d = self.d
@@ -252,3 +252,40 @@ def base64_error(s: bytes) -> int | None:
             if si < n:
                 return si
             return None
+
+
+def prune(data: bytes, depth: int) -> bytes:
+    """`data` (one valid JSON value) with every container deeper than `depth` levels emptied:
+    `{"a":[[1]]}` at depth 2 is `{"a":[[]]}`. What lies that deep decides nothing in an etcd
+    request (no message nests that far within the limits etcd checks), and Python's recursive
+    JSON and protobuf walkers must never see it. One pass, no recursion."""
+    out = bytearray()
+    level = 0
+    skip_from = -1  # the level whose contents are being dropped, or -1
+    i, n = 0, len(data)
+    while i < n:
+        c = data[i]
+        if c == 0x22:  # a string: copied (or dropped) whole, escapes and all
+            j = i + 1
+            while j < n and data[j] != 0x22:
+                j += 2 if data[j] == 0x5C else 1
+            if skip_from < 0:
+                out += data[i:j + 1]
+            i = j + 1
+            continue
+        if c in _OPEN:
+            level += 1
+            if skip_from < 0:
+                out.append(c)
+                if level > depth:
+                    skip_from = level
+        elif c in (0x5D, 0x7D):
+            if skip_from == level:
+                skip_from = -1
+            level -= 1
+            if skip_from < 0:
+                out.append(c)
+        elif skip_from < 0:
+            out.append(c)
+        i += 1
+    return bytes(out)

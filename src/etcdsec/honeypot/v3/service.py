@@ -263,8 +263,11 @@ def _compare(call: Call, c: pb.Compare) -> bool:
     return True
 
 
-def _check_txn(call: Call, r: pb.TxnRequest) -> None:
-    if len(r.compare) > MAX_TXN_OPS or len(r.success) > MAX_TXN_OPS or len(r.failure) > MAX_TXN_OPS:
+def _check_txn(call: Call, r: pb.TxnRequest, max_ops: int = MAX_TXN_OPS) -> None:
+    # etcd's checkTxnRequest: a nested txn gets what its parent left of the budget, so nesting
+    # ends at 128 levels (the recursion here with it)
+    count = max(len(r.compare), len(r.success), len(r.failure))
+    if count > max_ops:
         raise errors.too_many_ops()
     for c in r.compare:
         if not c.key:
@@ -283,7 +286,7 @@ def _check_txn(call: Call, r: pb.TxnRequest) -> None:
             if kind == "request_delete_range" and not op.request_delete_range.key:
                 raise errors.empty_key()
             if kind == "request_txn":
-                _check_txn(call, op.request_txn)
+                _check_txn(call, op.request_txn, max_ops - count)
 
 
 def _apply_ops(call: Call, txn: WriteTxn, r: pb.TxnRequest, resp: pb.TxnResponse) -> None:

@@ -1,0 +1,1 @@
+"""Tests of etcdsec.events: the event id registry and the shared command-line options."""

@@ -1,0 +1,1 @@
+"""Tests of etcdsec monitor against real etcd, PostgreSQL and Alertmanager on loopback."""
