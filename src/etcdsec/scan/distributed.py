@@ -38,26 +38,11 @@ def _version() -> str:
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, address: str | None = None) -> Iterator[tuple[Any, int]]:
     """(client, worker threads) of a new local process cluster (`workers`) or a running scheduler."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if address is None:
-        # A Ctrl-C while the cluster starts waits until it is up, then lands inside the `with`, which
-        # closes it (the workers themselves ignore SIGINT: worker_setup).
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            # Processes, one thread each: every worker runs one shard's event loop on its own core.
-            # The workers import the shard task while they start (in parallel), not on their first task.
-            # No dashboard; the scheduler's HTTP server (health, metrics) still starts, and would take
-            # port 8787, or warn when another cluster holds it: a free loopback port instead.
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                                   silence_logs=logging.ERROR, preload=list(PRELOAD))
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-            raise
-        with cluster, Client(cluster) as client:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-            yield client, _check_workers(client, "the local cluster")
+        with _forked_workers(), _local_client(workers or 1) as pair:
+            yield pair
         return
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT)
@@ -66,6 +51,47 @@ def dask_client(workers: int | None = None, address: str | None = None) -> Itera
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
     with client:
         yield client, _check_workers(client, f"the Dask scheduler at {address}")
+
+
+@contextlib.contextmanager
+def _forked_workers() -> Iterator[None]:
+    """Local workers forked from one server process that imported Dask and etcdsec once, instead of
+    spawned (Dask's default), each importing them afresh: the start-up of a local cluster is most of
+    its cost on a busy machine (docs/benchmarks.md, "scan scale-out")."""
+    import multiprocessing
+
+    import dask
+    from distributed.utils import get_mp_context
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        yield
+        return
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        get_mp_context().set_forkserver_preload(["distributed", *PRELOAD])
+        yield
+
+
+@contextlib.contextmanager
+def _local_client(workers: int) -> Iterator[tuple[Any, int]]:
+    from distributed import Client, LocalCluster
+
+    # A Ctrl-C while the cluster starts waits until it is up, then lands inside the `with`, which
+    # closes it (the workers themselves ignore SIGINT: worker_setup).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        # Processes, one thread each: every worker runs one shard's event loop on its own core.
+        # The workers import the shard task while they start, not on their first task.
+        # No dashboard; the scheduler's HTTP server (health, metrics) still starts, and would take
+        # port 8787, or warn when another cluster holds it: a free loopback port instead.
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                               silence_logs=logging.ERROR, preload=list(PRELOAD))
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        raise
+    with cluster, Client(cluster) as client:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        yield client, _check_workers(client, "the local cluster")
 
 
 def _check_workers(client: Any, where: str) -> int:
