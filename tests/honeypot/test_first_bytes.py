@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from etcdsec.honeypot.cmuxsniff import CmuxSniffer, Verdict, http_major, strict_http_version
+from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.etcd import EtcdConfig
-from tests.support.first_bytes import H2_PREFACE, SHAPES, Shape
+from tests.support.first_bytes import H2_PREFACE, HELLOS, SHAPES, Shape
 from tests.support.harness import BackgroundSensor
 from tests.support.rawwire import Outcome, observe
 
@@ -82,6 +83,31 @@ def test_each_refused_connection_is_logged_with_its_bytes_and_close(observed, se
     assert {e["close"] for e in tls} == {"fin", "rst"}
     assert all(e["reason"] == "first line is not an HTTP/1 request line" for e in ssh + tls)
     assert all(hp.memory.of("sensor.error") == [] for hp in sensors.values())
+
+
+def test_a_quiet_half_line_is_held_only_until_the_header_timeout() -> None:
+    """etcd holds these for ever; the honeypot until its header timeout, then FIN and a log line."""
+    limits = Limits(header_timeout_s=0.5, rate_per_source=0)
+    with BackgroundSensor(SensorConfig(persona="3.5.1", state_file=None, limits=limits)) as hp:
+        for first in (b"abc", HELLOS["tls10_minimal"]):
+            out = observe(hp.ip, hp.port, Shape("quiet", (first,)))
+            assert (out.answer, out.end, out.bucket) == (b"", "fin", "immediate")
+        # a line dripped in pieces is judged when its LF arrives, and then served
+        dripped = observe(hp.ip, hp.port, Shape("drip", (b"GET /vers", b"ion HTTP/1.1\r\nHost: x\r\n",
+                                                        b"Connection: close\r\n\r\n"), gap_s=0.2))
+        assert dripped.answer.startswith(b"HTTP/1.1 200 OK") and dripped.end == "fin"
+        timed_out = [e for e in hp.memory.of("malformed") if e["reason"] == "first line not finished in time"]
+        assert [(e["protocol"], e["raw_len"], e["close"]) for e in timed_out] == [("raw", 3, "fin"), ("tls", 50, "fin")]
+
+
+def test_behind_a_trusted_balancer_the_bytes_after_the_proxy_header_are_judged() -> None:
+    config = SensorConfig(persona="3.4.23", state_file=None, proxy_protocol=True, trusted_proxies=["127.0.0.0/8"])
+    with BackgroundSensor(config) as hp:
+        out = observe(hp.ip, hp.port, Shape("proxied ssh", (b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 2379\r\n"
+                                                             b"SSH-2.0-OpenSSH_8.9\r\n",)))
+        assert (out.answer, out.end, out.bucket) == (b"", "fin", "immediate")
+        [event] = [e for e in hp.memory.of("malformed") if e["protocol"] == "ssh"]
+        assert event["src_ip"] == "198.51.100.7" and event["raw_len"] == 21
 
 
 # --- the sans-IO decision -----------------------------------------------------------------------
