@@ -21,7 +21,8 @@ import socket
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+
+from etcdsec.honeypot.context import SensorContext, Session
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 MAX_HTTP1_READ = 4096  # cmux's maxHTTPRead, also bufio's default buffer: a longer first line is refused
@@ -135,7 +136,8 @@ def guess_protocol(data: bytes) -> str:
     return "raw"
 
 
-async def judge(conn: socket.socket, ctx: Any, session: Any, timeout: float) -> tuple[str | None, bytes]:
+async def judge(conn: socket.socket, ctx: SensorContext, session: Session,
+                timeout: float) -> tuple[str | None, bytes]:
     """Wait (at most `timeout` from the connection's start) until cmux would decide.
 
     HTTP/1 or HTTP/2: (None, the bytes so far, nothing consumed). Refused: the bytes cmux read are
@@ -145,27 +147,24 @@ async def judge(conn: socket.socket, ctx: Any, session: Any, timeout: float) -> 
     sniffer = CmuxSniffer(strict_http_version(ctx.persona.go_version))
     deadline = loop.time() + timeout - (time.monotonic() - session.started)
     seen = b""
-    try:
-        while True:
-            eof = _peer_shut_down(conn)
-            try:
-                seen = conn.recv(MAX_HTTP1_READ + 1, socket.MSG_PEEK) or seen
-            except BlockingIOError:
-                pass
-            verdict = sniffer.feed(seen, eof)
-            if verdict.verdict in (Verdict.HTTP1, Verdict.HTTP2):
-                return None, seen
-            if verdict.verdict is Verdict.CLOSE:
-                return _refuse(conn, ctx, session, seen, verdict.read, verdict.reason), b""
-            if eof or not await _more_bytes(conn, len(seen), deadline - loop.time()):
-                # our own bound (etcd has none): give up on a client that stays quiet mid-line
-                return _refuse(conn, ctx, session, seen, len(seen), "first line not finished in time",
-                               timed_out=True), b""
-    finally:
-        _set_lowat(conn, 1)
+    while True:
+        eof = _peer_shut_down(conn)
+        try:
+            seen = conn.recv(MAX_HTTP1_READ + 1, socket.MSG_PEEK) or seen
+        except BlockingIOError:
+            pass
+        verdict = sniffer.feed(seen, eof)
+        if verdict.verdict in (Verdict.HTTP1, Verdict.HTTP2):
+            return None, seen
+        if verdict.verdict is Verdict.CLOSE:
+            return _refuse(conn, ctx, session, seen, verdict.read, verdict.reason), b""
+        if eof or not await _more_bytes(conn, len(seen), deadline - loop.time()):
+            # our own bound (etcd has none): give up on a client that stays quiet mid-line
+            return _refuse(conn, ctx, session, seen, len(seen), "first line not finished in time",
+                           timed_out=True), b""
 
 
-def _refuse(conn: socket.socket, ctx: Any, session: Any, seen: bytes, read: int, reason: str,
+def _refuse(conn: socket.socket, ctx: SensorContext, session: Session, seen: bytes, read: int, reason: str,
             timed_out: bool = False) -> str:
     taken = conn.recv(read) if read else b""  # what cmux read; anything beyond it makes close() a RST
     close = "rst" if len(seen) > len(taken) else "fin"
@@ -207,4 +206,5 @@ async def _more_bytes(conn: socket.socket, have: int, left: float) -> bool:
         return False
     finally:
         loop.remove_reader(conn.fileno())
+        _set_lowat(conn, 1)  # back to the default before anyone reads: the next owner must not wait
     return True
