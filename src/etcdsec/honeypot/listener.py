@@ -241,7 +241,7 @@ class Listener:
         if head[0] == 0x16 and self.options.tls is not None:
             session.tls = True
             return await self._http1(conn, session, opened, self.options.tls)  # ALPN h2 is handed on from there
-        if self.options.tls is None and not self.options.peer and self.ctx.persona.grpc_enabled:
+        if self.app.cmux:  # the plain-text client port of a 3.x persona (TLS went above)
             refused, head = await cmuxsniff.judge(conn, self.ctx, session, idle)  # etcd's cmux, byte for byte
             if refused:
                 return None, refused
