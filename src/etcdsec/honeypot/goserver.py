@@ -1,4 +1,4 @@
-"""What Go's net/http server decides before any handler runs (etcd's cmux in front of it: cmuxsniff.py).
+"""What Go's net/http server (and etcd's cmux in front of it) decides before any handler runs.
 
 Pure functions over the raw bytes and h11's parse: refusals Go writes itself, the reason texts of
 its `400 Bad Request`, and the request-line fixes h11 needs to accept what Go accepts.
@@ -11,6 +11,8 @@ from typing import Any
 import h11
 
 from etcdsec.honeypot import gohttp
+
+CMUX_LINE = 4096  # cmux's maxHTTPRead: a longer first line matches no protocol
 
 
 def escape_target(line: bytes) -> bytes:
@@ -74,6 +76,15 @@ def go_header_reason(raw: bytes) -> str:
         if colon and any((ch < 0x20 and ch != 0x09) or ch == 0x7F for ch in value):
             return "invalid header value"
     return ""
+
+
+_METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+
+
+def looks_like_request_line(data: bytes) -> bool:
+    line = data.split(b"\r\n", 1)[0].split(b"\n", 1)[0]
+    parts = line.split(b" ")
+    return len(parts) == 3 and parts[2].startswith(b"HTTP/1.") and line.startswith(_METHODS)
 
 
 def connection_tokens(value: str | None) -> set[str]:
