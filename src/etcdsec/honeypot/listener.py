@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcdsec.honeypot import cmuxsniff, proxyproto
+import etcdsec.honeypot.cmuxsniff as cmuxsniff
+from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.fastconn import FastHttp1
 from etcdsec.honeypot.guard import Guard, trusted
