@@ -14,8 +14,9 @@ import pytest
 from etcdsec.honeypot.cmuxsniff import CmuxSniffer, Verdict, http_major, strict_http_version
 from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.honeypot.v3.handshake import first_frame_ok
 from etcdsec.testbed.etcd import EtcdConfig
-from tests.support.first_bytes import H2_PREFACE, HELLOS, SHAPES, Shape
+from tests.support.first_bytes import H2_PREFACE, HELLOS, SETTINGS_EMPTY, SHAPES, Shape
 from tests.support.harness import BackgroundSensor
 from tests.support.rawwire import Outcome, observe
 
@@ -169,3 +170,20 @@ def test_which_go_is_strict() -> None:
     assert not strict_http_version("go1.16.3") and strict_http_version("go1.19.8")
     assert strict_http_version("go1.18") and not strict_http_version("unknown")
     assert http_major(b"HTTP/1000001.0", strict=False) is None and http_major(b"HTTP/1_0.0", strict=False) is None
+
+
+@pytest.mark.parametrize(("after_preface", "expected"), [
+    (b"", None),
+    (SETTINGS_EMPTY, True),
+    (b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64", True),  # MAX_CONCURRENT_STREAMS 100
+    (b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03", None),  # the payload still coming
+    (b"\x00\x00\x00\x04\x01\x00\x00\x00\x00", True),  # an ACK first: a SETTINGS frame all the same
+    (b"\x00\x00\x06\x04\x01\x00\x00\x00\x00" + b"\x00" * 6, False),  # an ACK with a payload
+    (b"\x00\x00\x00\x04\x00\x00\x00\x00\x01", False),  # SETTINGS on stream 1
+    (b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x04\x80\x00\x00\x00", False),  # INITIAL_WINDOW_SIZE 2^31
+    (b"\x00\x40\x01\x04\x00\x00\x00\x00\x00", False),  # 16385 bytes: refused before the payload
+    (b"\x00\x00\x08\x06\x00\x00\x00\x00\x00", None),  # a PING: judged once whole...
+    (b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678", False),  # ...and refused
+])
+def test_grpc_go_wants_a_whole_settings_frame_first(after_preface: bytes, expected: bool | None) -> None:
+    assert first_frame_ok(H2_PREFACE + after_preface) is expected

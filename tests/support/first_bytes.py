@@ -41,6 +41,13 @@ SHAPES: list[Shape] = [
     Shape("h2 preface, partial", (H2_PREFACE[:16],)),
     Shape("h2 preface, wrong tail", (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",)),
     Shape("h2 preface in 2 pieces", (H2_PREFACE[:10], H2_PREFACE[10:] + SETTINGS_EMPTY), gap_s=0.2),
+    # grpc-go's handshake: the first frame after the preface must be a whole SETTINGS frame
+    Shape("h2 preface only", (H2_PREFACE,)),
+    Shape("h2 preface + DATA on stream 0", (H2_PREFACE + b"\x00" * 9,)),
+    Shape("h2 preface + PING first", (H2_PREFACE + b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"12345678",)),
+    Shape("h2 preface + HTTP/1 line", (H2_PREFACE + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",)),
+    Shape("h2 preface + SETTINGS, bad length", (H2_PREFACE + b"\x00\x00\x05\x04\x00\x00\x00\x00\x00" + b"\x00" * 5,)),
+    Shape("h2 preface + SETTINGS, half", (H2_PREFACE + b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03",)),
     *(Shape(f"TLS {name}", (hello,)) for name, hello in HELLOS.items()),
     Shape("TLS tls12, LF at byte 20", (TLS12_EARLY_LF,)),
     Shape("TLS truncated (record header)", (HELLOS["tls12"][:5],)),
