@@ -363,6 +363,8 @@ class SensorContext:
     # await ctx.h2_http(session, method, path, headers, body) -> (status, headers, body), headers
     # as Go's HTTP/2 server sends them (lower-case names, content-length and date included).
     h2_http: H2Handler | None = None
+    # etcd's --listen-client-urls / --listen-peer-urls for this sensor ("client", "peer"): /debug/vars
+    listen_urls: dict[str, str] = field(default_factory=dict)
 
     @property
     def sensor(self) -> str:

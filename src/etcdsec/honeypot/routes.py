@@ -20,9 +20,8 @@ from etcdsec.honeypot.events_fields import body_fields
 from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
 from etcdsec.honeypot.request import Request
 from etcdsec.honeypot.surface import (
+    EtcdSurface,
     cluster_id_hex,
-    debug_vars_body,
-    metrics_body,
     peer_members_body,
     raft_probing_body,
     version_body,
@@ -54,7 +53,7 @@ class ClientApp:
         self.gateway = _load_gateway() if v3_state is not None else None
         self.cors = bool(ctx.persona.extra.get("cors", True))
         self.cmux = ctx.persona.grpc_enabled  # one port for HTTP and gRPC: cmux picks the protocol
-        self.metrics_requests = 0
+        self.surface = EtcdSurface(ctx, v3_state)  # /metrics and /debug/vars
         self._subtree_names: frozenset[str] | None = None
 
     async def h2_request(self, session: Session, method: str, path: str, headers: list[tuple[bytes, bytes]],
@@ -120,11 +119,13 @@ class ClientApp:
                 return method_not_allowed("GET")
             return Response(200, self.ctx.persona.health_body.encode(), sniff_type=True)
         if path == "/metrics":
-            self.metrics_requests += 1
-            return Response(200, metrics_body(self.ctx, self.metrics_requests),
-                            [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
+            body, headers = self.surface.metrics_response(session, req.header("accept-encoding"))
+            return Response(200, body, headers)
         if path == "/debug/vars":
-            return Response(200, debug_vars_body(self.ctx), [("Content-Type", "application/json; charset=utf-8")])
+            if req.method != "GET":  # etcd wraps expvar's handler in its GET-only check
+                return method_not_allowed("GET")
+            return Response(200, self.surface.debug_vars_body(session),
+                            [("Content-Type", "application/json; charset=utf-8")])
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
             return await self._v2_for(session).handle(req)
         if self.gateway is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req):
