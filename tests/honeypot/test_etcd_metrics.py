@@ -243,7 +243,9 @@ def test_watch_gauges_count_open_watches(pair, side) -> None:
         while time.monotonic() < deadline:  # until the stream is registered (etcdctl dials first)
             during = scrape(url)
             watchers = "etcd_debugging_mvcc_watcher_total"
-            if during[watchers].value() > before[watchers].value():
+            started = during["grpc_server_started_total"].value(
+                '{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"}')
+            if during[watchers].value() > before[watchers].value() and started >= 1:  # both counted
                 break
             time.sleep(0.1)
         assert during["etcd_debugging_mvcc_watch_stream_total"].value() == \

@@ -37,6 +37,7 @@ from etcdsec.honeypot.journal import JournalError
 from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
 from etcdsec.honeypot.metrics import render
 from etcdsec.honeypot.v2store import V2Store
+from etcdsec.honeypot.v3.churn import Churn
 
 
 @dataclass
@@ -177,11 +178,14 @@ class Sensor:
                                  c.namespace_writes)
         self.ctx.listen_urls = listen_urls(c)
         self.v3_state = self._v3_state()
-        v2 = V2Store(start_index=3 + len(bait.keys), max_keys=c.limits.max_keys,
+        # the control plane's own writes (lease renewals, events) between attackers' requests
+        self.churn = Churn(self.v3_state) if self.v3_state is not None else None
+        v2_keys = bait.v2_view  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
+        v2 = V2Store(start_index=3 + len(v2_keys), max_keys=c.limits.max_keys,
                      max_bytes=c.limits.max_store_bytes, max_watchers=c.limits.max_watches)
-        for key, value in bait.keys:  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
+        for key, value in v2_keys:
             v2.set(key.decode(), value.decode())
-        v2.index = 3 + 2 * len(bait.keys)
+        v2.index = 3 + 2 * len(v2_keys)
         self.keyspace = self._keyspace_journal(v2)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
         self.ctx.h2_http = self.client_app.h2_request  # for non-gRPC streams over TLS + h2
@@ -279,6 +283,8 @@ class Sensor:
             self.keyspace.start()
         if self.writer and self.config.flush_interval > 0:
             self._flusher = asyncio.create_task(self._flush_every(self.config.flush_interval))
+        if self.churn is not None:
+            self.churn.start()
         self.started = True
         worker = {"worker": self.slot.index} if self.slot is not None else {}
         self.events.emit("sensor.start", None, persona=self.persona.name, member_name=self.identity.member_name,
@@ -301,6 +307,8 @@ class Sensor:
     async def stop(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
+        if self.churn is not None:
+            await self.churn.stop()
         if self.metrics:
             await self.metrics.close()
         await self.client.close()

@@ -181,6 +181,10 @@ class V3State:
             if self.on_namespace is not None:
                 self.on_namespace(name, None)
 
+    def live_namespaces(self) -> list[Namespace]:
+        """Every namespace that exists now (the control plane's background writes reach each)."""
+        return [namespace for _name, namespace in self.namespaces()]
+
     def namespace(self, session: Session | None) -> Namespace:
         """The namespace a request from `session` reads and writes, with expired leases revoked."""
         if self._shared is not None:
