@@ -18,7 +18,7 @@ from etcdsec.honeypot import gohttp
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.events_fields import body_fields
 from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
-from etcdsec.honeypot.request import Request
+from etcdsec.honeypot.request import Request, token_view
 from etcdsec.honeypot.surface import (
     EtcdSurface,
     cluster_id_hex,
@@ -62,8 +62,7 @@ class ClientApp:
         decoded = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers
                    if not k.startswith(b":")]
         req = Request(method, path, decoded, body)
-        check = path.encode("latin-1", "replace") + b"\n" + b"\n".join(v for _, v in headers) + b"\n" + body
-        self.ctx.honeytokens.check(session, check)
+        self.ctx.honeytokens.check(session, token_view(method, path, decoded, body))
         resp = await self.handle(session, req, live=False)
         if resp.stream is not None:  # h2 streams are not held open here: send what is known
             chunks = [piece async for piece in resp.stream]  # type: ignore[attr-defined]

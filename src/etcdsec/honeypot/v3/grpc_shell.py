@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.guard import MAX_THROTTLE_S
 from etcdsec.honeypot.v3.grpc_server import READ_CHUNK, GrpcConnection
 from etcdsec.honeypot.v3.state import V3State
 
@@ -111,7 +112,7 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
                         handled = conn.calls
                         if pause > 0:
                             waiting = "sleep"
-                            await asyncio.sleep(min(pause, 5.0))
+                            await asyncio.sleep(min(pause, MAX_THROTTLE_S))
         except TimeoutError:
             if waiting != "read":  # stuck writing: nothing more can go out
                 return
