@@ -29,6 +29,9 @@ SHAPES: list[Shape] = [
     Shape("GET line, no blank line", (b"GET / HTTP/1.1\r\n",)),
     Shape("GET / (HTTP/0.9 style)", (b"GET /\r\n",)),
     Shape("GET line HTTP/2.0", (b"GET / HTTP/2.0\r\n\r\n",)),
+    # cmux takes any method (even lower-case or unknown): Go's own 400 for the bad header follows
+    Shape("FOO method, bad header", (b"FOO / HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n",)),
+    Shape("get method, bad header", (b"get / HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n",)),
     Shape("partial head, silence", (b"GET / HTTP/1.1\r\nHost: x\r\n",)),
     Shape("a few bytes, silence", (b"abc",)),
     Shape("0 bytes, silence", ()),
