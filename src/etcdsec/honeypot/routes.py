@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
-from etcdsec.honeypot import gohttp
+from etcdsec.honeypot import config_log, gohttp
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.events_fields import body_fields
 from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
@@ -125,6 +125,8 @@ class ClientApp:
                 return method_not_allowed("GET")
             return Response(200, self.surface.debug_vars_body(session),
                             [("Content-Type", "application/json; charset=utf-8")])
+        if path == config_log.PATH and self.ctx.persona.extra.get("config_local_log", False):
+            return config_log.config_log_response(req.method, req.body)
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
             return await self._v2_for(session).handle(req)
         if self.gateway is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req):
