@@ -1,0 +1,107 @@
+"""Personas without a binary here (3.3.27, 3.2.22, 2.3.8): recorded transcripts written from etcd's
+sources, and /metrics family sets checked against etcd's own dump of the nearest release."""
+
+from __future__ import annotations
+
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from etcdsec.honeypot.dataset import Bait
+from etcdsec.honeypot.sensor import SensorConfig
+from tests.support import transcripts
+from tests.support.harness import BackgroundSensor
+from tests.support.promtext import Family, parse
+
+DUMPS = transcripts.CORPUS
+
+
+@pytest.mark.parametrize("version", transcripts.VERSIONS)
+def test_recorded_transcripts_match(version: str) -> None:
+    rows = transcripts.run(version)
+    assert len(rows) >= 25
+    assert [(o.id, o.diffs) for o in rows if not o.match] == []
+
+
+def test_transcripts_tell_the_versions_apart() -> None:
+    """3.2.22's transcripts fail on a 3.3.27 honeypot exactly where the releases differ."""
+    rows = transcripts.run("3.2.22", persona="3.3.27")
+    assert {o.id for o in rows if not o.match} == {
+        "version-get", "peer-version",  # 3.3.27 / 3.3.0
+        "health-get",  # {"health":"true"} since 3.3
+        "gw-v3beta-kv-range",  # /v3beta since 3.3
+        "gw-v3alpha-kv-lease-leases", "gw-v3alpha-maintenance-transfer-leadership",  # LeaseLeases, MoveLeader
+    }
+
+
+def dump(name: str) -> list[tuple[str, str, str]]:
+    """(name, type, HELP) of a recorded dump, in its order."""
+    rows = []
+    for line in (DUMPS / name).read_text().splitlines():
+        if line and not line.startswith("#"):
+            fam, kind, help_text = (part.strip() for part in line.split(" | ", 2))
+            rows.append((fam, kind, help_text))
+    return rows
+
+
+def scrape(url: str) -> list[Family]:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        return parse(resp.read().decode())
+
+
+def gateway_range(url: str, prefix: str) -> None:
+    req = urllib.request.Request(f"{url}{prefix}/kv/range", data=b'{"key":"YQ=="}', method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+
+
+@pytest.fixture
+def sensor(request):
+    with tempfile.TemporaryDirectory() as tmp:
+        config = SensorConfig(persona=request.param, member_name="default", bait=Bait(),
+                              state_file=Path(tmp) / "state.json")
+        with BackgroundSensor(config, keep_events=False) as hp:
+            yield hp
+
+
+@pytest.mark.parametrize("sensor", ["3.3.27"], indirect=True)
+def test_3_3_27_metrics_are_etcd_3_3_dump(sensor) -> None:
+    """Names, TYPE and HELP text in order as etcd's dump of v3.3.24 (no metric changed up to 3.3.27)."""
+    got = [(f.name, f.type, f.help) for f in scrape(sensor.url)]
+    assert got == dump("metrics-v3.3.24.txt")
+    families = {f.name: f for f in scrape(sensor.url)}
+    # 3.3 registers every gRPC method up front (no MemberPromote before 3.4) and has no promhttp_*
+    methods = {s[1] for s in families["grpc_server_started_total"].samples}
+    assert len(methods) == 40 and not any("MemberPromote" in m for m in methods)
+    assert any('grpc_method="LeaseLeases"' in m for m in methods)
+    assert families["etcd_server_version"].samples[0][1] == '{server_version="3.3.27"}'
+    assert families["etcd_cluster_version"].samples[0][1] == '{cluster_version="3.3"}'
+
+
+@pytest.mark.parametrize("sensor", ["3.2.22"], indirect=True)
+def test_3_2_22_metrics_are_etcd_3_2_dump(sensor) -> None:
+    expected = [row for row in dump("metrics-v3.2.23.txt") if row[0] != "etcd_server_version"]  # added in 3.2.23
+    process = {"process_cpu_seconds_total", "process_max_fds", "process_open_fds", "process_resident_memory_bytes",
+               "process_start_time_seconds", "process_virtual_memory_bytes"}
+    grpc = {row[0] for row in expected if row[0].startswith("grpc_")}
+    first = scrape(sensor.url)
+    # first scrape: no gRPC call yet, so no grpc_* family (3.2 does not pre-register the methods);
+    # the handler's own summaries are there with NaN quantiles, http_requests_total is not
+    assert [(f.name, f.type, f.help) for f in first if f.name not in process] == \
+        [row for row in expected if row[0] not in grpc]
+    assert {f.name for f in first} >= process
+    summary = next(f for f in first if f.name == "http_request_duration_microseconds")
+    assert [s[2] for s in summary.samples[:3]] == ["NaN", "NaN", "NaN"]
+    gateway_range(sensor.url, "/v3alpha")
+    second = {f.name: f for f in scrape(sensor.url)}
+    assert [(n, f.type, f.help) for n, f in second.items() if n not in process | {"http_requests_total"}] == expected
+    assert second["grpc_server_started_total"].samples == [
+        ("grpc_server_started_total",
+         '{grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}', "1")]
+    assert [s[1] for s in second["grpc_server_handled_total"].samples] == [
+        '{grpc_code="OK",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}']
+    assert second["http_requests_total"].samples == [
+        ("http_requests_total", '{code="200",handler="prometheus",method="get"}', "1")]
+    assert second["http_request_duration_microseconds"].samples[-1][2] == "1"  # _count
