@@ -1,4 +1,4 @@
-"""Derive the /metrics family sets of etcd 3.3.27 and 3.2.22 (no binary here) as persona data.
+"""Derive the /metrics family sets of etcd 3.3.27, 3.2.22 and 2.3.8 (no binary here) as persona data.
 
     PYTHONPATH=. .venv/bin/python scripts/derive_old_metrics.py
 
@@ -151,6 +151,96 @@ def derive_3_2(base: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# etcd 2.3.8: etcd's families by package, as registered in each package's init() (the v2 line's
+# names, before 3.0 renamed them): etcdserver/metrics.go, store/metrics.go, wal/metrics.go,
+# snap/metrics.go, storage/metrics.go (the experimental v3 store, imported by etcdserver even when
+# --experimental-v3demo is off) and etcdserver/etcdhttp/metrics.go (label vectors: shown once a v2
+# request was served). Go and process families as 3.2's client_golang names them (inferred: the v2.3
+# Godeps pin was not read); /metrics is prometheus.Handler() as in 3.2 (v2http/client.go@v2.3.8).
+def _exp(start: float, factor: float, count: int) -> list[str]:
+    """prometheus.ExponentialBuckets as `le` texts, +Inf last."""
+    out, value = [], start
+    for _ in range(count):
+        out.append(f"{value:g}")  # every bound used here is below 1e6: Go's %g form and Python's agree
+        value *= factor
+    return [*out, "+Inf"]
+
+
+def _zero_hist(name: str, help_text: str, les: list[str]) -> list[Any]:
+    return [name, "histogram", help_text, [["", [0] * len(les), 0, 0]], les]
+
+
+def _gauge(name: str, kind: str, help_text: str, value: float) -> list[Any]:
+    return [name, kind, help_text, [["", "", value]]]
+
+
+STORAGE_2_3 = [  # storage/metrics.go (package storage, 3.0 renamed it mvcc)
+    ("range_total", "counter", "Total number of ranges seen by this member."),
+    ("put_total", "counter", "Total number of puts seen by this member."),
+    ("delete_total", "counter", "Total number of deletes seen by this member."),
+    ("txn_total", "counter", "Total number of txns seen by this member."),
+    ("keys_total", "gauge", "Total number of keys."),
+    ("watch_stream_total", "gauge", "Total number of watch streams."),
+    ("watcher_total", "gauge", "Total number of watchers."),
+    ("slow_watcher_total", "gauge", "Total number of unsynced slow watchers."),
+    ("events_total", "counter", "Total number of events sent by this member."),
+    ("pending_events_total", "gauge", "Total number of pending events to be sent."),
+    ("db_total_size_in_bytes", "gauge", "Total size of the underlying database in bytes."),
+]
+
+
+def derive_2_3(base: dict[str, Any]) -> dict[str, Any]:
+    v32 = derive_3_2(base)["families"]
+    keep = {f[0]: f for f in v32}
+    ms14 = _exp(0.001, 2, 14)
+    wal = _family(base["families"], "etcd_disk_wal_fsync_duration_seconds")
+    fams: list[list[Any]] = [
+        _gauge("etcd_server_file_descriptors_used_total", "gauge", "The total number of file descriptors used.", 17),
+        _gauge("etcd_server_pending_proposal_total", "gauge", "The total number of pending proposals.", 0),
+        ["etcd_server_proposal_durations_seconds", "histogram", "The latency distributions of committing proposal.",
+         [["", [0, 1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], 0.004712318, 3]], ms14],
+        _gauge("etcd_server_proposal_failed_total", "counter", "The total number of failed proposals.", 0),
+        _zero_hist("etcd_snapshot_save_marshalling_durations_seconds",
+                   "The marshalling cost distributions of save called by snapshot.", ms14),
+        _zero_hist("etcd_snapshot_save_total_durations_seconds",
+                   "The total latency distributions of save called by snapshot.", ms14),
+        _gauge("etcd_store_expires_total", "counter", "Total number of expired keys.", 0),
+        ["etcd_store_reads_total", "counter",
+         "Total number of reads action by (get/getRecursive), local to this member.",
+         keep["etcd_debugging_store_reads_total"][3]],
+        _gauge("etcd_store_watch_requests_total", "counter",
+               "Total number of incoming watch requests (new or reestablished).", 0),
+        _gauge("etcd_store_watchers", "gauge", "Count of currently active watchers.", 0),
+        ["etcd_store_writes_total", "counter",
+         "Total number of writes (e.g. set/compareAndDelete) seen by this member.",
+         keep["etcd_debugging_store_writes_total"][3]],
+        ["etcd_wal_fsync_durations_seconds", "histogram", "The latency distributions of fsync called by wal.",
+         wal[3], ms14],
+        _gauge("etcd_wal_last_index_saved", "gauge", "The index of the last entry saved by wal.", 4),
+        _zero_hist("etcd_storage_index_compaction_pause_duration_milliseconds",
+                   "Bucketed histogram of index compaction pause duration.", _exp(0.5, 2, 12)),
+        _zero_hist("etcd_storage_db_compaction_pause_duration_milliseconds",
+                   "Bucketed histogram of db compaction pause duration.", _exp(1, 2, 13)),
+        _zero_hist("etcd_storage_db_compaction_total_duration_milliseconds",
+                   "Bucketed histogram of db compaction total duration.", _exp(100, 2, 14)),
+        *(_gauge(f"etcd_storage_{name}", kind, help_text, 0) for name, kind, help_text in STORAGE_2_3),
+        *(f for f in v32 if f[0].startswith(("go_", "process_", "http_"))),
+    ]
+    v2 = [list(f) for f in base["v2_families"]]
+    for fam in v2:  # etcdhttp/metrics.go before 3.x: the histogram's name ends in _second
+        if fam[0] == "etcd_http_successful_duration_seconds":
+            fam[0] = "etcd_http_successful_duration_second"
+    return {
+        "source": "derived (scripts/derive_old_metrics.py) from the v2 line's metrics.go files (etcdserver, store, "
+                  "wal, snap, storage, etcdhttp); go_*/process_*/http_* as 3.2's client_golang writes them",
+        "grpc_lazy": True,
+        "grpc_methods": [],
+        "grpc_codes": [],
+        "v2_families": v2,
+        "families": sorted(fams, key=lambda f: f[0]),
+    }
+
+
 def write(path: Path, data: dict[str, Any]) -> None:
     lines = [json.dumps(f) for f in data["families"]]
     head = {k: v for k, v in data.items() if k != "families"}
@@ -163,6 +253,7 @@ def main() -> int:
     base = json.loads((METRICS / "3.4.23.json").read_text())
     write(METRICS / "3.3.27.json", derive_3_3(base))
     write(METRICS / "3.2.22.json", derive_3_2(base))
+    write(METRICS / "2.3.8.json", derive_2_3(base))
     return 0
 
 

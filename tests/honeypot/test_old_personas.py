@@ -105,3 +105,21 @@ def test_3_2_22_metrics_are_etcd_3_2_dump(sensor) -> None:
     assert second["http_requests_total"].samples == [
         ("http_requests_total", '{code="200",handler="prometheus",method="get"}', "1")]
     assert second["http_request_duration_microseconds"].samples[-1][2] == "1"  # _count
+
+
+@pytest.mark.parametrize("sensor", ["2.3.8"], indirect=True)
+def test_2_3_8_metrics_are_the_v2_lines(sensor) -> None:
+    """No gRPC, no mvcc: the v2 line's own families; etcd_http_* once a v2 request was served."""
+    expected = dump("metrics-v2.3.8.txt")
+    on_use = {"etcd_http_received_total", "etcd_http_successful_duration_second", "http_requests_total"}
+    first = [(f.name, f.type, f.help) for f in scrape(sensor.url)]
+    assert first == [row for row in expected if row[0] not in on_use]
+    req = urllib.request.Request(sensor.url + "/v2/keys/probe", data=b"value=1", method="PUT")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 201
+    second = scrape(sensor.url)
+    assert [(f.name, f.type, f.help) for f in second] == expected
+    families = {f.name: f for f in second}
+    assert families["etcd_http_received_total"].samples == [("etcd_http_received_total", '{method="PUT"}', "1")]
+    assert not any(name.startswith(("grpc_", "etcd_mvcc", "etcd_debugging", "etcd_server_version"))
+                   for name in families)

@@ -293,6 +293,10 @@ LIVE_ROWS: dict[str, Callable[[Live, list[Row]], list[Row]]] = {
     "etcd_server_health_success": _one(lambda live, v: v + live.health),
     "etcd_debugging_store_reads_total": lambda live, rows: store_rows("reads", rows, live.v2),
     "etcd_debugging_store_writes_total": lambda live, rows: store_rows("writes", rows, live.v2),
+    # the same v2 store counters under their 2.x names
+    "etcd_store_reads_total": lambda live, rows: store_rows("reads", rows, live.v2),
+    "etcd_store_writes_total": lambda live, rows: store_rows("writes", rows, live.v2),
+    "etcd_wal_last_index_saved": _one(lambda live, v: live.raft_index),
     # promhttp counts a scrape once it is served: the first one reads 0
     "promhttp_metric_handler_requests_total": lambda live, rows: [
         [s, labels, v + max(0, live.scrapes - 1) if labels == '{code="200"}' else v] for s, labels, v in rows],
@@ -320,6 +324,7 @@ LIVE_SUMMARY = {"go_gc_duration_seconds"}
 
 LIVE_HISTOGRAMS: dict[str, Callable[[Live, list[Series]], list[Series]]] = {
     "etcd_disk_wal_fsync_duration_seconds": _scaled(lambda live: 8 + live.writes),
+    "etcd_wal_fsync_durations_seconds": _scaled(lambda live: 8 + live.writes),  # its 2.x name
     "etcd_disk_backend_commit_duration_seconds": _scaled(lambda live: 5 + live.writes * 0.7 + live.uptime / 60),
     "etcd_debugging_disk_backend_commit_rebalance_duration_seconds": _scaled(
         lambda live: 5 + live.writes * 0.7 + live.uptime / 60),
