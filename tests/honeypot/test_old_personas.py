@@ -3,6 +3,7 @@ sources, and /metrics family sets checked against etcd's own dump of the nearest
 
 from __future__ import annotations
 
+import json
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from etcdsec.honeypot.dataset import Bait
+from etcdsec.honeypot.debug_vars import go_release
 from etcdsec.honeypot.sensor import SensorConfig
 from tests.support import transcripts
 from tests.support.harness import BackgroundSensor
@@ -124,3 +126,15 @@ def test_2_3_8_metrics_are_the_v2_lines(sensor) -> None:
     assert families["etcd_http_received_total"].samples == [("etcd_http_received_total", '{method="PUT"}', "1")]
     assert not any(name.startswith(("grpc_", "etcd_mvcc", "etcd_debugging", "etcd_server_version"))
                    for name in families)
+
+
+@pytest.mark.parametrize("sensor", ["2.3.8"], indirect=True)
+def test_2_3_8_debug_vars_memstats_are_go_1_7s(sensor) -> None:
+    """MemStats.NumForcedGC arrived in Go 1.8; etcd 2.3.8 was built with Go 1.7."""
+    with urllib.request.urlopen(sensor.url + "/debug/vars", timeout=10) as resp:
+        memstats = json.loads(resp.read())["memstats"]
+    assert "NumGC" in memstats and "NumForcedGC" not in memstats
+
+
+def test_go_release_parses_persona_versions() -> None:
+    assert go_release("go1.7.6") == (1, 7) and go_release("go1.12.17") == (1, 12) and go_release("x") == (1, 99)
