@@ -8,6 +8,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
 
 from etcdsec.honeypot.dataset import Bait
@@ -138,3 +139,21 @@ def test_2_3_8_debug_vars_memstats_are_go_1_7s(sensor) -> None:
 
 def test_go_release_parses_persona_versions() -> None:
     assert go_release("go1.7.6") == (1, 7) and go_release("go1.12.17") == (1, 12) and go_release("x") == (1, 99)
+
+
+@pytest.mark.parametrize(("persona", "message"), [
+    ("3.2.22", "unknown method LeaseLeases"),  # grpc-go before 1.20 (grpc-go PR 2723) names no service
+    ("3.3.27", None),  # LeaseLeases exists since 3.3
+])
+def test_grpc_methods_and_unknown_method_text_per_release(persona: str, message: str | None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = SensorConfig(persona=persona, bait=Bait(), state_file=Path(tmp) / "state.json")
+        with BackgroundSensor(config, keep_events=False) as hp, grpc.insecure_channel(hp.addr) as channel:
+            call = channel.unary_unary("/etcdserverpb.Lease/LeaseLeases")
+            if message is None:
+                assert call(b"", timeout=10) is not None
+                return
+            with pytest.raises(grpc.RpcError) as err:
+                call(b"", timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert err.value.details() == message
