@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
-from etcdsec.honeypot import gohttp
+from etcdsec.honeypot import config_log, gohttp
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.events_fields import body_fields
 from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
@@ -125,10 +125,14 @@ class ClientApp:
                 return method_not_allowed("GET")
             return Response(200, self.surface.debug_vars_body(session),
                             [("Content-Type", "application/json; charset=utf-8")])
+        if path == config_log.PATH and self.ctx.persona.extra.get("config_local_log", False):
+            return config_log.config_log_response(req.method, req.body)
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
             return await self._v2_for(session).handle(req)
-        if self.gateway is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req):
+        if (self.gateway is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req)
+                and self.ctx.persona.extra.get("gateway_websocket", True)):
             # etcd wraps the gateway in grpc-websocket-proxy (gorilla): GET upgrades, others are refused
+            # (since 3.3: before, the upgrade request reaches grpc-gateway as any other request)
             if req.method != "GET":
                 return text_error(405, "Method Not Allowed", [("Sec-Websocket-Version", "13")])
             streaming = getattr(self.gateway, "is_streaming", None)
@@ -147,7 +151,9 @@ class ClientApp:
                 if any(k.lower() == "trailer" for k, _ in kept):  # 3.4 streams RPC errors with a trailer
                     resp.trailers = [(k.decode(), v.decode()) for k, v in getattr(self.gateway, "TRAILERS", [])]
                 streaming = getattr(self.gateway, "is_streaming", None)
-                if streaming is not None and streaming(self.ctx, path):
+                # the mux's own refusals (405 for a GET or PUT) are http.Error text with a length
+                plain_error = any(k.lower() == "content-type" and v.startswith("text/plain") for k, v in kept)
+                if streaming is not None and streaming(self.ctx, path) and not plain_error:
                     if live and status == 200 and self.gateway.is_watch(self.ctx, path):
                         # held open like etcd's: later writes arrive as lines (bounded by wait_timeout_s)
                         resp.stream = self.gateway.live_watch(self.ctx, self.v3_state, session, path, req.body)

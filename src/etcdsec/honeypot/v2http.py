@@ -61,7 +61,8 @@ class V2Api:
             return await self.keys(req, path[len(KEYS_PREFIX):] or "/")
         if path in ("/v2/members", "/v2/members/") or path.startswith("/v2/members/"):
             return self.members(req)
-        if path == "/v2/machines":
+        if path == "/v2/machines" and self.ctx.persona.extra.get("v2_machines", True):
+            # removed before 3.2.0 (etcd PR 7803), put back in 3.3.0 (PR 8062): 3.2.x answers 404
             if req.method not in ("GET", "HEAD"):
                 return method_not_allowed("GET,HEAD")
             return Response(200, ", ".join(self.ctx.identity.client_urls).encode(), sniff_type=True)

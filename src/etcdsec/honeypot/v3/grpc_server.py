@@ -256,7 +256,7 @@ class GrpcConnection:
         if st.path in (HEALTH_CHECK, HEALTH_WATCH):
             return
         if st.method is None or not service.available(st.method, self.ctx.persona):
-            err = errors.unknown_method(st.path)
+            err = errors.unknown_method(st.path, self.ctx.persona.extra.get("grpc_unknown_method_names_service", True))
             self._log(st, None, err.code, message=err.message)
             self._finish(st, err.code, err.message)
             return
