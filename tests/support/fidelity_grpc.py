@@ -140,6 +140,15 @@ def call(ip: str, port: int, case: GrpcCase, timeout: float = 5.0) -> GrpcReply:
     return reply
 
 
+def call_real(ip: str, case: GrpcCase) -> GrpcReply:
+    """Real etcd's answer; asked once more when it gave none (no headers, no reset): on a loaded host
+    etcd 3.5 has let a member change go unanswered, which is the test bed's trouble, not a difference."""
+    reply = call(ip, 2379, case, REAL_ETCD_TIMEOUT)
+    if not reply.headers and not reply.reset:
+        reply = call(ip, 2379, case, REAL_ETCD_TIMEOUT)
+    return reply
+
+
 def connection_preface(ip: str, port: int = 2379, timeout: float = 2.0) -> list[str]:
     """The frames a server sends first on a new h2c connection (its SETTINGS, then its ACK of ours)."""
     if not is_loopback(ip):
@@ -269,7 +278,7 @@ def run(versions: list[str], cases: list[GrpcCase] | None = None) -> list[GrpcOu
                 outcomes.append(GrpcOutcome("h2-connection-preface", PERSONA_FOR[version], want == got, True, True,
                                             True, [] if want == got else [f"real {want} honeypot {got}"]))
                 for case in selected:
-                    outcomes.append(compare(case, PERSONA_FOR[version], call(real.ip, 2379, case, REAL_ETCD_TIMEOUT),
+                    outcomes.append(compare(case, PERSONA_FOR[version], call_real(real.ip, case),
                                             call(hp.ip, 2379, case)))
     return outcomes
 
