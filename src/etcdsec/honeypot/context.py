@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -345,10 +345,6 @@ class Limits:
     max_logged_body: int = 4096  # bytes of a body copied into an event
 
 
-H2Handler = Callable[[Session, str, str, list[tuple[bytes, bytes]], bytes],
-                     Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes]]]
-
-
 @dataclass
 class SensorContext:
     persona: Persona
@@ -358,11 +354,6 @@ class SensorContext:
     dataset: list[tuple[bytes, bytes]] = field(default_factory=list)  # fake Kubernetes keys -> values
     limits: Limits = field(default_factory=Limits)
     namespace_writes: bool = False  # True: each source sees its own writes only
-    # Plain HTTP over HTTP/2: over TLS with ALPN h2 etcd serves its HTTP handlers (GET /version ...)
-    # on non-gRPC streams. The HTTP side sets this; the h2 server may call it for such a stream:
-    # await ctx.h2_http(session, method, path, headers, body) -> (status, headers, body), headers
-    # as Go's HTTP/2 server sends them (lower-case names, content-length and date included).
-    h2_http: H2Handler | None = None
 
     @property
     def sensor(self) -> str:

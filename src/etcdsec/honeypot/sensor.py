@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import json
 import resource
 import signal
@@ -35,6 +34,7 @@ from etcdsec.honeypot.http1 import ClientApp, PeerApp
 from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
 from etcdsec.honeypot.metrics import render
 from etcdsec.honeypot.v2store import V2Store
+from etcdsec.honeypot.v3.state import V3State
 
 
 @dataclass
@@ -166,7 +166,6 @@ class Sensor:
             v2.set(key.decode(), value.decode())
         v2.index = 3 + 2 * len(bait.keys)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
-        self.ctx.h2_http = self.client_app.h2_request  # for non-gRPC streams over TLS + h2
         self.guard = Guard(c.limits)
         tls = self._tls()
         opts = ListenerOptions(tls=tls, proxy_protocol=c.proxy_protocol,
@@ -181,14 +180,8 @@ class Sensor:
         self._flusher: asyncio.Task[None] | None = None
         self.started = False
 
-    def _v3_state(self) -> Any | None:
-        if not self.persona.grpc_enabled:
-            return None
-        try:
-            module = importlib.import_module("etcdsec.honeypot.v3.state")
-        except ImportError:
-            return None
-        return module.V3State(self.ctx)
+    def _v3_state(self) -> V3State | None:
+        return V3State(self.ctx) if self.persona.grpc_enabled else None
 
     def _tls(self) -> ssl.SSLContext | None:
         return tls_context(self.config)

@@ -12,7 +12,7 @@ import time
 
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.guard import Guard
-from etcdsec.honeypot.v3.grpc_server import READ_CHUNK, GrpcConnection
+from etcdsec.honeypot.v3.grpc_server import READ_CHUNK, GrpcConnection, H2HttpHandler
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.tokenbucket import TokenBucket
 
@@ -33,12 +33,13 @@ class _Throttle:
 
 async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
                    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, initial: bytes,
-                   guard: Guard | None = None) -> None:
+                   guard: Guard | None = None, http: H2HttpHandler | None = None) -> None:
     """Serve one HTTP/2 (gRPC) connection until the peer leaves, idles out or breaks the protocol.
 
     Input is processed as it arrives; output produced later (watch events caused by other
     connections, flow-control window updates) is flushed by a callback the state machine schedules.
     A source over its request rate is slowed down (we stop reading from it for a while), not cut off.
+    `http` answers plain (non-gRPC) HTTP/2 requests over TLS, as etcd's HTTP handlers do.
     """
     loop = asyncio.get_running_loop()
     throttle = _Throttle(ctx, session, guard)
@@ -64,7 +65,7 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
         flush()
         ticker = loop.call_later(1.0, tick)
 
-    conn = GrpcConnection(ctx, state, session, on_ready=on_ready)
+    conn = GrpcConnection(ctx, state, session, on_ready=on_ready, http=http)
     conn.start()
     ticker = loop.call_later(1.0, tick)
     idle = ctx.limits.idle_timeout_s
