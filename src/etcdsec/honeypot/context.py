@@ -7,6 +7,7 @@ plain data and tiny behaviour only. Event ids are passed to `EventSink.emit` WIT
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -43,6 +44,12 @@ class Persona:
     git_sha: str = ""
     # Anything else a layer wants to read from the persona file (documented in docs/honeypot.md).
     extra: dict[str, Any] = field(default_factory=dict)
+    # (major, minor) of `version`, parsed once here: the v3 side compares it on every call.
+    major_minor: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        major, minor = self.version.split(".")[:2]
+        object.__setattr__(self, "major_minor", (int(major), int(minor)))  # frozen: set once, here
 
     def v3_path(self, path: str) -> str | None:
         """`/v3beta/kv/range` -> `/v3/kv/range` when this persona serves `/v3beta`; else None."""
@@ -51,14 +58,9 @@ class Persona:
                 return "/v3" + path[len(prefix):]
         return None
 
-    @property
-    def major_minor(self) -> tuple[int, int]:
-        major, minor = self.version.split(".")[:2]
-        return int(major), int(minor)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Persona:
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        known = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "extra"}
         fields = {k: v for k, v in data.items() if k in known}
         fields["v3_prefixes_served"] = tuple(fields.get("v3_prefixes_served", ()))
         extra = {k: v for k, v in data.items() if k not in known}

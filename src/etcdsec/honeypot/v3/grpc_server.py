@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError, Message
 
 from etcdsec.honeypot.context import SensorContext, Session
 from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
-from etcdsec.honeypot.v3.call import READ, major_minor
+from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.hpack_cache import CachingDecoder, CachingEncoder
 from etcdsec.honeypot.v3.state import Namespace, V3State
@@ -390,7 +390,7 @@ class GrpcConnection:
 
     def _watch_permit(self, st: _Stream, ns: Namespace) -> Callable[[bytes, bytes, int], tuple[str, int] | None]:
         """etcd's isWatchPermitted: 3.4 cancels with the error itself, 3.5 always says permission denied."""
-        v34 = major_minor(self.ctx.persona) < (3, 5)
+        v34 = self.ctx.persona.major_minor < (3, 5)
 
         def permit(key: bytes, range_end: bytes, watch_id: int) -> tuple[str, int] | None:
             call = service.Call(self.state, ns, self.session, self.ctx.persona, st.token)
@@ -436,7 +436,7 @@ class GrpcConnection:
     # --- output -----------------------------------------------------------------------------------
     @property
     def _gzip(self) -> bool:
-        return major_minor(self.ctx.persona) >= (3, 5)
+        return self.ctx.persona.major_minor >= (3, 5)
 
     def _send_headers_once(self, st: _Stream) -> None:
         if not st.headers_sent:
