@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from etcdsec.honeypot.context import Limits
+from etcdsec.honeypot.core.limits import Limits
 from etcdsec.tokenbucket import TokenBucket
 
 MAX_TRACKED_SOURCES = 65_536  # token buckets kept (least recently seen dropped): bounded memory

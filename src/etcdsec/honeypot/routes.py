@@ -12,7 +12,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from etcdsec.honeypot import gohttp
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.events_fields import body_fields
 from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
 from etcdsec.honeypot.request import Request

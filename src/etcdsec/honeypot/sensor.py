@@ -16,18 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.errors import UserError
+from etcdsec.events.ids import EventOutput
 from etcdsec.events.jsonl import JsonlWriter
 from etcdsec.events.kept import KeptEvents, kept_path
 from etcdsec.events.metrics import EventCounter, MetricsServer
-from etcdsec.honeypot.context import (
-    EventOutput,
-    EventSink,
-    Honeytokens,
-    Identity,
-    Limits,
-    SensorContext,
-    load_persona,
-)
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.eventsink import EventSink
+from etcdsec.honeypot.core.honeytokens import Honeytokens
+from etcdsec.honeypot.core.identity import Identity
+from etcdsec.honeypot.core.limits import Limits
+from etcdsec.honeypot.core.persona import load_persona
 from etcdsec.honeypot.dataset import Bait, kubernetes_bait, load_seed_file
 from etcdsec.honeypot.guard import Guard
 from etcdsec.honeypot.http1 import ClientApp, PeerApp

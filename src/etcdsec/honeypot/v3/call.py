@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from etcdsec.honeypot.context import Persona, Session
+from etcdsec.honeypot.core.persona import Persona
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import errors
 from etcdsec.honeypot.v3.mvcc import range_end_of
 from etcdsec.honeypot.v3.state import Namespace, V3State

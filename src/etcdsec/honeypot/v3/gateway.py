@@ -24,7 +24,8 @@ import orjson
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import errors, jsonpb, service
 from etcdsec.honeypot.v3.errors import V3Error
 from etcdsec.honeypot.v3.jsonrequest import (

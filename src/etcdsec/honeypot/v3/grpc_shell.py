@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.guard import Guard
 from etcdsec.honeypot.v3.grpc_server import READ_CHUNK, GrpcConnection, H2HttpHandler
 from etcdsec.honeypot.v3.state import V3State

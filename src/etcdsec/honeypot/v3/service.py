@@ -14,7 +14,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from etcdsec.honeypot.context import Persona, Session
+from etcdsec.honeypot.core.persona import Persona
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import admin, errors
 from etcdsec.honeypot.v3.call import READ, WRITE, Call
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
