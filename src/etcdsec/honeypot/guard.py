@@ -79,7 +79,8 @@ class Guard:
         else:
             self.buckets.move_to_end(src_ip)
         delay = bucket.reserve(now, requests)
-        self.throttled += bucket.in_debt(requests)
+        if delay:
+            self.throttled += bucket.in_debt(requests)
         return delay
 
 
