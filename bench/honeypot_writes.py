@@ -2,6 +2,7 @@
 """Logged writes per second: real etcd 3.5.1 next to the honeypot with 1 and 2 workers, driven by wrk.
 
 Usage:  .venv/bin/python bench/honeypot_writes.py [--seconds 5] [--rounds 3] [--sources 16] [--json out.json]
+        [--keyspace kept forgotten]  (honeypot rows with the keyspace journalled to disk, without, or both)
 Needs:  wrk and gcc (Debian: apt-get install wrk gcc).
 
 A honeypot is written to by many addresses at once (one source alone meets the per-source rate
@@ -130,10 +131,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         assert real.proc is not None
         servers.append(("etcd 3.5.1", real.ip, real.proc.pid, None))
         for workers in args.workers:
-            (tmp / f"w{workers}").mkdir()
-            proc, ip, events = start_honeypot(tmp / f"w{workers}", "--workers", str(workers))
-            procs.append(proc)
-            servers.append((f"honeypot x{workers}", ip, proc.pid, events))
+            for keep in args.keyspace:  # the keyspace journalled to disk (the default) or forgotten
+                where = tmp / f"w{workers}-{keep}"
+                where.mkdir()
+                proc, ip, events = start_honeypot(where, "--workers", str(workers),
+                                                  *(["--forget-writes"] if keep == "forgotten" else []))
+                procs.append(proc)
+                label = f" {keep}" if len(args.keyspace) > 1 else ""
+                servers.append((f"honeypot x{workers}{label}", ip, proc.pid, events))
         try:
             for round_no in range(1, args.rounds + 1):
                 for (name, _, needle), script in zip(SCENARIOS, scripts, strict=True):
@@ -151,7 +156,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                             row["events_lost"] = max(0, fig["requests"] - row["events_logged"])
                         rows.append(row)
                         lost = f"  events lost {row['events_lost']}" if "events_lost" in row else ""
-                        print(f"{name:<30} {server:<12} {row['rps']:>7} req/s  p50 {row['p50_ms']:.2f} ms  "
+                        print(f"{name:<30} {server:<22} {row['rps']:>7} req/s  p50 {row['p50_ms']:.2f} ms  "
                               f"p99 {row['p99_ms']:.2f} ms  cpu {row['server_cpu_us_per_request']} us/req  "
                               f"load {row['load_average']}  ({row['requests']} requests, {row['non_2xx']} not 2xx)"
                               f"{lost}", flush=True)
@@ -170,7 +175,7 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         p99 = statistics.median(r["p99_ms"] for r in mine)
         cpu = statistics.median(r["server_cpu_us_per_request"] for r in mine)
         lost = sum(r.get("events_lost", 0) for r in mine)
-        out.append(f"{scenario:<30} {server:<12} median of {len(mine)}: {rps:>8.0f} req/s  p99 {p99:.2f} ms  "
+        out.append(f"{scenario:<30} {server:<22} median of {len(mine)}: {rps:>8.0f} req/s  p99 {p99:.2f} ms  "
                    f"cpu {cpu:.1f} us/req" + (f"  events lost {lost}" if server.startswith("honeypot") else ""))
     return out
 
@@ -182,6 +187,8 @@ def main() -> int:
     parser.add_argument("--sources", type=int, default=16, help="loopback source addresses (127.0.0.1 ...)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="honeypot worker counts to run")
+    parser.add_argument("--keyspace", nargs="+", choices=("kept", "forgotten"), default=["kept"],
+                        help="honeypot rows with the keyspace journalled to disk (default), without, or both")
     parser.add_argument("--json")
     args = parser.parse_args()
     if not (0 < args.seconds <= 60 and 0 < args.rounds <= 10 and 0 < args.sources <= 250

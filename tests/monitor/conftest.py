@@ -6,23 +6,10 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll until `predicate` is truthy (a wait for a state, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

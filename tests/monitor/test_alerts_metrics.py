@@ -10,9 +10,10 @@ from pathlib import Path
 
 from etcdsec.events.alertmanager import Alert, AlertBook
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.waiting import wait_for
 
 from .alertmanager import Alertmanager
-from .conftest import monitor, wait_for
+from .conftest import monitor
 
 
 def _named(am: Alertmanager, name: str) -> list[dict]:

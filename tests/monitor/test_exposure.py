@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.waiting import wait_for
 
-from .conftest import monitor, observations, once, read_events, wait_for
+from .conftest import monitor, observations, once, read_events
 
 CHANGED = "etcdsec.monitor.exposure.changed"
 

@@ -4,7 +4,6 @@ one card each (millisecond and held connections, client and peer port), repeats 
 from __future__ import annotations
 
 import os
-import time
 import urllib.request
 from pathlib import Path
 
@@ -12,17 +11,7 @@ import pytest
 
 from etcdsec.testbed.addresses import free_loopback_ip
 from tests.monitor_connections.conftest import curl_version, get_version, source_ips
-
-
-def wait_for(predicate, timeout: float = 20.0):
-    """Poll until `predicate` is truthy (a wait for a state, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
+from tests.support.waiting import wait_for
 
 CARD_FIELDS = {"src_ip", "src_port", "dst_ip", "dst_port", "role", "first_seen", "last_seen", "count", "org",
                "exposure", "severity", "reasons", "actions"}

@@ -71,8 +71,8 @@ def audit(paths: list[Path], root: Path | None = None, pids: set[int] | None = N
             add_process(collector, pid, program)
     ctx = AuditContext(collector, live_host=live_host, probes=probes or [])
     hits = run_rules(ctx)
-    findings = [_clipped(AuditFinding(rule.id, hit.severity, hit.title, hit.evidence, rule.remediation,
-                                      list(rule.cis), subject)) for rule, hit, subject in hits]
+    findings = [_clipped(AuditFinding(rule.id, hit.severity, hit.title, hit.evidence, check.remediation,
+                                      list(rule.cis), subject)) for rule, check, hit, subject in hits]
     findings.sort(key=lambda f: (-Severity.parse(f.severity), f.subject, f.id))
     for source in collector.sources:
         source.path, source.detail = clip(source.path), clip(source.detail)

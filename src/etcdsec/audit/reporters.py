@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from etcdsec.audit.engine import AuditReport
-from etcdsec.audit.rules import RULES
+from etcdsec.audit.rules import rules
 from etcdsec.output import SHOWN_CHARS, visible
 from etcdsec.version import __version__
 
@@ -81,17 +81,15 @@ def _location(evidence: str) -> dict[str, Any] | None:
 
 
 def sarif(report: AuditReport) -> dict[str, Any]:
-    rules: list[dict[str, Any]] = []
+    sarif_rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
-    for rule in RULES:
-        if rule.id in index:
-            continue
-        index[rule.id] = len(rules)
+    for rule in rules():
+        index[rule.id] = len(sarif_rules)
         cis = f" CIS Kubernetes Benchmark {', '.join(rule.cis)}." if rule.cis else ""
-        rules.append({"id": rule.id, "name": rule.id.title().replace("-", ""),
-                      "shortDescription": {"text": rule.title},
-                      "help": {"text": rule.remediation + cis},
-                      "properties": {"tags": ["security", "etcd"] + [f"CIS-{c}" for c in rule.cis]}})
+        sarif_rules.append({"id": rule.id, "name": rule.id.title().replace("-", ""),
+                            "shortDescription": {"text": rule.title},
+                            "help": {"text": rule.remediation + cis},
+                            "properties": {"tags": ["security", "etcd"] + [f"CIS-{c}" for c in rule.cis]}})
     results = []
     for f in report.findings:
         locations = [loc for loc in (_location(e) for e in f.evidence) if loc]
@@ -110,7 +108,7 @@ def sarif(report: AuditReport) -> dict[str, Any]:
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "etcdsec audit", "version": __version__, "rules": rules}},
+            "tool": {"driver": {"name": "etcdsec audit", "version": __version__, "rules": sarif_rules}},
             "results": results,
             "artifacts": [{"location": {"uri": _uri(s.path)}} for s in report.sources
                           if s.status == "read" and not s.path.startswith("/proc/")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from etcdsec.errors import UserError
 EPILOG = """Event ids start with `etcdsec.` (etcdsec.session.connect, etcdsec.http.request,
 etcdsec.grpc.request, etcdsec.malformed, etcdsec.honeytoken.used, ...); see docs/honeypot-events.md.
 SIGTERM/SIGINT: flush and exit 0. SIGHUP: reopen the event file (after an external logrotate)."""
+LEGACY_STATE = "etcdsec-honeypot.state.json"  # the --state default before it moved to the XDG state directory
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,8 +29,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--name", default="kube-master-1", help="member name (default kube-master-1)")
     p.add_argument("--events", metavar="FILE", help="JSON-lines event file (appended to, never truncated)")
     p.add_argument("--db", metavar="PATH_OR_URL", help="also store events in SQLite (path) or PostgreSQL (URL)")
-    p.add_argument("--state", metavar="FILE", default="etcdsec-honeypot.state.json",
-                   help="keeps cluster/member ids, start time and honeytoken seed across restarts")
+    p.add_argument("--state", metavar="PATH",
+                   help="keeps cluster/member ids, start time, honeytoken seed and the keyspace across restarts: "
+                        "a directory, or the ids' FILE with the keyspace beside it as FILE-stem.keyspace.* "
+                        "(default: $XDG_STATE_HOME/etcdsec/honeypot/, else ~/.local/state/etcdsec/honeypot/)")
+    p.add_argument("--state-flush", type=float, default=1.0, metavar="S",
+                   help="write (and fsync) keyspace changes every S seconds: what kill -9 can lose (default 1)")
+    p.add_argument("--state-max-bytes", type=int, default=256 << 20, metavar="N",
+                   help="keyspace state on disk at most; past it puts fail as etcd's do when its quota is "
+                        "exceeded (default 256 MiB)")
+    p.add_argument("--forget-writes", action="store_true",
+                   help="do not keep the keyspace: every start serves the fresh bait (ids are still kept)")
     p.add_argument("--sensor", help="sensor name in events (default: host name)")
     p.add_argument("--seed", metavar="FILE", help="YAML/JSON keyspace to serve instead of the Kubernetes bait")
     p.add_argument("--enable-v2", choices=("true", "false"),
@@ -63,9 +74,50 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="batch event writes for this many seconds (0: write each event at once)")
     p.add_argument("--workers", default="1", metavar="N|auto",
                    help="sensor processes sharing the port, each client address always served by the same one "
-                        "(default 1; auto: one per CPU; Linux). Workers keep separate keyspaces")
+                        "(default 1; auto: one per CPU; Linux). Workers keep separate keyspaces (and keyspace files)")
     add_alert_arguments(p, default_on="honeytoken.used")
     p.set_defaults(run=run)
+
+
+def default_state_dir() -> Path:
+    """$XDG_STATE_HOME/etcdsec/honeypot (an absolute XDG_STATE_HOME only, as the spec says), else
+    ~/.local/state/etcdsec/honeypot; made private (0700), as a daemon's state directory is."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    try:
+        root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
+    except RuntimeError:
+        raise UserError("--state: no home directory to keep the state in; give --state PATH") from None
+    return root / "etcdsec" / "honeypot"
+
+
+def _adopt_legacy_state(ids: Path) -> None:
+    """The ids a sensor kept in its working directory before the XDG default: a restart after an
+    upgrade must not show scanners a new cluster."""
+    try:
+        shutil.copyfile(LEGACY_STATE, ids)
+        ids.chmod(0o600)
+    except OSError as exc:
+        raise UserError(f"--state: cannot copy ./{LEGACY_STATE} to {ids}: {exc.strerror or exc}") from None
+    print(f"etcdsec honeypot: ids taken over from ./{LEGACY_STATE} into {ids}", file=sys.stderr)
+
+
+def state_paths(arg: str | None) -> tuple[Path, Path]:
+    """(ids file, keyspace prefix) for --state: a directory holds state.json and keyspace.*; a file
+    (the form before the keyspace was kept) keeps its name, the keyspace goes beside it."""
+    path = Path(arg).expanduser() if arg else default_state_dir()
+    if arg is None or path.is_dir() or arg.endswith(("/", os.sep)):
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.chmod(0o700)  # mkdir's mode is masked by the umask, and an existing one may be wider
+        except OSError as exc:
+            raise UserError(f"--state: cannot make directory {path}: {exc.strerror or exc}") from None
+        ids = path / "state.json"
+        if arg is None and not ids.exists() and Path(LEGACY_STATE).is_file():
+            _adopt_legacy_state(ids)
+        return ids, path / "keyspace"
+    if not path.resolve().parent.is_dir():
+        raise UserError(f"--state: directory does not exist: {path.parent}")
+    return path, path.with_name(path.stem + ".keyspace")
 
 
 def build_config(args: argparse.Namespace):
@@ -89,6 +141,9 @@ def build_config(args: argparse.Namespace):
             raise UserError(f"--{name.replace('_', '-')} must be positive")
     if args.header_timeout <= 0:
         raise UserError("--header-timeout must be positive")
+    if not args.state_flush > 0 or args.state_max_bytes <= 0:
+        raise UserError("--state-flush and --state-max-bytes must be positive")
+    state_file, keyspace = state_paths(args.state)
     if args.idle_timeout <= 0 or args.rate < 0 or args.flush_interval < 0 or args.watch_timeout < 0:
         raise UserError("--idle-timeout must be positive; --rate, --flush-interval and --watch-timeout "
                         "not negative")
@@ -106,7 +161,9 @@ def build_config(args: argparse.Namespace):
         listen=parse_hostport(args.listen, "--listen"),
         peer_listen=parse_hostport(args.peer_listen, "--peer-listen") if args.peer_listen else None,
         persona=args.persona, member_name=args.name, events=events, db=args.db,
-        state_file=Path(args.state) if args.state else None, seed_file=Path(args.seed) if args.seed else None,
+        state_file=state_file, keyspace_state=None if args.forget_writes else keyspace,
+        state_flush=args.state_flush, state_max_bytes=args.state_max_bytes,
+        seed_file=Path(args.seed) if args.seed else None,
         namespace_writes=args.namespace_writes, tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None, proxy_protocol=args.proxy_protocol,
         trusted_proxies=list(args.trusted_proxy), trust_xff=args.trust_xff, events_max_bytes=args.events_max_bytes,

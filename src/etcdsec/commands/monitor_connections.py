@@ -28,6 +28,7 @@ from etcdsec.events.emitter import Emitter
 from etcdsec.events.jsonl import JsonlWriter
 from etcdsec.events.metrics import EventCounter, MetricsServer, prometheus_text
 from etcdsec.events.store import EventStoreWriter
+from etcdsec.files import read_capped
 from etcdsec.monitor.connections.baseline import MAX_ENTRIES, Baseline, BaselineError, parse_network
 from etcdsec.monitor.connections.card import render_text
 from etcdsec.monitor.connections.model import DEFAULT_PORTS, Endpoint, default_role, normalize_ip
@@ -121,13 +122,7 @@ def open_source(kind: str, endpoints: list[Endpoint], interval: float) -> Any:
 
 
 def load_baseline_file(path: str, baseline: Baseline) -> int:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_BASELINE_FILE + 1)
-    except OSError as exc:
-        raise UserError(f"--baseline-import: cannot read {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_BASELINE_FILE:
-        raise UserError(f"--baseline-import: {path} is larger than {MAX_BASELINE_FILE >> 20} MiB")
+    raw = read_capped(path, MAX_BASELINE_FILE, "--baseline-import file")
     try:
         return baseline.merge_doc(json.loads(raw))
     except (ValueError, RecursionError) as exc:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from etcdsec.errors import StoreError
 from etcdsec.store.engine import open_engine
-from etcdsec.store.schema import honeypot_events, metadata
+from etcdsec.store.schema import create_schema, honeypot_events
 
 _STOP = object()
 MAX_TEXT = 4096
@@ -70,9 +70,11 @@ def row_for(table: Table, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_tables(engine: Engine, table: Table = honeypot_events) -> None:
-    """The event table only: a database that holds events need not hold scans."""
+    """The event table only (a database that holds events need not hold scans), and only in a
+    database that holds nothing but etcdsec's tables, as every etcdsec writer asks."""
     try:
-        metadata.create_all(engine, tables=[table])
+        with engine.begin() as conn:
+            create_schema(conn, tables=[table])
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot create table {table.name}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
 

@@ -32,6 +32,8 @@ class SensorContext:
     dataset: list[tuple[bytes, bytes]] = field(default_factory=list)  # fake Kubernetes keys -> values
     limits: Limits = field(default_factory=Limits)
     namespace_writes: bool = False  # True: each source sees its own writes only
+    # etcd's --listen-client-urls / --listen-peer-urls for this sensor ("client", "peer"): /debug/vars
+    listen_urls: dict[str, str] = field(default_factory=dict)
 
     @property
     def sensor(self) -> str:

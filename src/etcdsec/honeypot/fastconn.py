@@ -1,50 +1,38 @@
-"""The hot path for plain-text HTTP/1.x: an asyncio.Protocol that answers simple requests inline.
+"""The fast reader of an HTTP/1.x connection: an asyncio.Protocol that answers simple requests inline.
 
 Streams cost a task wake-up, a future and a timer per read; h11 costs ~65 µs per request here. This
-protocol parses with `fasthead` straight from `data_received`, runs the handler eagerly (no task
-unless it really waits), logs the event and writes Go's bytes, all in one callback. The first
-request that is not the simple shape hands the connection, with every byte it holds, to the h11
-`Http1Connection`, which owns all of Go's refusals and odd cases from then on.
+protocol parses with `fasthead` straight from `data_received` and runs `exchange` (no task unless
+something really waits), then writes Go's bytes, all in one callback. At the first bytes `fasthead`
+cannot vouch for it stops reading and resolves `finished` to every byte it holds: `Http1Connection`
+then hands them to the h11 reader, which owns all of Go's refusals and odd cases from then on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import time
 from collections.abc import Coroutine
 from typing import Any
 
 from etcdsec.honeypot import fasthead, gohttp
-from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.eager import start_eagerly
-from etcdsec.honeypot.events_fields import request_event_fields
-from etcdsec.honeypot.gohttp import Response
-from etcdsec.honeypot.goserver import connection_tokens
-from etcdsec.honeypot.guard import Guard
-from etcdsec.honeypot.http1 import apply_xff
+from etcdsec.honeypot.exchange import Answer, Http1State, exchange, malformed
 from etcdsec.honeypot.request import Request
-from etcdsec.honeypot.routes import ClientApp, PeerApp
 
 
-class FastHttp1(asyncio.Protocol):
-    """One plain-text HTTP/1.x connection while its requests stay simple.
+class FastReader(asyncio.Protocol):
+    """An HTTP/1.x connection (plain text or TLS) while its requests stay simple.
 
-    `finished` resolves to None when the connection is over, or to the bytes the h11 path must
+    `finished` resolves to None when the connection is over, or to the bytes the h11 reader must
     start from (reading is then paused, so nothing arrives in between).
     """
 
-    def __init__(self, app: ClientApp | PeerApp, ctx: SensorContext, session: Session, guard: Guard | None,
-                 trusted_xff: list[Any] | None = None) -> None:
-        self.app, self.ctx, self.session, self.guard = app, ctx, session, guard
-        self.trusted_xff = None if session.peer_ip else trusted_xff
-        self.socket_peer = session.src_ip
-        self.limits = ctx.limits
+    def __init__(self, state: Http1State) -> None:
+        self.state = state
+        self.ctx, self.session = state.ctx, state.session
+        self.limits = state.ctx.limits
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
         self.finished: asyncio.Future[bytes | None] = self.loop.create_future()
         self.buf = bytearray()
-        self.requests = 0
         self.eof = False
         self.end_reason = "closed"
         self.alpn: str | None = None  # over TLS: the protocol ALPN picked ("h2" goes to gRPC)
@@ -145,74 +133,38 @@ class FastHttp1(asyncio.Protocol):
             self._end_of_input()
 
     def _answer(self, head: fasthead.Head, raw: bytes) -> None:
-        started = time.perf_counter()
         self.session.requests_in += 1
-        body = raw[head.body_start:]
-        req = Request(head.method, head.target, [(low, value) for _, low, value in head.items], body,
-                      http10=head.http10)
-        if self.trusted_xff is not None:  # first: the rate limit is the client's, not the balancer's
-            apply_xff(self.session, self.socket_peer, self.trusted_xff, req.header("x-forwarded-for"))
-        delay = self.guard.delay_for(self.session.src_ip) if self.guard is not None else 0.0
-        self.ctx.honeytokens.check(self.session, raw)
-        if delay:
-            self._go_async(self._answer_later(head, req, started, min(delay, 5.0)))
-            return
-        try:
-            pending = start_eagerly(self.app.handle(self.session, req))
-        except Exception as exc:
-            self._finish_answer(head, req, self._handler_failed(exc, req), started)
-            return
-        if isinstance(pending, Response):
-            self._finish_answer(head, req, pending, started)
+        req = Request(head.method, head.target, [(low, value) for _, low, value in head.items],
+                      raw[head.body_start:], http10=head.http10)
+        answer = exchange(self.state, req, head.items, raw)
+        if isinstance(answer, Answer):
+            self._write(answer)
         else:
-            self._go_async(self._answer_when_ready(head, req, pending, started))
+            self._go_async(self._write_when_ready(answer))
 
-    async def _answer_later(self, head: fasthead.Head, req: Request, started: float, delay: float) -> None:
-        await asyncio.sleep(delay)  # throttle the flooding source, not the sensor
-        try:
-            resp = await self.app.handle(self.session, req)
-        except Exception as exc:
-            resp = self._handler_failed(exc, req)
-        await self._finish_async(head, req, resp, started)
+    async def _write_when_ready(self, pending: Coroutine[Any, Any, Answer]) -> None:
+        answer = await pending
+        if answer.resp.stream is None:
+            self._write(answer)
+        else:
+            await self._write_stream(answer)
 
-    async def _answer_when_ready(self, head: fasthead.Head, req: Request, pending: asyncio.Future[Response],
-                                 started: float) -> None:
-        try:
-            resp = await pending
-        except Exception as exc:
-            resp = self._handler_failed(exc, req)
-        await self._finish_async(head, req, resp, started)
-
-    def _handler_failed(self, exc: Exception, req: Request) -> Response:
-        # never leak a traceback to the client: answer like Go's recover
-        self.ctx.events.emit("sensor.error", self.session, error=type(exc).__name__, path=req.target)
-        return Response(500, b"", [])
-
-    def _finish_answer(self, head: fasthead.Head, req: Request, resp: Response, started: float) -> None:
-        """Log, then write (a crash never loses an answered request); streams go async."""
+    def _write(self, answer: Answer) -> None:
+        """Write an answer the exchange has logged; held streams go async."""
+        resp = answer.resp
         if resp.stream is not None or resp.websocket is not None:
-            self._go_async(self._finish_async(head, req, resp, started))
+            self._go_async(self._write_stream(answer))
             return
-        tokens = connection_tokens(req.header("connection"))
-        close = "close" in tokens
-        self._log(head, req, resp.status, started)
         assert self.transport is not None
-        self.transport.write(gohttp.render(resp, head=req.method == "HEAD", http10=req.http10, close=close,
-                                           cors=self.app.cors))
-        self.requests += 1
-        keep = ("keep-alive" in tokens) if req.http10 else not close
-        if not keep or "upgrade" in tokens:
+        self.transport.write(gohttp.render(resp, head=answer.head, http10=answer.http10,
+                                           close=answer.close, cors=answer.cors))
+        if not answer.keep:
             self._close_after_answer()
 
-    async def _finish_async(self, head: fasthead.Head, req: Request, resp: Response, started: float) -> None:
-        if resp.stream is None:
-            self._finish_answer(head, req, resp, started)
-            return
-        tokens = connection_tokens(req.header("connection"))
-        close = "close" in tokens
-        self._log(head, req, resp.status, started)
-        assert self.transport is not None
-        self.transport.write(gohttp.render_stream_head(resp, cors=self.app.cors, close=close))
+    async def _write_stream(self, answer: Answer) -> None:
+        resp = answer.resp
+        assert self.transport is not None and resp.stream is not None
+        self.transport.write(gohttp.render_stream_head(resp, cors=answer.cors, close=answer.close))
         self._streaming = True
         try:
             async for piece in resp.stream:  # type: ignore[attr-defined]
@@ -222,9 +174,7 @@ class FastHttp1(asyncio.Protocol):
         finally:
             self._streaming = False
         self.transport.write(gohttp.last_chunk(resp.trailers))
-        self.requests += 1
-        keep = ("keep-alive" in tokens) if req.http10 else not close
-        if not keep or "upgrade" in tokens:
+        if not answer.keep:
             self._close_after_answer()
 
     def _go_async(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -245,11 +195,6 @@ class FastHttp1(asyncio.Protocol):
         if self.transport is not None and not self._write_paused and not self._closing:
             self.transport.resume_reading()
             self._serve_buffered()
-
-    def _log(self, head: fasthead.Head, req: Request, status: int, started: float) -> None:
-        self.ctx.events.emit_fields("http.request", self.session, request_event_fields(
-            head.method, head.target, "1.0" if head.http10 else "1.1", head.items, status, self.session.tls,
-            req.body, self.limits.max_logged_body, started))
 
     # --- endings ------------------------------------------------------------------------
     def _close_after_answer(self) -> None:
@@ -320,6 +265,4 @@ class FastHttp1(asyncio.Protocol):
             self.finished.set_result(handoff)
 
     def _malformed(self, reason: str) -> None:
-        raw = bytes(self.buf[:self.limits.max_logged_body])
-        self.ctx.events.emit("malformed", self.session, protocol="http/1.1", reason=reason,
-                             raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
+        malformed(self.state, reason, bytes(self.buf[:self.limits.max_logged_body]))

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from etcdsec.honeypot.goserver import HOST_CHARS, PLAIN_METHODS, TOKEN_CHARS
+
 
 class _Marker:
     def __init__(self, name: str) -> None:
@@ -27,15 +29,15 @@ NEED_MORE: Final = _Marker("NEED_MORE")  # a simple request so far; wait for mor
 UNSURE: Final = _Marker("UNSURE")  # not the simple shape: let h11 and the Go rules decide
 
 MAX_TARGET = 2048  # longer targets go the careful way (cmux and Go have line limits)
-_METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE"))
+_METHODS = frozenset(PLAIN_METHODS)
 # method SP origin-form target (printable ASCII, no '%' escapes, no '#') SP HTTP/1.0 or 1.1
 _REQUEST_LINE = re.compile(rb"([A-Z]{3,6}) (/[\x21-\x22\x24\x26-\x7e]*) HTTP/1\.([01])")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"  # all a simple header block may hold
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN = re.compile("[" + re.escape(TOKEN_CHARS) + "]+")
 MAX_REMEMBERED_NAMES = 1024
 # header names seen valid -> lower-cased: one dict lookup instead of a regex and lower() per header
 _header_names: dict[str, str] = {}
-_VALID_HOST = re.compile(r"[A-Za-z0-9!$%&'()*+,\-.:;=\[\]_~]*")
+_VALID_HOST = re.compile("[" + re.escape(HOST_CHARS) + "]*")
 _SPECIAL = frozenset(("host", "content-length", "transfer-encoding", "expect", "upgrade"))
 
 

@@ -1,7 +1,9 @@
 """What Go's net/http server (and etcd's cmux in front of it) decides before any handler runs.
 
-Pure functions over the raw bytes and h11's parse: refusals Go writes itself, the reason texts of
-its `400 Bad Request`, and the request-line fixes h11 needs to accept what Go accepts.
+Go's HTTP rules live here and only here: the Host and token character sets, the method list cmux
+matches, the Connection tokens. Pure functions over the raw bytes and h11's parse: refusals Go
+writes itself, the reason texts of its `400 Bad Request`, and the request-line fixes h11 needs to
+accept what Go accepts. The fast recogniser (`fasthead`) takes its constants from here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ import h11
 from etcdsec.honeypot import gohttp
 
 CMUX_LINE = 4096  # cmux's maxHTTPRead: a longer first line matches no protocol
+# httpguts.ValidHostHeader's bytes: letters, digits and these
+HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~"
+# RFC 7230 tchar (httpguts.IsTokenRune): header names
+TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# the methods cmux's HTTP/1 matcher knows (its httpMethods)
+METHODS = (b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")
+# the ones Go's server hands straight to etcd's handlers (OPTIONS * is Go's own; CONNECT's target
+# is an authority; PATCH and TRACE are rare enough for the careful path)
+PLAIN_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE")
 
 
 def escape_target(line: bytes) -> bytes:
@@ -34,7 +45,7 @@ def header_items(headers: Any) -> list[tuple[bytes, bytes, bytes]]:
     return [(k, k.lower(), v) for k, v in headers.raw_items()]
 
 
-_VALID_HOST = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~")
+_VALID_HOST = frozenset(HOST_CHARS.encode())
 
 
 def go_refusal(event: h11.Request, items: list[tuple[bytes, bytes, bytes]]) -> bytes | None:
@@ -61,7 +72,7 @@ def _valid_escapes(path: bytes) -> bool:
     return True
 
 
-_TOKEN = set(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN = frozenset(TOKEN_CHARS.encode())
 
 
 def go_header_reason(raw: bytes) -> str:
@@ -78,7 +89,7 @@ def go_header_reason(raw: bytes) -> str:
     return ""
 
 
-_METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+_METHODS = tuple(m + b" " for m in METHODS)
 
 
 def looks_like_request_line(data: bytes) -> bool:

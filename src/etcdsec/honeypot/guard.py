@@ -11,6 +11,7 @@ from etcdsec.honeypot.core.limits import Limits
 from etcdsec.tokenbucket import TokenBucket
 
 MAX_TRACKED_SOURCES = 65_536  # token buckets kept (least recently seen dropped): bounded memory
+MAX_THROTTLE_S = 5.0  # the longest a throttled request or call waits: slowed down, never hung
 
 
 class Guard:

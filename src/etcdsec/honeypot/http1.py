@@ -1,16 +1,22 @@
-"""HTTP/1.1 connections on the client and peer ports: h11 parses, routes answer, Go's bytes go out.
+"""HTTP/1.x connections on the client and peer ports: one connection class, two readers.
 
-Every request becomes one `http.request` event; unparsable input becomes `malformed` with the
-raw bytes. Request line garbage closes silently (etcd's cmux drops what is not HTTP), header
-errors get Go's `400 Bad Request`, a missing Host gets Go's exact text.
+`Http1Connection` owns a connection's state (`Http1State`) and picks its reader by state, as h11's
+`_connection.py` does: the fast reader (`fastconn.FastReader`, an asyncio.Protocol answering simple
+requests inline) first, then, from the first bytes it cannot vouch for, `H11Reader`, which is handed
+those bytes explicitly. Both run each request through `exchange.exchange` (forwarded-for, throttle,
+honeytoken scan, handler, 500, event, keep-alive) and only write its answer.
+
+Every request becomes one `http.request` event; unparsable input becomes `malformed` with the raw
+bytes. Request line garbage closes silently (etcd's cmux drops what is not HTTP), header errors get
+Go's `400 Bad Request`, a missing Host gets Go's exact text.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import time
+import socket
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,11 +24,12 @@ import h11
 
 from etcdsec.honeypot import gohttp, websocket
 from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.events_fields import body_fields, request_event_fields
+from etcdsec.honeypot.events_fields import body_fields
+from etcdsec.honeypot.exchange import Answer, Http1State, exchange, log_request, malformed
+from etcdsec.honeypot.fastconn import FastReader
 from etcdsec.honeypot.gohttp import Response
 from etcdsec.honeypot.goserver import (
     CMUX_LINE,
-    connection_tokens,
     escape_target,
     go_header_reason,
     go_refusal,
@@ -30,41 +37,97 @@ from etcdsec.honeypot.goserver import (
     looks_like_request_line,
 )
 from etcdsec.honeypot.guard import Guard
-from etcdsec.honeypot.proxyproto import xff_client
 from etcdsec.honeypot.request import Request
 from etcdsec.honeypot.routes import ClientApp, PeerApp
 
-__all__ = ["ClientApp", "Http1Connection", "PeerApp", "body_fields"]
+__all__ = ["ClientApp", "H11Reader", "Http1Connection", "PeerApp"]
 
 READ_SIZE = 65_536
 MAX_WS_MESSAGES = 64  # requests honoured on one WebSocket stream
+HANDSHAKE_TIMEOUT_S = 10.0  # a TLS handshake
+ATTACH_TIMEOUT_S = 15.0  # the socket taken over by the event loop, handshake included
 
 
 class Http1Connection:
-    """One HTTP/1.x connection: parse with h11, answer, log, repeat until closed."""
+    """One HTTP/1.x connection, plain text or TLS, from its first byte to its end.
+
+    `attach` puts the fast reader on the socket; `serve` runs until the connection ends and says
+    why. Over TLS with ALPN h2, `serve` returns "h2" instead and `h2_streams` holds the streams and
+    the bytes already read, for the gRPC server."""
 
     def __init__(self, app: ClientApp | PeerApp, ctx: SensorContext, session: Session, guard: Guard | None,
-                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  trusted_xff: list[Any] | None = None) -> None:
-        self.app, self.ctx, self.session, self.guard = app, ctx, session, guard
+        self.state = Http1State.new(app, ctx, session, guard, trusted_xff)
+        self.fast = FastReader(self.state)
+        self.transport: asyncio.Transport | None = None
+        self.writer: asyncio.StreamWriter | None = None  # once the h11 reader (or gRPC) has it
+        self.h2_streams: tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes] | None = None
+
+    async def attach(self, sock: socket.socket, tls: ssl.SSLContext | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self.transport, _ = await asyncio.wait_for(
+            loop.connect_accepted_socket(lambda: self.fast, sock, ssl=tls,
+                                         ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if tls else None),
+            timeout=ATTACH_TIMEOUT_S)
+
+    async def serve(self) -> str:
+        """Serve requests until the connection ends; the reason it ended ("h2": see `h2_streams`)."""
+        leftover = await asyncio.shield(self.fast.finished)  # a shed task must not cancel it: wait_closed awaits it
+        if leftover is None:
+            return self.fast.end_reason
+        reader, writer = self._to_streams()
+        if self.fast.alpn == "h2":
+            self.h2_streams = (reader, writer, leftover)
+            return "h2"
+        await H11Reader(self.state, reader, writer, leftover).run()
+        return "closed"
+
+    def _to_streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The fast reader has stopped reading: the same transport goes on as streams."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=self.state.ctx.limits.max_header_bytes * 4)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(self.transport)
+        self.writer = asyncio.StreamWriter(self.transport, protocol, reader, loop)
+        self.transport.resume_reading()
+        return reader, self.writer
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        else:
+            self.fast.close()
+
+    async def wait_closed(self) -> None:
+        if self.writer is not None:
+            await self.writer.wait_closed()
+        else:
+            await self.fast.wait_closed()
+
+
+class H11Reader:
+    """The careful reader of an HTTP/1.x connection: parse with h11, apply Go's rules, answer through
+    `exchange`, repeat until closed. It starts from the bytes the fast reader could not vouch for."""
+
+    def __init__(self, state: Http1State, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 leftover: bytes = b"") -> None:
+        self.state = state
+        self.app, self.ctx, self.session = state.app, state.ctx, state.session
         self.reader, self.writer = reader, writer
-        # the trusted proxy networks when X-Forwarded-For is honoured (not when PROXY protocol named
-        # the client already)
-        self.trusted_xff = None if session.peer_ip else trusted_xff
-        self._socket_peer = session.src_ip
-        limits = ctx.limits
+        limits = state.ctx.limits
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self.received = bytearray()  # raw bytes of the request being parsed, for malformed events
         self._lowered: list[tuple[bytes, bytes, bytes]] = []
         self._continued = False
         self._line: bytearray | None = bytearray()  # request line being collected (see _feed)
         self._after_stream = bytearray()  # pipelined while a held answer was being sent
-        self.requests = 0
         self._late_head = False  # the last read ended at the request head deadline
+        if leftover:  # what the fast reader read but could not vouch for
+            self._feed(leftover)
 
-    async def run(self, initial: bytes = b"") -> None:
-        if initial:
-            self._feed(initial)
+    async def run(self) -> None:
         while True:
             try:
                 done = await self._one_request()
@@ -126,7 +189,7 @@ class Http1Connection:
         body = bytearray()
         loop = asyncio.get_running_loop()
         # the head's deadline runs from its first byte (a first request's: from now, as Go's does)
-        head_deadline = loop.time() + limits.header_timeout_s if self.received or not self.requests else None
+        head_deadline = loop.time() + limits.header_timeout_s if self.received or not self.state.requests else None
         while True:
             event = self.conn.next_event()
             if event is h11.NEED_DATA:
@@ -142,7 +205,7 @@ class Http1Connection:
                 return False
             if isinstance(event, h11.Request):
                 request = event
-                if self.requests == 0 and self._cmux() and b"\n" not in self.received[:CMUX_LINE]:
+                if self.state.requests == 0 and self._cmux() and b"\n" not in self.received[:CMUX_LINE]:
                     # etcd's cmux reads the first line into a 4096-byte buffer; longer: no match, closed
                     self._malformed("first line longer than cmux reads")
                     raise _Drop
@@ -154,7 +217,7 @@ class Http1Connection:
                 self._lowered = header_items(event.headers)
                 length = next((v for _, k, v in self._lowered if k == b"content-length"), None)
                 if length is not None and int(length) > limits.max_request_bytes:
-                    self._log_request(event, b"", 413)
+                    self._log_refused(event, b"", 413)
                     await self._write_close(gohttp.go_status_error(413, "Request Entity Too Large"))
                     return False
             elif isinstance(event, h11.Data):
@@ -171,7 +234,6 @@ class Http1Connection:
 
     async def _respond(self, event: h11.Request, body: bytes) -> bool:
         """Answer one request; whether the connection may carry another."""
-        started = time.perf_counter()
         if event.http_version not in (b"1.0", b"1.1"):
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
             if not self._cmux():  # no cmux in front: net/http itself refuses it
@@ -181,50 +243,29 @@ class Http1Connection:
         items = self._lowered
         refusal = go_refusal(event, items)
         if refusal is not None:
-            self._log_request(event, body, int(refusal[9:12]))
+            self._log_refused(event, body, int(refusal[9:12]))
             await self._write_close(refusal)
             raise _Drop
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for _, k, v in items]
-        req = Request(event.method.decode("latin-1"), event.target.decode("latin-1"), headers, body,
-                      http10=event.http_version == b"1.0")
-        self._apply_xff(req)  # first: the rate limit is the client's, not the balancer's
-        if self.guard is not None:
-            delay = self.guard.delay_for(self.session.src_ip)
-            if delay:
-                await asyncio.sleep(min(delay, 5.0))  # throttle the flooding source, not the sensor
-        check = event.target + b"\n" + b"\n".join(v for _, _, v in items) + b"\n" + body
-        self.ctx.honeytokens.check(self.session, check)
-        try:
-            if req.method == "OPTIONS" and req.target == "*":  # Go's server answers this itself
-                resp = Response(200, b"", [("Content-Length", "0")])
-            else:
-                resp = await self.app.handle(self.session, req)
-        except Exception as exc:  # never leak a traceback to the client: answer like Go's recover
-            self.ctx.events.emit("sensor.error", self.session, error=type(exc).__name__, path=req.target)
-            resp = Response(500, b"", [])
-        tokens = connection_tokens(req.header("connection"))
-        close = "close" in tokens
-        head = req.method == "HEAD"
+        decoded = [(k.decode("latin-1"), low.decode("latin-1"), v.decode("latin-1")) for k, low, v in items]
+        req = Request(event.method.decode("latin-1"), event.target.decode("latin-1"),
+                      [(low, v) for _, low, v in decoded], body, http10=event.http_version == b"1.0")
+        answer = exchange(self.state, req, decoded)
+        if not isinstance(answer, Answer):
+            answer = await answer
+        resp = answer.resp
         if resp.websocket is not None:
-            self._log_request(event, body, resp.status, req, started)
             self.session.requests_in = 0  # a WebSocket is worth its messages, not its upgrade (shedding)
             self.writer.write(websocket.handshake_response(req.header("sec-websocket-key") or ""))
             await self._websocket(req, resp.websocket)
             raise _Drop
         if resp.stream is not None:
-            self._log_request(event, body, resp.status, req, started)
-            await self._stream(resp, close)
+            await self._stream(resp, answer.close)
         else:
-            # logged before the answer leaves: a crash never loses an answered request
-            self._log_request(event, body, resp.status, req, started)
-            cors = self.app.cors and req.target != "*"
-            self.writer.write(gohttp.render(resp, head=head, http10=req.http10, close=close, cors=cors))
-        self.requests += 1
+            self.writer.write(gohttp.render(resp, head=answer.head, http10=answer.http10, close=answer.close,
+                                            cors=answer.cors))
         self.received.clear()
         await self.writer.drain()
-        if req.method == "CONNECT" or "upgrade" in tokens:
-            return False
-        return "keep-alive" in tokens if req.http10 else "close" not in tokens
+        return answer.keep
 
     async def _websocket(self, req: Request, path: str) -> None:
         """Serve gateway stream requests sent as WebSocket messages; results go back one per frame.
@@ -390,23 +431,14 @@ class Http1Connection:
             self._feed(b"")
         return True
 
-    def _apply_xff(self, req: Request) -> None:
-        """Believe X-Forwarded-For as far as trusted proxies vouch for it; applies per request."""
-        if self.trusted_xff is None:
-            return
-        apply_xff(self.session, self._socket_peer, self.trusted_xff, req.header("x-forwarded-for"))
-
-    def _log_request(self, event: h11.Request, body: bytes, status: int, req: Request | None = None,
-                     started: float | None = None) -> None:
+    def _log_refused(self, event: h11.Request, body: bytes, status: int) -> None:
+        """A request Go's server answers itself, before any handler (no exchange)."""
         items = [(k.decode("latin-1"), low.decode("latin-1"), v.decode("latin-1")) for k, low, v in self._lowered]
-        self.ctx.events.emit_fields("http.request", self.session, request_event_fields(
-            event.method.decode("latin-1"), event.target.decode("latin-1"), event.http_version.decode("latin-1"),
-            items, status, self.session.tls, body, self.ctx.limits.max_logged_body, started))
+        log_request(self.state, event.method.decode("latin-1"), event.target.decode("latin-1"),
+                    event.http_version.decode("latin-1"), items, status, body)
 
     def _malformed(self, reason: str) -> None:
-        raw = bytes(self.received)
-        self.ctx.events.emit("malformed", self.session, protocol="http/1.1", reason=reason,
-                             raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
+        malformed(self.state, reason, bytes(self.received))
 
     async def _protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         text = str(exc)
@@ -418,7 +450,7 @@ class Http1Connection:
             self._malformed("too many Host headers")
             reason = self.ctx.persona.extra.get("too_many_hosts_reason", "too many Host headers")
             await self._write_close(gohttp.go_bad_request(reason))
-        elif self.requests == 0 and self._cmux() and not looks_like_request_line(raw):
+        elif self.state.requests == 0 and self._cmux() and not looks_like_request_line(raw):
             self._malformed(f"not HTTP: {text}")  # cmux finds no matching protocol: silent close
         elif "transfer-encoding" in text.lower() or "Transfer-Encoding" in text:
             self._malformed(text)
@@ -441,9 +473,3 @@ class Http1Connection:
 class _Drop(Exception):
     """End the connection without a reply (what etcd's cmux does with non-HTTP/1.x input)."""
 
-
-def apply_xff(session: Session, socket_peer: str, trusted_networks: list[Any], header: str | None) -> None:
-    """Make the session's client the one X-Forwarded-For names, keeping the socket peer beside it."""
-    client = xff_client(socket_peer, header, trusted_networks)
-    session.src_ip = client
-    session.peer_ip = socket_peer if client != socket_peer else ""

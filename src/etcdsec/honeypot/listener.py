@@ -20,7 +20,6 @@ from typing import Any
 from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.fastconn import FastHttp1
 from etcdsec.honeypot.guard import Guard, trusted
 from etcdsec.honeypot.http1 import ClientApp, Http1Connection, PeerApp
 from etcdsec.honeypot.shedding import pick_victim
@@ -251,32 +250,17 @@ class Listener:
 
     async def _http1(self, conn: socket.socket, session: Session, opened: list[Any],
                      tls: ssl.SSLContext | None = None) -> tuple[Any, str]:
-        """HTTP/1.x, plain or TLS: the fast protocol first, the h11 connection from its first odd
-        request; over TLS with ALPN h2, gRPC from the start."""
-        loop = asyncio.get_running_loop()
-        fast = FastHttp1(self.app, self.ctx, session, self.guard, self._xff_ok(session))
-        transport, _ = await asyncio.wait_for(
-            loop.connect_accepted_socket(lambda: fast, conn, ssl=tls, ssl_handshake_timeout=10.0 if tls else None),
-            timeout=15.0)
-        opened.append(fast)
-        handoff = await asyncio.shield(fast.finished)  # a shed task must not cancel it: wait_closed awaits it
-        if handoff is None:
-            return fast, fast.end_reason
-        reader = asyncio.StreamReader(limit=self.ctx.limits.max_header_bytes * 4)
-        protocol = asyncio.StreamReaderProtocol(reader)
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        opened.append(writer)
-        transport.resume_reading()
-        if fast.alpn == "h2":
-            reader.feed_data(handoff)
-            return writer, await self._h2(session, reader, writer)
-        careful = Http1Connection(self.app, self.ctx, session, self.guard, reader, writer)
-        # carry on where the fast path was: requests served, and whose X-Forwarded-For to believe
-        careful.requests, careful.trusted_xff, careful._socket_peer = fast.requests, fast.trusted_xff, fast.socket_peer
-        await careful.run(handoff)
-        return writer, "closed"
+        """HTTP/1.x, plain or TLS (the fast reader first, h11 from its first odd request); over TLS
+        with ALPN h2, gRPC from the start."""
+        connection = Http1Connection(self.app, self.ctx, session, self.guard, self._xff_ok(session))
+        await connection.attach(conn, tls)
+        opened.append(connection)
+        reason = await connection.serve()
+        if connection.h2_streams is not None:
+            reader, writer, leftover = connection.h2_streams
+            reader.feed_data(leftover)
+            return connection, await self._h2(session, reader, writer)
+        return connection, reason
 
     def _xff_ok(self, session: Session) -> list[Any] | None:
         """The trusted networks when this connection's X-Forwarded-For may be believed, else None."""

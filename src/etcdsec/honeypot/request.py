@@ -1,7 +1,8 @@
-"""A parsed HTTP request as the handlers see it."""
+"""A parsed HTTP request as the handlers see it, and the one view honeytokens are searched in."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote
 
@@ -42,6 +43,20 @@ class Request:
         for k, v in self.query.items():
             values.setdefault(k, []).extend(v)
         return values
+
+
+def token_view(method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
+    """The one view of a request that honeytokens are searched in, the same for every path
+    (HTTP/1 fast or h11, h2 plain, gRPC): `METHOD target`, then a line `name: value` for every
+    header in order (names as sent; h2's are lower-case, its pseudo-headers are left out: they are
+    method and target), an empty line, and the body (a gRPC stream's messages are searched one by
+    one as they arrive, after its headers with an empty body). Latin-1 text, as from the wire."""
+    text = method + " " + target + "\n" + "\n".join(map(": ".join, headers)) + "\n\n"  # map: no loop in Python
+    try:
+        head = text.encode("latin-1")
+    except UnicodeEncodeError:  # an h2 path decoded as UTF-8
+        head = text.encode("latin-1", "replace")
+    return head + body if body else head
 
 
 def _parse_query(text: str) -> dict[str, list[str]]:

@@ -16,11 +16,10 @@ from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.events_fields import body_fields
 from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
-from etcdsec.honeypot.request import Request
+from etcdsec.honeypot.request import Request, token_view
 from etcdsec.honeypot.surface import (
+    EtcdSurface,
     cluster_id_hex,
-    debug_vars_body,
-    metrics_body,
     peer_members_body,
     raft_probing_body,
     version_body,
@@ -48,7 +47,7 @@ class ClientApp:
         self.gateway = gateway if v3_state is not None else None
         self.cors = bool(ctx.persona.extra.get("cors", True))
         self.cmux = ctx.persona.grpc_enabled  # one port for HTTP and gRPC: cmux picks the protocol
-        self.metrics_requests = 0
+        self.surface = EtcdSurface(ctx, v3_state)  # /metrics and /debug/vars
         self._subtree_names: frozenset[str] | None = None
 
     async def h2_request(self, session: Session, method: str, path: str, headers: list[tuple[bytes, bytes]],
@@ -57,8 +56,7 @@ class ClientApp:
         decoded = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers
                    if not k.startswith(b":")]
         req = Request(method, path, decoded, body)
-        check = path.encode("latin-1", "replace") + b"\n" + b"\n".join(v for _, v in headers) + b"\n" + body
-        self.ctx.honeytokens.check(session, check)
+        self.ctx.honeytokens.check(session, token_view(method, path, decoded, body))
         resp = await self.handle(session, req, live=False)
         if resp.stream is not None:  # h2 streams are not held open here: send what is known
             chunks = [piece async for piece in resp.stream]  # type: ignore[attr-defined]
@@ -114,11 +112,13 @@ class ClientApp:
                 return method_not_allowed("GET")
             return Response(200, self.ctx.persona.health_body.encode(), sniff_type=True)
         if path == "/metrics":
-            self.metrics_requests += 1
-            return Response(200, metrics_body(self.ctx, self.metrics_requests),
-                            [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")])
+            body, headers = self.surface.metrics_response(session, req.header("accept-encoding"))
+            return Response(200, body, headers)
         if path == "/debug/vars":
-            return Response(200, debug_vars_body(self.ctx), [("Content-Type", "application/json; charset=utf-8")])
+            if req.method != "GET":  # etcd wraps expvar's handler in its GET-only check
+                return method_not_allowed("GET")
+            return Response(200, self.surface.debug_vars_body(session),
+                            [("Content-Type", "application/json; charset=utf-8")])
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
             return await self._v2_for(session).handle(req)
         if self.v3_state is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req):

@@ -27,11 +27,14 @@ from etcdsec.honeypot.core.identity import Identity
 from etcdsec.honeypot.core.limits import Limits
 from etcdsec.honeypot.core.persona import load_persona
 from etcdsec.honeypot.dataset import Bait, kubernetes_bait, load_seed_file
+from etcdsec.honeypot.durable import KeyspaceJournal
 from etcdsec.honeypot.guard import Guard
 from etcdsec.honeypot.http1 import ClientApp, PeerApp
+from etcdsec.honeypot.journal import JournalError
 from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
 from etcdsec.honeypot.metrics import render
 from etcdsec.honeypot.v2store import V2Store
+from etcdsec.honeypot.v3.churn import Churn
 from etcdsec.honeypot.v3.state import V3State
 
 
@@ -44,6 +47,9 @@ class SensorConfig:
     events: Path | None = None
     db: str | None = None
     state_file: Path | None = None
+    keyspace_state: Path | None = None  # keep the keyspace in <this>.snap + <this>.log (None: forget it)
+    state_flush: float = 1.0  # seconds between keyspace log writes (fsynced): what kill -9 can lose
+    state_max_bytes: int = 256 << 20  # keyspace state on disk; past it puts fail as etcd's NOSPACE
     sensor: str = field(default_factory=socket.gethostname)
     advertise_client_url: str | None = None
     advertise_peer_url: str | None = None
@@ -97,6 +103,13 @@ def sensor_identity(c: SensorConfig) -> Identity:
     return Identity.load_or_create(c.state_file, c.member_name, [client_url], [peer_url])
 
 
+def listen_urls(c: SensorConfig) -> dict[str, str]:
+    """The addresses as bound (0.0.0.0 stays 0.0.0.0, as in etcd's own flags)."""
+    peer_host, peer_port = c.peer_listen or (c.listen[0], 2380)
+    return {"client": _host_url("https" if c.tls_cert else "http", *c.listen),
+            "peer": _host_url("http", peer_host, peer_port)}
+
+
 def tls_context(c: SensorConfig) -> ssl.SSLContext | None:
     if not c.tls_cert:
         return None
@@ -112,6 +125,10 @@ def tls_context(c: SensorConfig) -> ssl.SSLContext | None:
 def _url(scheme: str, host: str, port: int) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
+    return _host_url(scheme, host, port)
+
+
+def _host_url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
@@ -157,12 +174,17 @@ class Sensor:
         self.honeytokens.find(b"warm-up")  # compile the token matcher now, not on the first request
         self.ctx = SensorContext(self.persona, self.identity, self.events, self.honeytokens, bait.keys, c.limits,
                                  c.namespace_writes)
+        self.ctx.listen_urls = listen_urls(c)
         self.v3_state = self._v3_state()
-        v2 = V2Store(start_index=3 + len(bait.keys), max_keys=c.limits.max_keys,
+        # the control plane's own writes (lease renewals, events) between attackers' requests
+        self.churn = Churn(self.v3_state) if self.v3_state is not None else None
+        v2_keys = bait.v2_view  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
+        v2 = V2Store(start_index=3 + len(v2_keys), max_keys=c.limits.max_keys,
                      max_bytes=c.limits.max_store_bytes, max_watchers=c.limits.max_watches)
-        for key, value in bait.keys:  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
+        for key, value in v2_keys:
             v2.set(key.decode(), value.decode())
-        v2.index = 3 + 2 * len(bait.keys)
+        v2.index = 3 + 2 * len(v2_keys)
+        self.keyspace = self._keyspace_journal(v2)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
         self.guard = Guard(c.limits)
         tls = self._tls()
@@ -180,6 +202,23 @@ class Sensor:
 
     def _v3_state(self) -> V3State | None:
         return V3State(self.ctx) if self.persona.grpc_enabled else None
+
+    def _keyspace_journal(self, v2: V2Store) -> KeyspaceJournal | None:
+        """The keyspace as persisted (restored now, journalled from here on); one per worker."""
+        prefix = self.config.keyspace_state
+        if prefix is None:
+            return None
+        if self.slot is not None and self.slot.count > 1:  # workers keep separate keyspaces
+            prefix = prefix.with_name(f"{prefix.name}.w{self.slot.index}")
+        journal = KeyspaceJournal(prefix, self.v3_state, v2, flush_interval=self.config.state_flush,
+                                  max_bytes=self.config.state_max_bytes)
+        try:
+            journal.open()
+        except JournalError as exc:
+            raise UserError(f"{exc} (move it away to start with a fresh keyspace)") from None
+        except OSError as exc:
+            raise UserError(f"cannot write keyspace state {prefix}: {exc.strerror or exc}") from None
+        return journal
 
     def _tls(self) -> ssl.SSLContext | None:
         return tls_context(self.config)
@@ -231,8 +270,12 @@ class Sensor:
         if self.slot is not None and self.slot.control is not None:
             self.slot.control.setblocking(False)  # a snapshot is a few KiB: the socket buffer takes it whole
             asyncio.get_running_loop().add_reader(self.slot.control.fileno(), self._answer_control)
+        if self.keyspace is not None:
+            self.keyspace.start()
         if self.writer and self.config.flush_interval > 0:
             self._flusher = asyncio.create_task(self._flush_every(self.config.flush_interval))
+        if self.churn is not None:
+            self.churn.start()
         self.started = True
         worker = {"worker": self.slot.index} if self.slot is not None else {}
         self.events.emit("sensor.start", None, persona=self.persona.name, member_name=self.identity.member_name,
@@ -255,11 +298,15 @@ class Sensor:
     async def stop(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
+        if self.churn is not None:
+            await self.churn.stop()
         if self.metrics:
             await self.metrics.close()
         await self.client.close()
         if self.peer:
             await self.peer.close()
+        if self.keyspace is not None:
+            await self.keyspace.close()
         if self.started:  # a sensor that never listened has nothing to report
             worker = {"worker": self.slot.index} if self.slot is not None else {}
             self.events.emit("sensor.stop", None, sessions=self.client.sessions, throttled=self.guard.throttled,

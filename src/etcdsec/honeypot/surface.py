@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import functools
-import json
+import struct
 import time
+import zlib
+from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
-from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.debug_vars import debug_vars_body
+from etcdsec.honeypot.etcd_metrics import EtcdMetrics, Live, Traffic, load_metrics_data
 from etcdsec.honeypot.gojson import go_duration, go_json
+from etcdsec.honeypot.v2_metrics import V2Traffic
 
 
 @functools.cache
@@ -72,7 +78,8 @@ def stats_store_body(counts: dict[str, int], watchers: int) -> bytes:
 
 
 def metrics_body(ctx: SensorContext, requests: int) -> bytes:
-    """A plausible Prometheus exposition: the gauges scanners read (version, leader, db size)."""
+    """A plausible Prometheus exposition: the gauges scanners read (version, leader, db size), for
+    personas with no captured family set (3.3.27, 3.2.22, 2.3.8: no binary here to capture)."""
     p, ident = ctx.persona, ctx.identity
     minor = ".".join(p.cluster_version.split(".")[:2])
     start = ident.start_time.timestamp()
@@ -152,42 +159,74 @@ def metrics_body(ctx: SensorContext, requests: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-_SIZE_CLASSES = [0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320,
-                 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792,
-                 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472,
-                 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432]
+GO_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, XFL 0, OS unknown
 
 
-def debug_vars_body(ctx: SensorContext) -> bytes:
-    """expvar's layout: `{\\n"name": value,\\n...}` with a cmdline a kubeadm etcd would have."""
-    ident = ctx.identity
-    client, peer = ",".join(ident.client_urls), ",".join(ident.peer_urls)
-    cmdline = ["etcd", "--advertise-client-urls=" + client, "--data-dir=/var/lib/etcd",
-               "--initial-advertise-peer-urls=" + peer,
-               f"--initial-cluster={ident.member_name}={peer}", "--listen-client-urls=" + client,
-               "--listen-peer-urls=" + peer, f"--name={ident.member_name}", "--snapshot-count=10000"]
-    alloc = 6_000_000 + len(ctx.dataset) * 3000
-    mem: dict[str, object] = {
-        "Alloc": alloc, "TotalAlloc": alloc * 3, "Sys": 74_007_560, "Lookups": 0, "Mallocs": 36_760,
-        "Frees": 9_820, "HeapAlloc": alloc, "HeapSys": 66_191_360, "HeapIdle": 58_515_456, "HeapInuse": 7_675_904,
-        "HeapReleased": 58_048_512, "HeapObjects": 26_940, "StackInuse": 917_504, "StackSys": 917_504,
-        "MSpanInuse": 71_400, "MSpanSys": 81_920, "MCacheInuse": 2_400, "MCacheSys": 16_384, "BuckHashSys": 1_450_417,
-        "GCSys": 5_022_016, "OtherSys": 645_167, "NextGC": 8_972_304, "LastGC": int(time.time() * 1e9) - 41_000_000_000,
-        "PauseTotalNs": 1_473_820, "NumGC": 9, "NumForcedGC": 0, "GCCPUFraction": 0.000012,
-        "EnableGC": True, "DebugGC": False,
-        # runtime.MemStats.BySize: Go's size classes, as expvar prints them
-        "BySize": [{"Size": size, "Mallocs": (size * 37) % 4099, "Frees": (size * 29) % 3001}
-                   for size in _SIZE_CLASSES],
-    }
-    uptime = time.time() - ident.start_time.timestamp()
-    leader = f"{ident.member_id:x}"
-    raft = {"id": leader, "term": ident.raft_term, "vote": leader,
-            "commit": ident.raft_index_base + int(uptime // 30), "lead": leader, "raftState": "StateLeader",
-            "applied": ident.raft_index_base + int(uptime // 30),
-            "progress": {leader: {"match": ident.raft_index_base, "next": ident.raft_index_base + 1,
-                                  "state": "StateReplicate"}},
-            "leadtransferee": "0"}
-    items = [("cmdline", cmdline), ("file_descriptor_limit", 1_048_576), ("memstats", mem),
-             ("raft.status", raft)]
-    return ("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}"
-                               for k, v in items) + "\n}\n").encode()
+def go_gzip(data: bytes) -> bytes:
+    """gzip as Go's compress/gzip writes it at the default level (Python's module writes OS 3)."""
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = deflate.compress(data) + deflate.flush()
+    return GO_GZIP_HEADER + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
+def gzip_accepted(accept_encoding: str | None) -> bool:
+    """promhttp's test: one comma-separated part that is `gzip` or starts `gzip;` (no q= weighing)."""
+    parts = (accept_encoding or "").split(",")
+    return any(p.strip() == "gzip" or p.strip().startswith("gzip;") for p in parts)
+
+
+class EtcdSurface:
+    """One sensor's `/metrics` and `/debug/vars`: etcd's family set for the persona (captured from the
+    real binary, `etcd_metrics`) with live values, or `metrics_body`'s short list for personas
+    without a capture; the same Go process (`go_runtime`) behind both endpoints."""
+
+    def __init__(self, ctx: SensorContext, v3_state: Any | None) -> None:
+        self.ctx, self.v3_state = ctx, v3_state
+        self.traffic = Traffic(v2=V2Traffic() if ctx.persona.v2_enabled else None)
+        ctx.events.outputs.append(self.traffic)  # counts what etcd's counters would count
+        data = load_metrics_data(ctx.persona.name)
+        self.metrics = EtcdMetrics(data, ctx.persona, ctx.identity) if data is not None else None
+        self.scrapes = 0
+
+    def live(self, session: Session | None) -> Live:
+        ident = self.ctx.identity
+        now = time.time()
+        # process_start_time_seconds has centiseconds (clock ticks): a stable fraction per member
+        started = ident.start_time.timestamp() + (ident.member_id % 97) / 100
+        live = Live(now=now, uptime=max(0.0, now - started),
+                    calls=self.metrics.calls(self.traffic) if self.metrics else Counter(self.traffic.grpc),
+                    scrapes=self.scrapes, health=self.traffic.http["/health"],
+                    raft_index=ident.raft_index_base, keys=len(self.ctx.dataset),
+                    v2=self.traffic.v2 or V2Traffic())
+        if self.v3_state is not None:
+            ns = self.v3_state.namespace(session)  # the keyspace this client sees, as Status shows it
+            store = ns.store
+            live.revision, live.compact_revision = store.revision, store.compact_revision
+            live.keys, live.key_bytes = store.live_keys, store.bytes_used
+            live.db_size, live.db_in_use = ns.db_size()
+            live.raft_index = ns.raft_index
+            live.writes = max(0, store.revision - ident.revision_base)
+            live.watch_streams, live.watchers = len(ns.hub.streams), ns.hub.count
+        else:
+            live.raft_index += int(live.uptime // 30)
+        return live
+
+    def metrics_body(self, session: Session | None) -> bytes:
+        self.scrapes += 1
+        if self.metrics is None:
+            return metrics_body(self.ctx, self.scrapes)
+        return self.metrics.render(self.live(session))
+
+    def metrics_response(self, session: Session | None,
+                         accept_encoding: str | None) -> tuple[bytes, list[tuple[str, str]]]:
+        """Body and headers as promhttp sends them: gzip when the client accepts it (Go's HTTP client,
+        Prometheus and curl --compressed all ask), with Go's gzip header (no name, mtime 0, OS 255)."""
+        body = self.metrics_body(session)
+        headers = [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]
+        if gzip_accepted(accept_encoding):
+            return go_gzip(body), [*headers, ("Content-Encoding", "gzip")]
+        return body, headers
+
+    def debug_vars_body(self, session: Session | None) -> bytes:
+        live = self.live(session)
+        return debug_vars_body(self.ctx, live.memstats, live.raft_index)

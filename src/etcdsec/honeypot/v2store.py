@@ -155,6 +155,8 @@ class V2Store:
         self.clock = clock
         self._expiring: list[tuple[float, int, Node]] = []  # heap: earliest expiry first
         self._seq = 0
+        self.on_write: Callable[[str, Node | None], None] | None = None  # the keyspace journal (None: removed)
+        self.quota_full = False  # the state on disk is over its cap: writes fail as etcd's NOSPACE alarm
 
     # --- lookups -------------------------------------------------------------------------
     def _walk(self, key: str) -> Node | None:
@@ -238,7 +240,8 @@ class V2Store:
         if existing is not None and existing.is_dir and dir and action == "set":
             raise V2Error(102, key, self.index)  # etcd: re-setting an existing dir is "Not a file"
         growth = len(key) + len(value or "") - (existing.size() if existing else 0)
-        if existing is None and (self.keys >= self.max_keys or self.bytes + growth > self.max_bytes):
+        full = existing is None and (self.keys >= self.max_keys or self.bytes + growth > self.max_bytes)
+        if full or self.quota_full:
             raise V2Error(300, "etcdserver: mvcc: database space exceeded", self.index)
         parent = known_parent or self._parent_for(key)  # missing parents are created only now
         self.index += 1
@@ -254,6 +257,8 @@ class V2Store:
         self.bytes += growth
         parent.children[name] = node  # type: ignore[index]
         created_new = existing is None
+        if self.on_write is not None:
+            self.on_write(key, node)
         event = Event(action, node.extern(now), prev, self.index, key)
         self._publish(event)
         return event.to_dict(), created_new
@@ -330,6 +335,8 @@ class V2Store:
         self.keys -= _count(node)
         self.bytes -= node.size()
         self.index += 1
+        if self.on_write is not None:
+            self.on_write(node.key, None)
         gone: dict[str, Any] = {"key": node.key}
         if node.is_dir:
             gone["dir"] = True
@@ -347,6 +354,56 @@ class V2Store:
             if self._walk(node.key) is node and node.expires == expires:  # still the live node
                 self.stats.counts["expireCount"] += 1
                 self._remove(node, "expire")
+
+    # --- persistence (honeypot/durable.py) --------------------------------------------------
+    def nodes(self) -> Iterator[Node]:
+        """Every node below the root, each directory before what it holds."""
+        return _iter(self.root)
+
+    def place(self, key: str, value: str | None, created: int, modified: int, expires: float | None,
+              index: int) -> None:
+        """Put a persisted node back (value None: a directory); missing parents come with it."""
+        key = clean_key(key)
+        if key == "/":
+            raise ValueError("the root is not a node")
+        name = key.rpartition("/")[2]
+        last = self.index
+        self.index = modified - 1  # _parent_for gives missing parents the index of this write
+        parent = self._parent_for(key)
+        assert parent.children is not None
+        existing = parent.children.get(name)
+        node = Node(key, value, created, modified, expires, {} if value is None else None)
+        if existing is not None:
+            if existing.is_dir and value is None:
+                node.children = existing.children
+            self.keys -= _count(existing) - _count(node)
+            self.bytes -= existing.size()
+        else:
+            self.keys += 1
+        self.bytes += node.size()
+        parent.children[name] = node
+        if expires is not None:
+            self._seq += 1
+            heapq.heappush(self._expiring, (expires, self._seq, node))
+        self.index = max(last, index, modified)
+
+    def unplace(self, key: str, index: int) -> None:
+        """Remove a persisted node again (its delete or expiry was journalled)."""
+        node = self._walk(clean_key(key))
+        if node is not None and node is not self.root:
+            parent = self._walk(node.key.rsplit("/", 1)[0] or "/")
+            assert parent is not None and parent.children is not None
+            del parent.children[node.key.rsplit("/", 1)[1]]
+            self.keys -= _count(node)
+            self.bytes -= node.size()
+        self.index = max(self.index, index)
+
+    def clear(self, index: int) -> None:
+        self.root = Node("/", None, 0, 0, children={})
+        self.keys = self.bytes = 0
+        self._expiring.clear()
+        self.history.clear()
+        self.index = index
 
     # --- watching ------------------------------------------------------------------------
     def watch(self, key: str, recursive: bool, since: int | None,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from etcdsec.errors import UserError
+from etcdsec.files import read_capped
 from etcdsec.scan.ranges import AddrRange, overlaps, parse_range
 
 # (network, why) — IANA special-purpose registries (RFC 6890 and successors).
@@ -66,14 +67,7 @@ def parse_exclusion(text: str, reason: str) -> Exclusion:
 
 def read_list_file(path: str, what: str) -> str:
     """A target or exclusion list, at most MAX_LIST_FILE_BYTES (a pipe works; /dev/zero is refused)."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_LIST_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_LIST_FILE_BYTES:
-        raise UserError(f"cannot read {what} {path}: larger than {MAX_LIST_FILE_BYTES >> 20} MiB")
-    return data.decode("utf-8", errors="replace")
+    return read_capped(path, MAX_LIST_FILE_BYTES, what).decode("utf-8", errors="replace")
 
 
 def read_exclude_file(path: str) -> list[Exclusion]:

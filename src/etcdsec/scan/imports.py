@@ -21,6 +21,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeElementTree
 
 from etcdsec.errors import UserError
+from etcdsec.files import read_capped
 
 FORMATS = ("auto", "masscan-json", "masscan-list", "masscan-xml", "nmap-xml", "zmap", "shodan")
 SHODAN_FIELDS = ("org", "asn", "isp", "location", "hostnames")
@@ -66,18 +67,6 @@ def _port(value: Any) -> int | None:
     return port if 1 <= port <= 65535 else None
 
 
-def _read_bytes(path: str) -> bytes:
-    """The file, at most MAX_IMPORT_BYTES (a pipe such as `<(zcat x)` is fine; /dev/zero is not)."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_IMPORT_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"cannot read import file {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise UserError(f"cannot read import file {path}: larger than {MAX_IMPORT_BYTES >> 20} MiB")
-    return raw
-
-
 def _gunzip(path: str, raw: bytes) -> tuple[bytes, bool]:
     """Decompress what can be, up to MAX_IMPORT_BYTES; (data, truncated)."""
     decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -113,7 +102,7 @@ def _head(raw: bytes) -> str:
 
 
 def read_import(path: str, fmt: str = "auto") -> ImportResult:
-    raw = _read_bytes(path)
+    raw = read_capped(path, MAX_IMPORT_BYTES, "import file")
     truncated = False
     if raw[:2] == b"\x1f\x8b":
         raw, truncated = _gunzip(path, raw)

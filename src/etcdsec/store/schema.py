@@ -225,8 +225,9 @@ def foreign_tables(names: set[str]) -> list[str]:
     return sorted(n for n in names if n not in ours and not n.startswith("sqlite_"))
 
 
-def create_schema(conn: Connection) -> None:
-    """etcdsec's tables, all or none, in a database holding nothing else (StoreError otherwise).
+def create_schema(conn: Connection, tables: list[Table] | None = None) -> None:
+    """etcdsec's tables (all, or only `tables`), all or none, in a database holding nothing else
+    (StoreError otherwise).
 
     SQLite runs DDL outside transactions unless one is begun explicitly: BEGIN IMMEDIATE makes the
     check and the CREATEs one transaction, and makes concurrent creators wait for each other.
@@ -238,7 +239,7 @@ def create_schema(conn: Connection) -> None:
     problem = schema_problem(conn, allow_foreign=False)
     if problem:
         raise StoreError(problem)
-    metadata.create_all(conn)
+    metadata.create_all(conn, tables=tables)
 
 
 def schema_problem(conn: Connection, allow_foreign: bool = True) -> str | None:

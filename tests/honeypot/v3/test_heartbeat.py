@@ -3,13 +3,13 @@ a revision that climbs with wall time and keeps climbing across restarts."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from etcdsec.honeypot.v3 import service
 from etcdsec.honeypot.v3.heartbeat import MARKER
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
+from tests.support import k8swire
 
 from .conftest import make_ctx, session
 
@@ -46,8 +46,10 @@ def test_leases_renew_on_their_periods_and_watchers_see_it() -> None:
     wall.t += 10.0
     after = rng(state, b"/registry/leases/", b"/registry/leases0")
     assert after.header.revision - before.header.revision == 11  # 5 + 5 leader renewals + 1 node renewal
-    node = json.loads(after.kvs[0].value)
-    assert node["spec"]["renewTime"].startswith(datetime.fromtimestamp(start + 10, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    api, kind, raw, _ = k8swire.envelope(after.kvs[0].value)  # stored as kube-apiserver stores a Lease
+    assert (api, kind) == ("coordination.k8s.io/v1", "Lease")
+    renew = k8swire.first(k8swire.first(raw, 2), 4)  # type: ignore[arg-type]  # spec.renewTime (MicroTime)
+    assert isinstance(renew, bytes) and k8swire.first(renew, 1) == int(start + 10)
     assert after.kvs[0].version == 2 and after.kvs[1].version == 6
     events = [e for r in stream.pending for e in r.events]
     assert [e.kv.key for e in events] == [b"/registry/leases/kube-node-lease/etcd-test"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from etcdsec.audit.collector import Collector
 from etcdsec.audit.etcdflags import DEFAULTS
-from etcdsec.audit.model import EtcdInstance
+from etcdsec.audit.model import ApiServerInstance, EtcdInstance
 from etcdsec.audit.urls import ListenURL, parse_urls
 
 
@@ -33,6 +33,11 @@ def quote(inst: EtcdInstance, name: str) -> str:
     default = DEFAULTS.get(name)
     shown = f" (default {default})" if default else ""
     return f"{inst.origin}: {name} not set{shown}"
+
+
+def api_quote(api: ApiServerInstance, name: str) -> str:
+    setting = api.get(name)
+    return f"{setting.origin}: {setting.describe()}" if setting else f"{api.origin}: --{name} not set"
 
 
 def client_urls(inst: EtcdInstance) -> list[ListenURL]:

@@ -1,4 +1,4 @@
-"""Checks on one etcd member's effective settings: TLS, certificate auth, exposure, debug surfaces."""
+"""Checks on one etcd member that need code: TLS, certificate auth, exposure, tokens (flag-only ones are data)."""
 
 from __future__ import annotations
 
@@ -76,16 +76,6 @@ def _cert_auth(
         )
 
 
-def check_peer_san(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
-    for name in ("experimental-peer-skip-client-san-verification", "peer-skip-client-san-verification"):
-        if is_true(inst.value(name)):
-            yield Hit(
-                "medium",
-                f"{name} is on: a peer certificate is accepted whatever address it comes from",
-                [quote(inst, name)],
-            )
-
-
 def _auto_tls(inst: EtcdInstance, prefix: str, what: str) -> Iterator[Hit]:
     name = f"{prefix}auto-tls"
     setting = inst.get(name)
@@ -125,7 +115,6 @@ def check_peer_tls(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
 
 def check_peer_cert_auth(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
     yield from _cert_auth(inst, peer_urls(inst), "peer-", "peer", "critical", "low")
-    yield from check_peer_san(inst, ctx)
 
 
 def check_peer_auto_tls(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
@@ -159,24 +148,6 @@ def check_metrics(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
             )
 
 
-def check_pprof(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
-    if is_true(inst.value("enable-pprof")):
-        yield Hit(
-            "medium",
-            "pprof is on: /debug/pprof on the client URL exposes profiles and the command line",
-            [quote(inst, "enable-pprof")],
-        )
-
-
-def check_v2(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
-    if is_true(inst.value("enable-v2")) or is_true(inst.value("experimental-enable-v2v3")):
-        yield Hit(
-            "medium",
-            "the v2 API is on: its separate auth model and guest role are easy to leave open",
-            [quote(inst, "enable-v2")],
-        )
-
-
 def _client_certs_enforced(inst: EtcdInstance) -> bool:
     urls = client_urls(inst)
     secure = all(u.scheme in ("https", "unixs") for u in urls)
@@ -202,35 +173,11 @@ def check_auth_token(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
         )
 
 
-_WEAK_TLS = {"TLS1.0", "TLS1.1", "TLS10", "TLS11", "VersionTLS10", "VersionTLS11"}
-
-
-def check_tls_params(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
-    version = inst.value("tls-min-version")
-    if version in _WEAK_TLS:
-        yield Hit(
-            "medium",
-            f"tls-min-version is {version}: allow TLS 1.2 or newer only",
-            [quote(inst, "tls-min-version")],
-        )
+def check_cipher_suites(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
     suites = [s.strip() for s in inst.value("cipher-suites").split(",") if s.strip()]
     weak = [s for s in suites if not ("GCM" in s or "CHACHA20" in s)]
     if weak:
         yield Hit("medium", f"non-AEAD cipher suites allowed: {', '.join(weak)}", [quote(inst, "cipher-suites")])
-
-
-def check_cors(inst: EtcdInstance, ctx: AuditContext) -> Iterator[Hit]:
-    plain = [u for u in client_urls(inst) if u.plain]
-    if not plain:
-        return
-    for name in ("cors", "host-whitelist"):
-        value = inst.value(name, DEFAULTS[name])
-        if "*" in [v.strip() for v in value.split(",")]:
-            yield Hit(
-                "low",
-                f"{name} is '*' on a plain-HTTP client URL: web pages can reach etcd (DNS rebinding, CVE-2018-5702)",
-                [quote(inst, name)],
-            )
 
 
 def _spelled(setting: Setting) -> str:

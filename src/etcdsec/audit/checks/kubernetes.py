@@ -1,4 +1,6 @@
-"""Checks on kube-apiserver's use of etcd: client TLS, encryption of Secrets at rest, audit logging."""
+"""Checks on kube-apiserver's use of etcd that need code: plain-HTTP etcd servers, encryption of Secrets at rest.
+
+Its flag-only checks (client certificate files, audit logging) are data in rules.yaml."""
 
 from __future__ import annotations
 
@@ -8,32 +10,20 @@ from pathlib import Path
 import yaml
 
 from etcdsec.audit import encryption
-from etcdsec.audit.checks.base import AuditContext, Hit
+from etcdsec.audit.checks.base import AuditContext, Hit, api_quote
 from etcdsec.audit.model import ApiServerInstance
 from etcdsec.audit.urls import parse_urls
 from etcdsec.audit.yamllines import load_all, yaml_problem
 
 
-def _api_evidence(api: ApiServerInstance, name: str) -> str:
-    setting = api.get(name)
-    return f"{setting.origin}: {setting.describe()}" if setting else f"{api.origin}: --{name} not set"
-
-
-def check_k8s_etcd_client(api: ApiServerInstance, ctx: AuditContext) -> Iterator[Hit]:
+def check_k8s_etcd_servers(api: ApiServerInstance, ctx: AuditContext) -> Iterator[Hit]:
     servers = parse_urls(api.flags["etcd-servers"].value) if api.get("etcd-servers") else []
     plain = [u.text for u in servers if u.plain]
     if plain:
         yield Hit(
             "critical",
             f"kube-apiserver talks to etcd over plain HTTP: {', '.join(plain)}",
-            [_api_evidence(api, "etcd-servers")],
-        )
-    missing = [n for n in ("etcd-certfile", "etcd-keyfile", "etcd-cafile") if not api.get(n)]
-    if missing:
-        yield Hit(
-            "high",
-            f"kube-apiserver has no {', '.join('--' + m for m in missing)} for etcd",
-            [_api_evidence(api, m) for m in missing],
+            [api_quote(api, "etcd-servers")],
         )
 
 
@@ -43,7 +33,7 @@ def check_k8s_encryption(api: ApiServerInstance, ctx: AuditContext) -> Iterator[
         yield Hit(
             "high",
             "no --encryption-provider-config: Secrets are stored in etcd in plaintext",
-            [_api_evidence(api, "encryption-provider-config")],
+            [api_quote(api, "encryption-provider-config")],
         )
         return
     evidence = [f"{flag.origin}: {flag.describe()}"]
@@ -78,26 +68,3 @@ def _encryption_file(
 def check_encryption_files(ctx: AuditContext) -> Iterator[Hit]:
     for path in ctx.collector.encryption_files:
         yield from _encryption_file(ctx, path, [], ctx.collector.show(path))
-
-
-def check_k8s_audit_log(api: ApiServerInstance, ctx: AuditContext) -> Iterator[Hit]:
-    missing = []
-    if not api.get("audit-policy-file"):
-        missing.append("audit-policy-file")
-    if not api.get("audit-log-path") and not api.get("audit-webhook-config-file"):
-        missing.append("audit-log-path")
-    if missing:
-        yield Hit(
-            "medium",
-            f"kube-apiserver has no {' / '.join('--' + m for m in missing)}: etcd keeps no "
-            "request log, so nothing records who read Secrets",
-            [_api_evidence(api, m) for m in missing],
-        )
-    elif api.get("audit-log-path"):
-        rotation = [n for n in ("audit-log-maxage", "audit-log-maxbackup", "audit-log-maxsize") if not api.get(n)]
-        if rotation:
-            yield Hit(
-                "low",
-                f"audit log rotation not set: {', '.join('--' + r for r in rotation)}",
-                [_api_evidence(api, r) for r in rotation],
-            )

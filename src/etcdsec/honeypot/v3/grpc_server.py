@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError, Message
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
+from etcdsec.honeypot.request import token_view
 from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
 from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
@@ -220,8 +221,6 @@ class GrpcConnection:
         st = _Stream(ev.stream_id, path=hdrs.get(":path", ""), user_agent=hdrs.get("user-agent", ""),
                      encoding=hdrs.get("grpc-encoding", ""), token=_token(hdrs))
         self.streams[ev.stream_id] = st
-        metadata = b"\n".join([v for k, v in raw if not k.startswith(b":")])
-        self.ctx.honeytokens.check(self.session, metadata, where="grpc-metadata")
         ctype = str(hdrs.get("content-type", ""))
         subtype = _content_subtype(ctype)
         if subtype:
@@ -230,7 +229,10 @@ class GrpcConnection:
             # Over TLS etcd's Go HTTP server owns HTTP/2 and only hands application/grpc to gRPC:
             # anything else (curl --http2 https://.../version) gets the HTTP routes.
             st.http_headers = list(raw)
-            return
+            return  # searched for honeytokens with its body, as any HTTP request (routes.h2_request)
+        metadata = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if not k.startswith(b":")]
+        self.ctx.honeytokens.check(self.session, token_view(str(hdrs.get(":method", "")), st.path, metadata, b""),
+                                   where="grpc-metadata")
         if subtype is None:
             # etcd's grpc-go resets a non-gRPC stream (curl --http2-prior-knowledge /version gets
             # RST_STREAM PROTOCOL_ERROR, not an HTTP answer).

@@ -12,7 +12,7 @@ import time
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.guard import Guard
+from etcdsec.honeypot.guard import MAX_THROTTLE_S, Guard
 from etcdsec.honeypot.v3.grpc_server import READ_CHUNK, GrpcConnection, H2HttpHandler
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.tokenbucket import TokenBucket
@@ -109,7 +109,7 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
                         handled = conn.calls
                         if pause > 0:
                             waiting = "sleep"
-                            await asyncio.sleep(min(pause, 5.0))
+                            await asyncio.sleep(min(pause, MAX_THROTTLE_S))
         except TimeoutError:
             if waiting != "read":  # stuck writing: nothing more can go out
                 return

@@ -4,7 +4,8 @@ A real kube-apiserver's etcd never stands still: the node lease is renewed every
 controller-manager and scheduler leader-election leases every 2 s, so the revision climbs about
 once a second, and the apiserver compacts history every 5 minutes. A revision that never moves
 (or goes back after a restart) gives a honeypot away. `Heartbeat` computes, from the wall clock,
-which of those writes are due; the namespace applies them lazily on the next request.
+which of those writes are due; the churn task (churn.py) applies them as they fall due, and the
+request path catches up lazily (with a fake clock in tests, and in unwatched per-source namespaces).
 
 It runs only for a Kubernetes-shaped dataset (one with the kube-node-lease namespace), so test
 seeds and user seeds without it keep a store that changes only when someone writes.
@@ -12,14 +13,12 @@ seeds and user seeds without it keep a store that changes only when someone writ
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from etcdsec.honeypot import kubeproto
 from etcdsec.honeypot.core.identity import Identity
+from etcdsec.honeypot.dataset import CLUSTER_AGE, CONTROL_PLANE_UP_S, uid_of
 
 MARKER = b"/registry/namespaces/kube-node-lease"
 COMPACT_EVERY_S = 300.0  # kube-apiserver --etcd-compaction-interval default
@@ -32,41 +31,34 @@ class LeaseKey:
     period_s: float
     doc: dict[str, object]
     last: float  # wall-clock time of the last renewal written
+    manager: str = "kubelet"  # who renews it (its managedFields)
 
 
 def applies(dataset: list[tuple[bytes, bytes]]) -> bool:
     return any(k == MARKER for k, _ in dataset)
 
 
-def _uid(seed: str, name: str) -> str:
-    return str(uuid.UUID(bytes=hashlib.sha256(f"{seed}/{name}".encode()).digest()[:16]))
-
-
-def _stamp(t: float, micro: bool) -> str:
-    dt = datetime.fromtimestamp(t, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Heartbeat:
     def __init__(self, identity: Identity, now: float) -> None:
         node = identity.member_name
         seed = identity.secret_seed or str(identity.cluster_id)
-        created = _stamp(identity.start_time.timestamp(), micro=False)
-        holder = f"{node}_{_uid(seed, 'holder')}"
+        created = kubeproto.stamp((identity.start_time - CLUSTER_AGE).timestamp(), micro=False)
+        # the leaders were elected just after the control plane's last restart
+        acquired = kubeproto.stamp(identity.start_time.timestamp() + CONTROL_PLANE_UP_S, micro=True)
         self.leases = [
             LeaseKey(b"/registry/leases/kube-node-lease/" + node.encode(), 10.0, {
                 "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
-                "metadata": {"name": node, "namespace": "kube-node-lease", "uid": _uid(seed, "node-lease"),
+                "metadata": {"name": node, "namespace": "kube-node-lease", "uid": uid_of(seed, "node-lease"),
                              "creationTimestamp": created,
                              "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node,
-                                                  "uid": _uid(seed, "node")}]},
+                                                  "uid": uid_of(seed, "node")}]},
                 "spec": {"holderIdentity": node, "leaseDurationSeconds": 40}}, now),
             *(LeaseKey(b"/registry/leases/kube-system/" + name.encode(), 2.0, {
                 "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
-                "metadata": {"name": name, "namespace": "kube-system", "uid": _uid(seed, name),
+                "metadata": {"name": name, "namespace": "kube-system", "uid": uid_of(seed, name),
                              "creationTimestamp": created},
-                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "acquireTime": created,
-                         "leaseTransitions": 2}}, now)
+                "spec": {"holderIdentity": f"{node}_{uid_of(seed, name + '/holder')}", "leaseDurationSeconds": 15,
+                         "acquireTime": acquired, "leaseTransitions": 2}}, now, name)
               for name in ("kube-controller-manager", "kube-scheduler")),
         ]
         self.rate = sum(1.0 / lk.period_s for lk in self.leases)  # revisions per second
@@ -104,6 +96,8 @@ class Heartbeat:
 
     @staticmethod
     def _value(lk: LeaseKey, t: float) -> bytes:
-        doc = json.loads(json.dumps(lk.doc))
-        doc["spec"]["renewTime"] = _stamp(t, micro=True)
-        return json.dumps(doc, separators=(",", ":")).encode()
+        """The Lease as kube-apiserver stores it (protobuf), renewed at `t`."""
+        spec = lk.doc["spec"]
+        assert isinstance(spec, dict)
+        doc = {**lk.doc, "spec": {**spec, "renewTime": kubeproto.stamp(t, micro=True)}}
+        return kubeproto.encode(kubeproto.managed(doc, kubeproto.stamp(t, micro=False), {lk.manager: None}))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from etcdsec.honeypot.v3 import errors
@@ -45,6 +46,8 @@ class Lessor:
         self.max_leases = max_leases
         self.leases: dict[int, Lease] = {}
         self.deadlines: list[tuple[float, int]] = []  # (expiry, id), possibly stale: checked on pop
+        self.listener: Callable[[str, Lease], None] | None = None  # the keyspace journal: grant/renew/revoke
+        self.quota_full = False  # as etcd's capped applier: no grants under the NOSPACE alarm
 
     def grant(self, lease_id: int, ttl: int, now: float) -> Lease:
         if ttl > MAX_TTL:
@@ -53,13 +56,20 @@ class Lessor:
             lease_id = self.ids.next() & ((1 << 63) - 1)
         if lease_id in self.leases:
             raise errors.lease_exists()
-        if len(self.leases) >= self.max_leases:
+        if len(self.leases) >= self.max_leases or self.quota_full:
             raise errors.no_space()
         ttl = max(ttl, MIN_TTL)
         lease = Lease(lease_id, ttl, now + ttl)
         self.leases[lease_id] = lease
         heapq.heappush(self.deadlines, (lease.expiry, lease_id))
+        if self.listener is not None:
+            self.listener("grant", lease)
         return lease
+
+    def restore(self, lease_id: int, ttl: int, expiry: float) -> None:
+        """A persisted lease back, with the expiry it had (monotonic, already translated)."""
+        lease = self.leases[lease_id] = Lease(lease_id, ttl, expiry, self.leases.get(lease_id, Lease(0, 0, 0)).keys)
+        heapq.heappush(self.deadlines, (lease.expiry, lease_id))
 
     def get(self, lease_id: int) -> Lease | None:
         return self.leases.get(lease_id)
@@ -74,12 +84,16 @@ class Lessor:
         if len(self.deadlines) > 4 * len(self.leases) + 64:  # keep-alive storms leave stale entries
             self.deadlines = [(le.expiry, le.id) for le in self.leases.values()]
             heapq.heapify(self.deadlines)
+        if self.listener is not None:
+            self.listener("renew", lease)
         return lease.ttl
 
     def revoke(self, lease_id: int) -> Lease:
         lease = self.leases.pop(lease_id, None)
         if lease is None:
             raise errors.lease_not_found()
+        if self.listener is not None:
+            self.listener("revoke", lease)
         return lease
 
     def expired(self, now: float) -> list[int]:

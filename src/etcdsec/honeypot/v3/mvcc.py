@@ -8,7 +8,7 @@ Memory is bounded by the caller's caps (keys, bytes) checked before a write is a
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from etcdsec.honeypot.v3 import errors
@@ -67,6 +67,8 @@ class MVCCStore:
         self._history: dict[bytes, list[KeyRev]] = {}
         self._sorted: list[bytes] = []
         self._listeners: list[Callable[[int, list[Change]], None]] = []
+        self.on_compact: Callable[[int], None] | None = None  # the keyspace journal
+        self.quota_full = False  # the state on disk is over its cap: puts fail as etcd's NOSPACE alarm
 
     # --- observers ------------------------------------------------------------------------------
     def subscribe(self, listener: Callable[[int, list[Change]], None]) -> None:
@@ -150,6 +152,28 @@ class MVCCStore:
         self.compact_revision = rev
         for k in list(self._history):
             self._trim(k, rev)
+        if self.on_compact is not None:
+            self.on_compact(rev)
+
+    # --- persistence (honeypot/durable.py) --------------------------------------------------------
+    def versions(self) -> Iterator[KeyRev]:
+        """Every stored version, each key's in revision order."""
+        for hist in self._history.values():
+            yield from hist
+
+    def load(self, revision: int, compact_revision: int, versions: Iterable[KeyRev]) -> None:
+        """Replace the contents with persisted versions (each key's in revision order)."""
+        self._history.clear()
+        self._sorted.clear()
+        self.bytes_used = self.live_keys = 0
+        self.replay(revision, versions)
+        self.compact_revision = min(compact_revision, self.revision)
+
+    def replay(self, revision: int, versions: Iterable[KeyRev]) -> None:
+        """Apply a persisted commit again, without notifying anyone (nobody watches yet)."""
+        for kv in versions:
+            self._append(kv)
+        self.revision = max(self.revision, revision)
 
     def _trim(self, key: bytes, rev: int) -> None:
         """Drop versions superseded at `rev`; the key disappears if only a tombstone is left."""
@@ -227,7 +251,8 @@ class WriteTxn:
         s = self.store
         current = s.get(key)
         new_bytes = len(key) + len(value) - (len(current.key) + len(current.value) if current else 0)
-        if (current is None and s.live_keys >= s.max_keys) or s.bytes_used + new_bytes > s.max_bytes:
+        if (current is None and s.live_keys >= s.max_keys) or s.bytes_used + new_bytes > s.max_bytes \
+                or s.quota_full:
             raise errors.no_space()
         self._remember(key)
         if current is None:

@@ -133,6 +133,8 @@ class V3State:
         self._namespaces: OrderedDict[str, Namespace] = OrderedDict()
         self._shared: Namespace | None = None if ctx.namespace_writes else Namespace(self)
         self.gateway_memo = GatewayMemo()  # this sensor's own: routes and bodies the gateway has read
+        # the keyspace journal: told of each namespace made (after its seed) or dropped (None)
+        self.on_namespace: Callable[[str, Namespace | None], None] | None = None
 
     # --- ids -------------------------------------------------------------------------------------
     def header(self, revision: int = 0) -> pb.ResponseHeader:
@@ -157,6 +159,35 @@ class V3State:
                           clientURLs=list(ident.client_urls))]
 
     # --- namespaces -------------------------------------------------------------------------------
+    def namespaces(self) -> list[tuple[str, Namespace]]:
+        """Every namespace with its name ("" for the shared one), oldest first."""
+        return [("", self._shared)] if self._shared is not None else list(self._namespaces.items())
+
+    def adopt(self, name: str) -> Namespace:
+        """The namespace called `name`, made fresh if missing (a persisted one is loaded into it)."""
+        if self._shared is not None:
+            return self._shared
+        found = self._namespaces.get(name)
+        if found is None:
+            self._drop_oldest()
+            found = self._namespaces[name] = Namespace(self)
+        return found
+
+    def forget(self, name: str) -> None:
+        self._namespaces.pop(name, None)
+
+    def _drop_oldest(self) -> None:
+        if len(self._namespaces) >= MAX_NAMESPACES:
+            name, evicted = self._namespaces.popitem(last=False)
+            for stream in list(evicted.hub.streams):
+                stream.close()
+            if self.on_namespace is not None:
+                self.on_namespace(name, None)
+
+    def live_namespaces(self) -> list[Namespace]:
+        """Every namespace that exists now (the control plane's background writes reach each)."""
+        return [namespace for _name, namespace in self.namespaces()]
+
     def namespace(self, session: Session | None) -> Namespace:
         """The namespace a request from `session` reads and writes, with expired leases revoked."""
         if self._shared is not None:
@@ -165,11 +196,10 @@ class V3State:
             source = session.src_ip if session is not None else ""
             found = self._namespaces.get(source)
             if found is None:
-                if len(self._namespaces) >= MAX_NAMESPACES:
-                    _, evicted = self._namespaces.popitem(last=False)
-                    for stream in list(evicted.hub.streams):
-                        stream.close()
+                self._drop_oldest()
                 found = self._namespaces[source] = Namespace(self)
+                if self.on_namespace is not None:
+                    self.on_namespace(source, found)
             else:
                 self._namespaces.move_to_end(source)
             ns = found

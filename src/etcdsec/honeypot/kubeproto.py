@@ -1,0 +1,171 @@
+"""Kubernetes objects as kube-apiserver writes them to etcd: `k8s\\0` + runtime.Unknown (protobuf).
+
+The bait is written once as Kubernetes-JSON-shaped dicts (`{"apiVersion", "kind", "metadata", ...}`,
+Secret data as raw bytes); `encode` gives the bytes a real apiserver stores under /registry/ (what
+etcd dumpers such as auger decode), `to_json` the JSON the etcd2-era apiserver stored (the v2 side).
+
+Go's generated marshallers write every non-pointer field, empty or not (`0a 00` for an empty
+name), so a value built from only the set fields would differ byte for byte: `_go_defaults` sets
+those fields, and `GO_POINTERS` lists the ones Go writes only when set (pointer types in
+k8s.io/api and apimachinery's types.go).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from etcdsec.proto import k8s_subset_pb2 as k8s
+
+MAGIC = b"k8s\x00"
+TIMES = {"Time", "MicroTime"}
+KINDS: dict[str, type[Message]] = {
+    "Namespace": k8s.Namespace, "Secret": k8s.Secret, "ConfigMap": k8s.ConfigMap,
+    "ServiceAccount": k8s.ServiceAccount, "Pod": k8s.Pod, "Event": k8s.Event,
+    "RangeAllocation": k8s.RangeAllocation, "Lease": k8s.Lease, "Endpoints": k8s.Endpoints,
+}
+GO_POINTERS: dict[str, frozenset[str]] = {
+    "ObjectMeta": frozenset({"deletionTimestamp", "deletionGracePeriodSeconds"}),
+    "OwnerReference": frozenset({"controller", "blockOwnerDeletion"}),
+    "ManagedFieldsEntry": frozenset({"time", "fieldsV1"}),
+    "Secret": frozenset({"immutable"}),
+    "ConfigMap": frozenset({"immutable"}),
+    "ServiceAccount": frozenset({"automountServiceAccountToken"}),
+    "PodSpec": frozenset({"terminationGracePeriodSeconds", "priority", "enableServiceLinks", "preemptionPolicy"}),
+    "PodStatus": frozenset({"startTime"}),
+    "EndpointAddress": frozenset({"targetRef", "nodeName"}),
+    "EndpointPort": frozenset({"appProtocol"}),
+    "LeaseSpec": frozenset({"holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime",
+                            "leaseTransitions"}),
+}
+
+
+# managedFields: what server-side apply records for every write since Kubernetes 1.18
+SYSTEM_META = frozenset({"name", "namespace", "uid", "creationTimestamp", "resourceVersion", "generation",
+                         "selfLink", "managedFields"})
+MAP_FIELDS = frozenset({"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector"})
+LIST_KEYS = ("name", "ip", "uid")  # merge keys of the keyed lists the bait has
+
+
+def managed(obj: dict[str, Any], when: str, owners: dict[str, tuple[str, ...] | None]) -> dict[str, Any]:
+    """`obj` with metadata.managedFields: one `Update` entry per manager, owning the named top-level
+    fields (None: all of them), in structured-merge-diff's FieldsV1 shape."""
+    entries = []
+    for manager, tops in owners.items():
+        part = {k: v for k, v in obj.items() if k not in ("kind", "apiVersion") and (tops is None or k in tops)}
+        entries.append({"manager": manager, "operation": "Update", "apiVersion": obj["apiVersion"], "time": when,
+                        "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(part, top=True)})
+    return {**obj, "metadata": {**obj["metadata"], "managedFields": entries}}
+
+
+def _fields_v1(obj: dict[str, Any], top: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in obj.items():
+        if top and name == "metadata":
+            owned = {k: v for k, v in value.items() if k not in SYSTEM_META}
+            if owned:
+                out["f:metadata"] = _fields_v1(owned)
+        elif name in MAP_FIELDS and isinstance(value, dict):
+            out[f"f:{name}"] = {".": {}, **{f"f:{k}": {} for k in value}}
+        elif isinstance(value, dict):
+            out[f"f:{name}"] = _fields_v1(value)
+        elif isinstance(value, list) and value and isinstance(value[0], dict) and \
+                (key := next((k for k in LIST_KEYS if k in value[0]), None)):
+            out[f"f:{name}"] = {_keyed(key, item[key]): {".": {}, **_fields_v1(item)} for item in value}
+        else:
+            out[f"f:{name}"] = {}
+    return dict(sorted(out.items()))  # SMD's order: "." first, then f: and k: entries by name
+
+
+def _keyed(key: str, value: object) -> str:
+    return "k:" + json.dumps({key: value}, separators=(",", ":"))
+
+
+def stamp(t: float, micro: bool = False) -> str:
+    """metav1.Time's text (whole seconds) or MicroTime's (microseconds), UTC."""
+    dt = datetime.fromtimestamp(t, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if micro else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """The etcd value kube-apiserver (storage media type protobuf) writes for `obj`."""
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    message = KINDS[obj["kind"]]()
+    _fill(message, body)
+    _go_defaults(message)
+    envelope = k8s.Unknown(typeMeta=k8s.TypeMeta(apiVersion=obj["apiVersion"], kind=obj["kind"]),
+                           raw=message.SerializeToString(deterministic=True), contentEncoding="", contentType="")
+    return MAGIC + envelope.SerializeToString(deterministic=True)
+
+
+def to_json(obj: dict[str, Any]) -> bytes:
+    """Kubernetes JSON (bytes as base64), compact as the apiserver writes it."""
+    return json.dumps(obj, separators=(",", ":"), default=_b64).encode()
+
+
+def _b64(value: object) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _is_repeated(field: FieldDescriptor) -> bool:
+    flag = getattr(field, "is_repeated", None)  # protobuf >= 5.29; `label` is gone in 7
+    return bool(flag) if flag is not None else field.label == FieldDescriptor.LABEL_REPEATED
+
+
+def _fill(message: Message, data: dict[str, Any]) -> None:
+    fields = message.DESCRIPTOR.fields_by_name
+    for name, value in data.items():
+        field = fields[name]  # a name the subset lacks is a bug in the bait: fail loudly in tests
+        target = getattr(message, name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            target.update(value)
+        elif _is_repeated(field):
+            if field.message_type is None:
+                target.extend(value)
+            else:
+                for item in value:
+                    _fill(target.add(), item)
+        elif field.message_type is not None and field.message_type.name == "FieldsV1":
+            target.Raw = json.dumps(value, separators=(",", ":")).encode()
+        elif field.message_type is not None and field.message_type.name in TIMES:
+            stamp = datetime.fromisoformat(value)
+            target.seconds = int(stamp.timestamp())
+            # metav1.Time keeps whole seconds (time_proto.go); MicroTime keeps microseconds
+            target.nanos = stamp.microsecond * 1000 if field.message_type.name == "MicroTime" else 0
+        elif field.message_type is not None:
+            _fill(target, value)
+        else:
+            setattr(message, name, value)
+
+
+def _go_defaults(message: Message) -> None:
+    """Set what Go writes even when empty: non-pointer strings, numbers, bools and structs."""
+    pointers = GO_POINTERS.get(message.DESCRIPTOR.name, frozenset())
+    for field in message.DESCRIPTOR.fields:
+        sub = field.message_type
+        if _is_repeated(field):
+            if sub is not None and not sub.GetOptions().map_entry:
+                for item in getattr(message, field.name):
+                    _go_defaults(item)
+            continue
+        has = message.HasField(field.name)
+        if field.name in pointers or field.type == FieldDescriptor.TYPE_BYTES:  # []byte: written when non-nil
+            if has and sub is not None and sub.name not in TIMES:
+                _go_defaults(getattr(message, field.name))
+            continue
+        if sub is None:
+            if not has:
+                setattr(message, field.name, field.default_value)
+        elif sub.name in TIMES:
+            if not has:
+                getattr(message, field.name).SetInParent()  # the zero time marshals as no bytes
+        else:
+            getattr(message, field.name).SetInParent()
+            _go_defaults(getattr(message, field.name))

@@ -1,0 +1,79 @@
+"""Decode etcd values the way Kubernetes (and etcd dumpers like auger) read them, without the
+honeypot's own .proto: raw protobuf wire parsing by the field numbers of Kubernetes' generated.proto
+files, written out here so a wrong number in the honeypot's subset fails a test."""
+
+from __future__ import annotations
+
+MAGIC = b"k8s\x00"
+# k8s.io/apimachinery/pkg/runtime/generated.proto: Unknown{typeMeta=1, raw=2, contentEncoding=3, contentType=4},
+# TypeMeta{apiVersion=1, kind=2}; meta/v1 ObjectMeta{name=1, namespace=3, uid=5, annotations=12,
+# managedFields=17}, ManagedFieldsEntry{manager=1, operation=2, fieldsType=6, fieldsV1=7}, FieldsV1{Raw=1};
+# every top-level object has metadata=1.
+UNKNOWN_TYPEMETA, UNKNOWN_RAW, UNKNOWN_ENCODING, UNKNOWN_TYPE = 1, 2, 3, 4
+META_NAME, META_NAMESPACE, META_UID, META_CREATION, META_ANNOTATIONS, META_MANAGED_FIELDS = 1, 3, 5, 8, 12, 17
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+
+
+def fields(buf: bytes) -> list[tuple[int, int | bytes]]:
+    """(field number, value) in wire order: varints as int, length-delimited as bytes."""
+    out: list[tuple[int, int | bytes]] = []
+    i = 0
+    while i < len(buf):
+        tag, i = _varint(buf, i)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+            out.append((number, value))
+        elif wire == 2:
+            size, i = _varint(buf, i)
+            out.append((number, buf[i:i + size]))
+            i += size
+        else:
+            raise ValueError(f"wire type {wire} not used by these Kubernetes types")
+    return out
+
+
+def first(buf: bytes, number: int) -> int | bytes | None:
+    return next((v for n, v in fields(buf) if n == number), None)
+
+
+def text(buf: bytes, number: int) -> str:
+    value = first(buf, number)
+    assert isinstance(value, bytes), f"field {number} missing"
+    return value.decode()
+
+
+def string_map(buf: bytes, number: int) -> dict[str, bytes]:
+    """A map<string, string|bytes> field: repeated entries {key=1, value=2}."""
+    out: dict[str, bytes] = {}
+    for n, entry in fields(buf):
+        if n == number:
+            assert isinstance(entry, bytes)
+            out[text(entry, 1)] = first(entry, 2) or b""  # type: ignore[assignment]
+    return out
+
+
+def envelope(value: bytes) -> tuple[str, str, bytes, list[int]]:
+    """(apiVersion, kind, the typed object's bytes, the Unknown's field numbers in order)."""
+    assert value[:4] == MAGIC, value[:16]
+    unknown = value[4:]
+    type_meta = first(unknown, UNKNOWN_TYPEMETA)
+    raw = first(unknown, UNKNOWN_RAW)
+    assert isinstance(type_meta, bytes) and isinstance(raw, bytes)
+    return text(type_meta, 1), text(type_meta, 2), raw, [n for n, _ in fields(unknown)]
+
+
+def metadata(raw: bytes) -> bytes:
+    meta = first(raw, 1)
+    assert isinstance(meta, bytes)
+    return meta
