@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import etcdsec.honeypot.cmuxsniff as cmuxsniff
 from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
@@ -192,7 +193,7 @@ class Listener:
             else:
                 if not data:
                     return b""  # closed before sending anything
-                if len(data) >= want or not _could_grow(data):
+                if len(data) >= want or not _could_grow(data, self.options.proxy_protocol):
                     return data
                 # a prefix that more bytes could still change (h2 preface, PROXY header): short grace
                 grace_until = grace_until or loop.time() + 0.05
@@ -236,6 +237,10 @@ class Listener:
         if head[0] == 0x16 and self.options.tls is not None:
             session.tls = True
             return await self._http1(conn, session, opened, self.options.tls)  # ALPN h2 is handed on from there
+        if self.app.cmux:  # the plain-text client port of a 3.x persona (TLS went above)
+            refused, head = await cmuxsniff.judge(conn, self.ctx, session, idle)  # etcd's cmux, byte for byte
+            if refused:
+                return None, refused
         is_h2 = H2_PREFACE.startswith(head[: len(H2_PREFACE)]) and head.startswith(b"PRI ")
         if not is_h2 and head[0] != 0x16:
             return await self._http1(conn, session, opened)
@@ -318,10 +323,13 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-def _could_grow(data: bytes) -> bool:
-    """Whether waiting for more bytes can change the protocol decision."""
+def _could_grow(data: bytes, proxy: bool) -> bool:
+    """Whether waiting for more bytes can change the protocol decision (a PROXY header only when
+    PROXY protocol is on: else "\r\n\r\n" would wait as a v2 signature's start, which etcd does not)."""
     if H2_PREFACE.startswith(data):
         return True
+    if not proxy:
+        return False
     if data.startswith(b"PROXY "):
         return b"\r\n" not in data
     if proxyproto.V2_SIGNATURE.startswith(data[:12]):

@@ -36,6 +36,7 @@ from etcdsec.honeypot.request import token_view
 from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
 from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
+from etcdsec.honeypot.v3.handshake import first_frame_ok
 from etcdsec.honeypot.v3.hpack_cache import CachingDecoder, CachingEncoder
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
@@ -109,7 +110,24 @@ class StreamIdReused(h2.exceptions.ProtocolError):
     GOAWAY: measured)."""
 
 
+class FirstFrameNotSettings(h2.exceptions.ProtocolError):
+    """grpc-go's handshake refused the client's first frame (v3/handshake.py): closed, no GOAWAY."""
+
+
 class _GrpcGoH2(h2.connection.H2Connection):
+    _early: bytes | None = b""  # the client's bytes until its first frame is whole (None: handshake done)
+
+    def receive_data(self, data: bytes) -> list[Any]:
+        if self._early is not None:
+            self._early += data
+            accepted = first_frame_ok(self._early)
+            if accepted is None:
+                return []
+            if not accepted:
+                raise FirstFrameNotSettings("first frame is not an acceptable SETTINGS frame")
+            data, self._early = self._early, None
+        return super().receive_data(data)
+
     def _receive_headers_frame(self, frame: Any) -> Any:
         if frame.stream_id <= self.highest_inbound_stream_id:
             raise StreamIdReused(f"stream id {frame.stream_id} reused")
@@ -176,7 +194,7 @@ class GrpcConnection:
                                  raw_b64=base64.b64encode(data[:self.ctx.limits.max_logged_body]).decode(),
                                  raw_len=len(data))
             self.closed = True
-            if isinstance(exc, StreamIdReused):
+            if isinstance(exc, StreamIdReused | FirstFrameNotSettings):
                 self.h2.data_to_send()  # grpc-go closes without a word: drop the queued GOAWAY
             return
         for ev in events:
