@@ -56,10 +56,8 @@ MAX_CONN_INBOX = 8 * 1024 * 1024
 MAX_CONN_OUTBOX = 32 * 1024 * 1024
 READ_CHUNK = 65536
 
-# Plain HTTP over HTTP/2: over TLS with ALPN h2 etcd serves its HTTP handlers (GET /version ...) on
-# non-gRPC streams. The HTTP side passes this in: (session, method, path, headers, body) ->
-# (status, headers, body), headers as Go's HTTP/2 server sends them (lower-case names, content-length
-# and date included).
+# Over TLS + ALPN h2 etcd serves its HTTP handlers on non-gRPC streams: (session, method, path, headers,
+# body) -> (status, headers as Go's h2 server sends them, body); the listener passes the client routes'.
 H2HttpHandler = Callable[[Session, str, str, list[tuple[bytes, bytes]], bytes],
                          Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes]]]
 
