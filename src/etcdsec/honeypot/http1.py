@@ -23,7 +23,8 @@ from typing import Any
 import h11
 
 from etcdsec.honeypot import gohttp, websocket
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.events_fields import body_fields
 from etcdsec.honeypot.exchange import Answer, Http1State, exchange, log_request, malformed
 from etcdsec.honeypot.fastconn import FastReader
