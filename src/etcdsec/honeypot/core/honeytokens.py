@@ -25,8 +25,9 @@ class Honeytokens:
             self.add(value, label)
 
     def add(self, value: str, label: str) -> None:
-        if len(value) < 8:
-            raise ValueError("honeytokens must be at least 8 characters to avoid false hits")
+        problem = token_problem(value)
+        if problem:
+            raise ValueError(f"honeytoken {problem}")
         self.tokens[value] = label
         for form in _token_forms(value.encode()):
             self._forms[form] = label
@@ -52,6 +53,19 @@ class Honeytokens:
     def check(self, session: Session | None, data: bytes, where: str = "request") -> None:
         for label in self.find(data):
             self.events.emit("honeytoken.used", session, token=label, where=where)
+
+
+def token_problem(value: str) -> str | None:
+    """Why `value` cannot be a honeytoken, or None. Short tokens give false hits; spaces at either end
+    and control characters cannot arrive intact (HTTP strips a header value's spaces and ends lines at
+    CR/LF), so such a token could go unseen on one request path and be seen on another."""
+    if len(value) < 8:
+        return "is shorter than 8 characters"
+    if value != value.strip():
+        return "starts or ends with white space"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "holds a control character"
+    return None
 
 
 def _trie_pattern(words: list[bytes]) -> bytes:
