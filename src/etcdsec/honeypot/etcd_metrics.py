@@ -19,7 +19,8 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from etcdsec.honeypot.context import Identity, Persona
+from etcdsec.honeypot.core.identity import Identity
+from etcdsec.honeypot.core.persona import Persona
 from etcdsec.honeypot.go_runtime import FD_LIMIT, METRIC_FIELDS, Load, memstats
 from etcdsec.honeypot.v2_metrics import V2Traffic, family_rows, store_rows
 
@@ -60,11 +61,13 @@ class MetricsData:
     families: list[list[Any]]  # [name, type, help, rows | series | "grpc", (les for histograms)]
     # with --enable-v2, once a v2 client was served: [name, type, help, les] (etcdsec.honeypot.v2_metrics)
     v2_families: list[list[Any]] = field(default_factory=list)
+    # grpc-prometheus before etcd 3.3 registers no series up front: a method shows once it was called
+    grpc_lazy: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MetricsData:
         return cls([tuple(m) for m in data["grpc_methods"]], list(data["grpc_codes"]), data["families"],
-                   data.get("v2_families", []))
+                   data.get("v2_families", []), bool(data.get("grpc_lazy", False)))
 
 
 @functools.cache
@@ -103,6 +106,8 @@ def _grpc_rows(data: MetricsData, name: str, counts: Counter[str]) -> list[Row]:
     rows = []
     for service, method, kind in data.grpc_methods:
         n = counts.get(f"/{service}/{method}", 0)
+        if data.grpc_lazy and not n:
+            continue
         if name == "grpc_server_handled_total":
             rows.extend([[code, method, service, kind, n if code == "OK" else 0] for code in data.grpc_codes])
         else:
@@ -113,6 +118,11 @@ def _grpc_rows(data: MetricsData, name: str, counts: Counter[str]) -> list[Row]:
         lead = f'grpc_code="{code}",' if code else ""
         out.append(["", f'{{{lead}grpc_method="{method}",grpc_service="{service}",grpc_type="{kind}"}}', n])
     return out
+
+
+def _family_text(header: str, name: str, rows: list[Row]) -> str:
+    """A family with its samples; client_golang leaves out a family that has none (an unused vector)."""
+    return header + _rows_text(name, rows) if rows else ""
 
 
 def render_static(data: MetricsData) -> str:
@@ -228,6 +238,29 @@ def _memstat(field_name: str) -> Callable[[Live, list[Row]], list[Row]]:
     return _one(lambda live, v: float(live.memstats[field_name]))
 
 
+def _instrumented_handler(typical: float, whole: bool) -> Callable[[Live, list[Row]], list[Row]]:
+    """A summary of prometheus.Handler()'s own scrapes (one observation each, after it is served):
+    NaN quantiles until the first; the quantiles and sum of the same observations after."""
+    def rows(live: Live, captured: list[Row]) -> list[Row]:
+        n = max(0, live.scrapes - 1)
+        seen = [typical * (0.93 + 0.29 * ((i * 7) % 5) / 4) for i in range(min(n, 64))]
+        seen = [float(round(v)) if whole else round(v, 3) for v in seen]
+        ordered = sorted(seen)
+        out = []
+        for suffix, labels, _ in captured:
+            if suffix == "_count":
+                out.append([suffix, labels, n])
+            elif suffix == "_sum":
+                out.append([suffix, labels, round(sum(seen) + typical * (n - len(seen)), 3)])
+            elif not ordered:
+                out.append([suffix, labels, "NaN"])
+            else:
+                q = float(label_value(labels, "quantile"))
+                out.append([suffix, labels, ordered[min(len(ordered) - 1, int(q * len(ordered)))]])
+        return out
+    return rows
+
+
 LIVE_ROWS: dict[str, Callable[[Live, list[Row]], list[Row]]] = {
     "process_start_time_seconds": _one(lambda live, v: round(live.now - live.uptime, 2)),
     "process_cpu_seconds_total": _one(lambda live, v: round(v + live.uptime * 0.004
@@ -261,9 +294,19 @@ LIVE_ROWS: dict[str, Callable[[Live, list[Row]], list[Row]]] = {
     "etcd_server_health_success": _one(lambda live, v: v + live.health),
     "etcd_debugging_store_reads_total": lambda live, rows: store_rows("reads", rows, live.v2),
     "etcd_debugging_store_writes_total": lambda live, rows: store_rows("writes", rows, live.v2),
+    # the same v2 store counters under their 2.x names
+    "etcd_store_reads_total": lambda live, rows: store_rows("reads", rows, live.v2),
+    "etcd_store_writes_total": lambda live, rows: store_rows("writes", rows, live.v2),
+    "etcd_wal_last_index_saved": _one(lambda live, v: live.raft_index),
     # promhttp counts a scrape once it is served: the first one reads 0
     "promhttp_metric_handler_requests_total": lambda live, rows: [
         [s, labels, v + max(0, live.scrapes - 1) if labels == '{code="200"}' else v] for s, labels, v in rows],
+    # etcd 3.2's prometheus.Handler() instruments /metrics itself (observed once a scrape is served)
+    **{name: _instrumented_handler(typical, whole) for name, typical, whole in
+       (("http_request_duration_microseconds", 1850.0, False), ("http_request_size_bytes", 74.0, True),
+        ("http_response_size_bytes", 4112.0, True))},
+    "http_requests_total": lambda live, rows: (
+        [["", '{code="200",handler="prometheus",method="get"}', live.scrapes - 1]] if live.scrapes > 1 else []),
     # etcd runs a few goroutines per watch stream (send/recv loops, the stream's own)
     "go_goroutines": _one(lambda live, v: v + (int(live.now) // 7) % 5 + 3 * live.watch_streams),
     "etcd_debugging_mvcc_watch_stream_total": _one(lambda live, v: live.watch_streams),
@@ -282,6 +325,7 @@ LIVE_SUMMARY = {"go_gc_duration_seconds"}
 
 LIVE_HISTOGRAMS: dict[str, Callable[[Live, list[Series]], list[Series]]] = {
     "etcd_disk_wal_fsync_duration_seconds": _scaled(lambda live: 8 + live.writes),
+    "etcd_wal_fsync_durations_seconds": _scaled(lambda live: 8 + live.writes),  # its 2.x name
     "etcd_disk_backend_commit_duration_seconds": _scaled(lambda live: 5 + live.writes * 0.7 + live.uptime / 60),
     "etcd_debugging_disk_backend_commit_rebalance_duration_seconds": _scaled(
         lambda live: 5 + live.writes * 0.7 + live.uptime / 60),
@@ -354,10 +398,10 @@ class EtcdMetrics:
     def _live_part(self, fam: list[Any], header: str) -> Callable[[Live], str] | None:
         name, rows = fam[0], fam[3]
         if rows == "grpc":
-            return lambda live: header + _rows_text(name, _grpc_rows(self.data, name, live.calls))
+            return lambda live: _family_text(header, name, _grpc_rows(self.data, name, live.calls))
         if name in LIVE_ROWS:
             fn = LIVE_ROWS[name]
-            return lambda live: header + _rows_text(name, fn(live, rows))
+            return lambda live: _family_text(header, name, fn(live, rows))
         if name in LIVE_SUMMARY:
             return lambda live: header + _rows_text(name, _gc_summary(live, rows))
         if name in LIVE_HISTOGRAMS:

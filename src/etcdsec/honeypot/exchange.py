@@ -17,7 +17,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.eager import start_eagerly
 from etcdsec.honeypot.events_fields import request_event_fields
 from etcdsec.honeypot.gohttp import Response

@@ -98,6 +98,7 @@ METRIC_FIELDS = {
     "go_memstats_heap_alloc_bytes": "HeapAlloc", "go_memstats_heap_idle_bytes": "HeapIdle",
     "go_memstats_heap_inuse_bytes": "HeapInuse", "go_memstats_heap_objects": "HeapObjects",
     "go_memstats_heap_released_bytes": "HeapReleased", "go_memstats_heap_sys_bytes": "HeapSys",
+    "go_memstats_heap_released_bytes_total": "HeapReleased",  # its name before client_golang 0.9
     "go_memstats_lookups_total": "Lookups", "go_memstats_mallocs_total": "Mallocs",
     "go_memstats_mcache_inuse_bytes": "MCacheInuse", "go_memstats_mcache_sys_bytes": "MCacheSys",
     "go_memstats_mspan_inuse_bytes": "MSpanInuse", "go_memstats_mspan_sys_bytes": "MSpanSys",

@@ -141,7 +141,7 @@ def render(resp: Response, *, head: bool = False, http10: bool = False, close: b
     unknown_length = not has_length and (len(resp.body) > CHUNK_THRESHOLD or has_trailer)
     chunked = unknown_length and not head and not http10
     text = f"{_status_line(resp.status, http10)}{handler_lines}Date: {http_date(now)}\r\n"
-    if not has_length and not unknown_length:
+    if not has_length and not unknown_length and resp.status not in (204, 304):  # no body allowed: no length
         text += f"Content-Length: {len(resp.body)}\r\n"
     if resp.sniff_type:
         text += f"Content-Type: {TEXT_PLAIN}\r\n"

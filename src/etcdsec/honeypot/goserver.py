@@ -1,9 +1,10 @@
-"""What Go's net/http server (and etcd's cmux in front of it) decides before any handler runs.
+"""What Go's net/http server decides before any handler runs (etcd's cmux in front of it, which
+decides whether the bytes reach it at all, is `cmuxsniff.py`).
 
-Go's HTTP rules live here and only here: the Host and token character sets, the method list cmux
-matches, the Connection tokens. Pure functions over the raw bytes and h11's parse: refusals Go
-writes itself, the reason texts of its `400 Bad Request`, and the request-line fixes h11 needs to
-accept what Go accepts. The fast recogniser (`fasthead`) takes its constants from here.
+Go's HTTP rules live here and only here: the Host and token character sets, the Connection tokens.
+Pure functions over the raw bytes and h11's parse: refusals Go writes itself, the reason texts of
+its `400 Bad Request`, and the request-line fixes h11 needs to accept what Go accepts. The fast
+recogniser (`fasthead`) takes its constants from here.
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ import h11
 
 from etcdsec.honeypot import gohttp
 
-CMUX_LINE = 4096  # cmux's maxHTTPRead: a longer first line matches no protocol
 # httpguts.ValidHostHeader's bytes: letters, digits and these
 HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~"
 # RFC 7230 tchar (httpguts.IsTokenRune): header names
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-# the methods cmux's HTTP/1 matcher knows (its httpMethods)
-METHODS = (b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")
 # the ones Go's server hands straight to etcd's handlers (OPTIONS * is Go's own; CONNECT's target
 # is an authority; PATCH and TRACE are rare enough for the careful path)
 PLAIN_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE")
@@ -87,15 +85,6 @@ def go_header_reason(raw: bytes) -> str:
         if colon and any((ch < 0x20 and ch != 0x09) or ch == 0x7F for ch in value):
             return "invalid header value"
     return ""
-
-
-_METHODS = tuple(m + b" " for m in METHODS)
-
-
-def looks_like_request_line(data: bytes) -> bool:
-    line = data.split(b"\r\n", 1)[0].split(b"\n", 1)[0]
-    parts = line.split(b" ")
-    return len(parts) == 3 and parts[2].startswith(b"HTTP/1.") and line.startswith(_METHODS)
 
 
 def connection_tokens(value: str | None) -> set[str]:

@@ -23,18 +23,17 @@ from typing import Any
 import h11
 
 from etcdsec.honeypot import gohttp, websocket
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.events_fields import body_fields
 from etcdsec.honeypot.exchange import Answer, Http1State, exchange, log_request, malformed
 from etcdsec.honeypot.fastconn import FastReader
 from etcdsec.honeypot.gohttp import Response
 from etcdsec.honeypot.goserver import (
-    CMUX_LINE,
     escape_target,
     go_header_reason,
     go_refusal,
     header_items,
-    looks_like_request_line,
 )
 from etcdsec.honeypot.guard import Guard
 from etcdsec.honeypot.request import Request
@@ -205,10 +204,6 @@ class H11Reader:
                 return False
             if isinstance(event, h11.Request):
                 request = event
-                if self.state.requests == 0 and self._cmux() and b"\n" not in self.received[:CMUX_LINE]:
-                    # etcd's cmux reads the first line into a 4096-byte buffer; longer: no match, closed
-                    self._malformed("first line longer than cmux reads")
-                    raise _Drop
                 if len(event.headers) > limits.max_header_count:
                     self._malformed("too many headers")
                     await self._write_close(gohttp.go_status_error(431, "Request Header Fields Too Large"))
@@ -450,8 +445,6 @@ class H11Reader:
             self._malformed("too many Host headers")
             reason = self.ctx.persona.extra.get("too_many_hosts_reason", "too many Host headers")
             await self._write_close(gohttp.go_bad_request(reason))
-        elif self.state.requests == 0 and self._cmux() and not looks_like_request_line(raw):
-            self._malformed(f"not HTTP: {text}")  # cmux finds no matching protocol: silent close
         elif "transfer-encoding" in text.lower() or "Transfer-Encoding" in text:
             self._malformed(text)
             await self._write_close(gohttp.UNSUPPORTED_TE)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import importlib
 import ipaddress
 import socket
 import ssl
@@ -18,11 +17,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import etcdsec.honeypot.cmuxsniff as cmuxsniff
 from etcdsec.honeypot import proxyproto
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.guard import Guard, trusted
 from etcdsec.honeypot.http1 import ClientApp, Http1Connection, PeerApp
 from etcdsec.honeypot.shedding import pick_victim
+from etcdsec.honeypot.v3 import grpc_shell
+from etcdsec.honeypot.v3.state import V3State
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PEEK = 24
@@ -51,7 +54,7 @@ def keepalive(conn: socket.socket) -> None:
 
 class Listener:
     def __init__(self, ctx: SensorContext, app: ClientApp | PeerApp, guard: Guard,
-                 options: ListenerOptions | None = None, v3_state: Any | None = None) -> None:
+                 options: ListenerOptions | None = None, v3_state: V3State | None = None) -> None:
         self.ctx, self.app, self.guard = ctx, app, guard
         self.options = options or ListenerOptions()
         self.v3_state = v3_state
@@ -63,12 +66,6 @@ class Listener:
         self.shed = 0
         self.live: dict[str, tuple[Session, asyncio.Task[Any]]] = {}  # session id -> (session, its task)
         self._shedding: set[str] = set()
-        self._grpc = None
-        if v3_state is not None:
-            try:
-                self._grpc = importlib.import_module("etcdsec.honeypot.v3.grpc_shell")
-            except ImportError:  # v3 side missing: h2 preface gets closed like etcd with gRPC off
-                self._grpc = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -196,7 +193,7 @@ class Listener:
             else:
                 if not data:
                     return b""  # closed before sending anything
-                if len(data) >= want or not _could_grow(data):
+                if len(data) >= want or not _could_grow(data, self.options.proxy_protocol):
                     return data
                 # a prefix that more bytes could still change (h2 preface, PROXY header): short grace
                 grace_until = grace_until or loop.time() + 0.05
@@ -240,6 +237,10 @@ class Listener:
         if head[0] == 0x16 and self.options.tls is not None:
             session.tls = True
             return await self._http1(conn, session, opened, self.options.tls)  # ALPN h2 is handed on from there
+        if self.app.cmux:  # the plain-text client port of a 3.x persona (TLS went above)
+            refused, head = await cmuxsniff.judge(conn, self.ctx, session, idle)  # etcd's cmux, byte for byte
+            if refused:
+                return None, refused
         is_h2 = H2_PREFACE.startswith(head[: len(H2_PREFACE)]) and head.startswith(b"PRI ")
         if not is_h2 and head[0] != 0x16:
             return await self._http1(conn, session, opened)
@@ -305,13 +306,15 @@ class Listener:
         return reader, writer
 
     async def _h2(self, session: Session, reader: Any, writer: Any) -> str:
-        if self._grpc is None or not self.ctx.persona.grpc_enabled:
+        if self.v3_state is None or not self.ctx.persona.grpc_enabled:
             raw = await _read_some(reader, 4096, 1.0)
             self.ctx.events.emit("malformed", session, protocol="h2", reason="HTTP/2 with gRPC unavailable",
                                  raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
             return "h2 refused"
-        # guard: gRPC shares the sensor's per-source rate limit instead of a bucket per connection.
-        await self._grpc.serve_h2(self.ctx, self.v3_state, session, reader, writer, b"", guard=self.guard)
+        # guard: gRPC shares the sensor's per-source rate limit instead of a bucket per connection;
+        # http: the client port's routes answer plain HTTP/2 requests (TLS + ALPN h2), as etcd's do.
+        http = self.app.h2_request if isinstance(self.app, ClientApp) else None
+        await grpc_shell.serve_h2(self.ctx, self.v3_state, session, reader, writer, b"", guard=self.guard, http=http)
         return "closed"
 
 
@@ -320,10 +323,13 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-def _could_grow(data: bytes) -> bool:
-    """Whether waiting for more bytes can change the protocol decision."""
+def _could_grow(data: bytes, proxy: bool) -> bool:
+    """Whether waiting for more bytes can change the protocol decision (a PROXY header only when
+    PROXY protocol is on: else "\r\n\r\n" would wait as a v2 signature's start, which etcd does not)."""
     if H2_PREFACE.startswith(data):
         return True
+    if not proxy:
+        return False
     if data.startswith(b"PROXY "):
         return b"\r\n" not in data
     if proxyproto.V2_SIGNATURE.startswith(data[:12]):

@@ -86,7 +86,7 @@ def family_rows(name: str, les: list[str], v2: V2Traffic) -> list[list[Any]]:
         return _rows({f'{{method="{m}"}}': n for m, n in v2.received.items()})
     if name == "etcd_http_failed_total":
         return _rows({f'{{code="{c}",method="{m}"}}': n for (c, m), n in v2.failed.items()})
-    if name == "etcd_http_successful_duration_seconds":
+    if name in ("etcd_http_successful_duration_seconds", "etcd_http_successful_duration_second"):  # 2.x: _second
         return [[f'method="{m}"', [n if le == "+Inf" or float(le) >= OBSERVED_S else 0 for le in les],
                  n * OBSERVED_S, n] for m, n in sorted(v2.succeeded.items())]
     return []

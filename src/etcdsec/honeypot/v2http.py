@@ -20,6 +20,7 @@ from etcdsec.honeypot.surface import (
     v2_members_body,
 )
 from etcdsec.honeypot.v2store import Event, V2Error, V2Store, Watcher, clean_key
+from etcdsec.honeypot.v3.gojson import decode_error, quote_char
 
 KEYS_PREFIX = "/v2/keys"
 MAX_ADDED_MEMBERS = 8
@@ -61,7 +62,8 @@ class V2Api:
             return await self.keys(req, path[len(KEYS_PREFIX):] or "/")
         if path in ("/v2/members", "/v2/members/") or path.startswith("/v2/members/"):
             return self.members(req)
-        if path == "/v2/machines":
+        if path == "/v2/machines" and self.ctx.persona.extra.get("v2_machines", True):
+            # removed before 3.2.0 (etcd PR 7803), put back in 3.3.0 (PR 8062): 3.2.x answers 404
             if req.method not in ("GET", "HEAD"):
                 return method_not_allowed("GET,HEAD")
             return Response(200, ", ".join(self.ctx.identity.client_urls).encode(), sniff_type=True)
@@ -332,30 +334,14 @@ def _role(name: object) -> dict[str, object]:
 
 def _go_json_error(body: bytes) -> str | None:
     """encoding/json's error for a request body (the v3 side's Go scanner), None when it decodes."""
-    try:
-        from etcdsec.honeypot.v3.gojson import decode_error
-    except ImportError:
-        try:
-            json.loads(body)
-        except ValueError:
-            return "invalid character looking for beginning of value"
-        return None
     # etcd reads the whole body and json.Unmarshal()s it: Unmarshal's wording, and no trailing data
     error, end = decode_error(body)
     if error in ("EOF", "unexpected EOF"):
         return "unexpected end of JSON input"
     rest = body[end:].lstrip(b" \t\r\n")
     if error is None and rest:
-        return f"invalid character {_quote_byte(rest[0])} after top-level value"
+        return f"invalid character {quote_char(rest[0])} after top-level value"
     return error
-
-
-def _quote_byte(c: int) -> str:
-    try:
-        from etcdsec.honeypot.v3.gojson import quote_char
-    except ImportError:
-        return repr(chr(c))
-    return quote_char(c)
 
 
 def _message(status: int, message: str, headers: list[tuple[str, str]]) -> Response:

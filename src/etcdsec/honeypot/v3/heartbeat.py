@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from etcdsec.honeypot import kubeproto
-from etcdsec.honeypot.context import Identity
+from etcdsec.honeypot.core.identity import Identity
 from etcdsec.honeypot.dataset import CLUSTER_AGE, CONTROL_PLANE_UP_S, uid_of
 
 MARKER = b"/registry/namespaces/kube-node-lease"
