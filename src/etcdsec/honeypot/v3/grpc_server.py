@@ -36,8 +36,9 @@ from etcdsec.honeypot.request import token_view
 from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
 from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
-from etcdsec.honeypot.v3.handshake import first_frame_ok
+from etcdsec.honeypot.v3.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
 from etcdsec.honeypot.v3.hpack_cache import CachingDecoder, CachingEncoder
+from etcdsec.honeypot.v3.lean_h2 import LeanH2
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -102,39 +103,10 @@ class _Stream:
     end_after_outbox: bool = False
 
 
-class StreamIdReused(h2.exceptions.ProtocolError):
-    """HEADERS on a stream id already used: grpc-go takes every HEADERS frame for a new stream and
-    ends the connection at one not above all before it (etcd 3.4/3.5 on plain text close, no
-    GOAWAY: measured)."""
-
-
-class FirstFrameNotSettings(h2.exceptions.ProtocolError):
-    """grpc-go's handshake refused the client's first frame (v3/handshake.py): closed, no GOAWAY."""
-
-
-class _GrpcGoH2(h2.connection.H2Connection):
-    _early: bytes | None = b""  # the client's bytes until its first frame is whole (None: handshake done)
-
-    def receive_data(self, data: bytes) -> list[Any]:
-        if self._early is not None:
-            self._early += data
-            accepted = first_frame_ok(self._early)
-            if accepted is None:
-                return []
-            if not accepted:
-                raise FirstFrameNotSettings("first frame is not an acceptable SETTINGS frame")
-            data, self._early = self._early, None
-        return super().receive_data(data)
-
-    def _receive_headers_frame(self, frame: Any) -> Any:
-        if frame.stream_id <= self.highest_inbound_stream_id:
-            raise StreamIdReused(f"stream id {frame.stream_id} reused")
-        return super()._receive_headers_frame(frame)
-
-
 class GrpcConnection:
     def __init__(self, ctx: SensorContext, state: V3State, session: Session | None,
-                 on_ready: Callable[[], None] | None = None, http: H2HttpHandler | None = None) -> None:
+                 on_ready: Callable[[], None] | None = None, http: H2HttpHandler | None = None,
+                 lean: bool = True) -> None:
         self.ctx = ctx
         self.state = state
         self.session = session
@@ -151,7 +123,7 @@ class GrpcConnection:
         # plain text: etcd's cmux hands h2c to grpc-go's own transport; over TLS Go's http2 server
         # serves gRPC, and h2's rules are its rules (a reused stream id gets RST_STREAM, measured)
         self.h2 = h2.connection.H2Connection(config=config) if session is not None and session.tls \
-            else _GrpcGoH2(config=config)
+            else GrpcGoH2(config=config)
         self.h2.encoder = CachingEncoder()  # the same few header blocks, coded once each way
         decoder = CachingDecoder(self.h2.decoder.max_header_list_size)
         decoder.max_allowed_table_size = self.h2.decoder.max_allowed_table_size
@@ -162,6 +134,12 @@ class GrpcConnection:
             h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384,
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS_PER_CONNECTION,
         })
+        # Plain text (etcd's grpc-go transport): the lean reader serves gRPC's usual frames and hands
+        # the connection to h2, brought to the same state, at the first frame it cannot vouch for.
+        self.lean: LeanH2 | None = None
+        if lean and not (session is not None and session.tls):
+            self._fallback = self.h2
+            self.h2 = self.lean = LeanH2(self.h2.encoder, self.h2.decoder, MAX_STREAMS_PER_CONNECTION)  # type: ignore[assignment]
         self.streams: dict[int, _Stream] = {}
         self.closed = False
         self.calls = 0  # messages handled: the shell throttles on this
@@ -187,6 +165,8 @@ class GrpcConnection:
             return
         try:
             events = self.h2.receive_data(data)
+            if self.lean is not None and self.lean.rest is not None:
+                events += self._hand_over(self.lean)
         except h2.exceptions.ProtocolError as exc:
             self.ctx.events.emit("malformed", self.session, protocol="h2", error=type(exc).__name__,
                                  raw_b64=base64.b64encode(data[:self.ctx.limits.max_logged_body]).decode(),
@@ -198,6 +178,13 @@ class GrpcConnection:
         for ev in events:
             self._on_event(ev)
         self.pump()
+
+    def _hand_over(self, lean: LeanH2) -> list[h2.events.Event]:
+        """From here on h2 serves the connection, from the frame the lean reader stopped at; the events
+        of the whole read are handled after it, as h2 alone would."""
+        lean.adopt(self._fallback)
+        self.h2, self.lean = self._fallback, None
+        return self.h2.receive_data(lean.rest or b"")
 
     def _on_event(self, ev: h2.events.Event) -> None:
         if isinstance(ev, h2.events.RequestReceived):
