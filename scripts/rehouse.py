@@ -79,8 +79,7 @@ MOVES: dict[str, str] = {
 # each new folder's __init__.py says what the folder is
 FOLDERS: dict[str, str] = {
     "core": "What every part of the honeypot shares: persona, identity, session, limits, honeytokens, the bait.",
-    "wire": "Sans-IO and Go-exact: the request type, Go's HTTP rules, the fast recogniser, renderers, "
-    "WebSocket framing, PROXY protocol.",
+    "wire": "Sans-IO, Go-exact: request type, Go's HTTP rules, fast recogniser, renderers, WebSocket, PROXY.",
     "serve": "The asyncio shells: listener, guard, the HTTP/1 connection and the life of one request.",
     "endpoints": "The decoy's non-key endpoints: /version, /metrics, /debug/vars, /config/local/log, peer /members.",
     "v2": "etcd's v2 HTTP API and the v2 key store behind it.",

@@ -54,7 +54,7 @@ def test_ipv6_loopback_listener() -> None:
 def test_http_handlers_for_h2_streams_match_go_h2_framing() -> None:
     """ctx.h2_http (for non-gRPC streams over TLS + ALPN h2) answers as etcd 3.5.1 did to
     `curl --http2 https://.../version`: same header names in the same order, same body."""
-    from etcdsec.honeypot.context import Session
+    from etcdsec.honeypot.core.context import Session
 
     with BackgroundSensor(SensorConfig(state_file=None)) as hp:
         ctx = hp.sensor.ctx
@@ -97,7 +97,7 @@ def test_accepted_connections_get_go_style_tcp_keepalive() -> None:
 
 
 def test_metrics_print_large_counters_whole() -> None:
-    from etcdsec.honeypot.metrics import render
+    from etcdsec.honeypot.sensor_metrics import render
 
     text = render({"events": {"etcdsec.http.request": 12_345_678}, "sessions": 1_000_001}).decode()
     assert 'etcdsec_honeypot_events_total{eventid="etcdsec.http.request"} 12345678' in text

@@ -14,27 +14,28 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
-from etcdsec.honeypot import config_log, gohttp
-from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.events_fields import body_fields
-from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
-from etcdsec.honeypot.request import Request, token_view
-from etcdsec.honeypot.surface import (
+from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.core.events_fields import body_fields
+from etcdsec.honeypot.endpoints import config_log
+from etcdsec.honeypot.endpoints.surface import (
     EtcdSurface,
     cluster_id_hex,
     peer_members_body,
     raft_probing_body,
     version_body,
 )
-from etcdsec.honeypot.v2http import V2Api
-from etcdsec.honeypot.v2store import V2Store
+from etcdsec.honeypot.v2.api import V2Api
+from etcdsec.honeypot.v2.keystore import V2Store
+from etcdsec.honeypot.wire import go_response
+from etcdsec.honeypot.wire.go_response import Response, json_response, method_not_allowed, not_found, text_error
+from etcdsec.honeypot.wire.request import Request, token_view
 
 MAX_V2_NAMESPACES = 256
 
 
 def _load_gateway() -> Any | None:
     try:
-        return importlib.import_module("etcdsec.honeypot.v3.gateway")
+        return importlib.import_module("etcdsec.honeypot.v3.gateway.json_gateway")
     except ImportError:  # v3 side not there yet: answer as an etcd with the gateway off
         return None
 
@@ -67,7 +68,7 @@ class ClientApp:
         if resp.stream is not None:  # h2 streams are not held open here: send what is known
             chunks = [piece async for piece in resp.stream]  # type: ignore[attr-defined]
             resp.body = b"".join(chunks)
-        out = gohttp.h2_headers(resp, cors=self.cors, head=method == "HEAD")
+        out = go_response.h2_headers(resp, cors=self.cors, head=method == "HEAD")
         self.ctx.events.emit("http.request", session, method=method, path=path, http_version="2",
                              headers=[[k, v] for k, v in decoded],
                              user_agent=next((v for k, v in decoded if k == "user-agent"), None),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from etcdsec.honeypot.context import Persona, Session
+from etcdsec.honeypot.core.context import Persona, Session
 from etcdsec.honeypot.v3 import errors
 from etcdsec.honeypot.v3.mvcc import range_end_of
 from etcdsec.honeypot.v3.state import Namespace, V3State

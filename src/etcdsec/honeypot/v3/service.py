@@ -14,7 +14,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from etcdsec.honeypot.context import Persona, Session
+from etcdsec.honeypot.core.context import Persona, Session
 from etcdsec.honeypot.v3 import admin, errors
 from etcdsec.honeypot.v3.call import READ, WRITE, Call, major_minor
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of

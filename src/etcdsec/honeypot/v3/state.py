@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.core.context import SensorContext, Session
 from etcdsec.honeypot.v3.errors import V3Error
 from etcdsec.honeypot.v3.heartbeat import COMPACT_EVERY_S, Heartbeat
 from etcdsec.honeypot.v3.heartbeat import applies as heartbeat_applies

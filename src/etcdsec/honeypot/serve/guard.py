@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from etcdsec.honeypot.context import Limits
+from etcdsec.honeypot.core.context import Limits
 
 MAX_TRACKED_SOURCES = 65_536  # token buckets kept (least recently seen dropped): bounded memory
 MAX_THROTTLE_S = 5.0  # the longest a throttled request or call waits: slowed down, never hung

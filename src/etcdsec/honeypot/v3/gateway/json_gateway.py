@@ -24,11 +24,12 @@ import orjson
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from etcdsec.honeypot.context import Persona, SensorContext, Session
-from etcdsec.honeypot.v3 import errors, jsonpb, service
+from etcdsec.honeypot.core.context import Persona, SensorContext, Session
+from etcdsec.honeypot.v3 import errors, service
 from etcdsec.honeypot.v3.call import major_minor
 from etcdsec.honeypot.v3.errors import V3Error
-from etcdsec.honeypot.v3.jsonrequest import (
+from etcdsec.honeypot.v3.gateway import jsonpb
+from etcdsec.honeypot.v3.gateway.jsonrequest import (
     FLAT,
     BadInput,
     fields_of,

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from etcdsec.errors import UserError
-from etcdsec.honeypot import kubeproto
+from etcdsec.honeypot.core import kubeproto
 
 NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease", "prod", "monitoring", "ci"]
 APPS = {"prod": ["payments-api", "orders-worker", "web-frontend"], "monitoring": ["prometheus", "grafana"],

@@ -30,15 +30,17 @@ import h2.settings
 import orjson
 from google.protobuf.message import DecodeError, Message
 
-from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.request import token_view
-from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
+from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.v3 import errors, service
 from etcdsec.honeypot.v3.call import READ, major_minor
 from etcdsec.honeypot.v3.errors import Code, V3Error
-from etcdsec.honeypot.v3.handshake import first_frame_ok
-from etcdsec.honeypot.v3.hpack_cache import CachingDecoder, CachingEncoder
+from etcdsec.honeypot.v3.gateway import jsonpb
+from etcdsec.honeypot.v3.grpc import gogo_errors
+from etcdsec.honeypot.v3.grpc.handshake import first_frame_ok
+from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder, CachingEncoder
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
+from etcdsec.honeypot.wire.request import token_view
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
@@ -103,7 +105,7 @@ class StreamIdReused(h2.exceptions.ProtocolError):
 
 
 class FirstFrameNotSettings(h2.exceptions.ProtocolError):
-    """grpc-go's handshake refused the client's first frame (v3/handshake.py): closed, no GOAWAY."""
+    """grpc-go's handshake refused the client's first frame (v3/grpc/handshake.py): closed, no GOAWAY."""
 
 
 class _GrpcGoH2(h2.connection.H2Connection):
@@ -366,12 +368,12 @@ class GrpcConnection:
         method = st.method
         assert method is not None
         request = method.request()
-        problem = wire.unmarshal_error(request.DESCRIPTOR, payload)
+        problem = gogo_errors.unmarshal_error(request.DESCRIPTOR, payload)
         if problem is None:
             try:
                 request.ParseFromString(payload)
             except (DecodeError, RecursionError, ValueError):
-                problem = wire.EOF  # e.g. invalid UTF-8 in a string: Go would take it, we cannot
+                problem = gogo_errors.EOF  # e.g. invalid UTF-8 in a string: Go would take it, we cannot
         if problem is not None:
             self._log(st, None, Code.INTERNAL, raw=payload, message=f"grpc: error unmarshalling request: {problem}")
             self._finish(st, Code.INTERNAL, f"grpc: error unmarshalling request: {problem}")

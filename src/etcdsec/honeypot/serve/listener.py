@@ -18,12 +18,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import etcdsec.honeypot.cmuxsniff as cmuxsniff
-from etcdsec.honeypot import proxyproto
-from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.guard import Guard, trusted
-from etcdsec.honeypot.http1 import ClientApp, Http1Connection, PeerApp
-from etcdsec.honeypot.shedding import pick_victim
+import etcdsec.honeypot.serve.cmuxsniff as cmuxsniff
+from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.serve.guard import Guard, trusted
+from etcdsec.honeypot.serve.http1 import ClientApp, Http1Connection, PeerApp
+from etcdsec.honeypot.serve.shedding import pick_victim
+from etcdsec.honeypot.wire import proxyproto
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PEEK = 24
@@ -67,7 +67,7 @@ class Listener:
         self._grpc = None
         if v3_state is not None:
             try:
-                self._grpc = importlib.import_module("etcdsec.honeypot.v3.grpc_shell")
+                self._grpc = importlib.import_module("etcdsec.honeypot.v3.grpc.shell")
             except ImportError:  # v3 side missing: h2 preface gets closed like etcd with gRPC off
                 self._grpc = None
 

@@ -11,9 +11,9 @@ import asyncio
 import time
 from typing import Any
 
-from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.guard import MAX_THROTTLE_S
-from etcdsec.honeypot.v3.grpc_server import READ_CHUNK, GrpcConnection
+from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.serve.guard import MAX_THROTTLE_S
+from etcdsec.honeypot.v3.grpc.server import READ_CHUNK, GrpcConnection
 from etcdsec.honeypot.v3.state import V3State
 
 
