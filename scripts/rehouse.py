@@ -59,7 +59,7 @@ MOVES: dict[str, str] = {
     # v2/: the v2 API and its store
     "v2http": "v2.api",
     "v2store": "v2.keystore",
-    "v2_metrics": "v2.counters",
+    "v2_metrics": "endpoints.v2_metrics",
     # persist/: the keyspace kept across restarts
     "durable": "persist.keyspace",
     "journal": "persist.journal",
@@ -224,12 +224,17 @@ def move_files(root: Path, dry: bool) -> list[str]:
     return done
 
 
+def skipped(path: Path) -> bool:
+    """Build leftovers, not sources: bytecode caches and the egg-info's file list."""
+    return any(part == "__pycache__" or part.endswith(".egg-info") for part in path.parts)
+
+
 def text_files(root: Path) -> list[Path]:
     out: list[Path] = []
     for name in ROOTS:
         top = root / name
         paths = [top] if top.is_file() else sorted(top.rglob("*"))
-        out += [p for p in paths if p.is_file() and p.suffix in TEXT_SUFFIXES and "__pycache__" not in p.parts]
+        out += [p for p in paths if p.is_file() and p.suffix in TEXT_SUFFIXES and not skipped(p)]
     here = Path(__file__).resolve()
     return [p for p in out if p.resolve() != here]
 

@@ -306,7 +306,7 @@ def test_v2_families_appear_as_etcd_after_v2_traffic(v2pair) -> None:
 
 
 def test_v2_counting_shrugs_off_hostile_requests() -> None:
-    from etcdsec.honeypot.v2.counters import V2Traffic
+    from etcdsec.honeypot.endpoints.v2_metrics import V2Traffic
 
     v2 = V2Traffic()
     noise = "&".join(f"x{i}=1" for i in range(5000))

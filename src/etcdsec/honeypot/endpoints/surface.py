@@ -13,7 +13,7 @@ from typing import Any
 from etcdsec.honeypot.core.context import SensorContext, Session
 from etcdsec.honeypot.endpoints.debug_vars import debug_vars_body
 from etcdsec.honeypot.endpoints.etcd_metrics import EtcdMetrics, Live, Traffic, load_metrics_data
-from etcdsec.honeypot.v2.counters import V2Traffic
+from etcdsec.honeypot.endpoints.v2_metrics import V2Traffic
 from etcdsec.honeypot.wire.go_json import go_duration, go_json
 
 
