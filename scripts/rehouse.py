@@ -74,6 +74,9 @@ MOVES: dict[str, str] = {
     "v3.handshake": "v3.grpc.handshake",
     "v3.hpack_cache": "v3.grpc.hpack_cache",
     "v3.wire": "v3.grpc.gogo_errors",
+    # new on branch grpc-lean (moved when the lead re-runs this after merging it)
+    "v3.lean_h2": "v3.grpc.lean_h2",
+    "v3.lean_headers": "v3.grpc.lean_headers",
 }
 
 # each new folder's __init__.py says what the folder is
