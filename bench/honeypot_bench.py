@@ -341,7 +341,7 @@ async def flood_figures(tmp: Path, puts: int = 40_000, connections: int = 2_000)
 def pipeline_figures(n: int = 100_000) -> list[dict[str, Any]]:
     from etcdsec.events.jsonl import JsonlWriter
     from etcdsec.events.store import EventStoreWriter
-    from etcdsec.honeypot.core.context import EventSink, Session
+    from etcdsec.honeypot.context import EventSink, Session
 
     out = []
     session = Session.new("127.0.0.1", 40000, "127.0.0.2", 2379)

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from etcdsec.honeypot.core.context import Session
+from etcdsec.honeypot.context import Session
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
 from etcdsec.honeypot.serve.exchange import Http1State
 from etcdsec.honeypot.serve.fast_reader import FastReader

@@ -25,7 +25,7 @@ import h2.connection
 sys.path.insert(0, str(Path(__file__).parent))
 from v3_micro import GRPC_HEADERS, _b64, gateway_call, make_sensor
 
-from etcdsec.honeypot.core.context import Session
+from etcdsec.honeypot.context import Session
 from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.proto import etcd_v3_pb2 as pb
 

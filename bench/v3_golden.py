@@ -26,8 +26,7 @@ import h2.connection
 import h2.events
 import yaml
 
-from etcdsec.honeypot.core.bait import kubernetes_bait
-from etcdsec.honeypot.core.context import (
+from etcdsec.honeypot.context import (
     EventSink,
     Honeytokens,
     Identity,
@@ -36,6 +35,7 @@ from etcdsec.honeypot.core.context import (
     Session,
     load_persona,
 )
+from etcdsec.honeypot.core.bait import kubernetes_bait
 from etcdsec.honeypot.v3.gateway import json_gateway
 from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.honeypot.v3.state import V3State

@@ -27,7 +27,7 @@ import h2.config
 import h2.connection
 import h2.events
 
-from etcdsec.honeypot.core.context import Session
+from etcdsec.honeypot.context import Session
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
 from etcdsec.honeypot.v3.gateway import json_gateway
 from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from etcdsec.errors import UserError
-from etcdsec.honeypot.core.context import (
+from etcdsec.honeypot.context import (
     EventSink,
     Honeytokens,
     Identity,

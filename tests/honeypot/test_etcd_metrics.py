@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from etcdsec.honeypot.core.context import Persona, SensorContext, load_persona
+from etcdsec.honeypot.context import Persona, SensorContext, load_persona
 from etcdsec.honeypot.endpoints.debug_vars import cmdline
 from etcdsec.honeypot.endpoints.etcd_metrics import go_float
 from etcdsec.honeypot.sensor import SensorConfig

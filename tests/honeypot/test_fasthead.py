@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot.core.context import Limits
+from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.wire import fast_head
 from tests.support.harness import BackgroundSensor

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from etcdsec.honeypot.core.context import Limits
+from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.serve.cmuxsniff import CmuxSniffer, Verdict, http_major, strict_http_version
 from etcdsec.honeypot.v3.grpc.handshake import first_frame_ok

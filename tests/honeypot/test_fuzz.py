@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot.core.context import Limits, Session
+from etcdsec.honeypot.context import Limits, Session
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.wire import proxyproto
 from etcdsec.honeypot.wire.request import Request

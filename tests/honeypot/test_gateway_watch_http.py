@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from etcdsec.honeypot.core.context import Limits
+from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
 from tests.support.harness import BackgroundSensor
 

@@ -13,7 +13,7 @@ import h2.connection
 import pytest
 from hyperframe.frame import HeadersFrame
 
-from etcdsec.honeypot.core.context import Limits
+from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer

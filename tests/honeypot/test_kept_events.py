@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from etcdsec.events.kept import kept_path
-from etcdsec.honeypot.core.context import Limits
+from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
 from tests.support.harness import BackgroundSensor
 

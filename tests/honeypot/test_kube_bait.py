@@ -19,7 +19,7 @@ from datetime import timedelta
 import pytest
 from cryptography import x509
 
-from etcdsec.honeypot.core.context import Identity
+from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
 from etcdsec.testbed.etcd import etcd_binaries
 from tests.support import k8swire

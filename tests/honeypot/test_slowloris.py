@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from etcdsec.honeypot.core.context import Limits
+from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.serve.shedding import SHED_GRACE_S
 from tests.support.harness import BackgroundSensor
@@ -160,7 +160,7 @@ def test_a_websocket_with_no_watch_is_idle_and_one_watching_is_not() -> None:
 
 
 def test_the_victim_is_the_connection_that_sent_least() -> None:
-    from etcdsec.honeypot.core.context import Session
+    from etcdsec.honeypot.context import Session
     from etcdsec.honeypot.serve.shedding import pick_victim
 
     def conn(src: str, age: float, requests: int, sent: int) -> Session:

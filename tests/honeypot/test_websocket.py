@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from etcdsec.honeypot.core.context import Identity
+from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.wire import websocket
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
@@ -94,7 +94,7 @@ def test_watch_over_websocket_answers_like_etcd(tmp_path) -> None:
 
 def test_a_websocket_watch_stays_live_like_etcd(tmp_path) -> None:
     """etcd pushes later events on the WebSocket; the sensor too, past its idle timeout."""
-    from etcdsec.honeypot.core.context import Limits
+    from etcdsec.honeypot.context import Limits
 
     seed, state = tmp_path / "seed.yaml", tmp_path / "state.json"
     seed.write_text("keys: {}\n")

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
+from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.core.bait import Bait
-from etcdsec.honeypot.core.context import Identity
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer

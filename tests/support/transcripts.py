@@ -26,8 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.core.bait import Bait
-from etcdsec.honeypot.core.context import Identity
 from etcdsec.honeypot.sensor import SensorConfig
 from tests.support.fidelity import Case, Outcome, Reply, compare, exchange
 from tests.support.harness import BackgroundSensor

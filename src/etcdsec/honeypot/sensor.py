@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import json
 import resource
 import signal
@@ -17,19 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.errors import UserError
+from etcdsec.events.ids import EventOutput
 from etcdsec.events.jsonl import JsonlWriter
 from etcdsec.events.kept import KeptEvents, kept_path
 from etcdsec.events.metrics import EventCounter, MetricsServer
+from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.bait import Bait, kubernetes_bait, load_seed_file
-from etcdsec.honeypot.core.context import (
-    EventOutput,
-    EventSink,
-    Honeytokens,
-    Identity,
-    Limits,
-    SensorContext,
-    load_persona,
-)
+from etcdsec.honeypot.core.eventsink import EventSink
+from etcdsec.honeypot.core.honeytokens import Honeytokens
+from etcdsec.honeypot.core.identity import Identity
+from etcdsec.honeypot.core.limits import Limits
+from etcdsec.honeypot.core.persona import load_persona
 from etcdsec.honeypot.persist.journal import JournalError
 from etcdsec.honeypot.persist.keyspace import KeyspaceJournal
 from etcdsec.honeypot.sensor_metrics import render
@@ -38,6 +35,7 @@ from etcdsec.honeypot.serve.http1 import ClientApp, PeerApp
 from etcdsec.honeypot.serve.listener import Listener, ListenerOptions, parse_networks
 from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.churn import Churn
+from etcdsec.honeypot.v3.state import V3State
 
 
 @dataclass
@@ -188,7 +186,6 @@ class Sensor:
         v2.index = 3 + 2 * len(v2_keys)
         self.keyspace = self._keyspace_journal(v2)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
-        self.ctx.h2_http = self.client_app.h2_request  # for non-gRPC streams over TLS + h2
         self.guard = Guard(c.limits)
         tls = self._tls()
         opts = ListenerOptions(tls=tls, proxy_protocol=c.proxy_protocol,
@@ -203,14 +200,8 @@ class Sensor:
         self._flusher: asyncio.Task[None] | None = None
         self.started = False
 
-    def _v3_state(self) -> Any | None:
-        if not self.persona.grpc_enabled:
-            return None
-        try:
-            module = importlib.import_module("etcdsec.honeypot.v3.state")
-        except ImportError:
-            return None
-        return module.V3State(self.ctx)
+    def _v3_state(self) -> V3State | None:
+        return V3State(self.ctx) if self.persona.grpc_enabled else None
 
     def _keyspace_journal(self, v2: V2Store) -> KeyspaceJournal | None:
         """The keyspace as persisted (restored now, journalled from here on); one per worker."""

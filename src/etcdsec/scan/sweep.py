@@ -18,9 +18,9 @@ from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
 from etcdsec.scan.connect import Connector
 from etcdsec.scan.permutation import Permutation
-from etcdsec.scan.ratelimit import TokenBucket
 from etcdsec.scan.targets import TargetSet
 from etcdsec.store.scans import EndpointRow, ScanStore, ShardProgress
+from etcdsec.tokenbucket import TokenBucket
 
 ProbeFn = Callable[[str], Awaitable[ProbeResult]]
 

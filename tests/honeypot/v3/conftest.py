@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from etcdsec.honeypot.core.context import (
+from etcdsec.honeypot.context import (
     EventSink,
     Honeytokens,
     Identity,

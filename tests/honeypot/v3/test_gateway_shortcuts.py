@@ -7,17 +7,15 @@ import base64
 import binascii
 import itertools
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot.core.context import Session
-from etcdsec.honeypot.v3 import service
+from etcdsec.honeypot.context import Session
 from etcdsec.honeypot.v3.gateway import json_gateway, jsonpb, jsonrequest
+from etcdsec.honeypot.v3.gateway.plain import PlainPut, PlainRange
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
 
@@ -33,8 +31,8 @@ VALUES = st.one_of(
                      "99999999999999999999", "999999999999999999", "DESCEND", "MOD", "\ud800", "é"]),
     st.lists(st.just("Zm9v"), max_size=2), st.dictionaries(st.just("a"), st.integers(0, 3), max_size=1))
 OBJECTS = st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=5)
-PLAIN = {pb.RangeRequest: (service.PlainRange, json_gateway._RANGE_SPEC),
-         pb.PutRequest: (service.PlainPut, json_gateway._PUT_SPEC)}
+PLAIN = {pb.RangeRequest: (PlainRange, json_gateway._RANGE_SPEC),
+         pb.PutRequest: (PlainPut, json_gateway._PUT_SPEC)}
 
 
 def _encode(obj: dict[str, Any], style: int) -> bytes:
@@ -58,7 +56,7 @@ def test_plain_requests_default_to_the_messages_proto3_defaults() -> None:
             assert kind == json_gateway._OTHER or proto in _attrs(cls)
     read_by_range = {"key", "range_end", "limit", "revision", "sort_order", "sort_target", "keys_only", "count_only",
                      "min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision"}
-    assert read_by_range <= set(_attrs(service.PlainRange))
+    assert read_by_range <= set(_attrs(PlainRange))
 
 
 @FUZZ
@@ -78,9 +76,7 @@ def test_simple_fields_are_what_parse_request_sets(obj: dict[str, Any], style: i
 @FUZZ
 @given(st.text(alphabet="ABQw+/=\r\n -_\x00é", max_size=14))
 def test_the_shortcuts_base64_is_a_subset_of_the_clean_base64(text: str) -> None:
-    plain = json_gateway.simple_request(
-        json.dumps({"key": text}).encode(), service.PlainRange, json_gateway._RANGE_SPEC
-    )
+    plain = json_gateway.simple_request(json.dumps({"key": text}).encode(), PlainRange, json_gateway._RANGE_SPEC)
     if plain is not None:
         assert jsonrequest.CLEAN_B64.fullmatch(text)
         assert plain.key == binascii.a2b_base64(text)
@@ -92,7 +88,7 @@ def test_the_shortcuts_base64_exhaustively_on_short_strings() -> None:
         for chars in itertools.product("AQ=\n-", repeat=n):
             text = "".join(chars)
             body = b'{"key":"' + text.encode().replace(b"\n", b"\\n") + b'"}'
-            plain = json_gateway.simple_request(body, service.PlainRange, json_gateway._RANGE_SPEC)
+            plain = json_gateway.simple_request(body, PlainRange, json_gateway._RANGE_SPEC)
             if plain is not None:
                 assert jsonrequest.CLEAN_B64.fullmatch(text) and plain.key == binascii.a2b_base64(text), text
 
@@ -104,14 +100,10 @@ def test_the_common_bodies_take_the_shortcut() -> None:
         assert json_gateway.simple_request(body, *PLAIN[msg_type]) is not None
 
 
-@contextmanager
-def _general_path_only() -> Iterator[None]:
-    saved, cap = json_gateway._ROUTES, json_gateway.MAX_ROUTES
-    json_gateway._ROUTES, json_gateway.MAX_ROUTES = {}, 0
-    try:
-        yield
-    finally:
-        json_gateway._ROUTES, json_gateway.MAX_ROUTES = saved, cap
+def _general_path_only(state: V3State) -> V3State:
+    """A state whose gateway never learns a route: every call takes the general path."""
+    state.gateway_memo.max_routes = 0
+    return state
 
 
 def _outcome(ctx: Any, state: V3State, sess: Session, path: str, headers: list[tuple[bytes, bytes]],
@@ -132,7 +124,7 @@ def test_the_shortcut_answers_the_bytes_of_the_general_path(
         persona: str, calls: list[tuple[str, dict[str, Any], int, bool, bool]]) -> None:
     ctx, _ = make_ctx(persona, dataset=[(b"foo", b"bar"), (b"foo2", b"baz"), (b"a/\xff", b"\x00<&>")])
     fast = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
-    slow = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
+    slow = _general_path_only(V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9))
     plain, tls = Session("s1", "127.0.0.1", 1, "127.0.0.2", 2379), Session("s2", "127.0.0.3", 1, "127.0.0.2", 2379,
                                                                             tls=True)
     for path, obj, style, token, use_tls in [(p, {"key": "Zm9v", "value": "YQ=="}, 0, False, False)
@@ -140,10 +132,7 @@ def test_the_shortcut_answers_the_bytes_of_the_general_path(
         body = _encode(obj, style)
         headers = [(b"Authorization", b"nope")] if token else []
         sess = tls if use_tls else plain
-        got = _outcome(ctx, fast, sess, path, headers, body)
-        with _general_path_only():
-            want = _outcome(ctx, slow, sess, path, headers, body)
-        assert got == want
+        assert _outcome(ctx, fast, sess, path, headers, body) == _outcome(ctx, slow, sess, path, headers, body)
     assert fast.namespace(None).store.range(b"\x00", b"") == slow.namespace(None).store.range(b"\x00", b"")
 
 
@@ -176,15 +165,15 @@ def test_the_header_dict_is_to_dict_of_the_header(rev: int, other: int) -> None:
 def test_remembered_requests_are_bounded_and_answer_as_new() -> None:
     ctx, _ = make_ctx(dataset=[(b"foo", b"bar")])
     fast = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
-    slow = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
+    slow = _general_path_only(V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9))
+    memo = fast.gateway_memo
     for i in range(json_gateway.MAX_REMEMBERED + 5):  # bounded: past the cap the table starts over
         put = b'{"key":"Zm9v","value":"%s","prev_kv":true}' % base64.b64encode(b"%d" % (i % 7))
         for path, body in [("/v3/kv/put", put), ("/v3/kv/range", b'{"key":"Zm9v"}')]:
             got = json_gateway.handle(ctx, fast, None, "POST", path, [], body)
-            with _general_path_only():
-                assert got == json_gateway.handle(ctx, slow, None, "POST", path, [], body)
-        assert len(json_gateway._RANGES) <= json_gateway.MAX_REMEMBERED
-        assert len(json_gateway._PUTS) <= json_gateway.MAX_REMEMBERED
+            assert got == json_gateway.handle(ctx, slow, None, "POST", path, [], body)
+        assert len(memo.ranges) <= json_gateway.MAX_REMEMBERED and len(memo.puts) <= json_gateway.MAX_REMEMBERED
     for i in range(3 * json_gateway.MAX_REMEMBERED):
         json_gateway.handle(ctx, fast, None, "POST", "/v3/kv/range", [], b'{"key":"%s"}' % base64.b64encode(b"%d" % i))
-    assert 0 < len(json_gateway._RANGES) <= json_gateway.MAX_REMEMBERED
+    assert 0 < len(memo.ranges) <= json_gateway.MAX_REMEMBERED
+    assert not slow.gateway_memo.routes and not slow.gateway_memo.ranges

@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 
 from etcdsec.errors import UserError
 from etcdsec.honeypot.core import kubeproto
+from etcdsec.honeypot.core.honeytokens import token_problem
 
 NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease", "prod", "monitoring", "ci"]
 APPS = {"prod": ["payments-api", "orders-worker", "web-frontend"], "monitoring": ["prometheus", "grafana"],
@@ -278,8 +279,9 @@ def load_seed_file(path: Path) -> Bait:
         text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
         bait.keys.append((str(key).encode(), text.encode()))
     for value, label in (data.get("honeytokens") or {}).items():
-        if len(str(value)) < 8:
-            raise UserError(f"seed file {path}: honeytoken {label!r} is shorter than 8 characters")
+        problem = token_problem(str(value))
+        if problem:
+            raise UserError(f"seed file {path}: honeytoken {label!r} {problem}")
         bait.tokens[str(value)] = str(label)
     bait.keys.sort()
     return bait

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from etcdsec.honeypot.core.context import Persona, SensorContext
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.persona import Persona
 from etcdsec.honeypot.endpoints.go_runtime import FD_LIMIT
 
 KUBEADM_PKI = "/etc/kubernetes/pki/etcd"

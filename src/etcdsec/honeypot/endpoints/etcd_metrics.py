@@ -19,7 +19,8 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from etcdsec.honeypot.core.context import Identity, Persona
+from etcdsec.honeypot.core.identity import Identity
+from etcdsec.honeypot.core.persona import Persona
 from etcdsec.honeypot.endpoints.go_runtime import FD_LIMIT, METRIC_FIELDS, Load, memstats
 from etcdsec.honeypot.endpoints.v2_metrics import V2Traffic, family_rows, store_rows
 

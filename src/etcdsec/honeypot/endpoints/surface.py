@@ -10,7 +10,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.endpoints.debug_vars import debug_vars_body
 from etcdsec.honeypot.endpoints.etcd_metrics import EtcdMetrics, Live, Traffic, load_metrics_data
 from etcdsec.honeypot.endpoints.v2_metrics import V2Traffic

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 MAX_HTTP1_READ = 4096  # cmux's maxHTTPRead, also bufio's default buffer: a longer first line is refused

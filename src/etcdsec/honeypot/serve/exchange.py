@@ -17,8 +17,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.events_fields import request_event_fields
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.routes import ClientApp, PeerApp
 from etcdsec.honeypot.serve.guard import MAX_THROTTLE_S, Guard
 from etcdsec.honeypot.serve.inline_start import start_eagerly

@@ -6,18 +6,12 @@ import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from etcdsec.honeypot.core.context import Limits
+from etcdsec.honeypot.core.limits import Limits
+from etcdsec.tokenbucket import TokenBucket
 
 MAX_TRACKED_SOURCES = 65_536  # token buckets kept (least recently seen dropped): bounded memory
 MAX_THROTTLE_S = 5.0  # the longest a throttled request or call waits: slowed down, never hung
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    stamp: float
 
 
 class Guard:
@@ -26,7 +20,7 @@ class Guard:
         self.clock = clock
         self.total = 0
         self.per_source: dict[str, int] = {}
-        self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self.throttled = 0
         self.refused = 0
 
@@ -71,27 +65,24 @@ class Guard:
             self.per_source.pop(src_ip, None)
 
     # --- request rate ---------------------------------------------------------------------
-    def delay_for(self, src_ip: str) -> float:
-        """Seconds this source must wait before its next request is served (0 = now)."""
-        rate, burst = self.limits.rate_per_source, self.limits.burst_per_source
+    def delay_for(self, src_ip: str, requests: int = 1) -> float:
+        """Seconds this source must wait before its next `requests` are served (0 = now)."""
+        rate = self.limits.rate_per_source
         if rate <= 0:
             return 0.0
         now = self.clock()
         bucket = self.buckets.get(src_ip)
         if bucket is None:
-            bucket = _Bucket(float(burst), now)
+            bucket = TokenBucket(rate, float(self.limits.burst_per_source), now)
             self.buckets[src_ip] = bucket
             if len(self.buckets) > MAX_TRACKED_SOURCES:
                 self.buckets.popitem(last=False)
         else:
             self.buckets.move_to_end(src_ip)
-            bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.stamp) * rate)
-            bucket.stamp = now
-        bucket.tokens -= 1
-        if bucket.tokens >= 0:
-            return 0.0
-        self.throttled += 1
-        return -bucket.tokens / rate
+        delay = bucket.reserve(now, requests)
+        if delay:
+            self.throttled += bucket.in_debt(requests)
+        return delay
 
 
 def trusted(ip: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

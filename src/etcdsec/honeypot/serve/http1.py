@@ -22,8 +22,9 @@ from typing import Any
 
 import h11
 
-from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.events_fields import body_fields
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.routes import ClientApp, PeerApp
 from etcdsec.honeypot.serve.exchange import Answer, Http1State, exchange, log_request, malformed
 from etcdsec.honeypot.serve.fast_reader import FastReader

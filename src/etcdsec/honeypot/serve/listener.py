@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import importlib
 import ipaddress
 import socket
 import ssl
@@ -19,10 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import etcdsec.honeypot.serve.cmuxsniff as cmuxsniff
-from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.serve.guard import Guard, trusted
 from etcdsec.honeypot.serve.http1 import ClientApp, Http1Connection, PeerApp
 from etcdsec.honeypot.serve.shedding import pick_victim
+from etcdsec.honeypot.v3.grpc import shell
+from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.wire import proxyproto
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -52,7 +54,7 @@ def keepalive(conn: socket.socket) -> None:
 
 class Listener:
     def __init__(self, ctx: SensorContext, app: ClientApp | PeerApp, guard: Guard,
-                 options: ListenerOptions | None = None, v3_state: Any | None = None) -> None:
+                 options: ListenerOptions | None = None, v3_state: V3State | None = None) -> None:
         self.ctx, self.app, self.guard = ctx, app, guard
         self.options = options or ListenerOptions()
         self.v3_state = v3_state
@@ -64,12 +66,6 @@ class Listener:
         self.shed = 0
         self.live: dict[str, tuple[Session, asyncio.Task[Any]]] = {}  # session id -> (session, its task)
         self._shedding: set[str] = set()
-        self._grpc = None
-        if v3_state is not None:
-            try:
-                self._grpc = importlib.import_module("etcdsec.honeypot.v3.grpc.shell")
-            except ImportError:  # v3 side missing: h2 preface gets closed like etcd with gRPC off
-                self._grpc = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -310,13 +306,15 @@ class Listener:
         return reader, writer
 
     async def _h2(self, session: Session, reader: Any, writer: Any) -> str:
-        if self._grpc is None or not self.ctx.persona.grpc_enabled:
+        if self.v3_state is None or not self.ctx.persona.grpc_enabled:
             raw = await _read_some(reader, 4096, 1.0)
             self.ctx.events.emit("malformed", session, protocol="h2", reason="HTTP/2 with gRPC unavailable",
                                  raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
             return "h2 refused"
-        # guard: gRPC shares the sensor's per-source rate limit instead of a bucket per connection.
-        await self._grpc.serve_h2(self.ctx, self.v3_state, session, reader, writer, b"", guard=self.guard)
+        # guard: gRPC shares the sensor's per-source rate limit instead of a bucket per connection;
+        # http: the client port's routes answer plain HTTP/2 requests (TLS + ALPN h2), as etcd's do.
+        http = self.app.h2_request if isinstance(self.app, ClientApp) else None
+        await shell.serve_h2(self.ctx, self.v3_state, session, reader, writer, b"", guard=self.guard, http=http)
         return "closed"
 
 

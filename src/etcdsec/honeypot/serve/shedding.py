@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from etcdsec.honeypot.core.context import Session
+from etcdsec.honeypot.core.session import Session
 
 # Every newcomer has sent nothing yet: a connection this young is not shed while it is its
 # source's only one, or two new sources would shed each other. A source holding several has no

@@ -8,7 +8,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 
-from etcdsec.honeypot.core.context import SensorContext
+from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.endpoints.surface import (
     cluster_id_hex,
     stats_leader_body,
@@ -18,6 +18,7 @@ from etcdsec.honeypot.endpoints.surface import (
 )
 from etcdsec.honeypot.v2.keystore import Event, V2Error, V2Store, Watcher, clean_key
 from etcdsec.honeypot.wire.go_json import go_json
+from etcdsec.honeypot.wire.go_json_errors import decode_error, quote_char
 from etcdsec.honeypot.wire.go_response import Response, json_response, method_not_allowed, not_found
 from etcdsec.honeypot.wire.request import Request
 
@@ -333,30 +334,14 @@ def _role(name: object) -> dict[str, object]:
 
 def _go_json_error(body: bytes) -> str | None:
     """encoding/json's error for a request body (the v3 side's Go scanner), None when it decodes."""
-    try:
-        from etcdsec.honeypot.wire.go_json_errors import decode_error
-    except ImportError:
-        try:
-            json.loads(body)
-        except ValueError:
-            return "invalid character looking for beginning of value"
-        return None
     # etcd reads the whole body and json.Unmarshal()s it: Unmarshal's wording, and no trailing data
     error, end = decode_error(body)
     if error in ("EOF", "unexpected EOF"):
         return "unexpected end of JSON input"
     rest = body[end:].lstrip(b" \t\r\n")
     if error is None and rest:
-        return f"invalid character {_quote_byte(rest[0])} after top-level value"
+        return f"invalid character {quote_char(rest[0])} after top-level value"
     return error
-
-
-def _quote_byte(c: int) -> str:
-    try:
-        from etcdsec.honeypot.wire.go_json_errors import quote_char
-    except ImportError:
-        return repr(chr(c))
-    return quote_char(c)
 
 
 def _message(status: int, message: str, headers: list[tuple[str, str]]) -> Response:

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from etcdsec.honeypot.core import kubeproto
 from etcdsec.honeypot.core.bait import CONTROL_PLANE_UP_S, KUBE_ALNUM, uid_of
-from etcdsec.honeypot.core.context import Identity
+from etcdsec.honeypot.core.identity import Identity
 from etcdsec.honeypot.v3.errors import V3Error
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from etcdsec.honeypot.core import kubeproto
 from etcdsec.honeypot.core.bait import CLUSTER_AGE, CONTROL_PLANE_UP_S, uid_of
-from etcdsec.honeypot.core.context import Identity
+from etcdsec.honeypot.core.identity import Identity
 
 MARKER = b"/registry/namespaces/kube-node-lease"
 COMPACT_EVERY_S = 300.0  # kube-apiserver --etcd-compaction-interval default

@@ -24,9 +24,9 @@ import orjson
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from etcdsec.honeypot.core.context import Persona, SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import errors, service
-from etcdsec.honeypot.v3.call import major_minor
 from etcdsec.honeypot.v3.errors import V3Error
 from etcdsec.honeypot.v3.gateway import jsonpb
 from etcdsec.honeypot.v3.gateway.jsonrequest import (
@@ -36,6 +36,7 @@ from etcdsec.honeypot.v3.gateway.jsonrequest import (
     json_object,
     parse_request,
 )
+from etcdsec.honeypot.v3.gateway.plain import PlainPut, PlainRange
 from etcdsec.honeypot.v3.mvcc import KeyRev
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -98,9 +99,9 @@ TLS_RPC_METADATA: Headers = [
 
 def handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
            headers: Headers, body: bytes) -> Reply | None:
-    route = _ROUTES.get(path)
-    if route is not None and route[0] is ctx.persona and method == "POST":
-        fast = _simple_call(state, session, route[1], route[2], headers, body)
+    is_range = state.gateway_memo.routes.get(path)
+    if is_range is not None and method == "POST" and ctx.persona is state.ctx.persona:
+        fast = _simple_call(state, session, is_range, headers, body)
         if fast is not None:  # it reached the RPC
             if session is not None and session.tls:
                 return fast[0], _with_tls_metadata(fast[1]), fast[2]
@@ -133,12 +134,14 @@ def _handle(ctx: SensorContext, state: V3State, session: Session | None, method:
         return (404, list(_TEXT), b"Not Found\n"), False
     if method != "POST":
         return (405, list(_TEXT), b"Method Not Allowed\n"), False
-    version = major_minor(persona)
+    version = persona.major_minor
     v34 = version < (3, 5)
     if m.streaming:
         return _stream(state, session, m, body), True
-    if m.handler in _SIMPLE and "?" not in path and len(_ROUTES) < MAX_ROUTES:
-        _ROUTES[path] = (persona, m, version)  # a handful: each served prefix + /kv/range or /kv/put
+    memo = state.gateway_memo
+    if m.handler in _SIMPLE and "?" not in path and len(memo.routes) < memo.max_routes \
+            and persona is state.ctx.persona:  # a handful: each served prefix + /kv/range or /kv/put
+        memo.routes[path] = m.handler is service.do_range
     try:
         request, _ = parse_request(body, m.request)
     except BadInput as exc:
@@ -158,10 +161,8 @@ def _handle(ctx: SensorContext, state: V3State, session: Session | None, method:
     return (200, list(JSON_OK), payload), True
 
 
-# Paths already seen to be a Range or Put for a persona: (persona, method, version). Only paths
-# without a query go in, which makes them one per served prefix and method; the cap is a backstop.
-_ROUTES: dict[str, tuple[Persona, service.Method, tuple[int, int]]] = {}
-MAX_ROUTES = 64
+# Paths already seen to be a Range or Put go into the sensor's GatewayMemo. Only paths without a
+# query go in, which makes them one per served prefix and method; its max_routes is a backstop.
 _SIMPLE = (service.do_range, service.put)
 
 
@@ -181,24 +182,25 @@ def _rpc_error(exc: V3Error, version: tuple[int, int]) -> Reply:
     return status, [(b"Content-Type", b"application/json")], _error_body(exc.code, exc.message, version)
 
 
-def _simple_call(state: V3State, session: Session | None, m: service.Method, version: tuple[int, int],
-                 headers: Headers, body: bytes) -> Reply | None:
+def _simple_call(state: V3State, session: Session | None, is_range: bool, headers: Headers,
+                 body: bytes) -> Reply | None:
     """A Range or Put whose body `simple_request` reads: served without the protobuf request. None:
     not such a body, the general path decides (same bytes either way:
     tests/honeypot/v3/test_gateway_shortcuts.py)."""
-    is_range = m.handler is service.do_range
-    plain = _plain_request(body, _RANGES, service.PlainRange, _RANGE_SPEC) if is_range else \
-        _plain_request(body, _PUTS, service.PlainPut, _PUT_SPEC)
+    memo = state.gateway_memo
+    plain = _plain_request(body, memo.ranges, PlainRange, _RANGE_SPEC) if is_range else \
+        _plain_request(body, memo.puts, PlainPut, _PUT_SPEC)
     if plain is None:
         return None
-    call = service.Call(state, state.namespace(session), session, state.ctx.persona, _token(headers))
+    persona = state.ctx.persona
+    call = service.Call(state, state.namespace(session), session, persona, _token(headers))
     try:
         if is_range:
             payload = range_json(state, service.range_result(call, plain))
         else:
             payload = put_json(state, *service.put_result(call, plain))
     except V3Error as exc:
-        return _rpc_error(exc, version)
+        return _rpc_error(exc, persona.major_minor)
     return 200, list(JSON_OK), payload
 
 
@@ -216,9 +218,7 @@ def _plain_request(body: bytes, table: dict[bytes, Any], kind: type[Any], spec: 
 # Requests repeat (scanners, dumps, polling clients): a small body's plain request is a pure
 # function of its bytes, so it is read once. Handlers only read a plain request, never change it.
 MAX_REMEMBERED_BODY = 512
-MAX_REMEMBERED = 1024  # per method; the table starts over when full
-_RANGES: dict[bytes, service.PlainRange] = {}
-_PUTS: dict[bytes, service.PlainPut] = {}
+MAX_REMEMBERED = 1024  # per method and sensor; the table starts over when full
 
 
 def _remember(table: dict[bytes, Any], body: bytes, request: Any) -> None:
@@ -244,7 +244,7 @@ def _simple_spec(desc: Any) -> dict[str, tuple[str, int]]:
 
 
 _RANGE_SPEC = _simple_spec(pb.RangeRequest.DESCRIPTOR)
-_P = TypeVar("_P", service.PlainRange, service.PlainPut)
+_P = TypeVar("_P", PlainRange, PlainPut)
 _PUT_SPEC = _simple_spec(pb.PutRequest.DESCRIPTOR)
 
 

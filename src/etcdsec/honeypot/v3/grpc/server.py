@@ -16,7 +16,7 @@ import json
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -30,9 +30,10 @@ import h2.settings
 import orjson
 from google.protobuf.message import DecodeError, Message
 
-from etcdsec.honeypot.core.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import errors, service
-from etcdsec.honeypot.v3.call import READ, major_minor
+from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.gateway import jsonpb
 from etcdsec.honeypot.v3.grpc import gogo_errors
@@ -56,6 +57,11 @@ OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # grpc-go always
 MAX_CONN_INBOX = 8 * 1024 * 1024
 MAX_CONN_OUTBOX = 32 * 1024 * 1024
 READ_CHUNK = 65536
+
+# Over TLS + ALPN h2 etcd serves its HTTP handlers on non-gRPC streams: (session, method, path, headers,
+# body) -> (status, headers as Go's h2 server sends them, body); the listener passes the client routes'.
+H2HttpHandler = Callable[[Session, str, str, list[tuple[bytes, bytes]], bytes],
+                         Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes]]]
 
 
 def frame_message(payload: bytes) -> bytes:
@@ -130,11 +136,12 @@ class _GrpcGoH2(h2.connection.H2Connection):
 
 class GrpcConnection:
     def __init__(self, ctx: SensorContext, state: V3State, session: Session | None,
-                 on_ready: Callable[[], None] | None = None) -> None:
+                 on_ready: Callable[[], None] | None = None, http: H2HttpHandler | None = None) -> None:
         self.ctx = ctx
         self.state = state
         self.session = session
         self.on_ready = on_ready
+        self.http = http  # None: every stream is gRPC (plain text, the peer port, tests)
         # Inbound headers are validated (a peer's malformed block is a protocol error, as in grpc-go);
         # ours are fixed and well-formed, so outbound checks would only cost time.
         # header_encoding=None: fields arrive as bytes. grpc-go takes any bytes in a header value
@@ -236,7 +243,7 @@ class GrpcConnection:
         subtype = _content_subtype(ctype)
         if subtype:
             st.content_type = f"{BASE_CONTENT_TYPE}+{subtype}"
-        if subtype is None and self.session is not None and self.session.tls and self.ctx.h2_http is not None:
+        if subtype is None and self.session is not None and self.session.tls and self.http is not None:
             # Over TLS etcd's Go HTTP server owns HTTP/2 and only hands application/grpc to gRPC:
             # anything else (curl --http2 https://.../version) gets the HTTP routes.
             st.http_headers = list(raw)
@@ -324,12 +331,11 @@ class GrpcConnection:
         task.add_done_callback(self._http_tasks.discard)
 
     async def _http_task(self, st: _Stream) -> None:
-        assert st.http_headers is not None and self.session is not None and self.ctx.h2_http is not None
+        assert st.http_headers is not None and self.session is not None and self.http is not None
         fields = dict(st.http_headers)
         method = fields.get(b":method", b"GET").decode("latin-1")
         path = fields.get(b":path", b"/").decode("latin-1")
-        status, headers, body = await self.ctx.h2_http(self.session, method, path, st.http_headers,
-                                                       bytes(st.inbox))
+        status, headers, body = await self.http(self.session, method, path, st.http_headers, bytes(st.inbox))
         if st.id not in self.streams or self.closed:  # the client reset the stream meanwhile
             return
         try:
@@ -405,7 +411,7 @@ class GrpcConnection:
 
     def _watch_permit(self, st: _Stream, ns: Namespace) -> Callable[[bytes, bytes, int], tuple[str, int] | None]:
         """etcd's isWatchPermitted: 3.4 cancels with the error itself, 3.5 always says permission denied."""
-        v34 = major_minor(self.ctx.persona) < (3, 5)
+        v34 = self.ctx.persona.major_minor < (3, 5)
 
         def permit(key: bytes, range_end: bytes, watch_id: int) -> tuple[str, int] | None:
             call = service.Call(self.state, ns, self.session, self.ctx.persona, st.token)
@@ -451,7 +457,7 @@ class GrpcConnection:
     # --- output -----------------------------------------------------------------------------------
     @property
     def _gzip(self) -> bool:
-        return major_minor(self.ctx.persona) >= (3, 5)
+        return self.ctx.persona.major_minor >= (3, 5)
 
     def _send_headers_once(self, st: _Stream) -> None:
         if not st.headers_sent:

@@ -9,41 +9,38 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
-from etcdsec.honeypot.core.context import SensorContext, Session
-from etcdsec.honeypot.serve.guard import MAX_THROTTLE_S
-from etcdsec.honeypot.v3.grpc.server import READ_CHUNK, GrpcConnection
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
+from etcdsec.honeypot.serve.guard import MAX_THROTTLE_S, Guard
+from etcdsec.honeypot.v3.grpc.server import READ_CHUNK, GrpcConnection, H2HttpHandler
 from etcdsec.honeypot.v3.state import V3State
+from etcdsec.tokenbucket import TokenBucket
 
 
 class _Throttle:
     """The per-source request rate: the sensor's Guard when given, else a token bucket per connection."""
 
-    def __init__(self, ctx: SensorContext, session: Session, guard: Any | None) -> None:
+    def __init__(self, ctx: SensorContext, session: Session, guard: Guard | None) -> None:
         self.guard, self.src = guard, session.src_ip
-        self.rate, self.burst = ctx.limits.rate_per_source, float(ctx.limits.burst_per_source)
-        self.tokens, self.stamp = self.burst, time.monotonic()
+        rate, burst = ctx.limits.rate_per_source, float(ctx.limits.burst_per_source)
+        self.bucket = TokenBucket(rate, burst, time.monotonic()) if guard is None and rate > 0 else None
 
     def delay(self, calls: int) -> float:
         if self.guard is not None:
-            return max((self.guard.delay_for(self.src) for _ in range(calls)), default=0.0)
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate) - calls
-        self.stamp = now
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+            return self.guard.delay_for(self.src, calls)
+        return 0.0 if self.bucket is None else self.bucket.reserve(time.monotonic(), calls)
 
 
 async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
                    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, initial: bytes,
-                   guard: Any | None = None) -> None:
+                   guard: Guard | None = None, http: H2HttpHandler | None = None) -> None:
     """Serve one HTTP/2 (gRPC) connection until the peer leaves, idles out or breaks the protocol.
 
     Input is processed as it arrives; output produced later (watch events caused by other
     connections, flow-control window updates) is flushed by a callback the state machine schedules.
     A source over its request rate is slowed down (we stop reading from it for a while), not cut off.
+    `http` answers plain (non-gRPC) HTTP/2 requests over TLS, as etcd's HTTP handlers do.
     """
     loop = asyncio.get_running_loop()
     throttle = _Throttle(ctx, session, guard)
@@ -69,7 +66,7 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
         flush()
         ticker = loop.call_later(1.0, tick)
 
-    conn = GrpcConnection(ctx, state, session, on_ready=on_ready)
+    conn = GrpcConnection(ctx, state, session, on_ready=on_ready, http=http)
     conn.start()
     ticker = loop.call_later(1.0, tick)
     idle = ctx.limits.idle_timeout_s
