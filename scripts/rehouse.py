@@ -71,7 +71,7 @@ MOVES: dict[str, str] = {
     "v3.jsonrequest": "v3.gateway.jsonrequest",
     "v3.plain": "v3.gateway.plain",
     "v3.grpc_server": "v3.grpc.server",
-    "v3.grpc_shell": "v3.grpc.shell",
+    "v3.grpc_shell": "serve.grpc_shell",  # an asyncio shell: with the listener and guard it uses
     "v3.handshake": "v3.grpc.handshake",
     "v3.hpack_cache": "v3.grpc.hpack_cache",
     "v3.wire": "v3.grpc.gogo_errors",
@@ -84,12 +84,12 @@ MOVES: dict[str, str] = {
 FOLDERS: dict[str, str] = {
     "core": "What every part of the honeypot shares: persona, identity, session, limits, honeytokens, the bait.",
     "wire": "Sans-IO, Go-exact: request type, Go's HTTP rules, fast recogniser, renderers, WebSocket, PROXY.",
-    "serve": "The asyncio shells: listener, guard, the HTTP/1 connection and the life of one request.",
+    "serve": "The asyncio shells: listener, guard, the HTTP/1 connection, the life of one request, gRPC bytes.",
     "endpoints": "The decoy's non-key endpoints: /version, /metrics, /debug/vars, /config/local/log, peer /members.",
     "v2": "etcd's v2 HTTP API and the v2 key store behind it.",
     "persist": "The honeypot's keyspace kept across restarts: snapshot plus append-only journal.",
     "v3/gateway": "etcd's v3 JSON gateway (grpc-gateway): request reading, jsonpb rendering, routes.",
-    "v3/grpc": "etcd's gRPC API over HTTP/2: handshake, connection, asyncio shell, hpack cache, gogo errors.",
+    "v3/grpc": "etcd's gRPC API over HTTP/2, sans-IO: handshake, connection, hpack cache, gogo errors.",
 }
 
 OLD = {f"{PKG}.{k}": f"{PKG}.{v}" for k, v in MOVES.items()}

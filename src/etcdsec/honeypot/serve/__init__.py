@@ -1,1 +1,1 @@
-"""The asyncio shells: listener, guard, the HTTP/1 connection and the life of one request."""
+"""The asyncio shells: listener, guard, the HTTP/1 connection, the life of one request, gRPC bytes."""

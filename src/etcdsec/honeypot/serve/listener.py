@@ -20,10 +20,10 @@ from typing import Any
 import etcdsec.honeypot.serve.cmuxsniff as cmuxsniff
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
+from etcdsec.honeypot.serve import grpc_shell
 from etcdsec.honeypot.serve.guard import Guard, trusted
 from etcdsec.honeypot.serve.http1 import ClientApp, Http1Connection, PeerApp
 from etcdsec.honeypot.serve.shedding import pick_victim
-from etcdsec.honeypot.v3.grpc import shell
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.wire import proxyproto
 
@@ -314,7 +314,7 @@ class Listener:
         # guard: gRPC shares the sensor's per-source rate limit instead of a bucket per connection;
         # http: the client port's routes answer plain HTTP/2 requests (TLS + ALPN h2), as etcd's do.
         http = self.app.h2_request if isinstance(self.app, ClientApp) else None
-        await shell.serve_h2(self.ctx, self.v3_state, session, reader, writer, b"", guard=self.guard, http=http)
+        await grpc_shell.serve_h2(self.ctx, self.v3_state, session, reader, writer, b"", guard=self.guard, http=http)
         return "closed"
 
 

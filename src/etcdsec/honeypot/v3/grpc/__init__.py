@@ -1,1 +1,1 @@
-"""etcd's gRPC API over HTTP/2: handshake, connection, asyncio shell, hpack cache, gogo errors."""
+"""etcd's gRPC API over HTTP/2, sans-IO: handshake, connection, hpack cache, gogo errors."""
