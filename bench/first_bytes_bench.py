@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What judging a connection's first bytes as etcd's cmux does (honeypot/cmuxsniff.py) costs.
+"""What judging a connection's first bytes as etcd's cmux does (honeypot/serve/cmuxsniff.py) costs.
 
 Usage:  .venv/bin/python bench/first_bytes_bench.py [--connections 2000] [--seconds 10] [--no-etcd]
 
@@ -25,8 +25,8 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-from etcdsec.honeypot import cmuxsniff
 from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.honeypot.serve import cmuxsniff
 from etcdsec.testbed.addresses import is_loopback
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 

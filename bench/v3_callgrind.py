@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from v3_micro import GRPC_HEADERS, _b64, gateway_call, make_sensor
 
 from etcdsec.honeypot.context import Session
-from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
+from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 MAX_CALLS = 200_000

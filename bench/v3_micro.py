@@ -29,8 +29,8 @@ import h2.events
 
 from etcdsec.honeypot.context import Session
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
-from etcdsec.honeypot.v3 import gateway
-from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
+from etcdsec.honeypot.v3.gateway import json_gateway
+from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 MAX_CALLS = 200_000
@@ -57,7 +57,7 @@ def gateway_call(sensor: Sensor, path: str, body: bytes) -> Callable[[], object]
     ctx, state = sensor.ctx, sensor.v3_state
 
     def call() -> object:
-        return gateway.handle(ctx, state, session, "POST", path, HTTP_HEADERS, body)
+        return json_gateway.handle(ctx, state, session, "POST", path, HTTP_HEADERS, body)
     return call
 
 

@@ -323,7 +323,7 @@ def test_a_snapshot_written_by_a_forked_child_while_writes_go_on(tmp_path: Path)
 
 def test_hostile_state_files_with_valid_checksums(tmp_path: Path) -> None:
     """Checksums prove nothing against someone who writes the file: content is checked field by field."""
-    from etcdsec.honeypot.journal import MAGIC, VERSION, encode, frame
+    from etcdsec.honeypot.persist.journal import MAGIC, VERSION, encode, frame
 
     state = tmp_path / "s"
     hp = Honeypot(tmp_path, "--state", f"{state}/").start()

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from etcdsec.honeypot.cmuxsniff import CmuxSniffer, Verdict, http_major, strict_http_version
 from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
-from etcdsec.honeypot.v3.handshake import first_frame_ok
+from etcdsec.honeypot.serve.cmuxsniff import CmuxSniffer, Verdict, http_major, strict_http_version
+from etcdsec.honeypot.v3.grpc.handshake import first_frame_ok
 from etcdsec.testbed.etcd import EtcdConfig
 from tests.support.first_bytes import H2_PREFACE, HELLOS, SETTINGS_EMPTY, SHAPES, Shape
 from tests.support.harness import BackgroundSensor

@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from etcdsec.honeypot.dataset import Bait
-from etcdsec.honeypot.debug_vars import go_release
+from etcdsec.honeypot.core.bait import Bait
+from etcdsec.honeypot.endpoints.debug_vars import go_release
 from etcdsec.honeypot.sensor import SensorConfig
 from tests.support import transcripts
 from tests.support.harness import BackgroundSensor

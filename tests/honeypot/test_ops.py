@@ -97,7 +97,7 @@ def test_accepted_connections_get_go_style_tcp_keepalive() -> None:
 
 
 def test_metrics_print_large_counters_whole() -> None:
-    from etcdsec.honeypot.metrics import render
+    from etcdsec.honeypot.sensor_metrics import render
 
     text = render({"events": {"etcdsec.http.request": 12_345_678}, "sessions": 1_000_001}).decode()
     assert 'etcdsec_honeypot_events_total{eventid="etcdsec.http.request"} 12345678' in text

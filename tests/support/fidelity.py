@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from etcdsec.honeypot.context import Identity
-from etcdsec.honeypot.dataset import Bait
+from etcdsec.honeypot.core.bait import Bait
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer

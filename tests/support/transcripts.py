@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from etcdsec.honeypot.context import Identity
-from etcdsec.honeypot.dataset import Bait
+from etcdsec.honeypot.core.bait import Bait
 from etcdsec.honeypot.sensor import SensorConfig
 from tests.support.fidelity import Case, Outcome, Reply, compare, exchange
 from tests.support.harness import BackgroundSensor

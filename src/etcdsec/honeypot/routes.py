@@ -11,23 +11,24 @@ import posixpath
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
-from etcdsec.honeypot import config_log, gohttp
 from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.events_fields import body_fields
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.events_fields import body_fields
-from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
-from etcdsec.honeypot.request import Request, token_view
-from etcdsec.honeypot.surface import (
+from etcdsec.honeypot.endpoints import config_log
+from etcdsec.honeypot.endpoints.surface import (
     EtcdSurface,
     cluster_id_hex,
     peer_members_body,
     raft_probing_body,
     version_body,
 )
-from etcdsec.honeypot.v2http import V2Api
-from etcdsec.honeypot.v2store import V2Store
-from etcdsec.honeypot.v3 import gateway
+from etcdsec.honeypot.v2.api import V2Api
+from etcdsec.honeypot.v2.keystore import V2Store
+from etcdsec.honeypot.v3.gateway import json_gateway
 from etcdsec.honeypot.v3.state import V3State
+from etcdsec.honeypot.wire import go_response
+from etcdsec.honeypot.wire.go_response import Response, json_response, method_not_allowed, not_found, text_error
+from etcdsec.honeypot.wire.request import Request, token_view
 
 MAX_V2_NAMESPACES = 256
 
@@ -44,7 +45,7 @@ class ClientApp:
         self.v2_by_source: OrderedDict[str, V2Api] = OrderedDict()
         self.v3_state = v3_state
         # The v3 JSON gateway when this persona has a v3 side (the WebSocket path in http1 reaches it here).
-        self.gateway = gateway if v3_state is not None else None
+        self.gateway = json_gateway if v3_state is not None else None
         self.cors = bool(ctx.persona.extra.get("cors", True))
         self.cmux = ctx.persona.grpc_enabled  # one port for HTTP and gRPC: cmux picks the protocol
         self.surface = EtcdSurface(ctx, v3_state)  # /metrics and /debug/vars
@@ -61,7 +62,7 @@ class ClientApp:
         if resp.stream is not None:  # h2 streams are not held open here: send what is known
             chunks = [piece async for piece in resp.stream]  # type: ignore[attr-defined]
             resp.body = b"".join(chunks)
-        out = gohttp.h2_headers(resp, cors=self.cors, head=method == "HEAD")
+        out = go_response.h2_headers(resp, cors=self.cors, head=method == "HEAD")
         self.ctx.events.emit("http.request", session, method=method, path=path, http_version="2",
                              headers=[[k, v] for k, v in decoded],
                              user_agent=next((v for k, v in decoded if k == "user-agent"), None),
@@ -129,24 +130,24 @@ class ClientApp:
             # (since 3.3: before, the upgrade request reaches grpc-gateway as any other request)
             if req.method != "GET":
                 return text_error(405, "Method Not Allowed", [("Sec-Websocket-Version", "13")])
-            if gateway.is_streaming(self.ctx, path) and req.header("sec-websocket-key"):
+            if json_gateway.is_streaming(self.ctx, path) and req.header("sec-websocket-key"):
                 return Response(101, b"", websocket=path)
         if self.v3_state is not None and self.ctx.persona.v3_path(path) is not None:
             raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
-            result = gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
+            result = json_gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
             if result is not None:
                 status, headers, body = result
                 kept = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers
                         if k.lower() not in (b"date", b"content-length")]
                 resp = Response(status, body, kept)
                 if any(k.lower() == "trailer" for k, _ in kept):  # 3.4 streams RPC errors with a trailer
-                    resp.trailers = [(k.decode(), v.decode()) for k, v in gateway.TRAILERS]
+                    resp.trailers = [(k.decode(), v.decode()) for k, v in json_gateway.TRAILERS]
                 # the mux's own refusals (405 for a GET or PUT) are http.Error text with a length
                 plain_error = any(k.lower() == "content-type" and v.startswith("text/plain") for k, v in kept)
-                if gateway.is_streaming(self.ctx, path) and not plain_error:
-                    if live and status == 200 and gateway.is_watch(self.ctx, path):
+                if json_gateway.is_streaming(self.ctx, path) and not plain_error:
+                    if live and status == 200 and json_gateway.is_watch(self.ctx, path):
                         # held open like etcd's: later writes arrive as lines (bounded by wait_timeout_s)
-                        resp.stream = gateway.live_watch(self.ctx, self.v3_state, session, path, req.body)
+                        resp.stream = json_gateway.live_watch(self.ctx, self.v3_state, session, path, req.body)
                     else:
                         resp.stream = _lines(body)  # keepalive: one JSON line per chunk
                 return resp

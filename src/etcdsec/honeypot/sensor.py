@@ -21,19 +21,19 @@ from etcdsec.events.jsonl import JsonlWriter
 from etcdsec.events.kept import KeptEvents, kept_path
 from etcdsec.events.metrics import EventCounter, MetricsServer
 from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.bait import Bait, kubernetes_bait, load_seed_file
 from etcdsec.honeypot.core.eventsink import EventSink
 from etcdsec.honeypot.core.honeytokens import Honeytokens
 from etcdsec.honeypot.core.identity import Identity
 from etcdsec.honeypot.core.limits import Limits
 from etcdsec.honeypot.core.persona import load_persona
-from etcdsec.honeypot.dataset import Bait, kubernetes_bait, load_seed_file
-from etcdsec.honeypot.durable import KeyspaceJournal
-from etcdsec.honeypot.guard import Guard
-from etcdsec.honeypot.http1 import ClientApp, PeerApp
-from etcdsec.honeypot.journal import JournalError
-from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
-from etcdsec.honeypot.metrics import render
-from etcdsec.honeypot.v2store import V2Store
+from etcdsec.honeypot.persist.journal import JournalError
+from etcdsec.honeypot.persist.keyspace import KeyspaceJournal
+from etcdsec.honeypot.sensor_metrics import render
+from etcdsec.honeypot.serve.guard import Guard
+from etcdsec.honeypot.serve.http1 import ClientApp, PeerApp
+from etcdsec.honeypot.serve.listener import Listener, ListenerOptions, parse_networks
+from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.churn import Churn
 from etcdsec.honeypot.v3.state import V3State
 

@@ -17,9 +17,9 @@ import h2.utilities
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
-from etcdsec.honeypot.v3.lean_h2 import PREFACE, frame
-from etcdsec.honeypot.v3.lean_headers import vouch_request
+from etcdsec.honeypot.v3.grpc.lean_h2 import PREFACE, frame
+from etcdsec.honeypot.v3.grpc.lean_headers import vouch_request
+from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
 

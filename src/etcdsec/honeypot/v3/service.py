@@ -18,8 +18,8 @@ from etcdsec.honeypot.core.persona import Persona
 from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import admin, errors
 from etcdsec.honeypot.v3.call import READ, WRITE, Call
+from etcdsec.honeypot.v3.gateway.plain import PlainPut, PlainRange
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
-from etcdsec.honeypot.v3.plain import PlainPut, PlainRange
 from etcdsec.honeypot.v3.snapshot import snapshot_responses
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.v3.watch import kv_message

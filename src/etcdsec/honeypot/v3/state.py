@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3.errors import V3Error
+from etcdsec.honeypot.v3.gateway.plain import GatewayMemo
 from etcdsec.honeypot.v3.heartbeat import COMPACT_EVERY_S, Heartbeat
 from etcdsec.honeypot.v3.heartbeat import applies as heartbeat_applies
 from etcdsec.honeypot.v3.leases import IdGenerator, Lessor
 from etcdsec.honeypot.v3.mvcc import MVCCStore
-from etcdsec.honeypot.v3.plain import GatewayMemo
 from etcdsec.honeypot.v3.watch import WatchHub
 from etcdsec.proto import etcd_v3_pb2 as pb
 

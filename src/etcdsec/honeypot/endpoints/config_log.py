@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from etcdsec.honeypot.gohttp import Response, method_not_allowed
-from etcdsec.honeypot.gojson import go_json
+from etcdsec.honeypot.wire.go_json import go_json
+from etcdsec.honeypot.wire.go_response import Response, method_not_allowed
 
 PATH = "/config/local/log"
 # capnslog.ParseLevel: names, one-letter names and the digits 0-5 (ERROR..TRACE); CRITICAL has no digit

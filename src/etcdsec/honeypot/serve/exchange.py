@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.events_fields import request_event_fields
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.eager import start_eagerly
-from etcdsec.honeypot.events_fields import request_event_fields
-from etcdsec.honeypot.gohttp import Response
-from etcdsec.honeypot.goserver import connection_tokens
-from etcdsec.honeypot.guard import MAX_THROTTLE_S, Guard
-from etcdsec.honeypot.proxyproto import xff_client
-from etcdsec.honeypot.request import Request, token_view
 from etcdsec.honeypot.routes import ClientApp, PeerApp
+from etcdsec.honeypot.serve.guard import MAX_THROTTLE_S, Guard
+from etcdsec.honeypot.serve.inline_start import start_eagerly
+from etcdsec.honeypot.wire.go_http_rules import connection_tokens
+from etcdsec.honeypot.wire.go_response import Response
+from etcdsec.honeypot.wire.proxyproto import xff_client
+from etcdsec.honeypot.wire.request import Request, token_view
 
 Items = list[tuple[str, str, str]]  # (name as sent, lower-cased name, value) per header, latin-1
 

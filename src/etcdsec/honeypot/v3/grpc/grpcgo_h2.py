@@ -1,5 +1,5 @@
 """h2 as etcd's grpc-go transport behaves on a plain-text port: the handshake's first frame must be
-a SETTINGS frame (`v3/handshake.py` decides), and a HEADERS frame on a stream id not above all before
+a SETTINGS frame (`v3/grpc/handshake.py` decides), and a HEADERS frame on a stream id not above all before
 it ends the connection (grpc-go takes every HEADERS for a new stream). Both close without a GOAWAY,
 as measured against etcd 3.4.23 and 3.5.1 (docs/honeypot-fidelity.md)."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import h2.connection
 import h2.exceptions
 
-from etcdsec.honeypot.v3.handshake import first_frame_ok
+from etcdsec.honeypot.v3.grpc.handshake import first_frame_ok
 
 
 class StreamIdReused(h2.exceptions.ProtocolError):
@@ -20,7 +20,7 @@ class StreamIdReused(h2.exceptions.ProtocolError):
 
 
 class FirstFrameNotSettings(h2.exceptions.ProtocolError):
-    """grpc-go's handshake refused the client's first frame (v3/handshake.py): closed, no GOAWAY."""
+    """grpc-go's handshake refused the client's first frame (v3/grpc/handshake.py): closed, no GOAWAY."""
 
 
 class GrpcGoH2(h2.connection.H2Connection):

@@ -355,7 +355,7 @@ class V2Store:
                 self.stats.counts["expireCount"] += 1
                 self._remove(node, "expire")
 
-    # --- persistence (honeypot/durable.py) --------------------------------------------------
+    # --- persistence (honeypot/persist/keyspace.py) --------------------------------------------------
     def nodes(self) -> Iterator[Node]:
         """Every node below the root, each directory before what it holds."""
         return _iter(self.root)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from etcdsec.errors import UserError
-from etcdsec.honeypot import kubeproto
+from etcdsec.honeypot.core import kubeproto
 from etcdsec.honeypot.core.honeytokens import token_problem
 
 NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease", "prod", "monitoring", "ci"]

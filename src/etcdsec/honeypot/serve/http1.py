@@ -22,22 +22,22 @@ from typing import Any
 
 import h11
 
-from etcdsec.honeypot import gohttp, websocket
 from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.events_fields import body_fields
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.events_fields import body_fields
-from etcdsec.honeypot.exchange import Answer, Http1State, exchange, log_request, malformed
-from etcdsec.honeypot.fastconn import FastReader
-from etcdsec.honeypot.gohttp import Response
-from etcdsec.honeypot.goserver import (
+from etcdsec.honeypot.routes import ClientApp, PeerApp
+from etcdsec.honeypot.serve.exchange import Answer, Http1State, exchange, log_request, malformed
+from etcdsec.honeypot.serve.fast_reader import FastReader
+from etcdsec.honeypot.serve.guard import Guard
+from etcdsec.honeypot.wire import go_response, websocket
+from etcdsec.honeypot.wire.go_http_rules import (
     escape_target,
     go_header_reason,
     go_refusal,
     header_items,
 )
-from etcdsec.honeypot.guard import Guard
-from etcdsec.honeypot.request import Request
-from etcdsec.honeypot.routes import ClientApp, PeerApp
+from etcdsec.honeypot.wire.go_response import Response
+from etcdsec.honeypot.wire.request import Request
 
 __all__ = ["ClientApp", "H11Reader", "Http1Connection", "PeerApp"]
 
@@ -206,20 +206,20 @@ class H11Reader:
                 request = event
                 if len(event.headers) > limits.max_header_count:
                     self._malformed("too many headers")
-                    await self._write_close(gohttp.go_status_error(431, "Request Header Fields Too Large"))
+                    await self._write_close(go_response.go_status_error(431, "Request Header Fields Too Large"))
                     return False
                 # h11's Headers is a slow Sequence: take its list once per request
                 self._lowered = header_items(event.headers)
                 length = next((v for _, k, v in self._lowered if k == b"content-length"), None)
                 if length is not None and int(length) > limits.max_request_bytes:
                     self._log_refused(event, b"", 413)
-                    await self._write_close(gohttp.go_status_error(413, "Request Entity Too Large"))
+                    await self._write_close(go_response.go_status_error(413, "Request Entity Too Large"))
                     return False
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > limits.max_request_bytes:
                     self._malformed("body over the size cap")
-                    await self._write_close(gohttp.go_status_error(413, "Request Entity Too Large"))
+                    await self._write_close(go_response.go_status_error(413, "Request Entity Too Large"))
                     return False
             elif isinstance(event, h11.EndOfMessage):
                 assert request is not None
@@ -232,7 +232,7 @@ class H11Reader:
         if event.http_version not in (b"1.0", b"1.1"):
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
             if not self._cmux():  # no cmux in front: net/http itself refuses it
-                await self._write_close(gohttp.go_status_error(505, "HTTP Version Not Supported",
+                await self._write_close(go_response.go_status_error(505, "HTTP Version Not Supported",
                                                                "unsupported protocol version"))
             raise _Drop  # in plain text, cmux hands only HTTP/1.x to net/http: silent close
         items = self._lowered
@@ -256,7 +256,7 @@ class H11Reader:
         if resp.stream is not None:
             await self._stream(resp, answer.close)
         else:
-            self.writer.write(gohttp.render(resp, head=answer.head, http10=answer.http10, close=answer.close,
+            self.writer.write(go_response.render(resp, head=answer.head, http10=answer.http10, close=answer.close,
                                             cors=answer.cors))
         self.received.clear()
         await self.writer.drain()
@@ -370,15 +370,15 @@ class H11Reader:
         """Send a held answer (watch, v2 wait) as it comes. Meanwhile the client is read: when it
         leaves, the answer ends, as Go cancels a request's context (a watch is otherwise held for as
         long as the client stays); what it pipelines meanwhile is kept for the next request."""
-        self.writer.write(gohttp.render_stream_head(resp, cors=self.app.cors, close=close))
+        self.writer.write(go_response.render_stream_head(resp, cors=self.app.cors, close=close))
         await self.writer.drain()
         stream: AsyncIterator[bytes] = resp.stream  # type: ignore[assignment]
 
         async def send() -> None:
             async for piece in stream:
-                self.writer.write(gohttp.chunk(piece))
+                self.writer.write(go_response.chunk(piece))
                 await self.writer.drain()
-            self.writer.write(gohttp.last_chunk(resp.trailers))
+            self.writer.write(go_response.last_chunk(resp.trailers))
 
         sender = asyncio.create_task(send())
         listener = asyncio.create_task(self._until_client_leaves())
@@ -440,20 +440,20 @@ class H11Reader:
         raw = bytes(self.received)
         if "Missing mandatory Host" in text:
             self._malformed("missing Host header")
-            await self._write_close(gohttp.MISSING_HOST)
+            await self._write_close(go_response.MISSING_HOST)
         elif "multiple Host" in text:
             self._malformed("too many Host headers")
             reason = self.ctx.persona.extra.get("too_many_hosts_reason", "too many Host headers")
-            await self._write_close(gohttp.go_bad_request(reason))
+            await self._write_close(go_response.go_bad_request(reason))
         elif "transfer-encoding" in text.lower() or "Transfer-Encoding" in text:
             self._malformed(text)
-            await self._write_close(gohttp.UNSUPPORTED_TE)
+            await self._write_close(go_response.UNSUPPORTED_TE)
         elif exc.error_status_hint == 431:
             self._malformed(text)
-            await self._write_close(gohttp.go_status_error(431, "Request Header Fields Too Large"))
+            await self._write_close(go_response.go_status_error(431, "Request Header Fields Too Large"))
         else:
             self._malformed(text)
-            await self._write_close(gohttp.go_bad_request(go_header_reason(raw)))
+            await self._write_close(go_response.go_bad_request(go_header_reason(raw)))
 
     async def _write_close(self, data: bytes) -> None:
         try:

@@ -17,15 +17,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import etcdsec.honeypot.cmuxsniff as cmuxsniff
-from etcdsec.honeypot import proxyproto
+import etcdsec.honeypot.serve.cmuxsniff as cmuxsniff
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.guard import Guard, trusted
-from etcdsec.honeypot.http1 import ClientApp, Http1Connection, PeerApp
-from etcdsec.honeypot.shedding import pick_victim
-from etcdsec.honeypot.v3 import grpc_shell
+from etcdsec.honeypot.serve import grpc_shell
+from etcdsec.honeypot.serve.guard import Guard, trusted
+from etcdsec.honeypot.serve.http1 import ClientApp, Http1Connection, PeerApp
+from etcdsec.honeypot.serve.shedding import pick_victim
 from etcdsec.honeypot.v3.state import V3State
+from etcdsec.honeypot.wire import proxyproto
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PEEK = 24

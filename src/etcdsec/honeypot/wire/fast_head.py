@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from etcdsec.honeypot.goserver import HOST_CHARS, PLAIN_METHODS, TOKEN_CHARS
+from etcdsec.honeypot.wire.go_http_rules import HOST_CHARS, PLAIN_METHODS, TOKEN_CHARS
 
 
 class _Marker:

@@ -26,17 +26,18 @@ from google.protobuf.message import Message
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.v3 import errors, jsonpb, service
+from etcdsec.honeypot.v3 import errors, service
 from etcdsec.honeypot.v3.errors import V3Error
-from etcdsec.honeypot.v3.jsonrequest import (
+from etcdsec.honeypot.v3.gateway import jsonpb
+from etcdsec.honeypot.v3.gateway.jsonrequest import (
     FLAT,
     BadInput,
     fields_of,
     json_object,
     parse_request,
 )
+from etcdsec.honeypot.v3.gateway.plain import PlainPut, PlainRange
 from etcdsec.honeypot.v3.mvcc import KeyRev
-from etcdsec.honeypot.v3.plain import PlainPut, PlainRange
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
 

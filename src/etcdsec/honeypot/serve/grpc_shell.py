@@ -12,8 +12,8 @@ import time
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.guard import MAX_THROTTLE_S, Guard
-from etcdsec.honeypot.v3.grpc_server import READ_CHUNK, GrpcConnection, H2HttpHandler
+from etcdsec.honeypot.serve.guard import MAX_THROTTLE_S, Guard
+from etcdsec.honeypot.v3.grpc.server import READ_CHUNK, GrpcConnection, H2HttpHandler
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.tokenbucket import TokenBucket
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.debug_vars import debug_vars_body
-from etcdsec.honeypot.etcd_metrics import EtcdMetrics, Live, Traffic, load_metrics_data
-from etcdsec.honeypot.gojson import go_duration, go_json
-from etcdsec.honeypot.v2_metrics import V2Traffic
+from etcdsec.honeypot.endpoints.debug_vars import debug_vars_body
+from etcdsec.honeypot.endpoints.etcd_metrics import EtcdMetrics, Live, Traffic, load_metrics_data
+from etcdsec.honeypot.endpoints.v2_metrics import V2Traffic
+from etcdsec.honeypot.wire.go_json import go_duration, go_json
 
 
 @functools.cache

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from etcdsec.honeypot.v3 import gojson
+from etcdsec.honeypot.wire import go_json_errors
 
 
 def go_type(value: Any) -> str:
@@ -60,7 +60,7 @@ def check_bytes(desc: Any, obj: dict[str, Any]) -> None:
                     raise BadInput(f"json: cannot unmarshal {go_type(v)} into Go value of type []uint8")
                 if CLEAN_B64.fullmatch(v):
                     continue
-                off = gojson.base64_error(v.encode())
+                off = go_json_errors.base64_error(v.encode())
                 if off is not None:
                     raise BadInput(f"illegal base64 data at input byte {off}")
             elif field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(v, dict):
@@ -143,12 +143,12 @@ MAX_PARSED_DEPTH = 400
 def parse_request(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
     """Decode the first JSON value of `body` into `msg_type`; (message, bytes consumed)."""
     if body.count(b"{") + body.count(b"[") > MAX_PARSED_DEPTH:  # may nest deeper: Go's scanner first
-        err, end = gojson.decode_error(body)
+        err, end = go_json_errors.decode_error(body)
         if err == "EOF":
             return msg_type(), len(body)
         if err is not None:
             raise BadInput(err)
-        msg, _ = _parse(gojson.prune(body[:end], MAX_PARSED_DEPTH), msg_type)
+        msg, _ = _parse(go_json_errors.prune(body[:end], MAX_PARSED_DEPTH), msg_type)
         return msg, end
     return _parse(body, msg_type)
 
@@ -158,7 +158,7 @@ def _parse(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
     end = len(body)
     obj = _whole_object(body) if body.lstrip()[:1] == b"{" else None
     if not isinstance(obj, dict):
-        err, end = gojson.decode_error(body)
+        err, end = go_json_errors.decode_error(body)
         if err == "EOF":
             return msg, len(body)
         if err is not None:
@@ -166,7 +166,7 @@ def _parse(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
         try:
             obj = json.loads(body[:end], parse_constant=_reject_constant)
         except (ValueError, RecursionError):
-            raise BadInput(gojson.UNEXPECTED_EOF) from None
+            raise BadInput(go_json_errors.UNEXPECTED_EOF) from None
     if obj is None:
         return msg, end
     if not isinstance(obj, dict):
@@ -176,7 +176,7 @@ def _parse(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
         try:
             obj = _go_strings(obj)
         except RecursionError:
-            raise BadInput(gojson.UNEXPECTED_EOF) from None
+            raise BadInput(go_json_errors.UNEXPECTED_EOF) from None
     check_bytes(msg.DESCRIPTOR, obj)
     if _fill_simple(msg, obj):
         return msg, end
@@ -228,7 +228,7 @@ def _check_quoted_numbers(desc: Any, obj: dict[str, Any]) -> None:
         if fd is None or fd.is_repeated or fd.type not in _INT_TYPES or not isinstance(value, str):
             continue
         inner = value.encode()
-        err, end = gojson.decode_error(inner)
+        err, end = go_json_errors.decode_error(inner)
         if err == "EOF":
             raise BadInput("unexpected end of JSON input")
         if err is not None:

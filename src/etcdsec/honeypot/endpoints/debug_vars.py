@@ -13,7 +13,7 @@ from typing import Any
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.persona import Persona
-from etcdsec.honeypot.go_runtime import FD_LIMIT
+from etcdsec.honeypot.endpoints.go_runtime import FD_LIMIT
 
 KUBEADM_PKI = "/etc/kubernetes/pki/etcd"
 
@@ -57,7 +57,7 @@ def go_release(go_version: str) -> tuple[int, int]:
 
 def debug_vars_body(ctx: SensorContext, memstats: dict[str, Any], index: int) -> bytes:
     """expvar's layout: `{\\n"name": value,\\n...}`, each value compact JSON, keys sorted; `memstats`
-    from etcdsec.honeypot.go_runtime (the same figures /metrics shows), `index` raft's commit index."""
+    from etcdsec.honeypot.endpoints.go_runtime (the same figures /metrics shows), `index` raft's commit index."""
     ident = ctx.identity
     member = f"{ident.member_id:x}"
     raft = {"id": member, "term": ident.raft_term, "vote": member, "commit": index, "lead": member,

@@ -21,8 +21,8 @@ from typing import Any
 
 from etcdsec.honeypot.core.identity import Identity
 from etcdsec.honeypot.core.persona import Persona
-from etcdsec.honeypot.go_runtime import FD_LIMIT, METRIC_FIELDS, Load, memstats
-from etcdsec.honeypot.v2_metrics import V2Traffic, family_rows, store_rows
+from etcdsec.honeypot.endpoints.go_runtime import FD_LIMIT, METRIC_FIELDS, Load, memstats
+from etcdsec.honeypot.endpoints.v2_metrics import V2Traffic, family_rows, store_rows
 
 Row = list[Any]  # [suffix, "{labels}" or "", value]
 Series = list[Any]  # histogram: [labels without le, cumulative bucket counts, sum, count]
@@ -59,7 +59,7 @@ class MetricsData:
     grpc_methods: list[tuple[str, str, str]]  # (service, method, type) in etcd's order
     grpc_codes: list[str]
     families: list[list[Any]]  # [name, type, help, rows | series | "grpc", (les for histograms)]
-    # with --enable-v2, once a v2 client was served: [name, type, help, les] (etcdsec.honeypot.v2_metrics)
+    # with --enable-v2, once a v2 client was served: [name, type, help, les] (etcdsec.honeypot.endpoints.v2_metrics)
     v2_families: list[list[Any]] = field(default_factory=list)
     # grpc-prometheus before etcd 3.3 registers no series up front: a method shows once it was called
     grpc_lazy: bool = False

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from etcdsec.honeypot.journal import Journal, JournalError, encode, write_background_snapshot
-from etcdsec.honeypot.v2store import MAX_TTL as V2_MAX_TTL
-from etcdsec.honeypot.v2store import V2Error, V2Store
+from etcdsec.honeypot.persist.journal import Journal, JournalError, encode, write_background_snapshot
+from etcdsec.honeypot.v2.keystore import MAX_TTL as V2_MAX_TTL
+from etcdsec.honeypot.v2.keystore import V2Error, V2Store
 from etcdsec.honeypot.v3.errors import V3Error
 from etcdsec.honeypot.v3.mvcc import KeyRev
 
 if TYPE_CHECKING:
-    from etcdsec.honeypot.v2store import Node
+    from etcdsec.honeypot.v2.keystore import Node
     from etcdsec.honeypot.v3.leases import Lease
     from etcdsec.honeypot.v3.mvcc import Change
     from etcdsec.honeypot.v3.state import Namespace, V3State

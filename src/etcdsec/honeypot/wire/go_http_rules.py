@@ -13,7 +13,7 @@ from typing import Any
 
 import h11
 
-from etcdsec.honeypot import gohttp
+from etcdsec.honeypot.wire import go_response
 
 # httpguts.ValidHostHeader's bytes: letters, digits and these
 HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'()*+,-.:;=[]_~"
@@ -50,13 +50,13 @@ def go_refusal(event: h11.Request, items: list[tuple[bytes, bytes, bytes]]) -> b
     """What Go's server answers itself, before etcd's handlers, for a request h11 accepted."""
     host = next((v for _, k, v in items if k == b"host"), None)
     if host is not None and any(ch not in _VALID_HOST for ch in host):
-        return gohttp.go_bad_request("malformed Host header")
+        return go_response.go_bad_request("malformed Host header")
     expect = next((v for _, k, v in items if k == b"expect"), None)
     if expect is not None and expect.lower() != b"100-continue":
-        return gohttp.expectation_failed()
+        return go_response.expectation_failed()
     path = event.target.split(b"?", 1)[0]
     if b"%" in path and not _valid_escapes(path):
-        return gohttp.go_bad_request()
+        return go_response.go_bad_request()
     return None
 
 

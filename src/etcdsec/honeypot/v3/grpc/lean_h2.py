@@ -30,7 +30,7 @@ from h2.connection import ConnectionState
 from h2.stream import StreamClosedBy, StreamState
 from h2.windows import WindowManager
 
-from etcdsec.honeypot.v3.lean_headers import vouch_request
+from etcdsec.honeypot.v3.grpc.lean_headers import vouch_request
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0x0, 0x1, 0x3, 0x4, 0x6, 0x7, 0x8

@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-from etcdsec.honeypot import fasthead, gohttp
-from etcdsec.honeypot.exchange import Answer, Http1State, exchange, malformed
-from etcdsec.honeypot.request import Request
+from etcdsec.honeypot.serve.exchange import Answer, Http1State, exchange, malformed
+from etcdsec.honeypot.wire import fast_head, go_response
+from etcdsec.honeypot.wire.request import Request
 
 
 class FastReader(asyncio.Protocol):
@@ -116,14 +116,14 @@ class FastReader(asyncio.Protocol):
         """Answer every complete simple request in the buffer (pipelined ones in order)."""
         limits = self.limits
         while self.buf and not self._busy and not self._closing and not self._write_paused:
-            head = fasthead.parse(self.buf, limits.max_header_bytes, limits.max_header_count,
+            head = fast_head.parse(self.buf, limits.max_header_bytes, limits.max_header_count,
                                   limits.max_request_bytes)
-            if head is fasthead.NEED_MORE:
+            if head is fast_head.NEED_MORE:
                 break
-            if head is fasthead.UNSURE:
+            if head is fast_head.UNSURE:
                 self._hand_over()
                 return
-            assert isinstance(head, fasthead.Head)
+            assert isinstance(head, fast_head.Head)
             raw = bytes(self.buf[:head.end])
             del self.buf[:head.end]
             self._answer(head, raw)
@@ -132,7 +132,7 @@ class FastReader(asyncio.Protocol):
         if self.eof and not self._busy:
             self._end_of_input()
 
-    def _answer(self, head: fasthead.Head, raw: bytes) -> None:
+    def _answer(self, head: fast_head.Head, raw: bytes) -> None:
         self.session.requests_in += 1
         req = Request(head.method, head.target, [(low, value) for _, low, value in head.items],
                       raw[head.body_start:], http10=head.http10)
@@ -156,7 +156,7 @@ class FastReader(asyncio.Protocol):
             self._go_async(self._write_stream(answer))
             return
         assert self.transport is not None
-        self.transport.write(gohttp.render(resp, head=answer.head, http10=answer.http10,
+        self.transport.write(go_response.render(resp, head=answer.head, http10=answer.http10,
                                            close=answer.close, cors=answer.cors))
         if not answer.keep:
             self._close_after_answer()
@@ -164,16 +164,16 @@ class FastReader(asyncio.Protocol):
     async def _write_stream(self, answer: Answer) -> None:
         resp = answer.resp
         assert self.transport is not None and resp.stream is not None
-        self.transport.write(gohttp.render_stream_head(resp, cors=answer.cors, close=answer.close))
+        self.transport.write(go_response.render_stream_head(resp, cors=answer.cors, close=answer.close))
         self._streaming = True
         try:
             async for piece in resp.stream:  # type: ignore[attr-defined]
                 if self.transport.is_closing():
                     return
-                self.transport.write(gohttp.chunk(piece))
+                self.transport.write(go_response.chunk(piece))
         finally:
             self._streaming = False
-        self.transport.write(gohttp.last_chunk(resp.trailers))
+        self.transport.write(go_response.last_chunk(resp.trailers))
         if not answer.keep:
             self._close_after_answer()
 

@@ -9,18 +9,18 @@ import secrets
 from collections.abc import AsyncIterator
 
 from etcdsec.honeypot.context import SensorContext
-from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found
-from etcdsec.honeypot.gojson import go_json
-from etcdsec.honeypot.request import Request
-from etcdsec.honeypot.surface import (
+from etcdsec.honeypot.endpoints.surface import (
     cluster_id_hex,
     stats_leader_body,
     stats_self_body,
     stats_store_body,
     v2_members_body,
 )
-from etcdsec.honeypot.v2store import Event, V2Error, V2Store, Watcher, clean_key
-from etcdsec.honeypot.v3.gojson import decode_error, quote_char
+from etcdsec.honeypot.v2.keystore import Event, V2Error, V2Store, Watcher, clean_key
+from etcdsec.honeypot.wire.go_json import go_json
+from etcdsec.honeypot.wire.go_json_errors import decode_error, quote_char
+from etcdsec.honeypot.wire.go_response import Response, json_response, method_not_allowed, not_found
+from etcdsec.honeypot.wire.request import Request
 
 KEYS_PREFIX = "/v2/keys"
 MAX_ADDED_MEMBERS = 8

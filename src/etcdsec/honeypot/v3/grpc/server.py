@@ -32,15 +32,17 @@ from google.protobuf.message import DecodeError, Message
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.request import token_view
-from etcdsec.honeypot.v3 import errors, jsonpb, service, wire
+from etcdsec.honeypot.v3 import errors, service
 from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
-from etcdsec.honeypot.v3.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
-from etcdsec.honeypot.v3.hpack_cache import CachingDecoder, CachingEncoder
-from etcdsec.honeypot.v3.lean_h2 import LeanH2
+from etcdsec.honeypot.v3.gateway import jsonpb
+from etcdsec.honeypot.v3.grpc import gogo_errors
+from etcdsec.honeypot.v3.grpc.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
+from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder, CachingEncoder
+from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
+from etcdsec.honeypot.wire.request import token_view
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
@@ -359,12 +361,12 @@ class GrpcConnection:
         method = st.method
         assert method is not None
         request = method.request()
-        problem = wire.unmarshal_error(request.DESCRIPTOR, payload)
+        problem = gogo_errors.unmarshal_error(request.DESCRIPTOR, payload)
         if problem is None:
             try:
                 request.ParseFromString(payload)
             except (DecodeError, RecursionError, ValueError):
-                problem = wire.EOF  # e.g. invalid UTF-8 in a string: Go would take it, we cannot
+                problem = gogo_errors.EOF  # e.g. invalid UTF-8 in a string: Go would take it, we cannot
         if problem is not None:
             self._log(st, None, Code.INTERNAL, raw=payload, message=f"grpc: error unmarshalling request: {problem}")
             self._finish(st, Code.INTERNAL, f"grpc: error unmarshalling request: {problem}")
