@@ -405,3 +405,18 @@ def test_per_source_namespaces_and_workers_keep_their_own_keyspaces(tmp_path: Pa
             hp.stop()
         if mode[0] == "--workers":
             assert {p.name for p in (where / "s").glob("keyspace.w*.snap")} == {"keyspace.w0.snap", "keyspace.w1.snap"}
+
+
+def test_namespace_writes_with_a_journalled_v2_store(tmp_path: Path) -> None:
+    """The per-source v2 copy leaves the journal's hook behind (a deepcopy of its lock was a 500)."""
+    from etcdsec.honeypot.sensor import SensorConfig
+    from tests.support.harness import BackgroundSensor
+
+    from .test_workers import request
+
+    config = SensorConfig(persona="3.5.1", enable_v2=True, namespace_writes=True, state_file=None,
+                          keyspace_state=tmp_path / "keyspace")
+    with BackgroundSensor(config) as hp:
+        assert request(hp.ip, "127.0.0.5", "PUT", "/v2/keys/ns/one", "value=a")[0] == 201
+        assert request(hp.ip, "127.0.0.6", "GET", "/v2/keys/ns/one")[0] == 404
+        assert request(hp.ip, "127.0.0.5", "GET", "/v2/keys/ns/one")[0] == 200

@@ -6,7 +6,6 @@ decides the `Response` for a `Request`, as etcd's ServeMux and handlers do.
 
 from __future__ import annotations
 
-import copy
 import posixpath
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -75,7 +74,7 @@ class ClientApp:
             return self.v2
         api = self.v2_by_source.get(session.src_ip)
         if api is None:
-            api = V2Api(self.ctx, copy.deepcopy(self.v2_store))
+            api = V2Api(self.ctx, self.v2_store.namespace_copy())
             self.v2_by_source[session.src_ip] = api
             if len(self.v2_by_source) > MAX_V2_NAMESPACES:
                 self.v2_by_source.popitem(last=False)

@@ -6,6 +6,7 @@ python-etcd and etcdctl v2 work unchanged. Every mutation is bounded by `Limits`
 
 from __future__ import annotations
 
+import copy
 import heapq
 import time
 from collections import deque
@@ -157,6 +158,17 @@ class V2Store:
         self._seq = 0
         self.on_write: Callable[[str, Node | None], None] | None = None  # the keyspace journal (None: removed)
         self.quota_full = False  # the state on disk is over its cap: writes fail as etcd's NOSPACE alarm
+
+    def namespace_copy(self) -> V2Store:
+        """A copy for one source's namespace (--namespace-writes): the data, without this store's
+        journal hook (its lock cannot be copied, and the copy's writes are not the base store's)
+        or its watchers."""
+        hook, watchers = self.on_write, self.watchers
+        self.on_write, self.watchers = None, []
+        try:
+            return copy.deepcopy(self)
+        finally:
+            self.on_write, self.watchers = hook, watchers
 
     # --- lookups -------------------------------------------------------------------------
     def _walk(self, key: str) -> Node | None:
