@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from etcdsec.honeypot.context import EventSink, Honeytokens, Identity, SensorContext, load_persona
-from etcdsec.honeypot.dataset import Bait, kubernetes_bait, load_seed_file
+from etcdsec.honeypot.core.bait import Bait, kubernetes_bait, load_seed_file
 from etcdsec.honeypot.v3.churn import Churn
 from etcdsec.honeypot.v3.state import V3State
 

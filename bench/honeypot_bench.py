@@ -126,7 +126,7 @@ def _figures(latencies: list[float], elapsed: float, statuses: dict[int, int]) -
 
 
 # --- gRPC Range load --------------------------------------------------------------------------------
-async def grpc_load(ip: str, port: int, seconds: float, concurrency: int) -> dict[str, Any]:
+async def grpc_load(ip: str, port: int, seconds: float, concurrency: int, channels: int = 1) -> dict[str, Any]:
     assert is_loopback(ip)
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     import grpc
@@ -138,20 +138,28 @@ async def grpc_load(ip: str, port: int, seconds: float, concurrency: int) -> dic
 
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
-    async with grpc.aio.insecure_channel(f"{ip}:{port}") as channel:
-        rng = channel.unary_unary("/etcdserverpb.KV/Range", request_serializer=pb.RangeRequest.SerializeToString,
-                                  response_deserializer=pb.RangeResponse.FromString)
+    # --grpc-channels N: N channels, each its own connection (a local subchannel pool), so that
+    # several honeypot workers can share the load; the calls are spread over them.
+    opts = [("grpc.use_local_subchannel_pool", 1)] if channels > 1 else []
+    chans = [grpc.aio.insecure_channel(f"{ip}:{port}", options=opts) for _ in range(channels)]
+    async with chans[0] as channel:
+        rngs = [c.unary_unary("/etcdserverpb.KV/Range", request_serializer=pb.RangeRequest.SerializeToString,
+                              response_deserializer=pb.RangeResponse.FromString) for c in [channel, *chans[1:]]]
         req = pb.RangeRequest(key=b"/bench/key")
 
-        async def worker() -> None:
+        async def worker(i: int) -> None:
+            rng = rngs[i % len(rngs)]
             while time.perf_counter() < deadline and len(latencies) < MAX_REQUESTS:
                 t0 = time.perf_counter()
                 await rng(req, timeout=10)
                 latencies.append(time.perf_counter() - t0)
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return _figures(latencies, time.perf_counter() - started, {200: len(latencies)})
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        for c in chans[1:]:
+            await c.close()
+    return _figures(latencies, elapsed, {200: len(latencies)})
 
 
 # --- the two servers ----------------------------------------------------------------------------------
@@ -212,7 +220,7 @@ async def run_scenarios(args: argparse.Namespace) -> list[dict[str, Any]]:
             EtcdServer(EtcdConfig(version="3.5", enable_v2=True, name="bench")) as real:
         real.put("/bench/key", "v")
         real.v2_put("/bench/key", "v")
-        hp, hp_ip, events = start_honeypot(Path(tmpdir))
+        hp, hp_ip, events = start_honeypot(Path(tmpdir), *(["--workers", args.workers] if args.workers else []))
         try:
             # the same keys on the decoy, written through its own API
             await http_load(hp_ip, 2379, b"PUT /v2/keys/bench/key HTTP/1.1\r\nHost: b\r\nContent-Type: "
@@ -225,16 +233,18 @@ async def run_scenarios(args: argparse.Namespace) -> list[dict[str, Any]]:
             pids = {"etcd 3.5.1": real.proc.pid, "honeypot": hp.pid}
             for round_no in range(1, args.rounds + 1):
                 for name, kind, request, needle in scenarios():
+                    if args.only and args.only not in name:
+                        continue
                     for target, ip in (("etcd 3.5.1", real.ip), ("honeypot", hp_ip)):
                         eventid = "etcdsec.http.request" if kind == "http" else "etcdsec.grpc.request"
                         before = logged(events, eventid, needle) if target == "honeypot" else 0
-                        load, cpu_before = os.getloadavg()[0], cpu_seconds(pids[target])
+                        load, cpu_before = os.getloadavg()[0], tree_cpu_seconds(pids[target])
                         if kind == "http":
                             assert request is not None
                             fig = await http_load(ip, 2379, request, args.seconds, args.concurrency)
                         else:
-                            fig = await grpc_load(ip, 2379, args.seconds, args.concurrency)
-                        cpu = cpu_seconds(pids[target]) - cpu_before
+                            fig = await grpc_load(ip, 2379, args.seconds, args.concurrency, args.grpc_channels)
+                        cpu = tree_cpu_seconds(pids[target]) - cpu_before
                         row = {"round": round_no, "scenario": name, "server": target, **fig,
                                "server_cpu_us_per_request": round(cpu / max(1, fig["requests"]) * 1e6, 1),
                                "load_average": round(load, 2)}
@@ -254,6 +264,19 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Go uses every core; the sensor one)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its direct children: the honeypot's supervisor and its --workers."""
+    total = cpu_seconds(pid)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != pid:
+            try:
+                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    total += cpu_seconds(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+    return total
 
 
 def _row_text(row: dict[str, Any]) -> str:
@@ -381,14 +404,23 @@ def main() -> int:
     parser.add_argument("--pipeline-events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=1, help="repeat the scenarios, alternating servers")
     parser.add_argument("--json")
+    parser.add_argument("--workers", help="the honeypot's --workers (e.g. auto); default: one process")
+    parser.add_argument("--only", help="run only the scenarios whose name contains this")
+    parser.add_argument("--grpc-channels", type=int, default=1, help="gRPC connections the load is spread over")
+    parser.add_argument("--scenarios-only", action="store_true", help="skip the flood and pipeline figures")
     args = parser.parse_args()
-    if not 0 < args.seconds <= 60 or not 0 < args.concurrency <= 256 or not 0 < args.rounds <= 10:
+    if not 0 < args.seconds <= 60 or not 0 < args.concurrency <= 256 or not 0 < args.rounds <= 10 \
+            or not 0 < args.grpc_channels <= 64:
         print("honeypot_bench: --seconds in (0, 60], --concurrency in (0, 256], --rounds in 1..10", file=sys.stderr)
         return 2
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"concurrency {args.concurrency}, {args.seconds:g} s per scenario", flush=True)
     rows = asyncio.run(run_scenarios(args))
     print("\n".join(summary(rows)), flush=True)
+    lost = sum(r.get("events_lost", 0) for r in rows)
+    if args.scenarios_only:
+        print(f"events lost in total: {lost}")
+        return 0 if lost == 0 else 1
     with tempfile.TemporaryDirectory(prefix="etcdsec-hp-flood-") as tmp:
         flood = asyncio.run(flood_figures(Path(tmp)))
     pipeline = pipeline_figures(args.pipeline_events)

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from etcdsec.honeypot.context import Session
-from etcdsec.honeypot.exchange import Http1State
-from etcdsec.honeypot.fastconn import FastReader
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
+from etcdsec.honeypot.serve.exchange import Http1State
+from etcdsec.honeypot.serve.fast_reader import FastReader
 
 MAX_REQUESTS = 200_000
 REQUESTS = {

@@ -1,12 +1,16 @@
 """Scan benchmark: a loopback test bed of >= 1,000 etcd-like endpoints in one /16, swept and probed by
 `etcdsec scan`, and side by side in the same run by `nmap -sT` (same /16), `nmap -sV` and kube-hunter
 (on a subset). Prints addresses swept per second, endpoints probed per second, peak memory and each
-tool's accuracy against the known truth.
+tool's accuracy against the known truth. Scale-out (docs/scale.md): the sweep and the full scan again
+with `--workers N` (a local Dask cluster), and with `--cluster` on a `dask scheduler`
++ N `dask worker` processes started on loopback, against a PostgreSQL started on loopback (the local
+cluster is run against the same PostgreSQL for a like-for-like row).
 
 SAFETY: every address is in 127.0.0.0/8 (checked before any tool runs); kube-hunter runs under a
 guard that refuses any non-loopback connection or name lookup. Every loop is bounded.
 
     .venv/bin/python bench/scan_bench.py [--emulated 1000] [--real 4] [--subset 48] [--profile]
+        [--workers 2] [--skip-scale] [--skip-cluster]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from loopback_guard import GUARD  # shared with probe_bench.py
+from scale_bench import dask_cluster, postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -352,6 +357,36 @@ def accuracy(found: set[str], truth: set[str], universe: set[str]) -> dict:
             "recall": round(tp / len(truth), 4) if truth else None}
 
 
+def full_scan(bed: Bed, universe: set[str], db: Path | str, a, extra: list[str], seed: int = 2) -> dict:
+    """Sweep + probe of the /16 (the store read back for accuracy)."""
+    r = run_tool("etcdsec scan", etcdsec(["scan", bed.cidr, "-p", str(PORT), "--db", str(db), "--seed", str(seed),
+                                          "-q", "--timeout", "5", "--concurrency", str(a.concurrency), *extra]), 1800)
+    rows = stored_results(str(db)) if r.returncode == 0 else []
+    etcd_found = {row["ip"] for row in rows if row.get("is_etcd")}
+    # cpu_s counts the command and the local workers it reaped, not the workers of a --cluster.
+    return {"seconds": round(r.seconds, 2), "cpu_s": round(r.cpu_s, 2), "addresses_per_s": round(65536 / r.seconds),
+            "endpoints_probed": len(rows), "probed_per_s": round(len(rows) / r.seconds, 1),
+            "etcd": accuracy(etcd_found, bed.etcd, universe), "rc": r.returncode,
+            "stderr": r.stderr.strip()[-300:] if r.returncode else ""}
+
+
+def cluster_runs(bed: Bed, universe: set[str], a) -> dict:
+    """Local cluster vs `--cluster` (a scheduler and N workers on loopback), both on one PostgreSQL."""
+    out: dict = {}
+    with postgres() as url, dask_cluster(a.workers) as address:
+        # Like for like: the same task count on both (per-task costs are in bench/scale_bench.py).
+        tasks = ["--tasks", str(a.workers)]
+        for label, extra in ((f"local_workers_{a.workers}", ["--workers", str(a.workers), *tasks]),
+                             (f"cluster_{a.workers}_workers", ["--cluster", address, *tasks])):
+            sweep = run_tool(label, etcdsec(["scan", bed.cidr, "-p", str(PORT), "--no-probe", "--db", url, "-q",
+                                             "--seed", "5", "--concurrency", str(a.concurrency), *extra]), 900)
+            out[f"{label}_sweep"] = {"seconds": round(sweep.seconds, 2), "addresses_per_s":
+                                     round(65536 / sweep.seconds), "rc": sweep.returncode}
+            out[f"{label}_scan"] = full_scan(bed, universe, url, a, extra, seed=6)
+            print(f"{label}:", out[f"{label}_sweep"], out[f"{label}_scan"], flush=True)
+    return out
+
+
 # --- main ----------------------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -369,6 +404,11 @@ def main() -> int:
     ap.add_argument("--skip-kube-hunter", action="store_true")
     ap.add_argument("--kube-hunter-timeout", type=float, default=300)
     ap.add_argument("--out", help="write the figures as JSON here")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes for the scale-out rows")
+    ap.add_argument("--skip-scale", action="store_true", help="no --workers / --cluster rows")
+    ap.add_argument("--skip-cluster", action="store_true", help="no --cluster rows (needs PostgreSQL)")
+    ap.add_argument("--skip-subset", action="store_true", help="no subset runs (nmap -sV, kube-hunter)")
+    ap.add_argument("--big-sweep", action="store_true", help="also sweep the /14 around the bed (once per tool)")
     a = ap.parse_args()
     if not 1 <= a.octet <= 254:
         raise SystemExit("--octet must be 1-254")
@@ -388,15 +428,18 @@ def main() -> int:
         # 1. the sweep alone, etcdsec vs nmap -sT on the same /16, alternated `--repeat` times (the
         #    machine is shared: the median of alternated runs is fairer than one run each)
         sweeps: dict[str, list[dict]] = {"etcdsec_sweep": [], "nmap_sT": []}
+        # (`--workers 1` is the one-process scan itself: no cluster for one worker)
+        scale = [] if a.skip_scale else [(f"etcdsec_sweep_workers_{a.workers}", ["--workers", str(a.workers)])]
         for attempt in range(a.repeat):
-            db = str(work / f"sweep{attempt}.db")
-            r = run_tool("etcdsec sweep", etcdsec(["scan", bed.cidr, "-p", str(PORT), "--no-probe", "--db", db,
-                                                   "--seed", str(attempt), "-q", "--concurrency", str(a.concurrency)]),
-                         900)
-            found = {row["ip"] for row in stored_results(db)} if r.returncode == 0 else set()
-            sweeps["etcdsec_sweep"].append({**costs(r), "addresses_per_s": round(65536 / r.seconds),
-                                            "open": accuracy(found, universe, universe), "rc": r.returncode})
-            print("etcdsec sweep:", sweeps["etcdsec_sweep"][-1], flush=True)
+            for tool, extra in [("etcdsec_sweep", []), *scale]:
+                db = str(work / f"sweep{attempt}-{tool}.db")
+                r = run_tool(tool, etcdsec(["scan", bed.cidr, "-p", str(PORT), "--no-probe", "--db", db,
+                                            "--seed", str(attempt), "-q", "--concurrency", str(a.concurrency),
+                                            *extra]), 900)
+                found = {row["ip"] for row in stored_results(db)} if r.returncode == 0 else set()
+                sweeps.setdefault(tool, []).append({**costs(r), "addresses_per_s": round(65536 / r.seconds),
+                                                    "open": accuracy(found, universe, universe), "rc": r.returncode})
+                print(f"{tool}:", sweeps[tool][-1], flush=True)
             if a.skip_nmap or not shutil.which("nmap"):
                 continue
             xml = work / "nmap-sT.xml"
@@ -411,6 +454,30 @@ def main() -> int:
                 median = sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
                 figures["runs"][tool] = {**median, "all_seconds": [run["seconds"] for run in runs]}
 
+        # 1b. a sweep 4x larger (the /14 around the bed), where a cluster's start-up weighs less
+        if not a.skip_scale and a.big_sweep:
+            big = f"127.{a.octet & ~3}.0.0/14"
+            loopback_only([big])
+            big_runs = [("etcdsec_sweep_14", []),
+                        (f"etcdsec_sweep_14_workers_{a.workers}", ["--workers", str(a.workers)])]
+            for tool, extra in big_runs:
+                db = str(work / f"big-{tool}.db")
+                r = run_tool(tool, etcdsec(["scan", big, "-p", str(PORT), "--no-probe", "--db", db, "--seed", "1", "-q",
+                                            "--concurrency", str(a.concurrency), *extra]), 900)
+                found = {row["ip"] for row in stored_results(db)} if r.returncode == 0 else set()
+                figures["runs"][tool] = {**costs(r), "addresses_per_s": round(262144 / r.seconds),
+                                         "open": accuracy(found & universe, universe, universe), "rc": r.returncode}
+                print(f"{tool}:", figures["runs"][tool], flush=True)
+            if not a.skip_nmap and shutil.which("nmap"):
+                xml = work / "nmap-sT-14.xml"
+                r = run_tool("nmap -sT /14", ["nmap", "-sT", "-Pn", "-n", "-T4", "-p", str(PORT), "-oX", str(xml), big],
+                             3600)
+                found = set(nmap_open(xml.read_text())) if xml.exists() else set()
+                figures["runs"]["nmap_sT_14"] = {**costs(r), "addresses_per_s": round(262144 / r.seconds),
+                                                 "open": accuracy(found & universe, universe, universe),
+                                                 "rc": r.returncode}
+                print("nmap -sT /14:", figures["runs"]["nmap_sT_14"], flush=True)
+
         # 2. the full scan: sweep + probe of every open port
         db = str(work / "scan.db")
         r = run_tool("etcdsec scan", etcdsec(["scan", bed.cidr, "-p", str(PORT), "--db", db, "--seed", "2", "-q",
@@ -423,8 +490,16 @@ def main() -> int:
             **costs(r), "etcd": accuracy(etcd_found, bed.etcd, universe),
             "rc": r.returncode}
         print("etcdsec scan:", figures["runs"]["etcdsec_scan"], flush=True)
+        if not a.skip_scale:
+            full = full_scan(bed, universe, work / "scan-workers.db", a, ["--workers", str(a.workers)])
+            figures["runs"][f"etcdsec_scan_workers_{a.workers}"] = full
+            print(f"etcdsec scan --workers {a.workers}:", full, flush=True)
+        if not a.skip_scale and not a.skip_cluster:
+            figures["cluster"] = cluster_runs(bed, universe, a)
 
         # 3. a subset for the slow tools: real etcd, emulated, HTTP, tarpits
+        if a.skip_subset:
+            a.skip_nmap = a.skip_kube_hunter = True
         rng = random.Random(a.seed)
         n_emu = max(1, a.subset - len(bed.real) - 8 - 2)
         subset = bed.real + rng.sample(bed.emulated, min(n_emu, len(bed.emulated))) + bed.http[:8] + bed.tarpit[:2]

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from v3_micro import GRPC_HEADERS, _b64, gateway_call, make_sensor
 
 from etcdsec.honeypot.context import Session
-from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
+from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 MAX_CALLS = 200_000
@@ -54,6 +54,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--build", type=int, default=0)
     parser.add_argument("--method", choices=["range", "put"], default="range")
+    parser.add_argument("--h2-only", action="store_true", help="gRPC through h2 only (no lean reader)")
     args = parser.parse_args()
     n = max(0, min(args.calls, MAX_CALLS))
     build = max(n, min(args.build or n, MAX_CALLS))
@@ -65,7 +66,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="etcdsec-v3-cg-") as tmpdir:
         sensor = make_sensor(Path(tmpdir))
         gateway_call(sensor, "/v3/kv/put", json.dumps({"key": _b64(b"/bench/key"), "value": _b64(b"v")}).encode())()
-        server = GrpcConnection(sensor.ctx, sensor.v3_state, Session.new("127.9.9.1", 40001, "127.9.9.8", 2379))
+        server = GrpcConnection(sensor.ctx, sensor.v3_state, Session.new("127.9.9.1", 40001, "127.9.9.8", 2379),
+                                lean=not args.h2_only)
         server.start()
         server.receive(preface)
         server.data_to_send()

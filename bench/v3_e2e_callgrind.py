@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Instructions per unary gRPC call in the honeypot process, end to end (event loop and sockets included).
 
-Usage:  .venv/bin/python bench/v3_e2e_callgrind.py [--method range|put] [--calls 100,600] [--ip 127.9.9.25]
+Usage:  .venv/bin/python bench/v3_e2e_callgrind.py [--method range|put|gateway-range] [--calls 100,600]
+                                                    [--ip 127.9.9.25] [--rate 0]
 
 Starts `etcdsec honeypot` under callgrind twice, makes each make the given number of sequential calls
 (after 20 warm-up calls) over one grpcio channel, stops it with SIGTERM and reads callgrind's total;
 the difference over the difference in calls is the per-call cost, start-up excluded. Sequential
 calls make the count steady (within ~1%); wall-clock CPU under load is what bench/v3_e2e.py shows.
+`gateway-range` is POST /v3/kv/range over one HTTP/1.1 keep-alive connection; `--rate` is the
+sensor's per-source rate (0: off, the token bucket not consulted; 200 is the CLI's default).
 Loopback only; at most 5,000 calls per run; each run bounded by a timeout.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import re
 import signal
 import subprocess
@@ -28,11 +32,21 @@ from etcdsec.testbed.addresses import is_loopback
 MAX_CALLS = 5000
 
 
-def run(n: int, method: str, ip: str) -> int:
+def http_calls(ip: str, count: int) -> None:
+    conn = http.client.HTTPConnection(ip, 2379, timeout=30)
+    try:
+        for _ in range(count):
+            conn.request("POST", "/v3/kv/range", body=b'{"key":"L2JlbmNoL2tleQ=="}')
+            conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def run(n: int, method: str, ip: str, rate: str = "0") -> int:
     with tempfile.TemporaryDirectory(prefix="etcdsec-v3-e2e-cg-") as tmp:
         proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
                                  "-m", "etcdsec", "honeypot", "--listen", f"{ip}:2379", "--persona", "3.5.1",
-                                 "--events", f"{tmp}/e.jsonl", "--state", f"{tmp}/s.json", "--rate", "0"],
+                                 "--events", f"{tmp}/e.jsonl", "--state", f"{tmp}/s.json", "--rate", rate],
                                 stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
         try:
@@ -55,7 +69,10 @@ def run(n: int, method: str, ip: str) -> int:
                     for _ in range(20 + n):
                         await call(request, timeout=30)
 
-            asyncio.run(asyncio.wait_for(calls(), timeout=600))
+            if method == "gateway-range":
+                http_calls(ip, 20 + n)
+            else:
+                asyncio.run(asyncio.wait_for(calls(), timeout=600))
             proc.send_signal(signal.SIGTERM)
             err = proc.stderr.read()
             proc.wait(120)
@@ -71,16 +88,17 @@ def run(n: int, method: str, ip: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--method", choices=["range", "put"], default="range")
+    parser.add_argument("--method", choices=["range", "put", "gateway-range"], default="range")
     parser.add_argument("--calls", default="100,600", help="two call counts, A<B")
     parser.add_argument("--ip", default="127.9.9.25")
+    parser.add_argument("--rate", default="0", help="the sensor's --rate (per-source requests/s; 0: off)")
     args = parser.parse_args()
     a, b = (int(x) for x in args.calls.split(","))
     if not is_loopback(args.ip) or not 0 <= a < b <= MAX_CALLS:
         print(f"v3_e2e_callgrind: --ip on 127.0.0.0/8, --calls A<B<={MAX_CALLS}", file=sys.stderr)
         return 2
-    low, high = run(a, args.method, args.ip), run(b, args.method, args.ip)
-    print(f"{args.method}: {(high - low) // (b - a)} instructions per call, end to end")
+    low, high = run(a, args.method, args.ip, args.rate), run(b, args.method, args.ip, args.rate)
+    print(f"{args.method} --rate {args.rate}: {(high - low) // (b - a)} instructions per call, end to end")
     return 0
 
 

@@ -35,9 +35,9 @@ from etcdsec.honeypot.context import (
     Session,
     load_persona,
 )
-from etcdsec.honeypot.dataset import kubernetes_bait
-from etcdsec.honeypot.v3 import gateway
-from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
+from etcdsec.honeypot.core.bait import kubernetes_bait
+from etcdsec.honeypot.v3.gateway import json_gateway
+from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.honeypot.v3.state import V3State
 from tests.support import fidelity_grpc
 
@@ -108,7 +108,7 @@ def gateway_lines(persona: str, dataset: list[tuple[bytes, bytes]], rng: random.
             headers.append((b"Authorization", b"s3cr3t-token"))
         memory.events.clear()
         try:
-            answer: Any = gateway.handle(ctx, state, sessions[i % 2], method, path, headers, body)
+            answer: Any = json_gateway.handle(ctx, state, sessions[i % 2], method, path, headers, body)
         except Exception as exc:  # recorded: a change must raise the same way
             answer = f"raised {type(exc).__name__}: {exc}"
         if isinstance(answer, tuple):

@@ -29,12 +29,13 @@ import h2.events
 
 from etcdsec.honeypot.context import Session
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
-from etcdsec.honeypot.v3 import gateway
-from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
+from etcdsec.honeypot.v3.gateway import json_gateway
+from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 MAX_CALLS = 200_000
 PROFILER: cProfile.Profile | None = None  # set while --profile runs a gRPC scenario
+LEAN = True  # --h2-only: the h2 path alone, as before the lean reader
 GRPC_HEADERS = [(":method", "POST"), (":scheme", "http"), (":authority", "127.9.9.8:2379"),
                 (":path", "/etcdserverpb.KV/Range"), ("content-type", "application/grpc"), ("te", "trailers"),
                 ("user-agent", "grpc-python-asyncio/1.60.0 grpc-c/37.0.0 (linux; chttp2)"),
@@ -56,7 +57,7 @@ def gateway_call(sensor: Sensor, path: str, body: bytes) -> Callable[[], object]
     ctx, state = sensor.ctx, sensor.v3_state
 
     def call() -> object:
-        return gateway.handle(ctx, state, session, "POST", path, HTTP_HEADERS, body)
+        return json_gateway.handle(ctx, state, session, "POST", path, HTTP_HEADERS, body)
     return call
 
 
@@ -65,7 +66,7 @@ class GrpcClient:
 
     def __init__(self, sensor: Sensor) -> None:
         session = Session.new("127.9.9.1", 40001, "127.9.9.8", 2379)
-        self.server = GrpcConnection(sensor.ctx, sensor.v3_state, session)
+        self.server = GrpcConnection(sensor.ctx, sensor.v3_state, session, lean=LEAN)
         self.server.start()
         self.client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
                                                                            header_encoding="utf-8"))
@@ -140,7 +141,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", help="cProfile one scenario instead of timing all")
     parser.add_argument("--only", help="comma-separated scenarios")
+    parser.add_argument("--h2-only", action="store_true", help="gRPC through h2 only (no lean reader)")
     args = parser.parse_args()
+    global LEAN
+    LEAN = not args.h2_only
     n = max(1, min(args.calls, MAX_CALLS))
     with tempfile.TemporaryDirectory(prefix="etcdsec-v3-micro-") as tmpdir:
         sensor = make_sensor(Path(tmpdir))

@@ -6,7 +6,7 @@ Starts the etcd of that version on a free loopback address (etcdsec.testbed), se
 client would (three puts and a prefix get with etcdctl) so the label-vector families exist, reads
 /metrics, and writes the families compactly: grpc_server_* as a method list and code list (their
 samples are the product), histograms as `le` bounds plus one row per series. The values are the
-fresh server's; the honeypot replaces the ones that must behave (etcdsec.honeypot.etcd_metrics).
+fresh server's; the honeypot replaces the ones that must behave (etcdsec.honeypot.endpoints.etcd_metrics).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from etcdsec.honeypot.etcd_metrics import MetricsData, render_static
+from etcdsec.honeypot.endpoints.etcd_metrics import MetricsData, render_static
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from tests.support.promtext import Family, label_dict, parse
 

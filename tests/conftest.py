@@ -4,6 +4,7 @@ pytest puts the repo root on sys.path, see `pythonpath` in pyproject.toml)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,6 +14,19 @@ from tests.support.fakes import FakeServers
 from tests.support.postgres import pg_server, pg_url  # noqa: F401  (fixtures, by name)
 
 VERSIONS = ("3.4", "3.5")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every honeypot a test starts without --state keeps its state in the run's temporary folder,
+    never in the user's ~/.local/state (the default) or the checkout."""
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg-state"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = saved
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,8 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 def test_wheel_ships_the_package_and_what_the_demo_needs(wheel_names: list[str]) -> None:
     for name in ("etcdsec/cli.py", "etcdsec/honeypot/sensor.py", "etcdsec/honeypot/personas/3.5.1.json",
-                 "etcdsec/testbed/etcd.py", "etcdsec/testbed/pki.py", "etcdsec/testbed/addresses.py"):
+                 "etcdsec/testbed/etcd.py", "etcdsec/testbed/pki.py", "etcdsec/testbed/addresses.py",
+                 "etcdsec/tokenbucket.py", "etcdsec/honeypot/core/persona.py"):
         assert name in wheel_names
 
 

@@ -1,3 +1,4 @@
 from etcdsec.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # process workers (scan --workers) import the main module again
+    raise SystemExit(main())

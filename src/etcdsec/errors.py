@@ -11,3 +11,9 @@ class StoreError(UserError):
     """The database cannot be opened or written (locked, gone, disk full)."""
 
     exit_code = 3
+
+
+class ClusterError(UserError):
+    """The Dask cluster cannot run the scan (scheduler unreachable, no workers, a worker without etcdsec)."""
+
+    exit_code = 3

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from etcdsec.honeypot.eager import start_eagerly
+from etcdsec.honeypot.serve.inline_start import start_eagerly
 
 
 async def immediate(value: int) -> int:

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from etcdsec.honeypot.context import Persona, SensorContext, load_persona
-from etcdsec.honeypot.debug_vars import cmdline
-from etcdsec.honeypot.etcd_metrics import go_float
+from etcdsec.honeypot.endpoints.debug_vars import cmdline
+from etcdsec.honeypot.endpoints.etcd_metrics import go_float
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer, etcd_binaries
 from tests.support.harness import BackgroundSensor
@@ -306,7 +306,7 @@ def test_v2_families_appear_as_etcd_after_v2_traffic(v2pair) -> None:
 
 
 def test_v2_counting_shrugs_off_hostile_requests() -> None:
-    from etcdsec.honeypot.v2_metrics import V2Traffic
+    from etcdsec.honeypot.endpoints.v2_metrics import V2Traffic
 
     v2 = V2Traffic()
     noise = "&".join(f"x{i}=1" for i in range(5000))

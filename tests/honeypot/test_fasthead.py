@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot import fasthead
 from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.honeypot.wire import fast_head
 from tests.support.harness import BackgroundSensor
 
 from .conftest import raw_exchange
@@ -79,8 +79,8 @@ def h11_read(data: bytes) -> tuple[h11.Request, bytes] | None:
 @given(data=requests(), tail=st.sampled_from([b"", b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n", b"\x00junk"]))
 def test_whatever_fast_path_accepts_h11_reads_the_same(data: bytes, tail: bytes) -> None:
     whole = data + tail
-    head = fasthead.parse(whole, MAX_HEAD, MAX_HEADERS, MAX_BODY)
-    if not isinstance(head, fasthead.Head):
+    head = fast_head.parse(whole, MAX_HEAD, MAX_HEADERS, MAX_BODY)
+    if not isinstance(head, fast_head.Head):
         return
     seen = h11_read(whole)
     assert seen is not None, "the fast path accepted what h11 refuses"
@@ -96,11 +96,11 @@ def test_whatever_fast_path_accepts_h11_reads_the_same(data: bytes, tail: bytes)
 @settings(max_examples=400, deadline=None)
 @given(data=requests())
 def test_a_prefix_of_an_accepted_request_only_asks_for_more(data: bytes) -> None:
-    head = fasthead.parse(data, MAX_HEAD, MAX_HEADERS, MAX_BODY)
-    if not isinstance(head, fasthead.Head):
+    head = fast_head.parse(data, MAX_HEAD, MAX_HEADERS, MAX_BODY)
+    if not isinstance(head, fast_head.Head):
         return
     for cut in range(head.end):
-        assert fasthead.parse(data[:cut], MAX_HEAD, MAX_HEADERS, MAX_BODY) is fasthead.NEED_MORE
+        assert fast_head.parse(data[:cut], MAX_HEAD, MAX_HEADERS, MAX_BODY) is fast_head.NEED_MORE
 
 
 def test_common_clients_take_the_fast_path_and_odd_input_does_not() -> None:
@@ -121,17 +121,17 @@ def test_common_clients_take_the_fast_path_and_odd_input_does_not() -> None:
         b"\x16\x03\x01\x00",
     ]
     for data in fast:
-        assert isinstance(fasthead.parse(data, MAX_HEAD, MAX_HEADERS, MAX_BODY), fasthead.Head), data
+        assert isinstance(fast_head.parse(data, MAX_HEAD, MAX_HEADERS, MAX_BODY), fast_head.Head), data
     for data in careful:
-        assert fasthead.parse(data, MAX_HEAD, MAX_HEADERS, MAX_BODY) is fasthead.UNSURE, data
+        assert fast_head.parse(data, MAX_HEAD, MAX_HEADERS, MAX_BODY) is fast_head.UNSURE, data
     # a header name seen before is remembered, but a line of it without a colon is still refused
-    assert isinstance(fasthead.parse(b"GET / HTTP/1.1\r\nHost: x\r\nAccept: y\r\n\r\n", MAX_HEAD, MAX_HEADERS,
-                                     MAX_BODY), fasthead.Head)
+    assert isinstance(fast_head.parse(b"GET / HTTP/1.1\r\nHost: x\r\nAccept: y\r\n\r\n", MAX_HEAD, MAX_HEADERS,
+                                     MAX_BODY), fast_head.Head)
     for line in (b"Accept", b" Accept: y", b"Accept : y", b"Accept:\x01"):
-        assert fasthead.parse(b"GET / HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n", MAX_HEAD, MAX_HEADERS,
-                              MAX_BODY) is fasthead.UNSURE, line
+        assert fast_head.parse(b"GET / HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n", MAX_HEAD, MAX_HEADERS,
+                              MAX_BODY) is fast_head.UNSURE, line
     big = b"PUT /v2/keys/a HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n"
-    assert fasthead.parse(big, MAX_HEAD, MAX_HEADERS, MAX_BODY) is fasthead.UNSURE  # Go's 413 is the careful path's
+    assert fast_head.parse(big, MAX_HEAD, MAX_HEADERS, MAX_BODY) is fast_head.UNSURE  # Go's 413 is the careful path's
 
 
 # --- the connection ---------------------------------------------------------------------------

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import Limits, Session
-from etcdsec.honeypot.request import Request
 from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.honeypot.wire import proxyproto
+from etcdsec.honeypot.wire.request import Request
 from tests.support.harness import BackgroundSensor
 
 from . import fuzzgen
@@ -169,7 +169,7 @@ def test_v2_handlers_answer_everything_without_raising(v2_api, method, key, form
 def test_query_fast_split_equals_parse_qs(text: str) -> None:
     from urllib.parse import parse_qs
 
-    from etcdsec.honeypot.request import _parse_query
+    from etcdsec.honeypot.wire.request import _parse_query
 
     assert _parse_query(text) == parse_qs(text, keep_blank_values=True)
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from etcdsec.honeypot import proxyproto
 from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.honeypot.wire import proxyproto
 from tests.honeypot.conftest import raw_exchange
 from tests.support.harness import BackgroundSensor
 
@@ -117,7 +117,7 @@ def test_a_flooding_source_is_throttled_not_the_sensor(capped) -> None:
 
 
 def test_v2_store_is_bounded_under_a_write_flood() -> None:
-    from etcdsec.honeypot.v2store import V2Error, V2Store
+    from etcdsec.honeypot.v2.keystore import V2Error, V2Store
 
     store = V2Store(max_keys=100, max_bytes=10_000, max_watchers=5)
     refused = 0

@@ -10,13 +10,18 @@ import subprocess
 import time
 
 import grpc
+import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot import fasthead
-from etcdsec.honeypot.context import EventSink, Honeytokens
-from etcdsec.honeypot.request import token_view
+from etcdsec.errors import UserError
+from etcdsec.honeypot.core.bait import load_seed_file
+from etcdsec.honeypot.core.eventsink import EventSink
+from etcdsec.honeypot.core.honeytokens import Honeytokens, token_problem
 from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.honeypot.wire import fast_head
+from etcdsec.honeypot.wire.request import token_view
 from etcdsec.proto import etcd_v3_pb2 as pb
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.pki import TestCA
@@ -64,8 +69,8 @@ def _websocket(ip: str) -> None:
 
 
 def test_one_honeytoken_event_per_request_on_every_path(tmp_path) -> None:
-    assert isinstance(fasthead.parse(FAST, 8192, 100, 1 << 20), fasthead.Head)
-    assert fasthead.parse(CAREFUL, 8192, 100, 1 << 20) is fasthead.UNSURE
+    assert isinstance(fast_head.parse(FAST, 8192, 100, 1 << 20), fast_head.Head)
+    assert fast_head.parse(CAREFUL, 8192, 100, 1 << 20) is fast_head.UNSURE
     seed = tmp_path / "seed.yaml"
     seed.write_text(f"keys: {{}}\nhoneytokens:\n  {TOKEN}: canary\n")
     ip = free_loopback_ip((2379, 2380))
@@ -145,15 +150,24 @@ def simple_requests(draw: st.DrawFn) -> bytes:
 def test_the_fast_readers_raw_bytes_hold_every_token_its_view_holds(data: bytes, start: int, length: int) -> None:
     """The fast reader searches its raw bytes before building the view: any token inside one piece of
     the view (no line break, no ": " in it) must be found in those bytes too."""
-    head = fasthead.parse(data, MAX_HEAD, MAX_HEADERS, MAX_BODY)
-    if not isinstance(head, fasthead.Head):
+    head = fast_head.parse(data, MAX_HEAD, MAX_HEADERS, MAX_BODY)
+    if not isinstance(head, fast_head.Head):
         return  # a header name drawn twice (Host) or other odd shape: h11's
     raw = data[:head.end]
     view = token_view(head.method, head.target, [(name, value) for name, _, value in head.items],
                       raw[head.body_start:])
     start %= len(view)
     token = view[start:start + length]
-    if len(token) < 8 or b"\n" in token or b": " in token:
-        return
+    if b"\n" in token or b": " in token or token_problem(token.decode("latin-1")):
+        return  # not a token the sensor accepts (one piece of the view, no spaces at its ends)
     tokens = Honeytokens(EventSink("test"), {token.decode("latin-1"): "t"})
     assert tokens.find(view) == ["t"] and tokens.find(raw) == ["t"]
+
+
+@pytest.mark.parametrize(("value", "problem"), [("short", "shorter than 8"), (" padded-token", "white space"),
+                                                ("line\r\nbreak-token", "control character")])
+def test_a_seed_token_that_could_not_arrive_intact_is_refused(tmp_path, value: str, problem: str) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(yaml.safe_dump({"keys": {}, "honeytokens": {value: "bait"}}))
+    with pytest.raises(UserError, match=problem):
+        load_seed_file(seed)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcdsec.honeypot.context import EventSink, Honeytokens
-from etcdsec.honeypot.dataset import kubernetes_bait, load_seed_file
+from etcdsec.honeypot.core.bait import kubernetes_bait, load_seed_file
 
 
 def test_bait_is_stable_per_seed_and_unique_across_deployments() -> None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from etcdsec.honeypot import keyspace_codec as codec
+from etcdsec.honeypot.v3 import keyspace_codec as codec
 
 FRAMES = st.one_of(
     st.tuples(st.just(codec.CALL), st.integers(0, 2**32 - 1), st.text(max_size=40), st.text(max_size=40),

@@ -52,22 +52,22 @@ def test_ipv6_loopback_listener() -> None:
 
 
 def test_http_handlers_for_h2_streams_match_go_h2_framing() -> None:
-    """ctx.h2_http (for non-gRPC streams over TLS + ALPN h2) answers as etcd 3.5.1 did to
+    """The client routes' h2_request (handed to the gRPC connection for non-gRPC streams over TLS +
+    ALPN h2) answers as etcd 3.5.1 did to
     `curl --http2 https://.../version`: same header names in the same order, same body."""
     from etcdsec.honeypot.context import Session
 
     with BackgroundSensor(SensorConfig(state_file=None)) as hp:
-        ctx = hp.sensor.ctx
-        assert ctx.h2_http is not None
+        h2_request = hp.sensor.client_app.h2_request
         session = Session.new("127.0.0.1", 5000, hp.ip, 2379, tls=True)
-        status, headers, body = hp.call(ctx.h2_http(session, "GET", "/version", [(b"user-agent", b"curl/8")], b""))
+        status, headers, body = hp.call(h2_request(session, "GET", "/version", [(b"user-agent", b"curl/8")], b""))
         assert status == 200 and body == b'{"etcdserver":"3.5.1","etcdcluster":"3.5.0"}'
         assert [k for k, _ in headers] == [b"access-control-allow-headers", b"access-control-allow-methods",
                                            b"access-control-allow-origin", b"content-type", b"content-length",
                                            b"date"]
         event = hp.memory.of("http.request")[-1]
         assert event["http_version"] == "2" and event["tls"] is True and event["user_agent"] == "curl/8"
-        status, _, body = hp.call(ctx.h2_http(session, "GET", "/nope", [], b""))
+        status, _, body = hp.call(h2_request(session, "GET", "/nope", [], b""))
         assert status == 404 and body == b"404 page not found\n"
 
 
@@ -97,7 +97,7 @@ def test_accepted_connections_get_go_style_tcp_keepalive() -> None:
 
 
 def test_metrics_print_large_counters_whole() -> None:
-    from etcdsec.honeypot.metrics import render
+    from etcdsec.honeypot.sensor_metrics import render
 
     text = render({"events": {"etcdsec.http.request": 12_345_678}, "sessions": 1_000_001}).decode()
     assert 'etcdsec_honeypot_events_total{eventid="etcdsec.http.request"} 12345678' in text

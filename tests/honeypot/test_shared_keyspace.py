@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from etcdsec.honeypot.reuseport import worker_for
 from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.honeypot.serve.reuseport import worker_for
 from etcdsec.testbed.etcd import etcd_binaries
 from tests.support.harness import BackgroundSensor
 

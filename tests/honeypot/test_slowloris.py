@@ -12,7 +12,7 @@ import pytest
 
 from etcdsec.honeypot.context import Limits
 from etcdsec.honeypot.sensor import SensorConfig
-from etcdsec.honeypot.shedding import SHED_GRACE_S
+from etcdsec.honeypot.serve.shedding import SHED_GRACE_S
 from tests.support.harness import BackgroundSensor
 
 from .conftest import b64
@@ -161,7 +161,7 @@ def test_a_websocket_with_no_watch_is_idle_and_one_watching_is_not() -> None:
 
 def test_the_victim_is_the_connection_that_sent_least() -> None:
     from etcdsec.honeypot.context import Session
-    from etcdsec.honeypot.shedding import pick_victim
+    from etcdsec.honeypot.serve.shedding import pick_victim
 
     def conn(src: str, age: float, requests: int, sent: int) -> Session:
         s = Session.new(src, 1, "127.0.0.1", 2379)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etcdsec.honeypot.v2store import V2Error, V2Store
+from etcdsec.honeypot.v2.keystore import V2Error, V2Store
 
 
 def test_set_creates_missing_parents_with_the_writes_index() -> None:

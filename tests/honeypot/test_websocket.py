@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from etcdsec.honeypot import websocket
 from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.honeypot.wire import websocket
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from tests.support.fidelity import normalise_json
 from tests.support.harness import BackgroundSensor

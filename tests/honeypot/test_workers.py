@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from etcdsec.events.jsonl import JsonlWriter
-from etcdsec.honeypot.reuseport import listen_group, worker_for
+from etcdsec.honeypot.serve.reuseport import listen_group, worker_for
 from etcdsec.testbed.addresses import free_loopback_ip
 
 SOURCES = [f"127.0.0.{i}" for i in range(1, 9)]

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcdsec.scan.permutation import Permutation, Shard, is_prime, next_prime, prime_factors
-from etcdsec.scan.ratelimit import TokenBucket
+from etcdsec.tokenbucket import TokenBucket
 
 
 def test_primality_and_factoring_agree_with_brute_force():

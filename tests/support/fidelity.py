@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from etcdsec.honeypot.context import Identity
-from etcdsec.honeypot.dataset import Bait
+from etcdsec.honeypot.core.bait import Bait
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
@@ -87,6 +87,9 @@ class Case:
         headers.setdefault("Connection", "close")
         head = f"{self.method} {self.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         return (head + "\r\n").encode("latin-1") + body
+
+
+REAL_ETCD_TIMEOUT = fidelity_grpc.REAL_ETCD_TIMEOUT
 
 
 def corpus_files() -> list[Path]:
@@ -307,7 +310,8 @@ def run(versions: list[str], cases: list[Case] | None = None, tls: bool = False)
                         head = case.method == "HEAD" or (case.raw or "").startswith("HEAD ")
                         port = 2380 if case.peer else 2379
                         peer_tls = tls and not case.peer  # the test bed's peer port is plain text
-                        r = exchange(real.ip, port, case.wire(f"{real.ip}:{port}"), head, tls=peer_tls)
+                        r = exchange(real.ip, port, case.wire(f"{real.ip}:{port}"), head, tls=peer_tls,
+                                     timeout=REAL_ETCD_TIMEOUT)
                         h = exchange(hp.ip, port, case.wire(f"{hp.ip}:{port}"), head, tls=peer_tls)
                         outcome = compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip)
                         if tls:

@@ -57,12 +57,8 @@ def _probe(endpoints: list[str]) -> list[Any]:
     """What each --endpoint allows an anonymous client, from the prober (read-only by default)."""
     if not endpoints:
         return []
-    try:
-        from etcdsec.probe.api import probe_many
-        from etcdsec.targets import parse_target
-    except ImportError:
-        raise UserError("--endpoint needs the prober (etcdsec.probe.api), which is not available in "
-                        "this installation") from None
+    from etcdsec.probe.api import probe_many  # only with --endpoint: the prober's imports cost start-up time
+    from etcdsec.targets import parse_target
     for url in endpoints:
         if "://" not in url:
             raise UserError(f"--endpoint {url!r}: expected a URL such as https://10.0.0.5:2379")

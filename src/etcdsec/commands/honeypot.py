@@ -126,7 +126,8 @@ def state_paths(arg: str | None) -> tuple[Path, Path]:
 
 
 def build_config(args: argparse.Namespace):
-    from etcdsec.honeypot.context import Limits, load_persona
+    from etcdsec.honeypot.core.limits import Limits
+    from etcdsec.honeypot.core.persona import load_persona
     from etcdsec.honeypot.sensor import SensorConfig
 
     load_persona(args.persona)  # unknown persona: one-line error before anything starts
@@ -206,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
 
     if workers == 1:
         return run_forever(config, ready)
-    from etcdsec.honeypot.context import load_persona
+    from etcdsec.honeypot.core.persona import load_persona
     from etcdsec.honeypot.workers import run_workers
 
     persona = load_persona(config.persona).name

@@ -170,7 +170,7 @@ def source_address(endpoint: Endpoint) -> str:
 class TimeBudget:
     """Calls go through while they have used less than `share` of the time (a bucket of seconds of
     work refilled at `share` per second, holding at most `share` seconds; not a call rate, which is
-    scan/ratelimit.py's job); the others return None at once.
+    tokenbucket.py's job); the others return None at once.
     A burst of new sources (or a restart facing a full socket table) must not stall the watch on
     process lookups: past the budget, cards simply carry no process."""
 

@@ -7,18 +7,20 @@ import asyncio
 import hashlib
 import json
 import random
-import resource
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from etcdsec.commands.scan_cluster import add_cluster_arguments, run_distributed, scale_out
 from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
 from etcdsec.scan.exclusions import build_exclusions, wide_exclusions
 from etcdsec.scan.imports import FORMATS as IMPORT_FORMATS
 from etcdsec.scan.imports import read_import
 from etcdsec.scan.permutation import Permutation, Shard
-from etcdsec.scan.sweep import SweepConfig, Sweeper, SweepStats
+from etcdsec.scan.shard_task import raise_fd_limit
+from etcdsec.scan.sweep import ProbeFn, SweepConfig, Sweeper, SweepStats
 from etcdsec.scan.targets import (
     DEFAULT_PORTS,
     build_target_set,
@@ -36,7 +38,9 @@ loopback and private ranges are scannable. A target wider than a /8 also loses e
 special-purpose range (--wide-excludes FILE replaces the list) and needs --confirm-wide.
 Shards: run `--shard i/N --seed S --name NAME` on N machines against one PostgreSQL --db.
 Resume: after Ctrl-C or a crash, `etcdsec scan --resume [--scan ID]` finishes the same scan.
-exit status: 0 done, 2 bad input, 3 database trouble, 130 interrupted (resumable)."""
+Scale out (docs/scale.md): --workers N|auto on this machine, --cluster tcp://HOST:8786 with a
+PostgreSQL --db on a Dask cluster; --detach, then `etcdsec scan --resume --cluster ...` re-attaches.
+exit status: 0 done, 2 bad input, 3 database or cluster trouble, 130 interrupted (resumable)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -78,6 +82,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
                    help="stop (resumably) after this long")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes on stderr")
+    add_cluster_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -108,7 +113,9 @@ def _probe_options(args: argparse.Namespace) -> dict[str, Any]:
             "probe": not args.no_probe}
 
 
-def _new_scan(args: argparse.Namespace, store: ScanStore, shard: Shard) -> ScanInfo:
+def _new_scan(args: argparse.Namespace, store: ScanStore, shard: Shard,
+              plan: Callable[[int], int] | None = None) -> ScanInfo:
+    """`plan(pairs)`: the shard count, when the scan is cut into shard tasks (--workers, --cluster)."""
     if args.scan is not None:
         raise UserError("--scan goes with --resume (a new scan gets a new id)")
     words = gather_target_words(args.targets, args.targets_file)
@@ -147,7 +154,8 @@ def _new_scan(args: argparse.Namespace, store: ScanStore, shard: Shard) -> ScanI
                 else random.SystemRandom().randrange(1 << 62))
     argv = {k: v for k, v in vars(args).items() if k != "run"}
     return store.create_or_join(name=args.name, args=argv, targets=targets, seed=seed,
-                                shard_count=shard.count, options=_probe_options(args))
+                                shard_count=plan(targets.size) if plan else shard.count,
+                                options=_probe_options(args))
 
 
 def _resumed_scan(args: argparse.Namespace, store: ScanStore) -> tuple[ScanInfo, Shard]:
@@ -170,19 +178,16 @@ def _resumed_scan(args: argparse.Namespace, store: ScanStore) -> tuple[ScanInfo,
         unfinished = [k for k in range(scan.shard_count) if k not in states or states[k]["finished"] is None]
         if len(unfinished) != 1:
             left = ", ".join(str(Shard(k, scan.shard_count)) for k in unfinished) or "none"
-            raise UserError(f"scan {scan.id} has {scan.shard_count} shards; say which with --shard (left: {left})")
+            raise UserError(f"scan {scan.id} has {scan.shard_count} shards; say which with --shard (left: {left}), "
+                            "or finish them all with --workers N or --cluster")
         shard = Shard(unfinished[0], scan.shard_count)
     return scan, shard
 
 
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def run(args: argparse.Namespace) -> int:
     _check_numbers(args)
+    if scale_out(args):
+        return run_distributed(args, _new_scan, _ProgressDisplay, probe_function)
     shard = _parse_shard(args.shard)
     store = ScanStore(open_engine(args.db))
     store.ensure_schema()
@@ -197,13 +202,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if prog.runs > 1:
         note(args, f"resuming scan {scan.id} shard {shard}: {prog.swept} of {scan.targets.size} pairs done")
-    _raise_fd_limit()
+    raise_fd_limit()
     config = SweepConfig(rate=args.rate, concurrency=args.concurrency, probe_concurrency=args.probe_concurrency,
                          connect_timeout=args.connect_timeout, max_seconds=args.max_time)
     stats = asyncio.run(_sweep(args, scan, perm, prog, store, config))
     where = f"scan {scan.id} shard {shard}" if shard.count > 1 else f"scan {scan.id}"
-    summary = (f"{where}: {stats.swept} pairs swept, {stats.open} open, {stats.etcd} etcd, {stats.exposed} exposed "
-               f"in {stats.elapsed:.1f}s")
+    summary = stats.summary(where)
     if stats.interrupted:
         db = "" if args.db == DEFAULT_DB else f" --db {args.db}"
         print(f"etcdsec: interrupted; {summary}; finish it with: etcdsec scan --resume --scan {scan.id}{db}"
@@ -216,19 +220,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def probe_function(scan_options: dict[str, Any]) -> ProbeFn | None:
+    """The prober a scan's stored options ask for (None: sweep only); shard tasks on workers call it too."""
+    opts = dict(scan_options)
+    if not opts.pop("probe", True):
+        return None
+    from etcdsec.probe.api import probe
+    from etcdsec.probe.options import ProbeOptions
+
+    known = ProbeOptions.__dataclass_fields__  # options stored by another etcdsec version may differ
+    options = ProbeOptions(**{k: v for k, v in opts.items() if k in known})
+
+    async def probe_fn(target: str) -> ProbeResult:
+        return await probe(target, options)
+
+    return probe_fn
+
+
 async def _sweep(args: argparse.Namespace, scan: ScanInfo, perm: Permutation, prog: ShardProgress,
                  store: ScanStore, config: SweepConfig) -> SweepStats:
-    opts = dict(scan.options)
-    probe_fn = None
-    if opts.pop("probe", True):
-        from etcdsec.probe.api import probe
-        from etcdsec.probe.options import ProbeOptions
-
-        known = ProbeOptions.__dataclass_fields__  # options stored by another etcdsec version may differ
-        options = ProbeOptions(**{k: v for k, v in opts.items() if k in known})
-
-        async def probe_fn(target: str) -> ProbeResult:
-            return await probe(target, options)
+    probe_fn = probe_function(scan.options)
 
     def on_result(result: ProbeResult) -> None:
         if args.format == "jsonl":

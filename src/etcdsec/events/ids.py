@@ -46,7 +46,7 @@ REGISTRY: dict[str, EventId] = {
                          "duration_ms", "tls", "body", "body_b64", "body_len", "body_truncated"),
         "grpc.request": (*_SESSION, "grpc_method", "request", "raw", "status", "user_agent", "content_type"),
         "websocket.message": (*_SESSION, "path", "body", "body_b64", "body_len"),
-        "malformed": (*_SESSION, "protocol", "reason", "raw_b64", "raw_len"),
+        "malformed": (*_SESSION, "protocol", "reason", "raw_b64", "raw_len", "close"),
         "honeytoken.used": (*_SESSION, "token", "where"),
     }),
     **_ids("monitor", {

@@ -1,5 +1,8 @@
 """An etcd honeypot: answers like a chosen etcd version and records everything it is sent.
 
-`context` holds the shared pieces (persona, identity, events, honeytokens, limits); the listener
-sniffs HTTP/1.1, HTTP/2 and TLS on one port; `v3/` serves the gateway and gRPC.
+Rooms by role: `core/` (persona, identity, session, events, honeytokens, limits, the bait) and
+`context.SensorContext` one of each for a running sensor; `wire/` (sans-IO, Go-exact bytes);
+`serve/` (asyncio shells: listener, guard, the HTTP/1 connection); `endpoints/` (the decoy's non-key
+endpoints); `v2/`; `v3/` (with `gateway/` and `grpc/`); `persist/` (the keyspace across restarts);
+`routes`, `sensor`, `sensor_metrics`, `workers` on top.
 """

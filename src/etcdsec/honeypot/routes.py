@@ -7,41 +7,37 @@ decides the `Response` for a `Request`, as etcd's ServeMux and handlers do.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import posixpath
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import Any
 
-from etcdsec.honeypot import gohttp, v2_forward
-from etcdsec.honeypot.context import SensorContext, Session
-from etcdsec.honeypot.events_fields import body_fields
-from etcdsec.honeypot.gohttp import Response, json_response, method_not_allowed, not_found, text_error
-from etcdsec.honeypot.request import Request, token_view
-from etcdsec.honeypot.surface import (
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.events_fields import body_fields
+from etcdsec.honeypot.core.session import Session
+from etcdsec.honeypot.endpoints import config_log
+from etcdsec.honeypot.endpoints.surface import (
     EtcdSurface,
     cluster_id_hex,
     peer_members_body,
     raft_probing_body,
     version_body,
 )
-from etcdsec.honeypot.v2http import V2Api
-from etcdsec.honeypot.v2store import V2Store
+from etcdsec.honeypot.v2 import forward
+from etcdsec.honeypot.v2.api import V2Api
+from etcdsec.honeypot.v2.keystore import V2Store
+from etcdsec.honeypot.v3.gateway import json_gateway
+from etcdsec.honeypot.v3.state import V3State
+from etcdsec.honeypot.wire import go_response
+from etcdsec.honeypot.wire.go_response import Response, json_response, method_not_allowed, not_found, text_error
+from etcdsec.honeypot.wire.request import Request, token_view
 
 MAX_V2_NAMESPACES = 256
-
-
-def _load_gateway() -> Any | None:
-    try:
-        return importlib.import_module("etcdsec.honeypot.v3.gateway")
-    except ImportError:  # v3 side not there yet: answer as an etcd with the gateway off
-        return None
 
 
 class ClientApp:
     """Routes of etcd's client port for the persona; `v3_state` comes from the v3 side (or None)."""
 
-    def __init__(self, ctx: SensorContext, v2: V2Store | None = None, v3_state: Any | None = None) -> None:
+    def __init__(self, ctx: SensorContext, v2: V2Store | None = None, v3_state: V3State | None = None) -> None:
         self.ctx = ctx
         self.v2_store = v2 or V2Store(start_index=3, max_keys=ctx.limits.max_keys,
                                       max_bytes=ctx.limits.max_store_bytes, max_watchers=ctx.limits.max_watches)
@@ -49,7 +45,8 @@ class ClientApp:
         # --namespace-writes: each source gets its own copy of the seeded v2 store (LRU-bounded)
         self.v2_by_source: OrderedDict[str, V2Api] = OrderedDict()
         self.v3_state = v3_state
-        self.gateway = _load_gateway() if v3_state is not None else None
+        # The v3 JSON gateway when this persona has a v3 side (the WebSocket path in http1 reaches it here).
+        self.gateway = json_gateway if v3_state is not None else None
         self.cors = bool(ctx.persona.extra.get("cors", True))
         self.cmux = ctx.persona.grpc_enabled  # one port for HTTP and gRPC: cmux picks the protocol
         self.surface = EtcdSurface(ctx, v3_state)  # /metrics and /debug/vars
@@ -66,7 +63,7 @@ class ClientApp:
         if resp.stream is not None:  # h2 streams are not held open here: send what is known
             chunks = [piece async for piece in resp.stream]  # type: ignore[attr-defined]
             resp.body = b"".join(chunks)
-        out = gohttp.h2_headers(resp, cors=self.cors, head=method == "HEAD")
+        out = go_response.h2_headers(resp, cors=self.cors, head=method == "HEAD")
         self.ctx.events.emit("http.request", session, method=method, path=path, http_version="2",
                              headers=[[k, v] for k, v in decoded],
                              user_agent=next((v for k, v in decoded if k == "user-agent"), None),
@@ -93,7 +90,7 @@ class ClientApp:
 
     def subtrees(self) -> list[str]:
         """ServeMux patterns ending in "/": a request for the bare name is redirected to them."""
-        trees = [p + "/" for p in self.ctx.persona.v3_prefixes_served] if self.gateway is not None else []
+        trees = [p + "/" for p in self.ctx.persona.v3_prefixes_served] if self.v3_state is not None else []
         if self.ctx.persona.v2_enabled:
             trees += ["/v2/keys/", "/v2/members/", "/v2/auth/"]
         return trees
@@ -128,22 +125,25 @@ class ClientApp:
                 return method_not_allowed("GET")
             return Response(200, self.surface.debug_vars_body(session),
                             [("Content-Type", "application/json; charset=utf-8")])
+        if path == config_log.PATH and self.ctx.persona.extra.get("config_local_log", False):
+            return config_log.config_log_response(req.method, req.body)
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
             remote = self.v3_state.remote if self.v3_state is not None else None
-            if remote is not None and v2_forward.forwardable(req):  # --shared-keyspace
-                return await v2_forward.forward(remote, session, req)
+            if remote is not None and forward.forwardable(req):  # --shared-keyspace
+                return await forward.forward(remote, session, req)
             return await self.v2_handle(session, req)
-        if self.gateway is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req):
+        if (self.v3_state is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req)
+                and self.ctx.persona.extra.get("gateway_websocket", True)):
             # etcd wraps the gateway in grpc-websocket-proxy (gorilla): GET upgrades, others are refused
+            # (since 3.3: before, the upgrade request reaches grpc-gateway as any other request)
             if req.method != "GET":
                 return text_error(405, "Method Not Allowed", [("Sec-Websocket-Version", "13")])
-            streaming = getattr(self.gateway, "is_streaming", None)
-            if streaming is not None and streaming(self.ctx, path) and req.header("sec-websocket-key"):
+            if json_gateway.is_streaming(self.ctx, path) and req.header("sec-websocket-key"):
                 return Response(101, b"", websocket=path)
-        if self.gateway is not None and self.ctx.persona.v3_path(path) is not None:
+        if self.v3_state is not None and self.ctx.persona.v3_path(path) is not None:
             raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
-            result = self.gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
-            if asyncio.iscoroutine(result):
+            result = json_gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
+            if asyncio.iscoroutine(result):  # --shared-keyspace: the keyspace owner answers
                 result = await result
             if result is not None:
                 status, headers, body = result
@@ -151,12 +151,13 @@ class ClientApp:
                         if k.lower() not in (b"date", b"content-length")]
                 resp = Response(status, body, kept)
                 if any(k.lower() == "trailer" for k, _ in kept):  # 3.4 streams RPC errors with a trailer
-                    resp.trailers = [(k.decode(), v.decode()) for k, v in getattr(self.gateway, "TRAILERS", [])]
-                streaming = getattr(self.gateway, "is_streaming", None)
-                if streaming is not None and streaming(self.ctx, path):
-                    if live and status == 200 and self.gateway.is_watch(self.ctx, path):
+                    resp.trailers = [(k.decode(), v.decode()) for k, v in json_gateway.TRAILERS]
+                # the mux's own refusals (405 for a GET or PUT) are http.Error text with a length
+                plain_error = any(k.lower() == "content-type" and v.startswith("text/plain") for k, v in kept)
+                if json_gateway.is_streaming(self.ctx, path) and not plain_error:
+                    if live and status == 200 and json_gateway.is_watch(self.ctx, path):
                         # held open like etcd's: later writes arrive as lines (bounded by wait_timeout_s)
-                        resp.stream = self.gateway.live_watch(self.ctx, self.v3_state, session, path, req.body)
+                        resp.stream = json_gateway.live_watch(self.ctx, self.v3_state, session, path, req.body)
                     else:
                         resp.stream = _lines(body)  # keepalive: one JSON line per chunk
                 return resp

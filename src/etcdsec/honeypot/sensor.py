@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import json
 import resource
 import signal
@@ -18,30 +17,30 @@ from pathlib import Path
 from typing import Any
 
 from etcdsec.errors import UserError
+from etcdsec.events.ids import EventOutput
 from etcdsec.events.jsonl import JsonlWriter
 from etcdsec.events.kept import KeptEvents, kept_path
 from etcdsec.events.metrics import EventCounter, MetricsServer
-from etcdsec.honeypot.context import (
-    EventOutput,
-    EventSink,
-    Honeytokens,
-    Identity,
-    Limits,
-    SensorContext,
-    load_persona,
-)
-from etcdsec.honeypot.dataset import Bait, kubernetes_bait, load_seed_file
-from etcdsec.honeypot.durable import KeyspaceJournal
-from etcdsec.honeypot.guard import Guard
-from etcdsec.honeypot.http1 import ClientApp, PeerApp
-from etcdsec.honeypot.journal import JournalError
-from etcdsec.honeypot.keyspace_link import KeyspaceLink
-from etcdsec.honeypot.listener import Listener, ListenerOptions, parse_networks
-from etcdsec.honeypot.metrics import render
-from etcdsec.honeypot.v2_forward import V2_CALL
-from etcdsec.honeypot.v2_forward import answer as v2_answer
-from etcdsec.honeypot.v2store import V2Store
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.bait import Bait, kubernetes_bait, load_seed_file
+from etcdsec.honeypot.core.eventsink import EventSink
+from etcdsec.honeypot.core.honeytokens import Honeytokens
+from etcdsec.honeypot.core.identity import Identity
+from etcdsec.honeypot.core.limits import Limits
+from etcdsec.honeypot.core.persona import load_persona
+from etcdsec.honeypot.persist.journal import JournalError
+from etcdsec.honeypot.persist.keyspace import KeyspaceJournal
+from etcdsec.honeypot.sensor_metrics import render
+from etcdsec.honeypot.serve.guard import Guard
+from etcdsec.honeypot.serve.http1 import ClientApp, PeerApp
+from etcdsec.honeypot.serve.inline_start import start_eagerly
+from etcdsec.honeypot.serve.listener import Listener, ListenerOptions, parse_networks
+from etcdsec.honeypot.shared.link import KeyspaceLink
+from etcdsec.honeypot.v2.forward import V2_CALL
+from etcdsec.honeypot.v2.forward import answer as v2_answer
+from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.churn import Churn
+from etcdsec.honeypot.v3.state import V3State
 
 
 @dataclass
@@ -78,7 +77,7 @@ class SensorConfig:
     alert_syslog: tuple[str, int] | None = None
     alert_rate: int = 10  # alerts per source per minute
     metrics_listen: tuple[str, int] | None = None  # Prometheus metrics (loopback)
-    shared_keyspace: bool = False  # with workers: one v3 keyspace, owned by worker 0 (keyspace_link.py)
+    shared_keyspace: bool = False  # with workers: one v3 keyspace, owned by worker 0 (shared/link.py)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -195,7 +194,9 @@ class Sensor:
                                  c.namespace_writes)
         self.ctx.listen_urls = listen_urls(c)
         self.v3_state = self._v3_state()
-        self.link = KeyspaceLink(self.slot, self.v3_state)
+        slot = self.slot
+        self.link = KeyspaceLink(slot is not None and slot.shared, slot is not None and slot.forwarding,
+                                 slot.link if slot is not None else None, self.v3_state)
         # the control plane's own writes (lease renewals, events) between attackers' requests
         self.churn = Churn(self.v3_state) if self.v3_state is not None and not self.link.forwarding else None
         v2_keys = bait.v2_view  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
@@ -206,8 +207,8 @@ class Sensor:
         v2.index = 3 + 2 * len(v2_keys)
         self.keyspace = self._keyspace_journal(v2)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
-        self.link.extra[V2_CALL] = partial(v2_answer, self.client_app.v2_handle)  # --shared-keyspace: v2 too
-        self.ctx.h2_http = self.client_app.h2_request  # for non-gRPC streams over TLS + h2
+        # --shared-keyspace: the owner answers the other workers' v2 requests too
+        self.link.extra[V2_CALL] = partial(v2_answer, start_eagerly, self.client_app.v2_handle)
         self.guard = Guard(c.limits)
         tls = self._tls()
         opts = ListenerOptions(tls=tls, proxy_protocol=c.proxy_protocol,
@@ -222,14 +223,8 @@ class Sensor:
         self._flusher: asyncio.Task[None] | None = None
         self.started = False
 
-    def _v3_state(self) -> Any | None:
-        if not self.persona.grpc_enabled:
-            return None
-        try:
-            module = importlib.import_module("etcdsec.honeypot.v3.state")
-        except ImportError:
-            return None
-        return module.V3State(self.ctx)
+    def _v3_state(self) -> V3State | None:
+        return V3State(self.ctx) if self.persona.grpc_enabled else None
 
     def _keyspace_journal(self, v2: V2Store) -> KeyspaceJournal | None:
         """The keyspace as persisted (restored now, journalled from here on); one per worker."""

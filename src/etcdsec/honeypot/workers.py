@@ -33,10 +33,10 @@ import h11
 
 from etcdsec.errors import UserError
 from etcdsec.events.metrics import answer
-from etcdsec.honeypot import metrics
-from etcdsec.honeypot.keyspace_link import link_message
-from etcdsec.honeypot.reuseport import listen_group
+from etcdsec.honeypot import sensor_metrics
 from etcdsec.honeypot.sensor import SensorConfig, WorkerSlot, run_forever, sensor_identity, tls_context
+from etcdsec.honeypot.serve.reuseport import listen_group
+from etcdsec.honeypot.shared.link import link_message
 
 PR_SET_PDEATHSIG = 1
 QUICK_DEATH_S = 1.0
@@ -59,7 +59,7 @@ def preflight(config: SensorConfig) -> None:
             raise UserError(f"cannot open event file {config.events}: {exc.strerror or exc}") from None
     tls_context(config)
     if config.seed_file is not None:
-        from etcdsec.honeypot.dataset import load_seed_file
+        from etcdsec.honeypot.core.bait import load_seed_file
 
         load_seed_file(config.seed_file)  # a bad seed: one error here, not every worker failing twice
     if config.db:
@@ -230,7 +230,7 @@ class Supervisor:
 
     def metrics_text(self) -> bytes:
         snaps = self.worker_snapshots()
-        return metrics.render(metrics.merge(snaps), len(snaps))
+        return sensor_metrics.render(sensor_metrics.merge(snaps), len(snaps))
 
     def serve_metrics(self) -> None:
         assert self.metrics_sock is not None

@@ -3,5 +3,5 @@ and the protobuf module generated from it, `etcd_v3_pb2`, shared by the prober (
 the honeypot's gRPC and gateway side (`honeypot/v3/`). The generated code is committed, so only
 `protobuf` is needed at run time; `build.py` regenerates it (dev-time only, needs grpcio-tools).
 `k8s_subset.proto` / `k8s_subset_pb2` hold the Kubernetes types the honeypot's bait stores the way
-kube-apiserver does (`honeypot/kubeproto.py`).
+kube-apiserver does (`honeypot/core/kubeproto.py`).
 """

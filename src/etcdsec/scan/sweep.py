@@ -18,9 +18,9 @@ from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
 from etcdsec.scan.connect import Connector
 from etcdsec.scan.permutation import Permutation
-from etcdsec.scan.ratelimit import TokenBucket
 from etcdsec.scan.targets import TargetSet
 from etcdsec.store.scans import EndpointRow, ScanStore, ShardProgress
+from etcdsec.tokenbucket import TokenBucket
 
 ProbeFn = Callable[[str], Awaitable[ProbeResult]]
 
@@ -44,6 +44,10 @@ class SweepStats:
     exposed: int = 0
     elapsed: float = 0.0
     interrupted: bool = False
+
+    def summary(self, where: str) -> str:
+        return (f"{where}: {self.swept} pairs swept, {self.open} open, {self.etcd} etcd, {self.exposed} exposed "
+                f"in {self.elapsed:.1f}s")
 
 
 def endpoint_text(ip: str, port: int) -> str:
@@ -185,8 +189,17 @@ class Sweeper:
         async with self._flush_lock:
             rows, self.pending = self.pending, []
             snapshot = dataclasses.replace(self.prog, cursor=self.prog.cursor.copy())
+            write = asyncio.ensure_future(asyncio.to_thread(self.store.write_batch, snapshot, rows))
             try:
-                await asyncio.to_thread(self.store.write_batch, snapshot, rows)
+                # Shielded: cancelling the wait (the sweep ending, Ctrl-C) would also cancel a write
+                # still queued for a pool thread, and lose its rows. It finishes under the lock, so
+                # the writes after it (the last batch, the finished mark) land after it.
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                await asyncio.wait([write])
+                if write.exception() is not None and self.error is None:
+                    self.error = write.exception()
+                raise
             except Exception as exc:
                 self.error = exc
                 self.request_stop()

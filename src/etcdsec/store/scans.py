@@ -186,6 +186,11 @@ class ScanStore:
             etcd=row.etcd, exposed=row.exposed, runs=row.runs, finished=row.finished is not None,
         )
 
+    def shard_finished(self, scan_id: int, shard_index: int) -> bool:
+        key = (progress.c.scan_id == scan_id) & (progress.c.shard_index == shard_index)
+        with guard("reading progress"), self.engine.connect() as conn:
+            return conn.execute(select(progress.c.finished).where(key)).scalar() is not None
+
     def shard_states(self, scan_id: int) -> list[dict[str, Any]]:
         with guard("reading progress"), self.engine.connect() as conn:
             rows = conn.execute(select(progress).where(progress.c.scan_id == scan_id)
@@ -211,13 +216,18 @@ class ScanStore:
             self._save_progress(conn, prog, stamp)
 
     def _save_progress(self, conn: Connection, prog: ShardProgress, stamp: dt.datetime) -> None:
-        conn.execute(
+        # `runs` fences the write: once a newer run has opened the shard (a task retried while the
+        # old one still ran), the old run's batches roll back instead of moving the cursor.
+        saved = conn.execute(
             update(progress)
-            .where((progress.c.scan_id == prog.scan_id) & (progress.c.shard_index == prog.shard.index))
+            .where((progress.c.scan_id == prog.scan_id) & (progress.c.shard_index == prog.shard.index)
+                   & (progress.c.runs == prog.runs))
             .values(next_step=prog.cursor.next_step, in_flight=json.dumps(sorted(prog.cursor.in_flight)),
                     swept=prog.swept, open=prog.open, etcd=prog.etcd, exposed=prog.exposed, updated=stamp,
                     finished=stamp if prog.finished else None)
         )
+        if saved.rowcount == 0:
+            raise StoreError(f"scan {prog.scan_id} shard {prog.shard} was taken over by a newer run; this run stops")
 
     def finish_shard(self, prog: ShardProgress) -> bool:
         """Mark the shard done; when every shard of the scan is, close the scan. True if it closed."""
@@ -241,6 +251,14 @@ class ScanStore:
             conn.execute(update(scans).where(scans.c.id == prog.scan_id)
                          .values(status="finished", finished=stamp, counts=json.dumps(counts)))
             return True
+
+    def endpoints_after(self, scan_id: int, after_id: int, limit: int = 5000) -> list[tuple[int, int, str]]:
+        """(row id, shard, result JSON) of stored endpoints with a larger id, in id order."""
+        query = (select(endpoints.c.id, endpoints.c.shard_index, endpoints.c.result)
+                 .where((endpoints.c.scan_id == scan_id) & (endpoints.c.id > after_id))
+                 .order_by(endpoints.c.id).limit(limit))
+        with guard("reading endpoints"), self.engine.connect() as conn:
+            return [(r.id, r.shard_index, r.result) for r in conn.execute(query)]
 
     def endpoint_results(self, scan_id: int) -> Iterator[tuple[ProbeResult, dict[str, Any]]]:
         """Every stored endpoint of a scan, as results again (streamed, in address order)."""

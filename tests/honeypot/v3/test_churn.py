@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from etcdsec.honeypot.dataset import kubernetes_bait
+from etcdsec.honeypot.core.bait import kubernetes_bait
 from etcdsec.honeypot.v3.churn import EVENT_TTL_S, JOB_EVERY_S, Churn
 from etcdsec.honeypot.v3.mvcc import KeyRev
 from etcdsec.honeypot.v3.state import Namespace, V3State

@@ -13,9 +13,11 @@ import h2.events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot.v3 import gateway, gojson, jsonrequest, service
-from etcdsec.honeypot.v3.grpc_server import GrpcConnection, frame_message
+from etcdsec.honeypot.v3 import service
+from etcdsec.honeypot.v3.gateway import json_gateway, jsonrequest
+from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.honeypot.v3.state import V3State
+from etcdsec.honeypot.wire import go_json_errors
 
 from .conftest import make_ctx, session
 
@@ -95,7 +97,7 @@ def test_every_grpc_call_gets_a_status(calls: list[tuple[str, bytes, bool, str]]
                                                    "create_request", "compare", "success", "name", "x"]),
                                   c, max_size=5), max_leaves=12).map(lambda v: json.dumps(v).encode())))
 def test_gateway_never_raises_and_answers_json_or_go_text(path: str, method: str, body: bytes) -> None:
-    result = gateway.handle(CTX, STATE, session(), method, path, [], body)
+    result = json_gateway.handle(CTX, STATE, session(), method, path, [], body)
     assert result is not None
     status, headers, payload = result
     assert status in {200, 400, 404, 405, 412, 429, 500, 501, 503}
@@ -115,13 +117,13 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 @given(json_values)
 def test_go_json_scanner_accepts_valid_json(value: object) -> None:
     data = json.dumps(value).encode()
-    assert gojson.decode_error(data) == (None, len(data))
+    assert go_json_errors.decode_error(data) == (None, len(data))
 
 
 @FUZZ
 @given(st.binary(max_size=200))
 def test_go_json_scanner_agrees_with_a_strict_parser_on_objects(data: bytes) -> None:
-    err, end = gojson.decode_error(b"{" + data)
+    err, end = go_json_errors.decode_error(b"{" + data)
     try:
         strict = json.loads(b"{" + data, parse_constant=_reject)
         ok = isinstance(strict, dict)
@@ -145,7 +147,7 @@ def test_go_base64_rules_match_a_strict_decoder(text: str) -> None:
         strict_ok = len(text) % 4 == 0 and "=" not in text.rstrip("=")
     except (binascii.Error, ValueError):
         strict_ok = False
-    assert (gojson.base64_error(text.encode()) is None) == strict_ok
+    assert (go_json_errors.base64_error(text.encode()) is None) == strict_ok
 
 
 def test_a_message_bigger_than_the_cap_is_refused_without_buffering_it() -> None:
@@ -176,7 +178,7 @@ def test_fast_json_decoding_agrees_with_json_format(obj: dict[str, object]) -> N
 
     body = json.dumps(obj).encode()
     try:
-        fast, _ = gateway.parse_request(body, pb.RangeRequest)
+        fast, _ = json_gateway.parse_request(body, pb.RangeRequest)
     except jsonrequest.BadInput:
         fast = None
     try:
@@ -191,7 +193,7 @@ def test_fast_json_decoding_agrees_with_json_format(obj: dict[str, object]) -> N
 @given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n%é", max_size=24))
 def test_the_clean_base64_shortcut_only_passes_what_go_accepts(text: str) -> None:
     if jsonrequest.CLEAN_B64.fullmatch(text):
-        assert gojson.base64_error(text.encode()) is None
+        assert go_json_errors.base64_error(text.encode()) is None
         assert binascii.a2b_base64(text) == base64.b64decode(text)
 
 
@@ -202,7 +204,7 @@ def test_orjson_rendering_is_the_json_dumps_rendering(kvs: list[tuple[bytes, byt
                                                       member: int) -> None:
     from google.protobuf import json_format
 
-    from etcdsec.honeypot.v3 import jsonpb
+    from etcdsec.honeypot.v3.gateway import jsonpb
     from etcdsec.proto import etcd_v3_pb2 as pb
 
     messages = [
@@ -215,7 +217,7 @@ def test_orjson_rendering_is_the_json_dumps_rendering(kvs: list[tuple[bytes, byt
     for msg in messages:
         d = jsonpb.to_dict(msg)
         assert d == json_format.MessageToDict(msg, preserving_proto_field_name=True)
-        assert gateway.to_json(msg) == json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
+        assert json_gateway.to_json(msg) == json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @FUZZ
@@ -241,11 +243,11 @@ def test_the_gateway_renders_a_range_as_to_json_of_do_range(
                         keys_only=keys_only, count_only=count_only, min_mod_revision=min_mod)
     call = Call(state, ns, None, ctx.persona)
     try:
-        want = gateway.to_json(service.do_range(call, r))
+        want = json_gateway.to_json(service.do_range(call, r))
     except service.errors.V3Error as exc:
         want = exc.message.encode()
     try:
-        got = gateway.range_json(state, service.range_result(call, r))
+        got = json_gateway.range_json(state, service.range_result(call, r))
     except service.errors.V3Error as exc:
         got = exc.message.encode()
     assert got == want

@@ -7,8 +7,6 @@ import base64
 import binascii
 import itertools
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etcdsec.honeypot.context import Session
-from etcdsec.honeypot.v3 import gateway, jsonpb, jsonrequest, service
+from etcdsec.honeypot.v3.gateway import json_gateway, jsonpb, jsonrequest
+from etcdsec.honeypot.v3.gateway.plain import PlainPut, PlainRange
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
 
@@ -32,8 +31,8 @@ VALUES = st.one_of(
                      "99999999999999999999", "999999999999999999", "DESCEND", "MOD", "\ud800", "é"]),
     st.lists(st.just("Zm9v"), max_size=2), st.dictionaries(st.just("a"), st.integers(0, 3), max_size=1))
 OBJECTS = st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=5)
-PLAIN = {pb.RangeRequest: (service.PlainRange, gateway._RANGE_SPEC),
-         pb.PutRequest: (service.PlainPut, gateway._PUT_SPEC)}
+PLAIN = {pb.RangeRequest: (PlainRange, json_gateway._RANGE_SPEC),
+         pb.PutRequest: (PlainPut, json_gateway._PUT_SPEC)}
 
 
 def _encode(obj: dict[str, Any], style: int) -> bytes:
@@ -54,10 +53,10 @@ def test_plain_requests_default_to_the_messages_proto3_defaults() -> None:
                 assert getattr(cls, fd.name) == fd.default_value, fd.name
         # every field the shortcut may set is one the handlers read from the plain class
         for proto, kind in spec.values():
-            assert kind == gateway._OTHER or proto in _attrs(cls)
+            assert kind == json_gateway._OTHER or proto in _attrs(cls)
     read_by_range = {"key", "range_end", "limit", "revision", "sort_order", "sort_target", "keys_only", "count_only",
                      "min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision"}
-    assert read_by_range <= set(_attrs(service.PlainRange))
+    assert read_by_range <= set(_attrs(PlainRange))
 
 
 @FUZZ
@@ -65,10 +64,10 @@ def test_plain_requests_default_to_the_messages_proto3_defaults() -> None:
 def test_simple_fields_are_what_parse_request_sets(obj: dict[str, Any], style: int, msg_type: Any) -> None:
     cls, spec = PLAIN[msg_type]
     body = _encode(obj, style)
-    plain = gateway.simple_request(body, cls, spec)
+    plain = json_gateway.simple_request(body, cls, spec)
     if plain is None:
         return
-    msg, used = gateway.parse_request(body, msg_type)  # must not fail where the shortcut did not
+    msg, used = json_gateway.parse_request(body, msg_type)  # must not fail where the shortcut did not
     assert used == len(body)
     for name in _attrs(cls):
         assert getattr(plain, name) == getattr(msg, name), name
@@ -77,7 +76,7 @@ def test_simple_fields_are_what_parse_request_sets(obj: dict[str, Any], style: i
 @FUZZ
 @given(st.text(alphabet="ABQw+/=\r\n -_\x00é", max_size=14))
 def test_the_shortcuts_base64_is_a_subset_of_the_clean_base64(text: str) -> None:
-    plain = gateway.simple_request(json.dumps({"key": text}).encode(), service.PlainRange, gateway._RANGE_SPEC)
+    plain = json_gateway.simple_request(json.dumps({"key": text}).encode(), PlainRange, json_gateway._RANGE_SPEC)
     if plain is not None:
         assert jsonrequest.CLEAN_B64.fullmatch(text)
         assert plain.key == binascii.a2b_base64(text)
@@ -89,7 +88,7 @@ def test_the_shortcuts_base64_exhaustively_on_short_strings() -> None:
         for chars in itertools.product("AQ=\n-", repeat=n):
             text = "".join(chars)
             body = b'{"key":"' + text.encode().replace(b"\n", b"\\n") + b'"}'
-            plain = gateway.simple_request(body, service.PlainRange, gateway._RANGE_SPEC)
+            plain = json_gateway.simple_request(body, PlainRange, json_gateway._RANGE_SPEC)
             if plain is not None:
                 assert jsonrequest.CLEAN_B64.fullmatch(text) and plain.key == binascii.a2b_base64(text), text
 
@@ -98,23 +97,19 @@ def test_the_common_bodies_take_the_shortcut() -> None:
     for body, msg_type in [(b'{"key":"Zm9v"}', pb.RangeRequest),
                            (b'{"key":"Zm9v","range_end":"AA==","limit":"5"}', pb.RangeRequest),
                            (b'{"key":"Zm9v","value":"YmFy","prev_kv":true}', pb.PutRequest)]:
-        assert gateway.simple_request(body, *PLAIN[msg_type]) is not None
+        assert json_gateway.simple_request(body, *PLAIN[msg_type]) is not None
 
 
-@contextmanager
-def _general_path_only() -> Iterator[None]:
-    saved, cap = gateway._ROUTES, gateway.MAX_ROUTES
-    gateway._ROUTES, gateway.MAX_ROUTES = {}, 0
-    try:
-        yield
-    finally:
-        gateway._ROUTES, gateway.MAX_ROUTES = saved, cap
+def _general_path_only(state: V3State) -> V3State:
+    """A state whose gateway never learns a route: every call takes the general path."""
+    state.gateway_memo.max_routes = 0
+    return state
 
 
 def _outcome(ctx: Any, state: V3State, sess: Session, path: str, headers: list[tuple[bytes, bytes]],
              body: bytes) -> object:
     try:
-        return gateway.handle(ctx, state, sess, "POST", path, headers, body)
+        return json_gateway.handle(ctx, state, sess, "POST", path, headers, body)
     except Exception as exc:  # raw lone surrogates (not UTF-8) still raise in the general path
         return f"raised {type(exc).__name__}: {exc}"
 
@@ -129,7 +124,7 @@ def test_the_shortcut_answers_the_bytes_of_the_general_path(
         persona: str, calls: list[tuple[str, dict[str, Any], int, bool, bool]]) -> None:
     ctx, _ = make_ctx(persona, dataset=[(b"foo", b"bar"), (b"foo2", b"baz"), (b"a/\xff", b"\x00<&>")])
     fast = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
-    slow = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
+    slow = _general_path_only(V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9))
     plain, tls = Session("s1", "127.0.0.1", 1, "127.0.0.2", 2379), Session("s2", "127.0.0.3", 1, "127.0.0.2", 2379,
                                                                             tls=True)
     for path, obj, style, token, use_tls in [(p, {"key": "Zm9v", "value": "YQ=="}, 0, False, False)
@@ -137,10 +132,7 @@ def test_the_shortcut_answers_the_bytes_of_the_general_path(
         body = _encode(obj, style)
         headers = [(b"Authorization", b"nope")] if token else []
         sess = tls if use_tls else plain
-        got = _outcome(ctx, fast, sess, path, headers, body)
-        with _general_path_only():
-            want = _outcome(ctx, slow, sess, path, headers, body)
-        assert got == want
+        assert _outcome(ctx, fast, sess, path, headers, body) == _outcome(ctx, slow, sess, path, headers, body)
     assert fast.namespace(None).store.range(b"\x00", b"") == slow.namespace(None).store.range(b"\x00", b"")
 
 
@@ -148,14 +140,16 @@ def test_the_shortcut_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     ctx, _ = make_ctx(dataset=[(b"foo", b"bar")])
     state = V3State(ctx)
     for path in ("/v3/kv/range", "/v3/kv/put"):  # the first call of a path teaches the route
-        gateway.handle(ctx, state, None, "POST", path, [], b'{"key":"Zm9v","value":"YQ=="}')
+        json_gateway.handle(ctx, state, None, "POST", path, [], b'{"key":"Zm9v","value":"YQ=="}')
 
     def no_parse(*_: object) -> None:
         raise AssertionError("general path")
-    monkeypatch.setattr(gateway, "parse_request", no_parse)
-    got = gateway.handle(ctx, state, None, "POST", "/v3/kv/put", [], b'{"key":"Zm9v","value":"Yg==","prev_kv":true}')
+    monkeypatch.setattr(json_gateway, "parse_request", no_parse)
+    got = json_gateway.handle(
+        ctx, state, None, "POST", "/v3/kv/put", [], b'{"key":"Zm9v","value":"Yg==","prev_kv":true}'
+    )
     assert got is not None and b'"prev_kv":{"key":"Zm9v"' in got[2] and b'"value":"YQ=="' in got[2]
-    got = gateway.handle(ctx, state, None, "POST", "/v3/kv/range", [], b'{"key":"Zm9v"}')
+    got = json_gateway.handle(ctx, state, None, "POST", "/v3/kv/range", [], b'{"key":"Zm9v"}')
     assert got is not None and b'"value":"Yg=="' in got[2]
 
 
@@ -171,14 +165,15 @@ def test_the_header_dict_is_to_dict_of_the_header(rev: int, other: int) -> None:
 def test_remembered_requests_are_bounded_and_answer_as_new() -> None:
     ctx, _ = make_ctx(dataset=[(b"foo", b"bar")])
     fast = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
-    slow = V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9)
-    for i in range(gateway.MAX_REMEMBERED + 5):  # bounded: past the cap the table starts over
+    slow = _general_path_only(V3State(ctx, clock=lambda: 10.0, wall_clock=lambda: 1e9))
+    memo = fast.gateway_memo
+    for i in range(json_gateway.MAX_REMEMBERED + 5):  # bounded: past the cap the table starts over
         put = b'{"key":"Zm9v","value":"%s","prev_kv":true}' % base64.b64encode(b"%d" % (i % 7))
         for path, body in [("/v3/kv/put", put), ("/v3/kv/range", b'{"key":"Zm9v"}')]:
-            got = gateway.handle(ctx, fast, None, "POST", path, [], body)
-            with _general_path_only():
-                assert got == gateway.handle(ctx, slow, None, "POST", path, [], body)
-        assert len(gateway._RANGES) <= gateway.MAX_REMEMBERED and len(gateway._PUTS) <= gateway.MAX_REMEMBERED
-    for i in range(3 * gateway.MAX_REMEMBERED):
-        gateway.handle(ctx, fast, None, "POST", "/v3/kv/range", [], b'{"key":"%s"}' % base64.b64encode(b"%d" % i))
-    assert 0 < len(gateway._RANGES) <= gateway.MAX_REMEMBERED
+            got = json_gateway.handle(ctx, fast, None, "POST", path, [], body)
+            assert got == json_gateway.handle(ctx, slow, None, "POST", path, [], body)
+        assert len(memo.ranges) <= json_gateway.MAX_REMEMBERED and len(memo.puts) <= json_gateway.MAX_REMEMBERED
+    for i in range(3 * json_gateway.MAX_REMEMBERED):
+        json_gateway.handle(ctx, fast, None, "POST", "/v3/kv/range", [], b'{"key":"%s"}' % base64.b64encode(b"%d" % i))
+    assert 0 < len(memo.ranges) <= json_gateway.MAX_REMEMBERED
+    assert not slow.gateway_memo.routes and not slow.gateway_memo.ranges

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 
-from etcdsec.honeypot.v3 import gateway
+from etcdsec.honeypot.v3.gateway import json_gateway
 from etcdsec.honeypot.v3.state import V3State
 
 from .conftest import make_ctx, session
@@ -30,11 +30,11 @@ def test_live_watch_streams_later_puts_and_stops_at_the_bound() -> None:
         async def writer() -> None:
             await asyncio.sleep(0.1)
             put = json.dumps({"key": b64("/app/b"), "value": b64("2")}).encode()
-            status, _, _ = gateway.handle(ctx, state, session("127.0.0.9"), "POST", "/v3/kv/put", [], put)
+            status, _, _ = json_gateway.handle(ctx, state, session("127.0.0.9"), "POST", "/v3/kv/put", [], put)
             assert status == 200
 
         task = asyncio.create_task(writer())
-        async for line in gateway.live_watch(ctx, state, session(), "/v3/watch", body):
+        async for line in json_gateway.live_watch(ctx, state, session(), "/v3/watch", body):
             lines.append(json.loads(line))
         await task
         return lines, loop.time() - started
@@ -44,5 +44,5 @@ def test_live_watch_streams_later_puts_and_stops_at_the_bound() -> None:
     event = lines[1]["result"]["events"][0]
     assert base64.b64decode(event["kv"]["key"]) == b"/app/b" and base64.b64decode(event["kv"]["value"]) == b"2"
     assert len(lines) == 2 and 0.9 <= elapsed < 5
-    assert gateway.is_watch(ctx, "/v3/watch") and not gateway.is_watch(ctx, "/v3/lease/keepalive")
+    assert json_gateway.is_watch(ctx, "/v3/watch") and not json_gateway.is_watch(ctx, "/v3/lease/keepalive")
     assert state.namespace(session()).hub.count == 0  # the watcher is gone once the response ended

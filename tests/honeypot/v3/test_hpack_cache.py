@@ -6,7 +6,7 @@ import hpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etcdsec.honeypot.v3.hpack_cache import CachingEncoder
+from etcdsec.honeypot.v3.grpc.hpack_cache import CachingEncoder
 
 FIELDS = [(b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-status", b"0"),
           (b"grpc-message", b""), (b"grpc-status", b"5"), (b"grpc-message", b"etcdserver: key not found"),
@@ -45,7 +45,7 @@ def test_a_repeated_answer_is_served_from_memory() -> None:
 @settings(max_examples=300, deadline=None)
 @given(steps, st.booleans())
 def test_decoder_reads_every_block_as_hpack_does(script, raw) -> None:
-    from etcdsec.honeypot.v3.hpack_cache import CachingDecoder
+    from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder
 
     encoder, plain, cached = hpack.Encoder(), hpack.Decoder(), CachingDecoder()
     plain.max_allowed_table_size = cached.max_allowed_table_size = 8192

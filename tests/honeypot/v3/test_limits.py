@@ -12,7 +12,7 @@ import h2.events
 import h2.settings
 
 from etcdsec.honeypot.context import Limits
-from etcdsec.honeypot.v3.grpc_server import MAX_CONN_INBOX, GrpcConnection, frame_message
+from etcdsec.honeypot.v3.grpc.server import MAX_CONN_INBOX, GrpcConnection, frame_message
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
 

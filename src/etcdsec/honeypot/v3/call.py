@@ -9,22 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from etcdsec.honeypot.context import Persona, Session
+from etcdsec.honeypot.core.persona import Persona
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import errors
 from etcdsec.honeypot.v3.mvcc import range_end_of
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 READ, WRITE = pb.Permission.READ, pb.Permission.WRITE
-_VERSIONS: dict[str, tuple[int, int]] = {}
-
-
-def major_minor(persona: Persona) -> tuple[int, int]:
-    """persona.major_minor, parsed once per version string (the property parses on every read)."""
-    mm = _VERSIONS.get(persona.version)
-    if mm is None:
-        mm = _VERSIONS[persona.version] = persona.major_minor
-    return mm
 
 
 @dataclass

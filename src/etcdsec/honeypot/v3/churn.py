@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from etcdsec.honeypot import kubeproto
-from etcdsec.honeypot.context import Identity
-from etcdsec.honeypot.dataset import CONTROL_PLANE_UP_S, KUBE_ALNUM, uid_of
+from etcdsec.honeypot.core import kubeproto
+from etcdsec.honeypot.core.bait import CONTROL_PLANE_UP_S, KUBE_ALNUM, uid_of
+from etcdsec.honeypot.core.identity import Identity
 from etcdsec.honeypot.v3.errors import V3Error
 
 if TYPE_CHECKING:

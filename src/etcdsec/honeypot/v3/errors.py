@@ -199,14 +199,16 @@ def too_many_requests() -> V3Error:
     return _err(Code.UNAVAILABLE, "etcdserver: too many requests")
 
 
-def unknown_method(path: str) -> V3Error:
-    """grpc-go's reply to a path no service registers (service and method split at the last /)."""
+def unknown_method(path: str, names_service: bool = True) -> V3Error:
+    """grpc-go's reply to a path no service registers (service and method split at the last /).
+    `names_service`: grpc-go 1.20 and later (etcd 3.3.14+) name the service after an unknown method."""
     sm = path[1:] if path.startswith("/") else path
     if "/" not in sm:
         return _err(Code.RESOURCE_EXHAUSTED, f"malformed method name: {_go_quote(path)}")
     service, _, method = sm.rpartition("/")
     if service in KNOWN_SERVICES:
-        return _err(Code.UNIMPLEMENTED, f"unknown method {method} for service {service}")
+        return _err(Code.UNIMPLEMENTED, f"unknown method {method} for service {service}" if names_service
+                    else f"unknown method {method}")
     return _err(Code.UNIMPLEMENTED, f"unknown service {service}")
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from etcdsec.honeypot import kubeproto
-from etcdsec.honeypot.context import Identity
-from etcdsec.honeypot.dataset import CLUSTER_AGE, CONTROL_PLANE_UP_S, uid_of
+from etcdsec.honeypot.core import kubeproto
+from etcdsec.honeypot.core.bait import CLUSTER_AGE, CONTROL_PLANE_UP_S, uid_of
+from etcdsec.honeypot.core.identity import Identity
 
 MARKER = b"/registry/namespaces/kube-node-lease"
 COMPACT_EVERY_S = 300.0  # kube-apiserver --etcd-compaction-interval default

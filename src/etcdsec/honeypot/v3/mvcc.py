@@ -155,7 +155,7 @@ class MVCCStore:
         if self.on_compact is not None:
             self.on_compact(rev)
 
-    # --- persistence (honeypot/durable.py) --------------------------------------------------------
+    # --- persistence (honeypot/persist/keyspace.py) --------------------------------------------------------
     def versions(self) -> Iterator[KeyRev]:
         """Every stored version, each key's in revision order."""
         for hist in self._history.values():

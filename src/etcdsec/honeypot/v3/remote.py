@@ -18,8 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from etcdsec.honeypot import keyspace_codec as codec
 from etcdsec.honeypot.v3 import errors
+from etcdsec.honeypot.v3 import keyspace_codec as codec
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 CALL_TIMEOUT_S = 5.0  # the owner answers in microseconds; this only bounds a stuck or dead owner

@@ -14,9 +14,11 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from etcdsec.honeypot.context import Persona, Session
+from etcdsec.honeypot.core.persona import Persona
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import admin, errors
-from etcdsec.honeypot.v3.call import READ, WRITE, Call, major_minor
+from etcdsec.honeypot.v3.call import READ, WRITE, Call
+from etcdsec.honeypot.v3.gateway.plain import PlainPut, PlainRange
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
 from etcdsec.honeypot.v3.remote import RemoteWatch
 from etcdsec.honeypot.v3.snapshot import snapshot_responses
@@ -68,36 +70,6 @@ _ASCEND, _DESCEND = pb.RangeRequest.ASCEND, pb.RangeRequest.DESCEND
 def _txn_rev(call: Call, txn: WriteTxn) -> int:
     """etcd's revision for an op inside a txn: the new one once the txn has changed something."""
     return txn.rev if txn.changes else call.ns.store.revision
-
-
-class PlainRange:
-    """A RangeRequest as plain attributes: the gateway's shortcut sets those a simple JSON body names
-    (by proto name); every other field keeps its proto3 default, as in the message."""
-
-    key = b""
-    range_end = b""
-    limit = 0
-    revision = 0
-    sort_order = 0
-    sort_target = 0
-    serializable = False
-    keys_only = False
-    count_only = False
-    min_mod_revision = 0
-    max_mod_revision = 0
-    min_create_revision = 0
-    max_create_revision = 0
-
-
-class PlainPut:
-    """A PutRequest as its plain fields (see PlainRange)."""
-
-    key = b""
-    value = b""
-    lease = 0
-    prev_kv = False
-    ignore_value = False
-    ignore_lease = False
 
 
 RangeArgs = pb.RangeRequest | PlainRange
@@ -389,7 +361,7 @@ def status(call: Call, r: pb.StatusRequest) -> pb.StatusResponse:
     ident = call.state.ctx.identity
     resp = pb.StatusResponse(header=call.header(), version=call.persona.version, dbSize=db_size,
                              leader=ident.member_id, raftIndex=ns.raft_index, raftTerm=ident.raft_term)
-    if major_minor(call.persona) >= (3, 4):  # fields added in 3.4
+    if call.persona.major_minor >= (3, 4):  # fields added in 3.4
         resp.raftAppliedIndex = ns.raft_index
         resp.dbSizeInUse = in_use
     return resp
@@ -399,10 +371,10 @@ def alarm(call: Call, r: pb.AlarmRequest) -> pb.AlarmResponse:
     try:
         call.check_token()
     except errors.V3Error:
-        if major_minor(call.persona) < (3, 5):  # 3.4 lets the auth package's error through untranslated
+        if call.persona.major_minor < (3, 5):  # 3.4 lets the auth package's error through untranslated
             raise errors.V3Error(errors.Code.UNKNOWN, "auth: invalid auth token") from None
         raise
-    if major_minor(call.persona) < (3, 5):
+    if call.persona.major_minor < (3, 5):
         return pb.AlarmResponse()  # 3.4 answers an alarm list without a header
     return pb.AlarmResponse(header=call.header())
 
@@ -520,7 +492,7 @@ GATEWAY: dict[str, Method] = {g: m for m in _UNARY for g in m.gateway}
 
 
 def available(method: Method, persona: Persona) -> bool:
-    return persona.grpc_enabled and major_minor(persona) >= method.min_version
+    return persona.grpc_enabled and persona.major_minor >= method.min_version
 
 
 def _src(session: Session | None) -> str:

@@ -12,8 +12,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from etcdsec.honeypot.context import SensorContext, Session
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3.errors import V3Error
+from etcdsec.honeypot.v3.gateway.plain import GatewayMemo
 from etcdsec.honeypot.v3.heartbeat import COMPACT_EVERY_S, Heartbeat
 from etcdsec.honeypot.v3.heartbeat import applies as heartbeat_applies
 from etcdsec.honeypot.v3.leases import IdGenerator, Lessor
@@ -131,6 +133,7 @@ class V3State:
         self.db_slack_pages = 4 + ident.member_id % 61  # stable per deployment, looks organic
         self._namespaces: OrderedDict[str, Namespace] = OrderedDict()
         self._shared: Namespace | None = None if ctx.namespace_writes else Namespace(self)
+        self.gateway_memo = GatewayMemo()  # this sensor's own: routes and bodies the gateway has read
         # the keyspace journal: told of each namespace made (after its seed) or dropped (None)
         self.on_namespace: Callable[[str, Namespace | None], None] | None = None
         # --shared-keyspace in a worker other than the owner: v3 calls and watches are run there

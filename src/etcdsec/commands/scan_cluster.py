@@ -1,0 +1,198 @@
+"""`etcdsec scan --workers N|auto` and `etcdsec scan --cluster tcp://HOST:PORT`: one scan, cut into
+many more shards than workers, run as Dask tasks that write straight to the database.
+
+`etcdsec scan` passes in what it shares with the one-process path (how a scan is created, the
+progress bar, the prober), so this module does not import it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from etcdsec.errors import UserError
+from etcdsec.scan.distributed import StopFlag, Watch, dask_client, detach, stop_event, submit
+from etcdsec.scan.permutation import Permutation, Shard
+from etcdsec.scan.shard_task import ProbeFactory, ShardJob
+from etcdsec.scan.shards import TASKS_PER_SLOT, Totals, plan_tasks, task_key, unfinished_shards
+from etcdsec.scan.sweep import SweepConfig, SweepStats
+from etcdsec.store.engine import database_url, open_engine
+from etcdsec.store.scans import ScanInfo, ScanStore
+
+MAX_LOCAL_WORKERS = 256
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scale out (docs/scale.md)")
+    g.add_argument("--workers", default=None, metavar="N|auto",
+                   help="N worker processes on this machine (a Dask local cluster); auto: one per core")
+    g.add_argument("--cluster", default=None, metavar="tcp://HOST:PORT",
+                   help="run on the workers of this Dask scheduler; needs --db postgresql://...")
+    g.add_argument("--tasks", type=int, default=None, metavar="K",
+                   help="cut the scan into K shard tasks (default: 1 per local worker, 16 per cluster worker "
+                        "thread, at most 2^24 pairs each)")
+    g.add_argument("--detach", action="store_true",
+                   help="with --cluster: submit the tasks and exit; they run on (--resume --cluster re-attaches)")
+
+
+def parse_workers(text: str) -> int:
+    if text == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    try:
+        n = int(text)
+    except ValueError:
+        raise UserError(f"--workers {text!r}: expected a number or auto") from None
+    if not 1 <= n <= MAX_LOCAL_WORKERS:
+        raise UserError(f"--workers must be 1-{MAX_LOCAL_WORKERS} (or auto)")
+    return n
+
+
+def scale_out(args: argparse.Namespace) -> bool:
+    """Whether this scan runs as shard tasks. A new scan with `--workers 1` does not: one process is
+    one worker, without a cluster's start-up cost."""
+    if args.workers is None and args.cluster is None:
+        return False
+    _check_arguments(args)
+    return args.cluster is not None or args.resume or parse_workers(args.workers) > 1
+
+
+def _check_arguments(args: argparse.Namespace) -> tuple[int | None, str]:
+    """The worker count (None with --cluster) and the database as the workers must open it."""
+    if args.workers is not None and args.cluster is not None:
+        raise UserError("--workers starts a cluster on this machine, --cluster uses a running one: pick one")
+    if args.shard != "1/1":
+        raise UserError("--shard is for machines started by hand; with --workers or --cluster the scan is cut "
+                        "into shard tasks by itself (--tasks K)")
+    if args.detach and args.cluster is None:
+        raise UserError("--detach needs --cluster (a local cluster ends with this command)")
+    if args.tasks is not None and not 1 <= args.tasks <= 100_000:
+        raise UserError("--tasks must be 1-100000")
+    url = database_url(args.db)
+    if args.cluster is not None:
+        if not url.startswith("postgresql"):
+            raise UserError("--cluster needs --db postgresql://USER@HOST/DB: every worker writes there, "
+                            "and a SQLite file lives on one machine")
+        return None, args.db
+    workers = parse_workers(args.workers)
+    return workers, args.db if "://" in args.db else str(Path(args.db).expanduser().resolve())
+
+
+def _scan_to_resume(args: argparse.Namespace, store: ScanStore) -> ScanInfo:
+    if args.targets or args.imports or args.targets_file:
+        raise UserError("--resume takes no targets: it finishes a stored scan (pick it with --scan ID)")
+    scan_id = args.scan if args.scan is not None else store.latest_scan_id(unfinished_only=True)
+    if scan_id is None:
+        raise UserError(f"nothing to resume in {_shown(args.db)}: no unfinished scan")
+    scan = store.get_scan(scan_id)
+    if scan is None:
+        raise UserError(f"no scan {scan_id} in {_shown(args.db)}")
+    return scan
+
+
+def _shown(db: str) -> str:
+    """The database as printed: never its password."""
+    if "://" not in db:
+        return db
+    try:
+        return make_url(database_url(db)).set(drivername="postgresql").render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: database_url() has already said so
+        return "the database"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo], display_class: Any,
+                    probe_factory: ProbeFactory) -> int:
+    workers, db = _check_arguments(args)
+    store = ScanStore(open_engine(db))
+    store.ensure_schema()
+    scan = _scan_to_resume(args, store) if args.resume else None
+    with dask_client(workers, args.cluster) as (client, slots):
+        if scan is None:
+            if args.seed is None and args.name is None:  # one seed for every shard task, stored with the scan
+                args.seed = random.SystemRandom().randrange(1 << 62)
+            per_slot = TASKS_PER_SLOT["cluster" if args.cluster else "local"]
+            scan = new_scan(args, store, Shard(0, 1),
+                            plan=lambda pairs: min(args.tasks, pairs) if args.tasks else plan_tasks(pairs, slots,
+                                                                                                     per_slot))
+        todo = unfinished_shards(scan.shard_count, store.shard_states(scan.id))
+        steps = Permutation(scan.targets.size, scan.seed).p - 1
+        if not todo:
+            _note(args, f"scan {scan.id} is already finished")
+            return 0
+        config = SweepConfig(rate=args.rate / slots if args.rate else None, concurrency=args.concurrency,
+                             probe_concurrency=args.probe_concurrency, connect_timeout=args.connect_timeout)
+        identity = _shown(db) if "://" in db else db
+        keys = {k: task_key(identity, scan.id, scan.started.isoformat(), k) for k in todo}
+        flag = StopFlag(f"etcdsec-stop-{keys[todo[0]].rsplit('-', 1)[0]}")
+        event = stop_event(client, flag.name)
+        event.clear()  # an earlier Ctrl-C must not stop this run's tasks
+        deadline = time.time() + args.max_time if args.max_time else None
+        jobs = {k: ShardJob(db, scan.id, k, config, probe_factory, deadline, flag) for k in todo}
+        started = time.monotonic()
+        futures = submit(client, jobs, keys)
+        where = args.cluster or f"{workers} local workers"
+        if args.detach:
+            detach(futures)
+            print(f"scan {scan.id}: {len(todo)} shard tasks submitted to {where}; follow it with: etcdsec scan "
+                  f"--resume --scan {scan.id} --cluster {args.cluster} --db {_shown(args.db)}")
+            return 0
+        _note(args, f"scan {scan.id}: {len(todo)} of {scan.shard_count} shard tasks on {where} ({slots} threads)")
+        display = display_class(Totals(steps)) if not args.quiet and sys.stderr.isatty() else None
+        watch = Watch(client, store, scan, steps, on_tick=display.update if display else None,
+                      on_result=_print_line if args.format == "jsonl" else None, event=event)
+        interrupted = False
+        try:
+            with _sigterm_as_interrupt():
+                outcomes, totals = watch.run(futures)
+        except KeyboardInterrupt:
+            with _sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
+                watch.stop(futures, event)
+            outcomes, totals, interrupted = [], watch.poll(), True
+        finally:
+            if display:
+                display.close()
+    interrupted = interrupted or any(o.stats.interrupted for o in outcomes)
+    stats = SweepStats(totals.swept, totals.open, totals.etcd, totals.exposed, time.monotonic() - started,
+                       interrupted=interrupted)
+    summary = stats.summary(f"scan {scan.id}")
+    if interrupted:
+        again = f"--cluster {args.cluster}" if args.cluster else f"--workers {args.workers}"
+        print(f"etcdsec: interrupted; {summary}; finish it with: etcdsec scan --resume --scan {scan.id} "
+              f"--db {_shown(args.db)} {again}", file=sys.stderr)
+        return 130
+    if args.format == "text":
+        print(summary + (f" (etcdsec report --scan {scan.id})" if stats.etcd else ""))
+    else:
+        _note(args, summary)
+    return 0
+
+
+def _print_line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(f"etcdsec: {text}", file=sys.stderr)

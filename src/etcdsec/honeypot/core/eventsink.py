@@ -1,0 +1,64 @@
+"""The honeypot's events: Cowrie/T-Pot style dicts (session fields first) handed to etcdsec.events.
+
+Event ids are passed to `EventSink.emit` WITHOUT the `etcdsec.` prefix (`"http.request"`); the sink adds
+it (an id that already has it is kept as is)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from etcdsec.events.emitter import Emitter
+from etcdsec.events.ids import EventOutput, full_id, utc_timestamp
+from etcdsec.honeypot.core.session import Session
+
+
+class EventSink(Emitter):
+    """Builds Cowrie/T-Pot style events (session fields first) and delivers them through
+    `etcdsec.events.emitter.Emitter` to every output (JSONL file, store, alerts)."""
+
+    def __init__(self, sensor: str, outputs: Iterable[EventOutput] = ()) -> None:
+        super().__init__(sensor, outputs)
+        self._full_ids: dict[str, str] = {}
+        self.worker: int | None = None  # with --workers N: this worker's index, in every session event
+
+    def emit(self, eventid: str, session: Session | None = None, **fields: Any) -> dict[str, Any]:  # type: ignore[override]
+        return self.emit_fields(eventid, session, fields)
+
+    def emit_fields(self, eventid: str, session: Session | None, fields: dict[str, Any]) -> dict[str, Any]:
+        """`emit` with the fields as a dict (no keyword copy on the hot path); None values are left out."""
+        full = self._full_ids.get(eventid)
+        if full is None:
+            full = self._full_ids[eventid] = full_id(eventid)
+        if session is None:
+            event: dict[str, Any] = {"timestamp": utc_timestamp(), "eventid": full, "sensor": self.sensor}
+        else:
+            event = {"timestamp": utc_timestamp(), "eventid": full, "sensor": self.sensor, "session": session.id,
+                     "src_ip": session.src_ip, "src_port": session.src_port, "dst_ip": session.dst_ip,
+                     "dst_port": session.dst_port}
+            if session.peer_ip:
+                event["peer_ip"] = session.peer_ip
+            if self.worker is not None:
+                event["worker"] = self.worker
+        if None in fields.values():
+            for key, value in fields.items():
+                if value is not None:
+                    event[key] = value
+        else:
+            event.update(fields)
+        self.deliver(event)
+        return event
+
+
+class MemoryEvents:
+    """An output that keeps events in a list (tests, the fidelity runner)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def of(self, eventid: str) -> list[dict[str, Any]]:
+        full = full_id(eventid)
+        return [e for e in self.events if e["eventid"] == full]

@@ -1,0 +1,1 @@
+"""The decoy's non-key endpoints: /version, /metrics, /debug/vars, /config/local/log, peer /members."""

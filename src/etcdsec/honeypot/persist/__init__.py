@@ -1,0 +1,1 @@
+"""The honeypot's keyspace kept across restarts: snapshot plus append-only journal."""

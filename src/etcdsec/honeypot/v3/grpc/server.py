@@ -1,0 +1,584 @@
+"""etcd's gRPC API over HTTP/2 with the `h2` state machine (sans-IO core, thin asyncio shell).
+
+`GrpcConnection` turns received bytes into h2 events, gRPC messages into v3 calls, and responses
+into frames that respect flow control; `serve_h2` only moves bytes between it and the socket.
+Unary calls answer at once; Watch and LeaseKeepAlive are bidirectional streams. Every gRPC
+request is logged (`grpc.request`) and its raw bytes go through the honeytoken check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import gzip
+import json
+import struct
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import orjson
+from google.protobuf.message import DecodeError, Message
+
+from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.session import Session
+from etcdsec.honeypot.v3 import errors, service
+from etcdsec.honeypot.v3.call import READ
+from etcdsec.honeypot.v3.errors import Code, V3Error
+from etcdsec.honeypot.v3.gateway import jsonpb
+from etcdsec.honeypot.v3.grpc import gogo_errors
+from etcdsec.honeypot.v3.grpc.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
+from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder, CachingEncoder
+from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2
+from etcdsec.honeypot.v3.remote import RemoteWatch
+from etcdsec.honeypot.v3.state import Namespace, V3State
+from etcdsec.honeypot.v3.watch import WatchStream
+from etcdsec.honeypot.wire.request import token_view
+from etcdsec.proto import etcd_v3_pb2 as pb
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"  # streams SERVING once, then stays open
+HEALTH_SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
+MAX_STREAMS_PER_CONNECTION = 256  # enforced; etcd announces 2^32-1 and we announce the same
+# SETTINGS as etcd's grpc-go sends them: MAX_FRAME_SIZE=16384, MAX_CONCURRENT_STREAMS=4294967295.
+GRPC_GO_SETTINGS = bytes.fromhex("00000c040000000000" "000500004000" "0003ffffffff")
+MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
+BASE_CONTENT_TYPE = "application/grpc"
+OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # grpc-go always sends grpc-message
+# Per-connection memory budgets: partial requests held, and responses the peer has not read yet.
+MAX_CONN_INBOX = 8 * 1024 * 1024
+MAX_CONN_OUTBOX = 32 * 1024 * 1024
+READ_CHUNK = 65536
+
+# Over TLS + ALPN h2 etcd serves its HTTP handlers on non-gRPC streams: (session, method, path, headers,
+# body) -> (status, headers as Go's h2 server sends them, body); the listener passes the client routes'.
+H2HttpHandler = Callable[[Session, str, str, list[tuple[bytes, bytes]], bytes],
+                         Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes]]]
+
+
+def frame_message(payload: bytes) -> bytes:
+    """gRPC length-prefixed message: uncompressed flag + 4-byte big-endian length."""
+    return b"\x00" + struct.pack(">I", len(payload)) + payload
+
+
+def loggable(msg: Message, limit: int) -> dict[str, Any]:
+    """The request as a dict for events: bytes fields as text when they are UTF-8, bounded in size."""
+    d = jsonpb.to_dict(msg, text_bytes=True)
+    # json.dumps' text is at most twice orjson's compact bytes (one space per separator; escapes
+    # alike), so a small request is known to fit without the slow encoder.
+    with contextlib.suppress(TypeError):  # orjson.JSONEncodeError: let json decide
+        if 2 * len(orjson.dumps(d)) <= limit:
+            return d
+    text = json.dumps(d, ensure_ascii=False)
+    if len(text) > limit:
+        return {"truncated": True, "json": text[:limit]}
+    return d
+
+
+@dataclass
+class _Stream:
+    id: int
+    path: str = ""
+    method: service.Method | None = None
+    user_agent: str = ""
+    encoding: str = ""
+    content_type: str = BASE_CONTENT_TYPE  # what we answer with: grpc-go echoes the content-subtype
+    token: str | None = None  # `token` / `authorization` metadata (etcd checks it even with auth off)
+    inbox: bytearray = field(default_factory=bytearray)
+    outbox: bytearray = field(default_factory=bytearray)
+    headers_sent: bool = False
+    trailers: list[tuple[bytes, bytes]] | None = None  # queued until the outbox drains
+    done: bool = False
+    watch: WatchStream | RemoteWatch | None = None
+    opened: float = field(default_factory=time.monotonic)
+    # A plain HTTP request on HTTP/2 (TLS + ALPN h2): etcd's Go server answers it with its HTTP routes.
+    http_headers: list[tuple[bytes, bytes]] | None = None
+    end_after_outbox: bool = False
+
+
+class GrpcConnection:
+    def __init__(self, ctx: SensorContext, state: V3State, session: Session | None,
+                 on_ready: Callable[[], None] | None = None, http: H2HttpHandler | None = None,
+                 lean: bool = True) -> None:
+        self.ctx = ctx
+        self.state = state
+        self.session = session
+        self.on_ready = on_ready
+        self.http = http  # None: every stream is gRPC (plain text, the peer port, tests)
+        # Inbound headers are validated (a peer's malformed block is a protocol error, as in grpc-go);
+        # ours are fixed and well-formed, so outbound checks would only cost time.
+        # header_encoding=None: fields arrive as bytes. grpc-go takes any bytes in a header value
+        # (measured: etcd 3.4 and 3.5 answer a Range whose metadata is not UTF-8); h2's own decoding
+        # would raise on them.
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None,
+                                           validate_inbound_headers=True, validate_outbound_headers=False,
+                                           normalize_outbound_headers=False)
+        # plain text: etcd's cmux hands h2c to grpc-go's own transport; over TLS Go's http2 server
+        # serves gRPC, and h2's rules are its rules (a reused stream id gets RST_STREAM, measured)
+        self.h2 = h2.connection.H2Connection(config=config) if session is not None and session.tls \
+            else GrpcGoH2(config=config)
+        self.h2.encoder = CachingEncoder()  # the same few header blocks, coded once each way
+        decoder = CachingDecoder(self.h2.decoder.max_header_list_size)
+        decoder.max_allowed_table_size = self.h2.decoder.max_allowed_table_size
+        self.h2.decoder = decoder
+        # Enforced locally (h2 applies these once the peer acknowledges our SETTINGS); what goes on the
+        # wire is GRPC_GO_SETTINGS, see start().
+        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384,
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS_PER_CONNECTION,
+        })
+        # Plain text (etcd's grpc-go transport): the lean reader serves gRPC's usual frames and hands
+        # the connection to h2, brought to the same state, at the first frame it cannot vouch for.
+        self.lean: LeanH2 | None = None
+        if lean and not (session is not None and session.tls):
+            self._fallback = self.h2
+            self.h2 = self.lean = LeanH2(self.h2.encoder, self.h2.decoder, MAX_STREAMS_PER_CONNECTION)  # type: ignore[assignment]
+        self.streams: dict[int, _Stream] = {}
+        self.closed = False
+        self.calls = 0  # messages handled: the shell throttles on this
+        self._preface = b""
+        self.max_message = MAX_RECV_MESSAGE
+        self._http_tasks: set[asyncio.Task[None]] = set()
+
+    # --- driving the state machine ------------------------------------------------------------
+    def start(self) -> None:
+        self.h2.initiate_connection()
+        # h2 announces all its settings; grpc-go announces exactly these two, in this order. The
+        # values h2 holds are the protocol defaults, so the state machine stays right.
+        self.h2.data_to_send()
+        self._preface = GRPC_GO_SETTINGS
+
+    def data_to_send(self) -> bytes:
+        out = self._preface + self.h2.data_to_send()
+        self._preface = b""
+        return out
+
+    def receive(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            events = self.h2.receive_data(data)
+            if self.lean is not None and self.lean.rest is not None:
+                events += self._hand_over(self.lean)
+        except h2.exceptions.ProtocolError as exc:
+            self.ctx.events.emit("malformed", self.session, protocol="h2", error=type(exc).__name__,
+                                 raw_b64=base64.b64encode(data[:self.ctx.limits.max_logged_body]).decode(),
+                                 raw_len=len(data))
+            self.closed = True
+            if isinstance(exc, StreamIdReused | FirstFrameNotSettings):
+                self.h2.data_to_send()  # grpc-go closes without a word: drop the queued GOAWAY
+            return
+        for ev in events:
+            self._on_event(ev)
+        self.pump()
+
+    def _hand_over(self, lean: LeanH2) -> list[h2.events.Event]:
+        """From here on h2 serves the connection, from the frame the lean reader stopped at; the events
+        of the whole read are handled after it, as h2 alone would."""
+        lean.adopt(self._fallback)
+        self.h2, self.lean = self._fallback, None
+        return self.h2.receive_data(lean.rest or b"")
+
+    def _on_event(self, ev: h2.events.Event) -> None:
+        if isinstance(ev, h2.events.RequestReceived):
+            self._on_request(ev)
+        elif isinstance(ev, h2.events.DataReceived):
+            if ev.flow_controlled_length:
+                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            st = self.streams.get(ev.stream_id)
+            if st is not None and st.http_headers is not None:
+                if not st.done and len(st.inbox) + len(ev.data) <= self.ctx.limits.max_request_bytes:
+                    st.inbox += ev.data
+                return
+            if st is not None and not st.done:
+                st.inbox += ev.data
+                if len(st.inbox) > 5 and self.buffered_in() > MAX_CONN_INBOX:
+                    self._log(st, None, Code.RESOURCE_EXHAUSTED)
+                    st.inbox.clear()
+                    self._finish(st, Code.RESOURCE_EXHAUSTED, "etcdserver: too many requests")
+                    return
+                self._drain_inbox(st)
+        elif isinstance(ev, h2.events.StreamEnded):
+            st = self.streams.get(ev.stream_id)
+            if st is not None and st.http_headers is not None:
+                if not st.done:
+                    self._serve_http(st)
+            elif st is not None and not st.done:
+                self._on_half_close(st)
+        elif isinstance(ev, h2.events.StreamReset):
+            self._forget(ev.stream_id)
+        elif isinstance(ev, h2.events.ConnectionTerminated):
+            self.closed = True
+
+    def _on_request(self, ev: h2.events.RequestReceived) -> None:
+        raw: list[tuple[bytes, bytes]] = ev.headers or []  # type: ignore[assignment]
+        fields = [(_text(k), _text(v)) for k, v in raw]
+        hdrs = dict(fields)
+        st = _Stream(ev.stream_id, path=hdrs.get(":path", ""), user_agent=hdrs.get("user-agent", ""),
+                     encoding=hdrs.get("grpc-encoding", ""), token=_token(hdrs))
+        self.streams[ev.stream_id] = st
+        ctype = str(hdrs.get("content-type", ""))
+        subtype = _content_subtype(ctype)
+        if subtype:
+            st.content_type = f"{BASE_CONTENT_TYPE}+{subtype}"
+        if subtype is None and self.session is not None and self.session.tls and self.http is not None:
+            # Over TLS etcd's Go HTTP server owns HTTP/2 and only hands application/grpc to gRPC:
+            # anything else (curl --http2 https://.../version) gets the HTTP routes.
+            st.http_headers = list(raw)
+            return  # searched for honeytokens with its body, as any HTTP request (routes.h2_request)
+        metadata = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if not k.startswith(b":")]
+        self.ctx.honeytokens.check(self.session, token_view(str(hdrs.get(":method", "")), st.path, metadata, b""),
+                                   where="grpc-metadata")
+        if subtype is None:
+            # etcd's grpc-go resets a non-gRPC stream (curl --http2-prior-knowledge /version gets
+            # RST_STREAM PROTOCOL_ERROR, not an HTTP answer).
+            self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=None,
+                                 http_method=str(hdrs.get(":method", "")), user_agent=st.user_agent or None,
+                                 content_type=ctype or None, reset="PROTOCOL_ERROR")
+            st.done = True
+            self.streams.pop(st.id, None)
+            self._safe(lambda: self.h2.reset_stream(st.id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
+            return
+        st.method = service.METHODS.get(st.path)
+        if st.path in (HEALTH_CHECK, HEALTH_WATCH):
+            return
+        if st.method is None or not service.available(st.method, self.ctx.persona):
+            err = errors.unknown_method(st.path, self.ctx.persona.extra.get("grpc_unknown_method_names_service", True))
+            self._log(st, None, err.code, message=err.message)
+            self._finish(st, err.code, err.message)
+            return
+        if st.encoding not in ("", "identity") and not (st.encoding == "gzip" and self._gzip):
+            # etcd 3.4 registers no decompressor; 3.5's grpc-go has gzip
+            self._log(st, None, Code.UNIMPLEMENTED)
+            self._finish(st, Code.UNIMPLEMENTED,
+                         f'grpc: Decompressor is not installed for grpc-encoding "{st.encoding}"')
+            return
+        if st.method.streaming and st.method.path.endswith("/Watch"):
+            st.watch = service.open_watch(self.state, self.session, self.ctx.limits.max_watches_per_source,
+                                          self.on_ready)
+            if self.state.remote is None:  # with --shared-keyspace the owner's auth store decides
+                st.watch.permit = self._watch_permit(st, self.state.namespace(self.session))
+
+    # --- messages -------------------------------------------------------------------------------
+    def _drain_inbox(self, st: _Stream) -> None:
+        while len(st.inbox) >= 5 and not st.done:
+            flag = st.inbox[0]
+            length = int.from_bytes(st.inbox[1:5])
+            if length > self.max_message:
+                self._log(st, None, Code.RESOURCE_EXHAUSTED)
+                self._finish(st, Code.RESOURCE_EXHAUSTED,
+                             f"grpc: received message larger than max ({length} vs. {self.max_message})")
+                return
+            if len(st.inbox) < 5 + length:
+                return
+            if len(st.inbox) == 5 + length:  # the usual case: exactly one message buffered
+                payload = bytes(st.inbox[5:])
+                st.inbox.clear()
+            else:
+                payload = bytes(st.inbox[5:5 + length])
+                del st.inbox[: 5 + length]
+            if flag:
+                try:
+                    payload = self._decompress(st, flag, payload)
+                except V3Error as err:
+                    self._log(st, None, err.code, raw=payload, message=err.message)
+                    self._finish(st, err.code, err.message)
+                    return
+            self._on_message(st, payload)
+
+    def _decompress(self, st: _Stream, flag: int, payload: bytes) -> bytes:
+        if flag != 1:
+            raise V3Error(Code.INTERNAL, f"grpc: received unexpected payload format {flag}")
+        if st.encoding in ("", "identity"):
+            raise V3Error(Code.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
+        try:  # bounded: a gzip bomb stops at the message cap
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out = d.decompress(payload, self.max_message + 1)
+        except zlib.error as exc:
+            raise V3Error(Code.INTERNAL, f"grpc: failed to decompress the received message {exc}") from None
+        if len(out) > self.max_message:
+            raise V3Error(Code.RESOURCE_EXHAUSTED, "grpc: received message after decompression larger than max "
+                          f"({len(out)} vs. {self.max_message})")
+        return out
+
+    def _serve_http(self, st: _Stream) -> None:
+        """Answer a plain HTTP/2 request through the sensor's HTTP routes (they are async)."""
+        st.done = True  # no gRPC handling for it; the task below owns the stream from here
+        task = asyncio.get_running_loop().create_task(self._http_task(st))
+        self._http_tasks.add(task)
+        task.add_done_callback(self._http_tasks.discard)
+
+    async def _http_task(self, st: _Stream) -> None:
+        assert st.http_headers is not None and self.session is not None and self.http is not None
+        fields = dict(st.http_headers)
+        method = fields.get(b":method", b"GET").decode("latin-1")
+        path = fields.get(b":path", b"/").decode("latin-1")
+        status, headers, body = await self.http(self.session, method, path, st.http_headers, bytes(st.inbox))
+        if st.id not in self.streams or self.closed:  # the client reset the stream meanwhile
+            return
+        try:
+            self.h2.send_headers(st.id, [(b":status", str(status).encode()), *headers], end_stream=not body)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self._forget(st.id)
+            return
+        if body:
+            st.outbox += body
+            st.end_after_outbox = True
+            self._flush(st)
+        else:
+            self.streams.pop(st.id, None)
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def buffered_in(self) -> int:
+        return sum(len(s.inbox) for s in self.streams.values())
+
+    def buffered_out(self) -> int:
+        return sum(len(s.outbox) for s in self.streams.values())
+
+    def _on_message(self, st: _Stream, payload: bytes) -> None:
+        self.calls += 1
+        self.ctx.honeytokens.check(self.session, payload, where="grpc")
+        if self.buffered_out() > MAX_CONN_OUTBOX:  # a peer that does not read gets no more work done
+            self._log(st, None, Code.UNAVAILABLE, raw=payload)
+            self._finish(st, Code.UNAVAILABLE, "etcdserver: too many requests")
+            return
+        if st.path in (HEALTH_CHECK, HEALTH_WATCH):
+            self._log_health(st)
+            self._send(st, HEALTH_SERVING)
+            if st.path == HEALTH_CHECK:
+                self._finish(st, Code.OK, "")
+            return
+        method = st.method
+        assert method is not None
+        request = method.request()
+        problem = gogo_errors.unmarshal_error(request.DESCRIPTOR, payload)
+        if problem is None:
+            try:
+                request.ParseFromString(payload)
+            except (DecodeError, RecursionError, ValueError):
+                problem = gogo_errors.EOF  # e.g. invalid UTF-8 in a string: Go would take it, we cannot
+        if problem is not None:
+            self._log(st, None, Code.INTERNAL, raw=payload, message=f"grpc: error unmarshalling request: {problem}")
+            self._finish(st, Code.INTERNAL, f"grpc: error unmarshalling request: {problem}")
+            return
+        if method.streaming:
+            self._on_stream_message(st, request)
+            return
+        if method.server_stream:
+            try:
+                responses = service.invoke_stream(self.state, self.session, method, request, st.token)
+            except V3Error as err:
+                self._log(st, request, err.code, message=err.message)
+                self._finish(st, err.code, err.message)
+                return
+            self._log(st, request, Code.OK)
+            for msg in responses:
+                self._send(st, msg.SerializeToString())
+            self._finish(st, Code.OK, "")
+            return
+        try:
+            response = service.invoke(self.state, self.session, method, request, st.token)
+        except V3Error as err:
+            self._log(st, request, err.code, message=err.message)
+            self._finish(st, err.code, err.message)
+            return
+        self._log(st, request, Code.OK)
+        self._send(st, response.SerializeToString())
+        self._finish(st, Code.OK, "")
+
+    def _watch_permit(self, st: _Stream, ns: Namespace) -> Callable[[bytes, bytes, int], tuple[str, int] | None]:
+        """etcd's isWatchPermitted: 3.4 cancels with the error itself, 3.5 always says permission denied."""
+        v34 = self.ctx.persona.major_minor < (3, 5)
+
+        def permit(key: bytes, range_end: bytes, watch_id: int) -> tuple[str, int] | None:
+            call = service.Call(self.state, ns, self.session, self.ctx.persona, st.token)
+            try:
+                call.require(READ, key, range_end)
+            except V3Error as err:
+                if v34:
+                    return f"rpc error: code = {_go_code(err.code)} desc = {err.message}", -1
+                return "rpc error: code = PermissionDenied desc = etcdserver: permission denied", watch_id
+            return None
+
+        return permit
+
+    def _on_stream_message(self, st: _Stream, request: Message) -> None:
+        self._log(st, request, Code.OK)
+        if st.watch is not None:
+            assert isinstance(request, pb.WatchRequest)
+            st.watch.handle(request)
+            self._move_watch_responses(st)
+        else:
+            assert isinstance(request, pb.LeaseKeepAliveRequest)
+            self._send(st, service.keepalive(self.state, self.session, request).SerializeToString())
+
+    def _on_half_close(self, st: _Stream) -> None:
+        if st.method is not None and st.method.streaming:
+            if st.watch is None:  # LeaseKeepAlive ends when the client stops sending (as etcd)
+                self._finish(st, Code.OK, "")
+            return  # a watch stays open until reset, connection close or its time limit
+        if st.path == HEALTH_WATCH and st.headers_sent:
+            return  # the health watch stays open after the client's half-close
+        if st.path in (HEALTH_CHECK, HEALTH_WATCH) or st.method is not None:
+            # A unary call whose body ended before one whole message: grpc-go's recvMsg error.
+            self._log(st, None, Code.UNKNOWN, raw=bytes(st.inbox))
+            self._finish(st, Code.UNKNOWN, "unexpected EOF" if st.inbox else "EOF")
+
+    def _move_watch_responses(self, st: _Stream) -> None:
+        assert st.watch is not None
+        while st.watch.pending and len(st.outbox) < (1 << 20):
+            self._send(st, st.watch.pending.popleft().SerializeToString())
+
+    # --- output -----------------------------------------------------------------------------------
+    @property
+    def _gzip(self) -> bool:
+        return self.ctx.persona.major_minor >= (3, 5)
+
+    def _send_headers_once(self, st: _Stream) -> None:
+        if not st.headers_sent:
+            st.headers_sent = True
+            # bytes, so h2 converts nothing; the encoder then finds the block it made last time
+            headers = [(b":status", b"200"), (b"content-type", st.content_type.encode())]
+            if st.encoding == "gzip":
+                headers.append((b"grpc-encoding", b"gzip"))  # grpc-go answers in the caller's encoding
+            self.h2.send_headers(st.id, headers)
+
+    def _send(self, st: _Stream, payload: bytes) -> None:
+        if st.done:
+            return
+        try:
+            self._send_headers_once(st)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            st.done = True  # the peer reset the stream or ended the connection (GOAWAY) first
+            return
+        if st.encoding == "gzip":
+            st.outbox += b"\x01" + struct.pack(">I", len(packed := gzip.compress(payload, 6, mtime=0))) + packed
+        else:
+            st.outbox += frame_message(payload)
+        self._flush(st)
+
+    def _finish(self, st: _Stream, code: int, message: str) -> None:
+        if st.done:
+            return
+        st.done = True
+        if st.watch is not None:
+            st.watch.close()
+        # grpc-go always sends grpc-message, empty on success; percent-encoding as grpc-go does.
+        trailers = OK_TRAILERS if code == Code.OK and not message else [
+            (b"grpc-status", str(int(code)).encode()),
+            (b"grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode() if message else b"")]
+        if not st.headers_sent:
+            # Trailers-only response, as grpc-go sends an error before any message.
+            st.headers_sent = True
+            self._safe(lambda: self.h2.send_headers(
+                st.id, [(b":status", b"200"), (b"content-type", st.content_type.encode()), *trailers],
+                end_stream=True))
+            self.streams.pop(st.id, None)
+            return
+        st.trailers = trailers
+        self._flush(st)
+
+    def _flush(self, st: _Stream) -> None:
+        try:
+            while st.outbox:
+                window = min(self.h2.local_flow_control_window(st.id), self.h2.max_outbound_frame_size)
+                if window <= 0:
+                    return
+                chunk = bytes(st.outbox[:window])
+                del st.outbox[:window]
+                self.h2.send_data(st.id, chunk)
+            if st.trailers is not None:
+                self.h2.send_headers(st.id, st.trailers, end_stream=True)
+                st.trailers = None
+                self.streams.pop(st.id, None)
+            elif st.end_after_outbox:
+                self.h2.end_stream(st.id)
+                self.streams.pop(st.id, None)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
+            self._forget(st.id)
+
+    def _safe(self, fn: Callable[[], None]) -> None:
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            fn()
+
+    def _forget(self, stream_id: int) -> None:
+        st = self.streams.pop(stream_id, None)
+        if st is not None:
+            st.done = True
+            if st.watch is not None:
+                st.watch.close()
+
+    def pump(self, now: float | None = None) -> None:
+        """Move queued watch responses into frames and send what flow control allows."""
+        limit = self.ctx.limits.wait_timeout_s  # 0: a watch lasts as long as its stream, as in etcd
+        now = time.monotonic() if now is None else now
+        for st in list(self.streams.values()):
+            if st.watch is not None and not st.done:
+                self._move_watch_responses(st)
+                if limit > 0 and now - st.opened > limit:
+                    self._finish(st, Code.OK, "")  # bounded: the client re-establishes its watch
+                    continue
+            if st.outbox or st.trailers is not None or st.end_after_outbox:
+                self._flush(st)
+
+    def close(self) -> None:
+        for sid in list(self.streams):
+            self._forget(sid)
+
+    def watching(self) -> bool:
+        """An open watch stream: a quiet connection that is waiting for events, not an idle one."""
+        return any(st.watch is not None and st.watch.watchers and not st.done for st in self.streams.values())
+
+    # --- events -----------------------------------------------------------------------------------
+    def _log(self, st: _Stream, request: Message | None, code: int, raw: bytes | None = None,
+             message: str | None = None) -> None:
+        """One `grpc.request` event; undecodable payloads go in raw_b64 (bounded), as malformed input does."""
+        limit = self.ctx.limits.max_logged_body
+        self.ctx.events.emit(
+            "grpc.request", self.session, grpc_method=st.path,
+            request=loggable(request, limit) if request is not None else None,
+            raw_b64=base64.b64encode(raw[:limit]).decode() if raw else None,
+            raw_len=len(raw) if raw else None,
+            status=int(code), grpc_message=message or None, user_agent=st.user_agent or None)
+
+    def _log_health(self, st: _Stream) -> None:
+        self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=0,
+                             user_agent=st.user_agent or None)
+
+
+def _text(value: bytes) -> str:
+    """A header field as text; bytes that are not UTF-8 stay readable as \\xNN."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("utf-8", "backslashreplace")
+
+
+def _token(hdrs: dict[Any, Any]) -> str | None:
+    value = hdrs.get("token", hdrs.get("authorization"))
+    return None if value is None else str(value)
+
+
+def _go_code(code: int) -> str:
+    """grpc-go's codes.Code.String(): INVALID_ARGUMENT -> InvalidArgument."""
+    return "".join(part.capitalize() for part in Code(code).name.split("_"))
+
+
+def _content_subtype(ctype: str) -> str | None:
+    """grpc-go's contentSubtype: "" for application/grpc, "json" for +json, None when not gRPC."""
+    if ctype == BASE_CONTENT_TYPE:
+        return ""
+    if not ctype.startswith(BASE_CONTENT_TYPE) or ctype[len(BASE_CONTENT_TYPE)] not in "+;":
+        return None
+    return ctype[len(BASE_CONTENT_TYPE) + 1:].lower()

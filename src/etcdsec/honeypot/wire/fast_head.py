@@ -1,0 +1,127 @@
+"""A strict recogniser for the everyday HTTP/1.x request, so most requests skip h11 (sans-IO).
+
+h11 stays the parser of record: `parse` accepts only requests whose every byte has one reading
+(CRLF line ends, a known method, an origin-form ASCII target without escapes, token header names,
+printable values, exactly one valid Host, at most one plain Content-Length, no Transfer-Encoding,
+Expect or Upgrade). Anything else returns UNSURE and the connection hands its bytes to the h11
+path, which owns every Go-exact refusal and error. A hypothesis test checks that whatever `parse`
+accepts, h11 reads the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from etcdsec.honeypot.wire.go_http_rules import HOST_CHARS, PLAIN_METHODS, TOKEN_CHARS
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NEED_MORE: Final = _Marker("NEED_MORE")  # a simple request so far; wait for more bytes
+UNSURE: Final = _Marker("UNSURE")  # not the simple shape: let h11 and the Go rules decide
+
+MAX_TARGET = 2048  # longer targets go the careful way (cmux and Go have line limits)
+_METHODS = frozenset(PLAIN_METHODS)
+# method SP origin-form target (printable ASCII, no '%' escapes, no '#') SP HTTP/1.0 or 1.1
+_REQUEST_LINE = re.compile(rb"([A-Z]{3,6}) (/[\x21-\x22\x24\x26-\x7e]*) HTTP/1\.([01])")
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"  # all a simple header block may hold
+_TOKEN = re.compile("[" + re.escape(TOKEN_CHARS) + "]+")
+MAX_REMEMBERED_NAMES = 1024
+# header names seen valid -> lower-cased: one dict lookup instead of a regex and lower() per header
+_header_names: dict[str, str] = {}
+_VALID_HOST = re.compile("[" + re.escape(HOST_CHARS) + "]*")
+_SPECIAL = frozenset(("host", "content-length", "transfer-encoding", "expect", "upgrade"))
+
+
+@dataclass(slots=True)
+class Head:
+    """One complete simple request: the head parsed, the body's place in the buffer known."""
+
+    method: str
+    target: str
+    http10: bool
+    items: list[tuple[str, str, str]]  # (name as sent, lower-cased name, value), in order; latin-1
+    body_start: int
+    end: int  # index just past the body: the bytes this request used
+
+    def body(self, buf: bytes | bytearray) -> bytes:
+        return bytes(buf[self.body_start:self.end])
+
+
+def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int) -> Head | _Marker:
+    """A complete simple request at the start of `buf`, NEED_MORE, or UNSURE."""
+    line_end = buf.find(b"\r\n", 0, MAX_TARGET + 32)
+    if line_end < 0:
+        if b"\n" in buf or len(buf) > MAX_TARGET + 32:
+            return UNSURE
+        return NEED_MORE if _could_be_request_line(buf) else UNSURE
+    line = _REQUEST_LINE.fullmatch(buf, 0, line_end)
+    if line is None or line.group(1) not in _METHODS:
+        return UNSURE
+    head_end = buf.find(b"\r\n\r\n", line_end, max_head + 4)
+    if head_end < 0:
+        return UNSURE if len(buf) > max_head or b"\n\n" in buf or b"\r\n\n" in buf else NEED_MORE
+    items: list[tuple[str, str, str]] = []
+    host = length = None
+    if head_end > line_end:
+        block = bytes(buf[line_end + 2:head_end])
+        if block.translate(None, _PRINTABLE):
+            return UNSURE  # control or non-ASCII bytes: h11 and Go decide
+        lines = block.decode("latin-1").split("\r\n")
+        if block.count(b"\r") >= len(lines) or block.count(b"\n") >= len(lines):
+            return UNSURE  # a bare CR or LF
+        for line_text in lines:
+            name, colon, value = line_text.partition(":")
+            lower = _header_names.get(name) if colon else None
+            if lower is None:
+                if not colon or _TOKEN.fullmatch(name) is None:
+                    return UNSURE  # obs-fold (leading space), a bad name, no colon
+                lower = _remember_name(name)
+            value = value.strip(" \t")
+            if lower in _SPECIAL:
+                if lower == "host":
+                    if host is not None or _VALID_HOST.fullmatch(value) is None:
+                        return UNSURE
+                    host = value
+                elif lower == "content-length":
+                    if length is not None or not value.isdigit() or len(value) > 10 or \
+                            (value[0] == "0" and len(value) > 1):
+                        return UNSURE
+                    length = int(value)
+                else:
+                    return UNSURE  # Transfer-Encoding, Expect, Upgrade: Go's rules apply
+            items.append((name, lower, value))
+    if host is None or len(items) > max_headers:
+        return UNSURE
+    body_start = head_end + 4
+    end = body_start + (length or 0)
+    if (length or 0) > max_body:
+        return UNSURE  # the careful path answers 413 as Go does
+    if len(buf) < end:
+        return NEED_MORE
+    method, target, minor = line.groups()
+    return Head(method.decode(), target.decode(), minor == b"0", items, body_start, end)
+
+
+_LINE_PREFIX = re.compile(rb"[A-Z]{0,6}(?: (?:/[\x21-\x22\x24\x26-\x7e]*"
+                          rb"(?: (?:H(?:T(?:T(?:P(?:/(?:1(?:\.(?:[01]\r?)?)?)?)?)?)?)?)?)?)?)?")
+
+
+def _remember_name(name: str) -> str:
+    lower = name.lower()
+    if len(_header_names) < MAX_REMEMBERED_NAMES:  # bounded: random names from a scanner stop here
+        _header_names[name] = lower
+    return lower
+
+
+def _could_be_request_line(buf: bytes | bytearray) -> bool:
+    """Whether an unfinished first line can still become a simple request line."""
+    return _LINE_PREFIX.fullmatch(buf) is not None
