@@ -3,6 +3,7 @@
 
 Usage:  .venv/bin/python bench/honeypot_writes.py [--seconds 5] [--rounds 3] [--sources 16] [--json out.json]
         [--keyspace kept forgotten]  (honeypot rows with the keyspace journalled to disk, without, or both)
+        [--shared off on]  (rows with workers: a keyspace each, one shared keyspace, or both)
 Needs:  wrk and gcc (Debian: apt-get install wrk gcc).
 
 A honeypot is written to by many addresses at once (one source alone meets the per-source rate
@@ -132,13 +133,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         servers.append(("etcd 3.5.1", real.ip, real.proc.pid, None))
         for workers in args.workers:
             for keep in args.keyspace:  # the keyspace journalled to disk (the default) or forgotten
-                where = tmp / f"w{workers}-{keep}"
-                where.mkdir()
-                proc, ip, events = start_honeypot(where, "--workers", str(workers),
-                                                  *(["--forget-writes"] if keep == "forgotten" else []))
-                procs.append(proc)
-                label = f" {keep}" if len(args.keyspace) > 1 else ""
-                servers.append((f"honeypot x{workers}{label}", ip, proc.pid, events))
+                for shared in args.shared if workers > 1 else ["off"]:  # --shared-keyspace or not
+                    where = tmp / f"w{workers}-{keep}-{shared}"
+                    where.mkdir()
+                    proc, ip, events = start_honeypot(where, "--workers", str(workers),
+                                                      *(["--forget-writes"] if keep == "forgotten" else []),
+                                                      *(["--shared-keyspace"] if shared == "on" else []))
+                    procs.append(proc)
+                    label = f" {keep}" if len(args.keyspace) > 1 else ""
+                    label += " shared" if shared == "on" else ""
+                    servers.append((f"honeypot x{workers}{label}", ip, proc.pid, events))
         try:
             for round_no in range(1, args.rounds + 1):
                 for (name, _, needle), script in zip(SCENARIOS, scripts, strict=True):
@@ -189,6 +193,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="honeypot worker counts to run")
     parser.add_argument("--keyspace", nargs="+", choices=("kept", "forgotten"), default=["kept"],
                         help="honeypot rows with the keyspace journalled to disk (default), without, or both")
+    parser.add_argument("--shared", nargs="+", choices=("off", "on"), default=["off"],
+                        help="rows with several workers: own keyspaces (off, default), --shared-keyspace (on), or both")
     parser.add_argument("--json")
     args = parser.parse_args()
     if not (0 < args.seconds <= 60 and 0 < args.rounds <= 10 and 0 < args.sources <= 250

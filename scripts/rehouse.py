@@ -79,6 +79,13 @@ MOVES: dict[str, str] = {
     "v3.lean_h2": "v3.grpc.lean_h2",
     "v3.lean_headers": "v3.grpc.lean_headers",
     "v3.grpcgo_h2": "v3.grpc.grpcgo_h2",  # added at the grpc-lean merge (grpc-go's h2 rules out of server.py)
+    # new on branch workers-shared (--shared-keyspace): the frames and the v3 client side stay with v3
+    # (v3/state and v3/service hold a RemoteKeyspace); the owner's server and the links go to shared/,
+    # above v3/; the v2 forwarding (both ends of its frame) goes to v2/
+    "keyspace_codec": "v3.keyspace_codec",
+    "keyspace_link": "shared.link",
+    "v3.owner": "shared.owner",
+    "v2_forward": "v2.forward",
 }
 
 # each new folder's __init__.py says what the folder is
@@ -91,6 +98,7 @@ FOLDERS: dict[str, str] = {
     "persist": "The honeypot's keyspace kept across restarts: snapshot plus append-only journal.",
     "v3/gateway": "etcd's v3 JSON gateway (grpc-gateway): request reading, jsonpb rendering, routes.",
     "v3/grpc": "etcd's gRPC API over HTTP/2, sans-IO: handshake, connection, hpack cache, gogo errors.",
+    "shared": "--shared-keyspace (experimental): worker 0's keyspace owner and the links the other workers forward on.",
 }
 
 OLD = {f"{PKG}.{k}": f"{PKG}.{v}" for k, v in MOVES.items()}

@@ -74,7 +74,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="batch event writes for this many seconds (0: write each event at once)")
     p.add_argument("--workers", default="1", metavar="N|auto",
                    help="sensor processes sharing the port, each client address always served by the same one "
-                        "(default 1; auto: one per CPU; Linux). Workers keep separate keyspaces (and keyspace files)")
+                        "(default 1; auto: one per CPU; Linux). Workers keep separate keyspaces (and keyspace files)"
+                        " unless --shared-keyspace")
+    p.add_argument("--shared-keyspace", action="store_true",
+                   help="with --workers: one v3 keyspace and revision sequence for all workers, held by worker 0 "
+                        "(the others forward v3 calls and watches to it; v2 stays per worker). Experimental: "
+                        "docs/honeypot.md")
     add_alert_arguments(p, default_on="honeytoken.used")
     p.set_defaults(run=run)
 
@@ -172,6 +177,7 @@ def build_config(args: argparse.Namespace):
     alerts = alert_settings(args, emitter="honeypot")
     config.alert_on, config.alert_webhook, config.alert_syslog = alerts.on, alerts.webhook, alerts.syslog
     config.alert_rate, config.metrics_listen = alerts.rate, alerts.metrics_listen
+    config.shared_keyspace = args.shared_keyspace
     if args.enable_v2:
         config.enable_v2 = args.enable_v2 == "true"
     if args.sensor:

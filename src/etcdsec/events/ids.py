@@ -18,7 +18,7 @@ EVENT_PREFIX = "etcdsec."
 
 EventOutput = Callable[[dict[str, Any]], None]
 
-_SESSION = ("session", "src_ip", "src_port", "dst_ip", "dst_port")
+_SESSION = ("session", "src_ip", "src_port", "dst_ip", "dst_port", "worker")  # worker: --workers N only
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ decides the `Response` for a `Request`, as etcd's ServeMux and handlers do.
 
 from __future__ import annotations
 
+import asyncio
 import posixpath
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from etcdsec.honeypot.endpoints.surface import (
     raft_probing_body,
     version_body,
 )
+from etcdsec.honeypot.v2 import forward
 from etcdsec.honeypot.v2.api import V2Api
 from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.gateway import json_gateway
@@ -68,6 +70,10 @@ class ClientApp:
                              status=resp.status, tls=session.tls or None,
                              **body_fields(body, self.ctx.limits.max_logged_body))
         return resp.status, out, b"" if method == "HEAD" else resp.body
+
+    async def v2_handle(self, session: Session, req: Request) -> Response:
+        """A /v2 request on this process's v2 API (the source's own with --namespace-writes)."""
+        return await self._v2_for(session).handle(req)
 
     def _v2_for(self, session: Session) -> V2Api:
         if not self.ctx.namespace_writes:
@@ -122,7 +128,10 @@ class ClientApp:
         if path == config_log.PATH and self.ctx.persona.extra.get("config_local_log", False):
             return config_log.config_log_response(req.method, req.body)
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
-            return await self._v2_for(session).handle(req)
+            remote = self.v3_state.remote if self.v3_state is not None else None
+            if remote is not None and forward.forwardable(req):  # --shared-keyspace
+                return await forward.forward(remote, session, req)
+            return await self.v2_handle(session, req)
         if (self.v3_state is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req)
                 and self.ctx.persona.extra.get("gateway_websocket", True)):
             # etcd wraps the gateway in grpc-websocket-proxy (gorilla): GET upgrades, others are refused
@@ -134,6 +143,8 @@ class ClientApp:
         if self.v3_state is not None and self.ctx.persona.v3_path(path) is not None:
             raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
             result = json_gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
+            if asyncio.iscoroutine(result):  # --shared-keyspace: the keyspace owner answers
+                result = await result
             if result is not None:
                 status, headers, body = result
                 kept = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers

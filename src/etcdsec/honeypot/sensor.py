@@ -12,6 +12,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,11 @@ from etcdsec.honeypot.persist.keyspace import KeyspaceJournal
 from etcdsec.honeypot.sensor_metrics import render
 from etcdsec.honeypot.serve.guard import Guard
 from etcdsec.honeypot.serve.http1 import ClientApp, PeerApp
+from etcdsec.honeypot.serve.inline_start import start_eagerly
 from etcdsec.honeypot.serve.listener import Listener, ListenerOptions, parse_networks
+from etcdsec.honeypot.shared.link import KeyspaceLink
+from etcdsec.honeypot.v2.forward import V2_CALL
+from etcdsec.honeypot.v2.forward import answer as v2_answer
 from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.churn import Churn
 from etcdsec.honeypot.v3.state import V3State
@@ -72,6 +77,7 @@ class SensorConfig:
     alert_syslog: tuple[str, int] | None = None
     alert_rate: int = 10  # alerts per source per minute
     metrics_listen: tuple[str, int] | None = None  # Prometheus metrics (loopback)
+    shared_keyspace: bool = False  # with workers: one v3 keyspace, owned by worker 0 (shared/link.py)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -92,6 +98,16 @@ class WorkerSlot:
     count: int
     sockets: dict[str, socket.socket]  # "client", and "peer" when the peer port is served
     control: socket.socket | None = None  # the supervisor asks for metrics on it
+    shared: bool = False  # --shared-keyspace: worker 0 owns the v3 keyspace, the others forward to it
+    link: socket.socket | None = None  # a forwarding worker's link to the owner, made before its fork
+
+    @property
+    def owner(self) -> bool:
+        return self.shared and self.index == 0
+
+    @property
+    def forwarding(self) -> bool:
+        return self.shared and self.index != 0
 
 
 def sensor_identity(c: SensorConfig) -> Identity:
@@ -168,6 +184,8 @@ class Sensor:
         self.event_counter = EventCounter()
         outputs.append(self.event_counter)
         self.events = EventSink(c.sensor, outputs)
+        if slot is not None:
+            self.events.worker = slot.index
         bait: Bait = c.bait if c.bait is not None else load_seed_file(c.seed_file) if c.seed_file else \
             kubernetes_bait(self.identity.secret_seed or str(self.identity.cluster_id), self.identity.start_time)
         self.honeytokens = Honeytokens(self.events, bait.tokens)
@@ -176,8 +194,11 @@ class Sensor:
                                  c.namespace_writes)
         self.ctx.listen_urls = listen_urls(c)
         self.v3_state = self._v3_state()
+        slot = self.slot
+        self.link = KeyspaceLink(slot is not None and slot.shared, slot is not None and slot.forwarding,
+                                 slot.link if slot is not None else None, self.v3_state)
         # the control plane's own writes (lease renewals, events) between attackers' requests
-        self.churn = Churn(self.v3_state) if self.v3_state is not None else None
+        self.churn = Churn(self.v3_state) if self.v3_state is not None and not self.link.forwarding else None
         v2_keys = bait.v2_view  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
         v2 = V2Store(start_index=3 + len(v2_keys), max_keys=c.limits.max_keys,
                      max_bytes=c.limits.max_store_bytes, max_watchers=c.limits.max_watches)
@@ -186,6 +207,8 @@ class Sensor:
         v2.index = 3 + 2 * len(v2_keys)
         self.keyspace = self._keyspace_journal(v2)
         self.client_app = ClientApp(self.ctx, v2, self.v3_state)
+        # --shared-keyspace: the owner answers the other workers' v2 requests too
+        self.link.extra[V2_CALL] = partial(v2_answer, start_eagerly, self.client_app.v2_handle)
         self.guard = Guard(c.limits)
         tls = self._tls()
         opts = ListenerOptions(tls=tls, proxy_protocol=c.proxy_protocol,
@@ -208,7 +231,9 @@ class Sensor:
         prefix = self.config.keyspace_state
         if prefix is None:
             return None
-        if self.slot is not None and self.slot.count > 1:  # workers keep separate keyspaces
+        if self.link.forwarding:
+            return None  # the owner journals the one keyspace
+        if self.slot is not None and self.slot.count > 1 and not self.slot.shared:  # one keyspace each
             prefix = prefix.with_name(f"{prefix.name}.w{self.slot.index}")
         journal = KeyspaceJournal(prefix, self.v3_state, v2, flush_interval=self.config.state_flush,
                                   max_bytes=self.config.state_max_bytes)
@@ -243,10 +268,13 @@ class Sensor:
         """The supervisor asks (one byte) for this worker's figures; they go back as one JSON line."""
         assert self.slot is not None and self.slot.control is not None
         try:
-            if not self.slot.control.recv(64):
+            data, fds, _flags, _addr = socket.recv_fds(self.slot.control, 64, 4)
+            if not data:
                 asyncio.get_running_loop().remove_reader(self.slot.control.fileno())
                 return
-            self.slot.control.sendall(json.dumps(self.snapshot()).encode() + b"\n")
+            data = self.link.take(data, fds)  # keyspace links the supervisor hands over
+            if data:
+                self.slot.control.sendall(json.dumps(self.snapshot()).encode() + b"\n")
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -270,6 +298,7 @@ class Sensor:
         if self.slot is not None and self.slot.control is not None:
             self.slot.control.setblocking(False)  # a snapshot is a few KiB: the socket buffer takes it whole
             asyncio.get_running_loop().add_reader(self.slot.control.fileno(), self._answer_control)
+        self.link.start(asyncio.get_running_loop())
         if self.keyspace is not None:
             self.keyspace.start()
         if self.writer and self.config.flush_interval > 0:
@@ -305,6 +334,7 @@ class Sensor:
         await self.client.close()
         if self.peer:
             await self.peer.close()
+        self.link.close()
         if self.keyspace is not None:
             await self.keyspace.close()
         if self.started:  # a sensor that never listened has nothing to report

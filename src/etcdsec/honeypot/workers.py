@@ -36,6 +36,7 @@ from etcdsec.events.metrics import answer
 from etcdsec.honeypot import sensor_metrics
 from etcdsec.honeypot.sensor import SensorConfig, WorkerSlot, run_forever, sensor_identity, tls_context
 from etcdsec.honeypot.serve.reuseport import listen_group
+from etcdsec.honeypot.shared.link import link_message
 
 PR_SET_PDEATHSIG = 1
 QUICK_DEATH_S = 1.0
@@ -94,6 +95,7 @@ class Supervisor:
         self.stopping = False
         self.failed = False
         self.wake: tuple[int, int] | None = None  # the signal wakeup pipe while running
+        self.shared = config.shared_keyspace and count > 1
 
     def close(self) -> None:
         for socks in getattr(self, "groups", {}).values():
@@ -110,7 +112,10 @@ class Supervisor:
         if old is not None:
             old.close()
         ours, theirs = socket.socketpair()
-        slot = WorkerSlot(index, self.count, {name: socks[index] for name, socks in self.groups.items()}, theirs)
+        slot = WorkerSlot(index, self.count, {name: socks[index] for name, socks in self.groups.items()}, theirs,
+                          shared=self.shared)
+        link = self._new_link(index) if self.shared and index != 0 and 0 in self.controls else None
+        slot.link = link
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
@@ -140,10 +145,38 @@ class Supervisor:
             finally:
                 os._exit(code)
         theirs.close()
+        if link is not None:
+            link.close()
         ours.settimeout(CONTROL_TIMEOUT_S)
         self.controls[index] = ours
         self.workers[pid] = index
         self.started[index] = time.monotonic()
+        if self.shared and index == 0:  # a new owner: every forwarding worker gets a link to it
+            for other in sorted(self.controls):
+                if other != 0:
+                    self._hand(other, self._new_link(other))
+
+    # --- --shared-keyspace ---------------------------------------------------------------------
+    def _new_link(self, index: int) -> socket.socket:
+        """A link between the owner and worker `index`: the owner's end goes to it now (passed on
+        its control socket); the worker's end is returned."""
+        owner_end, worker_end = socket.socketpair()
+        try:
+            socket.send_fds(self.controls[0], [link_message(index)], [owner_end.fileno()])
+        except OSError:  # the owner is dying: its successor links everyone again
+            pass
+        finally:
+            owner_end.close()
+        return worker_end
+
+    def _hand(self, index: int, worker_end: socket.socket) -> None:
+        """Give a running worker its new link (the owner was restarted)."""
+        try:
+            socket.send_fds(self.controls[index], [link_message(index)], [worker_end.fileno()])
+        except OSError:  # the worker is dying: it gets a link when it is started again
+            pass
+        finally:
+            worker_end.close()
 
     def signal_workers(self, sig: int) -> None:
         for pid in list(self.workers):

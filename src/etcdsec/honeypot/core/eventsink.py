@@ -20,6 +20,7 @@ class EventSink(Emitter):
     def __init__(self, sensor: str, outputs: Iterable[EventOutput] = ()) -> None:
         super().__init__(sensor, outputs)
         self._full_ids: dict[str, str] = {}
+        self.worker: int | None = None  # with --workers N: this worker's index, in every session event
 
     def emit(self, eventid: str, session: Session | None = None, **fields: Any) -> dict[str, Any]:  # type: ignore[override]
         return self.emit_fields(eventid, session, fields)
@@ -37,6 +38,8 @@ class EventSink(Emitter):
                      "dst_port": session.dst_port}
             if session.peer_ip:
                 event["peer_ip"] = session.peer_ip
+            if self.worker is not None:
+                event["worker"] = self.worker
         if None in fields.values():
             for key, value in fields.items():
                 if value is not None:

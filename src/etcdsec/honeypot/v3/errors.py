@@ -190,6 +190,11 @@ def auth_failed() -> V3Error:
     return _err(Code.INVALID_ARGUMENT, "etcdserver: authentication failed, invalid user ID or password")
 
 
+def request_timed_out() -> V3Error:
+    """etcd's ErrGRPCTimeout: what a member without a leader answers (our keyspace owner is away)."""
+    return _err(Code.UNAVAILABLE, "etcdserver: request timed out")
+
+
 def too_many_requests() -> V3Error:
     return _err(Code.UNAVAILABLE, "etcdserver: too many requests")
 

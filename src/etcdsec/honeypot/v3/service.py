@@ -20,9 +20,10 @@ from etcdsec.honeypot.v3 import admin, errors
 from etcdsec.honeypot.v3.call import READ, WRITE, Call
 from etcdsec.honeypot.v3.gateway.plain import PlainPut, PlainRange
 from etcdsec.honeypot.v3.mvcc import KeyRev, WriteTxn, range_end_of
+from etcdsec.honeypot.v3.remote import RemoteWatch
 from etcdsec.honeypot.v3.snapshot import snapshot_responses
 from etcdsec.honeypot.v3.state import V3State
-from etcdsec.honeypot.v3.watch import kv_message
+from etcdsec.honeypot.v3.watch import WatchStream, kv_message
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 MAX_TXN_OPS = 128
@@ -494,10 +495,17 @@ def available(method: Method, persona: Persona) -> bool:
     return persona.grpc_enabled and persona.major_minor >= method.min_version
 
 
+def _src(session: Session | None) -> str:
+    return session.src_ip if session is not None else ""
+
+
 def invoke_stream(state: V3State, session: Session | None, method: Method, request: Message,
                   token: str | None = None) -> list[Message]:
     """Run one server-streaming method (Snapshot): all its responses, in order."""
     assert method.handler is not None and method.server_stream
+    if state.remote is not None:  # --shared-keyspace: the owner runs it
+        parts = state.remote.call(method.path, _src(session), token, request.SerializeToString())
+        return [method.response.FromString(p) for p in parts]
     call = Call(state, state.namespace(session), session, state.ctx.persona, token)
     return list(method.handler(call, request))  # type: ignore[call-overload]
 
@@ -506,5 +514,24 @@ def invoke(state: V3State, session: Session | None, method: Method, request: Mes
            token: str | None = None) -> Message:
     """Run one unary method; V3Error propagates to the transport."""
     assert method.handler is not None
+    if state.remote is not None:  # --shared-keyspace: the owner runs it
+        return method.response.FromString(
+            state.remote.call(method.path, _src(session), token, request.SerializeToString()))
     call = Call(state, state.namespace(session), session, state.ctx.persona, token)
     return method.handler(call, request)
+
+
+def keepalive(state: V3State, session: Session | None, request: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveResponse:
+    """One LeaseKeepAlive message of a stream, renewed where the lessor is."""
+    if state.remote is not None:
+        return pb.LeaseKeepAliveResponse.FromString(state.remote.call(
+            "/etcdserverpb.Lease/LeaseKeepAlive", _src(session), None, request.SerializeToString()))
+    return keepalive_one(Call(state, state.namespace(session), session, state.ctx.persona), request)
+
+
+def open_watch(state: V3State, session: Session | None, max_watchers: int,
+               on_ready: Callable[[], None] | None = None) -> WatchStream | RemoteWatch:
+    """A watch stream on the caller's namespace, in this process or (--shared-keyspace) the owner's."""
+    if state.remote is not None:
+        return state.remote.open_watch(_src(session), on_ready=on_ready)
+    return state.namespace(session).hub.open(max_watchers=max_watchers, on_ready=on_ready)

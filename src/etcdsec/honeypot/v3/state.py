@@ -20,6 +20,7 @@ from etcdsec.honeypot.v3.heartbeat import COMPACT_EVERY_S, Heartbeat
 from etcdsec.honeypot.v3.heartbeat import applies as heartbeat_applies
 from etcdsec.honeypot.v3.leases import IdGenerator, Lessor
 from etcdsec.honeypot.v3.mvcc import MVCCStore
+from etcdsec.honeypot.v3.remote import RemoteKeyspace
 from etcdsec.honeypot.v3.watch import WatchHub
 from etcdsec.proto import etcd_v3_pb2 as pb
 
@@ -135,6 +136,8 @@ class V3State:
         self.gateway_memo = GatewayMemo()  # this sensor's own: routes and bodies the gateway has read
         # the keyspace journal: told of each namespace made (after its seed) or dropped (None)
         self.on_namespace: Callable[[str, Namespace | None], None] | None = None
+        # --shared-keyspace in a worker other than the owner: v3 calls and watches are run there
+        self.remote: RemoteKeyspace | None = None
 
     # --- ids -------------------------------------------------------------------------------------
     def header(self, revision: int = 0) -> pb.ResponseHeader:

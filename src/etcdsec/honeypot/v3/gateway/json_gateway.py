@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from binascii import a2b_base64, b2a_base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 import orjson
@@ -98,9 +98,13 @@ TLS_RPC_METADATA: Headers = [
 
 
 def handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
-           headers: Headers, body: bytes) -> Reply | None:
+           headers: Headers, body: bytes) -> Reply | Coroutine[Any, Any, Reply] | None:
+    """None: not a gateway path; a coroutine when the answer comes from the keyspace owner."""
     is_range = state.gateway_memo.routes.get(path)
     if is_range is not None and method == "POST" and ctx.persona is state.ctx.persona:
+        # --shared-keyspace: a simple body is answered when the owner's reply comes
+        if state.remote is not None and _simple_plain(state, is_range, body) is not None:
+            return _forwarded_simple(state, session, is_range, headers, body)
         fast = _simple_call(state, session, is_range, headers, body)
         if fast is not None:  # it reached the RPC
             if session is not None and session.tls:
@@ -187,21 +191,55 @@ def _simple_call(state: V3State, session: Session | None, is_range: bool, header
     """A Range or Put whose body `simple_request` reads: served without the protobuf request. None:
     not such a body, the general path decides (same bytes either way:
     tests/honeypot/v3/test_gateway_shortcuts.py)."""
-    memo = state.gateway_memo
-    plain = _plain_request(body, memo.ranges, PlainRange, _RANGE_SPEC) if is_range else \
-        _plain_request(body, memo.puts, PlainPut, _PUT_SPEC)
+    plain = _simple_plain(state, is_range, body)
     if plain is None:
         return None
     persona = state.ctx.persona
-    call = service.Call(state, state.namespace(session), session, persona, _token(headers))
     try:
-        if is_range:
-            payload = range_json(state, service.range_result(call, plain))
-        else:
-            payload = put_json(state, *service.put_result(call, plain))
+        payload = _simple_json(state, session, is_range, plain, _token(headers))
     except V3Error as exc:
         return _rpc_error(exc, persona.major_minor)
     return 200, list(JSON_OK), payload
+
+
+async def _forwarded_simple(state: V3State, session: Session | None, is_range: bool, headers: Headers,
+                            body: bytes) -> Reply:
+    """A simple Range/Put body answered by the keyspace owner's `simple_json` (--shared-keyspace)."""
+    assert state.remote is not None
+    try:
+        payload = await state.remote.call_async(SIMPLE_RANGE if is_range else SIMPLE_PUT,
+                                                session.src_ip if session is not None else "", _token(headers), body)
+        reply: Reply = 200, list(JSON_OK), payload
+    except V3Error as exc:
+        reply = _rpc_error(exc, state.ctx.persona.major_minor)
+    if session is not None and session.tls:
+        return reply[0], _with_tls_metadata(reply[1]), reply[2]
+    return reply
+
+
+SIMPLE_RANGE, SIMPLE_PUT = "gateway/simple-range", "gateway/simple-put"  # forwarded as their JSON body
+
+
+def _simple_plain(state: V3State, is_range: bool, body: bytes) -> Any:
+    memo = state.gateway_memo
+    return _plain_request(body, memo.ranges, PlainRange, _RANGE_SPEC) if is_range else \
+        _plain_request(body, memo.puts, PlainPut, _PUT_SPEC)
+
+
+def _simple_json(state: V3State, session: Session | None, is_range: bool, plain: Any, token: str | None) -> bytes:
+    call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
+    if is_range:
+        return range_json(state, service.range_result(call, plain))
+    return put_json(state, *service.put_result(call, plain))
+
+
+def simple_json(state: V3State, session: Session | None, path: str, body: bytes, token: str | None) -> bytes:
+    """The owner's side of a forwarded simple Range/Put body (`path` SIMPLE_RANGE or SIMPLE_PUT)."""
+    is_range = path == SIMPLE_RANGE
+    plain = _simple_plain(state, is_range, body)
+    if plain is None:  # the forwarding worker found it simple: the same function says the same here
+        raise V3Error(errors.Code.INTERNAL, "etcdserver: unknown error")
+    return _simple_json(state, session, is_range, plain, token)
 
 
 def _plain_request(body: bytes, table: dict[bytes, Any], kind: type[Any], spec: dict[str, tuple[str, int]]) -> Any:
@@ -290,14 +328,15 @@ def _answer(state: V3State, session: Session | None, m: service.Method, request:
             token: str | None) -> bytes:
     """A unary call's JSON answer. Range and Put, the hot paths, go from the store to JSON without
     building the protobuf response (the same bytes: tests/honeypot/v3/test_fuzz.py)."""
-    if m.handler is service.do_range:
-        assert isinstance(request, pb.RangeRequest)
-        call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
-        return range_json(state, service.range_result(call, request))
-    if m.handler is service.put:
-        assert isinstance(request, pb.PutRequest)
-        call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
-        return put_json(state, *service.put_result(call, request))
+    if state.remote is None:  # with --shared-keyspace the store is the owner's: the protobuf call goes there
+        if m.handler is service.do_range:
+            assert isinstance(request, pb.RangeRequest)
+            call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
+            return range_json(state, service.range_result(call, request))
+        if m.handler is service.put:
+            assert isinstance(request, pb.PutRequest)
+            call = service.Call(state, state.namespace(session), session, state.ctx.persona, token)
+            return put_json(state, *service.put_result(call, request))
     return to_json(service.invoke(state, session, m, request, token))
 
 
@@ -359,10 +398,9 @@ def _stream(state: V3State, session: Session | None, m: service.Method, body: by
     stream.
     """
     requests = _stream_requests(m, body)
-    ns = state.namespace(session)
     out: list[bytes] = []
     if m.path.endswith("/Watch"):
-        stream = ns.hub.open(max_watchers=state.ctx.limits.max_watches_per_source)
+        stream = service.open_watch(state, session, state.ctx.limits.max_watches_per_source)
         try:
             for req in requests:
                 assert isinstance(req, pb.WatchRequest)
@@ -371,10 +409,9 @@ def _stream(state: V3State, session: Session | None, m: service.Method, body: by
         finally:
             stream.close()
     else:
-        call = service.Call(state, ns, session, state.ctx.persona)
         for req in requests:
             assert isinstance(req, pb.LeaseKeepAliveRequest)
-            out.append(_result(service.keepalive_one(call, req)))
+            out.append(_result(service.keepalive(state, session, req)))
     return 200, list(STREAM_OK), b"".join(out)
 
 
@@ -395,8 +432,7 @@ async def live_watch(ctx: SensorContext, state: V3State, session: Session | None
     if m is None or not m.path.endswith("/Watch"):
         return
     ready = asyncio.Event()
-    stream = state.namespace(session).hub.open(max_watchers=ctx.limits.max_watches_per_source,
-                                               on_ready=ready.set)
+    stream = service.open_watch(state, session, ctx.limits.max_watches_per_source, ready.set)
     bound = ctx.limits.wait_timeout_s
     deadline = asyncio.get_running_loop().time() + bound if bound > 0 else None
     try:
@@ -425,8 +461,7 @@ class LiveWatch:
     def __init__(self, ctx: SensorContext, state: V3State, session: Session | None, path: str) -> None:
         self.method = service.GATEWAY[ctx.persona.v3_path(path.split("?", 1)[0]) or ""]
         self.ready = asyncio.Event()  # set when results wait in `lines`
-        self.stream = state.namespace(session).hub.open(max_watchers=ctx.limits.max_watches_per_source,
-                                                        on_ready=self.ready.set)
+        self.stream = service.open_watch(state, session, ctx.limits.max_watches_per_source, self.ready.set)
 
     def feed(self, message: bytes) -> None:
         for req in _stream_requests(self.method, message):

@@ -40,6 +40,7 @@ from etcdsec.honeypot.v3.grpc import gogo_errors
 from etcdsec.honeypot.v3.grpc.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
 from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder, CachingEncoder
 from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2
+from etcdsec.honeypot.v3.remote import RemoteWatch
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.honeypot.wire.request import token_view
@@ -98,7 +99,7 @@ class _Stream:
     headers_sent: bool = False
     trailers: list[tuple[bytes, bytes]] | None = None  # queued until the outbox drains
     done: bool = False
-    watch: WatchStream | None = None
+    watch: WatchStream | RemoteWatch | None = None
     opened: float = field(default_factory=time.monotonic)
     # A plain HTTP request on HTTP/2 (TLS + ALPN h2): etcd's Go server answers it with its HTTP routes.
     http_headers: list[tuple[bytes, bytes]] | None = None
@@ -263,10 +264,10 @@ class GrpcConnection:
                          f'grpc: Decompressor is not installed for grpc-encoding "{st.encoding}"')
             return
         if st.method.streaming and st.method.path.endswith("/Watch"):
-            ns = self.state.namespace(self.session)
-            st.watch = ns.hub.open(max_watchers=self.ctx.limits.max_watches_per_source,
-                                   on_ready=self.on_ready)
-            st.watch.permit = self._watch_permit(st, ns)
+            st.watch = service.open_watch(self.state, self.session, self.ctx.limits.max_watches_per_source,
+                                          self.on_ready)
+            if self.state.remote is None:  # with --shared-keyspace the owner's auth store decides
+                st.watch.permit = self._watch_permit(st, self.state.namespace(self.session))
 
     # --- messages -------------------------------------------------------------------------------
     def _drain_inbox(self, st: _Stream) -> None:
@@ -420,9 +421,7 @@ class GrpcConnection:
             self._move_watch_responses(st)
         else:
             assert isinstance(request, pb.LeaseKeepAliveRequest)
-            ns = self.state.namespace(self.session)
-            call = service.Call(self.state, ns, self.session, self.ctx.persona)
-            self._send(st, service.keepalive_one(call, request).SerializeToString())
+            self._send(st, service.keepalive(self.state, self.session, request).SerializeToString())
 
     def _on_half_close(self, st: _Stream) -> None:
         if st.method is not None and st.method.streaming:

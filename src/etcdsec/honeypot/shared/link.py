@@ -1,0 +1,95 @@
+"""A worker's place in --shared-keyspace: owner of the v3 keyspace (worker 0) or forwarder to it.
+
+Links are unix socketpairs the supervisor makes: a forwarding worker gets its end at fork time
+(the sensor's `WorkerSlot.link`); the owner gets the other end, and a forwarding worker a new end when the
+owner was restarted, as a file descriptor passed on the control socket, each with the message
+`L` + the worker's index (2 bytes). Without --shared-keyspace (or without v3) this does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from etcdsec.honeypot.core.session import Session
+from etcdsec.honeypot.shared.owner import KeyspaceOwner
+from etcdsec.honeypot.v3.remote import RemoteKeyspace
+
+LINK = b"L"
+LINK_MESSAGE = 3  # b"L" + index, 2 bytes big-endian
+
+
+def link_message(index: int) -> bytes:
+    return LINK + index.to_bytes(2, "big")
+
+
+class KeyspaceLink:
+    def __init__(self, shared: bool, forwarding: bool, first: socket.socket | None, state: Any | None) -> None:
+        """`shared`: --shared-keyspace is on; `forwarding`: this worker is not the owner; `first`: a
+        forwarding worker's link made before its fork (the sensor's WorkerSlot says all three)."""
+        self.state = state
+        self.shared = shared and state is not None
+        self.forwarding = self.shared and forwarding
+        self.is_owner = self.shared and not self.forwarding
+        self.first = first if self.shared else None
+        self.owner: KeyspaceOwner | None = None
+        self.early: list[tuple[int, socket.socket]] = []  # links that came before the loop ran
+        self.extra: dict[str, Callable[[Session, bytes], bytes]] = {}  # handed to the owner (the v2 API)
+        if self.forwarding:
+            state.remote = RemoteKeyspace()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.is_owner:
+            self.owner = KeyspaceOwner(self.state, loop)
+            self.owner.extra.update(self.extra)
+        elif self.forwarding:
+            self.state.remote.loop = loop
+            if self.first is not None:
+                self.state.remote.attach(self.first, loop)
+        for index, sock in self.early:
+            self._adopt(index, sock)
+        self.early.clear()
+
+    def take(self, data: bytes, fds: list[int]) -> bytes:
+        """Adopt the links among the control messages in `data`; the rest of `data` (metrics asks)."""
+        if not fds and LINK not in data:
+            return data
+        rest = bytearray()
+        i = 0
+        while i < len(data):
+            if data[i:i + 1] == LINK and len(data) - i >= LINK_MESSAGE:
+                index = int.from_bytes(data[i + 1:i + 3], "big")
+                if fds:
+                    self._adopt(index, socket.socket(fileno=fds.pop(0)))
+                i += LINK_MESSAGE
+            else:
+                rest += data[i:i + 1]
+                i += 1
+        for fd in fds:  # nothing of ours: never leak a descriptor
+            with contextlib.suppress(OSError):
+                socket.socket(fileno=fd).close()
+        return bytes(rest)
+
+    def _adopt(self, index: int, sock: socket.socket) -> None:
+        if not self.shared:
+            sock.close()
+        elif self.is_owner:
+            if self.owner is None:
+                self.early.append((index, sock))
+            else:
+                self.owner.adopt(index, sock)
+        else:
+            remote: RemoteKeyspace = self.state.remote
+            if remote.loop is None:
+                self.early.append((index, sock))
+            else:
+                remote.attach(sock)
+
+    def close(self) -> None:
+        if self.owner is not None:
+            self.owner.close()
+        if self.forwarding:
+            self.state.remote.detach()

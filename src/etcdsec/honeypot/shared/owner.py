@@ -1,0 +1,234 @@
+"""The keyspace owner's side of --shared-keyspace: run other workers' v3 calls and watches here.
+
+Worker 0 holds the one V3State (and its journal); each other worker has a link (a unix socketpair
+the supervisor made and handed over). Frames are answered in the order they arrive, so a worker's
+calls apply in its order; watch responses a commit causes are sent before the reply of the write
+that made it, so a writer that then reads its watch finds them there. The owner never blocks on a
+link: what a worker does not read yet waits in that link's bounded outbox (watch pushes past the
+bound are dropped and counted, replies never).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from etcdsec.honeypot.core.session import Session
+from etcdsec.honeypot.v3 import errors, service
+from etcdsec.honeypot.v3 import keyspace_codec as codec
+from etcdsec.honeypot.v3.gateway import json_gateway
+from etcdsec.honeypot.v3.state import V3State
+from etcdsec.honeypot.v3.watch import WatchStream
+from etcdsec.proto import etcd_v3_pb2 as pb
+
+READ_CHUNK = 1 << 18
+FRAMES_PER_TURN = 256  # one busy link cannot keep the loop from the owner's own clients
+MAX_OUTBOX = 32 << 20  # watch pushes beyond this wait nowhere: dropped and counted
+KEEPALIVE = "/etcdserverpb.Lease/LeaseKeepAlive"
+
+log = logging.getLogger(__name__)
+
+
+_SESSIONS: dict[str, Session] = {}  # a forwarded call needs only the address; Session.new costs a uuid4
+
+
+def _session(src_ip: str) -> Session:
+    session = _SESSIONS.get(src_ip)
+    if session is None:
+        if len(_SESSIONS) >= 4096:
+            _SESSIONS.clear()
+        session = _SESSIONS[src_ip] = Session.new(src_ip, 0, "", 0)
+    return session
+
+
+class Link:
+    def __init__(self, owner: KeyspaceOwner, index: int, sock: socket.socket) -> None:
+        self.owner, self.index, self.sock = owner, index, sock
+        self.decoder = codec.FrameDecoder()
+        self.outbox = bytearray()
+        self.streams: dict[int, WatchStream] = {}
+        self.pending: list[tuple[Any, ...]] = []
+        self.closed = False
+        self.batch: bytearray | None = None
+
+    # --- output ------------------------------------------------------------------------------------
+    def send(self, data: bytes, droppable: bool = False) -> None:
+        if self.closed:
+            return
+        if droppable and len(self.outbox) > MAX_OUTBOX:
+            self.owner.dropped += 1
+            return
+        if self.batch is not None:  # answering a read's frames: one write at the end of the turn
+            self.batch += data
+            return
+        if not self.outbox:
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.close()
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self.owner.loop.add_writer(self.sock.fileno(), self._on_writable)
+        self.outbox += data
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self.sock.send(self.outbox)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        del self.outbox[:sent]
+        if not self.outbox:
+            self.owner.loop.remove_writer(self.sock.fileno())
+
+    # --- input -------------------------------------------------------------------------------------
+    def on_readable(self) -> None:
+        self.batch = bytearray()
+        try:
+            self._serve_turn()
+        finally:
+            batch, self.batch = self.batch, None
+            if batch:
+                self.send(bytes(batch))
+
+    def _serve_turn(self) -> None:
+        try:
+            drained = False
+            for _ in range(FRAMES_PER_TURN):
+                if self.pending:
+                    self.handle(self.pending.pop(0))
+                    continue
+                if drained:
+                    return
+                try:
+                    data = self.sock.recv(READ_CHUNK)
+                except (BlockingIOError, InterruptedError):
+                    return
+                if not data:  # the worker is gone: its watches go with it
+                    self.close()
+                    return
+                self.pending = self.decoder.feed(data)
+                drained = len(data) < READ_CHUNK  # then no recv just to hear EAGAIN
+            if self.pending and not self.closed:  # the turn's share is used: the rest on the next turn
+                self.owner.loop.call_soon(self.on_readable)
+        except (OSError, codec.CodecError) as exc:
+            log.warning("keyspace link of worker %d closed: %s", self.index, exc)
+            self.close()
+
+    def handle(self, frame: tuple[Any, ...]) -> None:
+        kind, ident = frame[0], frame[1]
+        if kind == codec.CALL:
+            self.send(self.owner.answer(ident, frame[2], frame[3], frame[4], frame[5]))
+        elif kind == codec.WATCH_OPEN:
+            self._open(ident, frame[2], frame[3])
+        elif kind == codec.WATCH_REQ:
+            stream = self.streams.get(frame[2])
+            if stream is not None:
+                try:
+                    stream.handle(pb.WatchRequest.FromString(frame[3]))
+                except Exception:
+                    self.send(codec.encode(codec.REPLY, ident, int(errors.Code.INVALID_ARGUMENT), "bad request"))
+                    return
+            self.send(codec.encode(codec.REPLY, ident, 0, b""))
+        elif kind == codec.WATCH_CLOSE:
+            stream = self.streams.pop(ident, None)
+            if stream is not None:
+                stream.close()
+        else:
+            raise codec.CodecError(f"frame kind {kind} is not for the owner")
+
+    def _open(self, rid: int, sid: int, src_ip: str) -> None:
+        state, limits = self.owner.state, self.owner.state.ctx.limits
+        ns = state.namespace(_session(src_ip))
+        old = self.streams.pop(sid, None)
+        if old is not None:
+            old.close()
+
+        def ready() -> None:
+            stream = self.streams.get(sid)
+            while stream is not None and stream.pending:
+                self.send(codec.encode(codec.WATCH_PUSH, sid, stream.pending.popleft().SerializeToString()),
+                          droppable=True)
+
+        self.streams[sid] = ns.hub.open(max_watchers=limits.max_watches_per_source, on_ready=ready)
+        self.send(codec.encode(codec.REPLY, rid, 0, b""))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for stream in self.streams.values():
+            stream.close()
+        self.streams.clear()
+        loop = self.owner.loop
+        with contextlib.suppress(Exception):
+            loop.remove_reader(self.sock.fileno())
+        with contextlib.suppress(Exception):
+            loop.remove_writer(self.sock.fileno())
+        self.sock.close()
+        if self.owner.links.get(self.index) is self:
+            del self.owner.links[self.index]
+
+
+class KeyspaceOwner:
+    def __init__(self, state: V3State, loop: asyncio.AbstractEventLoop) -> None:
+        self.state, self.loop = state, loop
+        self.links: dict[int, Link] = {}
+        self.dropped = 0  # watch responses a worker did not read in time
+        self.calls = 0
+        # calls answered outside the v3 service (the v2 API): path -> (session, payload) -> reply bytes
+        self.extra: dict[str, Callable[[Session, bytes], bytes]] = {}
+
+    def adopt(self, index: int, sock: socket.socket) -> None:
+        """Serve worker `index` on `sock` (a restarted worker's new link replaces its old one)."""
+        old = self.links.pop(index, None)
+        if old is not None:
+            old.close()
+        sock.setblocking(False)
+        link = self.links[index] = Link(self, index, sock)
+        self.loop.add_reader(sock.fileno(), link.on_readable)
+
+    def close(self) -> None:
+        for link in list(self.links.values()):
+            link.close()
+
+    def answer(self, rid: int, path: str, src_ip: str, token: str, payload: bytes) -> bytes:
+        """Run one forwarded call here; its REPLY frame (the error's code and text when it failed)."""
+        self.calls += 1
+        session = _session(src_ip)
+        tok = None if token == "\0" else token
+        try:
+            extra = self.extra.get(path)
+            if extra is not None:
+                body: Any = extra(session, payload)
+            elif path in (json_gateway.SIMPLE_RANGE, json_gateway.SIMPLE_PUT):  # the gateway's JSON fast path
+                body = json_gateway.simple_json(self.state, session, path, payload, tok)
+            elif path == KEEPALIVE:
+                result: Any = service.keepalive(self.state, session, pb.LeaseKeepAliveRequest.FromString(payload))
+                body = result.SerializeToString()
+            else:
+                method = service.METHODS.get(path)
+                if method is None or method.handler is None:
+                    raise errors.unknown_method(path)
+                request = method.request.FromString(payload)
+                if method.server_stream:
+                    body = [m.SerializeToString()
+                            for m in service.invoke_stream(self.state, session, method, request, tok)]
+                else:
+                    body = service.invoke(self.state, session, method, request, tok).SerializeToString()
+        except errors.V3Error as err:
+            return codec.encode(codec.REPLY, rid, int(err.code) or int(errors.Code.UNKNOWN), err.message)
+        except Exception:  # a request that breaks a handler fails alone, as a panic-free etcd would
+            log.exception("keyspace owner: %s failed", path)
+            return codec.encode(codec.REPLY, rid, int(errors.Code.UNKNOWN), "etcdserver: unknown error")
+        return codec.encode(codec.REPLY, rid, 0, body)

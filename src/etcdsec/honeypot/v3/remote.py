@@ -1,0 +1,245 @@
+"""A worker's side of --shared-keyspace: v3 calls and watches answered by the keyspace owner.
+
+The transports stay synchronous: `call` sends one frame on the link and waits (bounded) for its
+reply, applying watch pushes that arrive meanwhile; frames carry request ids, so late replies of a
+call that timed out are recognised and dropped. Between calls the event loop reads the link for
+watch pushes. Without a link (the owner restarting) calls fail as etcd without a leader does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from etcdsec.honeypot.v3 import errors
+from etcdsec.honeypot.v3 import keyspace_codec as codec
+from etcdsec.proto import etcd_v3_pb2 as pb
+
+CALL_TIMEOUT_S = 5.0  # the owner answers in microseconds; this only bounds a stuck or dead owner
+READ_CHUNK = 1 << 18
+
+
+def _error(code: int, message: object) -> errors.V3Error:
+    known = code in errors.Code._value2member_map_
+    return errors.V3Error(errors.Code(code) if known else errors.Code.UNKNOWN, str(message))
+
+
+class RemoteWatch:
+    """A WatchStream whose watchers live in the owner: the same face the transports use."""
+
+    def __init__(self, remote: RemoteKeyspace, sid: int, max_pending: int,
+                 on_ready: Callable[[], None] | None) -> None:
+        self.remote, self.sid = remote, sid
+        self.max_pending, self.on_ready = max_pending, on_ready
+        self.pending: deque[pb.WatchResponse] = deque()
+        self.watchers: set[int] = set()  # open watch ids, as the owner's answers say
+        self.dropped = 0
+        self.permit: Any = None  # permission checks run in the owner, where the auth store is
+
+    def handle(self, req: pb.WatchRequest) -> None:
+        self.remote.request(codec.WATCH_REQ, self.sid, req.SerializeToString())
+
+    def deliver(self, payload: bytes) -> None:
+        resp = pb.WatchResponse.FromString(payload)
+        if resp.canceled:
+            self.watchers.discard(resp.watch_id)
+        elif resp.created:
+            self.watchers.add(resp.watch_id)
+        if len(self.pending) >= self.max_pending:
+            self.dropped += 1  # a client that never reads cannot grow our memory
+            return
+        self.pending.append(resp)
+        if self.on_ready is not None:
+            self.remote.soon(self.on_ready)
+
+    def close(self) -> None:
+        if self.remote.streams.pop(self.sid, None) is not None:
+            self.remote.send(codec.encode(codec.WATCH_CLOSE, self.sid))
+
+
+class RemoteKeyspace:
+    def __init__(self, timeout: float = CALL_TIMEOUT_S) -> None:
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.decoder = codec.FrameDecoder()
+        self.next_id = int.from_bytes(os.urandom(4))  # a restarted worker's ids differ from its last life's
+        self.waiting: set[int] = set()
+        self.futures: dict[int, asyncio.Future[Any]] = {}  # calls in flight from `call_async`
+        self.outgoing = bytearray()  # their frames, written once per loop turn
+        self.replies: dict[int, tuple[int, Any]] = {}
+        self.streams: dict[int, RemoteWatch] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # --- the link ----------------------------------------------------------------------------------
+    def attach(self, sock: socket.socket, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Use `sock` from now on (a new owner's link replaces the last one)."""
+        self.detach()
+        sock.setblocking(False)
+        self.sock, self.decoder = sock, codec.FrameDecoder()
+        self.loop = loop or self.loop
+        if self.loop is not None:
+            self.loop.add_reader(sock.fileno(), self._on_readable)
+
+    def detach(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            if self.loop is not None:
+                with contextlib.suppress(Exception):
+                    self.loop.remove_reader(sock.fileno())
+            sock.close()
+        self.outgoing.clear()
+        # watches lived in the owner that went away: their streams stay open but quiet
+        self.streams.clear()
+        futures, self.futures = self.futures, {}
+        for future in futures.values():
+            if not future.done():
+                future.set_exception(errors.request_timed_out())
+
+    def soon(self, fn: Callable[[], None]) -> None:
+        if self.loop is not None:
+            self.loop.call_soon(fn)
+        else:
+            fn()
+
+    def _on_readable(self) -> None:
+        try:
+            self._read()
+        except (OSError, codec.CodecError):
+            self.detach()
+
+    def _read(self) -> None:
+        """Take what the link holds (bounded per turn) and dispatch it."""
+        assert self.sock is not None
+        for _ in range(64):
+            try:
+                data = self.sock.recv(READ_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                raise ConnectionResetError("keyspace owner closed the link")
+            for frame in self.decoder.feed(data):
+                self._dispatch(frame)
+            if len(data) < READ_CHUNK:
+                return  # drained: no recv just to hear EAGAIN
+
+    def _dispatch(self, frame: tuple[Any, ...]) -> None:
+        kind, ident = frame[0], frame[1]
+        if kind == codec.REPLY:
+            if ident in self.waiting:
+                self.replies[ident] = (frame[2], frame[3])
+            future = self.futures.pop(ident, None)
+            if future is not None and not future.done():
+                code, payload = frame[2], frame[3]
+                if code:
+                    future.set_exception(_error(code, payload))
+                else:
+                    future.set_result(payload)
+        elif kind == codec.WATCH_PUSH:
+            stream = self.streams.get(ident)
+            if stream is not None:
+                stream.deliver(frame[2])
+        else:
+            raise codec.CodecError(f"frame kind {kind} is not for a worker")
+
+    def send(self, data: bytes, deadline: float | None = None) -> None:
+        """Write a whole frame; replies and pushes are read meanwhile, so the owner never stalls on us."""
+        if self.sock is None:
+            raise errors.request_timed_out()
+        if self.outgoing:  # frames queued this turn go first: the link keeps the order calls were made in
+            data, self.outgoing = bytes(self.outgoing) + data, bytearray()
+        deadline = deadline or time.monotonic() + self.timeout
+        view = memoryview(data)
+        try:
+            while view:
+                try:
+                    view = view[self.sock.send(view):]
+                    continue
+                except (BlockingIOError, InterruptedError):
+                    pass
+                self._wait(deadline, write=True)
+        except (OSError, codec.CodecError):
+            self.detach()
+            raise errors.request_timed_out() from None
+
+    def _wait(self, deadline: float, write: bool = False) -> None:
+        assert self.sock is not None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        readable, _, _ = select.select([self.sock], [self.sock] if write else [], [], left)
+        if readable:
+            self._read()
+
+    # --- calls -------------------------------------------------------------------------------------
+    def request(self, kind: int, *fields: Any) -> Any:
+        """Send one frame that the owner answers and wait for the answer (V3Error on failure)."""
+        rid = self.next_id = (self.next_id + 1) & 0xFFFF_FFFF
+        deadline = time.monotonic() + self.timeout
+        self.waiting.add(rid)
+        try:
+            self.send(codec.encode(kind, rid, *fields), deadline)
+            try:
+                while rid not in self.replies:
+                    if self.sock is None:
+                        raise errors.request_timed_out()
+                    self._wait(deadline)
+            except (OSError, codec.CodecError):
+                self.detach()
+                raise errors.request_timed_out() from None
+            code, payload = self.replies.pop(rid)
+        finally:
+            self.waiting.discard(rid)
+            self.replies.pop(rid, None)
+        if code:
+            raise _error(code, payload)
+        return payload
+
+    def call(self, path: str, src_ip: str, token: str | None, payload: bytes) -> Any:
+        """One v3 method run by the owner: its response bytes (a list of them for a server stream)."""
+        return self.request(codec.CALL, path, src_ip, token if token is not None else "\0", payload)
+
+    async def call_async(self, path: str, src_ip: str, token: str | None, payload: bytes) -> Any:
+        """`call` without holding the worker: many in flight, each answered when its reply comes."""
+        loop = self.loop
+        if loop is None or self.sock is None:
+            raise errors.request_timed_out()
+        rid = self.next_id = (self.next_id + 1) & 0xFFFF_FFFF
+        future = self.futures[rid] = loop.create_future()
+        # frames of one loop turn go out in one write; a timer, not wait_for's Task, bounds the wait
+        if not self.outgoing:
+            loop.call_soon(self._flush_outgoing)
+        self.outgoing += codec.encode(codec.CALL, rid, path, src_ip, token if token is not None else "\0", payload)
+        timer = loop.call_later(self.timeout, self._expire, rid)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+            self.futures.pop(rid, None)
+
+    def _expire(self, rid: int) -> None:
+        future = self.futures.pop(rid, None)
+        if future is not None and not future.done():
+            future.set_exception(errors.request_timed_out())
+
+    def _flush_outgoing(self) -> None:
+        data, self.outgoing = bytes(self.outgoing), bytearray()
+        if data:
+            try:
+                self.send(data)
+            except errors.V3Error:
+                pass  # the link is gone: detach() has failed every call in flight
+
+    def open_watch(self, src_ip: str, max_pending: int = 256,
+                   on_ready: Callable[[], None] | None = None) -> RemoteWatch:
+        sid = self.next_id = (self.next_id + 1) & 0xFFFF_FFFF
+        stream = RemoteWatch(self, sid, max_pending, on_ready)
+        self.request(codec.WATCH_OPEN, sid, src_ip)
+        self.streams[sid] = stream
+        return stream
