@@ -247,3 +247,13 @@ def test_resume_picks_the_unfinished_shard(tmp_path):
         rows, swept = stored(db)
     assert swept == 4096 and sorted(rows) == addresses
     assert ScanStore(open_engine(db)).list_scans()[0]["status"] == "finished"
+
+
+def test_resume_errors_never_print_the_database_password(pg_server) -> None:
+    """The server trusts every login, so the URL's password reaches etcdsec intact and must not be shown."""
+    url = pg_server.url().replace("@", ":hunter2-canary@", 1)  # postgresql://user:password@host:port/db
+    for extra in ((), ("--scan", "99")):
+        proc = etcdsec("scan", "--resume", *extra, "--db", url)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        assert "hunter2-canary" not in proc.stderr + proc.stdout, proc.stderr
+        assert "nothing to resume" in proc.stderr or "no scan 99" in proc.stderr, proc.stderr

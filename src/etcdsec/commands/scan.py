@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from etcdsec.commands.scan_cluster import add_cluster_arguments, run_distributed, scale_out
+from etcdsec.commands.scan_cluster import add_cluster_arguments, run_distributed, scale_out, scan_to_resume
 from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
 from etcdsec.scan.exclusions import build_exclusions, wide_exclusions
@@ -28,7 +28,7 @@ from etcdsec.scan.targets import (
     parse_ports,
     wide_scan_refusal,
 )
-from etcdsec.store.engine import DEFAULT_DB, open_engine
+from etcdsec.store.engine import DEFAULT_DB, open_engine, shown_database
 from etcdsec.store.scans import ScanInfo, ScanStore, ShardProgress
 
 EPILOG = """targets: 10.0.0.0/16, 10.0.0.1-10.0.0.99, 10.0.0.1-99, 2001:db8::/120, host names, @file, '-' (stdin).
@@ -159,14 +159,7 @@ def _new_scan(args: argparse.Namespace, store: ScanStore, shard: Shard,
 
 
 def _resumed_scan(args: argparse.Namespace, store: ScanStore) -> tuple[ScanInfo, Shard]:
-    if args.targets or args.imports or args.targets_file:
-        raise UserError("--resume takes no targets: it finishes a stored scan (pick it with --scan ID)")
-    scan_id = args.scan if args.scan is not None else store.latest_scan_id(unfinished_only=True)
-    if scan_id is None:
-        raise UserError(f"nothing to resume in {args.db}: no unfinished scan")
-    scan = store.get_scan(scan_id)
-    if scan is None:
-        raise UserError(f"no scan {scan_id} in {args.db}")
+    scan = scan_to_resume(args, store)
     if args.shard != "1/1":
         shard = _parse_shard(args.shard)
         if shard.count != scan.shard_count:
@@ -209,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     where = f"scan {scan.id} shard {shard}" if shard.count > 1 else f"scan {scan.id}"
     summary = stats.summary(where)
     if stats.interrupted:
-        db = "" if args.db == DEFAULT_DB else f" --db {args.db}"
+        db = "" if args.db == DEFAULT_DB else f" --db {shown_database(args.db)}"
         print(f"etcdsec: interrupted; {summary}; finish it with: etcdsec scan --resume --scan {scan.id}{db}"
               + (f" --shard {shard}" if shard.count > 1 else ""), file=sys.stderr)
         return 130

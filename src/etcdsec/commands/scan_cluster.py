@@ -18,15 +18,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from etcdsec.errors import UserError
 from etcdsec.scan.distributed import StopFlag, Watch, dask_client, detach, stop_event, submit
 from etcdsec.scan.permutation import Permutation, Shard
 from etcdsec.scan.shard_task import ProbeFactory, ShardJob
 from etcdsec.scan.shards import TASKS_PER_SLOT, Totals, plan_tasks, task_key, unfinished_shards
 from etcdsec.scan.sweep import SweepConfig, SweepStats
-from etcdsec.store.engine import database_url, open_engine
+from etcdsec.store.engine import database_url, open_engine, shown_database
 from etcdsec.store.scans import ScanInfo, ScanStore
 
 MAX_LOCAL_WORKERS = 256
@@ -87,26 +85,17 @@ def _check_arguments(args: argparse.Namespace) -> tuple[int | None, str]:
     return workers, args.db if "://" in args.db else str(Path(args.db).expanduser().resolve())
 
 
-def _scan_to_resume(args: argparse.Namespace, store: ScanStore) -> ScanInfo:
+def scan_to_resume(args: argparse.Namespace, store: ScanStore) -> ScanInfo:
+    """The stored scan `--resume` finishes (`--scan ID`, else the latest unfinished one)."""
     if args.targets or args.imports or args.targets_file:
         raise UserError("--resume takes no targets: it finishes a stored scan (pick it with --scan ID)")
     scan_id = args.scan if args.scan is not None else store.latest_scan_id(unfinished_only=True)
     if scan_id is None:
-        raise UserError(f"nothing to resume in {_shown(args.db)}: no unfinished scan")
+        raise UserError(f"nothing to resume in {shown_database(args.db)}: no unfinished scan")
     scan = store.get_scan(scan_id)
     if scan is None:
-        raise UserError(f"no scan {scan_id} in {_shown(args.db)}")
+        raise UserError(f"no scan {scan_id} in {shown_database(args.db)}")
     return scan
-
-
-def _shown(db: str) -> str:
-    """The database as printed: never its password."""
-    if "://" not in db:
-        return db
-    try:
-        return make_url(database_url(db)).set(drivername="postgresql").render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL: database_url() has already said so
-        return "the database"
 
 
 @contextlib.contextmanager
@@ -126,7 +115,7 @@ def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo],
     workers, db = _check_arguments(args)
     store = ScanStore(open_engine(db))
     store.ensure_schema()
-    scan = _scan_to_resume(args, store) if args.resume else None
+    scan = scan_to_resume(args, store) if args.resume else None
     with dask_client(workers, args.cluster) as (client, slots):
         if scan is None:
             if args.seed is None and args.name is None:  # one seed for every shard task, stored with the scan
@@ -142,7 +131,7 @@ def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo],
             return 0
         config = SweepConfig(rate=args.rate / slots if args.rate else None, concurrency=args.concurrency,
                              probe_concurrency=args.probe_concurrency, connect_timeout=args.connect_timeout)
-        identity = _shown(db) if "://" in db else db
+        identity = shown_database(db) if "://" in db else db
         keys = {k: task_key(identity, scan.id, scan.started.isoformat(), k) for k in todo}
         flag = StopFlag(f"etcdsec-stop-{keys[todo[0]].rsplit('-', 1)[0]}")
         event = stop_event(client, flag.name)
@@ -155,7 +144,7 @@ def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo],
         if args.detach:
             detach(futures)
             print(f"scan {scan.id}: {len(todo)} shard tasks submitted to {where}; follow it with: etcdsec scan "
-                  f"--resume --scan {scan.id} --cluster {args.cluster} --db {_shown(args.db)}")
+                  f"--resume --scan {scan.id} --cluster {args.cluster} --db {shown_database(args.db)}")
             return 0
         _note(args, f"scan {scan.id}: {len(todo)} of {scan.shard_count} shard tasks on {where} ({slots} threads)")
         display = display_class(Totals(steps)) if not args.quiet and sys.stderr.isatty() else None
@@ -179,7 +168,7 @@ def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo],
     if interrupted:
         again = f"--cluster {args.cluster}" if args.cluster else f"--workers {args.workers}"
         print(f"etcdsec: interrupted; {summary}; finish it with: etcdsec scan --resume --scan {scan.id} "
-              f"--db {_shown(args.db)} {again}", file=sys.stderr)
+              f"--db {shown_database(args.db)} {again}", file=sys.stderr)
         return 130
     if args.format == "text":
         print(summary + (f" (etcdsec report --scan {scan.id})" if stats.etcd else ""))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from etcdsec.errors import StoreError
@@ -18,6 +18,16 @@ from etcdsec.errors import StoreError
 DEFAULT_DB = "etcdsec.db"
 PG_SCHEMA = "etcdsec"
 SCHEMA_LOCK = 0x65746364  # "etcd": PostgreSQL advisory lock serialising schema and table creation
+
+
+def shown_database(path_or_url: str) -> str:
+    """The database as printed to people: a path as given, a URL never with its password."""
+    if "://" not in path_or_url:
+        return path_or_url
+    try:
+        return make_url(database_url(path_or_url)).set(drivername="postgresql").render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: whoever opens it says what is wrong
+        return "the database"
 
 
 def database_url(path_or_url: str) -> str:
