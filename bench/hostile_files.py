@@ -9,7 +9,8 @@ read the same file, when installed: `kubectl create --dry-run=client` (Go, sigs.
 KUBECONFIG=/dev/null: it parses and stops, no cluster is contacted) and `yq` (Python, PyYAML).
 
 Every child runs under a 2 GiB address-space limit and a 60 s timeout (a bound on a bomb, not a
-claim). Memory is the child's peak RSS from wait4(). No network traffic: imports are refused or hold
+claim). Memory is the child's peak RSS from wait4() (tests/support/peakrss.py: this script's own
+memory not counted in). No network traffic: imports are refused or hold
 no target before any connection.
 """
 
@@ -17,53 +18,36 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.audit.test_hostile_files import bomb_config, bomb_manifest
 from tests.scan.test_hostile_imports import billion_laughs
+from tests.support.peakrss import run_measured
 
 CAP_BYTES = 2 << 30
 TIMEOUT = 60.0
 
 
-def _cap() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (CAP_BYTES, CAP_BYTES))
-
-
 def measure(argv: list[str], env: dict[str, str]) -> tuple[str, float, float, int]:
     """(outcome, wall s, peak MiB, stdout bytes) of one run."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, preexec_fn=_cap)
-        deadline = start + TIMEOUT
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                return f"killed after {TIMEOUT:.0f} s", time.monotonic() - start, usage.ru_maxrss / 1024, 0
-            time.sleep(0.01)
-        wall = time.monotonic() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        size = out.tell()
-        err.seek(0)
-        last = (err.read().decode(errors="replace").strip().splitlines() or [""])[-1]
-    outcome = f"exit {proc.returncode}"
+    with tempfile.TemporaryFile() as out:
+        run = run_measured(argv, TIMEOUT, env=env, stdout_file=out, address_cap=CAP_BYTES)
+        size = out.seek(0, 2)
+    peak = run.peak_bytes / (1 << 20)
+    if run.returncode is None:
+        return f"killed after {TIMEOUT:.0f} s", run.seconds, peak, 0
+    last = (run.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
+    outcome = f"exit {run.returncode}"
     if "MemoryError" in last:
         outcome = "MemoryError at the 2 GiB cap"
-    elif proc.returncode:
+    elif run.returncode:
         outcome += f": {last[:90]}"
-    return outcome, wall, usage.ru_maxrss / 1024, size
+    return outcome, run.seconds, peak, size
 
 
 def main() -> int:

@@ -7,7 +7,8 @@ Usage:  .venv/bin/python bench/probe_memory.py [--counts 100000,1000000] [--befo
         --nmap: also run `nmap -sT -Pn -n -p1 -iL FILE` (a connect scan, what a user would reach for to
         sweep a target list) at this count; 0 skips it.
 Every target is 127.x.y.z:1 (port 1: nothing listens; the kernel answers RST at once). Each run is
-bounded by --timeout seconds. Peak RSS is the kernel's own (wait4 ru_maxrss).
+bounded by --timeout seconds. Peak RSS is the kernel's own (wait4 ru_maxrss, through
+tests/support/peakrss.py so that this script's own memory is not counted in).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import argparse
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.peakrss import run_measured
 
 MIB = 1024 * 1024
 
@@ -36,31 +38,13 @@ def closed_targets(path: Path, count: int) -> Path:
 
 
 def measure(argv: list[str], env: dict[str, str], timeout: float) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MiB, output lines) of one bounded run; the output is counted, not kept."""
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    lines = [0]
-
-    def count() -> None:
-        assert proc.stdout is not None
-        for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
-            lines[0] += chunk.count(b"\n")
-
-    reader = threading.Thread(target=count, daemon=True)
-    reader.start()
-    deadline = started + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            _pid, status, usage = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    reader.join(10)
-    return time.monotonic() - started, usage.ru_maxrss * 1024 / MIB, lines[0]
+    """(seconds, peak RSS in MiB, output lines) of one bounded run; the output goes to a file and is
+    counted, not kept in memory."""
+    with tempfile.TemporaryFile() as out:
+        run = run_measured(argv, timeout, env=env, stdout_file=out)
+        out.seek(0)
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: out.read(1 << 20), b""))
+    return run.seconds, run.peak_bytes / MIB, lines
 
 
 def main() -> None:

@@ -26,9 +26,9 @@ def closed_targets(path: Path, count: int) -> Path:
 
 def peak_rss(args: list[str]) -> tuple[int, bytes]:
     """Peak resident memory (bytes) of one `etcdsec` run, from the kernel's own accounting (wait4)."""
-    code, rss, out, err = run_measured([sys.executable, "-m", "etcdsec", *args])
-    assert code == 0, (out[-500:], err[-500:])
-    return rss, out
+    run = run_measured([sys.executable, "-m", "etcdsec", *args])
+    assert run.returncode == 0, (run.stdout[-500:], run.stderr[-500:])
+    return run.peak_bytes, run.stdout
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])  # completion order; target order
