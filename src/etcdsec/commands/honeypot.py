@@ -78,7 +78,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                         " unless --shared-keyspace")
     p.add_argument("--shared-keyspace", action="store_true",
                    help="with --workers: one v3 keyspace and revision sequence for all workers, held by worker 0 "
-                        "(the others forward v3 calls and watches to it; v2 stays per worker). Experimental: "
+                        "(the others forward v3 calls, watches and v2 requests to it; a held v2 wait stays on its "
+                        "worker). Experimental: "
                         "docs/honeypot.md")
     add_alert_arguments(p, default_on="honeytoken.used")
     p.set_defaults(run=run)
