@@ -153,7 +153,7 @@ def test_etcdctl_35_watch_lease_and_keys_across_workers(shared) -> None:
 
     # leases: granted through the other worker, kept alive and read through etcdctl's worker
     lease = v3(ip, other, "/v3/lease/grant", {"TTL": 60})
-    lease_hex = format(int(lease["ID"]), "x")
+    lease_hex = format(int(lease["ID"]), "016x")  # as etcdctl prints it (%016x): ids with a leading zero nibble too
     put(ip, other, "/ctl/leased", "v", lease=lease["ID"])
     assert f"lease {lease_hex} keepalived with TTL(60)" in ctl("lease", "keep-alive", "--once", lease_hex)
     ttl = ctl("lease", "timetolive", lease_hex, "--keys")
