@@ -15,6 +15,9 @@ from urllib.parse import parse_qs
 
 OBSERVED_S = 0.0003  # one v2 request's handling time as etcd records it on loopback (a few 100 us)
 MAX_SERIES = 64  # label values come from a fixed set, but never let a client grow a family
+MEMO_ENTRIES = 1024  # classified (method, target, body) kept per sensor: clients repeat their requests
+MEMO_KEY_CHARS = 256  # longer requests are classified every time, so the memo stays a few 100 kB
+_UNSEEN = ("", "")
 
 
 def _form(text: str) -> dict[str, list[str]]:
@@ -60,12 +63,13 @@ class V2Traffic:
     failed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (code, method)
     succeeded: Counter[str] = field(default_factory=Counter)  # by method, watches left out
     store: Counter[tuple[str, str]] = field(default_factory=Counter)  # ("reads"/"writes", action)
+    _kinds: dict[tuple[str, str, str], tuple[str, str] | None] = field(default_factory=dict, repr=False)
 
     def observe(self, method: str, target: str, status: Any, body: Any) -> None:
         if method not in ("GET", "HEAD", "PUT", "POST", "DELETE") or not isinstance(status, int):
             return  # etcd answers 405 before it counts
         self.received[method] += 1
-        kind = store_action(method, _params(target, body))
+        kind = self._kind(method, target, body)
         if status >= 300:
             if len(self.failed) < MAX_SERIES:
                 self.failed[(str(status), method)] += 1
@@ -73,6 +77,21 @@ class V2Traffic:
             self.succeeded[method] += 1
         if kind is not None and (kind[0] == "reads" or status < 300):
             self.store[kind] += 1
+
+
+    def _kind(self, method: str, target: str, body: Any) -> tuple[str, str] | None:
+        # parsing the query and form again per request cost more than the rest of the counting
+        text = body if isinstance(body, str) else ""
+        if len(target) + len(text) > MEMO_KEY_CHARS:
+            return store_action(method, _params(target, body))
+        key = (method, target, text)
+        kind = self._kinds.get(key, _UNSEEN)
+        if kind is _UNSEEN:
+            kind = store_action(method, _params(target, body))
+            if len(self._kinds) >= MEMO_ENTRIES:
+                self._kinds.clear()
+            self._kinds[key] = kind
+        return kind
 
 
 def _rows(rows: dict[str, int]) -> list[list[Any]]:
