@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Test kit that once lived in the package: none of it may come back into the wheel.
 TEST_KIT = ("harness", "fidelity", "corpus", "fakes", "postgres", "pg_server")
 # Test-only helpers that once were defined in shipped modules (now tests/support/memory_events.py, etcd_admin.py).
+DEV_TOOLS = ("etcdsec/proto/build.py",)  # now scripts/build_proto.py
 TEST_ONLY_DEFINITIONS = ("class MemoryEvents", "def enable_v3_auth", "def enable_v2_auth", "def v2_put", "def ctl(")
 
 
@@ -49,6 +50,7 @@ def test_wheel_ships_the_package_and_what_the_demo_needs(wheel_names: list[str])
 def test_wheel_holds_no_test_kit(wheel_names: list[str]) -> None:
     leaked = [n for n in wheel_names if any(word in n for word in TEST_KIT) or n.startswith(("tests/", "support/"))]
     assert leaked == []
+    assert [n for n in wheel_names if n in DEV_TOOLS] == []
 
 
 def test_shipped_modules_define_no_test_only_helpers(wheel: Path) -> None:
