@@ -20,6 +20,7 @@ from etcdsec.scan.imports import FORMATS as IMPORT_FORMATS
 from etcdsec.scan.imports import read_import
 from etcdsec.scan.permutation import Permutation, Shard
 from etcdsec.scan.shard_task import raise_fd_limit
+from etcdsec.scan.shards import Totals
 from etcdsec.scan.stored import ShardProgress, open_shard, stored_targets, target_set
 from etcdsec.scan.sweep import ProbeFn, SweepConfig, Sweeper, SweepStats
 from etcdsec.scan.targets import (
@@ -258,7 +259,7 @@ async def _sweep(args: argparse.Namespace, scan: ScanInfo, perm: Permutation, pr
 class _ProgressDisplay:
     """A rich progress bar on stderr: rate, ETA, and what was found so far."""
 
-    def __init__(self, prog: ShardProgress) -> None:
+    def __init__(self, prog: ShardProgress | Totals) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
@@ -269,8 +270,8 @@ class _ProgressDisplay:
         self.progress.start()
         self.update(prog)
 
-    def update(self, prog: ShardProgress) -> None:
-        done = prog.cursor.done_count
+    def update(self, prog: ShardProgress | Totals) -> None:
+        done = prog.done
         speed = self.progress.tasks[0].speed
         self.progress.update(self.task, completed=done, rate=f"{speed:,.0f}" if speed else "-",
                              description=f"{prog.open} open, {prog.etcd} etcd, {prog.exposed} exposed")

@@ -41,6 +41,11 @@ class ShardProgress:
     runs: int = 1
     finished: bool = False
 
+    @property
+    def done(self) -> int:
+        """Steps done (the progress bar's figure, as `Totals.done` is for a whole distributed scan)."""
+        return self.cursor.done_count
+
     def row(self) -> ShardRow:
         """The progress as it is now, as the store saves it (a copy: the sweep goes on changing it)."""
         return ShardRow(
