@@ -31,8 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
+
 from etcdsec.testbed.addresses import free_loopback_ip, is_loopback
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.etcd_admin import v2_put
 
 MAX_REQUESTS = 400_000  # hard bound per scenario, whatever the duration
 
@@ -219,7 +222,7 @@ async def run_scenarios(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="etcdsec-hp-bench-") as tmpdir, \
             EtcdServer(EtcdConfig(version="3.5", enable_v2=True, name="bench")) as real:
         real.put("/bench/key", "v")
-        real.v2_put("/bench/key", "v")
+        v2_put(real, "/bench/key", "v")
         hp, hp_ip, events = start_honeypot(Path(tmpdir), *(["--workers", args.workers] if args.workers else []))
         try:
             # the same keys on the decoy, written through its own API

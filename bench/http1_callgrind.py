@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
+
+from callgrind_honeypot import MAX_REQUESTS, PORT, counts, instructions, per_request
 
 from etcdsec.testbed.addresses import is_loopback
 
-MAX_REQUESTS = 5000
 REQUESTS = {
     "version": b"GET /version HTTP/1.1\r\nHost: h\r\n\r\n",
     "put": b"PUT /v2/keys/bench HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\n"
@@ -52,30 +50,12 @@ def _one(sock: socket.socket, request: bytes) -> None:
 
 
 def run(n: int, request: bytes, ip: str) -> int:
-    with tempfile.TemporaryDirectory(prefix="etcdsec-http1-cg-") as tmp:
-        proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                                 "-m", "etcdsec", "honeypot", "--listen", f"{ip}:2379", "--enable-v2", "true",
-                                 "--events", f"{tmp}/e.jsonl", "--state", f"{tmp}/s.json", "--rate", "0"],
-                                stderr=subprocess.PIPE, text=True)
-        assert proc.stderr is not None
-        try:
-            for _ in range(200):  # valgrind's banner comes first
-                if "listening" in proc.stderr.readline():
-                    break
-            with socket.create_connection((ip, 2379), timeout=120) as sock:
-                for _ in range(20 + n):
-                    _one(sock, request)
-            proc.send_signal(signal.SIGTERM)
-            err = proc.stderr.read()
-            proc.wait(120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        found = re.search(r"Collected : (\d+)", err)
-        if found is None:
-            raise RuntimeError("callgrind printed no total")
-        return int(found.group(1))
+    def drive() -> None:  # n sequential keep-alive requests after 20 warm-up ones, over one socket
+        with socket.create_connection((ip, PORT), timeout=120) as sock:
+            for _ in range(20 + n):
+                _one(sock, request)
+
+    return instructions(ip, ["--enable-v2", "true", "--rate", "0"], drive)
 
 
 def main() -> int:
@@ -84,13 +64,13 @@ def main() -> int:
     parser.add_argument("--requests", default="100,600", help="two request counts, A<B")
     parser.add_argument("--ip", default="127.9.9.26")
     args = parser.parse_args()
-    a, b = (int(x) for x in args.requests.split(","))
-    if not is_loopback(args.ip) or not 0 <= a < b <= MAX_REQUESTS:
+    ab = counts(args.requests)
+    if not is_loopback(args.ip) or ab is None:
         print(f"http1_callgrind: --ip on 127.0.0.0/8, --requests A<B<={MAX_REQUESTS}", file=sys.stderr)
         return 2
     request = REQUESTS[args.request]
-    low, high = run(a, request, args.ip), run(b, request, args.ip)
-    print(f"{args.request}: {(high - low) // (b - a)} instructions per request, end to end")
+    cost = per_request(lambda n: run(n, request, args.ip), *ab)
+    print(f"{args.request}: {cost} instructions per request, end to end")
     return 0
 
 

@@ -30,6 +30,7 @@ from etcdsec.probe.api import probe_many
 from etcdsec.probe.options import ProbeOptions
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.etcd_admin import enable_v2_auth, enable_v3_auth
 from tests.support.fakes import FakeServers
 
 
@@ -60,10 +61,10 @@ def start_real(version: str, kind: str) -> tuple[EtcdServer, Endpoint]:
             s.put(f"/registry/secrets/ns{i % 3}/s{i}", "bench-secret")
             s.put(f"/registry/pods/ns{i % 3}/p{i}", "pod")
     elif setup == "auth3":
-        s.enable_v3_auth()
+        enable_v3_auth(s)
     elif setup == "guest":
-        s.enable_v2_auth()
-        s.enable_v3_auth()
+        enable_v2_auth(s)
+        enable_v3_auth(s)
     return s, Endpoint(s.client_addr, f"etcd {version} {kind}", True, exposed)
 
 

@@ -84,12 +84,13 @@ def _sample_result(ip: str):
 
 def _pg_writer(url: str, scan_id: int, shards: int, index: int, batches: int, barrier, out) -> None:
     from etcdsec.scan.permutation import Shard
+    from etcdsec.scan.stored import open_shard
     from etcdsec.store.scans import EndpointRow, ScanStore
     from etcdsec.store.shared import open_shared_engine
 
     store = ScanStore(open_shared_engine(url))
     scan = store.get_scan(scan_id)
-    prog = store.open_shard(scan, Shard(index, shards), steps=batches * BATCH)
+    prog = open_shard(store, scan, Shard(index, shards), steps=batches * BATCH)
     rows = [[EndpointRow(_sample_result(f"10.{index}.{(b * BATCH + n) // 250}.{(b * BATCH + n) % 250 + 1}"))
              for n in range(BATCH)] for b in range(batches)]
     barrier.wait(120)
@@ -100,12 +101,13 @@ def _pg_writer(url: str, scan_id: int, shards: int, index: int, batches: int, ba
             prog.cursor.finish(b * BATCH + n)
         prog.swept += BATCH
         prog.open += BATCH
-        store.write_batch(prog, batch)
+        store.write_batch(prog.row(), batch)
     out.put(time.monotonic() - started)
 
 
 def pg_rows_per_second(writers_list: list[int], batches: int) -> list[dict]:
     from etcdsec.scan.exclusions import build_exclusions
+    from etcdsec.scan.stored import stored_targets
     from etcdsec.scan.targets import build_target_set
     from etcdsec.store.engine import open_engine
     from etcdsec.store.scans import ScanStore
@@ -117,7 +119,8 @@ def pg_rows_per_second(writers_list: list[int], batches: int) -> list[dict]:
         targets = build_target_set(["10.0.0.0/8"], (2379,), build_exclusions())[0]
         ctx = multiprocessing.get_context("spawn")
         for writers in writers_list:
-            scan = store.create_or_join(name=None, args={}, targets=targets, seed=1, shard_count=writers, options={})
+            scan = store.create_or_join(name=None, args={}, targets=stored_targets(targets), seed=1,
+                                        shard_count=writers, options={})
             barrier, out = ctx.Barrier(writers + 1), ctx.Queue()
             procs = [ctx.Process(target=_pg_writer, args=(url, scan.id, writers, k, batches, barrier, out))
                      for k in range(writers)]

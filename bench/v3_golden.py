@@ -30,7 +30,6 @@ from etcdsec.honeypot.context import (
     EventSink,
     Honeytokens,
     Identity,
-    MemoryEvents,
     SensorContext,
     Session,
     load_persona,
@@ -40,6 +39,7 @@ from etcdsec.honeypot.v3.gateway import json_gateway
 from etcdsec.honeypot.v3.grpc.server import GrpcConnection, frame_message
 from etcdsec.honeypot.v3.state import V3State
 from tests.support import fidelity_grpc
+from tests.support.memory_events import MemoryEvents
 
 START = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 WALL = START.timestamp() + 3600.0

@@ -65,3 +65,11 @@ def test_the_average_holds_over_many_takes() -> None:
 def test_nonsense_settings_are_refused(rate: float, burst: float) -> None:
     with pytest.raises(ValueError):
         TokenBucket(rate=rate, burst=burst)
+
+
+def test_fractional_tokens_can_be_reserved_and_read_back() -> None:
+    bucket = TokenBucket(rate=0.1, burst=0.1, now=0.0)  # seconds of work, a tenth of each second
+    assert bucket.available(0.0) == pytest.approx(0.1)
+    bucket.reserve(0.0, 0.25)
+    assert bucket.available(0.0) == pytest.approx(-0.15)
+    assert bucket.available(2.0) == pytest.approx(0.05)

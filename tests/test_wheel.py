@@ -13,10 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Test kit that once lived in the package: none of it may come back into the wheel.
 TEST_KIT = ("harness", "fidelity", "corpus", "fakes", "postgres", "pg_server")
+# Test-only helpers that once were defined in shipped modules (now tests/support/memory_events.py, etcd_admin.py).
+DEV_TOOLS = ("etcdsec/proto/build.py",)  # now scripts/build_proto.py
+TEST_ONLY_DEFINITIONS = ("class MemoryEvents", "def enable_v3_auth", "def enable_v2_auth", "def v2_put", "def ctl(")
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Build the wheel from a clean copy of the sources (no build/ or egg-info left in the worktree)."""
     work = tmp_path_factory.mktemp("wheel")
     src = work / "project"
@@ -27,7 +30,12 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work / "dist"),
                           str(src)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    (wheel,) = (work / "dist").glob("etcdsec-*.whl")
+    (built,) = (work / "dist").glob("etcdsec-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel: Path) -> list[str]:
     with zipfile.ZipFile(wheel) as zf:
         return zf.namelist()
 
@@ -42,3 +50,11 @@ def test_wheel_ships_the_package_and_what_the_demo_needs(wheel_names: list[str])
 def test_wheel_holds_no_test_kit(wheel_names: list[str]) -> None:
     leaked = [n for n in wheel_names if any(word in n for word in TEST_KIT) or n.startswith(("tests/", "support/"))]
     assert leaked == []
+    assert [n for n in wheel_names if n in DEV_TOOLS] == []
+
+
+def test_shipped_modules_define_no_test_only_helpers(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        found = [(name, what) for name in zf.namelist() if name.endswith(".py")
+                 for what in TEST_ONLY_DEFINITIONS if what in zf.read(name).decode()]
+    assert found == []

@@ -1,11 +1,13 @@
-"""The one token bucket (scan pacing, the honeypot's per-source request rate). Sans-IO: the caller
-passes the clock; nothing here reads the time or sleeps.
+"""The one token bucket (scan pacing, the honeypot's per-source request rate, the connection monitor's
+share of time for process lookups). Sans-IO: the caller passes the clock; nothing here reads the
+time or sleeps.
 
 Two ways to spend, one refill rule:
 - `take`: a token now (0.0) or how long to wait before asking again; nothing is spent on a refusal
   (`scan --rate`: the sweep waits, then asks again).
 - `reserve`: the request is always counted and the bucket may go into debt; the answer is how long
   to hold that request back (the honeypot slows a flooding source down instead of refusing it).
+  Tokens need not be whole: `monitor/connections/timebudget.py` spends the seconds a call took.
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
-    def reserve(self, now: float, count: int = 1) -> float:
+    def available(self, now: float) -> float:
+        """The tokens in the bucket now (negative: the debt `reserve` ran up)."""
+        self._refill(now)
+        return self.tokens
+
+    def reserve(self, now: float, count: float = 1) -> float:
         """Spend `count` tokens even if that puts the bucket in debt: seconds until they are paid
         for (0.0: within the burst, serve now)."""
         self._refill(now)

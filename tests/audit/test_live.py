@@ -15,6 +15,7 @@ import pytest
 from etcdsec.audit.engine import AuditReport, audit
 from etcdsec.cli import main
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.etcd_admin import enable_v3_auth
 
 
 def _live(server: EtcdServer) -> AuditReport:
@@ -113,7 +114,7 @@ def test_endpoint_adds_anonymous_access_seen_at_runtime(insecure: EtcdServer,
 
 def test_endpoint_with_v3_auth_on_flags_simple_tokens_instead() -> None:
     with EtcdServer(EtcdConfig(version="3.5")) as server:
-        server.enable_v3_auth()
+        enable_v3_auth(server)
         from etcdsec.commands.audit import _probe
 
         assert server.proc is not None

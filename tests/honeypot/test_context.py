@@ -12,11 +12,11 @@ from etcdsec.honeypot.context import (
     EventSink,
     Honeytokens,
     Identity,
-    MemoryEvents,
     Session,
     load_persona,
     persona_names,
 )
+from tests.support.memory_events import MemoryEvents
 
 
 def test_every_issue_persona_exists() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from etcdsec.events.alertmanager import Alert, AlertBook
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.etcd_admin import enable_v3_auth
 from tests.support.waiting import wait_for
 
 from .alertmanager import Alertmanager
@@ -49,7 +50,7 @@ def test_alertmanager_and_metrics_follow_the_verdict(tmp_path: Path) -> None:
                 assert f'etcdsec_monitor_target_severity{{target="{target}"}} 5' in text
                 assert "etcdsec_monitor_observations_total" in text
 
-                etcd.enable_v3_auth()  # the verdict returns to not exposed: the alert resolves itself
+                enable_v3_auth(etcd)  # the verdict returns to not exposed: the alert resolves itself
                 assert wait_for(lambda: not _named(am, "EtcdExposed"))
                 assert wait_for(lambda: f'etcdsec_monitor_target_exposed{{target="{target}"}} 0'
                                 in _metrics((etcd.ip, mport)))
@@ -128,7 +129,7 @@ def test_webhook_gets_the_whole_change_event(tmp_path: Path) -> None:
         try:
             assert once(etcd.client_addr, "--db", db, "--alert-webhook", hook, cwd=tmp_path).returncode == 0
             assert got == []  # a baseline is no change
-            etcd.enable_v3_auth()
+            enable_v3_auth(etcd)
             assert once(etcd.client_addr, "--db", db, "--alert-webhook", hook, cwd=tmp_path).returncode == 0
         finally:
             web.shutdown()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.etcd_admin import enable_v3_auth, etcdctl
 from tests.support.waiting import wait_for
 
 from .conftest import monitor, observations, once, read_events
@@ -24,12 +25,12 @@ def _changes(path: Path) -> list[dict]:
 def test_auth_off_on_and_down_while_running(tmp_path: Path, version: str) -> None:
     db, ev = tmp_path / "m.db", tmp_path / "ev.jsonl"
     with EtcdServer(EtcdConfig(version=version)) as etcd:
-        etcd.enable_v3_auth()
+        enable_v3_auth(etcd)
         target = etcd.client_addr
         proc = monitor(target, "--every", "0.3s", "--db", str(db), "--events", str(ev), cwd=tmp_path)
         try:
             assert wait_for(lambda: observations(db, target) >= 1)
-            etcd.ctl("--user", "root:rootpw", "auth", "disable")
+            etcdctl(etcd, "--user", "root:rootpw", "auth", "disable")
             opened = wait_for(lambda: _changes(ev))
             assert len(opened) == 1, opened
             e = opened[0]
@@ -41,7 +42,7 @@ def test_auth_off_on_and_down_while_running(tmp_path: Path, version: str) -> Non
             assert e["before"]["v3_auth"] is True and e["after"]["v3_auth"] is False
             assert e["after"]["version"].startswith(version)
 
-            etcd.ctl("auth", "enable")  # root exists already
+            etcdctl(etcd, "auth", "enable")  # root exists already
             closed = wait_for(lambda: _changes(ev)[1:])
             assert closed[0]["removed"] == e["added"] and closed[0]["added"] == []
             assert closed[0]["after"]["exposed"] is False and closed[0]["worse"] is False
@@ -70,25 +71,25 @@ def test_once_exit_codes_and_history_across_restarts(tmp_path: Path) -> None:
     db, ev = tmp_path / "m.db", tmp_path / "ev.jsonl"
     args = ("--db", str(db), "--events", str(ev))
     with EtcdServer(EtcdConfig(version="3.5")) as etcd:
-        etcd.enable_v3_auth()
+        enable_v3_auth(etcd)
         first = once(etcd.client_addr, *args, cwd=tmp_path)
         assert first.returncode == 0, first.stderr
         assert "not exposed" in first.stdout.decode() and _changes(ev) == []
         again = once(etcd.client_addr, *args, cwd=tmp_path)
         assert again.returncode == 0 and _changes(ev) == []  # nothing changed: no event
 
-        etcd.ctl("--user", "root:rootpw", "auth", "disable")  # while no monitor runs
+        etcdctl(etcd, "--user", "root:rootpw", "auth", "disable")  # while no monitor runs
         worse = once(etcd.client_addr, *args, cwd=tmp_path)
         assert worse.returncode == 4, worse.stderr
         assert "worse:" in worse.stdout.decode()
         [e] = _changes(ev)
         assert "ETCD-ANON-READ-V3" in e["added"] and e["before"]["exposed"] is False
 
-        etcd.ctl("auth", "enable")
+        etcdctl(etcd, "auth", "enable")
         better = once(etcd.client_addr, *args, cwd=tmp_path)
         assert better.returncode == 0 and _changes(ev)[-1]["removed"] == e["added"]
 
-        etcd.ctl("--user", "root:rootpw", "auth", "disable")
+        etcdctl(etcd, "--user", "root:rootpw", "auth", "disable")
         # a running monitor stopped by --duration: exit 0, and the change is in its first observation
         proc = monitor(etcd.client_addr, "--every", "0.3s", "--duration", "2s", *args, cwd=tmp_path)
         _out, err = proc.communicate(timeout=60)
@@ -135,7 +136,7 @@ def test_from_scan_watches_the_scans_etcd_endpoints(tmp_path: Path) -> None:
 def test_postgresql_by_url(tmp_path: Path, pg_url: str) -> None:
     with EtcdServer(EtcdConfig(version="3.5")) as etcd:
         assert once(etcd.client_addr, "--db", pg_url, cwd=tmp_path).returncode == 0
-        etcd.enable_v3_auth()
+        enable_v3_auth(etcd)
         better = once(etcd.client_addr, "--db", pg_url, "--events", str(tmp_path / "e.jsonl"), cwd=tmp_path)
     assert better.returncode == 0
     [e] = _changes(tmp_path / "e.jsonl")

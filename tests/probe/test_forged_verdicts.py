@@ -16,6 +16,7 @@ from etcdsec.probe.options import ProbeOptions
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from tests.probe.forgers import HEADER, STATUS, VERSION_35, Answer, forger
+from tests.support.etcd_admin import enable_v2_auth, enable_v3_auth, v2_put
 
 OPTS = ProbeOptions(deadline=6, connect_timeout=2, request_timeout=3)
 V2_HEADERS = [("X-Etcd-Cluster-Id", "9cffe69393c53dce"), ("X-Etcd-Index", "4"), ("X-Raft-Index", "6"),
@@ -93,9 +94,9 @@ def test_v2_headers_without_etcd_bodies_prove_no_v2_read(fakes) -> None:
 @pytest.mark.parametrize("version", ["3.4", "3.5"])
 def test_rejected_password_is_said_and_anonymous_access_shown(etcd_factory, version: str) -> None:
     def setup(s: EtcdServer) -> None:  # the same server as test_probe_real_etcd's v2-guest case
-        s.v2_put("/app/config", "planted")
-        s.enable_v2_auth("rootpw")
-        s.enable_v3_auth("rootpw")
+        v2_put(s, "/app/config", "planted")
+        enable_v2_auth(s, "rootpw")
+        enable_v3_auth(s, "rootpw")
 
     s = etcd_factory(f"v2-guest-{version}", EtcdConfig(version=version, enable_v2=True), setup)
     right = probe_sync(s.client_addr, ProbeOptions(user="root", password="rootpw"))

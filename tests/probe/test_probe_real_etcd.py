@@ -9,6 +9,7 @@ import pytest
 from etcdsec.probe.api import probe_sync
 from etcdsec.probe.options import ProbeOptions
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
+from tests.support.etcd_admin import enable_v2_auth, enable_v3_auth, etcdctl, v2_put
 
 VERSIONS = ("3.4", "3.5")
 
@@ -39,7 +40,7 @@ def open_v2_k8s(etcd_factory, version) -> EtcdServer:
     def setup(s: EtcdServer) -> None:
         for k, v in K8S_KEYS.items():
             s.put(k, v)
-        s.v2_put("/legacy", PLANTED_SECRET)
+        v2_put(s, "/legacy", PLANTED_SECRET)
 
     return etcd_factory(f"open-v2-{version}", EtcdConfig(version=version, enable_v2=True,
                                                          name="kube-master-1"), setup)
@@ -90,7 +91,7 @@ def test_open_v3_only(etcd_factory, version: str) -> None:
 def test_v3_auth_enabled(etcd_factory, version: str) -> None:
     def setup(s: EtcdServer) -> None:
         s.put("/registry/secrets/default/db", PLANTED_SECRET)
-        s.enable_v3_auth("rootpw")
+        enable_v3_auth(s, "rootpw")
 
     s = etcd_factory(f"v3-auth-{version}", EtcdConfig(version=version), setup)
     r = probe_sync(s.client_addr)
@@ -117,9 +118,9 @@ def test_v3_auth_enabled(etcd_factory, version: str) -> None:
 
 def test_v2_auth_with_default_guest_role(etcd_factory, version: str) -> None:
     def setup(s: EtcdServer) -> None:
-        s.v2_put("/app/config", PLANTED_SECRET)
-        s.enable_v2_auth("rootpw")
-        s.enable_v3_auth("rootpw")  # v3 closed, so only the v2 guest can open the door
+        v2_put(s, "/app/config", PLANTED_SECRET)
+        enable_v2_auth(s, "rootpw")
+        enable_v3_auth(s, "rootpw")  # v3 closed, so only the v2 guest can open the door
 
     s = etcd_factory(f"v2-guest-{version}", EtcdConfig(version=version, enable_v2=True), setup)
     r = probe_sync(s.client_addr)
@@ -197,7 +198,7 @@ def test_gateway_off_is_probed_over_grpc(etcd_factory, version: str) -> None:
     """`--enable-grpc-gateway=false`: etcdctl still gets in, so gRPC itself must be asked."""
     flags = ["--enable-grpc-gateway=false"]
     s = etcd_factory(f"no-gateway-{version}", EtcdConfig(version=version, extra_flags=flags),
-                     lambda s: [s.ctl("put", k, v) for k, v in K8S_KEYS.items()])
+                     lambda s: [etcdctl(s, "put", k, v) for k, v in K8S_KEYS.items()])
     assert s.http("POST", "/v3/kv/range", {"key": "AA=="})[0] == 404
     r = probe_sync(s.client_addr)
     assert r.apis.v3_prefix is None and r.apis.grpc is True
@@ -213,7 +214,7 @@ def test_gateway_off_is_probed_over_grpc(etcd_factory, version: str) -> None:
     assert r.scheme == "https" and r.apis.grpc is True and r.access.read_v3 is True and r.exposed
 
     locked = etcd_factory(f"no-gateway-auth-{version}", EtcdConfig(version=version, extra_flags=flags),
-                          lambda s: s.enable_v3_auth("rootpw"))
+                          lambda s: enable_v3_auth(s, "rootpw"))
     r = probe_sync(locked.client_addr)
     assert r.apis.grpc is True and r.auth.v3_enabled is True and r.access.read_v3 is False and not r.exposed
     mine = probe_sync(locked.client_addr, ProbeOptions(user="root", password="rootpw"))
@@ -224,13 +225,13 @@ def test_credentials_of_non_root_users(etcd_factory, version: str) -> None:
     def setup(s: EtcdServer) -> None:
         s.put("/app/config", "x")
         for role, perm in (("app-ro", "read"), ("app-rw", "readwrite")):
-            s.ctl("role", "add", role)
-            s.ctl("role", "grant-permission", role, perm, "/app/", "--prefix=true")
-        s.ctl("user", "add", "reader:readerpw")
-        s.ctl("user", "grant-role", "reader", "app-ro")
-        s.ctl("user", "add", "writer:writerpw")
-        s.ctl("user", "grant-role", "writer", "app-rw")
-        s.enable_v3_auth("rootpw")
+            etcdctl(s, "role", "add", role)
+            etcdctl(s, "role", "grant-permission", role, perm, "/app/", "--prefix=true")
+        etcdctl(s, "user", "add", "reader:readerpw")
+        etcdctl(s, "user", "grant-role", "reader", "app-ro")
+        etcdctl(s, "user", "add", "writer:writerpw")
+        etcdctl(s, "user", "grant-role", "writer", "app-rw")
+        enable_v3_auth(s, "rootpw")
 
     s = etcd_factory(f"users-{version}", EtcdConfig(version=version), setup)
     reader = probe_sync(s.client_addr, ProbeOptions(user="reader", password="readerpw"))

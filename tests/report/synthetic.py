@@ -14,8 +14,9 @@ from typing import Any
 from etcdsec.model import Access, Auth, Data, Finding, Member, ProbeResult, Severity
 from etcdsec.scan.permutation import Shard
 from etcdsec.scan.ranges import AddrRange
+from etcdsec.scan.stored import ShardProgress, open_shard, stored_targets
 from etcdsec.scan.targets import TargetSet
-from etcdsec.store.scans import ScanStore, ShardProgress
+from etcdsec.store.scans import ScanStore
 from etcdsec.store.schema import endpoints, findings
 
 VERSIONS = ("3.5.1", "3.4.23", "3.5.17", "3.3.27", "3.6.5", "2.3.8")
@@ -58,9 +59,9 @@ def fill_scan(store: ScanStore, n: int, name: str, version_offset: int = 0, batc
     store.ensure_schema()
     addresses = (n + 1) // 2
     targets = TargetSet([AddrRange(4, FIRST, FIRST + max(addresses, 1) - 1)], PORTS)
-    scan = store.create_or_join(name=name, args={"synthetic": n}, targets=targets, seed=1, shard_count=1,
-                                options={})
-    prog: ShardProgress = store.open_shard(scan, Shard(1, 1), targets.size)
+    scan = store.create_or_join(name=name, args={"synthetic": n}, targets=stored_targets(targets), seed=1,
+                                shard_count=1, options={})
+    prog: ShardProgress = open_shard(store, scan, Shard(1, 1), targets.size)
     stamp = dt.datetime.now(dt.UTC)
     rows: list[dict[str, Any]] = []
     finding_rows: list[dict[str, Any]] = []
@@ -87,5 +88,5 @@ def fill_scan(store: ScanStore, n: int, name: str, version_offset: int = 0, batc
         if finding_rows:
             conn.execute(findings.insert(), finding_rows)
     prog.swept = prog.open = prog.etcd = targets.size
-    store.finish_shard(prog)
+    store.finish_shard(prog.row())
     return scan.id

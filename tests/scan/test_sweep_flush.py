@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from etcdsec.scan.exclusions import build_exclusions
 from etcdsec.scan.permutation import Permutation, Shard
+from etcdsec.scan.stored import open_shard, stored_targets
 from etcdsec.scan.sweep import SweepConfig, Sweeper
 from etcdsec.scan.targets import build_target_set
 from etcdsec.store.engine import open_engine
@@ -26,9 +27,9 @@ def test_queued_batch_writes_are_never_dropped(tmp_path):
     store = ScanStore(open_engine(str(tmp_path / "s.db")))
     store.ensure_schema()
     targets = build_target_set([f"127.{second}.{third}.0/24"], (PORT,), build_exclusions())[0]
-    scan = store.create_or_join(name=None, args={}, targets=targets, seed=3, shard_count=1, options={})
+    scan = store.create_or_join(name=None, args={}, targets=stored_targets(targets), seed=3, shard_count=1, options={})
     perm = Permutation(targets.size, scan.seed)
-    prog = store.open_shard(scan, Shard(0, 1), perm.steps(Shard(0, 1)))
+    prog = open_shard(store, scan, Shard(0, 1), perm.steps(Shard(0, 1)))
     # Tiny batches, written by one pool thread that is often busy: writes wait in its queue when the
     # sweep ends, which is when the flushing tasks are cancelled.
     config = SweepConfig(flush_size=3, flush_interval=0.01)

@@ -105,6 +105,7 @@ def test_cli_refuses_a_wide_scan_without_confirmation(tmp_path: Path) -> None:
 
 @needs_netns
 def test_cli_runs_a_confirmed_wide_scan_without_special_purpose_ranges(tmp_path: Path) -> None:
+    from etcdsec.scan.stored import target_set
     from etcdsec.store.engine import open_engine
     from etcdsec.store.scans import ScanStore
 
@@ -116,7 +117,7 @@ def test_cli_runs_a_confirmed_wide_scan_without_special_purpose_ranges(tmp_path:
     scan = store.get_scan(store.latest_scan_id())
     assert scan is not None and scan.targets.address_count == 3_702_257_664
     loopback = parse_range("127.0.0.1")
-    assert not any(r.first <= loopback.first <= r.last for r in scan.targets.ranges)
+    assert not any(r.first <= loopback.first <= r.last for r in target_set(scan).ranges)
 
 
 @needs_netns

@@ -10,6 +10,7 @@ from etcdsec.errors import StoreError
 from etcdsec.model import Finding, ProbeResult
 from etcdsec.scan.exclusions import build_exclusions
 from etcdsec.scan.permutation import Permutation, Shard
+from etcdsec.scan.stored import open_shard, stored_targets, target_set
 from etcdsec.scan.targets import build_target_set
 from etcdsec.store.engine import open_engine
 from etcdsec.store.scans import EndpointRow, ScanStore
@@ -35,7 +36,7 @@ def result(ip, port, exposed=False):
 
 
 def new_scan(store, name=None, shard_count=1, seed=5):
-    return store.create_or_join(name=name, args={"argv": ["x"]}, targets=targets(), seed=seed,
+    return store.create_or_join(name=name, args={"argv": ["x"]}, targets=stored_targets(targets()), seed=seed,
                                 shard_count=shard_count, options={})
 
 
@@ -45,18 +46,18 @@ def test_batches_round_trip_and_resume_cursor_survives(db):
     store.ensure_schema()  # idempotent
     scan = new_scan(store)
     assert scan.targets.size == 32
-    prog = store.open_shard(scan, Shard(0, 1), steps=40)
+    prog = open_shard(store, scan, Shard(0, 1), steps=40)
     for step in range(7):
         prog.cursor.launch(step)
     for step in (0, 1, 3, 5, 6):
         prog.cursor.finish(step)
     prog.swept, prog.open, prog.etcd, prog.exposed = 3, 2, 1, 1
-    store.write_batch(prog, [EndpointRow(result("127.0.0.1", 2379, True), {"org": "Example", "asn": "AS64500"}),
+    store.write_batch(prog.row(), [EndpointRow(result("127.0.0.1", 2379, True), {"org": "Example", "asn": "AS64500"}),
                              EndpointRow(result("127.0.0.2", 2380))])
     # The same endpoint again (a retried batch) is not duplicated.
-    store.write_batch(prog, [EndpointRow(result("127.0.0.1", 2379, True))])
+    store.write_batch(prog.row(), [EndpointRow(result("127.0.0.1", 2379, True))])
 
-    again = ScanStore(open_engine(db)).open_shard(store.get_scan(scan.id), Shard(0, 1), steps=40)
+    again = open_shard(ScanStore(open_engine(db)), store.get_scan(scan.id), Shard(0, 1), steps=40)
     assert again.cursor.next_step == 7 and again.cursor.in_flight == {2, 4} and again.runs == 2
     assert again.cursor.start_step() == 2 and not again.cursor.is_done(4) and again.cursor.is_done(5)
     assert (again.swept, again.open, again.etcd, again.exposed) == (3, 2, 1, 1)
@@ -65,7 +66,7 @@ def test_batches_round_trip_and_resume_cursor_survives(db):
     assert got[0][1] == {"org": "Example", "asn": "AS64500"}
     assert got[0][0].findings[0].id == "v3-read-open"
     assert [f["finding"] for f in store.finding_rows(scan.id)] == ["v3-read-open"]
-    assert store.finish_shard(again)
+    assert store.finish_shard(again.row())
     listed = store.list_scans()
     assert listed[0]["status"] == "finished" and listed[0]["counts"]["exposed"] == 1
 
@@ -91,14 +92,14 @@ def test_concurrent_shards_join_one_scan_and_cover_it_once(db):
             store.ensure_schema()
             scan = new_scan(store, name="study", shard_count=4, seed=11)
             shard = Shard(k, 4)
-            prog = store.open_shard(scan, shard, perm.steps(shard))
+            prog = open_shard(store, scan, shard, perm.steps(shard))
             for step, index in perm.walk(shard):
-                ip, port = scan.targets.target(index)
+                ip, port = target_set(scan).target(index)
                 prog.cursor.launch(step)
                 prog.cursor.finish(step)
                 prog.swept += 1
-                store.write_batch(prog, [EndpointRow(result(ip, port))])
-            store.finish_shard(prog)
+                store.write_batch(prog.row(), [EndpointRow(result(ip, port))])
+            store.finish_shard(prog.row())
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
@@ -123,7 +124,7 @@ def test_joining_with_other_targets_or_seed_is_refused(db):
         new_scan(store, name="s", shard_count=2, seed=2)
     other = build_target_set(["127.0.0.0/29"], (2379,), [])[0]
     with pytest.raises(StoreError, match="different targets"):
-        store.create_or_join(name="s", args={}, targets=other, seed=1, shard_count=2, options={})
+        store.create_or_join(name="s", args={}, targets=stored_targets(other), seed=1, shard_count=2, options={})
 
 
 def test_locked_sqlite_is_a_clear_error_and_keeps_earlier_batches(tmp_path):
@@ -131,13 +132,13 @@ def test_locked_sqlite_is_a_clear_error_and_keeps_earlier_batches(tmp_path):
     store = ScanStore(open_engine(path, busy_timeout=0.3))
     store.ensure_schema()
     scan = new_scan(store)
-    prog = store.open_shard(scan, Shard(0, 1), 40)
-    store.write_batch(prog, [EndpointRow(result("127.0.0.1", 2379))])
+    prog = open_shard(store, scan, Shard(0, 1), 40)
+    store.write_batch(prog.row(), [EndpointRow(result("127.0.0.1", 2379))])
     locker = sqlite3.connect(path)
     locker.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(StoreError, match="database is locked"):
-            store.write_batch(prog, [EndpointRow(result("127.0.0.2", 2379))])
+            store.write_batch(prog.row(), [EndpointRow(result("127.0.0.2", 2379))])
     finally:
         locker.rollback()
         locker.close()
@@ -150,8 +151,8 @@ def test_full_disk_is_a_clear_error_and_keeps_earlier_batches(tmp_path):
     store = ScanStore(engine)
     store.ensure_schema()
     scan = new_scan(store)
-    prog = store.open_shard(scan, Shard(0, 1), 40)
-    store.write_batch(prog, [EndpointRow(result("127.0.0.1", 2379))])
+    prog = open_shard(store, scan, Shard(0, 1), 40)
+    store.write_batch(prog.row(), [EndpointRow(result("127.0.0.1", 2379))])
     engine.dispose()
 
     @event.listens_for(engine, "connect")
@@ -161,7 +162,7 @@ def test_full_disk_is_a_clear_error_and_keeps_earlier_batches(tmp_path):
 
     big = [EndpointRow(result(f"127.0.{i // 250}.{i % 250}", 2379)) for i in range(2000)]
     with pytest.raises(StoreError, match="full"):
-        store.write_batch(prog, big)
+        store.write_batch(prog.row(), big)
     engine.dispose()
     assert [r.ip for r, _ in ScanStore(open_engine(path)).endpoint_results(scan.id)] == ["127.0.0.1"]
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from etcdsec.errors import StoreError
 from etcdsec.scan.exclusions import build_exclusions
 from etcdsec.scan.permutation import Shard
+from etcdsec.scan.stored import open_shard, stored_targets
 from etcdsec.scan.targets import build_target_set
 from etcdsec.store.engine import open_engine
 from etcdsec.store.scans import ScanStore
@@ -30,32 +31,33 @@ def db(request, tmp_path):
 
 def new_scan(store, shard_count):
     targets = build_target_set(["10.0.0.0/16"], (2379,), build_exclusions())[0]
-    return store.create_or_join(name=None, args={}, targets=targets, seed=1, shard_count=shard_count, options={})
+    return store.create_or_join(name=None, args={}, targets=stored_targets(targets), seed=1,
+                                shard_count=shard_count, options={})
 
 
 def test_a_newer_run_fences_out_the_older_one(db):
     store = ScanStore(open_engine(db))
     store.ensure_schema()
     scan = new_scan(store, 1)
-    old = store.open_shard(scan, Shard(0, 1), steps=100)
+    old = open_shard(store, scan, Shard(0, 1), steps=100)
     old.cursor.launch(0)
     old.cursor.finish(0)
-    store.write_batch(old, [row(0, 1)])
-    new = store.open_shard(scan, Shard(0, 1), steps=100)  # the task run again while the first run goes on
+    store.write_batch(old.row(), [row(0, 1)])
+    new = open_shard(store, scan, Shard(0, 1), steps=100)  # the task run again while the first run goes on
     old.cursor.launch(1)
     old.cursor.finish(1)
     with pytest.raises(StoreError, match="taken over by a newer run"):
-        store.write_batch(old, [row(0, 2)])
+        store.write_batch(old.row(), [row(0, 2)])
     with pytest.raises(StoreError, match="taken over"):
-        store.finish_shard(old)
+        store.finish_shard(old.row())
     # The old run's last batch rolled back whole: no endpoint without its cursor.
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(endpoints)).scalar() == 1
         assert conn.execute(select(progress.c.next_step)).scalar() == 1
     new.cursor.launch(1)
     new.cursor.finish(1)
-    store.write_batch(new, [row(0, 2)])
-    assert store.finish_shard(new)
+    store.write_batch(new.row(), [row(0, 2)])
+    assert store.finish_shard(new.row())
 
 
 def test_shard_lease_makes_a_second_run_wait(pg_url):

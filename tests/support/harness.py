@@ -7,9 +7,9 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-from etcdsec.honeypot.context import MemoryEvents
 from etcdsec.honeypot.sensor import Sensor, SensorConfig, event_loop_factory
 from etcdsec.testbed.addresses import free_loopback_ip, is_loopback
+from tests.support.memory_events import MemoryEvents
 
 
 class BackgroundSensor:

@@ -11,6 +11,7 @@ from typing import Any
 
 from etcdsec.model import ProbeResult
 from etcdsec.scan.permutation import Shard
+from etcdsec.scan.stored import open_shard
 from etcdsec.store.scans import EndpointRow, ScanStore
 from etcdsec.store.shared import open_shared_engine
 
@@ -28,7 +29,7 @@ def write_shard(db: str, scan_id: int, shard_count: int, shard_index: int, barri
     cursor, as a shard task does, and finish the shard."""
     store = ScanStore(open_shared_engine(db, busy_timeout=60))
     scan = store.get_scan(scan_id)
-    prog = store.open_shard(scan, Shard(shard_index, shard_count), steps=BATCHES * ROWS)
+    prog = open_shard(store, scan, Shard(shard_index, shard_count), steps=BATCHES * ROWS)
     barrier.wait(60)
     for b in range(BATCHES):
         rows = []
@@ -39,5 +40,5 @@ def write_shard(db: str, scan_id: int, shard_count: int, shard_index: int, barri
             prog.swept += 1
             prog.open += 1
             rows.append(row(shard_index, step))
-        store.write_batch(prog, rows)
-    store.finish_shard(prog)
+        store.write_batch(prog.row(), rows)
+    store.finish_shard(prog.row())

@@ -33,6 +33,7 @@ from etcdsec.monitor.connections.baseline import MAX_ENTRIES, Baseline, Baseline
 from etcdsec.monitor.connections.card import render_text
 from etcdsec.monitor.connections.model import DEFAULT_PORTS, Endpoint, default_role, normalize_ip
 from etcdsec.monitor.connections.runner import ANOMALOUS, Hooks, Monitor
+from etcdsec.monitor.connections.timebudget import TimeBudget
 from etcdsec.monitor.connections.tracker import Tracker
 from etcdsec.monitor.observation import observe
 from etcdsec.store.engine import open_engine
@@ -165,31 +166,6 @@ def source_address(endpoint: Endpoint) -> str:
             return normalize_ip(s.getsockname()[0])
         except OSError:
             return target
-
-
-class TimeBudget:
-    """Calls go through while they have used less than `share` of the time (a bucket of seconds of
-    work refilled at `share` per second, holding at most `share` seconds; not a call rate, which is
-    tokenbucket.py's job); the others return None at once.
-    A burst of new sources (or a restart facing a full socket table) must not stall the watch on
-    process lookups: past the budget, cards simply carry no process."""
-
-    def __init__(self, fn: Any, share: float) -> None:
-        self.fn, self.share = fn, share
-        self.tokens, self.last = share, time.monotonic()
-        self.skipped = 0
-
-    def __call__(self, *args: Any) -> Any:
-        now = time.monotonic()
-        self.tokens = min(self.share, self.tokens + (now - self.last) * self.share)
-        self.last = now
-        if self.tokens <= 0:
-            self.skipped += 1
-            return None
-        try:
-            return self.fn(*args)
-        finally:
-            self.tokens -= time.monotonic() - now
 
 
 def reverse_dns(ip: str) -> str | None:

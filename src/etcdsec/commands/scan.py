@@ -20,6 +20,8 @@ from etcdsec.scan.imports import FORMATS as IMPORT_FORMATS
 from etcdsec.scan.imports import read_import
 from etcdsec.scan.permutation import Permutation, Shard
 from etcdsec.scan.shard_task import raise_fd_limit
+from etcdsec.scan.shards import Totals
+from etcdsec.scan.stored import ShardProgress, open_shard, stored_targets, target_set
 from etcdsec.scan.sweep import ProbeFn, SweepConfig, Sweeper, SweepStats
 from etcdsec.scan.targets import (
     DEFAULT_PORTS,
@@ -29,7 +31,7 @@ from etcdsec.scan.targets import (
     wide_scan_refusal,
 )
 from etcdsec.store.engine import DEFAULT_DB, open_engine, shown_database
-from etcdsec.store.scans import ScanInfo, ScanStore, ShardProgress
+from etcdsec.store.scans import ScanInfo, ScanStore
 
 EPILOG = """targets: 10.0.0.0/16, 10.0.0.1-10.0.0.99, 10.0.0.1-99, 2001:db8::/120, host names, @file, '-' (stdin).
 imports: --import FILE reads masscan -oJ/-oL/-oX, zmap CSV, nmap -oX or `shodan download` files.
@@ -153,7 +155,7 @@ def _new_scan(args: argparse.Namespace, store: ScanStore, shard: Shard,
         seed = (int(hashlib.sha256(args.name.encode()).hexdigest()[:15], 16) if args.name
                 else random.SystemRandom().randrange(1 << 62))
     argv = {k: v for k, v in vars(args).items() if k != "run"}
-    return store.create_or_join(name=args.name, args=argv, targets=targets, seed=seed,
+    return store.create_or_join(name=args.name, args=argv, targets=stored_targets(targets), seed=seed,
                                 shard_count=plan(targets.size) if plan else shard.count,
                                 options=_probe_options(args))
 
@@ -189,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         scan = _new_scan(args, store, shard)
     perm = Permutation(scan.targets.size, scan.seed)
-    prog = store.open_shard(scan, shard, perm.steps(shard))
+    prog = open_shard(store, scan, shard, perm.steps(shard))
     if prog.finished:
         note(args, f"scan {scan.id} shard {shard} is already finished")
         return 0
@@ -240,7 +242,7 @@ async def _sweep(args: argparse.Namespace, scan: ScanInfo, perm: Permutation, pr
             sys.stdout.flush()
 
     display = _ProgressDisplay(prog) if not args.quiet and sys.stderr.isatty() else None
-    sweeper = Sweeper(scan.targets, perm, prog, store, config, probe_fn, on_result,
+    sweeper = Sweeper(target_set(scan), perm, prog, store, config, probe_fn, on_result,
                       on_tick=display.update if display else None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -257,7 +259,7 @@ async def _sweep(args: argparse.Namespace, scan: ScanInfo, perm: Permutation, pr
 class _ProgressDisplay:
     """A rich progress bar on stderr: rate, ETA, and what was found so far."""
 
-    def __init__(self, prog: ShardProgress) -> None:
+    def __init__(self, prog: ShardProgress | Totals) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
@@ -268,8 +270,8 @@ class _ProgressDisplay:
         self.progress.start()
         self.update(prog)
 
-    def update(self, prog: ShardProgress) -> None:
-        done = prog.cursor.done_count
+    def update(self, prog: ShardProgress | Totals) -> None:
+        done = prog.done
         speed = self.progress.tasks[0].speed
         self.progress.update(self.task, completed=done, rate=f"{speed:,.0f}" if speed else "-",
                              description=f"{prog.open} open, {prog.etcd} etcd, {prog.exposed} exposed")

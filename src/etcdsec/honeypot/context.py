@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from etcdsec.honeypot.core.eventsink import EventSink, MemoryEvents
+from etcdsec.honeypot.core.eventsink import EventSink
 from etcdsec.honeypot.core.honeytokens import Honeytokens
 from etcdsec.honeypot.core.identity import Identity
 from etcdsec.honeypot.core.limits import Limits
 from etcdsec.honeypot.core.persona import Persona, load_persona, persona_names
 from etcdsec.honeypot.core.session import Session
 
-__all__ = ["EventSink", "Honeytokens", "Identity", "Limits", "MemoryEvents", "Persona", "SensorContext", "Session",
+__all__ = ["EventSink", "Honeytokens", "Identity", "Limits", "Persona", "SensorContext", "Session",
            "load_persona", "persona_names"]
 
 

@@ -1,7 +1,7 @@
 """etcd's v3 API messages: `etcd_v3.proto` (the subset of etcd's own .proto files that etcdsec speaks)
 and the protobuf module generated from it, `etcd_v3_pb2`, shared by the prober (`probe/v3api.py`) and
 the honeypot's gRPC and gateway side (`honeypot/v3/`). The generated code is committed, so only
-`protobuf` is needed at run time; `build.py` regenerates it (dev-time only, needs grpcio-tools).
+`protobuf` is needed at run time; `scripts/build_proto.py` regenerates it (dev-time, grpcio-tools).
 `k8s_subset.proto` / `k8s_subset_pb2` hold the Kubernetes types the honeypot's bait stores the way
 kube-apiserver does (`honeypot/core/kubeproto.py`).
 """

@@ -34,7 +34,7 @@ def compare_scans(store: ScanStore, scan_id: int, earlier_id: int) -> dict[str, 
             counts[change], examples[change] = _only_on(conn, side, other, what)
         return {
             "earlier": {"id": earlier.id, "name": earlier.name, "started": str(earlier.started)},
-            "same_targets": earlier.targets.fingerprint() == scan.targets.fingerprint(),
+            "same_targets": earlier.targets.fingerprint == scan.targets.fingerprint,
             "counts": counts,
             "version_changes": _version_changes(conn, scan_id, earlier_id),
             "examples": examples,

@@ -12,6 +12,7 @@ from typing import Any
 from etcdsec.asn import AsnLookup
 from etcdsec.errors import UserError
 from etcdsec.report.scan_sql import ScanFigures, top_counts
+from etcdsec.scan.stored import target_set
 from etcdsec.store.scans import ScanStore, guard
 
 
@@ -44,7 +45,7 @@ def build_report(store: ScanStore, scan_id: int | None = None, asn: AsnLookup | 
                 "args": scan.args, "shards_finished": sum(s["finished"] is not None for s in shards),
             },
             "totals": {
-                "addresses": scan.targets.distinct_addresses(),
+                "addresses": target_set(scan).distinct_addresses(),
                 "pairs": scan.targets.size,
                 "swept": sum(s["swept"] for s in shards),
                 **totals,

@@ -18,6 +18,7 @@ from typing import Any
 
 from etcdsec.errors import StoreError
 from etcdsec.scan.permutation import Permutation, Shard
+from etcdsec.scan.stored import open_shard, target_set
 from etcdsec.scan.sweep import ProbeFn, SweepConfig, Sweeper, SweepStats
 from etcdsec.store.scans import ScanStore
 from etcdsec.store.shared import open_shared_engine, shard_lease
@@ -66,7 +67,7 @@ def run_shard(job: ShardJob) -> ShardOutcome:
         perm = Permutation(scan.targets.size, scan.seed)
         shard = Shard(job.shard_index, scan.shard_count)
         with shard_lease(engine, scan.id, shard.index):
-            prog = store.open_shard(scan, shard, perm.steps(shard))
+            prog = open_shard(store, scan, shard, perm.steps(shard))
             if prog.finished:
                 return ShardOutcome(shard.index, SweepStats(prog.swept, prog.open, prog.etcd, prog.exposed),
                                     already_finished=True)
@@ -77,7 +78,7 @@ def run_shard(job: ShardJob) -> ShardOutcome:
                     return ShardOutcome(shard.index, SweepStats(prog.swept, prog.open, prog.etcd, prog.exposed,
                                                                 interrupted=True))
                 config = dataclasses.replace(config, max_seconds=left)
-            sweeper = Sweeper(scan.targets, perm, prog, store, config, job.probe_factory(dict(scan.options)))
+            sweeper = Sweeper(target_set(scan), perm, prog, store, config, job.probe_factory(dict(scan.options)))
             stats = asyncio.run(_run(sweeper, job.should_stop))
         return ShardOutcome(shard.index, stats)
     finally:

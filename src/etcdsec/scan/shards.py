@@ -13,8 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcdsec.scan.cursor import ResumeCursor
-
 # A task sweeps at most this many pairs: at 10,000 connects/s that is half an hour, so a lost worker
 # costs little, while 2^33 pairs (IPv4 on two ports) still make only 512 tasks.
 MAX_PAIRS_PER_TASK = 1 << 24
@@ -53,10 +51,6 @@ class Totals:
     etcd: int = 0
     exposed: int = 0
     finished: int = 0
-
-    @property
-    def cursor(self) -> ResumeCursor:  # the progress bar reads `cursor.done_count`, as for one shard
-        return ResumeCursor(next_step=self.done)
 
 
 def scan_totals(steps: int, states: Iterable[Mapping[str, Any]]) -> Totals:

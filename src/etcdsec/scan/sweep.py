@@ -8,7 +8,6 @@ connections per second, one connect timeout per attempt, the prober's own deadli
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -18,8 +17,9 @@ from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
 from etcdsec.scan.connect import Connector
 from etcdsec.scan.permutation import Permutation
+from etcdsec.scan.stored import ShardProgress
 from etcdsec.scan.targets import TargetSet
-from etcdsec.store.scans import EndpointRow, ScanStore, ShardProgress
+from etcdsec.store.scans import EndpointRow, ScanStore
 from etcdsec.tokenbucket import TokenBucket
 
 ProbeFn = Callable[[str], Awaitable[ProbeResult]]
@@ -122,7 +122,8 @@ class Sweeper:
         stats = SweepStats(self.prog.swept, self.prog.open, self.prog.etcd, self.prog.exposed,
                            time.monotonic() - started, interrupted=self.stop.is_set())
         if not stats.interrupted:
-            self.store.finish_shard(self.prog)
+            self.prog.finished = True
+            self.store.finish_shard(self.prog.row())
         return stats
 
     def request_stop(self) -> None:
@@ -188,7 +189,7 @@ class Sweeper:
         """Write the pending rows and the cursor as they are now, off the event loop."""
         async with self._flush_lock:
             rows, self.pending = self.pending, []
-            snapshot = dataclasses.replace(self.prog, cursor=self.prog.cursor.copy())
+            snapshot = self.prog.row()
             write = asyncio.ensure_future(asyncio.to_thread(self.store.write_batch, snapshot, rows))
             try:
                 # Shielded: cancelling the wait (the sweep ending, Ctrl-C) would also cancel a write

@@ -3,6 +3,9 @@
 Each batch (endpoints, their findings and the shard's resume cursor) is one transaction, so after a
 crash the store and the cursor agree: what was written is never probed again, and nothing else is
 taken as done. Inserts ignore rows already present, so two writers never duplicate an endpoint.
+
+The store deals in plain values (a target set's JSON, a shard's index and count, its cursor as
+`next_step` and `in_flight`): `scan/stored.py` builds the scan's own types from them.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
@@ -20,9 +23,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from etcdsec.errors import StoreError
 from etcdsec.model import ProbeResult, Severity
-from etcdsec.scan.cursor import ResumeCursor
-from etcdsec.scan.permutation import Shard
-from etcdsec.scan.targets import TargetSet
 from etcdsec.store.schema import create_schema, endpoints, findings, progress, scans
 
 
@@ -47,13 +47,24 @@ def guard(action: str) -> Iterator[None]:
         raise StoreError(f"database error while {action}: {_reason(exc)}") from None
 
 
+@dataclass(frozen=True)
+class StoredTargets:
+    """What the store keeps of a scan's target set: its JSON and the figures read without it."""
+
+    json: dict[str, Any]
+    fingerprint: str  # same targets, same fingerprint: shards joining one scan must agree on it
+    ports: tuple[int, ...]
+    size: int  # (address, port) pairs
+    address_count: int  # addresses in the ranges
+
+
 @dataclass
 class ScanInfo:
     id: int
     name: str | None
     seed: int
     shard_count: int
-    targets: TargetSet
+    targets: StoredTargets
     args: dict[str, Any]
     options: dict[str, Any]
     status: str
@@ -61,19 +72,22 @@ class ScanInfo:
     finished: dt.datetime | None
 
 
-@dataclass
-class ShardProgress:
+@dataclass(frozen=True)
+class ShardRow:
+    """One shard's saved progress: the resume cursor (`next_step`, `in_flight`) and the counts."""
+
     scan_id: int
-    shard: Shard
+    shard_index: int  # 0-based
+    shard_count: int
     steps: int
-    cursor: ResumeCursor
+    next_step: int = 0
+    in_flight: frozenset[int] = frozenset()
     swept: int = 0
     open: int = 0
     etcd: int = 0
     exposed: int = 0
-    runs: int = 1
+    runs: int = 1  # the run that opened the shard: a write from an older run is refused
     finished: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,7 +111,7 @@ class ScanStore:
         return dialect_insert(table).on_conflict_do_nothing()
 
     # --- scans -------------------------------------------------------------------------------
-    def create_or_join(self, *, name: str | None, args: dict[str, Any], targets: TargetSet, seed: int,
+    def create_or_join(self, *, name: str | None, args: dict[str, Any], targets: StoredTargets, seed: int,
                        shard_count: int, options: dict[str, Any]) -> ScanInfo:
         """A new scan, or the existing scan called `name` (then its targets and shards must match)."""
         if name is not None:
@@ -105,8 +119,8 @@ class ScanStore:
             if existing is not None:
                 return self._check_join(existing, targets, seed, shard_count)
         values = dict(
-            name=name, started=now(), status="running", args=json.dumps(args), targets=json.dumps(targets.to_json()),
-            fingerprint=targets.fingerprint(), seed=seed, ports=",".join(map(str, targets.ports)),
+            name=name, started=now(), status="running", args=json.dumps(args), targets=json.dumps(targets.json),
+            fingerprint=targets.fingerprint, seed=seed, ports=",".join(map(str, targets.ports)),
             shard_count=shard_count, size=targets.size, addresses=targets.address_count,
             options=json.dumps(options),
         )
@@ -124,8 +138,8 @@ class ScanStore:
         assert info is not None
         return info
 
-    def _check_join(self, info: ScanInfo, targets: TargetSet, seed: int, shard_count: int) -> ScanInfo:
-        if info.targets.fingerprint() != targets.fingerprint():
+    def _check_join(self, info: ScanInfo, targets: StoredTargets, seed: int, shard_count: int) -> ScanInfo:
+        if info.targets.fingerprint != targets.fingerprint:
             raise StoreError(f"scan {info.name!r} (id {info.id}) exists with different targets or ports")
         if info.seed != seed or info.shard_count != shard_count:
             raise StoreError(
@@ -137,7 +151,7 @@ class ScanStore:
     def _scan_from_row(self, row: Any) -> ScanInfo:
         return ScanInfo(
             id=row.id, name=row.name, seed=row.seed, shard_count=row.shard_count,
-            targets=TargetSet.from_json(json.loads(row.targets)), args=json.loads(row.args),
+            targets=_stored_targets(row), args=json.loads(row.args),
             options=json.loads(row.options), status=row.status, started=row.started, finished=row.finished,
         )
 
@@ -169,21 +183,21 @@ class ScanStore:
         ]
 
     # --- shards ------------------------------------------------------------------------------
-    def open_shard(self, scan: ScanInfo, shard: Shard, steps: int) -> ShardProgress:
+    def open_shard(self, scan_id: int, shard_index: int, shard_count: int, steps: int) -> ShardRow:
         """This shard's progress: a fresh row, or the saved cursor of an earlier, interrupted run."""
-        key = (progress.c.scan_id == scan.id) & (progress.c.shard_index == shard.index)
+        key = (progress.c.scan_id == scan_id) & (progress.c.shard_index == shard_index)
         with guard("opening the shard"), self.engine.begin() as conn:
             stamp = now()
             conn.execute(self._insert(progress).values(
-                scan_id=scan.id, shard_index=shard.index, shard_count=shard.count, steps=steps, next_step=0,
+                scan_id=scan_id, shard_index=shard_index, shard_count=shard_count, steps=steps, next_step=0,
                 in_flight="[]", swept=0, open=0, etcd=0, exposed=0, started=stamp, updated=stamp, runs=0,
             ))
             conn.execute(update(progress).where(key).values(runs=progress.c.runs + 1, updated=stamp))
             row = conn.execute(select(progress).where(key)).one()
-        return ShardProgress(
-            scan_id=scan.id, shard=shard, steps=row.steps,
-            cursor=ResumeCursor(row.next_step, set(json.loads(row.in_flight))), swept=row.swept, open=row.open,
-            etcd=row.etcd, exposed=row.exposed, runs=row.runs, finished=row.finished is not None,
+        return ShardRow(
+            scan_id=scan_id, shard_index=shard_index, shard_count=shard_count, steps=row.steps,
+            next_step=row.next_step, in_flight=frozenset(json.loads(row.in_flight)), swept=row.swept,
+            open=row.open, etcd=row.etcd, exposed=row.exposed, runs=row.runs, finished=row.finished is not None,
         )
 
     def shard_finished(self, scan_id: int, shard_index: int) -> bool:
@@ -198,7 +212,7 @@ class ScanStore:
         return [dict(r._mapping) for r in rows]
 
     # --- results -----------------------------------------------------------------------------
-    def write_batch(self, prog: ShardProgress, rows: list[EndpointRow]) -> None:
+    def write_batch(self, prog: ShardRow, rows: list[EndpointRow]) -> None:
         """Endpoints, their findings and the shard's cursor, all in one transaction."""
         stamp = now()
         endpoint_values, finding_values = [], []
@@ -215,23 +229,24 @@ class ScanStore:
                 conn.execute(self._insert(findings), finding_values)
             self._save_progress(conn, prog, stamp)
 
-    def _save_progress(self, conn: Connection, prog: ShardProgress, stamp: dt.datetime) -> None:
+    def _save_progress(self, conn: Connection, prog: ShardRow, stamp: dt.datetime) -> None:
         # `runs` fences the write: once a newer run has opened the shard (a task retried while the
         # old one still ran), the old run's batches roll back instead of moving the cursor.
         saved = conn.execute(
             update(progress)
-            .where((progress.c.scan_id == prog.scan_id) & (progress.c.shard_index == prog.shard.index)
+            .where((progress.c.scan_id == prog.scan_id) & (progress.c.shard_index == prog.shard_index)
                    & (progress.c.runs == prog.runs))
-            .values(next_step=prog.cursor.next_step, in_flight=json.dumps(sorted(prog.cursor.in_flight)),
+            .values(next_step=prog.next_step, in_flight=json.dumps(sorted(prog.in_flight)),
                     swept=prog.swept, open=prog.open, etcd=prog.etcd, exposed=prog.exposed, updated=stamp,
                     finished=stamp if prog.finished else None)
         )
         if saved.rowcount == 0:
-            raise StoreError(f"scan {prog.scan_id} shard {prog.shard} was taken over by a newer run; this run stops")
+            shard = f"{prog.shard_index + 1}/{prog.shard_count}"
+            raise StoreError(f"scan {prog.scan_id} shard {shard} was taken over by a newer run; this run stops")
 
-    def finish_shard(self, prog: ShardProgress) -> bool:
+    def finish_shard(self, prog: ShardRow) -> bool:
         """Mark the shard done; when every shard of the scan is, close the scan. True if it closed."""
-        prog.finished = True
+        prog = replace(prog, finished=True)
         with guard("finishing the scan"), self.engine.begin() as conn:
             stamp = now()
             # Lock the scan row first: two shards finishing at once must not both miss the other's row.
@@ -275,7 +290,12 @@ class ScanStore:
             return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def _endpoint_values(prog: ShardProgress, r: ProbeResult, meta: dict[str, Any] | None,
+def _stored_targets(row: Any) -> StoredTargets:
+    raw = json.loads(row.targets)
+    return StoredTargets(raw, row.fingerprint, tuple(raw["ports"]), row.size, row.addresses)
+
+
+def _endpoint_values(prog: ShardRow, r: ProbeResult, meta: dict[str, Any] | None,
                      stamp: dt.datetime) -> dict[str, Any]:
     meta = meta or {}
     try:
@@ -284,7 +304,7 @@ def _endpoint_values(prog: ShardProgress, r: ProbeResult, meta: dict[str, Any] |
         rank = 0
     asn = meta.get("asn")
     return dict(
-        scan_id=prog.scan_id, shard_index=prog.shard.index, ip=r.ip or r.target, port=r.port or 0,
+        scan_id=prog.scan_id, shard_index=prog.shard_index, ip=r.ip or r.target, port=r.port or 0,
         probed_at=stamp, reachable=r.reachable, is_etcd=r.is_etcd, exposed=r.exposed, severity=r.severity,
         severity_rank=rank, version=r.version, cluster_id=r.cluster_id, scheme=r.scheme,
         client_cert_required=r.client_cert_required, v3_auth=r.auth.v3_enabled,

@@ -15,7 +15,6 @@ from etcdsec.honeypot.context import (
     EventSink,
     Honeytokens,
     Identity,
-    MemoryEvents,
     SensorContext,
     Session,
     load_persona,
@@ -23,6 +22,7 @@ from etcdsec.honeypot.context import (
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.v3.state import V3State
 from tests.support.harness import BackgroundSensor
+from tests.support.memory_events import MemoryEvents
 
 MakeCtx = Callable[..., tuple[SensorContext, MemoryEvents]]
 

@@ -49,16 +49,3 @@ class EventSink(Emitter):
         self.deliver(event)
         return event
 
-
-class MemoryEvents:
-    """An output that keeps events in a list (tests, the fidelity runner)."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-
-    def of(self, eventid: str) -> list[dict[str, Any]]:
-        full = full_id(eventid)
-        return [e for e in self.events if e["eventid"] == full]

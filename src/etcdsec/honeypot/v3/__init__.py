@@ -10,6 +10,6 @@ Layers, each sans-IO except the thin shell in serve/grpc_shell.serve_h2:
 - grpc/ (server, handshake, hpack_cache, gogo_errors): gRPC on the `h2` state machine, grpc-go's
   framing, trailers and errors; serve/grpc_shell moves its bytes.
 - etcdsec.proto (shared with the prober): etcd_v3.proto and the generated etcd_v3_pb2.py
-  (regenerate with etcdsec/proto/build.py).
+  (regenerate with scripts/build_proto.py).
 - Measured against real etcd 3.4.23 / 3.5.1 by the differential runner in tests/support/ (not shipped).
 """

@@ -1,6 +1,8 @@
-"""Dev-time only: regenerate each `*_pb2.py` from its `.proto` here (needs `pip install grpcio-tools`).
+"""Dev-time only: regenerate each `*_pb2.py` in src/etcdsec/proto/ from its `.proto` (needs
+`pip install grpcio-tools`). Run: `.venv/bin/python scripts/build_proto.py`.
 
-The generated module is committed, so the sensor needs only `protobuf` at run time.
+The generated modules are committed, so etcdsec needs only `protobuf` at run time, and this script
+does not ship in the wheel.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 def main() -> int:
     from grpc_tools import protoc  # type: ignore[import-untyped]
 
-    here = Path(__file__).parent
+    here = Path(__file__).resolve().parents[1] / "src" / "etcdsec" / "proto"
     for proto in sorted(here.glob("*.proto")):
         rc = protoc.main(["protoc", f"-I{here}", f"--python_out={here}", str(proto)])
         if rc != 0:
