@@ -28,6 +28,10 @@ KINDS: dict[str, type[Message]] = {
     "Namespace": k8s.Namespace, "Secret": k8s.Secret, "ConfigMap": k8s.ConfigMap,
     "ServiceAccount": k8s.ServiceAccount, "Pod": k8s.Pod, "Event": k8s.Event,
     "RangeAllocation": k8s.RangeAllocation, "Lease": k8s.Lease, "Endpoints": k8s.Endpoints,
+    "Service": k8s.Service, "Node": k8s.Node, "Deployment": k8s.Deployment, "ReplicaSet": k8s.ReplicaSet,
+    "DaemonSet": k8s.DaemonSet, "StatefulSet": k8s.StatefulSet, "EndpointSlice": k8s.EndpointSlice,
+    "ClusterRole": k8s.ClusterRole, "ClusterRoleBinding": k8s.ClusterRoleBinding, "Role": k8s.Role,
+    "RoleBinding": k8s.RoleBinding, "PriorityClass": k8s.PriorityClass, "CSINode": k8s.CSINode,
 }
 GO_POINTERS: dict[str, frozenset[str]] = {
     "ObjectMeta": frozenset({"deletionTimestamp", "deletionGracePeriodSeconds"}),
@@ -36,20 +40,46 @@ GO_POINTERS: dict[str, frozenset[str]] = {
     "Secret": frozenset({"immutable"}),
     "ConfigMap": frozenset({"immutable"}),
     "ServiceAccount": frozenset({"automountServiceAccountToken"}),
-    "PodSpec": frozenset({"terminationGracePeriodSeconds", "priority", "enableServiceLinks", "preemptionPolicy"}),
+    "PodSpec": frozenset({"terminationGracePeriodSeconds", "priority", "enableServiceLinks", "preemptionPolicy",
+                          "securityContext"}),
     "PodStatus": frozenset({"startTime"}),
     "EndpointAddress": frozenset({"targetRef", "nodeName"}),
     "EndpointPort": frozenset({"appProtocol"}),
     "LeaseSpec": frozenset({"holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime",
                             "leaseTransitions"}),
+    "EnvVar": frozenset({"valueFrom"}),
+    "EnvVarSource": frozenset({"fieldRef", "secretKeyRef"}),
+    "SecretKeySelector": frozenset({"optional"}),
+    "Toleration": frozenset({"tolerationSeconds"}),
+    "ServicePort": frozenset({"appProtocol"}),
+    "ServiceSpec": frozenset({"ipFamilyPolicy"}),
+    "Taint": frozenset({"timeAdded"}),
+    "DeploymentSpec": frozenset({"replicas", "revisionHistoryLimit", "progressDeadlineSeconds"}),
+    "DeploymentStrategy": frozenset({"rollingUpdate"}),
+    "RollingUpdateDeployment": frozenset({"maxUnavailable", "maxSurge"}),
+    "DeploymentStatus": frozenset({"collisionCount"}),
+    "ReplicaSetSpec": frozenset({"replicas"}),
+    "DaemonSetSpec": frozenset({"revisionHistoryLimit"}),
+    "DaemonSetUpdateStrategy": frozenset({"rollingUpdate"}),
+    "RollingUpdateDaemonSet": frozenset({"maxUnavailable", "maxSurge"}),
+    "StatefulSetSpec": frozenset({"replicas", "revisionHistoryLimit"}),
+    "StatefulSetUpdateStrategy": frozenset({"rollingUpdate"}),
+    "RollingUpdateStatefulSetStrategy": frozenset({"partition"}),
+    "StatefulSetStatus": frozenset({"collisionCount"}),
+    "DiscoveryEndpoint": frozenset({"hostname", "targetRef", "nodeName", "zone"}),
+    "DiscoveryEndpointConditions": frozenset({"ready", "serving", "terminating"}),
+    "DiscoveryEndpointPort": frozenset({"name", "protocol", "port", "appProtocol"}),
+    "ClusterRole": frozenset({"aggregationRule"}),
+    "PriorityClass": frozenset({"preemptionPolicy"}),
 }
 
 
 # managedFields: what server-side apply records for every write since Kubernetes 1.18
 SYSTEM_META = frozenset({"name", "namespace", "uid", "creationTimestamp", "resourceVersion", "generation",
                          "selfLink", "managedFields"})
-MAP_FIELDS = frozenset({"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector"})
-LIST_KEYS = ("name", "ip", "uid")  # merge keys of the keyed lists the bait has
+MAP_FIELDS = frozenset({"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector", "matchLabels",
+                        "capacity", "allocatable"})
+LIST_KEYS = ("name", "ip", "uid", "type")  # merge keys of the keyed lists the bait has
 
 
 def managed(obj: dict[str, Any], when: str, owners: dict[str, tuple[str, ...] | None]) -> dict[str, Any]:
@@ -125,7 +155,11 @@ def _fill(message: Message, data: dict[str, Any]) -> None:
         field = fields[name]  # a name the subset lacks is a bug in the bait: fail loudly in tests
         target = getattr(message, name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            target.update(value)
+            if field.message_type.fields_by_name["value"].message_type is not None:  # map<string, Quantity>
+                for key, text in value.items():
+                    target[key].string = text
+            else:
+                target.update(value)
         elif _is_repeated(field):
             if field.message_type is None:
                 target.extend(value)
@@ -139,7 +173,11 @@ def _fill(message: Message, data: dict[str, Any]) -> None:
             target.seconds = int(stamp.timestamp())
             # metav1.Time keeps whole seconds (time_proto.go); MicroTime keeps microseconds
             target.nanos = stamp.microsecond * 1000 if field.message_type.name == "MicroTime" else 0
+        elif field.message_type is not None and field.message_type.name == "IntOrString":
+            # JSON has an int or a string where protobuf has the tagged struct
+            target.type, target.intVal, target.strVal = (0, value, "") if isinstance(value, int) else (1, 0, value)
         elif field.message_type is not None:
+            target.SetInParent()  # `{}` is a set pointer in Go: written as an empty message
             _fill(target, value)
         else:
             setattr(message, name, value)
