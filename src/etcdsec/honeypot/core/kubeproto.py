@@ -80,6 +80,7 @@ SYSTEM_META = frozenset({"name", "namespace", "uid", "creationTimestamp", "resou
 MAP_FIELDS = frozenset({"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector", "matchLabels",
                         "capacity", "allocatable"})
 LIST_KEYS = ("name", "ip", "uid", "type")  # merge keys of the keyed lists the bait has
+EMBEDDED = {"SecretKeySelector": "localObjectReference"}  # structs Go inlines: JSON has their fields at the top
 
 
 def managed(obj: dict[str, Any], when: str, owners: dict[str, tuple[str, ...] | None]) -> dict[str, Any]:
@@ -152,6 +153,9 @@ def _is_repeated(field: FieldDescriptor) -> bool:
 def _fill(message: Message, data: dict[str, Any]) -> None:
     fields = message.DESCRIPTOR.fields_by_name
     for name, value in data.items():
+        if name not in fields and message.DESCRIPTOR.name in EMBEDDED:
+            _fill(getattr(message, EMBEDDED[message.DESCRIPTOR.name]), {name: value})
+            continue
         field = fields[name]  # a name the subset lacks is a bug in the bait: fail loudly in tests
         target = getattr(message, name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
