@@ -5,6 +5,7 @@ the way the controllers write them (owner references, pod-template-hash, generat
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import string
 from dataclasses import dataclass, field
@@ -166,7 +167,7 @@ def put_all(plant: Plant, draws: dict[tuple[str, str], Draw]) -> None:
     for w in WORKLOADS:
         draw = draws.get((w.ns, w.name))
         if draw and "{draw}" in w.image:
-            w = Workload(**{**w.__dict__, "image": w.image.format(draw=draw.version)})
+            w = dataclasses.replace(w, image=w.image.format(draw=draw.version))
         {"Deployment": _deployment, "DaemonSet": _daemonset, "StatefulSet": _statefulset}[w.kind](plant, rng, w, draw)
 
 
