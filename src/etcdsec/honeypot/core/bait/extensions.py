@@ -48,9 +48,10 @@ def put_all(plant: Plant) -> None:
         schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
         plant.put_json(f"/registry/apiextensions.k8s.io/customresourcedefinitions/{plural}.{group}", {
             "kind": "CustomResourceDefinition", "apiVersion": "apiextensions.k8s.io/v1beta1",
-            "metadata": plant.meta(f"{plural}.{group}", None, rng),
-            "spec": {"group": group, "version": "v1", "names": names, "scope": "Cluster",
-                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": schema}],
+            "metadata": plant.meta(f"{plural}.{group}", None, rng, generation=1),
+            # one schema for every version: v1beta1 keeps it at the top, as `validation`
+            "spec": {"group": group, "version": "v1", "names": names, "scope": "Cluster", "validation": schema,
+                     "versions": [{"name": "v1", "served": True, "storage": True}],
                      "conversion": {"strategy": "None"}, "preserveUnknownFields": False},
             "status": {"conditions": conditions, "acceptedNames": names, "storedVersions": ["v1"]}},
             {"kubectl-create": ("metadata", "spec"), "kube-apiserver": ("status",)})

@@ -19,6 +19,8 @@ CLUSTER_AGE = timedelta(days=97)  # the cluster is older than this etcd member's
 CONTROL_PLANE_UP_S = 14.2  # the apiserver and the elected leaders came up this long after the member
 KUBE_VERSION = "v1.21.14"
 WORKERS = 6
+META_ORDER = ["name", "generateName", "namespace", "uid", "generation", "creationTimestamp", "labels", "annotations",
+              "ownerReferences"]  # ObjectMeta's Go field order: the JSON kinds and the v2 view follow it
 MASTER_IP = "10.0.1.10"  # the workers follow: worker-N is 10.0.1.(10 + N), its pods 10.244.N.0/24
 
 
@@ -82,8 +84,8 @@ class Plant:
     def meta(self, name: str, ns: str | None = None, rng: random.Random | None = None,
              **more: Any) -> dict[str, Any]:
         m: dict[str, Any] = {"name": name, **({"namespace": ns} if ns else {}), "uid": self.uid(rng),
-                             "creationTimestamp": self.born}
-        return {**m, **more}
+                             "creationTimestamp": self.born, **more}
+        return dict(sorted(m.items(), key=lambda kv: META_ORDER.index(kv[0])))
 
     def put(self, key: str, obj: dict[str, Any], writers: dict[str, tuple[str, ...] | None] | None = None) -> None:
         self.objects.append((key, obj))
