@@ -12,12 +12,13 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
 
 from etcdsec.honeypot.context import Identity
+from etcdsec.honeypot.core.bait import kubernetes_bait
 from etcdsec.honeypot.sensor import SensorConfig
 from tests.honeypot.test_kube_bait import ctl, dump
 from tests.support import k8swire
@@ -255,3 +256,14 @@ def test_every_new_credential_is_a_honeytoken_that_names_itself_when_used(hp: Ba
         used = hp.memory.of("honeytoken.used")
         assert len(used) == n and used[-1]["token"] == labels[what], what
         assert value not in json.dumps(used)  # named by its label, never its value
+
+
+def test_a_sensor_upgraded_in_place_keeps_the_tokens_it_served() -> None:
+    """The first bait's credentials come from the same draws as before the bait grew (values pinned
+    from that version), so a keyspace restored from a state file still holds recognised tokens."""
+    bait = kubernetes_bait("pinned-seed", datetime(2026, 1, 1, tzinfo=UTC))
+    by_label = {label: value for value, label in bait.tokens.items()}
+    assert by_label["registry-password:prod/regcred"] == "MjH8yPrBzyBGerQCZn6RonXr"
+    assert by_label["cloud-access-key-id:prod/backup-s3"] == "AKIATSLTKZSOU5ZVPYDW"
+    assert by_label["database-password:prod/payments-db"] == "Syn4bLkqbMfs7zY1GhwG"
+    assert len(bait.tokens) == len(set(bait.tokens.values())) == 59  # one label a token, none lost
