@@ -187,27 +187,49 @@ def _fill(message: Message, data: dict[str, Any]) -> None:
             setattr(message, name, value)
 
 
-def _go_defaults(message: Message) -> None:
-    """Set what Go writes even when empty: non-pointer strings, numbers, bools and structs."""
-    pointers = GO_POINTERS.get(message.DESCRIPTOR.name, frozenset())
-    for field in message.DESCRIPTOR.fields:
+# What `_go_defaults` does with a field, worked out once per message type (it runs for every object)
+ITEMS, POINTER, SCALAR, TIME, STRUCT = range(5)
+_PLANS: dict[str, tuple[tuple[int, str, Any], ...]] = {}
+
+
+def _plan(descriptor: Any) -> tuple[tuple[int, str, Any], ...]:
+    plan = _PLANS.get(descriptor.full_name)
+    if plan is not None:
+        return plan
+    pointers = GO_POINTERS.get(descriptor.name, frozenset())
+    steps: list[tuple[int, str, Any]] = []
+    for field in descriptor.fields:
         sub = field.message_type
         if _is_repeated(field):
             if sub is not None and not sub.GetOptions().map_entry:
-                for item in getattr(message, field.name):
-                    _go_defaults(item)
-            continue
-        has = message.HasField(field.name)
-        if field.name in pointers or field.type == FieldDescriptor.TYPE_BYTES:  # []byte: written when non-nil
-            if has and sub is not None and sub.name not in TIMES:
-                _go_defaults(getattr(message, field.name))
-            continue
-        if sub is None:
-            if not has:
-                setattr(message, field.name, field.default_value)
-        elif sub.name in TIMES:
-            if not has:
-                getattr(message, field.name).SetInParent()  # the zero time marshals as no bytes
+                steps.append((ITEMS, field.name, None))
+        elif field.name in pointers or field.type == FieldDescriptor.TYPE_BYTES:  # []byte: written when non-nil
+            if sub is not None and sub.name not in TIMES:
+                steps.append((POINTER, field.name, None))
+        elif sub is None:
+            steps.append((SCALAR, field.name, field.default_value))
         else:
-            getattr(message, field.name).SetInParent()
-            _go_defaults(getattr(message, field.name))
+            steps.append((TIME if sub.name in TIMES else STRUCT, field.name, None))
+    plan = _PLANS[descriptor.full_name] = tuple(steps)
+    return plan
+
+
+def _go_defaults(message: Message) -> None:
+    """Set what Go writes even when empty: non-pointer strings, numbers, bools and structs."""
+    for step, name, default in _plan(message.DESCRIPTOR):
+        if step == ITEMS:
+            for item in getattr(message, name):
+                _go_defaults(item)
+        elif step == POINTER:
+            if message.HasField(name):
+                _go_defaults(getattr(message, name))
+        elif step == SCALAR:
+            if not message.HasField(name):
+                setattr(message, name, default)
+        elif step == TIME:
+            if not message.HasField(name):
+                getattr(message, name).SetInParent()  # the zero time marshals as no bytes
+        else:
+            sub = getattr(message, name)
+            sub.SetInParent()
+            _go_defaults(sub)
