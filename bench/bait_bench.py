@@ -43,20 +43,22 @@ REQUEST = (b"GET /v2/keys/registry/secrets?recursive=true HTTP/1.1\r\nHost: 10.0
 BODY = b'{"key":"L3JlZ2lzdHJ5L3NlY3JldHMv","range_end":"L3JlZ2lzdHJ5L3NlY3JldHMw"}' * 56  # ~4 KiB
 
 
-def best(fn: Callable[[], object], repeat: int, inner: int = 1) -> float:
+def best(fn: Callable[[], object], repeat: int, inner: int = 1,
+         clock: Callable[[], float] = time.perf_counter) -> float:
     """Best of `repeat` timings of `inner` calls, seconds per call (the least disturbed by other work)."""
     times = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = clock()
         for _ in range(inner):
             fn()
-        times.append((time.perf_counter() - t) / inner)
+        times.append((clock() - t) / inner)
     return min(times)
 
 
 def keyspace_row(name: str, make: Callable[[], Bait], rounds: int) -> None:
     bait = make()
     build = best(make, rounds)
+    build_cpu = best(make, rounds, clock=time.process_time)  # this process's CPU: steadier on a busy machine
     compile_s = best(lambda: Honeytokens(EventSink("b"), bait.tokens).find(b"x"), rounds)
     finder = Honeytokens(EventSink("b"), bait.tokens)
     finder.find(b"warm")
@@ -68,7 +70,8 @@ def keyspace_row(name: str, make: Callable[[], Bait], rounds: int) -> None:
     state = V3State(SensorContext(load_persona("3.5.1"), ident, events, Honeytokens(events), bait.keys))
     seed = best(lambda: Namespace(state), rounds)
     print(f"{name:<22} {len(bait.keys):>5} {size // 1024:>6} {len(bait.tokens):>7} {build * 1e3:>9.1f} "
-          f"{seed * 1e3:>8.1f} {compile_s * 1e3:>11.1f} {small * 1e6:>11.2f} {large * 1e6:>11.2f}")
+          f"{build_cpu * 1e3:>8.1f} {seed * 1e3:>8.1f} {compile_s * 1e3:>11.1f} {small * 1e6:>11.2f} "
+          f"{large * 1e6:>11.2f}")
 
 
 class Clock:
@@ -115,7 +118,8 @@ def main() -> int:
     args = parser.parse_args()
     rounds = max(1, min(args.rounds, 50))
     print(f"bait_bench: best of {rounds}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, python {sys.version.split()[0]}")
-    print(f"{'keyspace':<22} {'keys':>5} {'KiB':>6} {'tokens':>7} {'build ms':>9} {'seed ms':>8} {'compile ms':>11} "
+    print(f"{'keyspace':<22} {'keys':>5} {'KiB':>6} {'tokens':>7} {'build ms':>9} {'CPU ms':>8} {'seed ms':>8} "
+          f"{'compile ms':>11} "
           f"{'find 250B us':>11} {'find 4KiB us':>11}")
     keyspace_row("kubernetes bait", lambda: kubernetes_bait("bench-seed", datetime.now(UTC)), rounds)
     with tempfile.TemporaryDirectory() as tmp:
