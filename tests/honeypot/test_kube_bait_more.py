@@ -267,3 +267,19 @@ def test_a_sensor_upgraded_in_place_keeps_the_tokens_it_served() -> None:
     assert by_label["cloud-access-key-id:prod/backup-s3"] == "AKIATSLTKZSOU5ZVPYDW"
     assert by_label["database-password:prod/payments-db"] == "Syn4bLkqbMfs7zY1GhwG"
     assert len(bait.tokens) == len(set(bait.tokens.values())) == 59  # one label a token, none lost
+
+
+def test_every_node_has_a_lease_its_kubelet_keeps_renewing(hp: BackgroundSensor, kvs: dict[str, bytes]) -> None:
+    """A Node whose lease is missing or older than its 40 s duration is NotReady: a tell next to Ready=True."""
+    _, leases = dump(hp, "/registry/leases/kube-node-lease/")
+    nodes = {W.split_key(k)[2]: W.envelope(v)[2] for k, v in kvs.items() if k.startswith("/registry/minions/")}
+    assert {W.split_key(k)[2] for k in leases} == set(nodes)
+    now = time.time()
+    for key, value in leases.items():
+        raw = W.envelope(value)[2]
+        ((kind, node, node_uid),) = owners(raw)
+        assert kind == "Node" and node_uid == uid(nodes[node]) and node == W.split_key(key)[2]
+        renew = W.path(raw, 2, 4)  # spec.renewTime: MicroTime{seconds=1, nanos=2}
+        assert isinstance(renew, bytes) and W.text(W.path(raw, 2) or b"", 1) == node  # holderIdentity
+        seconds = W.first(renew, 1)
+        assert isinstance(seconds, int) and now - 40 < seconds <= now + 1

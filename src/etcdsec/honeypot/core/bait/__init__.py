@@ -16,10 +16,19 @@ from datetime import datetime
 from etcdsec.honeypot.core import kubeproto
 from etcdsec.honeypot.core.bait import accounts, extensions, nodes, pki, rbac, services, workloads
 from etcdsec.honeypot.core.bait.owners import owners
-from etcdsec.honeypot.core.bait.plant import CLUSTER_AGE, CONTROL_PLANE_UP_S, KUBE_ALNUM, Bait, Plant, uid_of
+from etcdsec.honeypot.core.bait.plant import (
+    CLUSTER_AGE,
+    CONTROL_PLANE_UP_S,
+    KUBE_ALNUM,
+    Bait,
+    Plant,
+    node_uid,
+    uid_of,
+)
 from etcdsec.honeypot.core.bait.seedfile import load_seed_file
 
-__all__ = ["CLUSTER_AGE", "CONTROL_PLANE_UP_S", "KUBE_ALNUM", "Bait", "kubernetes_bait", "load_seed_file", "uid_of"]
+__all__ = ["CLUSTER_AGE", "CONTROL_PLANE_UP_S", "KUBE_ALNUM", "Bait", "kubernetes_bait", "load_seed_file", "node_uid",
+           "uid_of"]
 
 
 def kubernetes_bait(seed: str, created: datetime, master: str = "kube-master-1") -> Bait:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, NodeInfo, Plant, uid_of, word
+from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, Plant, node_uid, word
 
 CAPACITY = {"cpu": "4", "ephemeral-storage": "101445540Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
             "memory": "16393012Ki", "pods": "110"}
@@ -15,10 +15,6 @@ ALLOCATABLE = {**CAPACITY, "ephemeral-storage": "93492209510", "memory": "162906
 PRESSURE = [("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
             ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
             ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available")]
-
-
-def node_uid(plant: Plant, node: NodeInfo) -> str:
-    return uid_of(plant.seed, "node" if node.index == 0 else f"node/{node.name}")
 
 
 def put_all(plant: Plant) -> None:
@@ -34,7 +30,7 @@ def put_all(plant: Plant) -> None:
                        "node.alpha.kubernetes.io/ttl": "0", "projectcalico.org/IPv4Address": f"{node.ip}/24",
                        "projectcalico.org/IPv4IPIPTunnelAddr": tunnel,
                        "volumes.kubernetes.io/controller-managed-attach-detach": "true"}
-        uid = node_uid(plant, node)
+        uid = node_uid(plant.seed, node.name, master)
         ready = {"type": "Ready", "status": "True", "lastHeartbeatTime": plant.now, "lastTransitionTime": plant.born,
                  "reason": "KubeletReady", "message": "kubelet is posting ready status. AppArmor enabled"}
         conditions: list[dict[str, Any]] = [

@@ -50,6 +50,11 @@ def uid_of(seed: str, name: str) -> str:
     return str(uuid.UUID(bytes=hashlib.sha256(f"{seed}/{name}".encode()).digest()[:16], version=4))
 
 
+def node_uid(seed: str, name: str, control_plane: bool) -> str:
+    """A Node's uid: its node lease (heartbeat.py) and its CSINode point at it."""
+    return uid_of(seed, "node" if control_plane else f"node/{name}")
+
+
 def word(rng: random.Random, n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 

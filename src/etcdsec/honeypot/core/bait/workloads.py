@@ -11,7 +11,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, NodeInfo, Plant, uid_of, word
+from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, NodeInfo, Plant, node_uid, word
 
 CRITICAL = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 NODE_NAME = {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}
@@ -288,7 +288,7 @@ def static_pods(plant: Plant) -> None:
                                     "--use-service-account-credentials=true"],
         "kube-scheduler": ["kube-scheduler", "--kubeconfig=/etc/kubernetes/scheduler.conf", "--leader-elect=true"],
     }
-    owner = _owner("Node", master.name, uid_of(plant.seed, "node"), api="v1")
+    owner = _owner("Node", master.name, node_uid(plant.seed, master.name, True), api="v1")
     for component, command in commands.items():
         config_hash = word(rng, 32, "0123456789abcdef")
         image = "k8s.gcr.io/etcd:3.4.13-0" if component == "etcd" else f"k8s.gcr.io/{component}:{KUBE_VERSION}"
