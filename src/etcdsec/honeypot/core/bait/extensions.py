@@ -6,6 +6,7 @@ access key id is a honeytoken."""
 
 from __future__ import annotations
 
+import random
 import string
 from typing import Any
 
@@ -59,14 +60,14 @@ def put_all(plant: Plant) -> None:
     _cluster_issuer(plant, rng)
 
 
-def _custom(plant: Plant, rng: Any, group: str, plural: str, kind: str, name: str, spec: dict[str, Any],
+def _custom(plant: Plant, rng: random.Random, group: str, plural: str, kind: str, name: str, spec: dict[str, Any],
             manager: str, status: dict[str, Any] | None = None) -> None:
     obj = {"apiVersion": f"{group}/v1", "kind": kind, "metadata": plant.meta(name, None, rng, generation=1),
            "spec": spec, **({"status": status} if status else {})}
     plant.put_json(f"/registry/{group}/{plural}/{name}", obj, {manager: None}, unstructured=True)
 
 
-def _calico(plant: Plant, rng: Any) -> None:
+def _calico(plant: Plant, rng: random.Random) -> None:
     group = "crd.projectcalico.org"
     _custom(plant, rng, group, "clusterinformations", "ClusterInformation", "default",
             {"calicoVersion": "v3.20.6", "clusterGUID": word(rng, 32, HEX), "clusterType": "k8s,bgp,kubeadm,kdd",
@@ -88,7 +89,7 @@ def _calico(plant: Plant, rng: Any) -> None:
                                "logSeverityScreen": "Info"}})
 
 
-def _cluster_issuer(plant: Plant, rng: Any) -> None:
+def _cluster_issuer(plant: Plant, rng: random.Random) -> None:
     """cert-manager's Route53 solver takes the access key id inline, the secret key by reference."""
     key_id = plant.token("AKIA" + word(rng, 16, string.ascii_uppercase + "234567"),
                          "cloud-access-key-id:cert-manager.io/clusterissuers/letsencrypt-prod")

@@ -5,6 +5,7 @@ allocator's bitmap (/registry/ranges/serviceips) with exactly the cluster IPs in
 from __future__ import annotations
 
 import ipaddress
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,7 @@ def put_all(plant: Plant) -> None:
                                                   (bitmap.bit_length() + 7) // 8)})
 
 
-def _endpoints(plant: Plant, rng: Any, svc: ServiceDef, uid: str, labels: dict[str, str]) -> None:
+def _endpoints(plant: Plant, rng: random.Random, svc: ServiceDef, uid: str, labels: dict[str, str]) -> None:
     if svc.selector:
         pods = [p for p in plant.pods if p["metadata"]["namespace"] == svc.ns
                 and svc.selector.items() <= p["metadata"]["labels"].items()]
