@@ -166,6 +166,8 @@ def test_services_endpoints_and_slices_point_at_the_pods(kvs: dict[str, bytes]) 
         cluster_ip = W.text(spec, 3)
         assert cluster_ip.startswith("10.") and cluster_ip not in ips and W.text(spec, 4) == "ClusterIP"
         ips.add(cluster_ip)
+        numbers = [n for n, _ in W.fields(spec)]  # Go writes its non-pointer fields even when empty
+        assert {8, 10, 11, 12, 13} <= set(numbers) and 14 not in numbers and numbers == sorted(numbers)
         ports = W.messages(spec, 1)
         target = W.path(ports[0], 4)  # targetPort: IntOrString{type=1, intVal=2, strVal=3}
         assert isinstance(target, bytes) and W.first(target, 1) == 0 and isinstance(W.first(target, 2), int)
