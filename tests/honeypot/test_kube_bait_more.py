@@ -32,7 +32,8 @@ META_OWNERS, META_LABELS = 13, 11
 EXPECTED_RESOURCES = {
     "namespaces", "secrets", "serviceaccounts", "configmaps", "pods", "events", "services/specs",
     "services/endpoints", "minions", "ranges", "masterleases", "leases", "deployments", "replicasets", "daemonsets",
-    "statefulsets", "endpointslices", "clusterroles", "clusterrolebindings", "roles", "rolebindings",
+    "statefulsets", "controllerrevisions", "endpointslices", "clusterroles", "clusterrolebindings", "roles",
+    "rolebindings",
     "priorityclasses", "csinodes", "apiregistration.k8s.io/apiservices",
     "apiextensions.k8s.io/customresourcedefinitions", "crd.projectcalico.org/clusterinformations",
     "crd.projectcalico.org/felixconfigurations", "crd.projectcalico.org/ippools",
@@ -146,6 +147,18 @@ def test_workloads_own_their_pods_as_the_controllers_wrote_them(kvs: dict[str, b
             rs_uid = uid(objs[current[0]])
             assert len([p for p in objs if p.startswith("/registry/pods/") and owners(objs[p])[0][2] == rs_uid]) \
                 == replicas
+        elif resource == "controllerrevisions":  # the DaemonSet's or StatefulSet's template, as a JSON patch
+            ((kind, owner, owner_uid),) = owners(raw)
+            assert kind in ("DaemonSet", "StatefulSet") and by_uid[owner_uid].endswith(f"/{namespace}/{owner}")
+            patch = json.loads(W.path(raw, 2, 1) or b"")  # data.raw
+            assert patch["spec"]["template"]["$patch"] == "replace" and W.path(raw, 3) == 1  # revision
+            assert patch["spec"]["template"]["spec"]["containers"][0]["name"] == owner
+            labels = W.string_map(W.metadata(raw), META_LABELS)
+            revision_hash = labels.get("controller-revision-hash") or labels["controller.kubernetes.io/hash"]
+            assert name == f"{owner}-{revision_hash.decode()}"
+            carried = {W.string_map(W.metadata(objs[p]), META_LABELS)["controller-revision-hash"] for p in objs
+                       if p.startswith("/registry/pods/") and owners(objs[p])[0][2] == owner_uid}
+            assert carried == {revision_hash if kind == "DaemonSet" else name.encode()}  # what its pods carry
         elif resource == "daemonsets":
             assert W.path(raw, 3, 3) == W.path(raw, 3, 4) == 7  # desiredNumberScheduled, numberReady
             assert len([p for p in objs if re.fullmatch(rf"/registry/pods/{namespace}/{name}-[a-z0-9]{{5}}", p)]) == 7

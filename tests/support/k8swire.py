@@ -92,6 +92,7 @@ LAYOUT: dict[str, tuple[str, str, bool, str]] = {
     "leases": ("coordination.k8s.io/v1", "Lease", True, "proto"),
     "deployments": ("apps/v1", "Deployment", True, "proto"), "replicasets": ("apps/v1", "ReplicaSet", True, "proto"),
     "daemonsets": ("apps/v1", "DaemonSet", True, "proto"), "statefulsets": ("apps/v1", "StatefulSet", True, "proto"),
+    "controllerrevisions": ("apps/v1", "ControllerRevision", True, "proto"),
     "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice", True, "proto"),
     "clusterroles": ("rbac.authorization.k8s.io/v1", "ClusterRole", False, "proto"),
     "clusterrolebindings": ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", False, "proto"),

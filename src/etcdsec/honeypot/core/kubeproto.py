@@ -32,6 +32,7 @@ KINDS: dict[str, type[Message]] = {
     "DaemonSet": k8s.DaemonSet, "StatefulSet": k8s.StatefulSet, "EndpointSlice": k8s.EndpointSlice,
     "ClusterRole": k8s.ClusterRole, "ClusterRoleBinding": k8s.ClusterRoleBinding, "Role": k8s.Role,
     "RoleBinding": k8s.RoleBinding, "PriorityClass": k8s.PriorityClass, "CSINode": k8s.CSINode,
+    "ControllerRevision": k8s.ControllerRevision,
 }
 GO_POINTERS: dict[str, frozenset[str]] = {
     "ObjectMeta": frozenset({"deletionTimestamp", "deletionGracePeriodSeconds"}),
@@ -172,6 +173,9 @@ def _fill(message: Message, data: dict[str, Any]) -> None:
                     _fill(target.add(), item)
         elif field.message_type is not None and field.message_type.name == "FieldsV1":
             target.Raw = json.dumps(value, separators=(",", ":")).encode()
+        elif field.message_type is not None and field.message_type.name == "RawExtension":
+            # JSON inlines it; protobuf carries its bytes: Go's json.Marshal of a map, so sorted keys
+            target.raw = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
         elif field.message_type is not None and field.message_type.name in TIMES:
             stamp = datetime.fromisoformat(value)
             target.seconds = int(stamp.timestamp())

@@ -163,8 +163,8 @@ def pod(plant: Plant, rng: random.Random, ns: str, name: str, template: dict[str
 
 
 def put_all(plant: Plant, draws: dict[tuple[str, str], Draw]) -> None:
-    rng = plant.fork("workloads")
     for w in WORKLOADS:
+        rng = plant.fork(f"workloads/{w.ns}/{w.name}")  # one stream each: a change to one moves no other
         draw = draws.get((w.ns, w.name))
         if draw and "{draw}" in w.image:
             w = dataclasses.replace(w, image=w.image.format(draw=draw.version))
@@ -223,6 +223,17 @@ def _deployment(plant: Plant, rng: random.Random, w: Workload, draw: Draw | None
                 generate=f"{w.name}-{hash10}-")
 
 
+def _revision(plant: Plant, rng: random.Random, w: Workload, owner: dict[str, Any], name: str,
+              labels: dict[str, str], template: dict[str, Any]) -> None:
+    """The ControllerRevision a DaemonSet or StatefulSet controller keeps: its template as a patch."""
+    patch_template = {"$patch": "replace", "metadata": {"creationTimestamp": None, **template["metadata"]},
+                      "spec": template["spec"]}
+    plant.put(f"/registry/controllerrevisions/{w.ns}/{name}", {
+        "kind": "ControllerRevision", "apiVersion": "apps/v1",
+        "metadata": plant.meta(name, w.ns, rng, labels=labels, ownerReferences=[owner]),
+        "data": {"spec": {"template": patch_template}}, "revision": 1})
+
+
 def _daemonset(plant: Plant, rng: random.Random, w: Workload, draw: Draw | None) -> None:
     uid, revision_hash, count = plant.uid(rng), plant.suffix(10, rng), len(plant.nodes)
     template = _template(plant, w, rng, dict(w.labels))
@@ -237,6 +248,8 @@ def _daemonset(plant: Plant, rng: random.Random, w: Workload, draw: Draw | None)
                    "numberReady": count, "observedGeneration": 1, "updatedNumberScheduled": count,
                    "numberAvailable": count}})
     labels = {**w.labels, "controller-revision-hash": revision_hash, "pod-template-generation": "1"}
+    _revision(plant, rng, w, _owner("DaemonSet", w.name, uid), f"{w.name}-{revision_hash}",
+              {**w.labels, "controller-revision-hash": revision_hash}, template)
     for node in plant.nodes:
         first = draw if draw and node.index == draw.worker else None
         name = f"{w.name}-{first.suffix5 if first else plant.suffix(5, rng)}"
@@ -257,6 +270,8 @@ def _statefulset(plant: Plant, rng: random.Random, w: Workload, draw: Draw | Non
         "status": {"observedGeneration": 1, "replicas": w.replicas, "readyReplicas": w.replicas,
                    "currentReplicas": w.replicas, "updatedReplicas": w.replicas, "currentRevision": revision,
                    "updateRevision": revision, "collisionCount": 0}})
+    _revision(plant, rng, w, _owner("StatefulSet", w.name, uid), revision,
+              {**w.labels, "controller.kubernetes.io/hash": revision.rsplit("-", 1)[1]}, template)
     for i in range(w.replicas):
         first = draw if i == 0 else None
         node = plant.node(first.worker if first else rng.randint(1, len(plant.nodes) - 1))
