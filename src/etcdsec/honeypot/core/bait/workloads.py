@@ -33,7 +33,6 @@ class Workload:
     priority_class: str = ""
     host_network: bool = False
     tolerations: tuple[dict[str, Any], ...] = ()
-    account: str = ""  # "": the workload's name
     secrets: dict[str, str] = field(default_factory=dict)  # env var -> token label: honeytokens in plain env
 
 
@@ -118,7 +117,7 @@ def _template(plant: Plant, w: Workload, rng: random.Random, labels: dict[str, s
                                  **({"env": env} if env else {}), "resources": {},
                                  "terminationMessagePath": "/dev/termination-log",
                                  "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"}
-    account = w.account or w.name
+    account = w.name  # every workload runs as the service account of its name (accounts.py)
     spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
                             "dnsPolicy": "ClusterFirst", "serviceAccountName": account, "serviceAccount": account,
                             **({"hostNetwork": True} if w.host_network else {}), "securityContext": {},
