@@ -77,3 +77,53 @@ def metadata(raw: bytes) -> bytes:
     meta = first(raw, 1)
     assert isinstance(meta, bytes)
     return meta
+
+
+# kube-apiserver's etcd layout (pkg/registry/*/storage resource prefixes): resource -> (apiVersion, kind,
+# namespaced, stored as). Groups served by apiextensions-apiserver and kube-aggregator (and custom resources)
+# are stored as JSON under /registry/<group>/<resource>/; the core and built-in groups as protobuf.
+LAYOUT: dict[str, tuple[str, str, bool, str]] = {
+    "namespaces": ("v1", "Namespace", False, "proto"), "secrets": ("v1", "Secret", True, "proto"),
+    "serviceaccounts": ("v1", "ServiceAccount", True, "proto"), "configmaps": ("v1", "ConfigMap", True, "proto"),
+    "pods": ("v1", "Pod", True, "proto"), "events": ("v1", "Event", True, "proto"),
+    "services/specs": ("v1", "Service", True, "proto"), "services/endpoints": ("v1", "Endpoints", True, "proto"),
+    "minions": ("v1", "Node", False, "proto"), "ranges": ("v1", "RangeAllocation", False, "proto"),
+    "masterleases": ("v1", "Endpoints", False, "proto"),
+    "leases": ("coordination.k8s.io/v1", "Lease", True, "proto"),
+    "deployments": ("apps/v1", "Deployment", True, "proto"), "replicasets": ("apps/v1", "ReplicaSet", True, "proto"),
+    "daemonsets": ("apps/v1", "DaemonSet", True, "proto"), "statefulsets": ("apps/v1", "StatefulSet", True, "proto"),
+    "controllerrevisions": ("apps/v1", "ControllerRevision", True, "proto"),
+    "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice", True, "proto"),
+    "clusterroles": ("rbac.authorization.k8s.io/v1", "ClusterRole", False, "proto"),
+    "clusterrolebindings": ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", False, "proto"),
+    "roles": ("rbac.authorization.k8s.io/v1", "Role", True, "proto"),
+    "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding", True, "proto"),
+    "priorityclasses": ("scheduling.k8s.io/v1", "PriorityClass", False, "proto"),
+    "csinodes": ("storage.k8s.io/v1", "CSINode", False, "proto"),
+    "apiregistration.k8s.io/apiservices": ("apiregistration.k8s.io/v1", "APIService", False, "json"),
+    # apiextensions-apiserver's storage codec prefers v1beta1 up to Kubernetes 1.21
+    "apiextensions.k8s.io/customresourcedefinitions": ("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition",
+                                                       False, "json"),
+}
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """(resource as in LAYOUT, namespace or "", name) of a /registry/ key."""
+    parts = key.split("/")[2:]
+    take = 2 if parts[0] == "services" or "." in parts[0] else 1  # /services/specs/, /<group>/<resource>/
+    resource, rest = "/".join(parts[:take]), parts[take:]
+    return resource, (rest[0] if len(rest) == 2 else ""), rest[-1]
+
+
+def messages(buf: bytes, number: int) -> list[bytes]:
+    """Every length-delimited value of a repeated field."""
+    return [v for n, v in fields(buf) if n == number and isinstance(v, bytes)]
+
+
+def path(buf: bytes, *numbers: int) -> int | bytes | None:
+    """The first value down a chain of field numbers."""
+    value: int | bytes | None = buf
+    for number in numbers:
+        assert isinstance(value, bytes), numbers
+        value = first(value, number)
+    return value

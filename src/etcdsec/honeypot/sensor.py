@@ -187,7 +187,8 @@ class Sensor:
         if slot is not None:
             self.events.worker = slot.index
         bait: Bait = c.bait if c.bait is not None else load_seed_file(c.seed_file) if c.seed_file else \
-            kubernetes_bait(self.identity.secret_seed or str(self.identity.cluster_id), self.identity.start_time)
+            kubernetes_bait(self.identity.secret_seed or str(self.identity.cluster_id), self.identity.start_time,
+                            self.identity.member_name)
         self.honeytokens = Honeytokens(self.events, bait.tokens)
         self.honeytokens.find(b"warm-up")  # compile the token matcher now, not on the first request
         self.ctx = SensorContext(self.persona, self.identity, self.events, self.honeytokens, bait.keys, c.limits,

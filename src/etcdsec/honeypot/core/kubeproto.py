@@ -28,6 +28,11 @@ KINDS: dict[str, type[Message]] = {
     "Namespace": k8s.Namespace, "Secret": k8s.Secret, "ConfigMap": k8s.ConfigMap,
     "ServiceAccount": k8s.ServiceAccount, "Pod": k8s.Pod, "Event": k8s.Event,
     "RangeAllocation": k8s.RangeAllocation, "Lease": k8s.Lease, "Endpoints": k8s.Endpoints,
+    "Service": k8s.Service, "Node": k8s.Node, "Deployment": k8s.Deployment, "ReplicaSet": k8s.ReplicaSet,
+    "DaemonSet": k8s.DaemonSet, "StatefulSet": k8s.StatefulSet, "EndpointSlice": k8s.EndpointSlice,
+    "ClusterRole": k8s.ClusterRole, "ClusterRoleBinding": k8s.ClusterRoleBinding, "Role": k8s.Role,
+    "RoleBinding": k8s.RoleBinding, "PriorityClass": k8s.PriorityClass, "CSINode": k8s.CSINode,
+    "ControllerRevision": k8s.ControllerRevision,
 }
 GO_POINTERS: dict[str, frozenset[str]] = {
     "ObjectMeta": frozenset({"deletionTimestamp", "deletionGracePeriodSeconds"}),
@@ -36,20 +41,47 @@ GO_POINTERS: dict[str, frozenset[str]] = {
     "Secret": frozenset({"immutable"}),
     "ConfigMap": frozenset({"immutable"}),
     "ServiceAccount": frozenset({"automountServiceAccountToken"}),
-    "PodSpec": frozenset({"terminationGracePeriodSeconds", "priority", "enableServiceLinks", "preemptionPolicy"}),
+    "PodSpec": frozenset({"terminationGracePeriodSeconds", "priority", "enableServiceLinks", "preemptionPolicy",
+                          "securityContext"}),
     "PodStatus": frozenset({"startTime"}),
     "EndpointAddress": frozenset({"targetRef", "nodeName"}),
     "EndpointPort": frozenset({"appProtocol"}),
     "LeaseSpec": frozenset({"holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime",
                             "leaseTransitions"}),
+    "EnvVar": frozenset({"valueFrom"}),
+    "EnvVarSource": frozenset({"fieldRef", "secretKeyRef"}),
+    "SecretKeySelector": frozenset({"optional"}),
+    "Toleration": frozenset({"tolerationSeconds"}),
+    "ServicePort": frozenset({"appProtocol"}),
+    "ServiceSpec": frozenset({"ipFamilyPolicy"}),
+    "Taint": frozenset({"timeAdded"}),
+    "DeploymentSpec": frozenset({"replicas", "revisionHistoryLimit", "progressDeadlineSeconds"}),
+    "DeploymentStrategy": frozenset({"rollingUpdate"}),
+    "RollingUpdateDeployment": frozenset({"maxUnavailable", "maxSurge"}),
+    "DeploymentStatus": frozenset({"collisionCount"}),
+    "ReplicaSetSpec": frozenset({"replicas"}),
+    "DaemonSetSpec": frozenset({"revisionHistoryLimit"}),
+    "DaemonSetUpdateStrategy": frozenset({"rollingUpdate"}),
+    "RollingUpdateDaemonSet": frozenset({"maxUnavailable", "maxSurge"}),
+    "StatefulSetSpec": frozenset({"replicas", "revisionHistoryLimit"}),
+    "StatefulSetUpdateStrategy": frozenset({"rollingUpdate"}),
+    "RollingUpdateStatefulSetStrategy": frozenset({"partition"}),
+    "StatefulSetStatus": frozenset({"collisionCount"}),
+    "DiscoveryEndpoint": frozenset({"hostname", "targetRef", "nodeName", "zone"}),
+    "DiscoveryEndpointConditions": frozenset({"ready", "serving", "terminating"}),
+    "DiscoveryEndpointPort": frozenset({"name", "protocol", "port", "appProtocol"}),
+    "ClusterRole": frozenset({"aggregationRule"}),
+    "PriorityClass": frozenset({"preemptionPolicy"}),
 }
 
 
 # managedFields: what server-side apply records for every write since Kubernetes 1.18
 SYSTEM_META = frozenset({"name", "namespace", "uid", "creationTimestamp", "resourceVersion", "generation",
                          "selfLink", "managedFields"})
-MAP_FIELDS = frozenset({"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector"})
-LIST_KEYS = ("name", "ip", "uid")  # merge keys of the keyed lists the bait has
+MAP_FIELDS = frozenset({"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector", "matchLabels",
+                        "capacity", "allocatable"})
+LIST_KEYS = ("name", "ip", "uid", "type")  # merge keys of the keyed lists the bait has
+EMBEDDED = {"SecretKeySelector": "localObjectReference"}  # structs Go inlines: JSON has their fields at the top
 
 
 def managed(obj: dict[str, Any], when: str, owners: dict[str, tuple[str, ...] | None]) -> dict[str, Any]:
@@ -122,10 +154,17 @@ def _is_repeated(field: FieldDescriptor) -> bool:
 def _fill(message: Message, data: dict[str, Any]) -> None:
     fields = message.DESCRIPTOR.fields_by_name
     for name, value in data.items():
+        if name not in fields and message.DESCRIPTOR.name in EMBEDDED:
+            _fill(getattr(message, EMBEDDED[message.DESCRIPTOR.name]), {name: value})
+            continue
         field = fields[name]  # a name the subset lacks is a bug in the bait: fail loudly in tests
         target = getattr(message, name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            target.update(value)
+            if field.message_type.fields_by_name["value"].message_type is not None:  # map<string, Quantity>
+                for key, text in value.items():
+                    target[key].string = text
+            else:
+                target.update(value)
         elif _is_repeated(field):
             if field.message_type is None:
                 target.extend(value)
@@ -134,38 +173,67 @@ def _fill(message: Message, data: dict[str, Any]) -> None:
                     _fill(target.add(), item)
         elif field.message_type is not None and field.message_type.name == "FieldsV1":
             target.Raw = json.dumps(value, separators=(",", ":")).encode()
+        elif field.message_type is not None and field.message_type.name == "RawExtension":
+            # JSON inlines it; protobuf carries its bytes: Go's json.Marshal of a map, so sorted keys
+            target.raw = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
         elif field.message_type is not None and field.message_type.name in TIMES:
             stamp = datetime.fromisoformat(value)
             target.seconds = int(stamp.timestamp())
             # metav1.Time keeps whole seconds (time_proto.go); MicroTime keeps microseconds
             target.nanos = stamp.microsecond * 1000 if field.message_type.name == "MicroTime" else 0
+        elif field.message_type is not None and field.message_type.name == "IntOrString":
+            # JSON has an int or a string where protobuf has the tagged struct
+            target.type, target.intVal, target.strVal = (0, value, "") if isinstance(value, int) else (1, 0, value)
         elif field.message_type is not None:
+            target.SetInParent()  # `{}` is a set pointer in Go: written as an empty message
             _fill(target, value)
         else:
             setattr(message, name, value)
 
 
-def _go_defaults(message: Message) -> None:
-    """Set what Go writes even when empty: non-pointer strings, numbers, bools and structs."""
-    pointers = GO_POINTERS.get(message.DESCRIPTOR.name, frozenset())
-    for field in message.DESCRIPTOR.fields:
+# What `_go_defaults` does with a field, worked out once per message type (it runs for every object)
+ITEMS, POINTER, SCALAR, TIME, STRUCT = range(5)
+_PLANS: dict[str, tuple[tuple[int, str, Any], ...]] = {}
+
+
+def _plan(descriptor: Any) -> tuple[tuple[int, str, Any], ...]:
+    plan = _PLANS.get(descriptor.full_name)
+    if plan is not None:
+        return plan
+    pointers = GO_POINTERS.get(descriptor.name, frozenset())
+    steps: list[tuple[int, str, Any]] = []
+    for field in descriptor.fields:
         sub = field.message_type
         if _is_repeated(field):
             if sub is not None and not sub.GetOptions().map_entry:
-                for item in getattr(message, field.name):
-                    _go_defaults(item)
-            continue
-        has = message.HasField(field.name)
-        if field.name in pointers or field.type == FieldDescriptor.TYPE_BYTES:  # []byte: written when non-nil
-            if has and sub is not None and sub.name not in TIMES:
-                _go_defaults(getattr(message, field.name))
-            continue
-        if sub is None:
-            if not has:
-                setattr(message, field.name, field.default_value)
-        elif sub.name in TIMES:
-            if not has:
-                getattr(message, field.name).SetInParent()  # the zero time marshals as no bytes
+                steps.append((ITEMS, field.name, None))
+        elif field.name in pointers or field.type == FieldDescriptor.TYPE_BYTES:  # []byte: written when non-nil
+            if sub is not None and sub.name not in TIMES:
+                steps.append((POINTER, field.name, None))
+        elif sub is None:
+            steps.append((SCALAR, field.name, field.default_value))
         else:
-            getattr(message, field.name).SetInParent()
-            _go_defaults(getattr(message, field.name))
+            steps.append((TIME if sub.name in TIMES else STRUCT, field.name, None))
+    plan = _PLANS[descriptor.full_name] = tuple(steps)
+    return plan
+
+
+def _go_defaults(message: Message) -> None:
+    """Set what Go writes even when empty: non-pointer strings, numbers, bools and structs."""
+    for step, name, default in _plan(message.DESCRIPTOR):
+        if step == ITEMS:
+            for item in getattr(message, name):
+                _go_defaults(item)
+        elif step == POINTER:
+            if message.HasField(name):
+                _go_defaults(getattr(message, name))
+        elif step == SCALAR:
+            if not message.HasField(name):
+                setattr(message, name, default)
+        elif step == TIME:
+            if not message.HasField(name):
+                getattr(message, name).SetInParent()  # the zero time marshals as no bytes
+        else:
+            sub = getattr(message, name)
+            sub.SetInParent()
+            _go_defaults(sub)

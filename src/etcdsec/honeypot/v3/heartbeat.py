@@ -1,8 +1,9 @@
 """The background writes of a live Kubernetes control plane, so the store does not look frozen.
 
-A real kube-apiserver's etcd never stands still: the node lease is renewed every 10 s and the
-controller-manager and scheduler leader-election leases every 2 s, so the revision climbs about
-once a second, and the apiserver compacts history every 5 minutes. A revision that never moves
+A real kube-apiserver's etcd never stands still: each node's lease is renewed every 10 s (the
+member's own node, and each other Node the dataset holds under /registry/minions/, up to 16) and
+the controller-manager and scheduler leader-election leases every 2 s, so the revision climbs
+about once or twice a second, and the apiserver compacts history every 5 minutes. A revision that never moves
 (or goes back after a restart) gives a honeypot away. `Heartbeat` computes, from the wall clock,
 which of those writes are due; the churn task (churn.py) applies them as they fall due, and the
 request path catches up lazily (with a fake clock in tests, and in unwatched per-source namespaces).
@@ -14,15 +15,20 @@ seeds and user seeds without it keep a store that changes only when someone writ
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from etcdsec.honeypot.core import kubeproto
-from etcdsec.honeypot.core.bait import CLUSTER_AGE, CONTROL_PLANE_UP_S, uid_of
+from etcdsec.honeypot.core.bait import CLUSTER_AGE, CONTROL_PLANE_UP_S, node_uid, uid_of
 from etcdsec.honeypot.core.identity import Identity
 
 MARKER = b"/registry/namespaces/kube-node-lease"
 COMPACT_EVERY_S = 300.0  # kube-apiserver --etcd-compaction-interval default
 MAX_WRITES_PER_CATCH_UP = 30  # older missed renewals are skipped (their revisions count, as compacted)
+MINIONS = b"/registry/minions/"
+MAX_WORKER_LEASES = 16  # a seed file's Nodes cannot make the store churn without bound
+NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?")
 
 
 @dataclass
@@ -38,21 +44,32 @@ def applies(dataset: list[tuple[bytes, bytes]]) -> bool:
     return any(k == MARKER for k, _ in dataset)
 
 
+def worker_nodes(dataset: Sequence[tuple[bytes, bytes]], master: str) -> list[str]:
+    """The dataset's other Nodes (/registry/minions/<name>): each one's kubelet renews a lease too."""
+    names = [k[len(MINIONS):].decode("utf-8", "replace") for k, _ in dataset if k.startswith(MINIONS)]
+    return [n for n in names if n != master and NODE_NAME.fullmatch(n)][:MAX_WORKER_LEASES]
+
+
 class Heartbeat:
-    def __init__(self, identity: Identity, now: float) -> None:
+    def __init__(self, identity: Identity, now: float, dataset: Sequence[tuple[bytes, bytes]] = ()) -> None:
         node = identity.member_name
         seed = identity.secret_seed or str(identity.cluster_id)
         created = kubeproto.stamp((identity.start_time - CLUSTER_AGE).timestamp(), micro=False)
         # the leaders were elected just after the control plane's last restart
         acquired = kubeproto.stamp(identity.start_time.timestamp() + CONTROL_PLANE_UP_S, micro=True)
-        self.leases = [
-            LeaseKey(b"/registry/leases/kube-node-lease/" + node.encode(), 10.0, {
+
+        def node_lease(name: str, master: bool) -> LeaseKey:
+            return LeaseKey(b"/registry/leases/kube-node-lease/" + name.encode(), 10.0, {
                 "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
-                "metadata": {"name": node, "namespace": "kube-node-lease", "uid": uid_of(seed, "node-lease"),
+                "metadata": {"name": name, "namespace": "kube-node-lease",
+                             "uid": uid_of(seed, "node-lease" if master else f"node-lease/{name}"),
                              "creationTimestamp": created,
-                             "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node,
-                                                  "uid": uid_of(seed, "node")}]},
-                "spec": {"holderIdentity": node, "leaseDurationSeconds": 40}}, now),
+                             "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name,
+                                                  "uid": node_uid(seed, name, master)}]},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40}}, now)
+
+        self.leases = [
+            node_lease(node, True), *(node_lease(name, False) for name in worker_nodes(dataset, node)),
             *(LeaseKey(b"/registry/leases/kube-system/" + name.encode(), 2.0, {
                 "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
                 "metadata": {"name": name, "namespace": "kube-system", "uid": uid_of(seed, name),

@@ -47,7 +47,7 @@ class Namespace:
         ctx, ident = state.ctx, state.ctx.identity
         self.state = state
         wall = state.wall_clock()
-        self.heartbeat = Heartbeat(ident, wall) if heartbeat_applies(ctx.dataset) else None
+        self.heartbeat = Heartbeat(ident, wall, ctx.dataset) if heartbeat_applies(ctx.dataset) else None
         # A live cluster's revision keeps climbing, across our restarts too.
         climbed = self.heartbeat.revisions_since(ident.start_time.timestamp(), wall) if self.heartbeat else 0
         self.store = MVCCStore(revision=max(1, ident.revision_base + climbed), max_keys=ctx.limits.max_keys,
