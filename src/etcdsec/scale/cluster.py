@@ -158,3 +158,18 @@ def stop_event(client: Any, name: str) -> Any:
     from distributed import Event
 
     return Event(name, client=client)
+
+
+def task_failure(future: Any, what: str, hint: str | None = None) -> UserError:
+    """The one-line error for a task that ended without a result (`hint`: the command that finishes
+    the work, e.g. "--resume")."""
+    exc = future.exception() if future.status == "error" else None
+    if isinstance(exc, UserError):
+        return exc
+    if type(exc).__name__ == "KilledWorker":
+        return ClusterError(f"{what} was running on workers that died, too often for Dask to try again; "
+                            "look at the workers' logs" + (f", then {hint}" if hint else ""))
+    if exc is None:
+        return ClusterError(f"{what} was cancelled on the cluster" + (f"; {hint} finishes it" if hint else ""))
+    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    return ClusterError(f"{what} failed on a worker: {type(exc).__name__}: {first_line}")

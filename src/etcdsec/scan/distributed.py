@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from etcdsec.errors import ClusterError, UserError
-from etcdsec.scale.cluster import worker_threads
+from etcdsec.scale.cluster import task_failure, worker_threads
 from etcdsec.scan.shard_task import ShardJob, ShardOutcome, run_shard
 from etcdsec.scan.shards import ResultFeed, Totals, scan_totals
 from etcdsec.store.scans import ScanInfo, ScanStore
@@ -97,19 +96,8 @@ class Watch:
             self.event.set()
         for f in others.values():
             f.cancel()
-        exc = future.exception() if future.status == "error" else None
         shard = f"{shard_index + 1}/{self.scan.shard_count}"
-        if isinstance(exc, UserError):
-            raise exc
-        if type(exc).__name__ == "KilledWorker":
-            raise ClusterError(f"shard {shard} of scan {self.scan.id} was running on workers that died, "
-                               "too often for Dask to try again; look at the workers' logs, then --resume") from None
-        if exc is None:
-            raise ClusterError(f"shard {shard} of scan {self.scan.id} was cancelled on the cluster; "
-                               "--resume finishes it")
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise ClusterError(f"shard {shard} of scan {self.scan.id} failed on a worker: "
-                           f"{type(exc).__name__}: {first_line}") from None
+        raise task_failure(future, f"shard {shard} of scan {self.scan.id}", "--resume") from None
 
     def poll(self) -> Totals:
         states = self.store.shard_states(self.scan.id)
