@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from etcdsec.commands.options import add_worker_arguments
 from etcdsec.errors import UserError
 from etcdsec.scale.cluster import StopFlag, dask_client, stop_event, task_failure, worker_database
 from etcdsec.store.engine import shown_database
@@ -38,11 +39,7 @@ STOP_GRACE_SECONDS = 15.0  # after SIGTERM/Ctrl-C: how long partitions get to wr
 
 
 def add_scale_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scale out (docs/scale.md)")
-    g.add_argument("--workers", default=None, metavar="N|auto",
-                   help="N worker processes on this machine (a Dask local cluster); auto: one per core")
-    g.add_argument("--cluster", default=None, metavar="tcp://HOST:PORT",
-                   help="run on the workers of this Dask scheduler; needs --db postgresql://...")
+    g = add_worker_arguments(p)
     g.add_argument("--partitions", type=int, default=None, metavar="K",
                    help="cut the targets into K partitions (default: 4 per worker thread)")
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from etcdsec.commands.options import add_worker_arguments
 from etcdsec.errors import UserError
 from etcdsec.scale.cluster import StopFlag, dask_client, parse_workers, stop_event, worker_database
 from etcdsec.scan.distributed import PRELOAD, Watch, detach, submit
@@ -28,11 +29,7 @@ from etcdsec.store.scans import ScanInfo, ScanStore
 
 
 def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scale out (docs/scale.md)")
-    g.add_argument("--workers", default=None, metavar="N|auto",
-                   help="N worker processes on this machine (a Dask local cluster); auto: one per core")
-    g.add_argument("--cluster", default=None, metavar="tcp://HOST:PORT",
-                   help="run on the workers of this Dask scheduler; needs --db postgresql://...")
+    g = add_worker_arguments(p)
     g.add_argument("--tasks", type=int, default=None, metavar="K",
                    help="cut the scan into K shard tasks (default: 1 per local worker, 16 per cluster worker "
                         "thread, at most 2^24 pairs each)")
