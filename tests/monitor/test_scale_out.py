@@ -8,6 +8,7 @@ partitions resume on a worker from the history in the database, and a change is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -156,3 +157,31 @@ def test_bad_scale_out_arguments_are_one_line(tmp_path: Path, args: list[str], m
     assert proc.stderr.startswith("etcdsec: error: ") and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not db.exists()  # refused before anything was written
+
+
+def test_a_second_run_of_a_partition_waits_for_the_first(pg_url: str) -> None:
+    """What keeps a target from being watched twice when Dask runs a task again while its first run
+    still goes on (a worker it gave up on): the partition's lease. Held here as a first run holds it,
+    a second run of the same partition waits, then gives up without observing anything."""
+    import time
+
+    from etcdsec.errors import StoreError
+    from etcdsec.monitor.exposure import ExposureConfig
+    from etcdsec.monitor.partition import lease_key
+    from etcdsec.monitor.partition_task import PartitionJob, run_partition
+    from etcdsec.store.shared import advisory_lease
+    from etcdsec.targets import parse_target
+
+    target = f"{free_loopback_ip()}:2379"
+    config = ExposureConfig(targets=[parse_target(target)], db=pg_url, every=0.2)
+    engine = open_engine(pg_url)
+    try:
+        with advisory_lease(engine, lease_key("run-1", 0), "the first run"):
+            with pytest.raises(StoreError, match="partition 1/1 of the monitor is still held by another run"):
+                run_partition(PartitionJob(config, 0, 1, "run-1", deadline=time.time() + 1.0))
+            assert counts(pg_url) == {}
+            # Another run's partition 0 is not this one's: it is not held back.
+            run_partition(PartitionJob(dataclasses.replace(config, once=True), 0, 1, "run-2"))
+            assert counts(pg_url) == {target: 1}
+    finally:
+        engine.dispose()
