@@ -104,9 +104,12 @@ def _local_client(workers: int, modules: list[str]) -> Iterator[tuple[Any, int]]
         # Processes, one thread each: every worker runs its tasks' event loops on its own core.
         # No dashboard; the scheduler's HTTP server (health, metrics) still starts, and would take
         # port 8787, or warn when another cluster holds it: a free loopback port instead.
+        # Logs below CRITICAL stay quiet: a task's failure reaches the command through its future,
+        # and on a loaded machine a worker whose heartbeat meets the closing scheduler logs a
+        # traceback (distributed.worker, "Failed to communicate with scheduler") that is no error.
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                               silence_logs=logging.ERROR, preload=modules)
+                               silence_logs=logging.CRITICAL, preload=modules)
     except BaseException:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         raise
