@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,27 @@ def test_local_workers_once_same_as_one_process(etcd_factory, tmp_path: Path) ->
     assert counts(str(tmp_path / "two.db")) == dict.fromkeys(targets, 2)  # each target once per round
 
 
+def test_local_workers_ctrl_c_ends_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal reaches the whole process group: the command stops its partitions, they
+    write their last observations, and it exits 0 as the one-process monitor does."""
+    targets = [f"{free_loopback_ip()}:2379" for _ in range(3)]
+    db = tmp_path / "m.db"
+    proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "monitor", "exposure", *targets, "--every", "0.3s",
+                             "--db", str(db), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        assert wait_for(lambda: len(counts(str(db))) == len(targets), timeout=120)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and out == ""  # closed ports from the first probe: no change to report
+    before = counts(str(db))
+    assert set(before) == set(targets)
+    time.sleep(1.5)  # several --every: a worker left behind would have observed again
+    assert counts(str(db)) == before
+
+
 def test_cluster_worker_killed_partitions_resume(etcd_factory, pg_url: str, tmp_path: Path) -> None:
     open_34 = etcd_factory("monitor-scale-3.4", EtcdConfig(version="3.4"))
     closed = [f"{free_loopback_ip()}:2379" for _ in range(5)]
@@ -163,8 +185,6 @@ def test_a_second_run_of_a_partition_waits_for_the_first(pg_url: str) -> None:
     """What keeps a target from being watched twice when Dask runs a task again while its first run
     still goes on (a worker it gave up on): the partition's lease. Held here as a first run holds it,
     a second run of the same partition waits, then gives up without observing anything."""
-    import time
-
     from etcdsec.errors import StoreError
     from etcdsec.monitor.exposure import ExposureConfig
     from etcdsec.monitor.partition import lease_key
