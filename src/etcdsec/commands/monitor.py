@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     e.add_argument("--db", default=DEFAULT_DB, help=f"SQLite path or postgresql:// URL (default {DEFAULT_DB})")
     e.add_argument("--events", metavar="FILE", help="JSON-lines event file (appended to)")
     e.add_argument("--sensor", help="sensor name in events (default: host name)")
-    e.add_argument("--concurrency", type=int, default=64, help="targets probed at once (default 64)")
+    e.add_argument("--concurrency", type=int, default=64,
+                   help="targets probed at once (default 64; with --workers/--cluster: in each worker process)")
     e.add_argument("--timeout", default="10s", metavar="DURATION", help="deadline per probe (default 10s)")
     e.add_argument("--no-data", action="store_true", help="do not count keys by prefix")
     e.add_argument("--alertmanager", metavar="URL", help="Prometheus Alertmanager base URL (v2 API)")
