@@ -19,6 +19,7 @@ from typing import Any
 from etcdsec.scale.cluster import task_failure, worker_threads
 from etcdsec.scan.shard_task import ShardJob, ShardOutcome, run_shard
 from etcdsec.scan.shards import ResultFeed, Totals, scan_totals
+from etcdsec.scan.sweep import SweepConfig
 from etcdsec.store.scans import ScanInfo, ScanStore
 
 POLL_SECONDS = 0.5
@@ -28,13 +29,16 @@ PRELOAD = ("etcdsec.scan.shard_task", "etcdsec.commands.scan")
 
 
 def run_shard_on_worker(job: ShardJob) -> ShardOutcome:
+    return run_shard(dataclasses.replace(job, config=per_worker_share(job.config)))
+
+
+def per_worker_share(config: SweepConfig) -> SweepConfig:
     """`--probe-concurrency` is per worker process: a worker running T tasks at once (`dask worker
     --nthreads T`) gives each its T-th part, so a process never has more probes in flight."""
     threads = worker_threads()
-    if threads > 1:
-        share = max(1, job.config.probe_concurrency // threads)
-        job = dataclasses.replace(job, config=dataclasses.replace(job.config, probe_concurrency=share))
-    return run_shard(job)
+    if threads == 1:
+        return config
+    return dataclasses.replace(config, probe_concurrency=max(1, config.probe_concurrency // threads))
 
 
 def submit(client: Any, jobs: dict[int, ShardJob], keys: dict[int, str]) -> dict[int, Any]:
