@@ -84,7 +84,7 @@ def run_partitioned(args: argparse.Namespace, config: ExposureConfig) -> int:
         with dask_client(workers, args.cluster, PRELOAD) as (client, slots), _stop_signals() as signals:
             texts = [t.text for t in config.targets]
             count = plan_partitions(len(texts), slots, args.partitions)
-            per = partition_concurrency(config.concurrency, slots, count)
+            per = partition_concurrency(config.concurrency, len(client.nthreads()), count)  # per worker process
             run = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
             flag = StopFlag(f"etcdsec-monitor-stop-{run}")
             event = stop_event(client, flag.name)

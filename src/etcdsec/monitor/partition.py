@@ -37,10 +37,10 @@ def split(targets: Sequence[T], texts: Sequence[str], partitions: int) -> list[l
     return out
 
 
-def partition_concurrency(concurrency: int, slots: int, partitions: int) -> int:
-    """Probes in flight per partition, so that a worker thread's partitions together hold about
-    `concurrency` (the option is per worker process, as `scan --probe-concurrency` is)."""
-    return max(1, -(-concurrency * slots // partitions))
+def partition_concurrency(concurrency: int, processes: int, partitions: int) -> int:
+    """Probes in flight per partition, so that the partitions of one worker process (an even share of
+    them) together hold about `concurrency` (per worker process, as `scan --probe-concurrency` is)."""
+    return max(1, -(-concurrency * processes // partitions))
 
 
 def lease_key(run: str, index: int) -> int:
