@@ -45,6 +45,7 @@ def partition_concurrency(concurrency: int, processes: int, partitions: int) -> 
 
 def lease_key(run: str, index: int) -> int:
     """The PostgreSQL advisory lock of partition `index` of one monitor run: a retried task waits for a
-    run of the same partition that still goes on. Bit 62 set: never a scan shard's key (scan << 32 | shard)."""
-    digest = int.from_bytes(hashlib.sha256(run.encode()).digest()[:4], "big") >> 4  # 28 bits
-    return (1 << 62) | (digest << 32) | index
+    run of the same partition that still goes on. Negative: never a scan shard's key (scan << 32 | shard,
+    scan ids from 1) nor the schema lock's."""
+    digest = int.from_bytes(hashlib.sha256(run.encode()).digest()[:4], "big") >> 1  # 31 bits: a bigint
+    return -((digest << 32) | index) - 1
