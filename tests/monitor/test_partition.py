@@ -41,3 +41,23 @@ def test_feed_prints_each_event_once_even_when_it_commits_late() -> None:
         feed.end_poll()
     assert feed.floor == 14 and feed.seen == set()  # memory bounded: old ids dropped
     assert not feed.accept(12)
+
+
+def test_change_lines_from_hostile_rows() -> None:
+    """With workers the command prints changes read back from the database, which may hold anything:
+    a row that is not a change event of ours is skipped, text is escaped, nothing raises."""
+    import json
+
+    from etcdsec.commands.monitor_cluster import _change_line
+
+    side = {"reachable": True, "exposed": False, "severity": "high", "findings": ["ETCD-METRICS"], "version": "3.5.1",
+            "observed_at": "2026-12-05T09:00:00+00:00"}
+    good = {"target": "t:2379", "before": side, "after": {**side, "severity": "crit\x1b[2Jical", "exposed": True},
+            "changes": ["severity", "exposed"], "added": ["X-\x07"], "removed": [], "worse": True}
+    line = _change_line(json.dumps(good), {"t:2379"})
+    assert line is not None and "\x1b" not in line and "\x07" not in line and "\\x1b[2J" in line
+    assert _change_line(json.dumps(good), {"other:2379"}) is None  # another monitor's target
+    for bad in ("", "[1]", "{", json.dumps({**good, "before": None}), json.dumps({**good, "added": [7]}),
+                json.dumps({**good, "target": ["t:2379"]}), json.dumps({**good, "after": {**side, "observed_at": 5}}),
+                " " * (2 << 20)):
+        assert _change_line(bad, {"t:2379"}) is None

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the monitor itself is imported when it runs: `etcdsec monit
 PRELOAD = ("etcdsec.monitor.partition_task",)
 POLL_SECONDS = 0.5
 PAGE_ROWS = 1000
+MAX_EVENT_CHARS = 1 << 20  # a change event is a few KiB
 STOP_GRACE_SECONDS = 15.0  # after SIGTERM/Ctrl-C: how long partitions get to write their last observations
 
 
@@ -156,8 +157,7 @@ class _Watch:
 
     def poll(self) -> None:
         from etcdsec.events.ids import full_id
-        from etcdsec.monitor.drift import EVENT_ID, Change
-        from etcdsec.monitor.exposure import change_line
+        from etcdsec.monitor.drift import EVENT_ID
 
         if not self.print_changes:
             return
@@ -167,13 +167,30 @@ class _Watch:
             for row_id, data in rows:
                 if not self.feed.accept(row_id):
                     continue
-                event = json.loads(data)
-                if event.get("target") in self.targets:
-                    print(change_line(Change.from_event(event)), flush=True)
+                line = _change_line(data, self.targets)
+                if line is not None:
+                    print(line, flush=True)
             if len(rows) < PAGE_ROWS:
                 break
             after = rows[-1][0]
         self.feed.end_poll()
+
+
+def _change_line(data: str, targets: set[str]) -> str | None:
+    """The line of a stored change event of ours; None for another monitor's target, or a row that is
+    no such event (a database may hold anything: bounded, checked, and escaped by `change_line`)."""
+    from etcdsec.monitor.drift import Change
+    from etcdsec.monitor.exposure import change_line
+
+    if len(data) > MAX_EVENT_CHARS:
+        return None
+    try:
+        event = json.loads(data)
+        if not isinstance(event, dict) or event.get("target") not in targets:
+            return None
+        return change_line(Change.from_event(event))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _report_once(texts: list[str], outcomes: list[PartitionOutcome]) -> int:

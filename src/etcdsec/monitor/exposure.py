@@ -72,8 +72,10 @@ def change_line(change: Change) -> str:
         parts.append("DOWN" if not a.reachable else "UP")
     if a.reachable:
         if b.severity != a.severity or b.exposed != a.exposed:
-            parts.append(f"severity {b.severity}->{a.severity}" + (" exposed" if a.exposed else " not-exposed"))
-        parts += [f"+{f}" for f in change.added] + [f"-{f}" for f in change.removed]
+            parts.append(f"severity {printable(b.severity, 20)}->{printable(a.severity, 20)}"
+                         + (" exposed" if a.exposed else " not-exposed"))
+        # printable: with --workers the line is made from an event read back from the database
+        parts += [f"+{printable(f, 80)}" for f in change.added] + [f"-{printable(f, 80)}" for f in change.removed]
         if "version" in change.changes and b.reachable:
             parts.append(f"version {printable(b.version or '?', 40)}->{printable(a.version or '?', 40)}")
         parts += [name for name in ("certificate", "cert_expiring", "scheme", "client_cert_required", "v3_auth")
