@@ -7,6 +7,9 @@ Part 1: CPU per observation of the monitor (in-process, as it runs) beside what 
         no verdict), `etcdctl endpoint health`. Targets per core at 10 s = 10 s / CPU per observation.
 Part 2: a sustained run at 80 % of that estimate: every target at --every 10s for --sustain seconds;
         observations made vs expected, the longest gap between two observations of one target, CPU used.
+Part 3 (--workers N): the same targets watched by one process against `--workers N` (a local Dask
+        cluster, the command's own code path: start-up included): one `--once` round's wall time, and
+        a sustained run's observations (expected) and longest gap.
 Targets are real etcd 3.4 and 3.5 (each watched under many target names, so the probes are real)
 and closed loopback ports. Every address is on 127.0.0.0/8; every loop is bounded in count and time.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import itertools
 import os
 import resource
@@ -114,6 +118,51 @@ def sustained(targets: list[Target], every: float, seconds: float, tmp: Path, et
             "etcd_cpu_pct": 100 * etcd / wall}
 
 
+def scaled(targets: list[Target], workers: int, every: float, seconds: float | None, tmp: Path,
+           concurrency: int) -> dict[str, float]:
+    """`monitor exposure --workers N` through the command's own function; wall s, observations, longest gap."""
+    import argparse as ap_
+    import contextlib
+    import sqlite3
+
+    from etcdsec.commands.monitor_cluster import run_partitioned
+
+    name = f"w{workers}-{'once' if seconds is None else 'sustain'}-{len(targets)}"
+    db = tmp / f"{name}.db"
+    config = ExposureConfig(targets=targets, db=str(db), events=tmp / f"{name}.jsonl", once=seconds is None,
+                            every=every, duration=seconds, probe=ProbeOptions(deadline=10), concurrency=concurrency)
+    args = ap_.Namespace(workers=str(workers), cluster=None, db=str(db), partitions=None, every=f"{every:g}s")
+    w0 = time.monotonic()
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        run_partitioned(args, config)
+    wall = time.monotonic() - w0
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select target, observed_at from monitor_observations order by target, id").fetchall()
+    stamps: dict[str, list[float]] = {}
+    for target, at in rows:
+        stamps.setdefault(target, []).append(dt.datetime.fromisoformat(at).timestamp())
+    gaps = [b - a for times in stamps.values() for a, b in itertools.pairwise(times)]
+    return {"wall_s": wall, "observations": len(rows), "max_gap_s": max(gaps, default=0.0)}
+
+
+def part3(etcds: list[EtcdServer], closed_ip: str, a: argparse.Namespace, tmp: Path) -> None:
+    targets = make_targets(etcds, a.per_etcd, closed_ip, a.closed)
+    expected = len(targets) * (max(0, int((a.sustain - a.every) / a.every)) + 1)
+    print(f"\npart 3: {len(targets)} targets, one process against --workers {a.workers} (local cluster start-up "
+          "included in its wall time)")
+    print(f"| run | --once round wall s | sustained {a.sustain:g} s at every {a.every:g} s: observations "
+          "(expected) | longest gap s |")
+    print("|---|---:|---:|---:|")
+    _cpu, once_wall = monitor_once(targets, tmp)
+    r = sustained(targets, a.every, a.sustain, tmp, etcds, a.concurrency)
+    print(f"| one process (in-process) | {once_wall:.2f} | {r['observations']:,.0f} ({expected:,}) | "
+          f"{r['max_gap_s']:.2f} |", flush=True)
+    once = scaled(targets, a.workers, a.every, None, tmp, a.concurrency)
+    run = scaled(targets, a.workers, a.every, a.sustain, tmp, a.concurrency)
+    print(f"| --workers {a.workers} | {once['wall_s']:.2f} | {run['observations']:,.0f} ({expected:,}) | "
+          f"{run['max_gap_s']:.2f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-etcd", type=int, default=100, help="target names per real etcd in part 1 (100)")
@@ -123,12 +172,18 @@ def main() -> None:
     ap.add_argument("--sustain", type=float, default=30.0, help="seconds of the sustained run (30, at most 120)")
     ap.add_argument("--max-targets", type=int, default=3000, help="cap for the sustained runs (3000)")
     ap.add_argument("--concurrency", type=int, default=256, help="probes in flight in the sustained runs (256)")
+    ap.add_argument("--workers", type=int, default=0, help="also part 3: one process against --workers N (0: skip)")
+    ap.add_argument("--only-workers", action="store_true", help="run part 3 only")
     a = ap.parse_args()
     a.sustain = min(a.sustain, 120.0)
     tmp = Path(tempfile.mkdtemp(prefix="etcdsec-monbench-"))
     etcds = [EtcdServer(EtcdConfig(version=v)).start() for v in ("3.4", "3.5")]
     try:
         closed_ip = free_loopback_ip((2379,))  # nothing listens there: connection refused
+        if a.workers:
+            part3(etcds, closed_ip, a, tmp)
+        if a.only_workers:
+            return
         targets = make_targets(etcds, a.per_etcd, closed_ip, a.closed)
         cpu, wall = monitor_once(targets, tmp)
         per_obs = cpu / len(targets)

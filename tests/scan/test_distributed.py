@@ -261,3 +261,21 @@ def test_one_worker_is_the_one_process_scan(tmp_path):
     proc = etcdsec("scan", "127.0.0.1", "-p", "23797", "--no-probe", "--workers", "1", "--db", db, check=True)
     assert proc.stdout.startswith("scan 1: 1 pairs swept") and "shard tasks" not in proc.stderr
     assert ScanStore(open_engine(db)).list_scans()[0]["shards"] == 1
+
+
+def test_probe_concurrency_is_per_worker_process():
+    """A worker that runs two tasks at once gives each half of --probe-concurrency (a real Dask worker
+    with two threads); outside a worker, and on a one-thread worker, a task gets all of it."""
+    from distributed import Client, LocalCluster
+
+    from etcdsec.scan.distributed import per_worker_share
+    from etcdsec.scan.sweep import SweepConfig
+
+    config = SweepConfig(probe_concurrency=64)
+    assert per_worker_share(config).probe_concurrency == 64
+    for threads, share in ((2, 32), (1, 64)):
+        # In this process (inproc://, no traffic); the HTTP servers on loopback, not every interface.
+        with LocalCluster(n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=None,
+                          scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                          worker_dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+            assert client.submit(per_worker_share, config, pure=False).result().probe_concurrency == share

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from etcdsec.commands import monitor_connections
+from etcdsec.commands.monitor_cluster import add_scale_arguments
 from etcdsec.commands.options import add_alert_arguments, alert_settings, http_url, parse_duration
 from etcdsec.errors import UserError
 from etcdsec.store.engine import DEFAULT_DB
@@ -19,6 +20,8 @@ event (--events FILE, the database, --alert-*), one line on stdout, and Alertman
 --once: one observation per target compared with the stored history; exit 0, or 4 when something got
 worse. Exit 2 bad input, 3 database trouble. SIGTERM/SIGINT or --duration: flush and exit 0.
 SIGHUP: reopen the event file (after an external logrotate).
+--workers N|auto / --cluster tcp://HOST:PORT: the targets cut into partitions, each watched by one
+worker (--concurrency then applies in each worker process); see docs/scale.md.
 See docs/monitor.md."""
 
 
@@ -43,13 +46,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     e.add_argument("--db", default=DEFAULT_DB, help=f"SQLite path or postgresql:// URL (default {DEFAULT_DB})")
     e.add_argument("--events", metavar="FILE", help="JSON-lines event file (appended to)")
     e.add_argument("--sensor", help="sensor name in events (default: host name)")
-    e.add_argument("--concurrency", type=int, default=64, help="targets probed at once (default 64)")
+    e.add_argument("--concurrency", type=int, default=64,
+                   help="targets probed at once (default 64; with --workers/--cluster: in each worker process)")
     e.add_argument("--timeout", default="10s", metavar="DURATION", help="deadline per probe (default 10s)")
     e.add_argument("--no-data", action="store_true", help="do not count keys by prefix")
     e.add_argument("--alertmanager", metavar="URL", help="Prometheus Alertmanager base URL (v2 API)")
     e.add_argument("--alertmanager-resend", default="60s", metavar="DURATION",
                    help="re-send active alerts this often (default 60s)")
     add_alert_arguments(e, default_on="monitor.exposure.changed", per="target")
+    add_scale_arguments(e)
     e.set_defaults(run=run_exposure)
     c = modes.add_parser("connections", help="report connections to etcd from sources never seen before",
                          description="Watch TCP connections to local etcd listeners against a learned baseline.")
@@ -128,9 +133,13 @@ def scan_targets(db: str, scan_id: int) -> list[str]:
 
 
 def run_exposure(args: argparse.Namespace) -> int:
+    from etcdsec.commands.monitor_cluster import run_partitioned, scale_out
     from etcdsec.monitor.exposure import ExposureMonitor
 
+    partitioned = scale_out(args)  # its argument errors before anything is read
     config = _exposure_config(args)
+    if partitioned:
+        return run_partitioned(args, config)
 
     async def main() -> int:
         monitor = ExposureMonitor(config)

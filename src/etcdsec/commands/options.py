@@ -94,3 +94,13 @@ def alert_settings(args: argparse.Namespace, emitter: str) -> AlertSettings:
         metrics_listen=loopback_hostport(args.metrics_listen, "--metrics-listen") if args.metrics_listen else None,
     )
 
+
+
+def add_worker_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """`--workers` and `--cluster`, as `scan` and `monitor exposure` take them; the group, for more."""
+    g = p.add_argument_group("scale out (docs/scale.md)")
+    g.add_argument("--workers", default=None, metavar="N|auto",
+                   help="N worker processes on this machine (a Dask local cluster); auto: one per core")
+    g.add_argument("--cluster", default=None, metavar="tcp://HOST:PORT",
+                   help="run on the workers of this Dask scheduler; needs --db postgresql://...")
+    return g

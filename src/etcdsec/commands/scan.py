@@ -68,9 +68,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                         "list, etcdsec/scan/special-purpose.conf)")
     p.add_argument("--rate", type=float, default=None, help="new connections per second (default: unlimited)")
     p.add_argument("--concurrency", type=int, default=1000, help="connections in flight (default 1000)")
-    p.add_argument("--probe-concurrency", type=int, default=64, help="open ports probed at once (default 64)")
+    p.add_argument("--probe-concurrency", type=int, default=64,
+                   help="open ports probed at once (default 64); with --workers/--cluster: in each worker process")
     p.add_argument("--connect-timeout", type=float, default=2.0, help="TCP connect timeout, seconds")
-    p.add_argument("--timeout", type=float, default=10.0, help="probe deadline per open port, seconds")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="probe deadline per open port, seconds (from the probe's start, not its wait for a "
+                        "--probe-concurrency slot)")
     p.add_argument("--no-probe", action="store_true", help="only sweep: record open ports, do not probe them")
     p.add_argument("--no-data", action="store_true", help="do not count keys by prefix")
     p.add_argument("--seed", type=int, default=None, help="permutation seed (same seed, same order)")

@@ -9,50 +9,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
+from etcdsec.commands.options import add_worker_arguments
 from etcdsec.errors import UserError
-from etcdsec.scan.distributed import StopFlag, Watch, dask_client, detach, stop_event, submit
+from etcdsec.scale.cluster import StopFlag, dask_client, parse_workers, stop_event, worker_database
+from etcdsec.scan.distributed import PRELOAD, Watch, detach, submit
 from etcdsec.scan.permutation import Permutation, Shard
 from etcdsec.scan.shard_task import ProbeFactory, ShardJob
 from etcdsec.scan.shards import TASKS_PER_SLOT, Totals, plan_tasks, task_key, unfinished_shards
 from etcdsec.scan.sweep import SweepConfig, SweepStats
-from etcdsec.store.engine import database_url, open_engine, shown_database
+from etcdsec.store.engine import open_engine, shown_database
 from etcdsec.store.scans import ScanInfo, ScanStore
-
-MAX_LOCAL_WORKERS = 256
 
 
 def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scale out (docs/scale.md)")
-    g.add_argument("--workers", default=None, metavar="N|auto",
-                   help="N worker processes on this machine (a Dask local cluster); auto: one per core")
-    g.add_argument("--cluster", default=None, metavar="tcp://HOST:PORT",
-                   help="run on the workers of this Dask scheduler; needs --db postgresql://...")
+    g = add_worker_arguments(p)
     g.add_argument("--tasks", type=int, default=None, metavar="K",
                    help="cut the scan into K shard tasks (default: 1 per local worker, 16 per cluster worker "
                         "thread, at most 2^24 pairs each)")
     g.add_argument("--detach", action="store_true",
                    help="with --cluster: submit the tasks and exit; they run on (--resume --cluster re-attaches)")
-
-
-def parse_workers(text: str) -> int:
-    if text == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
-    try:
-        n = int(text)
-    except ValueError:
-        raise UserError(f"--workers {text!r}: expected a number or auto") from None
-    if not 1 <= n <= MAX_LOCAL_WORKERS:
-        raise UserError(f"--workers must be 1-{MAX_LOCAL_WORKERS} (or auto)")
-    return n
 
 
 def scale_out(args: argparse.Namespace) -> bool:
@@ -66,8 +48,6 @@ def scale_out(args: argparse.Namespace) -> bool:
 
 def _check_arguments(args: argparse.Namespace) -> tuple[int | None, str]:
     """The worker count (None with --cluster) and the database as the workers must open it."""
-    if args.workers is not None and args.cluster is not None:
-        raise UserError("--workers starts a cluster on this machine, --cluster uses a running one: pick one")
     if args.shard != "1/1":
         raise UserError("--shard is for machines started by hand; with --workers or --cluster the scan is cut "
                         "into shard tasks by itself (--tasks K)")
@@ -75,14 +55,7 @@ def _check_arguments(args: argparse.Namespace) -> tuple[int | None, str]:
         raise UserError("--detach needs --cluster (a local cluster ends with this command)")
     if args.tasks is not None and not 1 <= args.tasks <= 100_000:
         raise UserError("--tasks must be 1-100000")
-    url = database_url(args.db)
-    if args.cluster is not None:
-        if not url.startswith("postgresql"):
-            raise UserError("--cluster needs --db postgresql://USER@HOST/DB: every worker writes there, "
-                            "and a SQLite file lives on one machine")
-        return None, args.db
-    workers = parse_workers(args.workers)
-    return workers, args.db if "://" in args.db else str(Path(args.db).expanduser().resolve())
+    return worker_database(args.workers, args.cluster, args.db)
 
 
 def scan_to_resume(args: argparse.Namespace, store: ScanStore) -> ScanInfo:
@@ -116,7 +89,7 @@ def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo],
     store = ScanStore(open_engine(db))
     store.ensure_schema()
     scan = scan_to_resume(args, store) if args.resume else None
-    with dask_client(workers, args.cluster) as (client, slots):
+    with dask_client(workers, args.cluster, PRELOAD) as (client, slots):
         if scan is None:
             if args.seed is None and args.name is None:  # one seed for every shard task, stored with the scan
                 args.seed = random.SystemRandom().randrange(1 << 62)

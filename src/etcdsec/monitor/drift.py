@@ -38,6 +38,14 @@ class Change:
                 "added": list(self.added), "removed": list(self.removed), "changes": list(self.changes),
                 "worse": self.worse, "severity": self.after.severity}
 
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> Change:
+        """Back from a stored event (what `monitor exposure --workers` prints from the database)."""
+        target = str(event["target"])
+        return cls(target, Observation.from_summary(target, event["before"]),
+                   Observation.from_summary(target, event["after"]), tuple(event["changes"]), bool(event["worse"]),
+                   tuple(event["added"]), tuple(event["removed"]))
+
 
 @dataclass(frozen=True)
 class Step:

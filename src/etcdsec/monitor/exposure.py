@@ -52,6 +52,7 @@ class ExposureConfig:
     concurrency: int = 64
     probe: ProbeOptions = field(default_factory=ProbeOptions)
     events: Path | None = None
+    shared_events: bool = False  # several processes append to `events` (--workers/--cluster)
     sensor: str = field(default_factory=socket.gethostname)
     alert_on: list[str] = field(default_factory=lambda: ["etcdsec.monitor.exposure.changed"])
     alert_webhook: str | None = None
@@ -71,8 +72,10 @@ def change_line(change: Change) -> str:
         parts.append("DOWN" if not a.reachable else "UP")
     if a.reachable:
         if b.severity != a.severity or b.exposed != a.exposed:
-            parts.append(f"severity {b.severity}->{a.severity}" + (" exposed" if a.exposed else " not-exposed"))
-        parts += [f"+{f}" for f in change.added] + [f"-{f}" for f in change.removed]
+            parts.append(f"severity {printable(b.severity, 20)}->{printable(a.severity, 20)}"
+                         + (" exposed" if a.exposed else " not-exposed"))
+        # printable: with --workers the line is made from an event read back from the database
+        parts += [f"+{printable(f, 80)}" for f in change.added] + [f"-{printable(f, 80)}" for f in change.removed]
         if "version" in change.changes and b.reachable:
             parts.append(f"version {printable(b.version or '?', 40)}->{printable(a.version or '?', 40)}")
         parts += [name for name in ("certificate", "cert_expiring", "scheme", "client_cert_required", "v3_auth")
@@ -126,7 +129,7 @@ class ExposureMonitor:
         self.writer = self.store_writer = self.alerts = self.alertmanager = None
         if c.events is not None:
             try:
-                self.writer = JsonlWriter(c.events)
+                self.writer = JsonlWriter(c.events, shared=c.shared_events)
             except OSError as exc:
                 raise UserError(f"cannot open event file {c.events}: {exc.strerror or exc}") from None
             self.outputs.append(self.writer)
@@ -206,14 +209,22 @@ class ExposureMonitor:
                 stop.set()
                 return
 
-    async def run_once(self) -> int:
+    async def observe_once(self) -> None:
         sem = asyncio.Semaphore(self.config.concurrency)
         await asyncio.gather(*(self._observe(t, sem) for t in self.targets))
         await self.flush()
-        for t in self.targets:
-            print(state_line(self.latest[t.text], self.states[t.text].misses, self.config.down_after), file=self.out)
-        for change in self.worse:
-            print("worse: " + change_line(change), file=self.out)
+
+    def once_lines(self) -> tuple[list[str], list[str]]:
+        """After `observe_once`: a state line per target (in order), a `worse:` line per worse change."""
+        c = self.config
+        states = [state_line(self.latest[t.text], self.states[t.text].misses, c.down_after) for t in self.targets]
+        return states, ["worse: " + change_line(change) for change in self.worse]
+
+    async def run_once(self) -> int:
+        await self.observe_once()
+        states, worse = self.once_lines()
+        for line in (*states, *worse):
+            print(line, file=self.out)
         self.out.flush()
         return EXIT_WORSE if self.worse else 0
 

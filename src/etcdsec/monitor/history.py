@@ -17,6 +17,7 @@ from etcdsec.store.scans import guard
 from etcdsec.store.schema import metadata, monitor_events, monitor_observations
 
 obs_t = monitor_observations
+ev_t = monitor_events
 _CHUNK = 500
 
 
@@ -79,6 +80,17 @@ class History:
         with guard("writing observations"), self.engine.begin() as conn:
             conn.execute(insert(obs_t), [_row(*r) for r in rows])
         self.written += len(rows)
+
+    def last_event_id(self) -> int:
+        with guard("reading monitor events"), self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(ev_t.c.id))).scalar() or 0)
+
+    def events_after(self, after_id: int, eventid: str, limit: int) -> list[tuple[int, str]]:
+        """(id, event JSON) of the stored events `eventid` above `after_id`, oldest first."""
+        with guard("reading monitor events"), self.engine.connect() as conn:
+            rows = conn.execute(select(ev_t.c.id, ev_t.c.data).where(ev_t.c.id > after_id, ev_t.c.eventid == eventid)
+                                .order_by(ev_t.c.id).limit(limit))
+            return [(int(r.id), str(r.data)) for r in rows]
 
     def close(self) -> None:
         self.engine.dispose()

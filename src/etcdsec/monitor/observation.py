@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from etcdsec.model import ProbeResult, Severity
 
@@ -38,6 +40,16 @@ class Observation:
                 "client_cert_required": self.client_cert_required, "v3_auth": self.v3_auth,
                 "cert_not_after": self.cert_not_after, "cert_expiring": self.cert_expiring,
                 "error": self.error, "observed_at": self.observed_at.isoformat()}
+
+    @classmethod
+    def from_summary(cls, target: str, d: Mapping[str, Any]) -> Observation:
+        """Back from an event's `before`/`after` (the certificate's id is not in it: None)."""
+        return cls(target=target, observed_at=dt.datetime.fromisoformat(d["observed_at"]),
+                   reachable=bool(d["reachable"]), exposed=bool(d["exposed"]), severity=str(d["severity"]),
+                   findings=tuple(d["findings"]), version=d.get("version"), scheme=d.get("scheme"),
+                   client_cert_required=bool(d.get("client_cert_required")), v3_auth=d.get("v3_auth"),
+                   cert_not_after=d.get("cert_not_after"), cert_expiring=bool(d.get("cert_expiring")),
+                   error=d.get("error"))
 
 
 def certificate_id(result: ProbeResult) -> str | None:

@@ -1,4 +1,4 @@
-"""Shard tasks on Dask distributed: a process cluster on this machine, or a running scheduler.
+"""Shard tasks on Dask distributed (the client itself: `etcdsec.scale.cluster`).
 
 The scheduler holds no state that matters: what is done lives in the database (one resume cursor
 per shard). Each shard is one task with a key derived from (database, scan, shard), so submitting
@@ -10,128 +10,40 @@ the scheduler runs the task again elsewhere, and the task resumes from the shard
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import logging
-import signal
+import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from etcdsec.errors import ClusterError, UserError
+from etcdsec.scale.cluster import task_failure, worker_threads
 from etcdsec.scan.shard_task import ShardJob, ShardOutcome, run_shard
 from etcdsec.scan.shards import ResultFeed, Totals, scan_totals
+from etcdsec.scan.sweep import SweepConfig
 from etcdsec.store.scans import ScanInfo, ScanStore
 
-CONNECT_TIMEOUT = "10s"
-WORKER_WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.5
 PAGE_ROWS = 5000
 STOP_GRACE_SECONDS = 15.0  # after Ctrl-C: how long tasks get to write their last batch
-PRELOAD = ("etcdsec.scan.worker_setup", "etcdsec.scan.shard_task", "etcdsec.commands.scan")
+PRELOAD = ("etcdsec.scan.shard_task", "etcdsec.commands.scan")
 
 
-def _version() -> str:
-    return importlib.metadata.version("etcdsec")
+def run_shard_on_worker(job: ShardJob) -> ShardOutcome:
+    return run_shard(dataclasses.replace(job, config=per_worker_share(job.config)))
 
 
-@contextlib.contextmanager
-def dask_client(workers: int | None = None, address: str | None = None) -> Iterator[tuple[Any, int]]:
-    """(client, worker threads) of a new local process cluster (`workers`) or a running scheduler."""
-    from distributed import Client
-
-    if address is None:
-        with _forked_workers(), _local_client(workers or 1) as pair:
-            yield pair
-        return
-    try:
-        client = Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
-    with client:
-        yield client, _check_workers(client, f"the Dask scheduler at {address}")
-
-
-@contextlib.contextmanager
-def _forked_workers() -> Iterator[None]:
-    """Local workers forked from one server process that imported Dask and etcdsec once, instead of
-    spawned (Dask's default), each importing them afresh: the start-up of a local cluster is most of
-    its cost on a busy machine (docs/benchmarks.md, "scan scale-out")."""
-    import multiprocessing
-
-    import dask
-    from distributed.utils import get_mp_context
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        yield
-        return
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        get_mp_context().set_forkserver_preload(["distributed", *PRELOAD])
-        yield
-
-
-@contextlib.contextmanager
-def _local_client(workers: int) -> Iterator[tuple[Any, int]]:
-    from distributed import Client, LocalCluster
-
-    # A Ctrl-C while the cluster starts waits until it is up, then lands inside the `with`, which
-    # closes it (the workers themselves ignore SIGINT: worker_setup).
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        # Processes, one thread each: every worker runs one shard's event loop on its own core.
-        # The workers import the shard task while they start, not on their first task.
-        # No dashboard; the scheduler's HTTP server (health, metrics) still starts, and would take
-        # port 8787, or warn when another cluster holds it: a free loopback port instead.
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                               silence_logs=logging.ERROR, preload=list(PRELOAD))
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        raise
-    with cluster, Client(cluster) as client:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        yield client, _check_workers(client, "the local cluster")
-
-
-def _check_workers(client: Any, where: str) -> int:
-    """Every worker must run this etcdsec (tasks are pickled by reference); returns the thread count."""
-    try:
-        client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
-    except TimeoutError:
-        raise ClusterError(f"{where} has no workers (start some: dask worker SCHEDULER --nthreads 1)") from None
-    ours = _version()
-    found = client.run(importlib.metadata.version, "etcdsec", on_error="return")
-    for worker, version in sorted(found.items()):
-        if isinstance(version, BaseException):
-            raise ClusterError(f"Dask worker {worker} cannot run etcdsec tasks: etcdsec is not installed there "
-                               f"(pip install etcdsec=={ours} in the worker's environment)")
-        if version != ours:
-            raise ClusterError(f"Dask worker {worker} runs etcdsec {version}, this command {ours}: install one version")
-    return max(1, sum(client.nthreads().values()))
-
-
-@dataclass(frozen=True)
-class StopFlag:
-    """Picklable: a task asks it whether the submitter said stop (a Dask Event named after the scan)."""
-
-    name: str
-
-    def __call__(self) -> bool:
-        from distributed import Event
-
-        return bool(Event(self.name).is_set())
-
-
-def stop_event(client: Any, name: str) -> Any:
-    from distributed import Event
-
-    return Event(name, client=client)
+def per_worker_share(config: SweepConfig) -> SweepConfig:
+    """`--probe-concurrency` is per worker process: a worker running T tasks at once (`dask worker
+    --nthreads T`) gives each its T-th part, so a process never has more probes in flight."""
+    threads = worker_threads()
+    if threads == 1:
+        return config
+    return dataclasses.replace(config, probe_concurrency=max(1, config.probe_concurrency // threads))
 
 
 def submit(client: Any, jobs: dict[int, ShardJob], keys: dict[int, str]) -> dict[int, Any]:
     """One task per shard. Worker deaths are retried by the scheduler; errors in a task are not."""
-    return {k: client.submit(run_shard, job, key=keys[k], pure=False) for k, job in jobs.items()}
+    return {k: client.submit(run_shard_on_worker, job, key=keys[k], pure=False) for k, job in jobs.items()}
 
 
 def detach(futures: dict[int, Any]) -> None:
@@ -188,19 +100,8 @@ class Watch:
             self.event.set()
         for f in others.values():
             f.cancel()
-        exc = future.exception() if future.status == "error" else None
         shard = f"{shard_index + 1}/{self.scan.shard_count}"
-        if isinstance(exc, UserError):
-            raise exc
-        if type(exc).__name__ == "KilledWorker":
-            raise ClusterError(f"shard {shard} of scan {self.scan.id} was running on workers that died, "
-                               "too often for Dask to try again; look at the workers' logs, then --resume") from None
-        if exc is None:
-            raise ClusterError(f"shard {shard} of scan {self.scan.id} was cancelled on the cluster; "
-                               "--resume finishes it")
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise ClusterError(f"shard {shard} of scan {self.scan.id} failed on a worker: "
-                           f"{type(exc).__name__}: {first_line}") from None
+        raise task_failure(future, f"shard {shard} of scan {self.scan.id}", "--resume") from None
 
     def poll(self) -> Totals:
         states = self.store.shard_states(self.scan.id)

@@ -1,7 +1,7 @@
-"""Preloaded into the worker processes of a local cluster (`scan --workers`).
+"""Preloaded into the worker processes of a local cluster (`scan --workers`, `monitor exposure --workers`).
 
 Ctrl-C in a terminal reaches the whole process group. The submitting command handles it: it tells
-the shard tasks to stop and write their last batch. A worker that died of the same Ctrl-C would
+its tasks to stop and write their last batch. A worker that died of the same Ctrl-C would
 print Dask's tracebacks and lose that batch, so local workers ignore SIGINT.
 """
 
