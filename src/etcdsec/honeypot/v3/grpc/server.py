@@ -143,6 +143,9 @@ class GrpcConnection:
             self._fallback = self.h2
             self.h2 = self.lean = LeanH2(self.h2.encoder, self.h2.decoder, MAX_STREAMS_PER_CONNECTION)  # type: ignore[assignment]
         self.streams: dict[int, _Stream] = {}
+        # At least buffered_in() / buffered_out(): every byte queued adds to them, and they are set to
+        # the true sums (which walk every stream) only when over the cap, so a call costs no walk.
+        self._in_bound = self._out_bound = 0
         self.closed = False
         self.calls = 0  # messages handled: the shell throttles on this
         self._preface = b""
@@ -198,10 +201,12 @@ class GrpcConnection:
             if st is not None and st.http_headers is not None:
                 if not st.done and len(st.inbox) + len(ev.data) <= self.ctx.limits.max_request_bytes:
                     st.inbox += ev.data
+                    self._in_bound += len(ev.data)
                 return
             if st is not None and not st.done:
                 st.inbox += ev.data
-                if len(st.inbox) > 5 and self.buffered_in() > MAX_CONN_INBOX:
+                self._in_bound += len(ev.data)
+                if len(st.inbox) > 5 and self._inbox_over():
                     self._log(st, None, Code.RESOURCE_EXHAUSTED)
                     st.inbox.clear()
                     self._finish(st, Code.RESOURCE_EXHAUSTED, "etcdserver: too many requests")
@@ -328,6 +333,7 @@ class GrpcConnection:
             return
         if body:
             st.outbox += body
+            self._out_bound += len(body)
             st.end_after_outbox = True
             self._flush(st)
         else:
@@ -341,10 +347,22 @@ class GrpcConnection:
     def buffered_out(self) -> int:
         return sum(len(s.outbox) for s in self.streams.values())
 
+    def _inbox_over(self) -> bool:
+        if self._in_bound <= MAX_CONN_INBOX:
+            return False
+        self._in_bound = self.buffered_in()
+        return self._in_bound > MAX_CONN_INBOX
+
+    def _outbox_over(self) -> bool:
+        if self._out_bound <= MAX_CONN_OUTBOX:
+            return False
+        self._out_bound = self.buffered_out()
+        return self._out_bound > MAX_CONN_OUTBOX
+
     def _on_message(self, st: _Stream, payload: bytes) -> None:
         self.calls += 1
         self.ctx.honeytokens.check(self.session, payload, where="grpc")
-        if self.buffered_out() > MAX_CONN_OUTBOX:  # a peer that does not read gets no more work done
+        if self._outbox_over():  # a peer that does not read gets no more work done
             self._log(st, None, Code.UNAVAILABLE, raw=payload)
             self._finish(st, Code.UNAVAILABLE, "etcdserver: too many requests")
             return
@@ -458,9 +476,11 @@ class GrpcConnection:
             st.done = True  # the peer reset the stream or ended the connection (GOAWAY) first
             return
         if st.encoding == "gzip":
-            st.outbox += b"\x01" + struct.pack(">I", len(packed := gzip.compress(payload, 6, mtime=0))) + packed
+            message = b"\x01" + struct.pack(">I", len(packed := gzip.compress(payload, 6, mtime=0))) + packed
         else:
-            st.outbox += frame_message(payload)
+            message = frame_message(payload)
+        st.outbox += message
+        self._out_bound += len(message)
         self._flush(st)
 
     def _finish(self, st: _Stream, code: int, message: str) -> None:
