@@ -76,7 +76,15 @@ action = st.one_of(
     st.tuples(st.just("watch"), st.booleans()),
     st.tuples(st.just("split"), st.integers(1, len(RANGE) - 1)),
     st.tuples(st.just("odd"), st.sampled_from(["priority", "unknown", "padded-data"])),
+    # a content-length (as h2load sends), right or wrong, once or twice, with the body cut anywhere
+    st.tuples(st.just("sized"), st.sampled_from([b"0", b"1", b"+1", b"1x", b"00", b"9" * 19]),
+              st.sampled_from([-3, -1, 0, 0, 0, 1, 4]), st.integers(0, len(RANGE)), st.booleans()),
 )
+
+
+def content_length(value: bytes, delta: int, body: bytes) -> bytes:
+    """A content-length value: a right one (len(body) + delta), or the odd `value` itself."""
+    return value if not value.isdigit() or len(value) > 2 else str(max(0, len(body) + delta)).encode()
 
 
 @PROPS
@@ -111,6 +119,14 @@ def test_lean_and_h2_answer_alike(actions: list[tuple], cuts: list[int]) -> None
             c.send_headers(sid, request_headers("/etcdserverpb.KV/Range", []))
             c.send_data(sid, RANGE[:act[1]])
             c.send_data(sid, RANGE[act[1]:], end_stream=True)
+        elif act[0] == "sized":
+            _, value, delta, cut, twice = act
+            length = content_length(value, delta, RANGE)
+            sid = c.get_next_available_stream_id()
+            c.send_headers(sid, request_headers("/etcdserverpb.KV/Range", [(b"content-length", length)]
+                                                * (2 if twice else 1)))
+            c.send_data(sid, RANGE[:cut])
+            c.send_data(sid, RANGE[cut:], end_stream=True)
         elif act[0] == "open-reset":
             sid = c.get_next_available_stream_id()
             c.send_headers(sid, request_headers("/etcdserverpb.Watch/Watch", []))
@@ -148,6 +164,40 @@ def test_the_usual_shape_stays_lean() -> None:
     assert conns[0].lean is not None
 
 
+def test_h2loads_shape_stays_lean() -> None:
+    """h2load (nghttp2 1.52, `-d range.bin -H 'content-type: application/grpc' -H 'te: trailers'`) sends
+    this block, content-length included; a body that matches it stays on the lean path."""
+    conns = pair()
+    c = client()
+    h2load = [(b":path", b"/etcdserverpb.KV/Range"), (b":scheme", b"http"), (b":authority", b"127.0.0.1:2379"),
+              (b":method", b"POST"), (b"user-agent", b"h2load nghttp2/1.52.0"),
+              (b"content-type", b"application/grpc"), (b"te", b"trailers"),
+              (b"content-length", str(len(RANGE)).encode())]
+    for _ in range(3):
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, h2load)
+        c.send_data(sid, RANGE[:7])
+        c.send_data(sid, RANGE[7:], end_stream=True)
+        out = feed(conns, c.data_to_send())
+        assert [ev for ev in c.receive_data(out) if isinstance(ev, h2.events.StreamEnded)]
+    assert conns[0].lean is not None
+
+
+def test_a_body_that_breaks_its_content_length_goes_to_h2() -> None:
+    for length, parts in ((len(RANGE) - 1, [RANGE]), (len(RANGE) + 1, [RANGE]), (3, [RANGE[:2], RANGE[2:]]),
+                          (len(RANGE), [RANGE, b"x"])):
+        conns = pair()
+        c = client(validate_outbound_headers=False)
+        c.send_headers(1, request_headers("/etcdserverpb.KV/Range", [(b"content-length", str(length).encode())]))
+        for part in parts[:-1]:
+            c.send_data(1, part)
+        feed(conns, c.data_to_send())
+        assert conns[0].lean is not None
+        c.send_data(1, parts[-1], end_stream=True)
+        feed(conns, c.data_to_send())  # h2's InvalidBodyLengthError, on both
+        assert conns[0].lean is None, (length, parts)
+
+
 TRIGGERS = {
     "unknown frame type": frame(0xBB, 0, 0, b"hi"),
     "PRIORITY frame": frame(0x2, 0, 3, struct.pack(">IB", 0, 15)),
@@ -155,7 +205,8 @@ TRIGGERS = {
     "HEADERS with priority": frame(0x1, 0x24, 3, struct.pack(">IB", 0, 15) + b"\x83\x86"),
     "padded HEADERS": frame(0x1, 0xC, 3, b"\x01\x83\x86\x00"),
     "host header": None,
-    "content-length": None,
+    "content-length twice": None,
+    "content-length not digits": None,
     "uppercase name": None,
     "GET": None,
     "stream id reused": None,
@@ -179,7 +230,9 @@ def test_each_trigger_hands_over_to_h2() -> None:
         first = feed(conns, c.data_to_send())
         assert first and conns[0].lean is not None, name
         if raw is None:
-            extra = {"host header": [(b"host", b"x")], "content-length": [(b"content-length", b"10")],
+            extra = {"host header": [(b"host", b"x")],
+                     "content-length twice": [(b"content-length", b"0"), (b"content-length", b"0")],
+                     "content-length not digits": [(b"content-length", b"+0")],
                      "uppercase name": [(b"X-Up", b"1")], "GET": []}.get(name)
             headers = request_headers("/etcdserverpb.KV/Range", extra or [])
             if name == "GET":
@@ -200,7 +253,8 @@ def test_each_trigger_hands_over_to_h2() -> None:
 def test_hand_over_with_a_stream_open_keeps_its_state() -> None:
     conns = pair()
     c = client()
-    c.send_headers(1, request_headers("/etcdserverpb.KV/Range", [(b"user-agent", b"a")]))
+    sized = [(b"user-agent", b"a"), (b"content-length", str(len(RANGE)).encode())]  # h2 takes over the count too
+    c.send_headers(1, request_headers("/etcdserverpb.KV/Range", sized))
     c.send_data(1, RANGE[:4])
     feed(conns, c.data_to_send())
     feed(conns, frame(0x2, 0, 1, struct.pack(">IB", 0, 15)))  # PRIORITY: h2 from here
@@ -215,7 +269,8 @@ def test_hand_over_with_a_stream_open_keeps_its_state() -> None:
 
 @PROPS
 @given(st.lists(st.tuples(st.sampled_from([b":method", b":path", b":scheme", b":authority", b"te", b"host",
-                                           b"x-a", b"X-B", b"content-type", b"connection", b""]),
+                                           b"x-a", b"X-B", b"content-type", b"connection", b"content-length",
+                                           b""]),
                           st.binary(max_size=6)), max_size=7))
 def test_vouched_blocks_are_blocks_h2_accepts(headers: list[tuple[bytes, bytes]]) -> None:
     if not vouch_request(headers):

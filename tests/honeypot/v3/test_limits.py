@@ -12,7 +12,7 @@ import h2.events
 import h2.settings
 
 from etcdsec.honeypot.context import Limits
-from etcdsec.honeypot.v3.grpc.server import MAX_CONN_INBOX, GrpcConnection, frame_message
+from etcdsec.honeypot.v3.grpc.server import MAX_CONN_INBOX, MAX_CONN_OUTBOX, GrpcConnection, frame_message
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
 
@@ -119,3 +119,24 @@ def test_a_client_that_never_reads_is_disconnected_after_the_idle_time(tmp_path:
             while time.monotonic() < deadline and not hp.memory.of("session.closed"):
                 time.sleep(0.1)
         assert hp.memory.of("session.closed"), "the sensor still holds a connection nobody reads"
+
+
+def test_answers_a_client_does_not_read_are_capped_per_connection() -> None:
+    """A client that never opens its window: answers wait in the outbox until it holds 32 MiB, then
+    further calls are refused (UNAVAILABLE) instead of growing it."""
+    ctx, memory = make_ctx(dataset=[(b"big", b"x" * (1 << 20))])
+    server = GrpcConnection(ctx, V3State(ctx), session())
+    server.start()
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    client.initiate_connection()
+    client.receive_data(server.data_to_send())
+    big = frame_message(pb.RangeRequest(key=b"big").SerializeToString())
+    for _ in range(40):  # 40 answers of 1 MiB; the client's window lets 64 KiB of them out
+        sid = client.get_next_available_stream_id()
+        client.send_headers(sid, HEADERS)
+        client.send_data(sid, big, end_stream=True)
+        server.receive(client.data_to_send())
+        server.data_to_send()  # sent, never read: no WINDOW_UPDATE comes back
+    assert MAX_CONN_OUTBOX < server.buffered_out() <= MAX_CONN_OUTBOX + (2 << 20)
+    statuses = [e["status"] for e in memory.of("grpc.request")]
+    assert statuses[:32] == [0] * 32 and set(statuses[33:]) == {14}  # 14: UNAVAILABLE

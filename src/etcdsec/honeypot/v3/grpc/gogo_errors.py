@@ -154,10 +154,23 @@ def _as_int32(v: int) -> int:
     return v - (1 << 32) if v >> 31 else v
 
 
+# Small payloads found acceptable, by message type: clients repeat the same request (a poller's Range),
+# and the answer for the same bytes never changes. Bounded: at most _MAX_ACCEPTED of at most 256 bytes.
+_accepted: set[tuple[Descriptor, bytes]] = set()
+_MAX_ACCEPTED, _MAX_REMEMBERED_BYTES = 4096, 256
+
+
 def unmarshal_error(desc: Descriptor, data: bytes) -> str | None:
     """etcd's error text for `data` as a `desc` message, or None when etcd would accept it."""
+    small = len(data) <= _MAX_REMEMBERED_BYTES
+    if small and (desc, data) in _accepted:
+        return None
     try:
         _walk(desc, data)
     except _Bad as exc:
         return str(exc)
+    if small:
+        if len(_accepted) >= _MAX_ACCEPTED:
+            _accepted.clear()
+        _accepted.add((desc, bytes(data)))
     return None

@@ -30,7 +30,7 @@ from h2.connection import ConnectionState
 from h2.stream import StreamClosedBy, StreamState
 from h2.windows import WindowManager
 
-from etcdsec.honeypot.v3.grpc.lean_headers import vouch_request
+from etcdsec.honeypot.v3.grpc.lean_headers import CONTENT_LENGTH, vouch_request
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0x0, 0x1, 0x3, 0x4, 0x6, 0x7, 0x8
@@ -56,6 +56,8 @@ class LeanStream:
     local_open: bool = True
     headers_sent: bool = False
     authority: bytes | None = None
+    expected_length: int | None = None  # the request's content-length, checked as h2 checks it
+    received: int = 0  # body bytes so far
 
 
 @dataclass
@@ -247,6 +249,8 @@ class LeanH2:
         for name, value in headers:
             if name == b":authority":
                 st.authority = value
+            elif name == CONTENT_LENGTH:
+                st.expected_length = int(value)
         ev = h2.events.RequestReceived(stream_id=sid, headers=headers)
         events.append(ev)
         if flags & END_STREAM:
@@ -259,6 +263,11 @@ class LeanH2:
         if st is None or not st.remote_open or flags & ~END_STREAM or size > self.inbound.current_window_size \
                 or size > st.in_window.current_window_size:
             return False
+        received = st.received + size
+        expected = st.expected_length
+        if expected is not None and (received > expected or (flags & END_STREAM and received != expected)):
+            return False  # h2's InvalidBodyLengthError, with h2's answer
+        st.received = received
         self.inbound.window_consumed(size)
         st.in_window.window_consumed(size)
         ev = h2.events.DataReceived(stream_id=sid, data=payload, flow_controlled_length=size)
@@ -384,6 +393,7 @@ class LeanH2:
             s._inbound_window_manager = st.in_window
             s.max_outbound_frame_size = self.max_outbound_frame_size
             s.request_method, s._authority = b"POST", st.authority
+            s._expected_content_length, s._actual_content_length = st.expected_length, st.received
             machine = s.state_machine
             machine.client, machine.headers_received = False, True
             machine.headers_sent = st.headers_sent or None

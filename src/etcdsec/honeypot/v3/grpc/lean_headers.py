@@ -2,9 +2,11 @@
 
 gRPC clients send one shape: the four pseudo-headers first (POST), then lowercase metadata. A
 block of exactly that shape is one h2 accepts too (`validate_inbound_headers`), and the lean path
-serves it; anything else (host, content-length, connection headers, odd characters, a pseudo-header
-out of place) is left to h2, which knows the rules. Stricter than h2, never looser:
-`tests/honeypot/v3/test_lean_h2.py` checks that with hypothesis.
+serves it; anything else (host, connection headers, odd characters, a pseudo-header out of place) is
+left to h2, which knows the rules. One content-length of plain digits is served too (h2load and
+other generic HTTP/2 clients send it; `LeanH2` checks the body against it as h2 does); a second
+one, or any other value, goes to h2. Stricter than h2, never looser: `tests/honeypot/v3/test_lean_h2.py`
+checks that with hypothesis.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import re
 
 PSEUDO = frozenset({b":method", b":scheme", b":path", b":authority"})
-# Fields h2 checks against other fields or the stream (content-length), or rejects outright.
-_LEFT_TO_H2 = frozenset({b"host", b"content-length", b"connection", b"proxy-connection", b"keep-alive",
-                         b"transfer-encoding", b"upgrade"})
+# Fields h2 checks against other fields, or rejects outright.
+_LEFT_TO_H2 = frozenset({b"host", b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding",
+                         b"upgrade"})
+CONTENT_LENGTH = b"content-length"
+_MAX_LENGTH_DIGITS = 18  # h2 takes any 1*DIGIT; a longer one (beyond any body we accept) is left to it
 _NAME = re.compile(rb"[a-z0-9!#$%&'*+.^_`|~-]+\Z")
 # Visible bytes with inner spaces: no control byte, no surrounding whitespace.
 _VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?\Z")
@@ -26,13 +30,15 @@ _known_fields: set[tuple[bytes, bytes]] = set()  # small regular fields already 
 def _field_ok(name: bytes, value: bytes) -> bool:
     if name in _LEFT_TO_H2 or _NAME.match(name) is None or _VALUE.match(value) is None:
         return False
+    if name == CONTENT_LENGTH:
+        return value.isdigit() and len(value) <= _MAX_LENGTH_DIGITS
     return name != b"te" or value == b"trailers"
 
 
 def vouch_request(headers: list[tuple[bytes, bytes]]) -> bool:
     """True for a gRPC-shaped request block: the lean path may serve it as h2 would."""
     seen: set[bytes] = set()
-    regular = False
+    regular = sized = False
     for name, value in headers:
         if name[:1] == b":":
             if regular or name not in PSEUDO or name in seen:
@@ -42,6 +48,10 @@ def vouch_request(headers: list[tuple[bytes, bytes]]) -> bool:
                 return False
             continue
         regular = True
+        if name == CONTENT_LENGTH:
+            if sized:  # h2 compares repeated lengths: its judgement
+                return False
+            sized = True
         if (name, value) in _known_fields:
             continue
         if not _field_ok(name, value):

@@ -40,10 +40,10 @@ from etcdsec.honeypot.v3.grpc import gogo_errors
 from etcdsec.honeypot.v3.grpc.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
 from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder, CachingEncoder
 from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2
+from etcdsec.honeypot.v3.grpc.request_head import BASE_CONTENT_TYPE, request_head
 from etcdsec.honeypot.v3.remote import RemoteWatch
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
-from etcdsec.honeypot.wire.request import token_view
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
@@ -53,7 +53,6 @@ MAX_STREAMS_PER_CONNECTION = 256  # enforced; etcd announces 2^32-1 and we annou
 # SETTINGS as etcd's grpc-go sends them: MAX_FRAME_SIZE=16384, MAX_CONCURRENT_STREAMS=4294967295.
 GRPC_GO_SETTINGS = bytes.fromhex("00000c040000000000" "000500004000" "0003ffffffff")
 MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
-BASE_CONTENT_TYPE = "application/grpc"
 OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # grpc-go always sends grpc-message
 # Per-connection memory budgets: partial requests held, and responses the peer has not read yet.
 MAX_CONN_INBOX = 8 * 1024 * 1024
@@ -144,6 +143,9 @@ class GrpcConnection:
             self._fallback = self.h2
             self.h2 = self.lean = LeanH2(self.h2.encoder, self.h2.decoder, MAX_STREAMS_PER_CONNECTION)  # type: ignore[assignment]
         self.streams: dict[int, _Stream] = {}
+        # At least buffered_in() / buffered_out(): every byte queued adds to them, and they are set to
+        # the true sums (which walk every stream) only when over the cap, so a call costs no walk.
+        self._in_bound = self._out_bound = 0
         self.closed = False
         self.calls = 0  # messages handled: the shell throttles on this
         self._preface = b""
@@ -199,10 +201,12 @@ class GrpcConnection:
             if st is not None and st.http_headers is not None:
                 if not st.done and len(st.inbox) + len(ev.data) <= self.ctx.limits.max_request_bytes:
                     st.inbox += ev.data
+                    self._in_bound += len(ev.data)
                 return
             if st is not None and not st.done:
                 st.inbox += ev.data
-                if len(st.inbox) > 5 and self.buffered_in() > MAX_CONN_INBOX:
+                self._in_bound += len(ev.data)
+                if len(st.inbox) > 5 and self._inbox_over():
                     self._log(st, None, Code.RESOURCE_EXHAUSTED)
                     st.inbox.clear()
                     self._finish(st, Code.RESOURCE_EXHAUSTED, "etcdserver: too many requests")
@@ -222,13 +226,11 @@ class GrpcConnection:
 
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
         raw: list[tuple[bytes, bytes]] = ev.headers or []  # type: ignore[assignment]
-        fields = [(_text(k), _text(v)) for k, v in raw]
-        hdrs = dict(fields)
-        st = _Stream(ev.stream_id, path=hdrs.get(":path", ""), user_agent=hdrs.get("user-agent", ""),
-                     encoding=hdrs.get("grpc-encoding", ""), token=_token(hdrs))
+        head = request_head(raw)
+        st = _Stream(ev.stream_id, path=head.path, user_agent=head.user_agent, encoding=head.encoding,
+                     token=head.token)
         self.streams[ev.stream_id] = st
-        ctype = str(hdrs.get("content-type", ""))
-        subtype = _content_subtype(ctype)
+        ctype, subtype = head.content_type, head.subtype
         if subtype:
             st.content_type = f"{BASE_CONTENT_TYPE}+{subtype}"
         if subtype is None and self.session is not None and self.session.tls and self.http is not None:
@@ -236,14 +238,12 @@ class GrpcConnection:
             # anything else (curl --http2 https://.../version) gets the HTTP routes.
             st.http_headers = list(raw)
             return  # searched for honeytokens with its body, as any HTTP request (routes.h2_request)
-        metadata = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if not k.startswith(b":")]
-        self.ctx.honeytokens.check(self.session, token_view(str(hdrs.get(":method", "")), st.path, metadata, b""),
-                                   where="grpc-metadata")
+        self.ctx.honeytokens.check(self.session, head.view, where="grpc-metadata")
         if subtype is None:
             # etcd's grpc-go resets a non-gRPC stream (curl --http2-prior-knowledge /version gets
             # RST_STREAM PROTOCOL_ERROR, not an HTTP answer).
             self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=None,
-                                 http_method=str(hdrs.get(":method", "")), user_agent=st.user_agent or None,
+                                 http_method=head.method, user_agent=st.user_agent or None,
                                  content_type=ctype or None, reset="PROTOCOL_ERROR")
             st.done = True
             self.streams.pop(st.id, None)
@@ -333,6 +333,7 @@ class GrpcConnection:
             return
         if body:
             st.outbox += body
+            self._out_bound += len(body)
             st.end_after_outbox = True
             self._flush(st)
         else:
@@ -346,10 +347,22 @@ class GrpcConnection:
     def buffered_out(self) -> int:
         return sum(len(s.outbox) for s in self.streams.values())
 
+    def _inbox_over(self) -> bool:
+        if self._in_bound <= MAX_CONN_INBOX:
+            return False
+        self._in_bound = self.buffered_in()
+        return self._in_bound > MAX_CONN_INBOX
+
+    def _outbox_over(self) -> bool:
+        if self._out_bound <= MAX_CONN_OUTBOX:
+            return False
+        self._out_bound = self.buffered_out()
+        return self._out_bound > MAX_CONN_OUTBOX
+
     def _on_message(self, st: _Stream, payload: bytes) -> None:
         self.calls += 1
         self.ctx.honeytokens.check(self.session, payload, where="grpc")
-        if self.buffered_out() > MAX_CONN_OUTBOX:  # a peer that does not read gets no more work done
+        if self._outbox_over():  # a peer that does not read gets no more work done
             self._log(st, None, Code.UNAVAILABLE, raw=payload)
             self._finish(st, Code.UNAVAILABLE, "etcdserver: too many requests")
             return
@@ -463,9 +476,11 @@ class GrpcConnection:
             st.done = True  # the peer reset the stream or ended the connection (GOAWAY) first
             return
         if st.encoding == "gzip":
-            st.outbox += b"\x01" + struct.pack(">I", len(packed := gzip.compress(payload, 6, mtime=0))) + packed
+            message = b"\x01" + struct.pack(">I", len(packed := gzip.compress(payload, 6, mtime=0))) + packed
         else:
-            st.outbox += frame_message(payload)
+            message = frame_message(payload)
+        st.outbox += message
+        self._out_bound += len(message)
         self._flush(st)
 
     def _finish(self, st: _Stream, code: int, message: str) -> None:
@@ -557,28 +572,6 @@ class GrpcConnection:
                              user_agent=st.user_agent or None)
 
 
-def _text(value: bytes) -> str:
-    """A header field as text; bytes that are not UTF-8 stay readable as \\xNN."""
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        return value.decode("utf-8", "backslashreplace")
-
-
-def _token(hdrs: dict[Any, Any]) -> str | None:
-    value = hdrs.get("token", hdrs.get("authorization"))
-    return None if value is None else str(value)
-
-
 def _go_code(code: int) -> str:
     """grpc-go's codes.Code.String(): INVALID_ARGUMENT -> InvalidArgument."""
     return "".join(part.capitalize() for part in Code(code).name.split("_"))
-
-
-def _content_subtype(ctype: str) -> str | None:
-    """grpc-go's contentSubtype: "" for application/grpc, "json" for +json, None when not gRPC."""
-    if ctype == BASE_CONTENT_TYPE:
-        return ""
-    if not ctype.startswith(BASE_CONTENT_TYPE) or ctype[len(BASE_CONTENT_TYPE)] not in "+;":
-        return None
-    return ctype[len(BASE_CONTENT_TYPE) + 1:].lower()
