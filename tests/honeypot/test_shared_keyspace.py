@@ -1,4 +1,5 @@
-"""`--workers 2 --shared-keyspace`: one v3 keyspace and revision sequence for every worker.
+"""`--workers 2` (one keyspace is the default; `--shared-keyspace` still accepted): one v3 keyspace and
+revision sequence for every worker.
 
 Real worker processes behind kernel steering; sources are 127.x addresses bound by the client
 socket, chosen so that they land on different workers (the event log's `worker` field proves it).
@@ -60,7 +61,7 @@ def events_of(path: Path) -> list[dict]:
 
 @pytest.fixture
 def shared(tmp_path):
-    proc, ip, events = start(tmp_path, "--shared-keyspace")
+    proc, ip, events = start(tmp_path)  # no flag: one keyspace is what --workers does
     yield proc, ip, events
     assert stop(proc) == 0
 

@@ -107,7 +107,7 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 def test_each_source_keeps_one_keyspace_and_metrics_add_up(tmp_path) -> None:
-    proc, ip, events = start(tmp_path)
+    proc, ip, events = start(tmp_path, "--keyspace-per-worker")
     try:
         for i, source in enumerate(SOURCES):  # every request on a fresh connection, as curl-driven attackers do
             status, _ = request(ip, source, "PUT", f"/v2/keys/w/k{i}", f"value=v{i}")

@@ -38,6 +38,7 @@ from etcdsec.honeypot.serve.listener import Listener, ListenerOptions, parse_net
 from etcdsec.honeypot.shared.link import KeyspaceLink
 from etcdsec.honeypot.v2.forward import V2_CALL
 from etcdsec.honeypot.v2.forward import answer as v2_answer
+from etcdsec.honeypot.v2.forward import answer_held as v2_answer_held
 from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.churn import Churn
 from etcdsec.honeypot.v3.state import V3State
@@ -77,7 +78,7 @@ class SensorConfig:
     alert_syslog: tuple[str, int] | None = None
     alert_rate: int = 10  # alerts per source per minute
     metrics_listen: tuple[str, int] | None = None  # Prometheus metrics (loopback)
-    shared_keyspace: bool = False  # with workers: one v3 keyspace, owned by worker 0 (shared/link.py)
+    shared_keyspace: bool = True  # with workers: one keyspace, owned by worker 0 (shared/link.py)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -206,9 +207,10 @@ class Sensor:
             v2.set(key.decode(), value.decode())
         v2.index = 3 + 2 * len(v2_keys)
         self.keyspace = self._keyspace_journal(v2)
-        self.client_app = ClientApp(self.ctx, v2, self.v3_state)
+        self.client_app = ClientApp(self.ctx, v2, self.v3_state, self.link.remote)
         # --shared-keyspace: the owner answers the other workers' v2 requests too
         self.link.extra[V2_CALL] = partial(v2_answer, start_eagerly, self.client_app.v2_handle)
+        self.link.held = partial(v2_answer_held, start_eagerly, self.client_app.v2_handle)
         self.guard = Guard(c.limits)
         tls = self._tls()
         opts = ListenerOptions(tls=tls, proxy_protocol=c.proxy_protocol,

@@ -3,7 +3,8 @@
 Links are unix socketpairs the supervisor makes: a forwarding worker gets its end at fork time
 (the sensor's `WorkerSlot.link`); the owner gets the other end, and a forwarding worker a new end when the
 owner was restarted, as a file descriptor passed on the control socket, each with the message
-`L` + the worker's index (2 bytes). Without --shared-keyspace (or without v3) this does nothing.
+`L` + the worker's index (2 bytes). With one worker (or --keyspace-per-worker) this does nothing.
+A persona without v3 (2.3.8) shares its v2 store the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from etcdsec.honeypot.core.session import Session
-from etcdsec.honeypot.shared.owner import KeyspaceOwner
+from etcdsec.honeypot.shared.owner import HoldHandler, KeyspaceOwner
 from etcdsec.honeypot.v3.remote import RemoteKeyspace
 
 LINK = b"L"
@@ -30,25 +31,28 @@ class KeyspaceLink:
     def __init__(self, shared: bool, forwarding: bool, first: socket.socket | None, state: Any | None) -> None:
         """`shared`: --shared-keyspace is on; `forwarding`: this worker is not the owner; `first`: a
         forwarding worker's link made before its fork (the sensor's WorkerSlot says all three)."""
-        self.state = state
-        self.shared = shared and state is not None
+        self.state = state  # the V3State; None for a persona without v3 (only v2 is shared then)
+        self.shared = shared
         self.forwarding = self.shared and forwarding
         self.is_owner = self.shared and not self.forwarding
         self.first = first if self.shared else None
         self.owner: KeyspaceOwner | None = None
         self.early: list[tuple[int, socket.socket]] = []  # links that came before the loop ran
         self.extra: dict[str, Callable[[Session, bytes], bytes]] = {}  # handed to the owner (the v2 API)
-        if self.forwarding:
-            state.remote = RemoteKeyspace()
+        self.held: HoldHandler | None = None  # the owner's v2 waits
+        self.remote: RemoteKeyspace | None = RemoteKeyspace() if self.forwarding else None
+        if state is not None:
+            state.remote = self.remote
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.is_owner:
             self.owner = KeyspaceOwner(self.state, loop)
             self.owner.extra.update(self.extra)
-        elif self.forwarding:
-            self.state.remote.loop = loop
+            self.owner.held = self.held
+        elif self.remote is not None:
+            self.remote.loop = loop
             if self.first is not None:
-                self.state.remote.attach(self.first, loop)
+                self.remote.attach(self.first, loop)
         for index, sock in self.early:
             self._adopt(index, sock)
         self.early.clear()
@@ -81,15 +85,14 @@ class KeyspaceLink:
                 self.early.append((index, sock))
             else:
                 self.owner.adopt(index, sock)
-        else:
-            remote: RemoteKeyspace = self.state.remote
-            if remote.loop is None:
+        elif self.remote is not None:
+            if self.remote.loop is None:
                 self.early.append((index, sock))
             else:
-                remote.attach(sock)
+                self.remote.attach(sock)
 
     def close(self) -> None:
         if self.owner is not None:
             self.owner.close()
-        if self.forwarding:
-            self.state.remote.detach()
+        if self.remote is not None:
+            self.remote.detach()

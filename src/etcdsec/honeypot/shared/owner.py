@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from etcdsec.honeypot.core.session import Session
@@ -28,9 +28,11 @@ from etcdsec.proto import etcd_v3_pb2 as pb
 READ_CHUNK = 1 << 18
 FRAMES_PER_TURN = 256  # one busy link cannot keep the loop from the owner's own clients
 MAX_OUTBOX = 32 << 20  # watch pushes beyond this wait nowhere: dropped and counted
+MAX_HELD = 4096  # v2 waits held for one worker at once (as remote.MAX_HELD)
 KEEPALIVE = "/etcdserverpb.Lease/LeaseKeepAlive"
 
 log = logging.getLogger(__name__)
+HoldHandler = Callable[[Session, bytes], tuple[bytes, AsyncIterator[bytes] | None]]
 
 
 _SESSIONS: dict[str, Session] = {}  # a forwarded call needs only the address; Session.new costs a uuid4
@@ -54,6 +56,7 @@ class Link:
         self.pending: list[tuple[Any, ...]] = []
         self.closed = False
         self.batch: bytearray | None = None
+        self.held: dict[int, asyncio.Task[None]] = {}  # v2 waits this worker's clients hold, by request id
 
     # --- output ------------------------------------------------------------------------------------
     def send(self, data: bytes, droppable: bool = False) -> None:
@@ -144,11 +147,20 @@ class Link:
             stream = self.streams.pop(ident, None)
             if stream is not None:
                 stream.close()
+        elif kind == codec.V2_HOLD:
+            self._hold(ident, frame[2], frame[3])
+        elif kind == codec.V2_END:  # the worker's client left: its watcher goes
+            task = self.held.pop(ident, None)
+            if task is not None:
+                task.cancel()
         else:
             raise codec.CodecError(f"frame kind {kind} is not for the owner")
 
     def _open(self, rid: int, sid: int, src_ip: str) -> None:
-        state, limits = self.owner.state, self.owner.state.ctx.limits
+        state = self.owner.state
+        if state is None:  # a persona without v3: no worker of ours asks this
+            raise codec.CodecError("a watch on a sensor without v3")
+        limits = state.ctx.limits
         ns = state.namespace(_session(src_ip))
         old = self.streams.pop(sid, None)
         if old is not None:
@@ -163,6 +175,40 @@ class Link:
         self.streams[sid] = ns.hub.open(max_watchers=limits.max_watches_per_source, on_ready=ready)
         self.send(codec.encode(codec.REPLY, rid, 0, b""))
 
+    def _hold(self, rid: int, src_ip: str, payload: bytes) -> None:
+        """A v2 wait: the head now; its body, when the owner's store fires, as V2_CHUNKs then V2_END."""
+        hold = self.owner.held
+        if hold is None:
+            self.send(codec.encode(codec.REPLY, rid, int(errors.Code.UNAVAILABLE), "etcdserver: no v2 store"))
+            return
+        try:
+            head, body = hold(_session(src_ip), payload)
+        except errors.V3Error as err:
+            self.send(codec.encode(codec.REPLY, rid, int(err.code) or int(errors.Code.UNKNOWN), err.message))
+            return
+        except Exception:
+            log.exception("keyspace owner: a v2 wait failed")
+            self.send(codec.encode(codec.REPLY, rid, int(errors.Code.UNKNOWN), "etcdserver: unknown error"))
+            return
+        self.send(codec.encode(codec.REPLY, rid, 0, head))
+        if body is None:
+            return
+        if len(self.held) >= MAX_HELD:  # the worker bounds them too; never trust it to
+            self.held.pop(next(iter(self.held))).cancel()
+        self.held[rid] = self.owner.loop.create_task(self._relay(rid, body))
+
+    async def _relay(self, rid: int, body: AsyncIterator[bytes]) -> None:
+        try:
+            async for chunk in body:
+                self.send(codec.encode(codec.V2_CHUNK, rid, chunk))
+            self.send(codec.encode(codec.V2_END, rid))
+        finally:
+            if self.held.get(rid) is asyncio.current_task():
+                del self.held[rid]
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()  # the v2 store's watcher is cancelled there
+
     def close(self) -> None:
         if self.closed:
             return
@@ -170,6 +216,9 @@ class Link:
         for stream in self.streams.values():
             stream.close()
         self.streams.clear()
+        for task in self.held.values():
+            task.cancel()
+        self.held.clear()
         loop = self.owner.loop
         with contextlib.suppress(Exception):
             loop.remove_reader(self.sock.fileno())
@@ -181,13 +230,14 @@ class Link:
 
 
 class KeyspaceOwner:
-    def __init__(self, state: V3State, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, state: V3State | None, loop: asyncio.AbstractEventLoop) -> None:
         self.state, self.loop = state, loop
         self.links: dict[int, Link] = {}
         self.dropped = 0  # watch responses a worker did not read in time
         self.calls = 0
         # calls answered outside the v3 service (the v2 API): path -> (session, payload) -> reply bytes
         self.extra: dict[str, Callable[[Session, bytes], bytes]] = {}
+        self.held: HoldHandler | None = None  # a v2 wait: (session, payload) -> its head, its body's stream
 
     def adopt(self, index: int, sock: socket.socket) -> None:
         """Serve worker `index` on `sock` (a restarted worker's new link replaces its old one)."""
@@ -211,6 +261,8 @@ class KeyspaceOwner:
             extra = self.extra.get(path)
             if extra is not None:
                 body: Any = extra(session, payload)
+            elif self.state is None:  # a persona without v3 shares its v2 store only
+                raise errors.unknown_method(path)
             elif path in (json_gateway.SIMPLE_RANGE, json_gateway.SIMPLE_PUT):  # the gateway's JSON fast path
                 body = json_gateway.simple_json(self.state, session, path, payload, tok)
             elif path == KEEPALIVE:

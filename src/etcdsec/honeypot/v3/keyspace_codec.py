@@ -21,6 +21,9 @@ WATCH_OPEN = 3  # id, stream id, src_ip (answered by an empty REPLY)
 WATCH_REQ = 4  # id, stream id, WatchRequest bytes (answered by an empty REPLY after its pushes)
 WATCH_CLOSE = 5  # stream id
 WATCH_PUSH = 6  # stream id, WatchResponse bytes
+V2_HOLD = 7  # id, src_ip, v2 request (a held `wait=true`): REPLY with the head, then V2_CHUNKs, V2_END
+V2_CHUNK = 8  # id of the V2_HOLD, body bytes (owner -> worker)
+V2_END = 9  # id of the V2_HOLD: the body ended (owner -> worker) or the client left (worker -> owner)
 
 # kind -> the number of fields after the id, and their types
 _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
@@ -30,6 +33,9 @@ _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
     WATCH_REQ: (int, bytes),
     WATCH_CLOSE: (),
     WATCH_PUSH: (bytes,),
+    V2_HOLD: (str, bytes),
+    V2_CHUNK: (bytes,),
+    V2_END: (),
 }
 
 
