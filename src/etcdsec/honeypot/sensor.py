@@ -41,6 +41,7 @@ from etcdsec.honeypot.v2.forward import answer as v2_answer
 from etcdsec.honeypot.v2.forward import answer_held as v2_answer_held
 from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.churn import Churn
+from etcdsec.honeypot.v3.replica import Published
 from etcdsec.honeypot.v3.state import V3State
 
 
@@ -101,6 +102,7 @@ class WorkerSlot:
     control: socket.socket | None = None  # the supervisor asks for metrics on it
     shared: bool = False  # --shared-keyspace: worker 0 owns the v3 keyspace, the others forward to it
     link: socket.socket | None = None  # a forwarding worker's link to the owner, made before its fork
+    published: Published | None = None  # the owner's count of pushed changes, shared by every worker
 
     @property
     def owner(self) -> bool:
@@ -197,7 +199,8 @@ class Sensor:
         self.v3_state = self._v3_state()
         slot = self.slot
         self.link = KeyspaceLink(slot is not None and slot.shared, slot is not None and slot.forwarding,
-                                 slot.link if slot is not None else None, self.v3_state)
+                                 slot.link if slot is not None else None, self.v3_state,
+                                 slot.published if slot is not None else None)
         # the control plane's own writes (lease renewals, events) between attackers' requests
         self.churn = Churn(self.v3_state) if self.v3_state is not None and not self.link.forwarding else None
         v2_keys = bait.v2_view  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
@@ -207,6 +210,8 @@ class Sensor:
             v2.set(key.decode(), value.decode())
         v2.index = 3 + 2 * len(v2_keys)
         self.keyspace = self._keyspace_journal(v2)
+        if self.keyspace is not None:
+            self.link.records = self.keyspace.records  # one set of hooks: the journal's and the replicas' records
         self.client_app = ClientApp(self.ctx, v2, self.v3_state, self.link.remote)
         # --shared-keyspace: the owner answers the other workers' v2 requests too
         self.link.extra[V2_CALL] = partial(v2_answer, start_eagerly, self.client_app.v2_handle)

@@ -15,9 +15,14 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from etcdsec.honeypot.core.session import Session
+from etcdsec.honeypot.persist.records import KeyspaceRecords
 from etcdsec.honeypot.shared.owner import HoldHandler, KeyspaceOwner
+from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.remote import RemoteKeyspace
+from etcdsec.honeypot.v3.replica import Published, Replica
 
 LINK = b"L"
 LINK_MESSAGE = 3  # b"L" + index, 2 bytes big-endian
@@ -28,9 +33,11 @@ def link_message(index: int) -> bytes:
 
 
 class KeyspaceLink:
-    def __init__(self, shared: bool, forwarding: bool, first: socket.socket | None, state: Any | None) -> None:
-        """`shared`: --shared-keyspace is on; `forwarding`: this worker is not the owner; `first`: a
-        forwarding worker's link made before its fork (the sensor's WorkerSlot says all three)."""
+    def __init__(self, shared: bool, forwarding: bool, first: socket.socket | None, state: Any | None,
+                 published: Published | None = None) -> None:
+        """`shared`: one keyspace for all workers; `forwarding`: this worker is not the owner; `first`: a
+        forwarding worker's link made before its fork; `published`: the page the owner counts its
+        pushes in, for replicas (the sensor's WorkerSlot says all four)."""
         self.state = state  # the V3State; None for a persona without v3 (only v2 is shared then)
         self.shared = shared
         self.forwarding = self.shared and forwarding
@@ -41,12 +48,34 @@ class KeyspaceLink:
         self.extra: dict[str, Callable[[Session, bytes], bytes]] = {}  # handed to the owner (the v2 API)
         self.held: HoldHandler | None = None  # the owner's v2 waits
         self.remote: RemoteKeyspace | None = RemoteKeyspace() if self.forwarding else None
+        self.published = published
+        self.records: KeyspaceRecords | None = None  # the owner's: the journal's, else made at start
         if state is not None:
             state.remote = self.remote
+            if self.remote is not None and published is not None and not state.ctx.namespace_writes:
+                state.replica = self._replica(state, self.remote, published)
+
+    @staticmethod
+    def _replica(state: Any, remote: RemoteKeyspace, published: Published) -> Replica:
+        """This worker's V3State becomes a copy of the owner's, kept by its pushes (v3/replica.py)."""
+        records = KeyspaceRecords(state, V2Store())  # v3 only: v2 requests all go to the owner
+
+        def apply(data: bytes, snapshot: bool) -> None:
+            body = orjson.loads(data)
+            if snapshot:
+                records.load_snapshot(body)
+            else:
+                records.apply(body)
+
+        replica = Replica(published, apply, remote.drain, lambda: remote.sock is not None)
+        remote.on_push = replica.on_push
+        return replica
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.is_owner:
-            self.owner = KeyspaceOwner(self.state, loop)
+            if self.records is None and self.state is not None:
+                self.records = KeyspaceRecords(self.state, V2Store())  # nothing journalled: records for replicas
+            self.owner = KeyspaceOwner(self.state, loop, self.records, self.published)
             self.owner.extra.update(self.extra)
             self.owner.held = self.held
         elif self.remote is not None:

@@ -17,10 +17,14 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
+
 from etcdsec.honeypot.core.session import Session
+from etcdsec.honeypot.persist.records import KeyspaceRecords, Record
 from etcdsec.honeypot.v3 import errors, service
 from etcdsec.honeypot.v3 import keyspace_codec as codec
 from etcdsec.honeypot.v3.gateway import json_gateway
+from etcdsec.honeypot.v3.replica import Published
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -230,9 +234,24 @@ class Link:
 
 
 class KeyspaceOwner:
-    def __init__(self, state: V3State | None, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, state: V3State | None, loop: asyncio.AbstractEventLoop,
+                 records: KeyspaceRecords | None = None, published: Published | None = None) -> None:
+        """`records` and `published`: the keyspace's change records and the page shared with the
+        workers; with both, every forwarding worker gets a replica it serves reads from."""
         self.state, self.loop = state, loop
         self.links: dict[int, Link] = {}
+        self.records = records if state is not None and not state.ctx.namespace_writes else None
+        self.published = published
+        self.seq = 0
+        self.auth = False
+        if self.records is not None and published is not None:
+            # a new life: replicas of the last one (whose unflushed writes may be gone) wait for our snapshot
+            self.seq = published.read()[0] + 1
+            published.write(self.seq, False)
+            assert state is not None
+            state.on_auth = self._auth_switched
+            self.records.sinks.append(self._push)
+            self.records.hook()
         self.dropped = 0  # watch responses a worker did not read in time
         self.calls = 0
         # calls answered outside the v3 service (the v2 API): path -> (session, payload) -> reply bytes
@@ -247,6 +266,26 @@ class KeyspaceOwner:
         sock.setblocking(False)
         link = self.links[index] = Link(self, index, sock)
         self.loop.add_reader(sock.fileno(), link.on_readable)
+        if self.records is not None and self.published is not None:  # the replica starts from the whole keyspace
+            body = orjson.dumps(self.records.snapshot_body(with_v2=False))
+            link.send(codec.encode(codec.REPL_SNAP, self.seq, body))
+
+    # --- replicas ----------------------------------------------------------------------------------
+    def _push(self, record: Record) -> None:
+        """One committed change to every replica, counted in the shared page before any reply goes."""
+        if record["t"] in ("v2", "v2x") or self.published is None:
+            return  # v2 requests are all answered here: no replica needs the v2 store
+        self.seq += 1
+        self.published.write(self.seq, self.auth)
+        if self.links:
+            frame = codec.encode(codec.REPL, self.seq, orjson.dumps(record))
+            for link in self.links.values():
+                link.send(frame, droppable=True)  # a replica that misses one stops serving reads: never wrong
+
+    def _auth_switched(self, enabled: bool) -> None:
+        self.auth = enabled
+        if self.published is not None:
+            self.published.write(self.seq, enabled)
 
     def close(self) -> None:
         for link in list(self.links.values()):

@@ -24,6 +24,8 @@ WATCH_PUSH = 6  # stream id, WatchResponse bytes
 V2_HOLD = 7  # id, src_ip, v2 request (a held `wait=true`): REPLY with the head, then V2_CHUNKs, V2_END
 V2_CHUNK = 8  # id of the V2_HOLD, body bytes (owner -> worker)
 V2_END = 9  # id of the V2_HOLD: the body ended (owner -> worker) or the client left (worker -> owner)
+REPL_SNAP = 10  # seq, the owner's v3 keyspace (a snapshot record) for the worker's replica
+REPL = 11  # seq, one change record (owner -> worker, before the reply of the write that made it)
 
 # kind -> the number of fields after the id, and their types
 _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
@@ -36,6 +38,8 @@ _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
     V2_HOLD: (str, bytes),
     V2_CHUNK: (bytes,),
     V2_END: (),
+    REPL_SNAP: (bytes,),
+    REPL: (bytes,),
 }
 
 

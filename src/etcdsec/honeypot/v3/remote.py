@@ -117,6 +117,7 @@ class RemoteKeyspace:
         self.replies: dict[int, tuple[int, Any]] = {}
         self.streams: dict[int, RemoteWatch] = {}
         self.held: dict[int, HeldBody] = {}  # v2 waits held open by the owner, by request id
+        self.on_push: Callable[[bool, int, bytes], None] | None = None  # the replica's (snapshot?, seq, data)
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # --- the link ----------------------------------------------------------------------------------
@@ -158,6 +159,11 @@ class RemoteKeyspace:
         except (OSError, codec.CodecError):
             self.detach()
 
+    def drain(self) -> None:
+        """Take what the link holds now, without waiting (a replica catching up before a read)."""
+        if self.sock is not None:
+            self._on_readable()
+
     def _read(self) -> None:
         """Take what the link holds (bounded per turn) and dispatch it."""
         assert self.sock is not None
@@ -189,6 +195,9 @@ class RemoteKeyspace:
             stream = self.streams.get(ident)
             if stream is not None:
                 stream.deliver(frame[2])
+        elif kind in (codec.REPL, codec.REPL_SNAP):
+            if self.on_push is not None:
+                self.on_push(kind == codec.REPL_SNAP, ident, frame[2])
         elif kind in (codec.V2_CHUNK, codec.V2_END):
             held = self.held.get(ident)
             if held is not None:
