@@ -1,4 +1,4 @@
-"""A worker's place in --shared-keyspace: owner of the v3 keyspace (worker 0) or forwarder to it.
+"""A worker's place in the one keyspace of --workers N: owner of the v3 keyspace (worker 0) or forwarder to it.
 
 Links are unix socketpairs the supervisor makes: a forwarding worker gets its end at fork time
 (the sensor's `WorkerSlot.link`); the owner gets the other end, and a forwarding worker a new end when the

@@ -1,4 +1,4 @@
-"""The keyspace owner's side of --shared-keyspace: run other workers' v3 calls and watches here.
+"""The keyspace owner's side of --workers N (one keyspace): run other workers' v3 calls and watches here.
 
 Worker 0 holds the one V3State (and its journal); each other worker has a link (a unix socketpair
 the supervisor made and handed over). Frames are answered in the order they arrive, so a worker's

@@ -1,4 +1,4 @@
-"""--shared-keyspace for v2: a forwarding worker's /v2 requests answered by the owner's v2 API.
+"""One keyspace for all workers, v2: a forwarding worker's /v2 requests answered by the owner's v2 API.
 
 The request goes over the keyspace link as it was parsed (method, target, headers, body) and the
 answer comes back as status, body and headers; events and honeytoken checks stay with the worker

@@ -1,4 +1,4 @@
-"""Frames between a worker and the keyspace owner (--shared-keyspace), sans-IO.
+"""Frames between a worker and the keyspace owner (--workers N), sans-IO.
 
 A frame is a 4-byte big-endian length and a msgpack array `[kind, id, *fields]`; bytes stay bytes
 (protobuf requests and responses travel as they are). `id` is a request id for CALL/REPLY, so one

@@ -1,4 +1,4 @@
-"""A worker's side of --shared-keyspace: v3 calls and watches answered by the keyspace owner.
+"""A forwarding worker's side of --workers N (one keyspace): v3 calls and watches answered by the keyspace owner.
 
 The transports stay synchronous: `call` sends one frame on the link and waits (bounded) for its
 reply, applying watch pushes that arrive meanwhile; frames carry request ids, so late replies of a
