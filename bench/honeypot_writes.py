@@ -185,7 +185,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     where.mkdir()
                     proc, ip, events = start_honeypot(where, "--workers", str(workers),
                                                       *(["--forget-writes"] if keep == "forgotten" else []),
-                                                      *(["--keyspace-per-worker"] if shared == "off" else []))
+                                                      *(["--keyspace-per-worker"] if shared == "off" else []),
+                                                      *args.honeypot_args.split())
                     procs.append(proc)
                     label = f" {keep}" if len(args.keyspace) > 1 else ""
                     label += "" if workers == 1 else " shared" if shared == "on" else " per-worker"
@@ -245,6 +246,8 @@ def main() -> int:
                         help="rows with several workers: one keyspace (on, the default), a keyspace each "
                              "(off: --keyspace-per-worker), or both")
     parser.add_argument("--only", help="only the scenarios whose name contains this")
+    parser.add_argument("--honeypot-args", default="",
+                        help="more honeypot options, space-separated (e.g. an older version's --shared-keyspace)")
     parser.add_argument("--json")
     args = parser.parse_args()
     if not (0 < args.seconds <= 60 and 0 < args.rounds <= 10 and 0 < args.sources <= 250
