@@ -63,7 +63,9 @@ class Link:
         self.held: dict[int, asyncio.Task[None]] = {}  # v2 waits this worker's clients hold, by request id
 
     # --- output ------------------------------------------------------------------------------------
-    def send(self, data: bytes, droppable: bool = False) -> None:
+    def send(self, data: bytes, droppable: bool = False, soon: bool = False) -> None:
+        """`soon`: it may wait for the end of this loop turn (a replica's change: the shared count says
+        it is coming, so a read that comes first goes to the owner), written with what else the turn sends."""
         if self.closed:
             return
         if droppable and len(self.outbox) > MAX_OUTBOX:
@@ -71,6 +73,10 @@ class Link:
             return
         if self.batch is not None:  # answering a read's frames: one write at the end of the turn
             self.batch += data
+            return
+        if soon:
+            self.batch = bytearray(data)
+            self.owner.loop.call_soon(self._flush_batch)
             return
         if not self.outbox:
             try:
@@ -100,13 +106,17 @@ class Link:
 
     # --- input -------------------------------------------------------------------------------------
     def on_readable(self) -> None:
-        self.batch = bytearray()
+        if self.batch is None:  # else changes pushed this turn are waiting: they go first, in order
+            self.batch = bytearray()
         try:
             self._serve_turn()
         finally:
-            batch, self.batch = self.batch, None
-            if batch:
-                self.send(bytes(batch))
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        batch, self.batch = self.batch, None
+        if batch:
+            self.send(bytes(batch))
 
     def _serve_turn(self) -> None:
         try:
@@ -280,7 +290,8 @@ class KeyspaceOwner:
         if self.links:
             frame = codec.encode(codec.REPL, self.seq, orjson.dumps(record))
             for link in self.links.values():
-                link.send(frame, droppable=True)  # a replica that misses one stops serving reads: never wrong
+                # droppable: a replica that misses one stops serving reads, never answers stale
+                link.send(frame, droppable=True, soon=True)
 
     def _auth_switched(self, enabled: bool) -> None:
         self.auth = enabled
