@@ -191,6 +191,21 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     label = f" {keep}" if len(args.keyspace) > 1 else ""
                     label += "" if workers == 1 else " shared" if shared == "on" else " per-worker"
                     servers.append((f"honeypot x{workers}{label}", ip, proc.pid, events))
+        if args.compare_src:  # an older source tree's honeypot in the same rounds: before and after in one run
+            where = tmp / "compare"
+            where.mkdir()
+            saved = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = args.compare_src
+            try:
+                proc, ip, events = start_honeypot(where, "--workers", str(max(args.workers)),
+                                                  *args.compare_args.split())
+            finally:
+                if saved is None:
+                    del os.environ["PYTHONPATH"]
+                else:
+                    os.environ["PYTHONPATH"] = saved
+            procs.append(proc)
+            servers.append((f"honeypot x{max(args.workers)} before", ip, proc.pid, events))
         try:
             for round_no in range(1, args.rounds + 1):
                 for (name, tool, _, eventid, needle), script in zip(scenarios, scripts, strict=True):
@@ -248,6 +263,9 @@ def main() -> int:
     parser.add_argument("--only", help="only the scenarios whose name contains this")
     parser.add_argument("--honeypot-args", default="",
                         help="more honeypot options, space-separated (e.g. an older version's --shared-keyspace)")
+    parser.add_argument("--compare-src", help="also run this source tree's honeypot (PYTHONPATH), e.g. an older "
+                        "commit's src/ from `git archive`, with the most workers asked")
+    parser.add_argument("--compare-args", default="", help="its options, space-separated (e.g. --shared-keyspace)")
     parser.add_argument("--json")
     args = parser.parse_args()
     if not (0 < args.seconds <= 60 and 0 < args.rounds <= 10 and 0 < args.sources <= 250
