@@ -226,6 +226,10 @@ def test_bad_worker_counts_are_one_line_errors(tmp_path) -> None:
                               "--state", str(tmp_path / "s.json")], capture_output=True, timeout=20, cwd=tmp_path)
         err = out.stderr.decode()
         assert out.returncode == 2 and err.startswith("etcdsec: error: ") and message in err and err.count("\n") == 1
+    both = subprocess.run([sys.executable, "-m", "etcdsec", "honeypot", "--workers", "2", "--shared-keyspace",
+                           "--keyspace-per-worker"], capture_output=True, timeout=20, cwd=tmp_path)
+    err = both.stderr.decode()
+    assert both.returncode == 2 and "not allowed with" in err and err.count("\n") == 1, err
     bad_seed = tmp_path / "seed.yaml"
     bad_seed.write_text("keys: [unclosed\n")
     for extra, message in ((["--events", "."], "cannot open event file"),
