@@ -21,6 +21,7 @@ from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.persist.records import KeyspaceRecords
 from etcdsec.honeypot.shared.owner import HoldHandler, KeyspaceOwner
 from etcdsec.honeypot.v2.keystore import V2Store
+from etcdsec.honeypot.v3 import keyspace_codec as codec
 from etcdsec.honeypot.v3.remote import RemoteKeyspace
 from etcdsec.honeypot.v3.replica import Published, Replica
 
@@ -67,7 +68,12 @@ class KeyspaceLink:
             else:
                 records.apply(body)
 
-        replica = Replica(published, apply, remote.drain, lambda: remote.sock is not None)
+        def ask() -> None:
+            if remote.sock is not None:
+                with contextlib.suppress(Exception):  # a link that fails is detached by send itself
+                    remote.send(codec.encode(codec.REPL_ASK, 0))
+
+        replica = Replica(published, apply, remote.drain, lambda: remote.sock is not None, ask)
         remote.on_push = replica.on_push
         return replica
 

@@ -61,6 +61,7 @@ class Link:
         self.closed = False
         self.batch: bytearray | None = None
         self.held: dict[int, asyncio.Task[None]] = {}  # v2 waits this worker's clients hold, by request id
+        self.snapshot_at = -1e9  # loop time of the last snapshot sent on this link
 
     # --- output ------------------------------------------------------------------------------------
     def send(self, data: bytes, droppable: bool = False, soon: bool = False) -> None:
@@ -161,6 +162,11 @@ class Link:
             stream = self.streams.pop(ident, None)
             if stream is not None:
                 stream.close()
+        elif kind == codec.REPL_ASK:  # a replica that dropped changes: a fresh snapshot, at most once a second
+            now = self.owner.loop.time()
+            if now - self.snapshot_at >= 1.0:
+                self.snapshot_at = now
+                self.owner.send_snapshot(self)
         elif kind == codec.V2_HOLD:
             self._hold(ident, frame[2], frame[3])
         elif kind == codec.V2_END:  # the worker's client left: its watcher goes
@@ -276,7 +282,10 @@ class KeyspaceOwner:
         sock.setblocking(False)
         link = self.links[index] = Link(self, index, sock)
         self.loop.add_reader(sock.fileno(), link.on_readable)
-        if self.records is not None and self.published is not None:  # the replica starts from the whole keyspace
+        self.send_snapshot(link)  # the replica starts from the whole keyspace
+
+    def send_snapshot(self, link: Link) -> None:
+        if self.records is not None and self.published is not None:
             body = orjson.dumps(self.records.snapshot_body(with_v2=False))
             link.send(codec.encode(codec.REPL_SNAP, self.seq, body))
 

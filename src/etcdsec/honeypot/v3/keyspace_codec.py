@@ -26,6 +26,7 @@ V2_CHUNK = 8  # id of the V2_HOLD, body bytes (owner -> worker)
 V2_END = 9  # id of the V2_HOLD: the body ended (owner -> worker) or the client left (worker -> owner)
 REPL_SNAP = 10  # seq, the owner's v3 keyspace (a snapshot record) for the worker's replica
 REPL = 11  # seq, one change record (owner -> worker, before the reply of the write that made it)
+REPL_ASK = 12  # 0: a replica that dropped changes asks for a snapshot (worker -> owner)
 
 # kind -> the number of fields after the id, and their types
 _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
@@ -40,6 +41,7 @@ _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
     V2_END: (),
     REPL_SNAP: (bytes,),
     REPL: (bytes,),
+    REPL_ASK: (),
 }
 
 
