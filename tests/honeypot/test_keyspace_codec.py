@@ -24,6 +24,7 @@ FRAMES = st.one_of(
     st.tuples(st.just(codec.REPL_SNAP), st.integers(0, 2**62), st.binary(max_size=300)),
     st.tuples(st.just(codec.REPL), st.integers(0, 2**62), st.binary(max_size=300)),
     st.tuples(st.just(codec.REPL_ASK), st.integers(0, 2**32 - 1)),
+    st.tuples(st.just(codec.REPL_PAUSE), st.integers(0, 2**32 - 1)),
 )
 
 
@@ -50,7 +51,7 @@ def test_any_bytes_give_frames_or_a_codec_error_never_another_exception(data) ->
     for frame in frames:
         assert frame[0] in (codec.CALL, codec.REPLY, codec.WATCH_OPEN, codec.WATCH_REQ, codec.WATCH_CLOSE,
                             codec.WATCH_PUSH, codec.V2_HOLD, codec.V2_CHUNK, codec.V2_END, codec.REPL_SNAP, codec.REPL,
-                            codec.REPL_ASK)
+                            codec.REPL_ASK, codec.REPL_PAUSE)
 
 
 def _framed(obj: object) -> bytes:

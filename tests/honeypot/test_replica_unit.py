@@ -17,10 +17,11 @@ class Copy:
         self.applied.append((data, snapshot))
 
 
-def make(now: list[float] | None = None):
+def make(now: list[float] | None = None, pauses: list[int] | None = None):
     published, copy, asks = rep.Published(), Copy(), []
     clock = (lambda: now[0]) if now is not None else (lambda: 0.0)
-    replica = rep.Replica(published, copy.apply, lambda: None, lambda: True, lambda: asks.append(1), clock)
+    replica = rep.Replica(published, copy.apply, lambda: None, lambda: True, lambda: asks.append(1), clock,
+                          pause=(lambda: pauses.append(1)) if pauses is not None else None)
     return published, copy, replica, asks
 
 
@@ -55,11 +56,12 @@ def test_a_gap_or_a_damaged_change_makes_the_copy_stale_until_a_new_snapshot() -
     assert replica.current() and copy.applied[-1] == (b"snap3", True)
 
 
-def test_unread_changes_are_bounded() -> None:
-    published, copy, replica, asks = make()
+def test_unread_changes_are_bounded_and_the_owner_told_to_stop_sending_them() -> None:
+    pauses: list[int] = []
+    published, copy, replica, asks = make(pauses=pauses)
     replica.on_push(True, 0, b"snap")
     for seq in range(1, rep.MAX_PENDING + 2):
         replica.on_push(False, seq, b"c")
-    assert replica.dropped == 1 and replica.pending == [] and replica.snapshot is None
+    assert replica.dropped == 1 and replica.pending == [] and replica.snapshot is None and pauses == [1]
     published.write(rep.MAX_PENDING + 1, False)
     assert not replica.current() and asks == [1] and copy.applied == []

@@ -7,12 +7,15 @@ a read through the forwarding worker is still answered, with every write made be
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import subprocess
+import time
 
 from etcdsec.honeypot.serve.reuseport import worker_for
+from etcdsec.honeypot.v3.replica import MAX_PENDING
 from etcdsec.testbed.etcd import etcd_binaries
 
 from .conftest import b64
@@ -88,5 +91,34 @@ def test_auth_enabled_through_any_worker_reaches_the_replicas_reads(tmp_path) ->
         assert ctl("--user", "root:secret-pw", "get", "/auth/k", "--print-value-only").strip() == "v"
         ctl("--user", "root:secret-pw", "auth", "disable")
         assert get(ip, sources[1][0], "/auth/k")[1] == "v"  # off again: the replica answers again
+    finally:
+        assert stop(proc) == 0
+
+
+def test_a_replica_nobody_read_from_for_many_writes_catches_up_from_a_fresh_snapshot(tmp_path) -> None:
+    """More unread changes than a replica keeps (v3/replica.py MAX_PENDING): it drops them and the
+    owner stops sending; the next read goes to the owner and asks for a snapshot, after which reads
+    come from the replica again (proved with the owner stopped)."""
+    proc, ip, _events = start(tmp_path)
+    try:
+        sources = by_worker(SOURCES)
+        on0, on1 = sources[0][0], sources[1][0]
+        conn = http.client.HTTPConnection(ip, 2379, timeout=10, source_address=(on0, 0))
+        try:
+            for i in range(MAX_PENDING + 200):  # bounded: one keep-alive connection to the owner
+                body = json.dumps({"key": b64(f"/many/k{i % 50}"), "value": b64(f"v{i}")})
+                conn.request("POST", "/v3/kv/put", body=body)
+                assert conn.getresponse().read()
+        finally:
+            conn.close()
+        last = f"v{MAX_PENDING + 199}"
+        assert get(ip, on1, f"/many/k{(MAX_PENDING + 199) % 50}")[1] == last  # answered by the owner
+        time.sleep(0.5)  # the snapshot it asked for arrives
+        owner = sorted(children(proc.pid))[0]
+        os.kill(owner, signal.SIGSTOP)
+        try:
+            assert get(ip, on1, f"/many/k{(MAX_PENDING + 199) % 50}")[1] == last  # from the replica again
+        finally:
+            os.kill(owner, signal.SIGCONT)
     finally:
         assert stop(proc) == 0

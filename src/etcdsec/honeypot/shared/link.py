@@ -68,12 +68,15 @@ class KeyspaceLink:
             else:
                 records.apply(body)
 
-        def ask() -> None:
-            if remote.sock is not None:
-                with contextlib.suppress(Exception):  # a link that fails is detached by send itself
-                    remote.send(codec.encode(codec.REPL_ASK, 0))
+        def tell(kind: int) -> Callable[[], None]:
+            def send() -> None:
+                if remote.sock is not None:
+                    with contextlib.suppress(Exception):  # a link that fails is detached by send itself
+                        remote.send(codec.encode(kind, 0))
+            return send
 
-        replica = Replica(published, apply, remote.drain, lambda: remote.sock is not None, ask)
+        replica = Replica(published, apply, remote.drain, lambda: remote.sock is not None, tell(codec.REPL_ASK),
+                          pause=tell(codec.REPL_PAUSE))
         remote.on_push = replica.on_push
         return replica
 

@@ -62,6 +62,7 @@ class Link:
         self.batch: bytearray | None = None
         self.held: dict[int, asyncio.Task[None]] = {}  # v2 waits this worker's clients hold, by request id
         self.snapshot_at = -1e9  # loop time of the last snapshot sent on this link
+        self.paused = False  # its replica wants no changes until it asks for a snapshot
 
     # --- output ------------------------------------------------------------------------------------
     def send(self, data: bytes, droppable: bool = False, soon: bool = False) -> None:
@@ -163,10 +164,13 @@ class Link:
             if stream is not None:
                 stream.close()
         elif kind == codec.REPL_ASK:  # a replica that dropped changes: a fresh snapshot, at most once a second
+            self.paused = False
             now = self.owner.loop.time()
             if now - self.snapshot_at >= 1.0:
                 self.snapshot_at = now
                 self.owner.send_snapshot(self)
+        elif kind == codec.REPL_PAUSE:  # nobody reads from that replica: its changes cost for nothing
+            self.paused = True
         elif kind == codec.V2_HOLD:
             self._hold(ident, frame[2], frame[3])
         elif kind == codec.V2_END:  # the worker's client left: its watcher goes
@@ -296,9 +300,10 @@ class KeyspaceOwner:
             return  # v2 requests are all answered here: no replica needs the v2 store
         self.seq += 1
         self.published.write(self.seq, self.auth)
-        if self.links:
-            frame = codec.encode(codec.REPL, self.seq, orjson.dumps(record))
-            for link in self.links.values():
+        frame = b""
+        for link in self.links.values():
+            if not link.paused:
+                frame = frame or codec.encode(codec.REPL, self.seq, orjson.dumps(record))
                 # droppable: a replica that misses one stops serving reads, never answers stale
                 link.send(frame, droppable=True, soon=True)
 

@@ -26,7 +26,8 @@ V2_CHUNK = 8  # id of the V2_HOLD, body bytes (owner -> worker)
 V2_END = 9  # id of the V2_HOLD: the body ended (owner -> worker) or the client left (worker -> owner)
 REPL_SNAP = 10  # seq, the owner's v3 keyspace (a snapshot record) for the worker's replica
 REPL = 11  # seq, one change record (owner -> worker, before the reply of the write that made it)
-REPL_ASK = 12  # 0: a replica that dropped changes asks for a snapshot (worker -> owner)
+REPL_ASK = 12  # 0: a replica that dropped changes asks for a snapshot, and changes again (worker -> owner)
+REPL_PAUSE = 13  # 0: a replica nobody reads from: no more changes until it asks (worker -> owner)
 
 # kind -> the number of fields after the id, and their types
 _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
@@ -42,6 +43,7 @@ _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
     REPL_SNAP: (bytes,),
     REPL: (bytes,),
     REPL_ASK: (),
+    REPL_PAUSE: (),
 }
 
 

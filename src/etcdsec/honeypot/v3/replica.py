@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 PAGE = struct.Struct("<qq")  # changes the owner has pushed, auth on (1) or off (0)
-MAX_PENDING = 50_000  # changes kept unapplied at most (then dropped: the next read asks for a snapshot)
+MAX_PENDING = 5_000  # changes kept unapplied at most (then dropped: the next read asks for a snapshot)
 MAX_PENDING_BYTES = 64 << 20
 
 
@@ -48,19 +48,21 @@ class Replica:
     """The forwarding worker's side: keeps the owner's pushes; says when a read may be served here.
 
     Pushes are kept as they came and applied only when a read needs them, so a worker that only
-    forwards writes spends nothing on its copy. Past `MAX_PENDING` unapplied changes they are dropped
-    and the copy is stale: the next read goes to the owner and asks it for a fresh snapshot
-    (`ask`, at most once a second), which is applied, with what follows it, when a read needs it.
+    forwards writes spends nothing on its copy. Past `MAX_PENDING` unapplied changes they are dropped,
+    the owner is told to stop sending them (`pause`) and the copy is stale: the next read goes to the
+    owner and asks it for a fresh snapshot and changes again (`ask`, at most once a second), which
+    are applied when a read needs them.
     """
 
     def __init__(self, published: Published, apply: Callable[[bytes, bool], None],
                  drain: Callable[[], None], linked: Callable[[], bool], ask: Callable[[], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, pause: Callable[[], None] | None = None) -> None:
         """`apply(data, snapshot)` puts one pushed record (or a whole snapshot) into the local copy;
         `drain()` reads what the link already holds (without waiting); `linked()`: the owner is there
         (without it reads fail as every call does, as on an etcd member without a leader); `ask()`
-        asks the owner for a snapshot."""
+        asks the owner for a snapshot (and changes again); `pause()` tells it to send no changes until then."""
         self.published, self.apply, self.drain, self.linked, self.ask = published, apply, drain, linked, ask
+        self.pause = pause
         self.clock = clock
         self.seq = -1  # the last change applied
         self.received = -1  # the last change received (applied or waiting); -1: stale, a snapshot is needed
@@ -83,6 +85,8 @@ class Replica:
             # nobody read for a long while: keep nothing, ask for a snapshot when someone does
             self.snapshot, self.pending, self.pending_bytes, self.received = None, [], 0, -1
             self.dropped += 1
+            if self.pause is not None:
+                self.pause()  # the owner stops encoding changes for us until a read asks again
             return
         self.pending.append(data)
         self.pending_bytes += len(data)
