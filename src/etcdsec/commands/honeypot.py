@@ -75,8 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--workers", default="1", metavar="N|auto",
                    help="sensor processes sharing the port, each client address always served by the same one "
                         "(default 1; auto: one per CPU; Linux). All workers serve one keyspace and revision "
-                        "sequence, held by worker 0 (the others forward keyspace calls, watches and v2 requests "
-                        "to it), unless --keyspace-per-worker")
+                        "sequence, held by worker 0: the others forward writes, watches and v2 requests to it "
+                        "and answer reads from a replica it keeps current; unless --keyspace-per-worker")
     keyspaces = p.add_mutually_exclusive_group()
     keyspaces.add_argument("--shared-keyspace", action="store_true",
                            help="one keyspace for all workers: the default with --workers N (kept for old command "
