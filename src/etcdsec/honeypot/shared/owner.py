@@ -33,6 +33,7 @@ READ_CHUNK = 1 << 18
 FRAMES_PER_TURN = 256  # one busy link cannot keep the loop from the owner's own clients
 MAX_OUTBOX = 32 << 20  # watch pushes beyond this wait nowhere: dropped and counted
 MAX_HELD = 4096  # v2 waits held for one worker at once (as remote.MAX_HELD)
+SNAPSHOT_EVERY_S = 1.0  # snapshots asked for by replicas, at most this often (all links together)
 KEEPALIVE = "/etcdserverpb.Lease/LeaseKeepAlive"
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ class Link:
         self.closed = False
         self.batch: bytearray | None = None
         self.held: dict[int, asyncio.Task[None]] = {}  # v2 waits this worker's clients hold, by request id
-        self.snapshot_at = -1e9  # loop time of the last snapshot sent on this link
         self.paused = False  # its replica wants no changes until it asks for a snapshot
 
     # --- output ------------------------------------------------------------------------------------
@@ -163,12 +163,9 @@ class Link:
             stream = self.streams.pop(ident, None)
             if stream is not None:
                 stream.close()
-        elif kind == codec.REPL_ASK:  # a replica that dropped changes: a fresh snapshot, at most once a second
+        elif kind == codec.REPL_ASK:  # a replica that dropped changes: a fresh snapshot (the owner paces them)
             self.paused = False
-            now = self.owner.loop.time()
-            if now - self.snapshot_at >= 1.0:
-                self.snapshot_at = now
-                self.owner.send_snapshot(self)
+            self.owner.asked(self)
         elif kind == codec.REPL_PAUSE:  # nobody reads from that replica: its changes cost for nothing
             self.paused = True
         elif kind == codec.V2_HOLD:
@@ -264,6 +261,7 @@ class KeyspaceOwner:
         self.published = published
         self.seq = 0
         self.auth = False
+        self.snapshot_at = -1e9  # loop time of the last snapshot a replica asked for
         if self.records is not None and published is not None:
             # a new life: replicas of the last one (whose unflushed writes may be gone) wait for our snapshot
             self.seq = published.read()[0] + 1
@@ -287,6 +285,14 @@ class KeyspaceOwner:
         link = self.links[index] = Link(self, index, sock)
         self.loop.add_reader(sock.fileno(), link.on_readable)
         self.send_snapshot(link)  # the replica starts from the whole keyspace
+
+    def asked(self, link: Link) -> None:
+        """A snapshot for a replica that asked: at most one a second for all links together (each
+        costs the owner's loop a pass over the keyspace); a replica not served asks again."""
+        now = self.loop.time()
+        if now - self.snapshot_at >= SNAPSHOT_EVERY_S:
+            self.snapshot_at = now
+            self.send_snapshot(link)
 
     def send_snapshot(self, link: Link) -> None:
         if self.records is not None and self.published is not None:
