@@ -3,18 +3,23 @@
 
 Usage:  .venv/bin/python bench/honeypot_writes.py [--seconds 5] [--rounds 3] [--sources 16] [--json out.json]
         [--keyspace kept forgotten]  (honeypot rows with the keyspace journalled to disk, without, or both)
-        [--shared off on]  (rows with workers: a keyspace each, one shared keyspace, or both)
-Needs:  wrk and gcc (Debian: apt-get install wrk gcc).
+        [--shared off on]  (rows with workers: a keyspace each (--keyspace-per-worker), one keyspace
+                            (the default), or both)
+        [--only TEXT]  (only the scenarios whose name contains TEXT)
+Needs:  wrk and gcc (Debian: apt-get install wrk gcc); h2load (nghttp2-client) for the gRPC row.
 
 A honeypot is written to by many addresses at once (one source alone meets the per-source rate
 limit long before 10,000/s), so the load comes from `--sources` loopback addresses 127.0.0.1, ...:
 wrk cannot choose a source address, so `bench/srcbind.c`, built here, binds each of its connections
 to the next one (LD_PRELOAD). wrk is C: it leaves the servers most of this machine, where the Python
 client of honeypot_bench.py takes a whole core. Scenarios: v2 PUT and v3 gateway put, each to
-numbered keys (50,000-key space). Per row: requests/s, p50/p99 latency (wrk --latency), server CPU
-per request (from /proc, the supervisor and its workers summed) and, for the honeypot, answered
-requests with no `etcdsec.http.request` event in the JSON-lines file (must be 0). Servers alternate
-within each round; the summary gives medians. Every address is on 127.0.0.0/8; wrk runs for a fixed time.
+numbered keys (50,000-key space), then reads of those keys: v3 gateway range (wrk) and gRPC
+KV.Range (h2load, the same shim, one RangeRequest repeated). Per row: requests/s, p50/p99
+latency (wrk --latency; h2load gives the mean only), server CPU per request (from /proc, the
+supervisor and its workers summed) and, for the honeypot, answered requests with no
+`etcdsec.http.request` (or `grpc.request`) event in the JSON-lines file (must be 0). Servers
+alternate within each round; the summary gives medians. Every address is on 127.0.0.0/8; wrk and
+h2load run for a fixed time.
 """
 
 from __future__ import annotations
@@ -66,9 +71,27 @@ def gateway_put_lua(bodies: int = 1000) -> str:
             " bodies[(n % #bodies) + 1])\nend\n")
 
 
-SCENARIOS = [  # (name, lua script, event path prefix)
-    ("v2 key PUT (logged write)", V2_PUT_LUA.replace("{keys}", str(KEYSPACE)), '"path":"/v2/keys/bench/put/'),
-    ("v3 gateway put (logged write)", gateway_put_lua(), '"path":"/v3/kv/put"'),
+def gateway_range_lua(bodies: int = 1000) -> str:
+    rows = ["  " + json.dumps(json.dumps({"key": base64.b64encode(f"/bench/put/{n}".encode()).decode()})) + ","
+            for n in range(bodies)]
+    return ("local bodies = {\n" + "\n".join(rows) + "\n}\nlocal n = 0\nrequest = function()\n  n = n + 1\n"
+            "  return wrk.format(\"POST\", \"/v3/kv/range\", {[\"Content-Type\"] = \"application/json\"},"
+            " bodies[(n % #bodies) + 1])\nend\n")
+
+
+def grpc_range_message(key: bytes = b"/bench/put/1") -> bytes:
+    """One gRPC message: uncompressed, length-prefixed RangeRequest{key} (field 1, bytes)."""
+    request = b"\x0a" + bytes([len(key)]) + key
+    return b"\x00" + len(request).to_bytes(4, "big") + request
+
+
+HTTP_EVENT, GRPC_EVENT = "etcdsec.http.request", "etcdsec.grpc.request"
+SCENARIOS = [  # (name, tool, script (lua, or the gRPC message), event id, what the event line holds)
+    ("v2 key PUT (logged write)", "wrk", V2_PUT_LUA.replace("{keys}", str(KEYSPACE)), HTTP_EVENT,
+     '"path":"/v2/keys/bench/put/'),
+    ("v3 gateway put (logged write)", "wrk", gateway_put_lua(), HTTP_EVENT, '"path":"/v3/kv/put"'),
+    ("v3 gateway range (read)", "wrk", gateway_range_lua(), HTTP_EVENT, '"path":"/v3/kv/range"'),
+    ("gRPC KV.Range (read)", "h2load", "", GRPC_EVENT, '"/etcdserverpb.KV/Range"'),
 ]
 
 
@@ -92,6 +115,26 @@ def process_tree_cpu(pid: int) -> float:
         if int(entry) == pid or int(fields[1]) == pid:
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def h2load(shim: Path, message: Path, ip: str, seconds: float, sources: int, connections: int) -> dict[str, Any]:
+    """gRPC unary calls from `connections` connections over `sources` addresses, 8 streams each."""
+    assert is_loopback(ip)
+    env = {**os.environ, "LD_PRELOAD": str(shim), "SRCBIND_SOURCES": str(sources)}
+    out = subprocess.run(["h2load", "-D", f"{seconds:g}", "-c", str(connections), "-m", "8", "-t", "2",
+                          "-d", str(message), "-H", "content-type: application/grpc", "-H", "te: trailers",
+                          f"http://{ip}:2379/etcdserverpb.KV/Range"],
+                         env=env, capture_output=True, text=True, timeout=seconds + 30)
+    text = out.stdout
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", text)
+    rps = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", text)
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\b", text)
+    if not done or not rps:
+        raise RuntimeError(f"h2load failed: {out.stderr or text}")
+    mean_ms = float(mean.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[mean.group(2)] if mean else float("nan")
+    # h2load gives no percentiles: p50 holds the mean, p99 is left out
+    return {"requests": int(done.group(2)), "rps": round(float(rps.group(1))), "p50_ms": mean_ms,
+            "p99_ms": float("nan"), "non_2xx": int(done.group(1)) - int(done.group(2))}
 
 
 def wrk(shim: Path, script: Path, ip: str, seconds: float, sources: int, connections: int) -> dict[str, Any]:
@@ -122,10 +165,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             EtcdServer(EtcdConfig(version="3.5", enable_v2=True, name="bench")) as real:
         tmp = Path(tmpdir)
         shim = build_shim(tmp)
+        scenarios = [s for s in SCENARIOS if not args.only or args.only in s[0]]
         scripts = []
-        for i, (_, lua, _) in enumerate(SCENARIOS):
-            path = tmp / f"s{i}.lua"
-            path.write_text(lua)
+        for i, (_, tool, text, _, _) in enumerate(scenarios):
+            path = tmp / f"s{i}.{'lua' if tool == 'wrk' else 'grpc'}"
+            if tool == "wrk":
+                path.write_text(text)
+            else:
+                path.write_bytes(grpc_range_message())
             scripts.append(path)
         servers: list[tuple[str, str, int, Path | None]] = []
         procs = []
@@ -133,30 +180,47 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         servers.append(("etcd 3.5.1", real.ip, real.proc.pid, None))
         for workers in args.workers:
             for keep in args.keyspace:  # the keyspace journalled to disk (the default) or forgotten
-                for shared in args.shared if workers > 1 else ["off"]:  # --shared-keyspace or not
+                for shared in args.shared if workers > 1 else ["on"]:  # one keyspace (the default) or not
                     where = tmp / f"w{workers}-{keep}-{shared}"
                     where.mkdir()
                     proc, ip, events = start_honeypot(where, "--workers", str(workers),
                                                       *(["--forget-writes"] if keep == "forgotten" else []),
-                                                      *(["--shared-keyspace"] if shared == "on" else []))
+                                                      *(["--keyspace-per-worker"] if shared == "off" else []),
+                                                      *args.honeypot_args.split())
                     procs.append(proc)
                     label = f" {keep}" if len(args.keyspace) > 1 else ""
-                    label += " shared" if shared == "on" else ""
+                    label += "" if workers == 1 else " shared" if shared == "on" else " per-worker"
                     servers.append((f"honeypot x{workers}{label}", ip, proc.pid, events))
+        if args.compare_src:  # an older source tree's honeypot in the same rounds: before and after in one run
+            where = tmp / "compare"
+            where.mkdir()
+            saved = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = args.compare_src
+            try:
+                proc, ip, events = start_honeypot(where, "--workers", str(max(args.workers)),
+                                                  *args.compare_args.split())
+            finally:
+                if saved is None:
+                    del os.environ["PYTHONPATH"]
+                else:
+                    os.environ["PYTHONPATH"] = saved
+            procs.append(proc)
+            servers.append((f"honeypot x{max(args.workers)} before", ip, proc.pid, events))
         try:
             for round_no in range(1, args.rounds + 1):
-                for (name, _, needle), script in zip(SCENARIOS, scripts, strict=True):
+                for (name, tool, _, eventid, needle), script in zip(scenarios, scripts, strict=True):
                     for server, ip, pid, events in servers:
-                        before = logged(events, "etcdsec.http.request", needle) if events else 0
+                        before = logged(events, eventid, needle) if events else 0
                         load, cpu0 = os.getloadavg()[0], process_tree_cpu(pid)
-                        fig = wrk(shim, script, ip, args.seconds, args.sources, args.connections)
+                        load_tool = wrk if tool == "wrk" else h2load
+                        fig = load_tool(shim, script, ip, args.seconds, args.sources, args.connections)
                         cpu = process_tree_cpu(pid) - cpu0
                         row = {"round": round_no, "scenario": name, "server": server, **fig,
                                "server_cpu_us_per_request": round(cpu / max(1, fig["requests"]) * 1e6, 1),
                                "load_average": round(load, 2)}
                         if events is not None:
                             time.sleep(0.3)
-                            row["events_logged"] = logged(events, "etcdsec.http.request", needle) - before
+                            row["events_logged"] = logged(events, eventid, needle) - before
                             row["events_lost"] = max(0, fig["requests"] - row["events_logged"])
                         rows.append(row)
                         lost = f"  events lost {row['events_lost']}" if "events_lost" in row else ""
@@ -193,8 +257,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="honeypot worker counts to run")
     parser.add_argument("--keyspace", nargs="+", choices=("kept", "forgotten"), default=["kept"],
                         help="honeypot rows with the keyspace journalled to disk (default), without, or both")
-    parser.add_argument("--shared", nargs="+", choices=("off", "on"), default=["off"],
-                        help="rows with several workers: own keyspaces (off, default), --shared-keyspace (on), or both")
+    parser.add_argument("--shared", nargs="+", choices=("off", "on"), default=["on"],
+                        help="rows with several workers: one keyspace (on, the default), a keyspace each "
+                             "(off: --keyspace-per-worker), or both")
+    parser.add_argument("--only", help="only the scenarios whose name contains this")
+    parser.add_argument("--honeypot-args", default="",
+                        help="more honeypot options, space-separated (e.g. an older version's --shared-keyspace)")
+    parser.add_argument("--compare-src", help="also run this source tree's honeypot (PYTHONPATH), e.g. an older "
+                        "commit's src/ from `git archive`, with the most workers asked")
+    parser.add_argument("--compare-args", default="", help="its options, space-separated (e.g. --shared-keyspace)")
     parser.add_argument("--json")
     args = parser.parse_args()
     if not (0 < args.seconds <= 60 and 0 < args.rounds <= 10 and 0 < args.sources <= 250
@@ -202,9 +273,10 @@ def main() -> int:
         print("honeypot_writes: --seconds in (0, 60], --rounds 1..10, --sources 1..250, --connections 1..256, "
               "--workers 1..16", file=sys.stderr)
         return 2
-    missing = [tool for tool in ("wrk", "gcc") if shutil.which(tool) is None]
+    missing = [tool for tool in ("wrk", "gcc", "h2load") if shutil.which(tool) is None]
     if missing:
-        print(f"honeypot_writes: needs {' and '.join(missing)} (Debian: apt-get install wrk gcc)", file=sys.stderr)
+        print(f"honeypot_writes: needs {' and '.join(missing)} (Debian: apt-get install wrk gcc nghttp2-client)",
+              file=sys.stderr)
         return 2
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, wrk -t2 "
           f"-c{args.connections}, {args.sources} source addresses, {args.seconds:g} s per row", flush=True)

@@ -385,8 +385,8 @@ def put_from(ip: str, source: str, key: str) -> None:
 
 def test_per_source_namespaces_and_workers_keep_their_own_keyspaces(tmp_path: Path) -> None:
     sources = [f"127.0.0.{i}" for i in range(1, 7)]
-    for mode in (["--namespace-writes"], ["--workers", "2"]):
-        where = tmp_path / mode[0].strip("-")
+    for mode in (["--namespace-writes"], ["--workers", "2", "--keyspace-per-worker"], ["--workers", "2"]):
+        where = tmp_path / "-".join(m.strip("-") for m in mode)
         where.mkdir()
         hp = Honeypot(where, "--state", f"{where}/s/", *mode).start()
         try:
@@ -398,13 +398,18 @@ def test_per_source_namespaces_and_workers_keep_their_own_keyspaces(tmp_path: Pa
         try:
             for source in sources:
                 assert get_via_gateway(hp.ip, source, f"/mine/{source}") == "x", (mode, source)
+                other = sources[(sources.index(source) + 1) % len(sources)]
                 if mode == ["--namespace-writes"]:  # one source never sees another's writes
-                    other = sources[(sources.index(source) + 1) % len(sources)]
                     assert get_via_gateway(hp.ip, source, f"/mine/{other}") is None
+                if mode == ["--workers", "2"]:  # one keyspace: every source sees every write, after a restart too
+                    assert get_via_gateway(hp.ip, source, f"/mine/{other}") == "x", (mode, source)
         finally:
             hp.stop()
-        if mode[0] == "--workers":
-            assert {p.name for p in (where / "s").glob("keyspace.w*.snap")} == {"keyspace.w0.snap", "keyspace.w1.snap"}
+        kept = {p.name for p in (where / "s").glob("keyspace*.snap")}
+        if "--keyspace-per-worker" in mode:
+            assert kept == {"keyspace.w0.snap", "keyspace.w1.snap"}
+        elif mode[0] == "--workers":  # worker 0 journals the one keyspace
+            assert kept == {"keyspace.snap"}
 
 
 def test_namespace_writes_with_a_journalled_v2_store(tmp_path: Path) -> None:

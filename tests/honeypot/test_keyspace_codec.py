@@ -18,6 +18,13 @@ FRAMES = st.one_of(
     st.tuples(st.just(codec.WATCH_REQ), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.binary(max_size=200)),
     st.tuples(st.just(codec.WATCH_CLOSE), st.integers(0, 2**32 - 1)),
     st.tuples(st.just(codec.WATCH_PUSH), st.integers(0, 2**32 - 1), st.binary(max_size=300)),
+    st.tuples(st.just(codec.V2_HOLD), st.integers(0, 2**32 - 1), st.text(max_size=40), st.binary(max_size=300)),
+    st.tuples(st.just(codec.V2_CHUNK), st.integers(0, 2**32 - 1), st.binary(max_size=300)),
+    st.tuples(st.just(codec.V2_END), st.integers(0, 2**32 - 1)),
+    st.tuples(st.just(codec.REPL_SNAP), st.integers(0, 2**62), st.binary(max_size=300)),
+    st.tuples(st.just(codec.REPL), st.integers(0, 2**62), st.binary(max_size=300)),
+    st.tuples(st.just(codec.REPL_ASK), st.integers(0, 2**32 - 1)),
+    st.tuples(st.just(codec.REPL_PAUSE), st.integers(0, 2**32 - 1)),
 )
 
 
@@ -43,7 +50,8 @@ def test_any_bytes_give_frames_or_a_codec_error_never_another_exception(data) ->
         return
     for frame in frames:
         assert frame[0] in (codec.CALL, codec.REPLY, codec.WATCH_OPEN, codec.WATCH_REQ, codec.WATCH_CLOSE,
-                            codec.WATCH_PUSH)
+                            codec.WATCH_PUSH, codec.V2_HOLD, codec.V2_CHUNK, codec.V2_END, codec.REPL_SNAP, codec.REPL,
+                            codec.REPL_ASK, codec.REPL_PAUSE)
 
 
 def _framed(obj: object) -> bytes:

@@ -107,7 +107,7 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 def test_each_source_keeps_one_keyspace_and_metrics_add_up(tmp_path) -> None:
-    proc, ip, events = start(tmp_path)
+    proc, ip, events = start(tmp_path, "--keyspace-per-worker")
     try:
         for i, source in enumerate(SOURCES):  # every request on a fresh connection, as curl-driven attackers do
             status, _ = request(ip, source, "PUT", f"/v2/keys/w/k{i}", f"value=v{i}")
@@ -226,6 +226,10 @@ def test_bad_worker_counts_are_one_line_errors(tmp_path) -> None:
                               "--state", str(tmp_path / "s.json")], capture_output=True, timeout=20, cwd=tmp_path)
         err = out.stderr.decode()
         assert out.returncode == 2 and err.startswith("etcdsec: error: ") and message in err and err.count("\n") == 1
+    both = subprocess.run([sys.executable, "-m", "etcdsec", "honeypot", "--workers", "2", "--shared-keyspace",
+                           "--keyspace-per-worker"], capture_output=True, timeout=20, cwd=tmp_path)
+    err = both.stderr.decode()
+    assert both.returncode == 2 and "not allowed with" in err and err.count("\n") == 1, err
     bad_seed = tmp_path / "seed.yaml"
     bad_seed.write_text("keys: [unclosed\n")
     for extra, message in ((["--events", "."], "cannot open event file"),

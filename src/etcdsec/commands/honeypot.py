@@ -74,13 +74,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="batch event writes for this many seconds (0: write each event at once)")
     p.add_argument("--workers", default="1", metavar="N|auto",
                    help="sensor processes sharing the port, each client address always served by the same one "
-                        "(default 1; auto: one per CPU; Linux). Workers keep separate keyspaces (and keyspace files)"
-                        " unless --shared-keyspace")
-    p.add_argument("--shared-keyspace", action="store_true",
-                   help="with --workers: one v3 keyspace and revision sequence for all workers, held by worker 0 "
-                        "(the others forward v3 calls, watches and v2 requests to it; a held v2 wait stays on its "
-                        "worker). Experimental: "
-                        "docs/honeypot.md")
+                        "(default 1; auto: one per CPU; Linux). All workers serve one keyspace and revision "
+                        "sequence, held by worker 0: the others forward writes, watches and v2 requests to it "
+                        "and answer reads from a replica it keeps current; unless --keyspace-per-worker")
+    keyspaces = p.add_mutually_exclusive_group()
+    keyspaces.add_argument("--shared-keyspace", action="store_true",
+                           help="one keyspace for all workers: the default with --workers N (kept for old command "
+                                "lines)")
+    keyspaces.add_argument("--keyspace-per-worker", action="store_true",
+                           help="with --workers: each worker keeps its own keyspace (more writes per second, but "
+                                "sources on different workers do not see each other's writes: a tell). "
+                                "docs/honeypot.md")
     add_alert_arguments(p, default_on="honeytoken.used")
     p.set_defaults(run=run)
 
@@ -178,7 +182,7 @@ def build_config(args: argparse.Namespace):
     alerts = alert_settings(args, emitter="honeypot")
     config.alert_on, config.alert_webhook, config.alert_syslog = alerts.on, alerts.webhook, alerts.syslog
     config.alert_rate, config.metrics_listen = alerts.rate, alerts.metrics_listen
-    config.shared_keyspace = args.shared_keyspace
+    config.shared_keyspace = not args.keyspace_per_worker
     if args.enable_v2:
         config.enable_v2 = args.enable_v2 == "true"
     if args.sensor:

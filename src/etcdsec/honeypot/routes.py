@@ -26,6 +26,7 @@ from etcdsec.honeypot.v2 import forward
 from etcdsec.honeypot.v2.api import V2Api
 from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.gateway import json_gateway
+from etcdsec.honeypot.v3.remote import RemoteKeyspace
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.wire import go_response
 from etcdsec.honeypot.wire.go_response import Response, json_response, method_not_allowed, not_found, text_error
@@ -37,8 +38,10 @@ MAX_V2_NAMESPACES = 256
 class ClientApp:
     """Routes of etcd's client port for the persona; `v3_state` comes from the v3 side (or None)."""
 
-    def __init__(self, ctx: SensorContext, v2: V2Store | None = None, v3_state: V3State | None = None) -> None:
+    def __init__(self, ctx: SensorContext, v2: V2Store | None = None, v3_state: V3State | None = None,
+                 remote: RemoteKeyspace | None = None) -> None:
         self.ctx = ctx
+        self.remote = remote  # with workers, in a worker other than the owner: v2 requests go there
         self.v2_store = v2 or V2Store(start_index=3, max_keys=ctx.limits.max_keys,
                                       max_bytes=ctx.limits.max_store_bytes, max_watchers=ctx.limits.max_watches)
         self.v2 = V2Api(ctx, self.v2_store)
@@ -128,9 +131,8 @@ class ClientApp:
         if path == config_log.PATH and self.ctx.persona.extra.get("config_local_log", False):
             return config_log.config_log_response(req.method, req.body)
         if path.startswith("/v2/") and self.ctx.persona.v2_enabled:
-            remote = self.v3_state.remote if self.v3_state is not None else None
-            if remote is not None and forward.forwardable(req):  # --shared-keyspace
-                return await forward.forward(remote, session, req)
+            if self.remote is not None:  # one keyspace for all workers: the owner answers
+                return await forward.forward(self.remote, session, req)
             return await self.v2_handle(session, req)
         if (self.v3_state is not None and self.ctx.persona.v3_path(path) is not None and _wants_websocket(req)
                 and self.ctx.persona.extra.get("gateway_websocket", True)):

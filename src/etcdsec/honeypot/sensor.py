@@ -39,8 +39,10 @@ from etcdsec.honeypot.serve.listener import Listener, ListenerOptions, parse_net
 from etcdsec.honeypot.shared.link import KeyspaceLink
 from etcdsec.honeypot.v2.forward import V2_CALL
 from etcdsec.honeypot.v2.forward import answer as v2_answer
+from etcdsec.honeypot.v2.forward import answer_held as v2_answer_held
 from etcdsec.honeypot.v2.keystore import V2Store
 from etcdsec.honeypot.v3.churn import Churn
+from etcdsec.honeypot.v3.replica import Published
 from etcdsec.honeypot.v3.state import V3State
 
 
@@ -78,7 +80,7 @@ class SensorConfig:
     alert_syslog: tuple[str, int] | None = None
     alert_rate: int = 10  # alerts per source per minute
     metrics_listen: tuple[str, int] | None = None  # Prometheus metrics (loopback)
-    shared_keyspace: bool = False  # with workers: one v3 keyspace, owned by worker 0 (shared/link.py)
+    shared_keyspace: bool = True  # with workers: one keyspace, owned by worker 0 (shared/link.py)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
@@ -101,6 +103,7 @@ class WorkerSlot:
     control: socket.socket | None = None  # the supervisor asks for metrics on it
     shared: bool = False  # --shared-keyspace: worker 0 owns the v3 keyspace, the others forward to it
     link: socket.socket | None = None  # a forwarding worker's link to the owner, made before its fork
+    published: Published | None = None  # the owner's count of pushed changes, shared by every worker
 
     @property
     def owner(self) -> bool:
@@ -198,7 +201,8 @@ class Sensor:
         self.v3_state = self._v3_state()
         slot = self.slot
         self.link = KeyspaceLink(slot is not None and slot.shared, slot is not None and slot.forwarding,
-                                 slot.link if slot is not None else None, self.v3_state)
+                                 slot.link if slot is not None else None, self.v3_state,
+                                 slot.published if slot is not None else None)
         # the control plane's own writes (lease renewals, events) between attackers' requests
         self.churn = Churn(self.v3_state) if self.v3_state is not None and not self.link.forwarding else None
         v2_keys = bait.v2_view  # v2 keeps its own copy of the bait (v2 and v3 stores are separate)
@@ -208,9 +212,12 @@ class Sensor:
             v2.set(key.decode(), value.decode())
         v2.index = 3 + 2 * len(v2_keys)
         self.keyspace = self._keyspace_journal(v2)
-        self.client_app = ClientApp(self.ctx, v2, self.v3_state)
+        if self.keyspace is not None:
+            self.link.records = self.keyspace.records  # one set of hooks: the journal's and the replicas' records
+        self.client_app = ClientApp(self.ctx, v2, self.v3_state, self.link.remote)
         # --shared-keyspace: the owner answers the other workers' v2 requests too
         self.link.extra[V2_CALL] = partial(v2_answer, start_eagerly, self.client_app.v2_handle)
+        self.link.held = partial(v2_answer_held, start_eagerly, self.client_app.v2_handle)
         self.guard = Guard(c.limits)
         tls = self._tls()
         opts = ListenerOptions(tls=tls, proxy_protocol=c.proxy_protocol,

@@ -37,6 +37,7 @@ from etcdsec.honeypot import sensor_metrics
 from etcdsec.honeypot.sensor import SensorConfig, WorkerSlot, run_forever, sensor_identity, tls_context
 from etcdsec.honeypot.serve.reuseport import listen_group
 from etcdsec.honeypot.shared.link import link_message
+from etcdsec.honeypot.v3.replica import Published
 
 PR_SET_PDEATHSIG = 1
 QUICK_DEATH_S = 1.0
@@ -96,6 +97,8 @@ class Supervisor:
         self.failed = False
         self.wake: tuple[int, int] | None = None  # the signal wakeup pipe while running
         self.shared = config.shared_keyspace and count > 1
+        # one page for the owner's count of pushed changes: made before any fork, so every worker maps it
+        self.published = Published.shared() if self.shared else None
 
     def close(self) -> None:
         for socks in getattr(self, "groups", {}).values():
@@ -113,7 +116,7 @@ class Supervisor:
             old.close()
         ours, theirs = socket.socketpair()
         slot = WorkerSlot(index, self.count, {name: socks[index] for name, socks in self.groups.items()}, theirs,
-                          shared=self.shared)
+                          shared=self.shared, published=self.published)
         link = self._new_link(index) if self.shared and index != 0 and 0 in self.controls else None
         slot.link = link
         pid = os.fork()

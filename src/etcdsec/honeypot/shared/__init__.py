@@ -1,1 +1,2 @@
-"""--shared-keyspace (experimental): worker 0's keyspace owner and the links the other workers forward on."""
+"""One keyspace for all workers (the default with --workers N): worker 0's keyspace owner, the links
+the other workers forward on, and their replicas."""

@@ -202,12 +202,14 @@ def auth_enable(call: Call, r: pb.AuthEnableRequest) -> pb.HeaderOnlyResponse:
     if "root" not in auth.users["root"]:
         raise errors.root_without_root_role()
     auth.enabled = True  # etcd does not bump the auth revision here (disable does)
+    call.state.auth_switched(True)
     return pb.HeaderOnlyResponse(header=call.header())
 
 
 def auth_disable(call: Call, r: pb.AuthDisableRequest) -> pb.HeaderOnlyResponse:
     call.require_admin()
     call.ns.auth.enabled = False
+    call.state.auth_switched(False)
     return _changed(call)
 
 

@@ -1,4 +1,4 @@
-"""Frames between a worker and the keyspace owner (--shared-keyspace), sans-IO.
+"""Frames between a worker and the keyspace owner (--workers N), sans-IO.
 
 A frame is a 4-byte big-endian length and a msgpack array `[kind, id, *fields]`; bytes stay bytes
 (protobuf requests and responses travel as they are). `id` is a request id for CALL/REPLY, so one
@@ -21,6 +21,13 @@ WATCH_OPEN = 3  # id, stream id, src_ip (answered by an empty REPLY)
 WATCH_REQ = 4  # id, stream id, WatchRequest bytes (answered by an empty REPLY after its pushes)
 WATCH_CLOSE = 5  # stream id
 WATCH_PUSH = 6  # stream id, WatchResponse bytes
+V2_HOLD = 7  # id, src_ip, v2 request (a held `wait=true`): REPLY with the head, then V2_CHUNKs, V2_END
+V2_CHUNK = 8  # id of the V2_HOLD, body bytes (owner -> worker)
+V2_END = 9  # id of the V2_HOLD: the body ended (owner -> worker) or the client left (worker -> owner)
+REPL_SNAP = 10  # seq, the owner's v3 keyspace (a snapshot record) for the worker's replica
+REPL = 11  # seq, one change record (owner -> worker, before the reply of the write that made it)
+REPL_ASK = 12  # 0: a replica that dropped changes asks for a snapshot, and changes again (worker -> owner)
+REPL_PAUSE = 13  # 0: a replica nobody reads from: no more changes until it asks (worker -> owner)
 
 # kind -> the number of fields after the id, and their types
 _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
@@ -30,6 +37,13 @@ _SHAPES: dict[int, tuple[type | tuple[type, ...], ...]] = {
     WATCH_REQ: (int, bytes),
     WATCH_CLOSE: (),
     WATCH_PUSH: (bytes,),
+    V2_HOLD: (str, bytes),
+    V2_CHUNK: (bytes,),
+    V2_END: (),
+    REPL_SNAP: (bytes,),
+    REPL: (bytes,),
+    REPL_ASK: (),
+    REPL_PAUSE: (),
 }
 
 

@@ -1,4 +1,4 @@
-"""A worker's side of --shared-keyspace: v3 calls and watches answered by the keyspace owner.
+"""A forwarding worker's side of --workers N (one keyspace): v3 calls and watches answered by the keyspace owner.
 
 The transports stay synchronous: `call` sends one frame on the link and waits (bounded) for its
 reply, applying watch pushes that arrive meanwhile; frames carry request ids, so late replies of a
@@ -15,7 +15,7 @@ import select
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from etcdsec.honeypot.v3 import errors
@@ -23,6 +23,8 @@ from etcdsec.honeypot.v3 import keyspace_codec as codec
 from etcdsec.proto import etcd_v3_pb2 as pb
 
 CALL_TIMEOUT_S = 5.0  # the owner answers in microseconds; this only bounds a stuck or dead owner
+MAX_HELD = 4096  # v2 waits a worker holds through the owner at once (each is a client's open connection)
+MAX_HELD_CHUNKS = 16
 READ_CHUNK = 1 << 18
 
 
@@ -64,6 +66,45 @@ class RemoteWatch:
             self.remote.send(codec.encode(codec.WATCH_CLOSE, self.sid))
 
 
+class HeldBody:
+    """The body of a v2 wait the owner holds open: its chunks as they come, then its end."""
+
+    def __init__(self, remote: RemoteKeyspace, rid: int) -> None:
+        self.remote, self.rid = remote, rid
+        self.chunks: deque[bytes] = deque()
+        self.ended = False
+        self.ready: asyncio.Future[None] | None = None
+
+    def deliver(self, chunk: bytes) -> None:
+        if len(self.chunks) < MAX_HELD_CHUNKS:  # a v2 wait answers one event: more is not ours to keep
+            self.chunks.append(chunk)
+        self._wake()
+
+    def end(self, notify_owner: bool = False) -> None:
+        """The body is over: the owner said so, the link went, or (`notify_owner`) the client left."""
+        if self.remote.held.pop(self.rid, None) is not None and notify_owner and self.remote.sock is not None:
+            with contextlib.suppress(errors.V3Error):
+                self.remote.send(codec.encode(codec.V2_END, self.rid))
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_result(None)
+
+    async def body(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                while self.chunks:
+                    yield self.chunks.popleft()
+                if self.ended:
+                    return
+                self.ready = asyncio.get_running_loop().create_future()
+                await self.ready
+        finally:
+            self.end(notify_owner=True)  # the client left (or the body ended): the owner lets go
+
+
 class RemoteKeyspace:
     def __init__(self, timeout: float = CALL_TIMEOUT_S) -> None:
         self.timeout = timeout
@@ -75,6 +116,8 @@ class RemoteKeyspace:
         self.outgoing = bytearray()  # their frames, written once per loop turn
         self.replies: dict[int, tuple[int, Any]] = {}
         self.streams: dict[int, RemoteWatch] = {}
+        self.held: dict[int, HeldBody] = {}  # v2 waits held open by the owner, by request id
+        self.on_push: Callable[[bool, int, bytes], None] | None = None  # the replica's (snapshot?, seq, data)
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # --- the link ----------------------------------------------------------------------------------
@@ -97,6 +140,8 @@ class RemoteKeyspace:
         self.outgoing.clear()
         # watches lived in the owner that went away: their streams stay open but quiet
         self.streams.clear()
+        for held in list(self.held.values()):  # a held v2 wait ends, as when etcd closes it
+            held.end()
         futures, self.futures = self.futures, {}
         for future in futures.values():
             if not future.done():
@@ -113,6 +158,11 @@ class RemoteKeyspace:
             self._read()
         except (OSError, codec.CodecError):
             self.detach()
+
+    def drain(self) -> None:
+        """Take what the link holds now, without waiting (a replica catching up before a read)."""
+        if self.sock is not None:
+            self._on_readable()
 
     def _read(self) -> None:
         """Take what the link holds (bounded per turn) and dispatch it."""
@@ -145,6 +195,16 @@ class RemoteKeyspace:
             stream = self.streams.get(ident)
             if stream is not None:
                 stream.deliver(frame[2])
+        elif kind in (codec.REPL, codec.REPL_SNAP):
+            if self.on_push is not None:
+                self.on_push(kind == codec.REPL_SNAP, ident, frame[2])
+        elif kind in (codec.V2_CHUNK, codec.V2_END):
+            held = self.held.get(ident)
+            if held is not None:
+                if kind == codec.V2_CHUNK:
+                    held.deliver(frame[2])
+                else:
+                    held.end()
         else:
             raise codec.CodecError(f"frame kind {kind} is not for a worker")
 
@@ -207,15 +267,36 @@ class RemoteKeyspace:
 
     async def call_async(self, path: str, src_ip: str, token: str | None, payload: bytes) -> Any:
         """`call` without holding the worker: many in flight, each answered when its reply comes."""
+        rid = self._new_id()
+        return await self._awaited(rid, codec.encode(codec.CALL, rid, path, src_ip,
+                                                     token if token is not None else "\0", payload))
+
+    async def hold(self, src_ip: str, payload: bytes) -> tuple[HeldBody, Any]:
+        """A v2 request whose body the owner may hold open (`wait=true`): the body's stream and the
+        head's reply. The stream is registered before the frame goes, so no chunk can come first."""
+        rid = self._new_id()
+        held = self.held[rid] = HeldBody(self, rid)
+        if len(self.held) > MAX_HELD:  # the oldest gives way, as the v2 store's watchers do
+            self.held[next(iter(self.held))].end(notify_owner=True)
+        try:
+            return held, await self._awaited(rid, codec.encode(codec.V2_HOLD, rid, src_ip, payload))
+        except BaseException:
+            held.end(notify_owner=True)
+            raise
+
+    def _new_id(self) -> int:
+        self.next_id = (self.next_id + 1) & 0xFFFF_FFFF
+        return self.next_id
+
+    async def _awaited(self, rid: int, frame: bytes) -> Any:
         loop = self.loop
         if loop is None or self.sock is None:
             raise errors.request_timed_out()
-        rid = self.next_id = (self.next_id + 1) & 0xFFFF_FFFF
         future = self.futures[rid] = loop.create_future()
         # frames of one loop turn go out in one write; a timer, not wait_for's Task, bounds the wait
         if not self.outgoing:
             loop.call_soon(self._flush_outgoing)
-        self.outgoing += codec.encode(codec.CALL, rid, path, src_ip, token if token is not None else "\0", payload)
+        self.outgoing += frame
         timer = loop.call_later(self.timeout, self._expire, rid)
         try:
             return await future

@@ -510,11 +510,27 @@ def invoke_stream(state: V3State, session: Session | None, method: Method, reque
     return list(method.handler(call, request))  # type: ignore[call-overload]
 
 
+RANGE = "/etcdserverpb.KV/Range"
+
+
+def reads_here(state: V3State, revision: int, token: str | None) -> bool:
+    """In a forwarding worker: whether a Range at `revision` (0: the latest) is answered from the
+    replica (current, no token, history it holds) rather than by the keyspace owner."""
+    replica = state.replica
+    if replica is None or token is not None:
+        return False
+    if revision > 0:
+        store = state.namespace(None).store
+        if not store.compact_revision < revision <= store.revision:
+            return False  # older than the copy's history, or a future revision: the owner answers
+    return replica.current()
+
+
 def invoke(state: V3State, session: Session | None, method: Method, request: Message,
            token: str | None = None) -> Message:
     """Run one unary method; V3Error propagates to the transport."""
     assert method.handler is not None
-    if state.remote is not None:  # --shared-keyspace: the owner runs it
+    if state.remote is not None and not (method.path == RANGE and reads_here(state, request.revision, token)):
         return method.response.FromString(
             state.remote.call(method.path, _src(session), token, request.SerializeToString()))
     call = Call(state, state.namespace(session), session, state.ctx.persona, token)

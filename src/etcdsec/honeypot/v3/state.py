@@ -21,6 +21,7 @@ from etcdsec.honeypot.v3.heartbeat import applies as heartbeat_applies
 from etcdsec.honeypot.v3.leases import IdGenerator, Lessor
 from etcdsec.honeypot.v3.mvcc import MVCCStore
 from etcdsec.honeypot.v3.remote import RemoteKeyspace
+from etcdsec.honeypot.v3.replica import Replica
 from etcdsec.honeypot.v3.watch import WatchHub
 from etcdsec.proto import etcd_v3_pb2 as pb
 
@@ -136,8 +137,15 @@ class V3State:
         self.gateway_memo = GatewayMemo()  # this sensor's own: routes and bodies the gateway has read
         # the keyspace journal: told of each namespace made (after its seed) or dropped (None)
         self.on_namespace: Callable[[str, Namespace | None], None] | None = None
-        # --shared-keyspace in a worker other than the owner: v3 calls and watches are run there
+        # with workers, in a worker other than the owner: v3 calls and watches are run there
         self.remote: RemoteKeyspace | None = None
+        # ... and reads are served here from a copy the owner keeps current (v3/replica.py)
+        self.replica: Replica | None = None
+        self.on_auth: Callable[[bool], None] | None = None  # the keyspace owner publishes the switch
+
+    def auth_switched(self, enabled: bool) -> None:
+        if self.on_auth is not None:
+            self.on_auth(enabled)
 
     # --- ids -------------------------------------------------------------------------------------
     def header(self, revision: int = 0) -> pb.ResponseHeader:
@@ -206,6 +214,8 @@ class V3State:
             else:
                 self._namespaces.move_to_end(source)
             ns = found
+        if self.replica is not None:
+            return ns  # a replica: expiries and the heartbeat's writes come from the owner, as records
         # Most requests have no lease due and no renewal or compaction to replay: skip the calls then.
         now = self.clock()
         deadlines = ns.lessor.deadlines

@@ -102,9 +102,12 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
     """None: not a gateway path; a coroutine when the answer comes from the keyspace owner."""
     is_range = state.gateway_memo.routes.get(path)
     if is_range is not None and method == "POST" and ctx.persona is state.ctx.persona:
-        # --shared-keyspace: a simple body is answered when the owner's reply comes
-        if state.remote is not None and _simple_plain(state, is_range, body) is not None:
-            return _forwarded_simple(state, session, is_range, headers, body)
+        # a forwarding worker: a simple body is answered when the owner's reply comes (a Range from
+        # the replica when it is current)
+        if state.remote is not None:
+            plain = _simple_plain(state, is_range, body)
+            if plain is not None and not (is_range and service.reads_here(state, plain.revision, _token(headers))):
+                return _forwarded_simple(state, session, is_range, headers, body)
         fast = _simple_call(state, session, is_range, headers, body)
         if fast is not None:  # it reached the RPC
             if session is not None and session.tls:
