@@ -222,12 +222,12 @@ class GrpcConnection:
 
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
         raw: list[tuple[bytes, bytes]] = ev.headers or []  # type: ignore[assignment]
-        fields = [(_text(k), _text(v)) for k, v in raw]
-        hdrs = dict(fields)
-        st = _Stream(ev.stream_id, path=hdrs.get(":path", ""), user_agent=hdrs.get("user-agent", ""),
-                     encoding=hdrs.get("grpc-encoding", ""), token=_token(hdrs))
+        hdrs = dict(raw)  # bytes as sent; only the fields read below become text
+        st = _Stream(ev.stream_id, path=_text(hdrs.get(b":path", b"")), user_agent=_text(hdrs.get(b"user-agent", b"")),
+                     encoding=_text(hdrs.get(b"grpc-encoding", b"")), token=_token(hdrs))
         self.streams[ev.stream_id] = st
-        ctype = str(hdrs.get("content-type", ""))
+        ctype = _text(hdrs.get(b"content-type", b""))
+        http_method = _text(hdrs.get(b":method", b""))
         subtype = _content_subtype(ctype)
         if subtype:
             st.content_type = f"{BASE_CONTENT_TYPE}+{subtype}"
@@ -236,14 +236,14 @@ class GrpcConnection:
             # anything else (curl --http2 https://.../version) gets the HTTP routes.
             st.http_headers = list(raw)
             return  # searched for honeytokens with its body, as any HTTP request (routes.h2_request)
-        metadata = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if not k.startswith(b":")]
-        self.ctx.honeytokens.check(self.session, token_view(str(hdrs.get(":method", "")), st.path, metadata, b""),
+        metadata = [(k, v) for k, v in raw if not k.startswith(b":")]
+        self.ctx.honeytokens.check(self.session, token_view(http_method, st.path, metadata, b""),
                                    where="grpc-metadata")
         if subtype is None:
             # etcd's grpc-go resets a non-gRPC stream (curl --http2-prior-knowledge /version gets
             # RST_STREAM PROTOCOL_ERROR, not an HTTP answer).
             self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=None,
-                                 http_method=str(hdrs.get(":method", "")), user_agent=st.user_agent or None,
+                                 http_method=http_method, user_agent=st.user_agent or None,
                                  content_type=ctype or None, reset="PROTOCOL_ERROR")
             st.done = True
             self.streams.pop(st.id, None)
@@ -565,9 +565,9 @@ def _text(value: bytes) -> str:
         return value.decode("utf-8", "backslashreplace")
 
 
-def _token(hdrs: dict[Any, Any]) -> str | None:
-    value = hdrs.get("token", hdrs.get("authorization"))
-    return None if value is None else str(value)
+def _token(hdrs: dict[bytes, bytes]) -> str | None:
+    value = hdrs.get(b"token", hdrs.get(b"authorization"))
+    return None if value is None else _text(value)
 
 
 def _go_code(code: int) -> str:
