@@ -49,6 +49,7 @@ class Head:
     target: str
     http10: bool
     items: list[tuple[bytes, bytes, bytes]]  # (name as sent, lower-cased name, value), in order, as h11 has them
+    headers: list[tuple[bytes, bytes]]  # (lower-cased name, value), in order: Request.headers
     body_start: int
     end: int  # index just past the body: the bytes this request used
 
@@ -70,6 +71,7 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
     if head_end < 0:
         return UNSURE if len(buf) > max_head or b"\n\n" in buf or b"\r\n\n" in buf else NEED_MORE
     items: list[tuple[bytes, bytes, bytes]] = []
+    headers: list[tuple[bytes, bytes]] = []
     host = length = None
     if head_end > line_end:
         block = bytes(buf[line_end + 2:head_end])
@@ -99,6 +101,7 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
                 else:
                     return UNSURE  # Transfer-Encoding, Expect, Upgrade: Go's rules apply
             items.append((name, lower, value))
+            headers.append((lower, value))
     if host is None or len(items) > max_headers:
         return UNSURE
     body_start = head_end + 4
@@ -108,7 +111,7 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
     if len(buf) < end:
         return NEED_MORE
     method, target, minor = line.groups()
-    return Head(method.decode(), target.decode(), minor == b"0", items, body_start, end)
+    return Head(method.decode(), target.decode(), minor == b"0", items, headers, body_start, end)
 
 
 _LINE_PREFIX = re.compile(rb"[A-Z]{0,6}(?: (?:/[\x21-\x22\x24\x26-\x7e]*"
