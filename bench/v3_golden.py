@@ -103,9 +103,9 @@ def gateway_lines(persona: str, dataset: list[tuple[bytes, bytes]], rng: random.
         requests.append(("POST", rng.choice(PATHS), body, {}))
     lines = []
     for i, (method, path, body, hdrs) in enumerate(requests):
-        headers = [(k.encode(), str(v).encode()) for k, v in hdrs.items()]
+        headers = [(k.lower().encode(), str(v).encode()) for k, v in hdrs.items()]  # as the HTTP readers pass them
         if i % 7 == 3:
-            headers.append((b"Authorization", b"s3cr3t-token"))
+            headers.append((b"authorization", b"s3cr3t-token"))
         memory.events.clear()
         try:
             answer: Any = json_gateway.handle(ctx, state, sessions[i % 2], method, path, headers, body)

@@ -40,7 +40,8 @@ GRPC_HEADERS = [(":method", "POST"), (":scheme", "http"), (":authority", "127.9.
                 (":path", "/etcdserverpb.KV/Range"), ("content-type", "application/grpc"), ("te", "trailers"),
                 ("user-agent", "grpc-python-asyncio/1.60.0 grpc-c/37.0.0 (linux; chttp2)"),
                 ("grpc-accept-encoding", "identity, deflate, gzip"), ("grpc-timeout", "10S")]
-HTTP_HEADERS = [(b"Host", b"bench"), (b"Content-Type", b"application/json"), (b"Content-Length", b"20")]
+# names lower-cased, as Request.headers holds them
+HTTP_HEADERS = [(b"host", b"bench"), (b"content-type", b"application/json"), (b"content-length", b"20")]
 
 
 def _b64(s: bytes) -> str:

@@ -74,7 +74,7 @@ def test_frame_codec_round_trip() -> None:
         websocket.FrameParser(100).feed(websocket.encode(b"server frame"))
     with pytest.raises(websocket.FrameError, match="too large"):
         websocket.FrameParser(10).feed(client_frame(b"x" * 11))
-    assert websocket.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 example
+    assert websocket.accept_key(b"dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 example
 
 
 def test_watch_over_websocket_answers_like_etcd(tmp_path) -> None:

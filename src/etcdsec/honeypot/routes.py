@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from etcdsec.honeypot.context import SensorContext
-from etcdsec.honeypot.core.events_fields import body_fields
+from etcdsec.honeypot.core.events_fields import request_event_fields
 from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.endpoints import config_log
 from etcdsec.honeypot.endpoints.surface import (
@@ -29,6 +29,7 @@ from etcdsec.honeypot.v3.gateway import json_gateway
 from etcdsec.honeypot.v3.remote import RemoteKeyspace
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.wire import go_response
+from etcdsec.honeypot.wire.go_http_rules import connection_tokens
 from etcdsec.honeypot.wire.go_response import Response, json_response, method_not_allowed, not_found, text_error
 from etcdsec.honeypot.wire.request import Request, token_view
 
@@ -58,20 +59,18 @@ class ClientApp:
     async def h2_request(self, session: Session, method: str, path: str, headers: list[tuple[bytes, bytes]],
                          body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """The same routes for a non-gRPC HTTP/2 stream (TLS + ALPN h2), framed as Go's h2 server does."""
-        decoded = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in headers
-                   if not k.startswith(b":")]
-        req = Request(method, path, decoded, body)
-        self.ctx.honeytokens.check(session, token_view(method, path, decoded, body))
+        # h2 refuses upper-case names (RFC 9113 8.2.1): they are lower-case already
+        fields = [(k, v) for k, v in headers if not k.startswith(b":")]
+        req = Request(method, path, fields, body)
+        self.ctx.honeytokens.check(session, token_view(method, path, fields, body))
         resp = await self.handle(session, req, live=False)
         if resp.stream is not None:  # h2 streams are not held open here: send what is known
             chunks = [piece async for piece in resp.stream]  # type: ignore[attr-defined]
             resp.body = b"".join(chunks)
         out = go_response.h2_headers(resp, cors=self.cors, head=method == "HEAD")
-        self.ctx.events.emit("http.request", session, method=method, path=path, http_version="2",
-                             headers=[[k, v] for k, v in decoded],
-                             user_agent=next((v for k, v in decoded if k == "user-agent"), None),
-                             status=resp.status, tls=session.tls or None,
-                             **body_fields(body, self.ctx.limits.max_logged_body))
+        self.ctx.events.emit_fields("http.request", session, request_event_fields(
+            method, path, "2", [(k, k, v) for k, v in fields], resp.status, session.tls, body,
+            self.ctx.limits.max_logged_body))
         return resp.status, out, b"" if method == "HEAD" else resp.body
 
     async def v2_handle(self, session: Session, req: Request) -> Response:
@@ -121,7 +120,7 @@ class ClientApp:
                 return method_not_allowed("GET")
             return Response(200, self.ctx.persona.health_body.encode(), sniff_type=True)
         if path == "/metrics":
-            body, headers = self.surface.metrics_response(session, req.header("accept-encoding"))
+            body, headers = self.surface.metrics_response(session, req.header(b"accept-encoding"))
             return Response(200, body, headers)
         if path == "/debug/vars":
             if req.method != "GET":  # etcd wraps expvar's handler in its GET-only check
@@ -140,11 +139,10 @@ class ClientApp:
             # (since 3.3: before, the upgrade request reaches grpc-gateway as any other request)
             if req.method != "GET":
                 return text_error(405, "Method Not Allowed", [("Sec-Websocket-Version", "13")])
-            if json_gateway.is_streaming(self.ctx, path) and req.header("sec-websocket-key"):
+            if json_gateway.is_streaming(self.ctx, path) and req.header(b"sec-websocket-key"):
                 return Response(101, b"", websocket=path)
         if self.v3_state is not None and self.ctx.persona.v3_path(path) is not None:
-            raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
-            result = json_gateway.handle(self.ctx, self.v3_state, session, req.method, path, raw_headers, req.body)
+            result = json_gateway.handle(self.ctx, self.v3_state, session, req.method, path, req.headers, req.body)
             if asyncio.iscoroutine(result):  # --shared-keyspace: the keyspace owner answers
                 result = await result
             if result is not None:
@@ -167,9 +165,8 @@ class ClientApp:
 
 
 def _wants_websocket(req: Request) -> bool:
-    upgrade = (req.header("upgrade") or "").lower()
-    connection = {t.strip().lower() for t in (req.header("connection") or "").split(",")}
-    return upgrade == "websocket" and "upgrade" in connection
+    upgrade = (req.header(b"upgrade") or b"").lower()
+    return upgrade == b"websocket" and b"upgrade" in connection_tokens(req.header(b"connection"))
 
 
 async def _lines(body: bytes) -> AsyncIterator[bytes]:
@@ -216,9 +213,9 @@ class PeerApp:
     def _incompatible(self, req: Request, cid: list[tuple[str, str]]) -> Response:
         """A request without a peer's version headers, or from another cluster: 412 as etcd answers."""
         version = [("X-Server-Version", self.ctx.persona.version)]
-        if req.header("x-server-version") is None or req.header("x-min-cluster-version") is None:
+        if req.header(b"x-server-version") is None or req.header(b"x-min-cluster-version") is None:
             return text_error(412, "incompatible version", cid + version)
-        if req.header("x-etcd-cluster-id") != cluster_id_hex(self.ctx):
+        if req.header(b"x-etcd-cluster-id") != cluster_id_hex(self.ctx).encode():
             return text_error(412, "cluster ID mismatch", cid + version)
         return text_error(400, "bad request")
 

@@ -22,16 +22,18 @@ def body_fields(body: bytes, limit: int) -> dict[str, Any]:
     return out
 
 
-def request_event_fields(method: str, target: str, http_version: str, items: list[tuple[str, str, str]],
+def request_event_fields(method: str, target: str, http_version: str, items: list[tuple[bytes, bytes, bytes]],
                          status: int, tls: bool, body: bytes, limit: int,
                          started: float | None = None) -> dict[str, Any]:
-    """The fields of an `http.request` event; `items` are (name as sent, lower-cased name, value)."""
-    headers = []
+    """The fields of an `http.request` event; `items` are (name as sent, lower-cased name, value) as
+    received. This is where header bytes become text, once: latin-1, as Go keeps a header's bytes."""
+    headers: list[tuple[str, str]] = []
     fields: dict[str, Any] = {"method": method, "path": target, "http_version": http_version, "headers": headers}
     for name, lower, value in items:
-        headers.append((name, value))  # a pair: written as a two-item JSON array
-        if lower == "user-agent" and "user_agent" not in fields:
-            fields["user_agent"] = value
+        text = value.decode("latin-1")
+        headers.append((name.decode("latin-1"), text))  # a pair: written as a two-item JSON array
+        if lower == b"user-agent" and "user_agent" not in fields:
+            fields["user_agent"] = text
     fields["status"] = status
     if tls:
         fields["tls"] = True

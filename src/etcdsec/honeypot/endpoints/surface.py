@@ -170,10 +170,10 @@ def go_gzip(data: bytes) -> bytes:
     return GO_GZIP_HEADER + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
 
 
-def gzip_accepted(accept_encoding: str | None) -> bool:
+def gzip_accepted(accept_encoding: bytes | None) -> bool:
     """promhttp's test: one comma-separated part that is `gzip` or starts `gzip;` (no q= weighing)."""
-    parts = (accept_encoding or "").split(",")
-    return any(p.strip() == "gzip" or p.strip().startswith("gzip;") for p in parts)
+    parts = (accept_encoding or b"").split(b",")
+    return any(p.strip() == b"gzip" or p.strip().startswith(b"gzip;") for p in parts)
 
 
 class EtcdSurface:
@@ -219,7 +219,7 @@ class EtcdSurface:
         return self.metrics.render(self.live(session))
 
     def metrics_response(self, session: Session | None,
-                         accept_encoding: str | None) -> tuple[bytes, list[tuple[str, str]]]:
+                         accept_encoding: bytes | None) -> tuple[bytes, list[tuple[str, str]]]:
         """Body and headers as promhttp sends them: gzip when the client accepts it (Go's HTTP client,
         Prometheus and curl --compressed all ask), with Go's gzip header (no name, mtime 0, OS 255)."""
         body = self.metrics_body(session)

@@ -28,7 +28,7 @@ from etcdsec.honeypot.wire.go_response import Response
 from etcdsec.honeypot.wire.proxyproto import xff_client
 from etcdsec.honeypot.wire.request import Request, token_view
 
-Items = list[tuple[str, str, str]]  # (name as sent, lower-cased name, value) per header, latin-1
+Items = list[tuple[bytes, bytes, bytes]]  # (name as sent, lower-cased name, value) per header, as sent
 
 
 @dataclass(slots=True)
@@ -73,7 +73,7 @@ def exchange(state: Http1State, req: Request, items: Items,
     started = time.perf_counter()
     session = state.session
     if state.trusted_xff is not None:
-        apply_xff(session, state.socket_peer, state.trusted_xff, req.header("x-forwarded-for"))
+        apply_xff(session, state.socket_peer, state.trusted_xff, req.header(b"x-forwarded-for"))
     delay = state.guard.delay_for(session.src_ip) if state.guard is not None else 0.0
     tokens = state.ctx.honeytokens
     if raw is None or tokens.find(raw):
@@ -129,10 +129,10 @@ def _answered(state: Http1State, req: Request, items: Items, resp: Response, sta
         req.method, req.target, "1.0" if req.http10 else "1.1", items, resp.status, state.session.tls, req.body,
         state.ctx.limits.max_logged_body, started))
     state.requests += 1
-    tokens = connection_tokens(req.header("connection"))
-    close = "close" in tokens
-    keep = ("keep-alive" in tokens) if req.http10 else not close
-    if "upgrade" in tokens or req.method == "CONNECT":
+    tokens = connection_tokens(req.header(b"connection"))
+    close = b"close" in tokens
+    keep = (b"keep-alive" in tokens) if req.http10 else not close
+    if b"upgrade" in tokens or req.method == "CONNECT":
         keep = False
     return Answer(resp, close, keep, state.app.cors and req.target != "*", req.method == "HEAD", req.http10)
 
@@ -152,7 +152,7 @@ def malformed(state: Http1State, reason: str, raw: bytes) -> None:
                           raw_b64=base64.b64encode(raw).decode(), raw_len=len(raw))
 
 
-def apply_xff(session: Session, socket_peer: str, trusted_networks: list[Any], header: str | None) -> None:
+def apply_xff(session: Session, socket_peer: str, trusted_networks: list[Any], header: bytes | None) -> None:
     """Make the session's client the one X-Forwarded-For names, keeping the socket peer beside it."""
     client = xff_client(socket_peer, header, trusted_networks)
     session.src_ip = client

@@ -134,8 +134,7 @@ class FastReader(asyncio.Protocol):
 
     def _answer(self, head: fast_head.Head, raw: bytes) -> None:
         self.session.requests_in += 1
-        req = Request(head.method, head.target, [(low, value) for _, low, value in head.items],
-                      raw[head.body_start:], http10=head.http10)
+        req = Request(head.method, head.target, head.headers, raw[head.body_start:], http10=head.http10)
         answer = exchange(self.state, req, head.items, raw)
         if isinstance(answer, Answer):
             self._write(answer)

@@ -241,16 +241,15 @@ class H11Reader:
             self._log_refused(event, body, int(refusal[9:12]))
             await self._write_close(refusal)
             raise _Drop
-        decoded = [(k.decode("latin-1"), low.decode("latin-1"), v.decode("latin-1")) for k, low, v in items]
         req = Request(event.method.decode("latin-1"), event.target.decode("latin-1"),
-                      [(low, v) for _, low, v in decoded], body, http10=event.http_version == b"1.0")
-        answer = exchange(self.state, req, decoded)
+                      [(low, v) for _, low, v in items], body, http10=event.http_version == b"1.0")
+        answer = exchange(self.state, req, items)
         if not isinstance(answer, Answer):
             answer = await answer
         resp = answer.resp
         if resp.websocket is not None:
             self.session.requests_in = 0  # a WebSocket is worth its messages, not its upgrade (shedding)
-            self.writer.write(websocket.handshake_response(req.header("sec-websocket-key") or ""))
+            self.writer.write(websocket.handshake_response(req.header(b"sec-websocket-key") or b""))
             await self._websocket(req, resp.websocket)
             raise _Drop
         if resp.stream is not None:
@@ -293,7 +292,6 @@ class H11Reader:
         parser = websocket.FrameParser(self.ctx.limits.max_request_bytes)
         data, _ = self.conn.trailing_data
         message = bytearray()
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in req.headers]
         history: list[bytes] = []  # the stream's requests so far: watch ids and state carry over
         limits = self.ctx.limits
         loop = asyncio.get_running_loop()
@@ -326,7 +324,7 @@ class H11Reader:
                             self._websocket_event(path, history[-1])
                             live.feed(history[-1])
                         else:
-                            await self._websocket_message(app, path, raw_headers, history)
+                            await self._websocket_message(app, path, req.headers, history)
                     message.clear()
             await self.writer.drain()
             deadline = None if live is not None and live.watching() else loop.time() + limits.idle_timeout_s
@@ -428,9 +426,8 @@ class H11Reader:
 
     def _log_refused(self, event: h11.Request, body: bytes, status: int) -> None:
         """A request Go's server answers itself, before any handler (no exchange)."""
-        items = [(k.decode("latin-1"), low.decode("latin-1"), v.decode("latin-1")) for k, low, v in self._lowered]
         log_request(self.state, event.method.decode("latin-1"), event.target.decode("latin-1"),
-                    event.http_version.decode("latin-1"), items, status, body)
+                    event.http_version.decode("latin-1"), self._lowered, status, body)
 
     def _malformed(self, reason: str) -> None:
         malformed(self.state, reason, bytes(self.received))

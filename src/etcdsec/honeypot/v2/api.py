@@ -194,9 +194,10 @@ class V2Api:
         if req.method in ("POST", "PUT", "DELETE") and self.auth_enabled and not self._is_root(req):
             return json_response(401, go_json({"message": "Insufficient credentials"}))
         if req.method in ("POST", "PUT"):
-            ctype = req.header("content-type") or ""
-            if ctype.split(";")[0].strip() != "application/json":
-                return _message(415, f"Bad Content-Type {ctype}, accept application/json", cid)
+            ctype = req.header(b"content-type") or b""
+            if ctype.split(b";")[0].strip() != b"application/json":
+                text = ctype.decode("latin-1")  # into a JSON message: the one place it becomes text
+                return _message(415, f"Bad Content-Type {text}, accept application/json", cid)
             error = _go_json_error(req.body)
             if error is not None:
                 return _message(400, error, cid)
@@ -224,8 +225,8 @@ class V2Api:
     # --- /v2/auth -------------------------------------------------------------------------
     def _is_root(self, req: Request) -> bool:
         """HTTP Basic credentials of the root user (as the attacker set them)."""
-        header = req.header("authorization") or ""
-        if not header.lower().startswith("basic "):
+        header = req.header(b"authorization") or b""
+        if header[:6].lower() != b"basic " or not header.isascii():  # as before: non-ASCII text never decoded
             return False
         try:
             user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8", "replace").partition(":")

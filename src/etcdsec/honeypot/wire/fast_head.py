@@ -33,12 +33,12 @@ _METHODS = frozenset(PLAIN_METHODS)
 # method SP origin-form target (printable ASCII, no '%' escapes, no '#') SP HTTP/1.0 or 1.1
 _REQUEST_LINE = re.compile(rb"([A-Z]{3,6}) (/[\x21-\x22\x24\x26-\x7e]*) HTTP/1\.([01])")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\r\n"  # all a simple header block may hold
-_TOKEN = re.compile("[" + re.escape(TOKEN_CHARS) + "]+")
+_TOKEN = re.compile(b"[" + re.escape(TOKEN_CHARS.encode()) + b"]+")
 MAX_REMEMBERED_NAMES = 1024
 # header names seen valid -> lower-cased: one dict lookup instead of a regex and lower() per header
-_header_names: dict[str, str] = {}
-_VALID_HOST = re.compile("[" + re.escape(HOST_CHARS) + "]*")
-_SPECIAL = frozenset(("host", "content-length", "transfer-encoding", "expect", "upgrade"))
+_header_names: dict[bytes, bytes] = {}
+_VALID_HOST = re.compile(b"[" + re.escape(HOST_CHARS.encode()) + b"]*")
+_SPECIAL = frozenset((b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"))
 
 
 @dataclass(slots=True)
@@ -48,7 +48,8 @@ class Head:
     method: str
     target: str
     http10: bool
-    items: list[tuple[str, str, str]]  # (name as sent, lower-cased name, value), in order; latin-1
+    items: list[tuple[bytes, bytes, bytes]]  # (name as sent, lower-cased name, value), in order, as h11 has them
+    headers: list[tuple[bytes, bytes]]  # (lower-cased name, value), in order: Request.headers
     body_start: int
     end: int  # index just past the body: the bytes this request used
 
@@ -69,36 +70,38 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
     head_end = buf.find(b"\r\n\r\n", line_end, max_head + 4)
     if head_end < 0:
         return UNSURE if len(buf) > max_head or b"\n\n" in buf or b"\r\n\n" in buf else NEED_MORE
-    items: list[tuple[str, str, str]] = []
+    items: list[tuple[bytes, bytes, bytes]] = []
+    headers: list[tuple[bytes, bytes]] = []
     host = length = None
     if head_end > line_end:
         block = bytes(buf[line_end + 2:head_end])
         if block.translate(None, _PRINTABLE):
             return UNSURE  # control or non-ASCII bytes: h11 and Go decide
-        lines = block.decode("latin-1").split("\r\n")
+        lines = block.split(b"\r\n")
         if block.count(b"\r") >= len(lines) or block.count(b"\n") >= len(lines):
             return UNSURE  # a bare CR or LF
         for line_text in lines:
-            name, colon, value = line_text.partition(":")
+            name, colon, value = line_text.partition(b":")
             lower = _header_names.get(name) if colon else None
             if lower is None:
                 if not colon or _TOKEN.fullmatch(name) is None:
                     return UNSURE  # obs-fold (leading space), a bad name, no colon
                 lower = _remember_name(name)
-            value = value.strip(" \t")
+            value = value.strip(b" \t")
             if lower in _SPECIAL:
-                if lower == "host":
+                if lower == b"host":
                     if host is not None or _VALID_HOST.fullmatch(value) is None:
                         return UNSURE
                     host = value
-                elif lower == "content-length":
+                elif lower == b"content-length":
                     if length is not None or not value.isdigit() or len(value) > 10 or \
-                            (value[0] == "0" and len(value) > 1):
+                            (value[0] == 0x30 and len(value) > 1):  # a leading "0"
                         return UNSURE
                     length = int(value)
                 else:
                     return UNSURE  # Transfer-Encoding, Expect, Upgrade: Go's rules apply
             items.append((name, lower, value))
+            headers.append((lower, value))
     if host is None or len(items) > max_headers:
         return UNSURE
     body_start = head_end + 4
@@ -108,14 +111,14 @@ def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int
     if len(buf) < end:
         return NEED_MORE
     method, target, minor = line.groups()
-    return Head(method.decode(), target.decode(), minor == b"0", items, body_start, end)
+    return Head(method.decode(), target.decode(), minor == b"0", items, headers, body_start, end)
 
 
 _LINE_PREFIX = re.compile(rb"[A-Z]{0,6}(?: (?:/[\x21-\x22\x24\x26-\x7e]*"
                           rb"(?: (?:H(?:T(?:T(?:P(?:/(?:1(?:\.(?:[01]\r?)?)?)?)?)?)?)?)?)?)?)?")
 
 
-def _remember_name(name: str) -> str:
+def _remember_name(name: bytes) -> bytes:
     lower = name.lower()
     if len(_header_names) < MAX_REMEMBERED_NAMES:  # bounded: random names from a scanner stop here
         _header_names[name] = lower

@@ -87,8 +87,8 @@ def go_header_reason(raw: bytes) -> str:
     return ""
 
 
-def connection_tokens(value: str | None) -> set[str]:
-    """The lower-cased tokens of a Connection header ("keep-alive", "close", "upgrade")."""
+def connection_tokens(value: bytes | None) -> set[bytes]:
+    """The lower-cased tokens of a Connection header (b"keep-alive", b"close", b"upgrade")."""
     if not value:
         return set()
-    return {t.strip().lower() for t in value.split(",")}
+    return {t.strip().lower() for t in value.split(b",")}

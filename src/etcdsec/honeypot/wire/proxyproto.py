@@ -80,11 +80,13 @@ def _parse_v1(line: str, length: int) -> ProxyHeader:
     return ProxyHeader(length, str(src), sport, str(dst), dport)
 
 
-def xff_client(socket_peer: str, header: str | None, trusted_networks: list[Any]) -> str:
+def xff_client(socket_peer: str, header: bytes | None, trusted_networks: list[Any]) -> str:
     """The client an X-Forwarded-For names: the rightmost hop that is not a trusted proxy (hops to
-    its left are whatever the client wrote, so they are not believed)."""
+    its left are whatever the client wrote, so they are not believed). The header's bytes are read
+    as latin-1 (as Go keeps them): an address is text, and ipaddress takes bytes for packed ones."""
     client = socket_peer
-    for hop in reversed([h.strip() for h in (header or "").split(",") if h.strip()]):
+    text = header.decode("latin-1") if header else ""
+    for hop in reversed([h.strip() for h in text.split(",") if h.strip()]):
         try:
             addr = ipaddress.ip_address(hop)
         except ValueError:

@@ -1,4 +1,9 @@
-"""A parsed HTTP request as the handlers see it, and the one view honeytokens are searched in."""
+"""A parsed HTTP request as the handlers see it, and the one view honeytokens are searched in.
+
+Header names and values stay the bytes the client sent (names lower-cased), from the readers to the
+handlers and the honeytoken view: they are decoded once, latin-1 as Go keeps them, only where text is
+needed (an event, a JSON body, an address). Method and target are text.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from urllib.parse import parse_qs, unquote
 class Request:
     method: str
     target: str  # raw request target, e.g. "/v2/keys/a?recursive=true"
-    headers: list[tuple[str, str]]  # names lower-cased, in the order sent
+    headers: list[tuple[bytes, bytes]]  # names lower-cased, in the order sent; bytes as sent
     body: bytes = b""
     http10: bool = False
     path: str = field(init=False)
@@ -27,7 +32,8 @@ class Request:
         self.path = unquote(self.raw_path)
         self.query = _parse_query(query.partition("#")[0]) if query else {}
 
-    def header(self, name: str) -> str | None:
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of the header `name` (lower-case bytes), or None."""
         for key, value in self.headers:
             if key == name:
                 return value
@@ -36,8 +42,8 @@ class Request:
     def form(self) -> dict[str, list[str]]:
         """Go's r.Form: query values, plus an urlencoded body for POST/PUT/PATCH (body values first)."""
         values: dict[str, list[str]] = {}
-        ctype = (self.header("content-type") or "").split(";")[0].strip().lower()
-        if self.method in ("POST", "PUT", "PATCH") and ctype == "application/x-www-form-urlencoded":
+        ctype = (self.header(b"content-type") or b"").split(b";")[0].strip().lower()
+        if self.method in ("POST", "PUT", "PATCH") and ctype == b"application/x-www-form-urlencoded":
             for k, v in _parse_query(self.body.decode("utf-8", "replace")).items():
                 values.setdefault(k, []).extend(v)
         for k, v in self.query.items():
@@ -45,17 +51,18 @@ class Request:
         return values
 
 
-def token_view(method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes) -> bytes:
+def token_view(method: str, target: str, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> bytes:
     """The one view of a request that honeytokens are searched in, the same for every path
     (HTTP/1 fast or h11, h2 plain, gRPC): `METHOD target`, then a line `name: value` for every
     header in order (names as sent; h2's are lower-case, its pseudo-headers are left out: they are
     method and target), an empty line, and the body (a gRPC stream's messages are searched one by
-    one as they arrive, after its headers with an empty body). Latin-1 text, as from the wire."""
-    text = method + " " + target + "\n" + "\n".join(map(": ".join, headers)) + "\n\n"  # map: no loop in Python
+    one as they arrive, after its headers with an empty body). Bytes as from the wire."""
+    line = method + " " + target + "\n"
     try:
-        head = text.encode("latin-1")
-    except UnicodeEncodeError:  # an h2 path decoded as UTF-8
-        head = text.encode("latin-1", "replace")
+        head = line.encode("latin-1")
+    except UnicodeEncodeError:  # a gRPC path decoded as UTF-8
+        head = line.encode("latin-1", "replace")
+    head += b"\n".join(map(b": ".join, headers)) + b"\n\n"  # map: no loop in Python
     return head + body if body else head
 
 

@@ -19,11 +19,12 @@ class FrameError(ValueError):
     pass
 
 
-def accept_key(key: str) -> str:
-    return base64.b64encode(hashlib.sha1(key.strip().encode() + GUID).digest()).decode()  # SHA-1: RFC 6455
+def accept_key(key: bytes) -> str:
+    """The Sec-WebSocket-Accept for the key's bytes as sent (gorilla hashes the header's bytes)."""
+    return base64.b64encode(hashlib.sha1(key.strip() + GUID).digest()).decode()  # SHA-1: RFC 6455
 
 
-def handshake_response(key: str) -> bytes:
+def handshake_response(key: bytes) -> bytes:
     """gorilla/websocket's 101, byte for byte as etcd sends it."""
     return (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n")

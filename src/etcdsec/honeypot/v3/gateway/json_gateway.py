@@ -41,7 +41,7 @@ from etcdsec.honeypot.v3.mvcc import KeyRev
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
 
-Headers = list[tuple[bytes, bytes]]
+Headers = list[tuple[bytes, bytes]]  # a request's: names lower-cased, as Request.headers; replies': Go-cased
 Reply = tuple[int, Headers, bytes]
 
 JSON_OK: Headers = [(b"Content-Type", b"application/json"),
@@ -99,7 +99,8 @@ TLS_RPC_METADATA: Headers = [
 
 def handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
            headers: Headers, body: bytes) -> Reply | Coroutine[Any, Any, Reply] | None:
-    """None: not a gateway path; a coroutine when the answer comes from the keyspace owner."""
+    """None: not a gateway path; a coroutine when the answer comes from the keyspace owner. `headers`:
+    the request's as sent, names lower-cased (`Request.headers`)."""
     is_range = state.gateway_memo.routes.get(path)
     if is_range is not None and method == "POST" and ctx.persona is state.ctx.persona:
         # a forwarding worker: a simple body is answered when the owner's reply comes (a Range from
@@ -174,9 +175,10 @@ _SIMPLE = (service.do_range, service.put)
 
 
 def _token(headers: Headers) -> str | None:
-    """grpc-gateway turns Authorization and Grpc-Metadata-Token into the metadata etcd checks."""
+    """grpc-gateway turns Authorization and Grpc-Metadata-Token into the metadata etcd checks (text:
+    the auth store compares it with the tokens it issued)."""
     for k, v in headers:
-        if k.lower() in (b"authorization", b"grpc-metadata-token"):
+        if k == b"authorization" or k == b"grpc-metadata-token":
             return v.decode("latin-1")
     return None
 

@@ -48,7 +48,7 @@ def _parse(raw: list[tuple[bytes, bytes]]) -> RequestHead:
     hdrs = dict((_text(k), _text(v)) for k, v in raw)  # the last of a repeated field counts
     token = hdrs.get("token", hdrs.get("authorization"))
     ctype = hdrs.get("content-type", "")
-    metadata = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw if not k.startswith(b":")]
+    metadata = [(k, v) for k, v in raw if not k.startswith(b":")]  # bytes as sent
     method, path = hdrs.get(":method", ""), hdrs.get(":path", "")
     return RequestHead(method=method, path=path, user_agent=hdrs.get("user-agent", ""),
                        encoding=hdrs.get("grpc-encoding", ""), token=token, content_type=ctype,
