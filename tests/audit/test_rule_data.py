@@ -16,7 +16,7 @@ from etcdsec.audit.rules import CODE_CHECKS, rule_ids, rules
 from etcdsec.errors import UserError
 from etcdsec.model import Severity
 from tests.audit.conftest import FIXTURES
-from tests.test_wheel import wheel_names  # noqa: F401  (the fixture: the wheel is built once for this module)
+from tests.test_wheel import wheel, wheel_names  # noqa: F401  (the fixtures: the wheel is built once for this module)
 
 ROOT = Path(__file__).resolve().parents[2]
 

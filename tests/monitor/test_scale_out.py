@@ -26,6 +26,7 @@ from etcdsec.store.schema import monitor_events, monitor_observations
 from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from tests.support.dask_cluster import DaskCluster
+from tests.support.etcd_admin import enable_v3_auth, etcdctl
 from tests.support.waiting import wait_for
 
 from .conftest import read_events
@@ -76,7 +77,7 @@ def test_local_workers_once_same_as_one_process(etcd_factory, tmp_path: Path) ->
     open_34 = etcd_factory("monitor-scale-3.4", EtcdConfig(version="3.4"))
     closed = [f"{free_loopback_ip()}:2379" for _ in range(3)]
     with EtcdServer(EtcdConfig(version="3.5")) as etcd:
-        etcd.enable_v3_auth()
+        enable_v3_auth(etcd)
         targets = [etcd.client_addr, open_34.client_addr, *closed]
         runs = {"one": (), "two": ("--workers", "2")}
 
@@ -86,7 +87,7 @@ def test_local_workers_once_same_as_one_process(etcd_factory, tmp_path: Path) ->
                     for name, extra in runs.items()}
 
         first = round_()
-        etcd.ctl("--user", "root:rootpw", "auth", "disable")  # between two runs, as from cron
+        etcdctl(etcd, "--user", "root:rootpw", "auth", "disable")  # between two runs, as from cron
         second = round_()
     for name in runs:
         assert first[name].returncode == 0, first[name].stderr
@@ -129,7 +130,7 @@ def test_cluster_worker_killed_partitions_resume(etcd_factory, pg_url: str, tmp_
     closed = [f"{free_loopback_ip()}:2379" for _ in range(5)]
     ev = tmp_path / "events.jsonl"
     with EtcdServer(EtcdConfig(version="3.5")) as etcd, DaskCluster(workers=2) as cluster:
-        etcd.enable_v3_auth()
+        enable_v3_auth(etcd)
         watched, address = etcd.client_addr, cluster.address
         targets = [watched, open_34.client_addr, *closed]
         proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "monitor", "exposure", *targets, "--every", "0.5s",
@@ -146,7 +147,7 @@ def test_cluster_worker_killed_partitions_resume(etcd_factory, pg_url: str, tmp_
             at_kill = counts(pg_url)
             assert wait_for(lambda: all(counts(pg_url)[t] >= at_kill[t] + 3 for t in targets), timeout=120), \
                 cluster.logs()
-            etcd.ctl("--user", "root:rootpw", "auth", "disable")
+            etcdctl(etcd, "--user", "root:rootpw", "auth", "disable")
             assert wait_for(lambda: [e for e in changes(ev) if e[0] == watched], timeout=60)
             seen = counts(pg_url)[watched]
             assert wait_for(lambda: counts(pg_url)[watched] >= seen + 3, timeout=60)
