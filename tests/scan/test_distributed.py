@@ -122,12 +122,19 @@ def test_local_workers_same_output_and_store_as_one_process(bed, baseline, tmp_p
     assert text.startswith(f"scan 1: {PAIRS} pairs swept, ") and "(etcdsec report --scan 1)" in text
 
 
+def _sigint_default() -> None:
+    # as a terminal's foreground job: a suite started in the background by a shell inherits SIGINT
+    # ignored, and a command started from it would never see the Ctrl-C this test sends
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_local_ctrl_c_stops_resumably_and_resume_finishes(bed, baseline, tmp_path):
     db = str(tmp_path / "cut.db")
     # A new session, signalled as a whole: a terminal's Ctrl-C reaches the workers too.
     proc = subprocess.Popen([ETCDSEC, "scan", bed, "-p", PORTS, "--db", db, "--seed", "11", "--timeout", "3",
                              "--workers", "2", "--rate", "25"],  # ~20 s in all: Ctrl-C lands mid-scan on a loaded CI
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_default)
     wait_for_progress(db, proc, at_least=40)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
