@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from etcdsec.store.engine import open_engine
 from etcdsec.store.scans import ScanStore
 from etcdsec.store.schema import endpoints, progress
+from etcdsec.testbed.addresses import port_free
 from etcdsec.testbed.etcd import EtcdConfig
 from tests.support.fakes import FakeServers
 
@@ -58,9 +59,12 @@ def test_scan_finds_real_etcd_among_fakes_and_prints_jsonl(tmp_path, etcd_factor
     etcd = etcd_factory("scan-open-3.5", EtcdConfig(version="3.5", name="kube-master-1"))
     etcd.put("/registry/secrets/default/token", "x")
     base = etcd.ip.rsplit(".", 1)[0]
+    # two free neighbours in the etcd's /24 (the suite's other servers take random loopback addresses)
+    json_ip, tarpit_ip = [ip for ip in (f"{base}.{last}" for last in range(250, 1, -1))
+                          if ip != etcd.ip and port_free(ip, 2379) and port_free(ip, 2380)][:2]
     with FakeServers() as fakes:
-        fakes.start("json", f"{base}.250", 2379)
-        fakes.start("tarpit", f"{base}.251", 2379)
+        fakes.start("json", json_ip, 2379)
+        fakes.start("tarpit", tarpit_ip, 2379)
         db = str(tmp_path / "scan.db")
         proc = etcdsec("scan", f"{base}.0/24", "--db", db, "--format", "jsonl", "--timeout", "4", "--seed", "3",
                        "--name", "t1", check=True)
@@ -69,8 +73,8 @@ def test_scan_finds_real_etcd_among_fakes_and_prints_jsonl(tmp_path, etcd_factor
     assert real["is_etcd"] is True and real["version"] == "3.5.1" and real["exposed"] is True
     assert real["members"][0]["name"] == "kube-master-1"
     assert found[(etcd.ip, 2380)]["reachable"] is True
-    assert found[(f"{base}.250", 2379)]["is_etcd"] is False
-    assert found[(f"{base}.251", 2379)]["is_etcd"] is not True
+    assert found[(json_ip, 2379)]["is_etcd"] is False
+    assert found[(tarpit_ip, 2379)]["is_etcd"] is not True
     # The same results are in the store, with the scan's totals.
     scans = ScanStore(open_engine(db)).list_scans()
     assert scans[0]["status"] == "finished" and scans[0]["counts"]["swept"] == 512
