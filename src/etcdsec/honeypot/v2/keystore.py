@@ -195,6 +195,16 @@ class V2Store:
         return {"action": "get", "node": extern}
 
     # --- mutations -----------------------------------------------------------------------
+    def _compare(self, node: Node, prev_value: str | None, prev_index: int | None) -> None:
+        """etcd's compareFailCause: each failed condition as "[want != have]", code 101."""
+        bad = []
+        if prev_value is not None and node.value != prev_value:
+            bad.append(f"{prev_value} != {node.value}")
+        if prev_index is not None and node.modified != prev_index:
+            bad.append(f"{prev_index} != {node.modified}")
+        if bad:
+            raise V2Error(101, "[" + "] [".join(bad) + "]", self.index)
+
     def set(self, key: str, value: str | None, *, dir: bool = False, ttl: int | None = None,
             prev_exist: bool | None = None, prev_value: str | None = None, prev_index: int | None = None,
             refresh: bool = False) -> tuple[dict[str, Any], bool]:
@@ -237,13 +247,7 @@ class V2Store:
             assert existing is not None
             if existing.is_dir:
                 raise V2Error(102, key, self.index)
-            bad = []
-            if prev_value is not None and existing.value != prev_value:
-                bad.append(f"{prev_value} != {existing.value}")
-            if prev_index is not None and existing.modified != prev_index:
-                bad.append(f"{prev_index} != {existing.modified}")
-            if bad:
-                raise V2Error(101, "[" + "] [".join(bad) + "]", self.index)
+            self._compare(existing, prev_value, prev_index)
         if refresh and existing is not None and not existing.is_dir:
             value = existing.value
         value = value or "" if not dir else None
@@ -325,13 +329,7 @@ class V2Store:
                 if node.children and not recursive:
                     raise V2Error(108, key, self.index)
             if cad:
-                bad = []
-                if prev_value is not None and node.value != prev_value:
-                    bad.append(f"{prev_value} != {node.value}")
-                if prev_index is not None and node.modified != prev_index:
-                    bad.append(f"{prev_index} != {node.modified}")
-                if bad:
-                    raise V2Error(101, "[" + "] [".join(bad) + "]", self.index)
+                self._compare(node, prev_value, prev_index)
         except V2Error:
             self.stats.counts[fail] += 1
             raise
