@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from etcdsec.commands.scan_cluster import add_cluster_arguments, run_distributed, scale_out, scan_to_resume
+from etcdsec.commands.scan_output import finish, note
 from etcdsec.errors import UserError
 from etcdsec.model import ProbeResult
 from etcdsec.scan.exclusions import build_exclusions, wide_exclusions
@@ -89,11 +90,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes on stderr")
     add_cluster_arguments(p)
     p.set_defaults(run=run)
-
-
-def note(args: argparse.Namespace, text: str) -> None:
-    if not args.quiet:
-        print(f"etcdsec: {text}", file=sys.stderr)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -206,16 +202,9 @@ def run(args: argparse.Namespace) -> int:
     stats = asyncio.run(_sweep(args, scan, perm, prog, store, config))
     where = f"scan {scan.id} shard {shard}" if shard.count > 1 else f"scan {scan.id}"
     summary = stats.summary(where)
-    if stats.interrupted:
-        db = "" if args.db == DEFAULT_DB else f" --db {shown_database(args.db)}"
-        print(f"etcdsec: interrupted; {summary}; finish it with: etcdsec scan --resume --scan {scan.id}{db}"
-              + (f" --shard {shard}" if shard.count > 1 else ""), file=sys.stderr)
-        return 130
-    if args.format == "text":
-        print(summary + (f" (etcdsec report --scan {scan.id})" if stats.etcd else ""))
-    else:
-        note(args, summary)
-    return 0
+    db = "" if args.db == DEFAULT_DB else f" --db {shown_database(args.db)}"
+    return finish(args, scan.id, summary, bool(stats.etcd), stats.interrupted,
+                  db + (f" --shard {shard}" if shard.count > 1 else ""))
 
 
 def probe_function(scan_options: dict[str, Any]) -> ProbeFn | None:

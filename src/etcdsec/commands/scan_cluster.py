@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from etcdsec.commands.options import add_worker_arguments
+from etcdsec.commands.scan_output import finish, note
 from etcdsec.errors import UserError
 from etcdsec.scale.cluster import StopFlag, dask_client, parse_workers, stop_event, worker_database
 from etcdsec.scan.distributed import PRELOAD, Watch, detach, submit
@@ -100,7 +101,7 @@ def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo],
         todo = unfinished_shards(scan.shard_count, store.shard_states(scan.id))
         steps = Permutation(scan.targets.size, scan.seed).p - 1
         if not todo:
-            _note(args, f"scan {scan.id} is already finished")
+            note(args, f"scan {scan.id} is already finished")
             return 0
         config = SweepConfig(rate=args.rate / slots if args.rate else None, concurrency=args.concurrency,
                              probe_concurrency=args.probe_concurrency, connect_timeout=args.connect_timeout)
@@ -119,7 +120,7 @@ def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo],
             print(f"scan {scan.id}: {len(todo)} shard tasks submitted to {where}; follow it with: etcdsec scan "
                   f"--resume --scan {scan.id} --cluster {args.cluster} --db {shown_database(args.db)}")
             return 0
-        _note(args, f"scan {scan.id}: {len(todo)} of {scan.shard_count} shard tasks on {where} ({slots} threads)")
+        note(args, f"scan {scan.id}: {len(todo)} of {scan.shard_count} shard tasks on {where} ({slots} threads)")
         display = display_class(Totals(steps)) if not args.quiet and sys.stderr.isatty() else None
         watch = Watch(client, store, scan, steps, on_tick=display.update if display else None,
                       on_result=_print_line if args.format == "jsonl" else None, event=event)
@@ -138,16 +139,9 @@ def run_distributed(args: argparse.Namespace, new_scan: Callable[..., ScanInfo],
     stats = SweepStats(totals.swept, totals.open, totals.etcd, totals.exposed, time.monotonic() - started,
                        interrupted=interrupted)
     summary = stats.summary(f"scan {scan.id}")
-    if interrupted:
-        again = f"--cluster {args.cluster}" if args.cluster else f"--workers {args.workers}"
-        print(f"etcdsec: interrupted; {summary}; finish it with: etcdsec scan --resume --scan {scan.id} "
-              f"--db {shown_database(args.db)} {again}", file=sys.stderr)
-        return 130
-    if args.format == "text":
-        print(summary + (f" (etcdsec report --scan {scan.id})" if stats.etcd else ""))
-    else:
-        _note(args, summary)
-    return 0
+    again = f"--cluster {args.cluster}" if args.cluster else f"--workers {args.workers}"
+    return finish(args, scan.id, summary, bool(stats.etcd), interrupted,
+                  f" --db {shown_database(args.db)} {again}")
 
 
 def _print_line(text: str) -> None:
@@ -155,6 +149,3 @@ def _print_line(text: str) -> None:
     sys.stdout.flush()
 
 
-def _note(args: argparse.Namespace, text: str) -> None:
-    if not args.quiet:
-        print(f"etcdsec: {text}", file=sys.stderr)
