@@ -31,7 +31,7 @@ from etcdsec.testbed.addresses import free_loopback_ip
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from etcdsec.testbed.pki import TestCA
 from tests.support import fidelity_grpc
-from tests.support.fidelity_grpc import CORPUS, MEMBER, PERSONA_FOR
+from tests.support.fidelity_grpc import CORPUS, MEMBER, PERSONA_FOR, on_gateway_of
 from tests.support.harness import BackgroundSensor
 
 COMPARED_HEADER_VALUES = {"content-type", "allow", "access-control-allow-headers", "access-control-allow-methods",
@@ -310,9 +310,10 @@ def run(versions: list[str], cases: list[Case] | None = None, tls: bool = False)
                         head = case.method == "HEAD" or (case.raw or "").startswith("HEAD ")
                         port = 2380 if case.peer else 2379
                         peer_tls = tls and not case.peer  # the test bed's peer port is plain text
-                        r = exchange(real.ip, port, case.wire(f"{real.ip}:{port}"), head, tls=peer_tls,
-                                     timeout=REAL_ETCD_TIMEOUT)
-                        h = exchange(hp.ip, port, case.wire(f"{hp.ip}:{port}"), head, tls=peer_tls)
+                        r = exchange(real.ip, port, on_gateway_of(version, case.wire(f"{real.ip}:{port}")), head,
+                                     tls=peer_tls, timeout=REAL_ETCD_TIMEOUT)
+                        h = exchange(hp.ip, port, on_gateway_of(version, case.wire(f"{hp.ip}:{port}")), head,
+                                     tls=peer_tls)
                         outcome = compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip)
                         if tls:
                             outcome.group += "+tls"

@@ -97,6 +97,12 @@ class ClientApp:
             trees += ["/v2/keys/", "/v2/members/", "/v2/auth/"]
         return trees
 
+    def _gateway_outside_cors(self, path: str) -> bool:
+        """Before 3.4 the gateway's mux is not behind etcd's CORS wrapper (embed/serve.go@v3.3.25): a
+        preflight on a gateway path gets grpc-gateway's own 405/404 (measured on 3.3.25)."""
+        persona = self.ctx.persona
+        return persona.major_minor < (3, 4) and any(path.startswith(p + "/") for p in persona.v3_prefixes_served)
+
     def _bare_subtree(self, path: str) -> bool:
         """Whether `path` names a subtree without its slash (ServeMux redirects it); the set is fixed."""
         if self._subtree_names is None:
@@ -108,8 +114,8 @@ class ClientApp:
         clean = _clean_path(req.raw_path)
         if clean != req.raw_path and req.method != "CONNECT":
             return _redirect(clean, req)
-        if req.method == "OPTIONS":  # etcd's CORS wrapper answers every preflight (headers only with --cors)
-            return Response(200, b"")
+        if req.method == "OPTIONS" and not self._gateway_outside_cors(req.path):
+            return Response(200, b"")  # etcd's CORS wrapper answers every preflight (headers only with --cors)
         path = req.path
         if self._bare_subtree(path):
             return _redirect(path + "/", req)
@@ -196,7 +202,7 @@ class PeerApp:
             if req.method != "POST":
                 return text_error(405, "Method Not Allowed")
             return self._incompatible(req, cid)
-        if req.path.startswith("/members/promote/"):
+        if req.path.startswith("/members/promote/") and self.ctx.persona.major_minor >= (3, 4):  # learners: 3.4
             if req.method != "POST":
                 return method_not_allowed("POST")
             return text_error(404, "membership: ID not found", cid)

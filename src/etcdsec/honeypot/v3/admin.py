@@ -250,7 +250,9 @@ def member_add(call: Call, r: pb.MemberAddRequest) -> pb.MemberAddResponse:
         raise errors.peer_url_exists()
     if len(call.ns.members) >= MAX_MEMBERS:
         raise errors.too_many_requests()
-    member = pb.Member(ID=member_id, peerURLs=urls, isLearner=r.isLearner)
+    # Learners came with 3.4: before, isLearner is an unknown field and the member is a voter.
+    learner = r.isLearner and call.persona.major_minor >= (3, 4)
+    member = pb.Member(ID=member_id, peerURLs=urls, isLearner=learner)
     call.ns.members.append(member)
     call.ns.members.sort(key=lambda m: m.ID)  # etcd lists members by ID
     return pb.MemberAddResponse(header=call.header(0), member=member, members=call.ns.members)

@@ -40,6 +40,18 @@ def _err(code: Code, message: str) -> V3Error:
     return V3Error(code, message)
 
 
+def watch_refusal(release: tuple[int, int], error: str, watch_id: int) -> tuple[str, int]:
+    """(cancel_reason, watch_id) of a watch the caller may not read. 3.3's isWatchPermitted is a bool
+    (always "permission denied", id -1: measured on 3.3.25); 3.4 cancels with the error itself and id
+    -1; 3.5 says permission denied with the requested id."""
+    denied = "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
+    if release < (3, 4):
+        return denied, -1
+    if release < (3, 5):
+        return error, -1
+    return denied, watch_id
+
+
 # Constructors rather than shared instances: an exception object should not be raised twice.
 def empty_key() -> V3Error:
     return _err(Code.INVALID_ARGUMENT, "etcdserver: key is not provided")

@@ -489,10 +489,22 @@ _UNARY = [
 
 METHODS: dict[str, Method] = {m.path: m for m in _UNARY}
 GATEWAY: dict[str, Method] = {g: m for m in _UNARY for g in m.gateway}
+# Gateway routes newer than their method: before 3.4 the lease routes lived under /kv/lease only
+# (rpc.proto@v3.3.25; measured: /v3beta/lease/revoke is grpc-gateway's 404 on 3.3.25).
+GATEWAY_SINCE: dict[str, tuple[int, int]] = {"/v3/lease/revoke": (3, 4), "/v3/lease/timetolive": (3, 4),
+                                             "/v3/lease/leases": (3, 4)}
 
 
 def available(method: Method, persona: Persona) -> bool:
     return persona.grpc_enabled and persona.major_minor >= method.min_version
+
+
+def gateway_method(canon: str, persona: Persona) -> Method | None:
+    """The method behind a canonical gateway path (`/v3/kv/range`) for this persona, or None."""
+    m = GATEWAY.get(canon)
+    if m is None or not available(m, persona) or persona.major_minor < GATEWAY_SINCE.get(canon, (0, 0)):
+        return None
+    return m
 
 
 def _src(session: Session | None) -> str:

@@ -56,7 +56,8 @@ class Namespace:
         self.store.compact_revision = self.store.revision  # history before the seed is "compacted"
         start_ms = int(ident.start_time.timestamp() * 1000)
         self.lessor = Lessor(IdGenerator(ident.member_id, start_ms))
-        self.hub = WatchHub(self.store, state.header, ctx.limits.max_watches)
+        self.hub = WatchHub(self.store, state.header, ctx.limits.max_watches,
+                            client_watch_ids=ctx.persona.major_minor >= (3, 4))
         self.auth = AuthInfo()
         self.members = state.members()  # MemberAdd/Remove change this namespace's view only
         # raft's index runs ahead of the revision and climbs with it (every write is a raft entry)

@@ -81,6 +81,8 @@ class WatchStream:
 
     def create(self, c: pb.WatchCreateRequest) -> None:
         store = self.hub.store
+        if c.watch_id and not self.hub.client_watch_ids:
+            c.watch_id = 0
         key = c.key or b"\x00"  # etcd: an empty watch key means the smallest key
         end = range_end_of(key, c.range_end)
         wid = c.watch_id if c.watch_id > 0 else self.next_id
@@ -137,10 +139,14 @@ class WatchStream:
 class WatchHub:
     """All watch streams of one namespace; bounded in total watchers."""
 
-    def __init__(self, store: MVCCStore, header: HeaderFactory, max_watches: int) -> None:
+    def __init__(self, store: MVCCStore, header: HeaderFactory, max_watches: int,
+                 client_watch_ids: bool = True) -> None:
         self.store = store
         self.header = header
         self.max_watches = max_watches
+        # WatchCreateRequest.watch_id came with 3.4 (etcd PR 9065): before, field 7 is unknown and
+        # ignored, so every watch gets the stream's next id (measured on 3.3.25).
+        self.client_watch_ids = client_watch_ids
         self.count = 0
         self.streams: set[WatchStream] = set()
         store.subscribe(self._on_commit)

@@ -25,6 +25,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from etcdsec.honeypot.context import SensorContext
+from etcdsec.honeypot.core.persona import Persona
 from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import errors, service
 from etcdsec.honeypot.v3.errors import V3Error
@@ -67,12 +68,24 @@ def to_json(msg: Message) -> bytes:
         return json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _error_body(code: int, message: str, version: tuple[int, int]) -> bytes:
-    """grpc-gateway's error body: v1.16 (etcd 3.5), v1.9 (3.4), and before 3.4 without "message"."""
+def grpc_gateway_release(persona: Persona) -> tuple[int, int]:
+    """The grpc-gateway runtime the persona's build links: etcd 3.5 vendors v1.16, 3.4 v1.9, 3.3 and
+    3.2 v1.3; a distribution build may link its own (persona key `grpc_gateway`, e.g. Debian 11's
+    3.3.25: 1.6.4)."""
+    own = persona.extra.get("grpc_gateway")
+    if own:
+        major, minor = str(own).split(".")[:2]
+        return int(major), int(minor)
+    return {(3, 5): (1, 16), (3, 4): (1, 9)}.get(persona.major_minor, (1, 3))
+
+
+def _error_body(code: int, message: str, gateway: tuple[int, int]) -> bytes:
+    """grpc-gateway's error body: v1.16 error, code, message; v1.6 (measured, Debian's 3.3.25) and
+    v1.9 (3.4) error, message, code; v1.3 (upstream 3.2/3.3) has no "message"."""
     msg = json.dumps(message, ensure_ascii=False)
-    if version < (3, 4):
+    if gateway < (1, 6):
         return f'{{"error":{msg},"code":{code}}}'.encode()
-    if version < (3, 5):
+    if gateway < (1, 16):
         return f'{{"error":{msg},"message":{msg},"code":{code}}}'.encode()
     return f'{{"error":{msg},"code":{code},"message":{msg}}}'.encode()
 
@@ -137,12 +150,13 @@ def _handle(ctx: SensorContext, state: V3State, session: Session | None, method:
     canon = persona.v3_path(path.split("?", 1)[0])
     if canon is None:
         return None
-    m = service.GATEWAY.get(canon)
-    if m is None or not service.available(m, persona):
+    m = service.gateway_method(canon, persona)
+    if m is None:
         return (404, list(_TEXT), b"Not Found\n"), False
     if method != "POST":
         return (405, list(_TEXT), b"Method Not Allowed\n"), False
     version = persona.major_minor
+    gateway = grpc_gateway_release(persona)
     v34 = version < (3, 5)
     if m.streaming:
         return _stream(state, session, m, body), True
@@ -151,21 +165,22 @@ def _handle(ctx: SensorContext, state: V3State, session: Session | None, method:
             and persona is state.ctx.persona:  # a handful: each served prefix + /kv/range or /kv/put
         memo.routes[path] = m.handler is service.do_range
     try:
-        request, _ = parse_request(body, m.request)
+        # before 3.4 the generated gateway code fails an empty body with io.EOF (3.4's lets it through)
+        request, _ = parse_request(body, m.request, empty_ok=version >= (3, 4))
     except BadInput as exc:
-        return (400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), version)), False
+        return (400, [(b"Content-Type", b"application/json")], _error_body(3, str(exc), gateway)), False
     token = _token(headers)
     if m.server_stream:
         try:
             lines = service.invoke_stream(state, session, m, request, token)
         except V3Error as exc:
             return (errors.grpc_gateway_http_status(exc.code, v34), [(b"Content-Type", b"application/json")],
-                    _error_body(exc.code, exc.message, version)), True
+                    _error_body(exc.code, exc.message, gateway)), True
         return (200, list(STREAM_OK), b"".join(_result(r) for r in lines)), True
     try:
         payload = _answer(state, session, m, request, token)
     except V3Error as exc:
-        return _rpc_error(exc, version), True
+        return _rpc_error(exc, persona), True
     return (200, list(JSON_OK), payload), True
 
 
@@ -183,12 +198,13 @@ def _token(headers: Headers) -> str | None:
     return None
 
 
-def _rpc_error(exc: V3Error, version: tuple[int, int]) -> Reply:
-    v34 = version < (3, 5)
+def _rpc_error(exc: V3Error, persona: Persona) -> Reply:
+    v34 = persona.major_minor < (3, 5)
     status = errors.grpc_gateway_http_status(exc.code, v34)
+    body = _error_body(exc.code, exc.message, grpc_gateway_release(persona))
     if v34:
-        return status, list(ERROR_34), _error_body(exc.code, exc.message, version)
-    return status, [(b"Content-Type", b"application/json")], _error_body(exc.code, exc.message, version)
+        return status, list(ERROR_34), body
+    return status, [(b"Content-Type", b"application/json")], body
 
 
 def _simple_call(state: V3State, session: Session | None, is_range: bool, headers: Headers,
@@ -203,7 +219,7 @@ def _simple_call(state: V3State, session: Session | None, is_range: bool, header
     try:
         payload = _simple_json(state, session, is_range, plain, _token(headers))
     except V3Error as exc:
-        return _rpc_error(exc, persona.major_minor)
+        return _rpc_error(exc, persona)
     return 200, list(JSON_OK), payload
 
 
@@ -216,7 +232,7 @@ async def _forwarded_simple(state: V3State, session: Session | None, is_range: b
                                                 session.src_ip if session is not None else "", _token(headers), body)
         reply: Reply = 200, list(JSON_OK), payload
     except V3Error as exc:
-        reply = _rpc_error(exc, state.ctx.persona.major_minor)
+        reply = _rpc_error(exc, state.ctx.persona)
     if session is not None and session.tls:
         return reply[0], _with_tls_metadata(reply[1]), reply[2]
     return reply

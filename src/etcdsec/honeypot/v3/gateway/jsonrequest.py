@@ -140,8 +140,11 @@ def _reject_constant(name: str) -> None:
 MAX_PARSED_DEPTH = 400
 
 
-def parse_request(body: bytes, msg_type: type[Message]) -> tuple[Message, int]:
-    """Decode the first JSON value of `body` into `msg_type`; (message, bytes consumed)."""
+def parse_request(body: bytes, msg_type: type[Message], empty_ok: bool = True) -> tuple[Message, int]:
+    """Decode the first JSON value of `body` into `msg_type`; (message, bytes consumed). An empty
+    body (Go's io.EOF) is an empty message when `empty_ok`, else BadInput("EOF")."""
+    if not empty_ok and not body.strip(b" \t\r\n"):
+        raise BadInput("EOF")
     if body.count(b"{") + body.count(b"[") > MAX_PARSED_DEPTH:  # may nest deeper: Go's scanner first
         err, end = go_json_errors.decode_error(body)
         if err == "EOF":

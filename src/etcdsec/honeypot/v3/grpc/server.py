@@ -34,7 +34,7 @@ from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import errors, service
 from etcdsec.honeypot.v3.call import READ
-from etcdsec.honeypot.v3.errors import Code, V3Error
+from etcdsec.honeypot.v3.errors import Code, V3Error, watch_refusal
 from etcdsec.honeypot.v3.gateway import jsonpb
 from etcdsec.honeypot.v3.grpc import gogo_errors
 from etcdsec.honeypot.v3.grpc.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
@@ -411,17 +411,16 @@ class GrpcConnection:
         self._finish(st, Code.OK, "")
 
     def _watch_permit(self, st: _Stream, ns: Namespace) -> Callable[[bytes, bytes, int], tuple[str, int] | None]:
-        """etcd's isWatchPermitted: 3.4 cancels with the error itself, 3.5 always says permission denied."""
-        v34 = self.ctx.persona.major_minor < (3, 5)
+        """etcd's isWatchPermitted, refused as the persona's release refuses (errors.watch_refusal)."""
+        release = self.ctx.persona.major_minor
 
         def permit(key: bytes, range_end: bytes, watch_id: int) -> tuple[str, int] | None:
             call = service.Call(self.state, ns, self.session, self.ctx.persona, st.token)
             try:
                 call.require(READ, key, range_end)
             except V3Error as err:
-                if v34:
-                    return f"rpc error: code = {_go_code(err.code)} desc = {err.message}", -1
-                return "rpc error: code = PermissionDenied desc = etcdserver: permission denied", watch_id
+                return watch_refusal(release, f"rpc error: code = {_go_code(err.code)} desc = {err.message}",
+                                     watch_id)
             return None
 
         return permit
