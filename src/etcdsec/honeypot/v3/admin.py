@@ -292,6 +292,8 @@ def member_promote(call: Call, r: pb.MemberPromoteRequest) -> pb.MembersResponse
 def move_leader(call: Call, r: pb.MoveLeaderRequest) -> pb.HeaderOnlyResponse:
     member = _member_or_none(call, r.targetID)
     if member is None or not member.clientURLs:
+        if call.persona.major_minor < (3, 4):  # no ErrBadLeaderTransferee before 3.4: it waits forever
+            raise errors.NoReply()
         raise errors.bad_leader_transferee()
     return pb.HeaderOnlyResponse(header=call.header())
 

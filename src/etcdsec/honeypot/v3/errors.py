@@ -36,6 +36,12 @@ class V3Error(Exception):
         self.message = message
 
 
+class NoReply(Exception):
+    """A call the persona's release never answers: it waits on a context only the client can end
+    (3.3's MoveLeader to a non-member loops until the leader changes; measured on 3.3.25). The gRPC
+    transport holds the stream open, logged, until the client resets it or leaves."""
+
+
 def _err(code: Code, message: str) -> V3Error:
     return V3Error(code, message)
 
