@@ -24,10 +24,10 @@ def test_normalisation_masks_ids_but_not_structure() -> None:
 
 @pytest.fixture(scope="module")
 def report() -> fidelity.Report:
-    return fidelity.run(["3.4", "3.5"])
+    return fidelity.run(["3.3", "3.4", "3.5"])
 
 
-@pytest.mark.parametrize("persona", ["3.4.23", "3.5.1"])
+@pytest.mark.parametrize("persona", ["3.3.25", "3.4.23", "3.5.1"])
 def test_http_surface_matches_real_etcd(report, persona) -> None:
     """Every case, the v3 gateway's (`gw-*`) included, matches exactly."""
     rows = [o for o in report.outcomes if o.version == persona]

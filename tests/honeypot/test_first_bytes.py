@@ -20,7 +20,7 @@ from tests.support.first_bytes import H2_PREFACE, HELLOS, SETTINGS_EMPTY, SHAPES
 from tests.support.harness import BackgroundSensor
 from tests.support.rawwire import Outcome, observe
 
-PAIRS = (("3.5", "3.5.1"), ("3.4", "3.4.23"))
+PAIRS = (("3.5", "3.5.1"), ("3.4", "3.4.23"), ("3.3", "3.3.25"))
 # After cmux has matched HTTP/1, what follows is the HTTP server's: Go answers a request head cut short
 # by the client's FIN with a 400; the honeypot's HTTP/1 path closes without one (see docs, "First bytes").
 HTTP_PATH_SHAPES = {"GET line no LF, half-closed"}

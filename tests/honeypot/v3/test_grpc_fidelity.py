@@ -20,7 +20,7 @@ def test_corpus_is_large_and_well_formed() -> None:
                                                      "etcdserverpb.Auth"}
 
 
-@pytest.mark.parametrize("version", ["3.4", "3.5"])
+@pytest.mark.parametrize("version", ["3.3", "3.4", "3.5"])
 def test_grpc_fidelity_is_complete(version: str) -> None:
     outcomes = fidelity_grpc.run([version])
     diffs = [f"{o.id}: {' | '.join(o.diffs)}" for o in outcomes if not o.match]

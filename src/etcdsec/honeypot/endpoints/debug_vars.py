@@ -13,7 +13,7 @@ from typing import Any
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.persona import Persona
-from etcdsec.honeypot.endpoints.go_runtime import FD_LIMIT
+from etcdsec.honeypot.endpoints.go_runtime import FD_LIMIT, by_size, go_release, size_classes
 
 KUBEADM_PKI = "/etc/kubernetes/pki/etcd"
 
@@ -46,15 +46,6 @@ def cmdline(ctx: SensorContext) -> list[str]:
     return [str(conf.get("argv0", "etcd")), *sorted(argv)]
 
 
-def go_release(go_version: str) -> tuple[int, int]:
-    """`go1.7.6` -> (1, 7); an unreadable version counts as a current one."""
-    parts = go_version.removeprefix("go").split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return (1, 99)
-
-
 def debug_vars_body(ctx: SensorContext, memstats: dict[str, Any], index: int) -> bytes:
     """expvar's layout: `{\\n"name": value,\\n...}`, each value compact JSON, keys sorted; `memstats`
     from etcdsec.honeypot.endpoints.go_runtime (the same figures /metrics shows), `index` raft's commit index."""
@@ -64,8 +55,9 @@ def debug_vars_body(ctx: SensorContext, memstats: dict[str, Any], index: int) ->
             "raftState": "StateLeader", "applied": index,
             "progress": {member: {"match": index, "next": index + 1, "state": "StateReplicate"}},
             "leadtransferee": "0"}
+    memstats = {**memstats, "BySize": by_size(memstats, size_classes(ctx.persona.go_version))}
     if go_release(ctx.persona.go_version) < (1, 8):  # MemStats.NumForcedGC arrived in Go 1.8 (go CL 34067)
-        memstats = {k: v for k, v in memstats.items() if k != "NumForcedGC"}
+        del memstats["NumForcedGC"]
     items = [("cmdline", cmdline(ctx)), ("file_descriptor_limit", FD_LIMIT),
              ("memstats", memstats), ("raft.status", raft)]
     return ("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}"

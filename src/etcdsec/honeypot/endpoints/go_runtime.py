@@ -14,11 +14,37 @@ GC_PERIOD_S = 120.0  # forcegcperiod: an idle Go process collects every 2 minute
 PAGE = 8192
 FD_LIMIT = 1_048_576  # a container's nofile limit (containerd, Docker): what kubeadm's etcd pod gets
 
-# runtime.MemStats.BySize: the size classes of Go 1.16-1.19 (61, as etcd 3.4 and 3.5 print them)
+# runtime.MemStats.BySize: its first 61 size classes, as etcd 3.4 and 3.5 print them (Go 1.16-1.19)
 SIZE_CLASSES = (0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320,
                 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792,
                 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472,
                 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432)
+# Before Go 1.16 there was no 24-byte class, so the 61 printed end one class later (measured on etcd
+# 3.3.25 built with go1.15.9).
+SIZE_CLASSES_GO115 = (*(c for c in SIZE_CLASSES if c != 24), 19072)
+
+
+def go_release(go_version: str) -> tuple[int, int]:
+    """`go1.7.6` -> (1, 7); an unreadable version counts as a current one."""
+    parts = go_version.removeprefix("go").split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return (1, 99)
+
+
+def size_classes(go_version: str) -> tuple[int, ...]:
+    return SIZE_CLASSES if go_release(go_version) >= (1, 16) else SIZE_CLASSES_GO115
+
+
+def by_size(memstats: dict[str, Any], classes: tuple[int, ...]) -> list[dict[str, int]]:
+    """MemStats.BySize: the process's mallocs and frees spread over `classes`, small sizes busiest."""
+    weights = [1.0 / (1 + size / 64) for size in classes[1:]]
+    scale = sum(weights)
+    mallocs, frees = memstats["Mallocs"], memstats["Frees"]
+    return [{"Size": 0, "Mallocs": 0, "Frees": 0}] + [
+        {"Size": size, "Mallocs": int(mallocs * w / scale), "Frees": int(frees * w / scale)}
+        for size, w in zip(classes[1:], weights, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -69,11 +95,6 @@ def memstats(load: Load) -> dict[str, Any]:
         n = gcs - back
         pause_ns[(n + 255) % 256] = _pause_ns(n)
         pause_end[(n + 255) % 256] = last_gc - int(back * GC_PERIOD_S * 1e9)
-    weights = [1.0 / (1 + size / 64) for size in SIZE_CLASSES[1:]]
-    scale = sum(weights)
-    by_size = [{"Size": 0, "Mallocs": 0, "Frees": 0}] + [
-        {"Size": size, "Mallocs": int(mallocs * w / scale), "Frees": int(frees * w / scale)}
-        for size, w in zip(SIZE_CLASSES[1:], weights, strict=True)]
     return {
         "Alloc": heap_alloc, "TotalAlloc": heap_alloc + 4_000_000 + int(load.uptime * 21_000) + 2_400 * load.calls,
         "Sys": sys, "Lookups": 0, "Mallocs": mallocs, "Frees": frees, "HeapAlloc": heap_alloc,
@@ -86,7 +107,7 @@ def memstats(load: Load) -> dict[str, Any]:
         "PauseNs": pause_ns, "PauseEnd": pause_end, "NumGC": gcs, "NumForcedGC": 0,
         # above 1e-4, where Go's encoding/json and Python's repr print a float alike
         "GCCPUFraction": round(0.0003 + 0.05 / (1 + load.uptime / 10), 9),
-        "EnableGC": True, "DebugGC": False, "BySize": by_size,
+        "EnableGC": True, "DebugGC": False,  # BySize: by_size(), for the persona's Go (debug_vars)
     }
 
 
