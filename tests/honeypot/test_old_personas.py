@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from etcdsec.honeypot.core.bait import Bait
-from etcdsec.honeypot.endpoints.go_runtime import go_release
+from etcdsec.honeypot.core.persona import go_release
 from etcdsec.honeypot.sensor import SensorConfig
 from tests.support import transcripts
 from tests.support.harness import BackgroundSensor

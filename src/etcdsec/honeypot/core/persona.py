@@ -51,6 +51,15 @@ class Persona:
         return cls(**fields, extra=extra)
 
 
+def go_release(go_version: str) -> tuple[int, int]:
+    """`go1.7.6` -> (1, 7); an unreadable version counts as a current one."""
+    parts = go_version.removeprefix("go").split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return (1, 99)
+
+
 def persona_names() -> list[str]:
     files = resources.files("etcdsec.honeypot").joinpath("personas")
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".json"))

@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from etcdsec.honeypot.context import SensorContext
-from etcdsec.honeypot.core.persona import Persona
-from etcdsec.honeypot.endpoints.go_runtime import FD_LIMIT, by_size, go_release, size_classes
+from etcdsec.honeypot.core.persona import Persona, go_release
+from etcdsec.honeypot.endpoints.go_runtime import FD_LIMIT, by_size, size_classes
 
 KUBEADM_PKI = "/etc/kubernetes/pki/etcd"
 

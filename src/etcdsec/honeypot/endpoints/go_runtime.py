@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from etcdsec.honeypot.core.persona import go_release
+
 GC_PERIOD_S = 120.0  # forcegcperiod: an idle Go process collects every 2 minutes
 PAGE = 8192
 FD_LIMIT = 1_048_576  # a container's nofile limit (containerd, Docker): what kubeadm's etcd pod gets
@@ -22,15 +24,6 @@ SIZE_CLASSES = (0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 
 # Before Go 1.16 there was no 24-byte class, so the 61 printed end one class later (measured on etcd
 # 3.3.25 built with go1.15.9).
 SIZE_CLASSES_GO115 = (*(c for c in SIZE_CLASSES if c != 24), 19072)
-
-
-def go_release(go_version: str) -> tuple[int, int]:
-    """`go1.7.6` -> (1, 7); an unreadable version counts as a current one."""
-    parts = go_version.removeprefix("go").split(".")
-    try:
-        return int(parts[0]), int(parts[1])
-    except (IndexError, ValueError):
-        return (1, 99)
 
 
 def size_classes(go_version: str) -> tuple[int, ...]:

@@ -24,6 +24,7 @@ import h11
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.events_fields import body_fields
+from etcdsec.honeypot.core.persona import go_release
 from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.routes import ClientApp, PeerApp
 from etcdsec.honeypot.serve.exchange import Answer, Http1State, exchange, log_request, malformed
@@ -231,9 +232,11 @@ class H11Reader:
         """Answer one request; whether the connection may carry another."""
         if event.http_version not in (b"1.0", b"1.1"):
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
-            if not self._cmux():  # no cmux in front: net/http itself refuses it
-                await self._write_close(go_response.go_status_error(505, "HTTP Version Not Supported",
-                                                               "unsupported protocol version"))
+            if not self._cmux():  # no cmux in front: net/http itself refuses it, with 400 before Go 1.16
+                old_go = go_release(self.ctx.persona.go_version) < (1, 16)  # (measured: go1.15.9 on 3.3.25)
+                await self._write_close(go_response.go_status_error(400, "Bad Request", "unsupported protocol version")
+                                        if old_go else go_response.go_status_error(
+                                            505, "HTTP Version Not Supported", "unsupported protocol version"))
             raise _Drop  # in plain text, cmux hands only HTTP/1.x to net/http: silent close
         items = self._lowered
         refusal = go_refusal(event, items)

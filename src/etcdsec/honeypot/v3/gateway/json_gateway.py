@@ -108,6 +108,7 @@ TLS_RPC_METADATA: Headers = [
     (b"Grpc-Metadata-Trailer", b"Grpc-Message"),
     (b"Grpc-Metadata-Trailer", b"Grpc-Status-Details-Bin"),
 ]
+TLS_RPC_METADATA_33: Headers = [h for h in TLS_RPC_METADATA if b"-Access-Control-" not in h[0]]
 
 
 def handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
@@ -125,21 +126,23 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
         fast = _simple_call(state, session, is_range, headers, body)
         if fast is not None:  # it reached the RPC
             if session is not None and session.tls:
-                return fast[0], _with_tls_metadata(fast[1]), fast[2]
+                return fast[0], _with_tls_metadata(fast[1], ctx.persona), fast[2]
             return fast
     answer = _handle(ctx, state, session, method, path, headers, body)
     if answer is None:
         return None
     (status, out, payload), reached_rpc = answer
     if reached_rpc and session is not None and session.tls:
-        out = _with_tls_metadata(out)
+        out = _with_tls_metadata(out, ctx.persona)
     return status, out, payload
 
 
-def _with_tls_metadata(out: Headers) -> Headers:
+def _with_tls_metadata(out: Headers, persona: Persona) -> Headers:
     kept = [(k, v) for k, v in out if k.lower() not in (b"grpc-metadata-content-type", b"trailer")]
     at = next((i + 1 for i, (k, _) in enumerate(kept) if k.lower() == b"content-type"), 0)
-    return kept[:at] + TLS_RPC_METADATA + kept[at:]
+    # before 3.4 etcd's TLS handler is not behind its CORS wrapper: no CORS headers come back (3.3.25)
+    metadata = TLS_RPC_METADATA if persona.major_minor >= (3, 4) else TLS_RPC_METADATA_33
+    return kept[:at] + metadata + kept[at:]
 
 
 def _handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
@@ -234,7 +237,7 @@ async def _forwarded_simple(state: V3State, session: Session | None, is_range: b
     except V3Error as exc:
         reply = _rpc_error(exc, state.ctx.persona)
     if session is not None and session.tls:
-        return reply[0], _with_tls_metadata(reply[1]), reply[2]
+        return reply[0], _with_tls_metadata(reply[1], state.ctx.persona), reply[2]
     return reply
 
 
