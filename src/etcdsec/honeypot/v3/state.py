@@ -62,7 +62,7 @@ class Namespace:
         # raft's index runs ahead of the revision and climbs with it (every write is a raft entry)
         self.raft_index = (ident.raft_index_base or self.store.revision + 7) + climbed
         self.store.subscribe(self._count_raft)
-        seed = list(ctx.dataset) + (self.heartbeat.initial(wall) if self.heartbeat else [])
+        seed = self.heartbeat.seeded(ctx.dataset, wall) if self.heartbeat else list(ctx.dataset)
         for key, value in seed:  # one revision per key, as if written one by one
             txn = self.store.txn()
             try:
@@ -86,7 +86,10 @@ class Namespace:
         for key, value in writes:
             txn = self.store.txn()
             try:
-                txn.put(key, value, 0)
+                if value is None:  # a Job (and its pod) the CronJob's history dropped
+                    txn.delete_range(key, None)
+                else:
+                    txn.put(key, value, 0)
             except V3Error:
                 return
             txn.commit()

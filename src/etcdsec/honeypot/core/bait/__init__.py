@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from etcdsec.honeypot.core import kubeproto
-from etcdsec.honeypot.core.bait import accounts, extensions, nodes, pki, rbac, services, workloads
+from etcdsec.honeypot.core.bait import accounts, batch, extensions, nodes, pki, rbac, services, workloads
 from etcdsec.honeypot.core.bait.owners import owners
 from etcdsec.honeypot.core.bait.plant import (
     CLUSTER_AGE,
@@ -47,6 +47,7 @@ def kubernetes_bait(seed: str, created: datetime, master: str = "kube-master-1")
     nodes.put_all(plant)
     rbac.put_all(plant)
     extensions.put_all(plant)
+    batch.put_all(plant)
     return _stored(plant)
 
 
