@@ -20,7 +20,7 @@ CONTROL_PLANE_UP_S = 14.2  # the apiserver and the elected leaders came up this 
 KUBE_VERSION = "v1.21.14"
 WORKERS = 6
 META_ORDER = ["name", "generateName", "namespace", "uid", "generation", "creationTimestamp", "labels", "annotations",
-              "ownerReferences"]  # ObjectMeta's Go field order: the JSON kinds and the v2 view follow it
+              "ownerReferences", "finalizers"]  # ObjectMeta's Go field order: the JSON kinds and the v2 view follow it
 MASTER_IP = "10.0.1.10"  # the workers follow: worker-N is 10.0.1.(10 + N), its pods 10.244.N.0/24
 
 

@@ -15,6 +15,10 @@ from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, NodeInfo, Plant, node
 
 CRITICAL = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 NODE_NAME = {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}
+POD_NAMESPACE = {"name": "POD_NAMESPACE",
+                 "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}}
+INGRESS_LABELS = {"app.kubernetes.io/component": "controller", "app.kubernetes.io/instance": "ingress-nginx",
+                  "app.kubernetes.io/name": "ingress-nginx"}
 EVERYWHERE = [{"operator": "Exists"}]  # kube-proxy and calico-node tolerate every taint
 
 
@@ -34,6 +38,7 @@ class Workload:
     host_network: bool = False
     tolerations: tuple[dict[str, Any], ...] = ()
     secrets: dict[str, str] = field(default_factory=dict)  # env var -> token label: honeytokens in plain env
+    account: str = ""  # its service account, if not of its own name
 
 
 def _secret_ref(name: str, secret: str, key: str) -> dict[str, Any]:
@@ -79,6 +84,22 @@ WORKLOADS = [
              priority_class="system-cluster-critical",
              tolerations=({"key": "CriticalAddonsOnly", "operator": "Exists"},
                           {"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"})),
+    # grown later: ingress-nginx's controller (its Service, IngressClass and Ingresses: ingress.py) and
+    # the local-path provisioner behind the default StorageClass (storage.py)
+    Workload("ingress-nginx", "ingress-nginx-controller", "Deployment",
+             "k8s.gcr.io/ingress-nginx/controller:v1.1.1", INGRESS_LABELS, 2,
+             (("http", 80, "TCP"), ("https", 443, "TCP"), ("webhook", 8443, "TCP")),
+             ({"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
+              POD_NAMESPACE, {"name": "LD_PRELOAD", "value": "/usr/local/lib/libmimalloc.so"}),
+             ("/nginx-ingress-controller", "--election-id=ingress-controller-leader",
+              "--controller-class=k8s.io/ingress-nginx", "--configmap=$(POD_NAMESPACE)/ingress-nginx-controller",
+              "--validating-webhook=:8443", "--validating-webhook-certificate=/usr/local/certificates/cert",
+              "--validating-webhook-key=/usr/local/certificates/key"), account="ingress-nginx"),
+    Workload("local-path-storage", "local-path-provisioner", "Deployment",
+             "docker.io/rancher/local-path-provisioner:v0.0.21", {"app": "local-path-provisioner"},
+             env=(POD_NAMESPACE,),
+             command=("local-path-provisioner", "--debug", "start", "--config", "/etc/config/config.json"),
+             account="local-path-provisioner-service-account"),
 ]
 FIRST_BAIT_APPS = [("prod", "payments-api"), ("prod", "orders-worker"), ("prod", "web-frontend"),
                    ("monitoring", "prometheus"), ("monitoring", "grafana"), ("ci", "gitlab-runner"),
@@ -117,7 +138,7 @@ def _template(plant: Plant, w: Workload, rng: random.Random, labels: dict[str, s
                                  **({"env": env} if env else {}), "resources": {},
                                  "terminationMessagePath": "/dev/termination-log",
                                  "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"}
-    account = w.name  # every workload runs as the service account of its name (accounts.py)
+    account = w.account or w.name  # the service accounts: accounts.py
     spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
                             "dnsPolicy": "ClusterFirst", "serviceAccountName": account, "serviceAccount": account,
                             **({"hostNetwork": True} if w.host_network else {}), "securityContext": {},
