@@ -100,6 +100,18 @@ LAYOUT: dict[str, tuple[str, str, bool, str]] = {
     "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding", True, "proto"),
     "priorityclasses": ("scheduling.k8s.io/v1", "PriorityClass", False, "proto"),
     "csinodes": ("storage.k8s.io/v1", "CSINode", False, "proto"),
+    "persistentvolumes": ("v1", "PersistentVolume", False, "proto"),
+    "persistentvolumeclaims": ("v1", "PersistentVolumeClaim", True, "proto"),
+    "storageclasses": ("storage.k8s.io/v1", "StorageClass", False, "proto"),
+    # pkg/kubeapiserver/default_storage_factory_builder.go SpecialDefaultResourcePrefixes: networking.k8s.io
+    # ingresses keep extensions' prefix, "ingress"
+    "ingress": ("networking.k8s.io/v1", "Ingress", True, "proto"),
+    "ingressclasses": ("networking.k8s.io/v1", "IngressClass", False, "proto"),
+    "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicy", True, "proto"),
+    "jobs": ("batch/v1", "Job", True, "proto"),
+    # 1.21 serves batch/v1 CronJobs but stores v1beta1 (NewStorageFactoryConfig's encoding overrides keep a
+    # new version out of storage for one release, so a downgraded apiserver can read it)
+    "cronjobs": ("batch/v1beta1", "CronJob", True, "proto"),
     "apiregistration.k8s.io/apiservices": ("apiregistration.k8s.io/v1", "APIService", False, "json"),
     # apiextensions-apiserver's storage codec prefers v1beta1 up to Kubernetes 1.21
     "apiextensions.k8s.io/customresourcedefinitions": ("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition",
