@@ -7,6 +7,7 @@ every 5 minutes on a lease renewal, and the CronJob's history moving on run by r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -15,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -22,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.core.bait import kubernetes_bait
-from etcdsec.honeypot.sensor import SensorConfig
+from etcdsec.honeypot.sensor import Sensor, SensorConfig
 from etcdsec.honeypot.v3.heartbeat import MAX_WRITES_PER_CATCH_UP, NODE_STATUS_EVERY_S
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
@@ -312,3 +314,34 @@ def test_a_day_without_readers_is_caught_up_in_bounded_work_to_the_present_state
     assert wall.t - NODE_STATUS_EVERY_S < beat <= wall.t
     writes = ns.store.revision - node_rev  # written in the catch-up after the Node: bounded
     assert writes <= MAX_WRITES_PER_CATCH_UP
+
+
+def test_a_keyspace_restored_after_an_hour_down_has_the_present_jobs_and_node_reports(tmp_path: Path) -> None:
+    """The journal brings back the Jobs and Node reports of an hour ago; the cluster went on meanwhile."""
+    clock = Clock(time.time())
+
+    class Clocked(Sensor):
+        def _v3_state(self) -> V3State | None:
+            return V3State(self.ctx, wall_clock=clock)
+
+    config = SensorConfig(listen=("127.0.0.1", 0), state_file=tmp_path / "s.json", keyspace_state=tmp_path / "ks")
+
+    async def run_and_flush() -> list[bytes]:
+        sensor = Clocked(config)
+        assert sensor.keyspace is not None and sensor.v3_state is not None
+        ns = sensor.v3_state.namespaces()[0][1]
+        jobs = [kv.key for kv in ns.store.range(b"/registry/jobs/", b"/registry/jobs0")]
+        await sensor.keyspace.flush()
+        return jobs
+
+    before = asyncio.run(run_and_flush())
+    clock.t += 3600
+    again = Clocked(config).v3_state
+    assert again is not None
+    ns = again.namespaces()[0][1]
+    after = [kv.key for kv in ns.store.range(b"/registry/jobs/", b"/registry/jobs0")]
+    assert 3 <= len(after) <= 4 and not set(after) & set(before)  # an hour of runs later: none of those
+    pods = [kv.key for kv in ns.store.range(b"/registry/pods/prod/db-backup-", b"/registry/pods/prod/db-backup.")]
+    assert {p.rsplit(b"/", 1)[1].rsplit(b"-", 1)[0] for p in pods} <= {j.rsplit(b"/", 1)[1] for j in after}
+    beat, _ = node_heartbeat(ns, "worker-3")
+    assert clock.t - NODE_STATUS_EVERY_S < beat <= clock.t

@@ -123,12 +123,21 @@ class Heartbeat:
     def seeded(self, dataset: Sequence[tuple[bytes, bytes]], now: float) -> list[tuple[bytes, bytes]]:
         """The keys a new namespace starts with: the dataset with its Nodes as last reported and the
         CronJob's objects as they stand at `now`, then the leases."""
-        fresh = {node.key: nodes.report_at(node.node, node.last) for node in self.nodes}
         if self.batch_seed is not None:
             self._batch = batch.objects(self.batch_seed, self.born, now)
-            fresh.update(self._batch)
+        fresh = self.held()
         out = [(key, fresh.pop(key, value)) for key, value in dataset]
         return out + sorted(fresh.items()) + self.initial(now)
+
+    def held(self) -> dict[bytes, bytes]:
+        """What the Node reports and the CronJob's writes hold now (key -> value)."""
+        out = {node.key: nodes.report_at(node.node, node.last) for node in self.nodes}
+        out.update(self._batch)
+        return out
+
+    def owned(self) -> tuple[bytes, ...]:
+        """Key prefixes whose keys only these writes make (the CronJob's Jobs and pods)."""
+        return batch.OWNED if self.batch_seed is not None else ()
 
     def due(self, now: float) -> tuple[int, list[tuple[bytes, bytes | None]]]:
         """(writes skipped, writes in time order since the last call): renewals and reports as

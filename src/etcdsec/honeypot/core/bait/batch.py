@@ -24,6 +24,7 @@ SCHEDULE, EVERY_S = "*/5 * * * *", 300.0
 HISTORY = 3  # successfulJobsHistoryLimit
 KCM = "kube-controller-manager"
 CRONJOB_KEY = f"/registry/cronjobs/{NAMESPACE}/{CRONJOB}"
+OWNED = (f"/registry/jobs/{NAMESPACE}/{CRONJOB}-".encode(), f"/registry/pods/{NAMESPACE}/{CRONJOB}-".encode())
 CRON_WRITERS: dict[str, tuple[str, ...] | None] = {"kubectl-client-side-apply": ("metadata", "spec"), KCM: ("status",)}
 # When, after a run's start (or its end), each write lands: the events of churn.py say the same
 CREATED, BOUND, STARTED = 0.03, 0.06, 1.9
