@@ -20,6 +20,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from etcdsec.proto import k8s_apps_pb2 as k8s_apps
 from etcdsec.proto import k8s_more_pb2 as k8s_more
 from etcdsec.proto import k8s_subset_pb2 as k8s
 
@@ -29,11 +30,11 @@ KINDS: dict[str, type[Message]] = {
     "Namespace": k8s.Namespace, "Secret": k8s.Secret, "ConfigMap": k8s.ConfigMap,
     "ServiceAccount": k8s.ServiceAccount, "Pod": k8s.Pod, "Event": k8s.Event,
     "RangeAllocation": k8s.RangeAllocation, "Lease": k8s.Lease, "Endpoints": k8s.Endpoints,
-    "Service": k8s.Service, "Node": k8s.Node, "Deployment": k8s.Deployment, "ReplicaSet": k8s.ReplicaSet,
-    "DaemonSet": k8s.DaemonSet, "StatefulSet": k8s.StatefulSet, "EndpointSlice": k8s.EndpointSlice,
-    "ClusterRole": k8s.ClusterRole, "ClusterRoleBinding": k8s.ClusterRoleBinding, "Role": k8s.Role,
-    "RoleBinding": k8s.RoleBinding, "PriorityClass": k8s.PriorityClass, "CSINode": k8s.CSINode,
-    "ControllerRevision": k8s.ControllerRevision,
+    "Service": k8s.Service, "Node": k8s.Node, "Deployment": k8s_apps.Deployment, "ReplicaSet": k8s_apps.ReplicaSet,
+    "DaemonSet": k8s_apps.DaemonSet, "StatefulSet": k8s_apps.StatefulSet, "EndpointSlice": k8s_apps.EndpointSlice,
+    "ClusterRole": k8s_apps.ClusterRole, "ClusterRoleBinding": k8s_apps.ClusterRoleBinding, "Role": k8s_apps.Role,
+    "RoleBinding": k8s_apps.RoleBinding, "PriorityClass": k8s_apps.PriorityClass, "CSINode": k8s_apps.CSINode,
+    "ControllerRevision": k8s_apps.ControllerRevision,
     "PersistentVolume": k8s_more.PersistentVolume, "PersistentVolumeClaim": k8s_more.PersistentVolumeClaim,
     "StorageClass": k8s_more.StorageClass, "IngressClass": k8s_more.IngressClass, "Ingress": k8s_more.Ingress,
     "NetworkPolicy": k8s_more.NetworkPolicy, "Job": k8s_more.Job, "CronJob": k8s_more.CronJob,
@@ -76,6 +77,7 @@ GO_POINTERS: dict[str, frozenset[str]] = {
     "DiscoveryEndpointPort": frozenset({"name", "protocol", "port", "appProtocol"}),
     "ClusterRole": frozenset({"aggregationRule"}),
     "PriorityClass": frozenset({"preemptionPolicy"}),
+    "VolumeSource": frozenset({"persistentVolumeClaim"}),
     "HostPathVolumeSource": frozenset({"type"}),
     "PersistentVolumeSource": frozenset({"hostPath"}),
     "PersistentVolumeSpec": frozenset({"claimRef", "volumeMode", "nodeAffinity"}),
@@ -89,7 +91,7 @@ GO_POINTERS: dict[str, frozenset[str]] = {
     "NetworkPolicyPort": frozenset({"protocol", "port"}),
     "NetworkPolicyPeer": frozenset({"podSelector", "namespaceSelector"}),
     "JobSpec": frozenset({"parallelism", "completions", "activeDeadlineSeconds", "selector", "manualSelector",
-                         "backoffLimit", "ttlSecondsAfterFinished"}),
+                         "backoffLimit", "ttlSecondsAfterFinished", "completionMode"}),
     "JobStatus": frozenset({"startTime", "completionTime"}),
     "CronJobSpec": frozenset({"startingDeadlineSeconds", "suspend", "successfulJobsHistoryLimit",
                              "failedJobsHistoryLimit"}),
@@ -103,8 +105,9 @@ SYSTEM_META = frozenset({"name", "namespace", "uid", "creationTimestamp", "resou
 MAP_FIELDS = frozenset({"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector", "matchLabels",
                         "capacity", "allocatable", "parameters", "requests", "limits"})
 LIST_KEYS = ("name", "ip", "uid", "type")  # merge keys of the keyed lists the bait has
+# structs Go inlines: JSON has their fields at the top
 EMBEDDED = {"SecretKeySelector": "localObjectReference", "PersistentVolumeSpec": "persistentVolumeSource",
-            "IngressRule": "ingressRuleValue"}  # structs Go inlines: JSON has their fields at the top
+            "IngressRule": "ingressRuleValue", "Volume": "volumeSource"}
 
 
 def managed(obj: dict[str, Any], when: str, owners: dict[str, tuple[str, ...] | None]) -> dict[str, Any]:
