@@ -131,10 +131,20 @@ def test_every_claim_is_bound_to_the_volume_provisioned_for_it(kvs: dict[str, by
         assert W.text(requirement, 1) == "kubernetes.io/hostname" and f"/registry/minions/{node}" in kvs
         annotations = W.string_map(W.metadata(claim), W.META_ANNOTATIONS)
         assert annotations["volume.kubernetes.io/selected-node"].decode() == node
-        # the volume sits on the node its app's pod runs on
-        app = W.string_map(W.metadata(claim), META_LABELS)["app"].decode()
-        (pod,) = [p for n, p in pods.items() if n == f"{app}-0" or (n.startswith(f"{app}-") and app != "prometheus")]
+        # the volume sits on the node of the pod that mounts the claim
+        (pod,) = [p for p in pods.values() if any(
+            W.text(sub(v, W.VOLUME_SOURCE, W.SOURCE_CLAIM), W.CLAIM_NAME) == name
+            for v in W.messages(sub(p, 2), W.POD_VOLUMES))]
         assert W.text(sub(pod, 2), 10) == node
+        (volume_entry,) = [v for v in W.messages(sub(pod, 2), W.POD_VOLUMES)]
+        (container,) = W.messages(sub(pod, 2), W.POD_CONTAINERS)
+        (mount,) = W.messages(container, W.CONTAINER_MOUNTS)
+        assert W.text(mount, W.MOUNT_NAME) == W.text(volume_entry, W.VOLUME_NAME) and W.text(mount, W.MOUNT_PATH)
+    # prometheus' claim comes from its StatefulSet's claim template: <template>-<pod>
+    sts = sub(obj(kvs, "/registry/statefulsets/monitoring/prometheus", "StatefulSet"), 2)
+    (template,) = W.messages(sts, W.STS_CLAIM_TEMPLATES)
+    assert f"/registry/persistentvolumeclaims/monitoring/{W.text(W.metadata(template), W.META_NAME)}-prometheus-0" \
+        in kvs
 
 
 def test_ingresses_route_to_services_over_tls_secrets_that_hold_their_certificates(kvs: dict[str, bytes]) -> None:

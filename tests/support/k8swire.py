@@ -156,11 +156,16 @@ def seconds(buf: bytes | int | None) -> int:
 # NodeSelectorRequirement{key=1, operator=2, values=3}, ObjectReference{kind=1, namespace=2, name=3, uid=4},
 # PersistentVolumeClaimSpec{accessModes=1, resources=2, volumeName=3, storageClassName=5, volumeMode=6},
 # ResourceRequirements{requests=2}, PersistentVolumeClaimStatus{phase=1, capacity=3}, Quantity{string=1},
-# NodeStatus{conditions=4}, NodeCondition{type=1, lastHeartbeatTime=3}.
+# NodeStatus{conditions=4}, NodeCondition{type=1, lastHeartbeatTime=3}, PodSpec{volumes=1, containers=2},
+# Volume{name=1, volumeSource=2 (inlined in JSON)}, VolumeSource{persistentVolumeClaim=10},
+# PersistentVolumeClaimVolumeSource{claimName=1}, Container{volumeMounts=9}, VolumeMount{name=1, mountPath=3};
+# k8s.io/api/apps/v1 StatefulSetSpec{volumeClaimTemplates=4}.
 PV_CAPACITY, PV_SOURCE, PV_CLAIM_REF, PV_CLASS, PV_AFFINITY = 1, 2, 4, 6, 9
 SOURCE_HOST_PATH, HOST_PATH_PATH = 3, 1
 PVC_RESOURCES, PVC_VOLUME_NAME, PVC_CLASS, RESOURCES_REQUESTS, PVC_PHASE, PVC_CAPACITY = 2, 3, 5, 2, 1, 3
 NODE_CONDITIONS, CONDITION_TYPE, CONDITION_HEARTBEAT = 4, 1, 3
+POD_VOLUMES, POD_CONTAINERS, VOLUME_NAME, VOLUME_SOURCE, SOURCE_CLAIM, CLAIM_NAME = 1, 2, 1, 2, 10, 1
+CONTAINER_MOUNTS, MOUNT_NAME, MOUNT_PATH, STS_CLAIM_TEMPLATES = 9, 1, 3, 4
 # k8s.io/api/storage/v1: StorageClass{provisioner=2, reclaimPolicy=4, volumeBindingMode=7}
 SC_PROVISIONER, SC_RECLAIM, SC_BINDING = 2, 4, 7
 # k8s.io/api/networking/v1: IngressSpec{tls=2, rules=3, ingressClassName=4}, IngressTLS{hosts=1, secretName=2},

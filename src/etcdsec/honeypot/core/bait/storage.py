@@ -1,32 +1,20 @@
 """Storage as a kubeadm cluster with Rancher's local-path provisioner keeps it: the default
 StorageClass, the provisioner's ConfigMap, and the claims of the stateful apps (prometheus' from its
-StatefulSet's claim template, grafana's), each bound to the PersistentVolume provisioned for it: a
-hostPath on the node its pod runs on (/registry/persistentvolumes/, /registry/persistentvolumeclaims/).
-local-path is no CSI driver, so there are no VolumeAttachments and the CSINodes list no driver."""
+StatefulSet's claim template, grafana's: workloads.py says which), each bound to the
+PersistentVolume provisioned for it: a hostPath on the node its pod runs on
+(/registry/persistentvolumes/, /registry/persistentvolumeclaims/). local-path is no CSI driver, so
+there are no VolumeAttachments and the CSINodes list no driver."""
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
 
+from etcdsec.honeypot.core.bait import workloads
 from etcdsec.honeypot.core.bait.plant import Plant
 
 PROVISIONER, CLASS = "rancher.io/local-path", "local-path"
 ROOT = "/opt/local-path-provisioner"
-
-
-@dataclass(frozen=True)
-class Claim:
-    ns: str
-    name: str
-    pod_prefix: str  # the pod that uses it (so its node holds the volume)
-    size: str
-    labels: dict[str, str]
-
-
-CLAIMS = [Claim("monitoring", "prometheus-data-prometheus-0", "prometheus-0", "50Gi", {"app": "prometheus"}),
-          Claim("monitoring", "grafana", "grafana-", "10Gi", {"app": "grafana"})]
 
 
 def put_all(plant: Plant) -> None:
@@ -41,19 +29,20 @@ def put_all(plant: Plant) -> None:
         "data": {"config.json": json.dumps(config, indent=8),
                  "setup": "#!/bin/sh\nset -eu\nmkdir -m 0777 -p \"$VOL_DIR\"\n",
                  "teardown": "#!/bin/sh\nset -eu\nrm -rf \"$VOL_DIR\"\n"}}, {"kubectl-client-side-apply": None})
-    for claim in CLAIMS:
-        pod = next(p for p in plant.pods if p["metadata"]["namespace"] == claim.ns
-                   and p["metadata"]["name"].startswith(claim.pod_prefix))
-        _bound(plant, rng, claim, pod["spec"]["nodeName"])
+    for w, claim, pod_name in workloads.claims():
+        pod = next(p for p in plant.pods if p["metadata"]["namespace"] == w.ns
+                   and p["metadata"]["name"].startswith(pod_name))
+        _bound(plant, rng, w, claim, pod["spec"]["nodeName"])
 
 
-def _bound(plant: Plant, rng: random.Random, claim: Claim, node: str) -> None:
+def _bound(plant: Plant, rng: random.Random, w: workloads.Workload, claim: str, node: str) -> None:
+    assert w.disk is not None
     uid = plant.uid(rng)
     volume = f"pvc-{uid}"
-    capacity, modes = {"storage": claim.size}, ["ReadWriteOnce"]
-    plant.put(f"/registry/persistentvolumeclaims/{claim.ns}/{claim.name}", {
+    capacity, modes = {"storage": w.disk.size}, ["ReadWriteOnce"]
+    plant.put(f"/registry/persistentvolumeclaims/{w.ns}/{claim}", {
         "kind": "PersistentVolumeClaim", "apiVersion": "v1",
-        "metadata": plant.meta(claim.name, claim.ns, rng, uid=uid, labels=claim.labels, annotations={
+        "metadata": plant.meta(claim, w.ns, rng, uid=uid, labels=dict(w.labels), annotations={
             "pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes",
             "volume.beta.kubernetes.io/storage-provisioner": PROVISIONER, "volume.kubernetes.io/selected-node": node},
             finalizers=["kubernetes.io/pvc-protection"]),
@@ -63,14 +52,14 @@ def _bound(plant: Plant, rng: random.Random, claim: Claim, node: str) -> None:
     affinity = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
         {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}
     # the binder's claimRef carries the claim's resourceVersion when it bound it
-    claim_ref = {"kind": "PersistentVolumeClaim", "namespace": claim.ns, "name": claim.name, "uid": uid,
+    claim_ref = {"kind": "PersistentVolumeClaim", "namespace": w.ns, "name": claim, "uid": uid,
                  "apiVersion": "v1", "resourceVersion": str(rng.randint(2000, 90000))}
     plant.put(f"/registry/persistentvolumes/{volume}", {
         "kind": "PersistentVolume", "apiVersion": "v1",
         "metadata": plant.meta(volume, None, rng, annotations={"pv.kubernetes.io/provisioned-by": PROVISIONER},
                                finalizers=["kubernetes.io/pv-protection"]),
         "spec": {"capacity": capacity,
-                 "hostPath": {"path": f"{ROOT}/{volume}_{claim.ns}_{claim.name}", "type": "DirectoryOrCreate"},
+                 "hostPath": {"path": f"{ROOT}/{volume}_{w.ns}_{claim}", "type": "DirectoryOrCreate"},
                  "accessModes": modes, "claimRef": claim_ref, "persistentVolumeReclaimPolicy": "Delete",
                  "storageClassName": CLASS, "volumeMode": "Filesystem", "nodeAffinity": affinity},
         "status": {"phase": "Bound"}})

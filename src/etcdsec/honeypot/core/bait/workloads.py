@@ -23,6 +23,15 @@ EVERYWHERE = [{"operator": "Exists"}]  # kube-proxy and calico-node tolerate eve
 
 
 @dataclass(frozen=True)
+class Disk:
+    """A persistent volume the workload mounts: its claim (storage.py binds it) is the StatefulSet's
+    `<name>-<pod>` from its claim template, or a Deployment's own, named after it."""
+    name: str
+    path: str
+    size: str
+
+
+@dataclass(frozen=True)
 class Workload:
     ns: str
     name: str
@@ -39,6 +48,7 @@ class Workload:
     tolerations: tuple[dict[str, Any], ...] = ()
     secrets: dict[str, str] = field(default_factory=dict)  # env var -> token label: honeytokens in plain env
     account: str = ""  # its service account, if not of its own name
+    disk: Disk | None = None
 
 
 def _secret_ref(name: str, secret: str, key: str) -> dict[str, Any]:
@@ -58,10 +68,12 @@ WORKLOADS = [
              3, (("http", 8080, "TCP"),)),
     Workload("monitoring", "prometheus", "StatefulSet", "quay.io/prometheus/prometheus:v2.30.3",
              {"app": "prometheus"}, 1, (("web", 9090, "TCP"),),
-             args=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.retention.time=15d")),
+             args=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.retention.time=15d"),
+             disk=Disk("prometheus-data", "/prometheus", "50Gi")),
     Workload("monitoring", "grafana", "Deployment", "docker.io/grafana/grafana:8.2.3", {"app": "grafana"}, 1,
              (("http", 3000, "TCP"),), ({"name": "GF_SECURITY_ADMIN_USER", "value": "admin"},),
-             secrets={"GF_SECURITY_ADMIN_PASSWORD": "grafana-admin-password:monitoring/grafana"}),
+             secrets={"GF_SECURITY_ADMIN_PASSWORD": "grafana-admin-password:monitoring/grafana"},
+             disk=Disk("storage", "/var/lib/grafana", "10Gi")),
     Workload("ci", "gitlab-runner", "Deployment", "docker.io/gitlab/gitlab-runner:v14.4.0", {"app": "gitlab-runner"},
              1, env=({"name": "CI_SERVER_URL", "value": "https://gitlab.internal.example/"},),
              secrets={"RUNNER_TOKEN": "gitlab-runner-token:ci/gitlab-runner"}),
@@ -136,16 +148,31 @@ def _template(plant: Plant, w: Workload, rng: random.Random, labels: dict[str, s
                                  **({"ports": [{"name": n, "containerPort": p, "protocol": proto}
                                                for n, p, proto in w.ports]} if w.ports else {}),
                                  **({"env": env} if env else {}), "resources": {},
+                                 **({"volumeMounts": [{"name": w.disk.name, "mountPath": w.disk.path}]}
+                                    if w.disk else {}),
                                  "terminationMessagePath": "/dev/termination-log",
                                  "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"}
     account = w.account or w.name  # the service accounts: accounts.py
-    spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+    # a Deployment's claim is in its template; a StatefulSet's pods get theirs from the claim template
+    volumes = [claim_volume(w.disk.name, w.name)] if w.disk and w.kind == "Deployment" else []
+    spec: dict[str, Any] = {**({"volumes": volumes} if volumes else {}), "containers": [container],
+                            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
                             "dnsPolicy": "ClusterFirst", "serviceAccountName": account, "serviceAccount": account,
                             **({"hostNetwork": True} if w.host_network else {}), "securityContext": {},
                             "schedulerName": "default-scheduler",
                             **({"tolerations": list(w.tolerations)} if w.tolerations else {}),
                             **({"priorityClassName": w.priority_class} if w.priority_class else {})}
     return {"metadata": {"labels": labels}, "spec": spec}
+
+
+def claim_volume(name: str, claim: str) -> dict[str, Any]:
+    return {"name": name, "persistentVolumeClaim": {"claimName": claim}}
+
+
+def claims() -> list[tuple[Workload, str, str]]:
+    """(workload, claim name, the name its pod starts with) of every disk: what storage.py binds."""
+    return [(w, f"{w.disk.name}-{w.name}-0" if w.kind == "StatefulSet" else w.name,
+             f"{w.name}-0" if w.kind == "StatefulSet" else f"{w.name}-") for w in WORKLOADS if w.disk]
 
 
 def _credential(plant: Plant, rng: random.Random, name: str, label: str) -> str:
@@ -284,6 +311,7 @@ def _statefulset(plant: Plant, rng: random.Random, w: Workload, draw: Draw | Non
         "kind": "StatefulSet", "apiVersion": "apps/v1",
         "metadata": plant.meta(w.name, w.ns, rng, uid=uid, generation=1, labels=dict(w.labels)),
         "spec": {"replicas": w.replicas, "selector": {"matchLabels": dict(w.labels)}, "template": template,
+                 **({"volumeClaimTemplates": [_claim_template(w.disk)]} if w.disk else {}),
                  "serviceName": w.name, "podManagementPolicy": "OrderedReady",
                  "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
                  "revisionHistoryLimit": 10},
@@ -297,9 +325,19 @@ def _statefulset(plant: Plant, rng: random.Random, w: Workload, draw: Draw | Non
         node = plant.node(first.worker if first else rng.randint(1, len(plant.nodes) - 1))
         name = f"{w.name}-{i}"
         labels = {**w.labels, "controller-revision-hash": revision, "statefulset.kubernetes.io/pod-name": name}
-        pod(plant, rng, w.ns, name, {"metadata": {"labels": labels}, "spec": template["spec"]}, node,
+        spec = {**({"volumes": [claim_volume(w.disk.name, f"{w.disk.name}-{name}")]} if w.disk else {}),
+                **template["spec"]}
+        pod(plant, rng, w.ns, name, {"metadata": {"labels": labels}, "spec": spec}, node,
             _pod_ip(plant, rng, w, node, first.ip_last if first else None), _owner("StatefulSet", w.name, uid),
             uid=first.uid if first else None, generate=f"{w.name}-", extra={"hostname": name, "subdomain": w.name})
+
+
+def _claim_template(disk: Disk) -> dict[str, Any]:
+    """As the apiserver stores a StatefulSet's claim template: defaulted, status Pending."""
+    return {"metadata": {"name": disk.name},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": disk.size}},
+                     "volumeMode": "Filesystem"},
+            "status": {"phase": "Pending"}}
 
 
 def static_pods(plant: Plant) -> None:
