@@ -355,3 +355,15 @@ def test_a_keyspace_restored_after_an_hour_down_has_the_present_jobs_and_node_re
     assert {p.rsplit(b"/", 1)[1].rsplit(b"-", 1)[0] for p in pods} <= {j.rsplit(b"/", 1)[1] for j in after}
     beat, _ = node_heartbeat(ns, "worker-3")
     assert clock.t - NODE_STATUS_EVERY_S < beat <= clock.t
+
+
+def test_the_addons_run_as_service_accounts_bound_to_their_roles(kvs: dict[str, bytes]) -> None:
+    bindings = [obj(kvs, k, "ClusterRoleBinding") for k in kvs if k.startswith("/registry/clusterrolebindings/")]
+    for ns in ("ingress-nginx", "local-path-storage"):
+        (key,) = [k for k in kvs if k.startswith(f"/registry/deployments/{ns}/")]
+        account = W.text(sub(obj(kvs, key, "Deployment"), 2, 3, 2), 8)  # spec.template.spec.serviceAccountName
+        assert f"/registry/serviceaccounts/{ns}/{account}" in kvs
+        roles = [W.text(sub(b, 3), 3) for b in bindings  # roleRef.name of bindings whose subject is the account
+                 if any((W.text(s, 1), W.text(s, 3), W.text(s, 4)) == ("ServiceAccount", account, ns)
+                        for s in W.messages(b, 2))]
+        assert roles and all(f"/registry/clusterroles/{role}" in kvs for role in roles), ns

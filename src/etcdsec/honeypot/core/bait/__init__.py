@@ -62,6 +62,7 @@ def kubernetes_bait(seed: str, created: datetime, master: str = "kube-master-1")
     extensions.put_all(plant)
     # grown later, each part from its own stream: the tokens above stay those a sensor served before
     accounts.later_namespaces(plant, accs)
+    rbac.later(plant)
     storage.put_all(plant)
     ingress.put_all(plant)
     batch.put_all(plant)
