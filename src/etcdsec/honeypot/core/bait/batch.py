@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from etcdsec.honeypot.core import kubeproto
-from etcdsec.honeypot.core.bait.plant import KUBE_ALNUM, WORKERS, Plant, uid_of
+from etcdsec.honeypot.core.bait.plant import KUBE_ALNUM, WORKERS, Plant, node_ip, pod_ip, uid_of
 
 NAMESPACE, CRONJOB, IMAGE = "prod", "db-backup", "registry.internal.example/prod/db-backup:1.4.2"
 SCHEDULE, EVERY_S = "*/5 * * * *", 300.0
@@ -40,10 +40,6 @@ class Run:
     node: int  # the worker its pod ran on
     done: float  # the Job completed
 
-    @property
-    def scheduled(self) -> float:
-        return self.k * EVERY_S
-
 
 @functools.lru_cache(maxsize=64)
 def run(seed: str, k: int) -> Run:
@@ -64,7 +60,7 @@ def _kept(seed: str, t: float) -> tuple[list[Run], int, int]:
 
     def gone(after: float) -> int:
         finished = [r.k for r in runs if r.done + after <= t]
-        return finished[-1] - HISTORY if finished else runs[0].k - 1 if runs else last
+        return finished[-1] - HISTORY if finished else last - HISTORY - 2
 
     return runs, gone(DELETED), gone(COLLECTED)
 
@@ -135,9 +131,13 @@ def _pod_spec() -> dict[str, Any]:
 
 
 def _job_spec(labels: dict[str, str] | None) -> dict[str, Any]:
-    template: dict[str, Any] = {"metadata": {"labels": labels} if labels else {}, "spec": _pod_spec()}
-    return {"parallelism": 1, "completions": 1, **({"selector": {"matchLabels": labels}} if labels else {}),
-            "template": template, "backoffLimit": 6, "completionMode": "NonIndexed"}
+    """A Job's spec as defaulted (parallelism, completions, backoffLimit...), or, without the labels the
+    job controller adds, the CronJob's template of it (a JobSpec in a CronJob gets no Job defaults)."""
+    if labels is None:
+        return {"template": {"metadata": {}, "spec": _pod_spec()}}
+    return {"parallelism": 1, "completions": 1, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": _pod_spec()}, "backoffLimit": 6,
+            "completionMode": "NonIndexed"}
 
 
 def put_all(plant: Plant) -> None:
@@ -197,13 +197,13 @@ def _job(seed: str, r: Run, complete: bool) -> bytes:
 
 @functools.lru_cache(maxsize=64)
 def _pod(seed: str, r: Run, phase: str) -> bytes:
-    node, ip = f"worker-{r.node}", f"10.244.{r.node}.{random.Random(f'{seed}/run/{r.k}/ip').randint(2, 250)}"
+    ip = pod_ip(r.node, random.Random(f"{seed}/run/{r.k}/ip").randint(2, 250))
     spec = _pod_spec()
     status: dict[str, Any] = {"phase": "Pending", "qosClass": "BestEffort"}
     if phase != "Pending":
-        spec["nodeName"] = node
-        status = {"phase": "Pending" if phase == "Bound" else phase, "hostIP": f"10.0.1.{10 + r.node}",
-                  **({} if phase == "Bound" else {"podIP": ip, "podIPs": [{"ip": ip}]}),
+        spec["nodeName"] = f"worker-{r.node}"  # the scheduler's binding
+    if phase in ("Running", "Succeeded"):  # the kubelet's status
+        status = {"phase": phase, "hostIP": node_ip(r.node), "podIP": ip, "podIPs": [{"ip": ip}],
                   "startTime": kubeproto.stamp(r.start + BOUND), "qosClass": "BestEffort"}
     obj = {"kind": "Pod", "apiVersion": "v1",
            "metadata": {"name": r.pod, "generateName": f"{r.job}-", "namespace": NAMESPACE, "uid": uid_of(seed, r.pod),
@@ -213,5 +213,7 @@ def _pod(seed: str, r: Run, phase: str) -> bytes:
            "status": status}
     at = {"Pending": r.start + CREATED, "Bound": r.start + BOUND, "Running": r.start + STARTED,
           "Succeeded": r.done + SUCCEEDED}[phase]
-    writers = {KCM: ("metadata", "spec")} if phase == "Pending" else {KCM: ("metadata", "spec"), "kubelet": ("status",)}
+    writers: dict[str, tuple[str, ...] | None] = {KCM: ("metadata", "spec")}
+    if phase in ("Running", "Succeeded"):
+        writers["kubelet"] = ("status",)
     return kubeproto.encode(kubeproto.managed(obj, kubeproto.stamp(at), writers))

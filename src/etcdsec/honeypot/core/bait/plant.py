@@ -45,6 +45,15 @@ class NodeInfo:
     index: int  # 0: the control-plane node
 
 
+def node_ip(index: int) -> str:
+    return f"10.0.1.{10 + index}"
+
+
+def pod_ip(index: int, last: int) -> str:
+    """An address of node `index`'s pod range (calico hands node N 10.244.N.0/24)."""
+    return f"10.244.{index}.{last}"
+
+
 def uid_of(seed: str, name: str) -> str:
     """A stable v4-shaped uid for an object the control plane writes again and again."""
     return str(uuid.UUID(bytes=hashlib.sha256(f"{seed}/{name}".encode()).digest()[:16], version=4))
@@ -69,7 +78,7 @@ class Plant:
         self.born = kubeproto.stamp((created - CLUSTER_AGE).timestamp())
         self.now = kubeproto.stamp(created.timestamp())
         self.nodes = [NodeInfo(master, MASTER_IP, "10.244.0.0/24", 0)] + [
-            NodeInfo(f"worker-{n}", f"10.0.1.{10 + n}", f"10.244.{n}.0/24", n) for n in range(1, WORKERS + 1)]
+            NodeInfo(f"worker-{n}", node_ip(n), f"10.244.{n}.0/24", n) for n in range(1, WORKERS + 1)]
         self.objects: list[tuple[str, dict[str, Any]]] = []  # protobuf kinds
         self.writers: dict[str, dict[str, tuple[str, ...] | None]] = {}  # key -> managers, where not the kind's
         self.json_objects: list[tuple[str, bytes]] = []  # stored as JSON by the apiserver

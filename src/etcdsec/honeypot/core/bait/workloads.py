@@ -11,7 +11,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, NodeInfo, Plant, node_uid, word
+from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, NodeInfo, Plant, node_uid, pod_ip, word
 
 CRITICAL = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 NODE_NAME = {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}
@@ -219,7 +219,7 @@ def put_all(plant: Plant, draws: dict[tuple[str, str], Draw]) -> None:
 
 
 def _pod_ip(plant: Plant, rng: random.Random, w: Workload, node: NodeInfo, last: int | None = None) -> str:
-    return node.ip if w.host_network else f"10.244.{node.index}.{last or rng.randint(2, 250)}"
+    return node.ip if w.host_network else pod_ip(node.index, last or rng.randint(2, 250))
 
 
 def _deployment(plant: Plant, rng: random.Random, w: Workload, draw: Draw | None) -> None:
