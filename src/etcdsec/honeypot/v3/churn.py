@@ -34,7 +34,17 @@ from urllib.parse import urlsplit
 
 from etcdsec.honeypot.core import kubeproto
 from etcdsec.honeypot.core.bait import CONTROL_PLANE_UP_S, uid_of
-from etcdsec.honeypot.core.bait.batch import CRONJOB, IMAGE, NAMESPACE, run
+from etcdsec.honeypot.core.bait.batch import (
+    BOUND,
+    CREATED,
+    CRONJOB,
+    DELETED,
+    IMAGE,
+    NAMESPACE,
+    SAW_COMPLETED,
+    STARTED,
+    run,
+)
 from etcdsec.honeypot.core.bait.batch import EVERY_S as JOB_EVERY_S
 from etcdsec.honeypot.core.identity import Identity
 from etcdsec.honeypot.v3.errors import V3Error
@@ -85,21 +95,22 @@ class EventChurn:
         kubelet = {"component": "kubelet", "host": node}
         yield start, {"ref": cron, "reason": "SuccessfulCreate", "message": f"Created job {job}",
                       "source": {"component": "cronjob-controller"}}
-        yield start + 0.03, {"ref": jobref, "reason": "SuccessfulCreate", "message": f"Created pod: {pod}",
+        yield start + CREATED, {"ref": jobref, "reason": "SuccessfulCreate", "message": f"Created pod: {pod}",
                              "source": {"component": "job-controller"}}
-        yield start + 0.06, {"ref": podref, "reason": "Scheduled", "scheduler": True,
+        yield start + BOUND, {"ref": podref, "reason": "Scheduled", "scheduler": True,
                              "message": f"Successfully assigned {NAMESPACE}/{pod} to {node}"}
         yield start + 1.4, {"ref": ctr, "reason": "Pulled", "source": kubelet,
                             "message": f'Container image "{IMAGE}" already present on machine'}
         yield start + 1.5, {"ref": ctr, "reason": "Created", "message": f"Created container {CRONJOB}",
                             "source": kubelet}
-        yield start + 1.9, {"ref": ctr, "reason": "Started", "message": f"Started container {CRONJOB}",
+        yield start + STARTED, {"ref": ctr, "reason": "Started", "message": f"Started container {CRONJOB}",
                             "source": kubelet}
         yield done, {"ref": jobref, "reason": "Completed", "message": "Job completed",
                      "source": {"component": "job-controller"}}
-        yield done + 0.4, {"ref": cron, "reason": "SawCompletedJob", "source": {"component": "cronjob-controller"},
-                           "message": f"Saw completed job: {job}, status: Complete"}
-        yield done + 0.45, {"ref": cron, "reason": "SuccessfulDelete", "message": f"Deleted job {old_job}",
+        yield done + SAW_COMPLETED, {"ref": cron, "reason": "SawCompletedJob",
+                                     "source": {"component": "cronjob-controller"},
+                                     "message": f"Saw completed job: {job}, status: Complete"}
+        yield done + DELETED, {"ref": cron, "reason": "SuccessfulDelete", "message": f"Deleted job {old_job}",
                             "source": {"component": "cronjob-controller"}}
 
     def _event(self, at: float, spec: dict[str, Any], rv: int) -> tuple[bytes, dict[str, Any]]:

@@ -26,7 +26,7 @@ KCM = "kube-controller-manager"
 CRONJOB_KEY = f"/registry/cronjobs/{NAMESPACE}/{CRONJOB}"
 OWNED = (f"/registry/jobs/{NAMESPACE}/{CRONJOB}-".encode(), f"/registry/pods/{NAMESPACE}/{CRONJOB}-".encode())
 CRON_WRITERS: dict[str, tuple[str, ...] | None] = {"kubectl-client-side-apply": ("metadata", "spec"), KCM: ("status",)}
-# When, after a run's start (or its end), each write lands: the events of churn.py say the same
+# When, after a run's start (or its end), each write lands; churn.py's events of the run fall then too
 CREATED, BOUND, STARTED = 0.03, 0.06, 1.9
 SUCCEEDED, SAW_COMPLETED, DELETED, COLLECTED = -0.05, 0.4, 0.45, 0.5  # after `done`
 
