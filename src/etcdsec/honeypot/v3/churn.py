@@ -39,6 +39,7 @@ from etcdsec.honeypot.core.bait.batch import (
     CREATED,
     CRONJOB,
     DELETED,
+    HISTORY,
     IMAGE,
     NAMESPACE,
     SAW_COMPLETED,
@@ -87,7 +88,7 @@ class EventChurn:
         """The events of run `k` (scheduled at k * JOB_EVERY_S): (time, event fields)."""
         r = run(self.seed, k)  # what the objects of the run (core/bait/batch.py) say too
         start, job, pod, node, done = r.start, r.job, r.pod, f"worker-{r.node}", r.done
-        old_job = f"{CRONJOB}-{int((k - 3) * JOB_EVERY_S) // 60}"  # successfulJobsHistoryLimit 3
+        old_job = run(self.seed, k - HISTORY).job  # the one the history limit drops
         cron = ("CronJob", CRONJOB, "batch/v1beta1", "")
         jobref = ("Job", job, "batch/v1", "")
         podref = ("Pod", pod, "v1", "")
