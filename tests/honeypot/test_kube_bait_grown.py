@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
 import re
@@ -367,3 +368,14 @@ def test_the_addons_run_as_service_accounts_bound_to_their_roles(kvs: dict[str, 
                  if any((W.text(s, 1), W.text(s, 3), W.text(s, 4)) == ("ServiceAccount", account, ns)
                         for s in W.messages(b, 2))]
         assert roles and all(f"/registry/clusterroles/{role}" in kvs for role in roles), ns
+
+
+def test_the_59_tokens_a_sensor_served_before_the_growth_are_the_same() -> None:
+    """Value and label of each, pinned as a digest of the ones the bait made before storage, ingress
+    and batch were added (same seed): a sensor upgraded in place still recognises what it served."""
+    bait = kubernetes_bait("pinned-seed", datetime(2026, 1, 1, tzinfo=UTC))
+    grown = ("serviceaccount-token:ingress-nginx/", "serviceaccount-token:local-path-storage/", "tls-private-key:")
+    before = sorted((value, label) for value, label in bait.tokens.items() if not label.startswith(grown))
+    assert len(before) == 59 and len(bait.tokens) == 65
+    assert hashlib.sha256(json.dumps(before).encode()).hexdigest() == \
+        "ed0d865a9b0edc3dad284ee97bc2bb837630f2e28ad006dcbf4feee16612e27a"
