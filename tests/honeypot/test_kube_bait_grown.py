@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from etcdsec.honeypot.context import Identity
-from etcdsec.honeypot.core.bait import kubernetes_bait
+from etcdsec.honeypot.core.bait import CONTROL_PLANE_UP_S, kubernetes_bait
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
 from etcdsec.honeypot.v3.heartbeat import MAX_WRITES_PER_CATCH_UP, NODE_STATUS_EVERY_S
 from etcdsec.honeypot.v3.state import Namespace, V3State
@@ -379,3 +379,15 @@ def test_the_59_tokens_a_sensor_served_before_the_growth_are_the_same() -> None:
     assert len(before) == 59 and len(bait.tokens) == 65
     assert hashlib.sha256(json.dumps(before).encode()).hexdigest() == \
         "ed0d865a9b0edc3dad284ee97bc2bb837630f2e28ad006dcbf4feee16612e27a"
+
+
+def test_just_after_the_member_started_no_node_reported_while_the_apiserver_was_down() -> None:
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    ctx, _ = make_ctx(dataset=kubernetes_bait("restart-seed", start, "etcd-test").keys, revision_base=5000)
+    ctx.identity.start_time = start
+    wall = Clock(start.timestamp() + 45)  # the apiserver came up at +14.2 s
+    ns = V3State(ctx, wall_clock=wall).namespace(session())
+    for name in ["etcd-test", *(f"worker-{n}" for n in range(1, 7))]:
+        beat, _ = node_heartbeat(ns, name)
+        assert start.timestamp() + CONTROL_PLANE_UP_S <= beat <= wall.t, name
+        assert (renew_time(ns, name) - beat) % 10 == 0  # still on one of its lease's renewals

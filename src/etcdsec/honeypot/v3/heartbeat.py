@@ -96,13 +96,16 @@ class Heartbeat:
         # Nodes whose kubelet reports: the same as have a lease; each reported on one of its lease's
         # renewals (a phase of its own), within the last NODE_STATUS_EVERY_S
         renewed = {lk.key.rsplit(b"/", 1)[1] for lk in self.leases if lk.period_s == NODE_LEASE_EVERY_S}
+        up = identity.start_time.timestamp() + CONTROL_PLANE_UP_S  # nothing is written while it is down
         self.nodes: list[NodeStatus] = []
         for key, value in dataset:
             decoded = kubeproto.decode(value) if key.startswith(MINIONS) and key[len(MINIONS):] in renewed else None
             if decoded is not None and decoded[1] == "Node":
                 phase = int.from_bytes(hashlib.sha256(f"{seed}/node-status/".encode() + key).digest()[:4])
-                ago = phase % int(NODE_STATUS_EVERY_S / NODE_LEASE_EVERY_S) * NODE_LEASE_EVERY_S
-                self.nodes.append(NodeStatus(key, decoded, now - ago))
+                last = now - phase % int(NODE_STATUS_EVERY_S / NODE_LEASE_EVERY_S) * NODE_LEASE_EVERY_S
+                if last < up <= now:  # the kubelet's retries got through as soon as the apiserver was back
+                    last = now - math.floor((now - up) / NODE_LEASE_EVERY_S) * NODE_LEASE_EVERY_S
+                self.nodes.append(NodeStatus(key, decoded, last))
         # the backup CronJob's runs, when the dataset has the CronJob (the Kubernetes bait does)
         self.batch_seed = seed if any(k == batch.CRONJOB_KEY.encode() for k, _ in dataset) else None
         self.born = created
