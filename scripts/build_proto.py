@@ -29,6 +29,8 @@ def _unpin(out: Path) -> None:
     # so drop the pin and let any protobuf >= 4.25 (our declared floor) load it.
     text = re.sub(r"_runtime_version\.ValidateProtobufRuntimeVersion\([^)]*\)\n", "", out.read_text())
     text = text.replace("from google.protobuf import runtime_version as _runtime_version\n", "")
+    # protoc imports a sibling .proto's module at the top level; here it lives in this package
+    text = re.sub(r"^import (\w+_pb2) as ", r"from etcdsec.proto import \1 as ", text, flags=re.M)
     out.write_text(text)
 
 

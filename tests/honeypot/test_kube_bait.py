@@ -42,6 +42,8 @@ KUBEADM_121_KUBE_SYSTEM = {
 TOKEN_SECRET = re.compile(r"^/registry/secrets/([a-z0-9-]+)/([a-z0-9-]+)-token-[bcdfghjklmnpqrstvwxz2456789]{5}$")
 KINDS = {resource: (api, kind) for resource, (api, kind, _, stored) in k8swire.LAYOUT.items() if stored == "proto"}
 BELOW_THE_API = ("ranges", "masterleases")  # written by the apiserver's storage layer: no name, uid, managers
+# field managers that are not Kubernetes' own: cert-manager's, ingress-nginx's, the local-path provisioner's
+ADDON_MANAGERS = {"controller", "nginx-ingress-controller", "local-path-provisioner"}
 
 
 def ctl(endpoint: str, *args: str, version: str = "3.5") -> tuple[int, bytes]:
@@ -100,7 +102,9 @@ def test_every_value_is_kube_apiservers_protobuf_envelope(hp: BackgroundSensor) 
         assert managed, key  # every write through the API since 1.18 records its field manager
         for entry in managed:
             assert isinstance(entry, bytes) and k8swire.text(entry, 2) == "Update"
-            assert k8swire.text(entry, 6) == "FieldsV1" and k8swire.text(entry, 1).startswith(("kube", "kubectl-"))
+            manager = k8swire.text(entry, 1)
+            assert k8swire.text(entry, 6) == "FieldsV1" and (manager.startswith(("kube", "kubectl-"))
+                                                             or manager in ADDON_MANAGERS)
             raw_fields = k8swire.first(k8swire.first(entry, 7), 1)  # type: ignore[arg-type]  # fieldsV1.Raw
             assert isinstance(raw_fields, bytes) and all(k.startswith("f:") for k in json.loads(raw_fields))
     assert seen == set(KINDS)
@@ -153,8 +157,11 @@ def test_etcdctl_lists_the_secrets_of_a_kubeadm_cluster(hp: BackgroundSensor, ve
     assert accounts["kube-system"] == KUBEADM_121_KUBE_SYSTEM
     assert all("default" in accounts[ns] for ns in ("default", "kube-public", "kube-node-lease", "prod"))
     assert accounts["prod"] == {"default", "payments-api", "orders-worker", "web-frontend"}
-    assert others == ["/registry/secrets/prod/backup-s3", "/registry/secrets/prod/payments-db",
-                      "/registry/secrets/prod/regcred"]
+    assert accounts["ingress-nginx"] == {"default", "ingress-nginx"}
+    assert accounts["local-path-storage"] == {"default", "local-path-provisioner-service-account"}
+    assert others == ["/registry/secrets/monitoring/grafana-tls", "/registry/secrets/prod/backup-s3",
+                      "/registry/secrets/prod/payments-db", "/registry/secrets/prod/regcred",
+                      "/registry/secrets/prod/shop-tls"]
 
 
 def test_a_stolen_token_used_as_bearer_or_etcd_password_raises_honeytoken_used(hp: BackgroundSensor) -> None:

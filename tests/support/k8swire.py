@@ -100,6 +100,18 @@ LAYOUT: dict[str, tuple[str, str, bool, str]] = {
     "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding", True, "proto"),
     "priorityclasses": ("scheduling.k8s.io/v1", "PriorityClass", False, "proto"),
     "csinodes": ("storage.k8s.io/v1", "CSINode", False, "proto"),
+    "persistentvolumes": ("v1", "PersistentVolume", False, "proto"),
+    "persistentvolumeclaims": ("v1", "PersistentVolumeClaim", True, "proto"),
+    "storageclasses": ("storage.k8s.io/v1", "StorageClass", False, "proto"),
+    # pkg/kubeapiserver/default_storage_factory_builder.go SpecialDefaultResourcePrefixes: networking.k8s.io
+    # ingresses keep extensions' prefix, "ingress"
+    "ingress": ("networking.k8s.io/v1", "Ingress", True, "proto"),
+    "ingressclasses": ("networking.k8s.io/v1", "IngressClass", False, "proto"),
+    "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicy", True, "proto"),
+    "jobs": ("batch/v1", "Job", True, "proto"),
+    # 1.21 serves batch/v1 CronJobs but stores v1beta1 (NewStorageFactoryConfig's encoding overrides keep a
+    # new version out of storage for one release, so a downgraded apiserver can read it)
+    "cronjobs": ("batch/v1beta1", "CronJob", True, "proto"),
     "apiregistration.k8s.io/apiservices": ("apiregistration.k8s.io/v1", "APIService", False, "json"),
     # apiextensions-apiserver's storage codec prefers v1beta1 up to Kubernetes 1.21
     "apiextensions.k8s.io/customresourcedefinitions": ("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition",
@@ -127,3 +139,52 @@ def path(buf: bytes, *numbers: int) -> int | bytes | None:
         assert isinstance(value, bytes), numbers
         value = first(value, number)
     return value
+
+
+def seconds(buf: bytes | int | None) -> int:
+    """A metav1.Time / MicroTime {seconds=1, nanos=2}'s seconds."""
+    assert isinstance(buf, bytes), buf
+    value = first(buf, 1)
+    return value if isinstance(value, int) else 0
+
+
+# The kinds the bait grew later, by the field numbers of their generated.proto (every object: metadata=1,
+# spec=2, status=3). k8s.io/api/core/v1: PersistentVolumeSpec{capacity=1, persistentVolumeSource=2 (inlined
+# in JSON), accessModes=3, claimRef=4, persistentVolumeReclaimPolicy=5, storageClassName=6, volumeMode=8,
+# nodeAffinity=9}, PersistentVolumeSource{hostPath=3}, HostPathVolumeSource{path=1, type=2},
+# VolumeNodeAffinity{required=1}, NodeSelector{nodeSelectorTerms=1}, NodeSelectorTerm{matchExpressions=1},
+# NodeSelectorRequirement{key=1, operator=2, values=3}, ObjectReference{kind=1, namespace=2, name=3, uid=4},
+# PersistentVolumeClaimSpec{accessModes=1, resources=2, volumeName=3, storageClassName=5, volumeMode=6},
+# ResourceRequirements{requests=2}, PersistentVolumeClaimStatus{phase=1, capacity=3}, Quantity{string=1},
+# NodeStatus{conditions=4}, NodeCondition{type=1, lastHeartbeatTime=3}, PodSpec{volumes=1, containers=2},
+# Volume{name=1, volumeSource=2 (inlined in JSON)}, VolumeSource{persistentVolumeClaim=10},
+# PersistentVolumeClaimVolumeSource{claimName=1}, Container{volumeMounts=9}, VolumeMount{name=1, mountPath=3};
+# k8s.io/api/apps/v1 StatefulSetSpec{volumeClaimTemplates=4}.
+PV_CAPACITY, PV_SOURCE, PV_CLAIM_REF, PV_CLASS, PV_AFFINITY = 1, 2, 4, 6, 9
+SOURCE_HOST_PATH, HOST_PATH_PATH = 3, 1
+PVC_RESOURCES, PVC_VOLUME_NAME, PVC_CLASS, RESOURCES_REQUESTS, PVC_PHASE, PVC_CAPACITY = 2, 3, 5, 2, 1, 3
+NODE_CONDITIONS, CONDITION_TYPE, CONDITION_HEARTBEAT = 4, 1, 3
+POD_VOLUMES, POD_CONTAINERS, VOLUME_NAME, VOLUME_SOURCE, SOURCE_CLAIM, CLAIM_NAME = 1, 2, 1, 2, 10, 1
+CONTAINER_MOUNTS, MOUNT_NAME, MOUNT_PATH, STS_CLAIM_TEMPLATES = 9, 1, 3, 4
+# k8s.io/api/storage/v1: StorageClass{provisioner=2, reclaimPolicy=4, volumeBindingMode=7}
+SC_PROVISIONER, SC_RECLAIM, SC_BINDING = 2, 4, 7
+# k8s.io/api/networking/v1: IngressSpec{tls=2, rules=3, ingressClassName=4}, IngressTLS{hosts=1, secretName=2},
+# IngressRule{host=1, ingressRuleValue=2 (inlined in JSON)}, IngressRuleValue{http=1}, HTTPIngressRuleValue
+# {paths=1}, HTTPIngressPath{path=1, backend=2, pathType=3}, IngressBackend{service=4}, IngressServiceBackend
+# {name=1, port=2}, ServiceBackendPort{name=1, number=2}, IngressStatus{loadBalancer=1}, LoadBalancerStatus
+# {ingress=1}, LoadBalancerIngress{ip=1}; IngressClassSpec{controller=1}; NetworkPolicySpec{podSelector=1,
+# ingress=2, policyTypes=4}, NetworkPolicyIngressRule{ports=1, from=2}, NetworkPolicyPeer{namespaceSelector=2},
+# NetworkPolicyPort{protocol=1, port=2}; meta/v1 LabelSelector{matchLabels=1}.
+ING_TLS, ING_RULES, ING_CLASS, TLS_HOSTS, TLS_SECRET, RULE_HOST, RULE_VALUE, VALUE_HTTP, HTTP_PATHS = \
+    2, 3, 4, 1, 2, 1, 2, 1, 1
+PATH_PATH, PATH_BACKEND, PATH_TYPE, BACKEND_SERVICE, SERVICE_NAME, SERVICE_PORT, PORT_NUMBER = 1, 2, 3, 4, 1, 2, 2
+ING_LB, LB_INGRESS, LB_IP, CLASS_CONTROLLER = 1, 1, 1, 1
+NP_POD_SELECTOR, NP_INGRESS, NP_TYPES, RULE_PORTS, RULE_FROM, PEER_NAMESPACES, SELECTOR_MATCH_LABELS = \
+    1, 2, 4, 1, 2, 2, 1
+# k8s.io/api/batch/v1: JobSpec{parallelism=1, completions=2, selector=4, template=6, backoffLimit=7,
+# completionMode=9}, JobStatus{conditions=1, startTime=2, completionTime=3, active=4, succeeded=5},
+# JobCondition{type=1, status=2}; batch/v1beta1: CronJobSpec{schedule=1, concurrencyPolicy=3, jobTemplate=5,
+# successfulJobsHistoryLimit=6}, CronJobStatus{active=1, lastScheduleTime=4, lastSuccessfulTime=5}.
+JOB_SELECTOR, JOB_TEMPLATE, JOB_CONDITIONS, JOB_START, JOB_COMPLETION, JOB_ACTIVE, JOB_SUCCEEDED = 4, 6, 1, 2, 3, 4, 5
+CRON_SCHEDULE, CRON_POLICY, CRON_TEMPLATE, CRON_HISTORY, CRON_ACTIVE, CRON_SCHEDULED, CRON_SUCCEEDED = \
+    1, 3, 5, 6, 1, 4, 5

@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
+from etcdsec.proto import k8s_apps_pb2 as k8s_apps
+from etcdsec.proto import k8s_more_pb2 as k8s_more
 from etcdsec.proto import k8s_subset_pb2 as k8s
 
 MAGIC = b"k8s\x00"
@@ -28,11 +30,14 @@ KINDS: dict[str, type[Message]] = {
     "Namespace": k8s.Namespace, "Secret": k8s.Secret, "ConfigMap": k8s.ConfigMap,
     "ServiceAccount": k8s.ServiceAccount, "Pod": k8s.Pod, "Event": k8s.Event,
     "RangeAllocation": k8s.RangeAllocation, "Lease": k8s.Lease, "Endpoints": k8s.Endpoints,
-    "Service": k8s.Service, "Node": k8s.Node, "Deployment": k8s.Deployment, "ReplicaSet": k8s.ReplicaSet,
-    "DaemonSet": k8s.DaemonSet, "StatefulSet": k8s.StatefulSet, "EndpointSlice": k8s.EndpointSlice,
-    "ClusterRole": k8s.ClusterRole, "ClusterRoleBinding": k8s.ClusterRoleBinding, "Role": k8s.Role,
-    "RoleBinding": k8s.RoleBinding, "PriorityClass": k8s.PriorityClass, "CSINode": k8s.CSINode,
-    "ControllerRevision": k8s.ControllerRevision,
+    "Service": k8s.Service, "Node": k8s.Node, "Deployment": k8s_apps.Deployment, "ReplicaSet": k8s_apps.ReplicaSet,
+    "DaemonSet": k8s_apps.DaemonSet, "StatefulSet": k8s_apps.StatefulSet, "EndpointSlice": k8s_apps.EndpointSlice,
+    "ClusterRole": k8s_apps.ClusterRole, "ClusterRoleBinding": k8s_apps.ClusterRoleBinding, "Role": k8s_apps.Role,
+    "RoleBinding": k8s_apps.RoleBinding, "PriorityClass": k8s_apps.PriorityClass, "CSINode": k8s_apps.CSINode,
+    "ControllerRevision": k8s_apps.ControllerRevision,
+    "PersistentVolume": k8s_more.PersistentVolume, "PersistentVolumeClaim": k8s_more.PersistentVolumeClaim,
+    "StorageClass": k8s_more.StorageClass, "IngressClass": k8s_more.IngressClass, "Ingress": k8s_more.Ingress,
+    "NetworkPolicy": k8s_more.NetworkPolicy, "Job": k8s_more.Job, "CronJob": k8s_more.CronJob,
 }
 GO_POINTERS: dict[str, frozenset[str]] = {
     "ObjectMeta": frozenset({"deletionTimestamp", "deletionGracePeriodSeconds"}),
@@ -72,6 +77,25 @@ GO_POINTERS: dict[str, frozenset[str]] = {
     "DiscoveryEndpointPort": frozenset({"name", "protocol", "port", "appProtocol"}),
     "ClusterRole": frozenset({"aggregationRule"}),
     "PriorityClass": frozenset({"preemptionPolicy"}),
+    "VolumeSource": frozenset({"persistentVolumeClaim"}),
+    "HostPathVolumeSource": frozenset({"type"}),
+    "PersistentVolumeSource": frozenset({"hostPath"}),
+    "PersistentVolumeSpec": frozenset({"claimRef", "volumeMode", "nodeAffinity"}),
+    "VolumeNodeAffinity": frozenset({"required"}),
+    "PersistentVolumeClaimSpec": frozenset({"selector", "storageClassName", "volumeMode"}),
+    "StorageClass": frozenset({"reclaimPolicy", "allowVolumeExpansion", "volumeBindingMode"}),
+    "IngressBackend": frozenset({"service"}),
+    "HTTPIngressPath": frozenset({"pathType"}),
+    "IngressRuleValue": frozenset({"http"}),
+    "IngressSpec": frozenset({"defaultBackend", "ingressClassName"}),
+    "NetworkPolicyPort": frozenset({"protocol", "port"}),
+    "NetworkPolicyPeer": frozenset({"podSelector", "namespaceSelector"}),
+    "JobSpec": frozenset({"parallelism", "completions", "activeDeadlineSeconds", "selector", "manualSelector",
+                         "backoffLimit", "ttlSecondsAfterFinished", "completionMode"}),
+    "JobStatus": frozenset({"startTime", "completionTime"}),
+    "CronJobSpec": frozenset({"startingDeadlineSeconds", "suspend", "successfulJobsHistoryLimit",
+                             "failedJobsHistoryLimit"}),
+    "CronJobStatus": frozenset({"lastScheduleTime", "lastSuccessfulTime"}),
 }
 
 
@@ -79,9 +103,11 @@ GO_POINTERS: dict[str, frozenset[str]] = {
 SYSTEM_META = frozenset({"name", "namespace", "uid", "creationTimestamp", "resourceVersion", "generation",
                          "selfLink", "managedFields"})
 MAP_FIELDS = frozenset({"labels", "annotations", "data", "stringData", "binaryData", "nodeSelector", "matchLabels",
-                        "capacity", "allocatable"})
+                        "capacity", "allocatable", "parameters", "requests", "limits"})
 LIST_KEYS = ("name", "ip", "uid", "type")  # merge keys of the keyed lists the bait has
-EMBEDDED = {"SecretKeySelector": "localObjectReference"}  # structs Go inlines: JSON has their fields at the top
+# structs Go inlines: JSON has their fields at the top
+EMBEDDED = {"SecretKeySelector": "localObjectReference", "PersistentVolumeSpec": "persistentVolumeSource",
+            "IngressRule": "ingressRuleValue", "Volume": "volumeSource"}
 
 
 def managed(obj: dict[str, Any], when: str, owners: dict[str, tuple[str, ...] | None]) -> dict[str, Any]:
@@ -130,9 +156,31 @@ def encode(obj: dict[str, Any]) -> bytes:
     message = KINDS[obj["kind"]]()
     _fill(message, body)
     _go_defaults(message)
-    envelope = k8s.Unknown(typeMeta=k8s.TypeMeta(apiVersion=obj["apiVersion"], kind=obj["kind"]),
+    return _envelope(obj["apiVersion"], obj["kind"], message)
+
+
+def _envelope(api: str, kind: str, message: Message) -> bytes:
+    envelope = k8s.Unknown(typeMeta=k8s.TypeMeta(apiVersion=api, kind=kind),
                            raw=message.SerializeToString(deterministic=True), contentEncoding="", contentType="")
     return MAGIC + envelope.SerializeToString(deterministic=True)
+
+
+def decode(value: bytes) -> tuple[str, str, Message] | None:
+    """(apiVersion, kind, typed message) of a stored value of a kind `encode` knows; None otherwise
+    (JSON, a seed file's own bytes, anything that does not parse)."""
+    if not value.startswith(MAGIC):
+        return None
+    try:
+        envelope = k8s.Unknown.FromString(value[len(MAGIC):])
+        message = KINDS[envelope.typeMeta.kind].FromString(envelope.raw)
+    except (KeyError, DecodeError):
+        return None
+    return envelope.typeMeta.apiVersion, envelope.typeMeta.kind, message
+
+
+def reencode(api: str, kind: str, message: Message) -> bytes:
+    """A decoded message, changed in place, stored again (the fields it has keep Go's bytes)."""
+    return _envelope(api, kind, message)
 
 
 def to_json(obj: dict[str, Any]) -> bytes:

@@ -224,6 +224,7 @@ class KeyspaceRecords:
                 gap = ns.heartbeat.revisions_since(min(max(saved, now - 10 * 365 * 86400), now), now)
                 ns.store.revision += gap
                 ns.raft_index += gap
+                ns.settle()  # the Nodes' reports and the CronJob's history moved on too
             for kv in ns.store.range(b"", b""):
                 if kv.lease and kv.lease in ns.lessor.leases:
                     ns.lessor.attach(kv.lease, kv.key)

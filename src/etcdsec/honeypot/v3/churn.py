@@ -7,7 +7,8 @@
 - The apiserver's master lease: its endpoint reconciler (--endpoint-reconciler-type=lease) puts
   /registry/masterleases/<its IP> every 10 s on a new 15 s etcd lease, bumping the Endpoints'
   generation, so `etcdctl lease list` changes as on a real control plane.
-- Events: a CronJob (prod/db-backup, every 5 minutes) leaves the events a real run leaves
+- Events: a CronJob (prod/db-backup, every 5 minutes; its objects: core/bait/batch.py, written by
+  heartbeat.py) leaves the events a real run leaves
   (cronjob and job controllers, scheduler, kubelet) under /registry/events/. Each is attached to
   an etcd lease of 3660 s that kube-apiserver's lease manager shares between the events of one
   minute (--event-ttl 1h + 60 s reuse), so they age out an hour later through lease expiry, one
@@ -25,7 +26,6 @@ import contextlib
 import hashlib
 import ipaddress
 import math
-import random
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +33,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from etcdsec.honeypot.core import kubeproto
-from etcdsec.honeypot.core.bait import CONTROL_PLANE_UP_S, KUBE_ALNUM, uid_of
+from etcdsec.honeypot.core.bait import CONTROL_PLANE_UP_S, uid_of
+from etcdsec.honeypot.core.bait.batch import (
+    BOUND,
+    CREATED,
+    CRONJOB,
+    DELETED,
+    HISTORY,
+    IMAGE,
+    NAMESPACE,
+    SAW_COMPLETED,
+    STARTED,
+    run,
+)
+from etcdsec.honeypot.core.bait.batch import EVERY_S as JOB_EVERY_S
 from etcdsec.honeypot.core.identity import Identity
 from etcdsec.honeypot.v3.errors import V3Error
 
@@ -41,14 +54,12 @@ if TYPE_CHECKING:
     from etcdsec.honeypot.v3.state import Namespace, V3State
 
 TICK_S = 0.5  # renewals land within half a second of their time
-JOB_EVERY_S = 300.0  # the CronJob's schedule: */5 * * * *
 RUN_SPAN_S = 30.0  # a run's events all fall within this after its scheduled time
 EVENT_TTL_S = 3600 + 60  # kube-apiserver --event-ttl (1h) + the lease manager's reuse window
 LEASE_REUSE_S = 60.0
 EVENTS_PREFIX = b"/registry/events/"
 MASTERLEASE_EVERY_S, MASTERLEASE_TTL_S = 10.0, 15  # kube-apiserver's EndpointInterval and lease TTL
 DEFAULT_APISERVER_IP = "10.0.1.10"
-NAMESPACE, CRONJOB, IMAGE = "prod", "db-backup", "registry.internal.example/prod/db-backup:1.4.2"
 
 
 @dataclass(frozen=True)
@@ -75,13 +86,9 @@ class EventChurn:
 
     def _run(self, k: int) -> Iterator[tuple[float, dict[str, Any]]]:
         """The events of run `k` (scheduled at k * JOB_EVERY_S): (time, event fields)."""
-        rng = random.Random(f"{self.seed}/run/{k}")
-        start = k * JOB_EVERY_S + rng.uniform(0.01, 0.3)
-        job = f"{CRONJOB}-{int(k * JOB_EVERY_S) // 60}"  # CronJob v2: minutes since the epoch
-        pod = f"{job}-{''.join(rng.choice(KUBE_ALNUM) for _ in range(5))}"
-        node = f"worker-{rng.randint(1, 6)}"
-        done = start + rng.uniform(8.0, 19.0)
-        old_job = f"{CRONJOB}-{int((k - 3) * JOB_EVERY_S) // 60}"  # successfulJobsHistoryLimit 3
+        r = run(self.seed, k)  # what the objects of the run (core/bait/batch.py) say too
+        start, job, pod, node, done = r.start, r.job, r.pod, f"worker-{r.node}", r.done
+        old_job = run(self.seed, k - HISTORY).job  # the one the history limit drops
         cron = ("CronJob", CRONJOB, "batch/v1beta1", "")
         jobref = ("Job", job, "batch/v1", "")
         podref = ("Pod", pod, "v1", "")
@@ -89,21 +96,22 @@ class EventChurn:
         kubelet = {"component": "kubelet", "host": node}
         yield start, {"ref": cron, "reason": "SuccessfulCreate", "message": f"Created job {job}",
                       "source": {"component": "cronjob-controller"}}
-        yield start + 0.03, {"ref": jobref, "reason": "SuccessfulCreate", "message": f"Created pod: {pod}",
+        yield start + CREATED, {"ref": jobref, "reason": "SuccessfulCreate", "message": f"Created pod: {pod}",
                              "source": {"component": "job-controller"}}
-        yield start + 0.06, {"ref": podref, "reason": "Scheduled", "scheduler": True,
+        yield start + BOUND, {"ref": podref, "reason": "Scheduled", "scheduler": True,
                              "message": f"Successfully assigned {NAMESPACE}/{pod} to {node}"}
         yield start + 1.4, {"ref": ctr, "reason": "Pulled", "source": kubelet,
                             "message": f'Container image "{IMAGE}" already present on machine'}
         yield start + 1.5, {"ref": ctr, "reason": "Created", "message": f"Created container {CRONJOB}",
                             "source": kubelet}
-        yield start + 1.9, {"ref": ctr, "reason": "Started", "message": f"Started container {CRONJOB}",
+        yield start + STARTED, {"ref": ctr, "reason": "Started", "message": f"Started container {CRONJOB}",
                             "source": kubelet}
         yield done, {"ref": jobref, "reason": "Completed", "message": "Job completed",
                      "source": {"component": "job-controller"}}
-        yield done + 0.4, {"ref": cron, "reason": "SawCompletedJob", "source": {"component": "cronjob-controller"},
-                           "message": f"Saw completed job: {job}, status: Complete"}
-        yield done + 0.45, {"ref": cron, "reason": "SuccessfulDelete", "message": f"Deleted job {old_job}",
+        yield done + SAW_COMPLETED, {"ref": cron, "reason": "SawCompletedJob",
+                                     "source": {"component": "cronjob-controller"},
+                                     "message": f"Saw completed job: {job}, status: Complete"}
+        yield done + DELETED, {"ref": cron, "reason": "SuccessfulDelete", "message": f"Deleted job {old_job}",
                             "source": {"component": "cronjob-controller"}}
 
     def _event(self, at: float, spec: dict[str, Any], rv: int) -> tuple[bytes, dict[str, Any]]:

@@ -63,7 +63,7 @@ class Namespace:
         # raft's index runs ahead of the revision and climbs with it (every write is a raft entry)
         self.raft_index = (ident.raft_index_base or self.store.revision + 7) + climbed
         self.store.subscribe(self._count_raft)
-        seed = list(ctx.dataset) + (self.heartbeat.initial(wall) if self.heartbeat else [])
+        seed = self.heartbeat.seeded(ctx.dataset, wall) if self.heartbeat else list(ctx.dataset)
         for key, value in seed:  # one revision per key, as if written one by one
             txn = self.store.txn()
             try:
@@ -84,18 +84,41 @@ class Namespace:
         skipped, writes = hb.due(now)
         self.store.revision += skipped  # renewals too old to replay still took their revisions
         self.raft_index += skipped
-        for key, value in writes:
-            txn = self.store.txn()
-            try:
-                txn.put(key, value, 0)
-            except V3Error:
-                return
-            txn.commit()
+        self._write(writes)
         if now >= hb.next_compact:
             if self._compact_candidate > self.store.compact_revision:
                 self.store.compact(self._compact_candidate)
             self._compact_candidate = self.store.revision
             hb.next_compact = now + COMPACT_EVERY_S
+
+    def settle(self) -> None:
+        """A keyspace restored from disk has the Nodes and the CronJob's Jobs and pods as the sensor
+        left them: the cluster went on meanwhile, so they become what the heartbeat holds now."""
+        hb = self.heartbeat
+        if hb is None:
+            return
+        held = hb.held()
+        writes: list[tuple[bytes, bytes | None]] = []
+        for key, value in sorted(held.items()):
+            now = self.store.range(key, None)
+            if not now or now[0].value != value:
+                writes.append((key, value))
+        for prefix in hb.owned():
+            end = prefix[:-1] + bytes([prefix[-1] + 1])
+            writes.extend((kv.key, None) for kv in self.store.range(prefix, end) if kv.key not in held)
+        self._write(writes)
+
+    def _write(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        for key, value in writes:
+            txn = self.store.txn()
+            try:
+                if value is None:  # a Job (and its pod) the CronJob's history dropped
+                    txn.delete_range(key, None)
+                else:
+                    txn.put(key, value, 0)
+            except V3Error:
+                return
+            txn.commit()
 
     def expire(self, now: float) -> None:
         """Revoke leases whose TTL ran out, deleting their keys (one revision per lease, as etcd)."""

@@ -6,7 +6,9 @@ Everything derives from the deployment's secret seed, so the same sensor serves 
 after a restart, and two sensors never share a token (a reused token names its sensor). One module
 a part: `accounts` (namespaces, service accounts and their tokens, planted Secrets), `workloads`
 (Deployments, ReplicaSets, DaemonSets, StatefulSets, pods), `services` (Services, Endpoints,
-EndpointSlices), `nodes`, `rbac` (and PriorityClasses), `extensions` (the JSON kinds).
+EndpointSlices), `nodes`, `rbac` (and PriorityClasses), `extensions` (the JSON kinds), `storage`
+(StorageClass, PersistentVolumes and their claims), `ingress` (ingress-nginx's IngressClass, Ingresses,
+their TLS Secrets, NetworkPolicies), `batch` (the backup CronJob; its Jobs and pods as the clock moves).
 """
 
 from __future__ import annotations
@@ -14,7 +16,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from etcdsec.honeypot.core import kubeproto
-from etcdsec.honeypot.core.bait import accounts, extensions, nodes, pki, rbac, services, workloads
+from etcdsec.honeypot.core.bait import (
+    accounts,
+    batch,
+    extensions,
+    ingress,
+    nodes,
+    pki,
+    rbac,
+    services,
+    storage,
+    workloads,
+)
 from etcdsec.honeypot.core.bait.owners import owners
 from etcdsec.honeypot.core.bait.plant import (
     CLUSTER_AGE,
@@ -47,6 +60,12 @@ def kubernetes_bait(seed: str, created: datetime, master: str = "kube-master-1")
     nodes.put_all(plant)
     rbac.put_all(plant)
     extensions.put_all(plant)
+    # grown later, each part from its own stream: the tokens above stay those a sensor served before
+    accounts.later_namespaces(plant, accs)
+    rbac.later(plant)
+    storage.put_all(plant)
+    ingress.put_all(plant)
+    batch.put_all(plant)
     return _stored(plant)
 
 

@@ -30,6 +30,12 @@ KUBE_SYSTEM_ACCOUNTS = [
 ]
 
 
+# Namespaces the bait grew later (each drawn from its own stream, so the first ones keep their tokens):
+# the ingress controller's and the storage provisioner's, with their service accounts
+LATER_NAMESPACES = {"ingress-nginx": ["ingress-nginx"],
+                    "local-path-storage": ["local-path-provisioner-service-account"]}
+
+
 class Accounts:
     """The service-account signing key, and `add` for one account with its token Secret."""
 
@@ -59,15 +65,27 @@ class Accounts:
 
 def namespaces(plant: Plant, accounts: Accounts) -> None:
     for ns in NAMESPACES:
-        plant.put(f"/registry/namespaces/{ns}", {
-            "kind": "Namespace", "apiVersion": "v1",
-            "metadata": plant.meta(ns, labels={"kubernetes.io/metadata.name": ns}),
-            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
-        plant.put(f"/registry/configmaps/{ns}/kube-root-ca.crt", {
-            "kind": "ConfigMap", "apiVersion": "v1", "metadata": plant.meta("kube-root-ca.crt", ns),
-            "data": {"ca.crt": plant.ca.decode()}})
+        _namespace(plant, ns)
         for sa in KUBE_SYSTEM_ACCOUNTS if ns == "kube-system" else ["default", *APPS.get(ns, [])]:
             accounts.add(ns, sa)
+
+
+def later_namespaces(plant: Plant, accounts: Accounts) -> None:
+    for ns, names in LATER_NAMESPACES.items():
+        rng = plant.fork(f"namespace/{ns}")
+        _namespace(plant, ns, rng)
+        for sa in ["default", *names]:
+            accounts.add(ns, sa, rng)
+
+
+def _namespace(plant: Plant, ns: str, rng: random.Random | None = None) -> None:
+    plant.put(f"/registry/namespaces/{ns}", {
+        "kind": "Namespace", "apiVersion": "v1",
+        "metadata": plant.meta(ns, None, rng, labels={"kubernetes.io/metadata.name": ns}),
+        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+    plant.put(f"/registry/configmaps/{ns}/kube-root-ca.crt", {
+        "kind": "ConfigMap", "apiVersion": "v1", "metadata": plant.meta("kube-root-ca.crt", ns, rng),
+        "data": {"ca.crt": plant.ca.decode()}})
 
 
 def planted_secrets(plant: Plant) -> None:

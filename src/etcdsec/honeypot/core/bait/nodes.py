@@ -1,12 +1,14 @@
 """Nodes (/registry/minions/, the name the v1.0 apiserver gave them) and their CSINodes, as kubeadm,
 the kubelet, kube-controller-manager and calico-node leave them: the control-plane node carries the
-master taint and the node lease's owner uid (heartbeat.py renews that lease)."""
+master taint and the node lease's owner uid (heartbeat.py renews that lease, and writes each Node's
+status report through `report_at`)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from etcdsec.honeypot.core import kubeproto
 from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, Plant, node_uid, word
 
 CAPACITY = {"cpu": "4", "ephemeral-storage": "101445540Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
@@ -62,3 +64,23 @@ def put_all(plant: Plant) -> None:
                 "storage.alpha.kubernetes.io/migrated-plugins": "kubernetes.io/cinder"},
                 ownerReferences=[{"apiVersion": "v1", "kind": "Node", "name": node.name, "uid": uid}]),
             "spec": {}})
+
+
+# The conditions the kubelet sets, so heartbeats in each status report; NetworkUnavailable is the
+# network plugin's (calico-node), written once
+KUBELET_CONDITIONS = frozenset({kind for kind, _, _ in PRESSURE} | {"Ready"})
+
+
+def report_at(node: tuple[str, str, Any], t: float) -> bytes:
+    """A stored Node (kubeproto.decode) as its kubelet's status report at wall time `t` leaves it: the
+    kubelet's conditions heartbeat at `t` (metav1.Time: whole seconds), as does its managedFields entry."""
+    api, kind, message = node
+    report = type(message)()
+    report.CopyFrom(message)
+    for condition in report.status.conditions:
+        if condition.type in KUBELET_CONDITIONS:
+            condition.lastHeartbeatTime.seconds, condition.lastHeartbeatTime.nanos = int(t), 0
+    for entry in report.metadata.managedFields:
+        if entry.manager == "kubelet":
+            entry.time.seconds, entry.time.nanos = int(t), 0
+    return kubeproto.reencode(api, kind, report)

@@ -78,3 +78,27 @@ def ca_pem(seed: str, born: datetime) -> bytes:
     except TypeError:  # cryptography < 44: a random nonce, so the signature differs per start
         signed = cert.sign(key, hashes.SHA256())
     return signed.public_bytes(serialization.Encoding.PEM)
+
+
+def acme_leaf(seed: str, purpose: str, hosts: list[str], issued: datetime) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) of a server certificate as cert-manager keeps it from an ACME
+    issuer: P-256 key in SEC1 PEM (cert-manager's PKCS1 encoding), 90 days, issued by "R3".
+    Signed by a seed key of our own: it parses like the real chain, it does not verify to a root."""
+    key = seed_key(seed, f"tls/{purpose}")
+    digest = hashlib.sha256(f"{seed}/tls/{purpose}/serial".encode()).digest()
+    issuer = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Let's Encrypt"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, "R3")])
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            .issuer_name(issuer).public_key(key.public_key()).serial_number(int.from_bytes(digest[:16]) >> 1 | 1)
+            .not_valid_before(issued).not_valid_after(issued + timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+    signer = seed_key(seed, "acme-issuer")
+    try:
+        signed = cert.sign(signer, hashes.SHA256(), ecdsa_deterministic=True)
+    except TypeError:  # cryptography < 44: a random nonce, so the signature differs per start
+        signed = cert.sign(signer, hashes.SHA256())
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    return signed.public_bytes(serialization.Encoding.PEM), key_pem

@@ -20,7 +20,7 @@ CONTROL_PLANE_UP_S = 14.2  # the apiserver and the elected leaders came up this 
 KUBE_VERSION = "v1.21.14"
 WORKERS = 6
 META_ORDER = ["name", "generateName", "namespace", "uid", "generation", "creationTimestamp", "labels", "annotations",
-              "ownerReferences"]  # ObjectMeta's Go field order: the JSON kinds and the v2 view follow it
+              "ownerReferences", "finalizers"]  # ObjectMeta's Go field order: the JSON kinds and the v2 view follow it
 MASTER_IP = "10.0.1.10"  # the workers follow: worker-N is 10.0.1.(10 + N), its pods 10.244.N.0/24
 
 
@@ -43,6 +43,15 @@ class NodeInfo:
     ip: str  # InternalIP
     pod_cidr: str
     index: int  # 0: the control-plane node
+
+
+def node_ip(index: int) -> str:
+    return f"10.0.1.{10 + index}"
+
+
+def pod_ip(index: int, last: int) -> str:
+    """An address of node `index`'s pod range (calico hands node N 10.244.N.0/24)."""
+    return f"10.244.{index}.{last}"
 
 
 def uid_of(seed: str, name: str) -> str:
@@ -69,7 +78,7 @@ class Plant:
         self.born = kubeproto.stamp((created - CLUSTER_AGE).timestamp())
         self.now = kubeproto.stamp(created.timestamp())
         self.nodes = [NodeInfo(master, MASTER_IP, "10.244.0.0/24", 0)] + [
-            NodeInfo(f"worker-{n}", f"10.0.1.{10 + n}", f"10.244.{n}.0/24", n) for n in range(1, WORKERS + 1)]
+            NodeInfo(f"worker-{n}", node_ip(n), f"10.244.{n}.0/24", n) for n in range(1, WORKERS + 1)]
         self.objects: list[tuple[str, dict[str, Any]]] = []  # protobuf kinds
         self.writers: dict[str, dict[str, tuple[str, ...] | None]] = {}  # key -> managers, where not the kind's
         self.json_objects: list[tuple[str, bytes]] = []  # stored as JSON by the apiserver

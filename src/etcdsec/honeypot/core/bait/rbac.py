@@ -66,12 +66,39 @@ ROLE_BINDINGS = [
      [("User", "system:anonymous", "")]),
     ("prod", "deployer", "deployer", [("ServiceAccount", "deployer", "ci")]),
 ]
+# grown later (drawn from a stream of their own): what the ingress controller and the storage
+# provisioner run with; (name, rules, service account's namespace, its name)
+LATER_CLUSTER_ROLES: list[tuple[str, list[Rule], str, str]] = [
+    ("ingress-nginx", [(["list", "watch"], [""], ["configmaps", "endpoints", "nodes", "pods", "secrets", "namespaces"]),
+                       (READ, [""], ["services"]), (READ, ["networking.k8s.io"], ["ingresses", "ingressclasses"]),
+                       (["update"], ["networking.k8s.io"], ["ingresses/status"]),
+                       (["create", "patch"], [""], ["events"])], "ingress-nginx", "ingress-nginx"),
+    ("local-path-provisioner-role", [(READ, [""], ["nodes", "persistentvolumeclaims", "configmaps"]),
+                                     (ALL, [""], ["endpoints", "persistentvolumes", "pods"]),
+                                     (["create", "patch"], [""], ["events"]),
+                                     (READ, ["storage.k8s.io"], ["storageclasses"])],
+     "local-path-storage", "local-path-provisioner-service-account"),
+]
 PRIORITY_CLASSES = [
     ("system-cluster-critical", 2000000000,
      "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
     ("system-node-critical", 2000001000,
      "Used for system critical pods that must not be moved from their current node."),
 ]
+
+
+def later(plant: Plant) -> None:
+    """Each role with its binding to its service account (the binding named as the chart names it)."""
+    rng = plant.fork("rbac/later")
+    for name, rules, ns, account in LATER_CLUSTER_ROLES:
+        plant.put(f"/registry/clusterroles/{name}", {
+            "kind": "ClusterRole", "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": plant.meta(name, None, rng), "rules": _rules(rules)})
+        binding = name.removesuffix("-role") + ("-bind" if name.endswith("-role") else "")
+        plant.put(f"/registry/clusterrolebindings/{binding}", {
+            "kind": "ClusterRoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": plant.meta(binding, None, rng), "subjects": _subjects([("ServiceAccount", account, ns)]),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}})
 
 
 def manager(name: str) -> str:

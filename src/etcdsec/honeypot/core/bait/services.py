@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from etcdsec.honeypot.core.bait.plant import Plant
+from etcdsec.honeypot.core.bait.workloads import INGRESS_LABELS
 
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 APISERVER: dict[str, tuple[str, ...] | None] = {"kube-apiserver": None}
@@ -23,6 +24,7 @@ class ServiceDef:
     ports: tuple[tuple[str, int, int, str], ...]  # (name, port, targetPort, protocol)
     offset: int | None = None  # fixed cluster IP offset (kubernetes: .1, kube-dns: .10); None: drawn
     labels: dict[str, str] | None = None
+    node_ports: tuple[int, ...] = ()  # type NodePort: one per port
 
 
 SERVICES = [
@@ -35,6 +37,9 @@ SERVICES = [
     ServiceDef("prod", "web-frontend", {"app": "web-frontend"}, (("http", 80, 8080, "TCP"),)),
     ServiceDef("monitoring", "prometheus", {"app": "prometheus"}, (("web", 9090, 9090, "TCP"),)),
     ServiceDef("monitoring", "grafana", {"app": "grafana"}, (("http", 3000, 3000, "TCP"),)),
+    # grown later (drawn after the others): the ingress controller's entry on every node (kubeadm has no load balancer)
+    ServiceDef("ingress-nginx", "ingress-nginx-controller", INGRESS_LABELS,
+               (("http", 80, 80, "TCP"), ("https", 443, 443, "TCP")), labels=INGRESS_LABELS, node_ports=(30080, 30443)),
 ]
 
 
@@ -50,10 +55,12 @@ def put_all(plant: Plant) -> None:
         plant.put(f"/registry/services/specs/{svc.ns}/{svc.name}", {
             "kind": "Service", "apiVersion": "v1",
             "metadata": plant.meta(svc.name, svc.ns, rng, uid=uid, labels=labels),
-            "spec": {"ports": [{"name": n, "protocol": proto, "port": port, "targetPort": target}
-                               for n, port, target, proto in svc.ports],
+            "spec": {"ports": [{"name": n, "protocol": proto, "port": port, "targetPort": target,
+                                **({"nodePort": svc.node_ports[i]} if svc.node_ports else {})}
+                               for i, (n, port, target, proto) in enumerate(svc.ports)],
                      **({"selector": svc.selector} if svc.selector else {}), "clusterIP": ip, "clusterIPs": [ip],
-                     "type": "ClusterIP", "sessionAffinity": "None", "ipFamilies": ["IPv4"],
+                     "type": "NodePort" if svc.node_ports else "ClusterIP", "sessionAffinity": "None",
+                     **({"externalTrafficPolicy": "Cluster"} if svc.node_ports else {}), "ipFamilies": ["IPv4"],
                      "ipFamilyPolicy": "SingleStack"},
             "status": {"loadBalancer": {}}})
         _endpoints(plant, rng, svc, uid, labels)

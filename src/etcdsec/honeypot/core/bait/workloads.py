@@ -11,11 +11,24 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, NodeInfo, Plant, node_uid, word
+from etcdsec.honeypot.core.bait.plant import KUBE_VERSION, NodeInfo, Plant, node_uid, pod_ip, word
 
 CRITICAL = {"system-node-critical": 2000001000, "system-cluster-critical": 2000000000}
 NODE_NAME = {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}
+POD_NAMESPACE = {"name": "POD_NAMESPACE",
+                 "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}}
+INGRESS_LABELS = {"app.kubernetes.io/component": "controller", "app.kubernetes.io/instance": "ingress-nginx",
+                  "app.kubernetes.io/name": "ingress-nginx"}
 EVERYWHERE = [{"operator": "Exists"}]  # kube-proxy and calico-node tolerate every taint
+
+
+@dataclass(frozen=True)
+class Disk:
+    """A persistent volume the workload mounts: its claim (storage.py binds it) is the StatefulSet's
+    `<name>-<pod>` from its claim template, or a Deployment's own, named after it."""
+    name: str
+    path: str
+    size: str
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,8 @@ class Workload:
     host_network: bool = False
     tolerations: tuple[dict[str, Any], ...] = ()
     secrets: dict[str, str] = field(default_factory=dict)  # env var -> token label: honeytokens in plain env
+    account: str = ""  # its service account, if not of its own name
+    disk: Disk | None = None
 
 
 def _secret_ref(name: str, secret: str, key: str) -> dict[str, Any]:
@@ -53,10 +68,12 @@ WORKLOADS = [
              3, (("http", 8080, "TCP"),)),
     Workload("monitoring", "prometheus", "StatefulSet", "quay.io/prometheus/prometheus:v2.30.3",
              {"app": "prometheus"}, 1, (("web", 9090, "TCP"),),
-             args=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.retention.time=15d")),
+             args=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.retention.time=15d"),
+             disk=Disk("prometheus-data", "/prometheus", "50Gi")),
     Workload("monitoring", "grafana", "Deployment", "docker.io/grafana/grafana:8.2.3", {"app": "grafana"}, 1,
              (("http", 3000, "TCP"),), ({"name": "GF_SECURITY_ADMIN_USER", "value": "admin"},),
-             secrets={"GF_SECURITY_ADMIN_PASSWORD": "grafana-admin-password:monitoring/grafana"}),
+             secrets={"GF_SECURITY_ADMIN_PASSWORD": "grafana-admin-password:monitoring/grafana"},
+             disk=Disk("storage", "/var/lib/grafana", "10Gi")),
     Workload("ci", "gitlab-runner", "Deployment", "docker.io/gitlab/gitlab-runner:v14.4.0", {"app": "gitlab-runner"},
              1, env=({"name": "CI_SERVER_URL", "value": "https://gitlab.internal.example/"},),
              secrets={"RUNNER_TOKEN": "gitlab-runner-token:ci/gitlab-runner"}),
@@ -79,6 +96,22 @@ WORKLOADS = [
              priority_class="system-cluster-critical",
              tolerations=({"key": "CriticalAddonsOnly", "operator": "Exists"},
                           {"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"})),
+    # grown later: ingress-nginx's controller (its Service, IngressClass and Ingresses: ingress.py) and
+    # the local-path provisioner behind the default StorageClass (storage.py)
+    Workload("ingress-nginx", "ingress-nginx-controller", "Deployment",
+             "k8s.gcr.io/ingress-nginx/controller:v1.1.1", INGRESS_LABELS, 2,
+             (("http", 80, "TCP"), ("https", 443, "TCP"), ("webhook", 8443, "TCP")),
+             ({"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
+              POD_NAMESPACE, {"name": "LD_PRELOAD", "value": "/usr/local/lib/libmimalloc.so"}),
+             ("/nginx-ingress-controller", "--election-id=ingress-controller-leader",
+              "--controller-class=k8s.io/ingress-nginx", "--configmap=$(POD_NAMESPACE)/ingress-nginx-controller",
+              "--validating-webhook=:8443", "--validating-webhook-certificate=/usr/local/certificates/cert",
+              "--validating-webhook-key=/usr/local/certificates/key"), account="ingress-nginx"),
+    Workload("local-path-storage", "local-path-provisioner", "Deployment",
+             "docker.io/rancher/local-path-provisioner:v0.0.21", {"app": "local-path-provisioner"},
+             env=(POD_NAMESPACE,),
+             command=("local-path-provisioner", "--debug", "start", "--config", "/etc/config/config.json"),
+             account="local-path-provisioner-service-account"),
 ]
 FIRST_BAIT_APPS = [("prod", "payments-api"), ("prod", "orders-worker"), ("prod", "web-frontend"),
                    ("monitoring", "prometheus"), ("monitoring", "grafana"), ("ci", "gitlab-runner"),
@@ -115,16 +148,31 @@ def _template(plant: Plant, w: Workload, rng: random.Random, labels: dict[str, s
                                  **({"ports": [{"name": n, "containerPort": p, "protocol": proto}
                                                for n, p, proto in w.ports]} if w.ports else {}),
                                  **({"env": env} if env else {}), "resources": {},
+                                 **({"volumeMounts": [{"name": w.disk.name, "mountPath": w.disk.path}]}
+                                    if w.disk else {}),
                                  "terminationMessagePath": "/dev/termination-log",
                                  "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"}
-    account = w.name  # every workload runs as the service account of its name (accounts.py)
-    spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+    account = w.account or w.name  # the service accounts: accounts.py
+    # a Deployment's claim is in its template; a StatefulSet's pods get theirs from the claim template
+    volumes = [claim_volume(w.disk.name, w.name)] if w.disk and w.kind == "Deployment" else []
+    spec: dict[str, Any] = {**({"volumes": volumes} if volumes else {}), "containers": [container],
+                            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
                             "dnsPolicy": "ClusterFirst", "serviceAccountName": account, "serviceAccount": account,
                             **({"hostNetwork": True} if w.host_network else {}), "securityContext": {},
                             "schedulerName": "default-scheduler",
                             **({"tolerations": list(w.tolerations)} if w.tolerations else {}),
                             **({"priorityClassName": w.priority_class} if w.priority_class else {})}
     return {"metadata": {"labels": labels}, "spec": spec}
+
+
+def claim_volume(name: str, claim: str) -> dict[str, Any]:
+    return {"name": name, "persistentVolumeClaim": {"claimName": claim}}
+
+
+def claims() -> list[tuple[Workload, str, str]]:
+    """(workload, claim name, the name its pod starts with) of every disk: what storage.py binds."""
+    return [(w, f"{w.disk.name}-{w.name}-0" if w.kind == "StatefulSet" else w.name,
+             f"{w.name}-0" if w.kind == "StatefulSet" else f"{w.name}-") for w in WORKLOADS if w.disk]
 
 
 def _credential(plant: Plant, rng: random.Random, name: str, label: str) -> str:
@@ -171,7 +219,7 @@ def put_all(plant: Plant, draws: dict[tuple[str, str], Draw]) -> None:
 
 
 def _pod_ip(plant: Plant, rng: random.Random, w: Workload, node: NodeInfo, last: int | None = None) -> str:
-    return node.ip if w.host_network else f"10.244.{node.index}.{last or rng.randint(2, 250)}"
+    return node.ip if w.host_network else pod_ip(node.index, last or rng.randint(2, 250))
 
 
 def _deployment(plant: Plant, rng: random.Random, w: Workload, draw: Draw | None) -> None:
@@ -263,6 +311,7 @@ def _statefulset(plant: Plant, rng: random.Random, w: Workload, draw: Draw | Non
         "kind": "StatefulSet", "apiVersion": "apps/v1",
         "metadata": plant.meta(w.name, w.ns, rng, uid=uid, generation=1, labels=dict(w.labels)),
         "spec": {"replicas": w.replicas, "selector": {"matchLabels": dict(w.labels)}, "template": template,
+                 **({"volumeClaimTemplates": [_claim_template(w.disk)]} if w.disk else {}),
                  "serviceName": w.name, "podManagementPolicy": "OrderedReady",
                  "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
                  "revisionHistoryLimit": 10},
@@ -276,9 +325,19 @@ def _statefulset(plant: Plant, rng: random.Random, w: Workload, draw: Draw | Non
         node = plant.node(first.worker if first else rng.randint(1, len(plant.nodes) - 1))
         name = f"{w.name}-{i}"
         labels = {**w.labels, "controller-revision-hash": revision, "statefulset.kubernetes.io/pod-name": name}
-        pod(plant, rng, w.ns, name, {"metadata": {"labels": labels}, "spec": template["spec"]}, node,
+        spec = {**({"volumes": [claim_volume(w.disk.name, f"{w.disk.name}-{name}")]} if w.disk else {}),
+                **template["spec"]}
+        pod(plant, rng, w.ns, name, {"metadata": {"labels": labels}, "spec": spec}, node,
             _pod_ip(plant, rng, w, node, first.ip_last if first else None), _owner("StatefulSet", w.name, uid),
             uid=first.uid if first else None, generate=f"{w.name}-", extra={"hostname": name, "subdomain": w.name})
+
+
+def _claim_template(disk: Disk) -> dict[str, Any]:
+    """As the apiserver stores a StatefulSet's claim template: defaulted, status Pending."""
+    return {"metadata": {"name": disk.name},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": disk.size}},
+                     "volumeMode": "Filesystem"},
+            "status": {"phase": "Pending"}}
 
 
 def static_pods(plant: Plant) -> None:
