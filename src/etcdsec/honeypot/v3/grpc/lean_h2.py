@@ -321,6 +321,27 @@ class LeanH2:
         if end_stream:
             self._end_local(st)
 
+    def answer(self, stream_id: int, headers: list[tuple[bytes, bytes]], data: bytes,
+               trailers: list[tuple[bytes, bytes]]) -> bool:
+        """A whole unary answer at once: HEADERS, one DATA frame, trailers ending the stream, the
+        bytes send_headers, send_data and send_headers(end_stream) make. False, with nothing done,
+        when the data does not fit one frame and the windows (the caller then queues it as usual)."""
+        st = self.streams.get(stream_id)
+        size = len(data)
+        if st is None or self.terminated or not st.local_open or st.headers_sent \
+                or size > self.max_outbound_frame_size or size > self.outbound_flow_control_window \
+                or size > st.out_window:
+            return False
+        encode = self.encoder.encode
+        head, tail = encode(headers), encode(trailers)  # a few dozen bytes: one frame each (>= 16384)
+        st.headers_sent = True
+        self.outbound_flow_control_window -= size
+        st.out_window -= size
+        self.out += b"".join((frame(HEADERS, END_HEADERS, stream_id, head), frame(DATA, 0, stream_id, data),
+                              frame(HEADERS, END_STREAM | END_HEADERS, stream_id, tail)))
+        self._end_local(st)
+        return True
+
     def send_data(self, stream_id: int, data: bytes) -> None:
         st = self._stream(stream_id)
         size = len(data)

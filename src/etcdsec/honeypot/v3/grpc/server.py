@@ -12,10 +12,8 @@ import asyncio
 import base64
 import contextlib
 import gzip
-import json
 import struct
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +25,6 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-import orjson
 from google.protobuf.message import DecodeError, Message
 
 from etcdsec.honeypot.context import SensorContext
@@ -35,12 +32,13 @@ from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import errors, service
 from etcdsec.honeypot.v3.call import READ
 from etcdsec.honeypot.v3.errors import Code, V3Error
-from etcdsec.honeypot.v3.gateway import jsonpb
 from etcdsec.honeypot.v3.grpc import gogo_errors
 from etcdsec.honeypot.v3.grpc.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
 from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder, CachingEncoder
 from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2
+from etcdsec.honeypot.v3.grpc.messages import decompress, frame_message, go_code, loggable
 from etcdsec.honeypot.v3.grpc.request_head import BASE_CONTENT_TYPE, request_head
+from etcdsec.honeypot.v3.range_memo import RANGES
 from etcdsec.honeypot.v3.remote import RemoteWatch
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.honeypot.v3.watch import WatchStream
@@ -54,6 +52,8 @@ MAX_STREAMS_PER_CONNECTION = 256  # enforced; etcd announces 2^32-1 and we annou
 GRPC_GO_SETTINGS = bytes.fromhex("00000c040000000000" "000500004000" "0003ffffffff")
 MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
 OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # grpc-go always sends grpc-message
+OK_HEADERS = [(b":status", b"200"), (b"content-type", BASE_CONTENT_TYPE.encode())]
+RANGE = service.METHODS[service.RANGE]
 # Per-connection memory budgets: partial requests held, and responses the peer has not read yet.
 MAX_CONN_INBOX = 8 * 1024 * 1024
 MAX_CONN_OUTBOX = 32 * 1024 * 1024
@@ -63,25 +63,6 @@ READ_CHUNK = 65536
 # body) -> (status, headers as Go's h2 server sends them, body); the listener passes the client routes'.
 H2HttpHandler = Callable[[Session, str, str, list[tuple[bytes, bytes]], bytes],
                          Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes]]]
-
-
-def frame_message(payload: bytes) -> bytes:
-    """gRPC length-prefixed message: uncompressed flag + 4-byte big-endian length."""
-    return b"\x00" + struct.pack(">I", len(payload)) + payload
-
-
-def loggable(msg: Message, limit: int) -> dict[str, Any]:
-    """The request as a dict for events: bytes fields as text when they are UTF-8, bounded in size."""
-    d = jsonpb.to_dict(msg, text_bytes=True)
-    # json.dumps' text is at most twice orjson's compact bytes (one space per separator; escapes
-    # alike), so a small request is known to fit without the slow encoder.
-    with contextlib.suppress(TypeError):  # orjson.JSONEncodeError: let json decide
-        if 2 * len(orjson.dumps(d)) <= limit:
-            return d
-    text = json.dumps(d, ensure_ascii=False)
-    if len(text) > limit:
-        return {"truncated": True, "json": text[:limit]}
-    return d
 
 
 @dataclass
@@ -289,27 +270,12 @@ class GrpcConnection:
                 del st.inbox[: 5 + length]
             if flag:
                 try:
-                    payload = self._decompress(st, flag, payload)
+                    payload = decompress(st.encoding, flag, payload, self.max_message)
                 except V3Error as err:
                     self._log(st, None, err.code, raw=payload, message=err.message)
                     self._finish(st, err.code, err.message)
                     return
             self._on_message(st, payload)
-
-    def _decompress(self, st: _Stream, flag: int, payload: bytes) -> bytes:
-        if flag != 1:
-            raise V3Error(Code.INTERNAL, f"grpc: received unexpected payload format {flag}")
-        if st.encoding in ("", "identity"):
-            raise V3Error(Code.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
-        try:  # bounded: a gzip bomb stops at the message cap
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out = d.decompress(payload, self.max_message + 1)
-        except zlib.error as exc:
-            raise V3Error(Code.INTERNAL, f"grpc: failed to decompress the received message {exc}") from None
-        if len(out) > self.max_message:
-            raise V3Error(Code.RESOURCE_EXHAUSTED, "grpc: received message after decompression larger than max "
-                          f"({len(out)} vs. {self.max_message})")
-        return out
 
     def _serve_http(self, st: _Stream) -> None:
         """Answer a plain HTTP/2 request through the sensor's HTTP routes (they are async)."""
@@ -374,6 +340,11 @@ class GrpcConnection:
             return
         method = st.method
         assert method is not None
+        if method is RANGE:
+            kept = RANGES.lookup(self.state, self.session, payload, st.token)
+            if kept is not None:
+                self._answer(st, kept.logged, kept.answer)
+                return
         request = method.request()
         problem = gogo_errors.unmarshal_error(request.DESCRIPTOR, payload)
         if problem is None:
@@ -400,14 +371,36 @@ class GrpcConnection:
                 self._send(st, msg.SerializeToString())
             self._finish(st, Code.OK, "")
             return
+        logged = None
         try:
-            response = service.invoke(self.state, self.session, method, request, st.token)
+            if method is RANGE:  # do_range reads the request, never changes it: logged before
+                assert isinstance(request, pb.RangeRequest)
+                logged = loggable(request, self.ctx.limits.max_logged_body)
+                answer = RANGES.answer(self.state, self.session, request, payload, st.token, logged)
+            else:
+                answer = service.invoke(self.state, self.session, method, request, st.token).SerializeToString()
         except V3Error as err:
-            self._log(st, request, err.code, message=err.message)
+            self._log(st, request, err.code, message=err.message, logged=logged)
             self._finish(st, err.code, err.message)
             return
-        self._log(st, request, Code.OK)
-        self._send(st, response.SerializeToString())
+        self._answer(st, logged or loggable(request, self.ctx.limits.max_logged_body), answer)
+
+    def _answer(self, st: _Stream, logged: dict[str, Any], answer: bytes) -> None:
+        """A unary call's success: its event, then HEADERS, the message and OK trailers."""
+        fields: dict[str, Any] = {"grpc_method": st.path, "request": logged, "status": 0}  # as _log orders them
+        if st.user_agent:
+            fields["user_agent"] = st.user_agent
+        self.ctx.events.emit_fields("grpc.request", self.session, fields)
+        lean = self.lean
+        if lean is not None and st.content_type == BASE_CONTENT_TYPE and st.encoding in ("", "identity") \
+                and not st.headers_sent and not st.done:
+            message = frame_message(answer)
+            if lean.answer(st.id, OK_HEADERS, message, OK_TRAILERS):  # the bytes _send and _finish would queue
+                self._out_bound += len(message)
+                st.headers_sent = st.done = True
+                self.streams.pop(st.id, None)
+                return
+        self._send(st, answer)
         self._finish(st, Code.OK, "")
 
     def _watch_permit(self, st: _Stream, ns: Namespace) -> Callable[[bytes, bytes, int], tuple[str, int] | None]:
@@ -420,7 +413,7 @@ class GrpcConnection:
                 call.require(READ, key, range_end)
             except V3Error as err:
                 if v34:
-                    return f"rpc error: code = {_go_code(err.code)} desc = {err.message}", -1
+                    return f"rpc error: code = {go_code(err.code)} desc = {err.message}", -1
                 return "rpc error: code = PermissionDenied desc = etcdserver: permission denied", watch_id
             return None
 
@@ -557,12 +550,13 @@ class GrpcConnection:
 
     # --- events -----------------------------------------------------------------------------------
     def _log(self, st: _Stream, request: Message | None, code: int, raw: bytes | None = None,
-             message: str | None = None) -> None:
+             message: str | None = None, logged: dict[str, Any] | None = None) -> None:
         """One `grpc.request` event; undecodable payloads go in raw_b64 (bounded), as malformed input does."""
         limit = self.ctx.limits.max_logged_body
+        if logged is None and request is not None:
+            logged = loggable(request, limit)
         self.ctx.events.emit(
-            "grpc.request", self.session, grpc_method=st.path,
-            request=loggable(request, limit) if request is not None else None,
+            "grpc.request", self.session, grpc_method=st.path, request=logged,
             raw_b64=base64.b64encode(raw[:limit]).decode() if raw else None,
             raw_len=len(raw) if raw else None,
             status=int(code), grpc_message=message or None, user_agent=st.user_agent or None)
@@ -571,7 +565,3 @@ class GrpcConnection:
         self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=0,
                              user_agent=st.user_agent or None)
 
-
-def _go_code(code: int) -> str:
-    """grpc-go's codes.Code.String(): INVALID_ARGUMENT -> InvalidArgument."""
-    return "".join(part.capitalize() for part in Code(code).name.split("_"))
