@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ MAX_WINDOW = 2**31 - 1
 DEFAULT_WINDOW = 65535
 MAX_FRAME = 16384  # what we announce (and h2 enforces): a bigger frame goes to h2
 MAX_CLOSED = 2**16  # h2's MAX_CLOSED_STREAMS: how many closed stream ids it remembers
+MAX_BLOCKS, MAX_BLOCK = 64, 1024  # request blocks judged and kept per connection: at most 64 KiB of them
 _HEAD = struct.Struct(">I")
 _SETTING = struct.Struct(">HI")
 _SETTING_CODES = {int(c) for c in h2.settings.SettingCodes}
@@ -58,6 +60,25 @@ class LeanStream:
     authority: bytes | None = None
     expected_length: int | None = None  # the request's content-length, checked as h2 checks it
     received: int = 0  # body bytes so far
+    route: Any = None  # opened as Opened: what unary_route said of its block
+    headers: list[tuple[bytes, bytes]] | None = None  # then: its header fields
+
+
+@dataclass(slots=True)
+class Opened:
+    """RequestReceived for a block `unary_route` took: the route stands for the headers."""
+    stream_id: int
+    route: Any
+
+
+@dataclass(slots=True)
+class Unary:
+    """DataReceived and StreamEnded for an Opened stream whose whole body came in its first DATA frame
+    (END_STREAM): the stream is left as those events leave it (data counted, not yet acknowledged)."""
+    stream_id: int
+    data: bytes
+    headers: list[tuple[bytes, bytes]]  # for the server's way back to the events above
+    route: Any
 
 
 @dataclass
@@ -95,6 +116,11 @@ class LeanH2:
         # Closed since the last new stream: h2 forgets closed streams only when it counts open ones (at a
         # new stream's HEADERS) and answers a frame on one it still holds otherwise (adopt keeps that).
         self.recent: dict[int, LeanStream] = {}
+        # The connection's judge of a vouched request block: a route when its stream may open as Opened
+        # (and end as Unary), else None. A block decoded without changing the HPACK table decodes the
+        # same while the table stays so: its fields and verdict are kept (a client repeats a few).
+        self.unary_route: Callable[[list[tuple[bytes, bytes]]], Any] | None = None
+        self._blocks: dict[bytes, tuple[int, list[tuple[bytes, bytes]], Any]] = {}
 
     # --- input --------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[h2.events.Event]:
@@ -221,10 +247,46 @@ class LeanH2:
         st.out_window += inc
         return True
 
-    def _headers(self, flags: int, sid: int, block: bytes, events: list[h2.events.Event]) -> bool:
+    def _headers(self, flags: int, sid: int, block: bytes, events: list[Any]) -> bool:
         if flags & ~(END_STREAM | END_HEADERS) != 0 or not flags & END_HEADERS or not sid & 1 \
                 or sid <= self.highest_inbound_stream_id or len(self.streams) + 1 > self.max_streams:
             return False
+        decoder = self.decoder
+        known = self._blocks.get(block)
+        if known is not None and known[0] == decoder.changes:
+            headers, route = known[1], known[2]
+        else:
+            before = decoder.changes
+            headers = self._vouched(block)
+            if headers is None:
+                return False
+            route = None
+            if self.unary_route is not None and decoder.changes == before and len(block) <= MAX_BLOCK:
+                route = self.unary_route(headers)
+                if len(self._blocks) >= MAX_BLOCKS:
+                    self._blocks.clear()
+                self._blocks[bytes(block)] = (decoder.changes, headers, route)
+        self.highest_inbound_stream_id = sid
+        self.headers_seen = True
+        self.recent.clear()
+        st = self.streams[sid] = LeanStream(sid, self.remote.initial_window, WindowManager(DEFAULT_WINDOW))
+        for name, value in headers:
+            if name == b":authority":
+                st.authority = value
+            elif name == CONTENT_LENGTH:
+                st.expected_length = int(value)
+        if route is not None and not flags & END_STREAM:
+            st.route, st.headers = route, headers
+            events.append(Opened(sid, route))
+            return True
+        ev = h2.events.RequestReceived(stream_id=sid, headers=headers)
+        events.append(ev)
+        if flags & END_STREAM:
+            self._end_remote(st, ev, events)
+        return True
+
+    def _vouched(self, block: bytes) -> list[tuple[bytes, bytes]] | None:
+        """The block's fields if they are of gRPC's shape; None, with the HPACK table as it was, if not."""
         decoder = self.decoder
         before = decoder.changes
         table = decoder.header_table
@@ -241,21 +303,8 @@ class LeanH2:
                 table._current_size, table._maxsize, table.resized = saved[1:4]
                 decoder.max_allowed_table_size = saved[4]
                 decoder.changes += 1
-            return False
-        self.highest_inbound_stream_id = sid
-        self.headers_seen = True
-        self.recent.clear()
-        st = self.streams[sid] = LeanStream(sid, self.remote.initial_window, WindowManager(DEFAULT_WINDOW))
-        for name, value in headers:
-            if name == b":authority":
-                st.authority = value
-            elif name == CONTENT_LENGTH:
-                st.expected_length = int(value)
-        ev = h2.events.RequestReceived(stream_id=sid, headers=headers)
-        events.append(ev)
-        if flags & END_STREAM:
-            self._end_remote(st, ev, events)
-        return True
+            return None
+        return headers
 
     def _data(self, flags: int, sid: int, payload: bytes, events: list[h2.events.Event]) -> bool:
         st = self.streams.get(sid)
@@ -270,6 +319,13 @@ class LeanH2:
         st.received = received
         self.inbound.window_consumed(size)
         st.in_window.window_consumed(size)
+        if st.route is not None and flags & END_STREAM and received == size:  # an Opened stream's whole body at once
+            assert st.headers is not None
+            events.append(Unary(sid, payload, st.headers, st.route))
+            st.remote_open = False
+            if not st.local_open:
+                self._close(st, StreamClosedBy.RECV_END_STREAM)
+            return True
         ev = h2.events.DataReceived(stream_id=sid, data=payload, flow_controlled_length=size)
         events.append(ev)
         if flags & END_STREAM:

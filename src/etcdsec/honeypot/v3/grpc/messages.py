@@ -7,12 +7,15 @@ import json
 import struct
 import zlib
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from google.protobuf.message import Message
 
 from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.gateway import jsonpb
+
+OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # grpc-go always sends grpc-message
 
 
 def frame_message(payload: bytes) -> bytes:
@@ -54,3 +57,11 @@ def decompress(encoding: str, flag: int, payload: bytes, max_message: int) -> by
 def go_code(code: int) -> str:
     """grpc-go's codes.Code.String(): INVALID_ARGUMENT -> InvalidArgument."""
     return "".join(part.capitalize() for part in Code(code).name.split("_"))
+
+
+def trailers_for(code: int, message: str) -> list[tuple[bytes, bytes]]:
+    """grpc-go's trailers: grpc-message always (empty on success), percent-encoded as grpc-go does."""
+    if code == Code.OK and not message:
+        return OK_TRAILERS
+    return [(b"grpc-status", str(int(code)).encode()),
+            (b"grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode() if message else b"")]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import gzip
 import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import h2.config
 import h2.connection
@@ -35,9 +35,10 @@ from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.grpc import gogo_errors
 from etcdsec.honeypot.v3.grpc.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
 from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder, CachingEncoder
-from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2
-from etcdsec.honeypot.v3.grpc.messages import decompress, frame_message, go_code, loggable
+from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2, Opened, Unary
+from etcdsec.honeypot.v3.grpc.messages import OK_TRAILERS, decompress, frame_message, go_code, loggable, trailers_for
 from etcdsec.honeypot.v3.grpc.request_head import BASE_CONTENT_TYPE, request_head
+from etcdsec.honeypot.v3.grpc.unary_route import unary_route
 from etcdsec.honeypot.v3.range_memo import RANGES
 from etcdsec.honeypot.v3.remote import RemoteWatch
 from etcdsec.honeypot.v3.state import Namespace, V3State
@@ -51,7 +52,6 @@ MAX_STREAMS_PER_CONNECTION = 256  # enforced; etcd announces 2^32-1 and we annou
 # SETTINGS as etcd's grpc-go sends them: MAX_FRAME_SIZE=16384, MAX_CONCURRENT_STREAMS=4294967295.
 GRPC_GO_SETTINGS = bytes.fromhex("00000c040000000000" "000500004000" "0003ffffffff")
 MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
-OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # grpc-go always sends grpc-message
 OK_HEADERS = [(b":status", b"200"), (b"content-type", BASE_CONTENT_TYPE.encode())]
 RANGE = service.METHODS[service.RANGE]
 # Per-connection memory budgets: partial requests held, and responses the peer has not read yet.
@@ -123,6 +123,7 @@ class GrpcConnection:
         if lean and not (session is not None and session.tls):
             self._fallback = self.h2
             self.h2 = self.lean = LeanH2(self.h2.encoder, self.h2.decoder, MAX_STREAMS_PER_CONNECTION)  # type: ignore[assignment]
+            self.lean.unary_route = functools.partial(unary_route, ctx.persona)
         self.streams: dict[int, _Stream] = {}
         # At least buffered_in() / buffered_out(): every byte queued adds to them, and they are set to
         # the true sums (which walk every stream) only when over the cap, so a call costs no walk.
@@ -162,7 +163,13 @@ class GrpcConnection:
                 self.h2.data_to_send()  # grpc-go closes without a word: drop the queued GOAWAY
             return
         for ev in events:
-            self._on_event(ev)
+            kind = type(ev)
+            if kind is Unary:
+                self._on_unary(ev)
+            elif kind is Opened:
+                self._on_opened(ev)
+            else:
+                self._on_event(ev)
         self.pump()
 
     def _hand_over(self, lean: LeanH2) -> list[h2.events.Event]:
@@ -204,6 +211,31 @@ class GrpcConnection:
             self._forget(ev.stream_id)
         elif isinstance(ev, h2.events.ConnectionTerminated):
             self.closed = True
+
+    def _on_opened(self, ev: Opened) -> None:
+        """_on_request for a block unary_route took: nothing is left to decide but the metadata's tokens."""
+        route = ev.route
+        head = route.head
+        self.ctx.honeytokens.check(self.session, head.view, where="grpc-metadata")
+        self.streams[ev.stream_id] = _Stream(ev.stream_id, path=head.path, method=route.method,
+                                             user_agent=head.user_agent, encoding=head.encoding, token=head.token)
+
+    def _on_unary(self, ev: Unary) -> None:
+        """_on_event's work for DataReceived and StreamEnded when the data is exactly one uncompressed
+        message within the caps; otherwise those two events, one by one."""
+        sid, data = ev.stream_id, ev.data
+        size = len(data)
+        st = self.streams.get(sid)
+        if st is None or st.done or size < 5 or data[0] or int.from_bytes(data[1:5]) != size - 5 \
+                or size - 5 > self.max_message or self._in_bound + size > MAX_CONN_INBOX:
+            self._on_event(h2.events.DataReceived(stream_id=sid, data=data, flow_controlled_length=size))
+            self._on_event(h2.events.StreamEnded(stream_id=sid))
+            return
+        self.h2.acknowledge_received_data(size, sid)
+        self._in_bound += size
+        self._on_message(st, data[5:])
+        if not st.done and sid in self.streams:  # (a unary call always ends in _on_message)
+            self._on_half_close(st)
 
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
         raw: list[tuple[bytes, bytes]] = ev.headers or []  # type: ignore[assignment]
@@ -482,10 +514,7 @@ class GrpcConnection:
         st.done = True
         if st.watch is not None:
             st.watch.close()
-        # grpc-go always sends grpc-message, empty on success; percent-encoding as grpc-go does.
-        trailers = OK_TRAILERS if code == Code.OK and not message else [
-            (b"grpc-status", str(int(code)).encode()),
-            (b"grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode() if message else b"")]
+        trailers = trailers_for(code, message)
         if not st.headers_sent:
             # Trailers-only response, as grpc-go sends an error before any message.
             st.headers_sent = True
