@@ -43,6 +43,7 @@ MAX_FRAME = 16384  # what we announce (and h2 enforces): a bigger frame goes to 
 MAX_CLOSED = 2**16  # h2's MAX_CLOSED_STREAMS: how many closed stream ids it remembers
 MAX_BLOCKS, MAX_BLOCK = 64, 1024  # request blocks judged and kept per connection: at most 64 KiB of them
 _HEAD = struct.Struct(">I")
+_FRAME = struct.Struct(">IBI")  # length << 8 | type, flags, stream id
 _SETTING = struct.Struct(">HI")
 _SETTING_CODES = {int(c) for c in h2.settings.SettingCodes}
 # Values h2 refuses (ENABLE_PUSH, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE, ENABLE_CONNECT_PROTOCOL): h2 judges.
@@ -120,7 +121,7 @@ class LeanH2:
         # (and end as Unary), else None. A block decoded without changing the HPACK table decodes the
         # same while the table stays so: its fields and verdict are kept (a client repeats a few).
         self.unary_route: Callable[[list[tuple[bytes, bytes]]], Any] | None = None
-        self._blocks: dict[bytes, tuple[int, list[tuple[bytes, bytes]], Any]] = {}
+        self._blocks: dict[bytes, tuple[int, list[tuple[bytes, bytes]], Any, bytes | None, int | None]] = {}
 
     # --- input --------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[h2.events.Event]:
@@ -254,27 +255,28 @@ class LeanH2:
         decoder = self.decoder
         known = self._blocks.get(block)
         if known is not None and known[0] == decoder.changes:
-            headers, route = known[1], known[2]
+            _, headers, route, authority, length = known
         else:
             before = decoder.changes
             headers = self._vouched(block)
             if headers is None:
                 return False
-            route = None
+            route = authority = length = None
+            for name, value in headers:
+                if name == b":authority":
+                    authority = value
+                elif name == CONTENT_LENGTH:
+                    length = int(value)
             if self.unary_route is not None and decoder.changes == before and len(block) <= MAX_BLOCK:
                 route = self.unary_route(headers)
                 if len(self._blocks) >= MAX_BLOCKS:
                     self._blocks.clear()
-                self._blocks[bytes(block)] = (decoder.changes, headers, route)
+                self._blocks[bytes(block)] = (decoder.changes, headers, route, authority, length)
         self.highest_inbound_stream_id = sid
         self.headers_seen = True
         self.recent.clear()
-        st = self.streams[sid] = LeanStream(sid, self.remote.initial_window, WindowManager(DEFAULT_WINDOW))
-        for name, value in headers:
-            if name == b":authority":
-                st.authority = value
-            elif name == CONTENT_LENGTH:
-                st.expected_length = int(value)
+        st = self.streams[sid] = LeanStream(sid, self.remote.initial_window, WindowManager(DEFAULT_WINDOW),
+                                            authority=authority, expected_length=length)
         if route is not None and not flags & END_STREAM:
             st.route, st.headers = route, headers
             events.append(Opened(sid, route))
@@ -377,24 +379,31 @@ class LeanH2:
         if end_stream:
             self._end_local(st)
 
-    def answer(self, stream_id: int, headers: list[tuple[bytes, bytes]], data: bytes,
-               trailers: list[tuple[bytes, bytes]]) -> bool:
+    def answer(self, stream_id: int, headers: tuple[tuple[bytes, bytes], ...], data: bytes,
+               trailers: tuple[tuple[bytes, bytes], ...]) -> bool:
         """A whole unary answer at once: HEADERS, one DATA frame, trailers ending the stream, the
         bytes send_headers, send_data and send_headers(end_stream) make. False, with nothing done,
-        when the data does not fit one frame and the windows (the caller then queues it as usual)."""
+        when the data does not fit one frame and the windows (the caller then queues it as usual).
+        `headers` and `trailers` are constants of plain byte pairs (CachingEncoder.encode_known)."""
         st = self.streams.get(stream_id)
         size = len(data)
         if st is None or self.terminated or not st.local_open or st.headers_sent \
                 or size > self.max_outbound_frame_size or size > self.outbound_flow_control_window \
                 or size > st.out_window:
             return False
-        encode = self.encoder.encode
-        head, tail = encode(headers), encode(trailers)  # a few dozen bytes: one frame each (>= 16384)
+        encode = self.encoder.encode_known
+        head = encode(headers)
+        tail = encode(trailers)  # each a few dozen bytes: one frame (any peer's limit is >= 16384)
         st.headers_sent = True
         self.outbound_flow_control_window -= size
         st.out_window -= size
-        self.out += b"".join((frame(HEADERS, END_HEADERS, stream_id, head), frame(DATA, 0, stream_id, data),
-                              frame(HEADERS, END_STREAM | END_HEADERS, stream_id, tail)))
+        out = self.out
+        out += _FRAME.pack(len(head) << 8 | HEADERS, END_HEADERS, stream_id)
+        out += head
+        out += _FRAME.pack(size << 8 | DATA, 0, stream_id)
+        out += data
+        out += _FRAME.pack(len(tail) << 8 | HEADERS, END_STREAM | END_HEADERS, stream_id)
+        out += tail
         self._end_local(st)
         return True
 

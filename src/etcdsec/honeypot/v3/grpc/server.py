@@ -52,7 +52,8 @@ MAX_STREAMS_PER_CONNECTION = 256  # enforced; etcd announces 2^32-1 and we annou
 # SETTINGS as etcd's grpc-go sends them: MAX_FRAME_SIZE=16384, MAX_CONCURRENT_STREAMS=4294967295.
 GRPC_GO_SETTINGS = bytes.fromhex("00000c040000000000" "000500004000" "0003ffffffff")
 MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
-OK_HEADERS = [(b":status", b"200"), (b"content-type", BASE_CONTENT_TYPE.encode())]
+OK_HEADERS = ((b":status", b"200"), (b"content-type", BASE_CONTENT_TYPE.encode()))  # what _send_headers_once sends
+OK_TRAILER_FIELDS = tuple(OK_TRAILERS)
 RANGE = service.METHODS[service.RANGE]
 # Per-connection memory budgets: partial requests held, and responses the peer has not read yet.
 MAX_CONN_INBOX = 8 * 1024 * 1024
@@ -427,7 +428,7 @@ class GrpcConnection:
         if lean is not None and st.content_type == BASE_CONTENT_TYPE and st.encoding in ("", "identity") \
                 and not st.headers_sent and not st.done:
             message = frame_message(answer)
-            if lean.answer(st.id, OK_HEADERS, message, OK_TRAILERS):  # the bytes _send and _finish would queue
+            if lean.answer(st.id, OK_HEADERS, message, OK_TRAILER_FIELDS):  # the bytes _send and _finish would queue
                 self._out_bound += len(message)
                 st.headers_sent = st.done = True
                 self.streams.pop(st.id, None)
