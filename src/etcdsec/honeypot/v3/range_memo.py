@@ -2,8 +2,8 @@
 
 A client polling a key sends the same RangeRequest bytes again and again, and between two writes
 etcd answers them with the same bytes. An entry holds the serialized answer, the request as events
-log it, and what the answer was made from: the namespace and its store (the objects themselves),
-the store's revision and compaction revision. It is served only while all of them are the same,
+log it, and what the answer was made from: the namespace (a key, with the bytes) and its store (the
+objects themselves), the store's revision and compaction revision. It is served only while all of them are the same,
 for a call without a token while auth is off (the only calls whose permission check cannot fail),
 and in a forwarding worker only when its replica may answer (`service.reads_here`, which first
 applies what the owner pushed). Every write, lease expiry, heartbeat renewal and replica record
@@ -32,8 +32,6 @@ RANGE = service.METHODS[service.RANGE]
 class Entry:
     answer: bytes  # the serialized RangeResponse
     logged: dict[str, Any]  # the request as events log it (shared by every event: never changed)
-    asked_revision: int  # the request's revision field (a forwarding worker asks reads_here with it)
-    ns: Namespace
     store: MVCCStore
     revision: int
     compacted: int
@@ -41,19 +39,24 @@ class Entry:
 
 class RangeMemo:
     def __init__(self) -> None:
-        self._entries: dict[bytes, Entry] = {}
+        self._entries: dict[tuple[bytes, Namespace], Entry] = {}  # by request bytes and namespace
+        self._asked: dict[bytes, int] = {}  # kept request bytes -> their revision field
 
     def lookup(self, state: V3State, session: Session | None, payload: bytes, token: str | None) -> Entry | None:
         """The kept entry for these request bytes if it is still etcd's answer now, else None."""
-        entry = self._entries.get(payload)
-        if entry is None or token is not None:
+        if token is not None:
             return None
-        if state.remote is not None and not service.reads_here(state, entry.asked_revision, None):
-            return None
+        if state.remote is not None:
+            asked = self._asked.get(payload)
+            if asked is None or not service.reads_here(state, asked, None):
+                return None
         ns = state.namespace(session)  # expires due leases and replays the heartbeat first, as a call does
+        entry = self._entries.get((payload, ns))
+        if entry is None:
+            return None
         store = ns.store
-        if ns is not entry.ns or store is not entry.store or store.revision != entry.revision \
-                or store.compact_revision != entry.compacted or ns.auth.enabled:
+        if store is not entry.store or store.revision != entry.revision or store.compact_revision != entry.compacted \
+                or ns.auth.enabled:
             return None
         return entry
 
@@ -71,7 +74,9 @@ class RangeMemo:
                 and store.revision == revision:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[payload] = Entry(answer, logged, request.revision, ns, store, revision, compacted)
+                self._asked.clear()
+            self._entries[payload, ns] = Entry(answer, logged, store, revision, compacted)
+            self._asked[payload] = request.revision
         return answer
 
 
