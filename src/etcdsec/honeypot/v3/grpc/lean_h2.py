@@ -140,16 +140,15 @@ class LeanH2:
             self.preface_seen = True
             pos = len(PREFACE)
         end = len(buf)
+        unpack, frame_of = _FRAME.unpack_from, self._frame
         while end - pos >= 9 and not self.terminated:
-            head = _HEAD.unpack_from(buf, pos)[0]
-            length, kind, flags = head >> 8, head & 0xFF, buf[pos + 4]
-            sid = _HEAD.unpack_from(buf, pos + 5)[0]
+            head, flags, sid = unpack(buf, pos)
+            length, kind = head >> 8, head & 0xFF
             if length > MAX_FRAME or sid > MAX_WINDOW or (not self.settings_seen and kind != SETTINGS):
                 return self._hand_over(buf, pos, events)
             if end - pos - 9 < length:
                 break
-            payload = buf[pos + 9:pos + 9 + length]
-            if not self._frame(kind, flags, sid, payload, events):
+            if not frame_of(kind, flags, sid, buf[pos + 9:pos + 9 + length], events):
                 return self._hand_over(buf, pos, events)
             pos += 9 + length
         self.buf = buf[pos:] if not self.terminated else b""

@@ -66,7 +66,7 @@ H2HttpHandler = Callable[[Session, str, str, list[tuple[bytes, bytes]], bytes],
                          Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes]]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Stream:
     id: int
     path: str = ""
