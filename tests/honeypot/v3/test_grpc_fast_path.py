@@ -86,8 +86,9 @@ class RawClient:
     def call(self, path: str, message: bytes, **kw: object) -> tuple[int, bytes, str]:
         return self.answer(self.send(path, message, **kw))  # type: ignore[arg-type]
 
-    def range(self, key: bytes, **kw: object) -> pb.RangeResponse:
-        status, data, text = self.call(RANGE, pb.RangeRequest(key=key, **kw).SerializeToString())  # type: ignore[arg-type]
+    def range(self, key: bytes, metadata: tuple[tuple[bytes, bytes], ...] = (), **kw: object) -> pb.RangeResponse:
+        status, data, text = self.call(RANGE, pb.RangeRequest(key=key, **kw).SerializeToString(),  # type: ignore[arg-type]
+                                       metadata=metadata)
         assert status == 0, text
         return pb.RangeResponse.FromString(data)
 
@@ -231,3 +232,19 @@ def test_fast_path_events_are_the_slow_paths(hp: BackgroundSensor, client: RawCl
     assert all(line(e) == line(events[-1]) for e in events)
     assert list(events[0]) == list(events[-1])  # the same fields in the same order
     assert events[0]["request"] == {"key": "foo"} and events[0]["user_agent"] == "raw-test/1"
+
+
+def test_honeytokens_are_found_on_every_fast_call(tmp_path: Path, fast: dict[str, int]) -> None:
+    token = "AKIAFASTPATH0001"
+    with real_sensor("3.5.1", SEED, tmp_path, tokens={token: "aws-key"}) as hp:
+        c = RawClient(hp)
+        try:
+            for _ in range(4):  # the token in the kept Range's key, then in repeated metadata
+                c.range(token.encode())
+            for _ in range(4):
+                c.range(b"foo", metadata=((b"x-key", token.encode()),))
+        finally:
+            c.close()
+        used = [(e["where"], e["token"]) for e in hp.memory.of("honeytoken.used")]
+    assert fast["kept"] >= 4 and fast["unary"] >= 4
+    assert used == [("grpc", "aws-key")] * 4 + [("grpc-metadata", "aws-key")] * 4

@@ -416,7 +416,7 @@ class GrpcConnection:
             self._log(st, request, err.code, message=err.message, logged=logged)
             self._finish(st, err.code, err.message)
             return
-        self._answer(st, logged or loggable(request, self.ctx.limits.max_logged_body), answer)
+        self._answer(st, loggable(request, self.ctx.limits.max_logged_body) if logged is None else logged, answer)
 
     def _answer(self, st: _Stream, logged: dict[str, Any], answer: bytes) -> None:
         """A unary call's success: its event, then HEADERS, the message and OK trailers."""
