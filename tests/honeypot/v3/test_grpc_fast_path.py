@@ -25,6 +25,8 @@ from etcdsec.honeypot.v3.grpc import server as grpc_server
 from etcdsec.honeypot.v3.grpc.messages import frame_message
 from etcdsec.proto import etcd_v3_pb2 as pb
 from etcdsec.testbed.addresses import free_loopback_ip
+from tests.honeypot.test_shared_keyspace import SOURCES, by_worker
+from tests.honeypot.test_workers import start, stop
 from tests.support.harness import BackgroundSensor
 
 from .conftest import real_sensor
@@ -37,8 +39,9 @@ MAX_READS = 200  # per call, each bounded by the socket timeout
 class RawClient:
     """One HTTP/2 connection speaking gRPC frame by frame (h2 as the client's state machine)."""
 
-    def __init__(self, hp: BackgroundSensor, source: str | None = None) -> None:
-        self.sock = socket.create_connection((hp.ip, hp.port), timeout=10,
+    def __init__(self, hp: BackgroundSensor | str, source: str | None = None) -> None:
+        address = (hp, 2379) if isinstance(hp, str) else (hp.ip, hp.port)
+        self.sock = socket.create_connection(address, timeout=10,
                                              source_address=(source, 0) if source else None)
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
         self.h2.initiate_connection()
@@ -248,3 +251,21 @@ def test_honeytokens_are_found_on_every_fast_call(tmp_path: Path, fast: dict[str
         used = [(e["where"], e["token"]) for e in hp.memory.of("honeytoken.used")]
     assert fast["kept"] >= 4 and fast["unary"] >= 4
     assert used == [("grpc", "aws-key")] * 4 + [("grpc-metadata", "aws-key")] * 4
+
+
+def test_identical_ranges_through_both_workers_see_writes_through_the_other(tmp_path: Path) -> None:
+    proc, ip, _events = start(tmp_path)  # --workers 2, one keyspace: worker 1 reads from its replica
+    sources = by_worker(SOURCES)
+    clients = [RawClient(ip, source=sources[0][0]), RawClient(ip, source=sources[1][0])]
+    try:
+        for writer, reader in ((0, 1), (1, 0)):
+            for i in range(3):
+                value = f"w{writer}-{i}".encode()
+                rev = clients[writer].put(b"foo", value).header.revision
+                for _ in range(3):  # the kept answer on the reader's worker must follow every write
+                    got = clients[reader].range(b"foo")
+                    assert (got.kvs[0].value, got.header.revision) == (value, rev)
+    finally:
+        for c in clients:
+            c.close()
+        assert stop(proc) == 0
