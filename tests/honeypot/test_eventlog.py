@@ -107,3 +107,23 @@ def test_events_orjson_refuses_are_still_written(tmp_path) -> None:
     assert json.loads(lines[0])["value"] == "a\udc80b"  # written as a \u escape: reads back the same
     assert json.loads(lines[1])["n"] == 2**70
     assert json.loads(lines[2])["plain"] == "é"
+
+
+def test_held_batches_of_workers_sharing_a_file_rotate_whole(tmp_path) -> None:
+    """Two writers on one file (--workers), each writing held batches: every line whole, in one of the
+    files, none lost, each file within the bound."""
+    path = tmp_path / "events.jsonl"
+    first, second = (JsonlWriter(path, max_bytes=3000, backups=200, shared=True) for _ in range(2))
+    n = 0
+    for batch in range(40):
+        writer = first if batch % 2 else second
+        writer.hold()
+        for _ in range(batch % 5 + 1):
+            writer({"n": n, "pad": "s" * (n % 41)})
+            n += 1
+        writer.release()
+    first.close()
+    second.close()
+    for f in tmp_path.glob("events.jsonl*"):
+        assert f.read_bytes().endswith(b"\n") and os.path.getsize(f) <= 3000
+    assert sorted(json.loads(x)["n"] for x in all_lines(path)) == list(range(n))

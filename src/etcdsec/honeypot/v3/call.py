@@ -7,6 +7,7 @@ Authenticate, tokens die when the auth store changes, and keys need a role permi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from etcdsec.honeypot.core.persona import Persona
@@ -96,3 +97,18 @@ def _covered(key: bytes, end: bytes | None, spans: list[tuple[bytes, bytes | Non
         if end != b"" and pos >= end:
             return True
     return False
+
+
+def watch_permit(make_call: Callable[[], Call]) -> Callable[[bytes, bytes, int], tuple[str, int] | None]:
+    """etcd's isWatchPermitted for one watch stream: (key, range_end, requested id) -> None when the
+    caller may read it, else (cancel_reason, watch_id) as the persona's release refuses. A fresh Call
+    per watch: auth may have changed since the stream opened."""
+    def permit(key: bytes, range_end: bytes, watch_id: int) -> tuple[str, int] | None:
+        call = make_call()
+        try:
+            call.require(READ, key, range_end)
+        except errors.V3Error as err:
+            return errors.watch_refusal(call.persona.major_minor, err, watch_id)
+        return None
+
+    return permit

@@ -46,7 +46,12 @@ def _err(code: Code, message: str) -> V3Error:
     return V3Error(code, message)
 
 
-def watch_refusal(release: tuple[int, int], error: str, watch_id: int) -> tuple[str, int]:
+def go_code(code: int) -> str:
+    """grpc-go's codes.Code.String(): INVALID_ARGUMENT -> InvalidArgument."""
+    return "".join(part.capitalize() for part in Code(code).name.split("_"))
+
+
+def watch_refusal(release: tuple[int, int], err: V3Error, watch_id: int) -> tuple[str, int]:
     """(cancel_reason, watch_id) of a watch the caller may not read. 3.3's isWatchPermitted is a bool
     (always "permission denied", id -1: measured on 3.3.25); 3.4 cancels with the error itself and id
     -1; 3.5 says permission denied with the requested id."""
@@ -54,7 +59,7 @@ def watch_refusal(release: tuple[int, int], error: str, watch_id: int) -> tuple[
     if release < (3, 4):
         return denied, -1
     if release < (3, 5):
-        return error, -1
+        return f"rpc error: code = {go_code(err.code)} desc = {err.message}", -1
     return denied, watch_id
 
 

@@ -542,11 +542,25 @@ def invoke(state: V3State, session: Session | None, method: Method, request: Mes
            token: str | None = None) -> Message:
     """Run one unary method; V3Error propagates to the transport."""
     assert method.handler is not None
-    if state.remote is not None and not (method.path == RANGE and reads_here(state, request.revision, token)):
-        return method.response.FromString(
-            state.remote.call(method.path, _src(session), token, request.SerializeToString()))
-    call = Call(state, state.namespace(session), session, state.ctx.persona, token)
+    call = local_call(state, session, method, request, token)
+    if call is None:
+        return forward(state, session, method, request, token)
     return method.handler(call, request)
+
+
+def forward(state: V3State, session: Session | None, method: Method, request: Message,
+            token: str | None = None) -> Message:
+    """The keyspace owner's answer (a forwarding worker)."""
+    assert state.remote is not None
+    return method.response.FromString(state.remote.call(method.path, _src(session), token, request.SerializeToString()))
+
+
+def local_call(state: V3State, session: Session | None, method: Method, request: Message,
+               token: str | None = None) -> Call | None:
+    """The call run in this process, or None when the keyspace owner runs it (a forwarding worker)."""
+    if state.remote is not None and not (method.path == RANGE and reads_here(state, request.revision, token)):
+        return None
+    return Call(state, state.namespace(session), session, state.ctx.persona, token)
 
 
 def keepalive(state: V3State, session: Session | None, request: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveResponse:

@@ -71,6 +71,14 @@ class CachingEncoder(_ChangeCounting, hpack.Encoder):
         return block
 
 
+    def encode_known(self, headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+        """encode() for the caller's constant fields (plain pairs of bytes): no check on a known block."""
+        known = self._blocks.get(headers)
+        if known is not None and known[0] == self.changes and not self.header_table.resized:
+            return known[1]
+        return self.encode(list(headers))
+
+
 class CachingDecoder(_ChangeCounting, hpack.Decoder):
     _base = hpack.Decoder
 

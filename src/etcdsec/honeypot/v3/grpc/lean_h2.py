@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,9 @@ MAX_WINDOW = 2**31 - 1
 DEFAULT_WINDOW = 65535
 MAX_FRAME = 16384  # what we announce (and h2 enforces): a bigger frame goes to h2
 MAX_CLOSED = 2**16  # h2's MAX_CLOSED_STREAMS: how many closed stream ids it remembers
+MAX_BLOCKS, MAX_BLOCK = 64, 1024  # request blocks judged and kept per connection: at most 64 KiB of them
 _HEAD = struct.Struct(">I")
+_FRAME = struct.Struct(">IBI")  # length << 8 | type, flags, stream id
 _SETTING = struct.Struct(">HI")
 _SETTING_CODES = {int(c) for c in h2.settings.SettingCodes}
 # Values h2 refuses (ENABLE_PUSH, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE, ENABLE_CONNECT_PROTOCOL): h2 judges.
@@ -58,6 +61,25 @@ class LeanStream:
     authority: bytes | None = None
     expected_length: int | None = None  # the request's content-length, checked as h2 checks it
     received: int = 0  # body bytes so far
+    route: Any = None  # opened as Opened: what unary_route said of its block
+    headers: list[tuple[bytes, bytes]] | None = None  # then: its header fields
+
+
+@dataclass(slots=True)
+class Opened:
+    """RequestReceived for a block `unary_route` took: the route stands for the headers."""
+    stream_id: int
+    route: Any
+
+
+@dataclass(slots=True)
+class Unary:
+    """DataReceived and StreamEnded for an Opened stream whose whole body came in its first DATA frame
+    (END_STREAM): the stream is left as those events leave it (data counted, not yet acknowledged)."""
+    stream_id: int
+    data: bytes
+    headers: list[tuple[bytes, bytes]]  # for the server's way back to the events above
+    route: Any
 
 
 @dataclass
@@ -95,6 +117,11 @@ class LeanH2:
         # Closed since the last new stream: h2 forgets closed streams only when it counts open ones (at a
         # new stream's HEADERS) and answers a frame on one it still holds otherwise (adopt keeps that).
         self.recent: dict[int, LeanStream] = {}
+        # The connection's judge of a vouched request block: a route when its stream may open as Opened
+        # (and end as Unary), else None. A block decoded without changing the HPACK table decodes the
+        # same while the table stays so: its fields and verdict are kept (a client repeats a few).
+        self.unary_route: Callable[[list[tuple[bytes, bytes]]], Any] | None = None
+        self._blocks: dict[bytes, tuple[int, list[tuple[bytes, bytes]], Any, bytes | None, int | None]] = {}
 
     # --- input --------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[h2.events.Event]:
@@ -113,16 +140,15 @@ class LeanH2:
             self.preface_seen = True
             pos = len(PREFACE)
         end = len(buf)
+        unpack, frame_of = _FRAME.unpack_from, self._frame
         while end - pos >= 9 and not self.terminated:
-            head = _HEAD.unpack_from(buf, pos)[0]
-            length, kind, flags = head >> 8, head & 0xFF, buf[pos + 4]
-            sid = _HEAD.unpack_from(buf, pos + 5)[0]
+            head, flags, sid = unpack(buf, pos)
+            length, kind = head >> 8, head & 0xFF
             if length > MAX_FRAME or sid > MAX_WINDOW or (not self.settings_seen and kind != SETTINGS):
                 return self._hand_over(buf, pos, events)
             if end - pos - 9 < length:
                 break
-            payload = buf[pos + 9:pos + 9 + length]
-            if not self._frame(kind, flags, sid, payload, events):
+            if not frame_of(kind, flags, sid, buf[pos + 9:pos + 9 + length], events):
                 return self._hand_over(buf, pos, events)
             pos += 9 + length
         self.buf = buf[pos:] if not self.terminated else b""
@@ -221,10 +247,47 @@ class LeanH2:
         st.out_window += inc
         return True
 
-    def _headers(self, flags: int, sid: int, block: bytes, events: list[h2.events.Event]) -> bool:
+    def _headers(self, flags: int, sid: int, block: bytes, events: list[Any]) -> bool:
         if flags & ~(END_STREAM | END_HEADERS) != 0 or not flags & END_HEADERS or not sid & 1 \
                 or sid <= self.highest_inbound_stream_id or len(self.streams) + 1 > self.max_streams:
             return False
+        decoder = self.decoder
+        known = self._blocks.get(block)
+        if known is not None and known[0] == decoder.changes:
+            _, headers, route, authority, length = known
+        else:
+            before = decoder.changes
+            headers = self._vouched(block)
+            if headers is None:
+                return False
+            route = authority = length = None
+            for name, value in headers:
+                if name == b":authority":
+                    authority = value
+                elif name == CONTENT_LENGTH:
+                    length = int(value)
+            if self.unary_route is not None and decoder.changes == before and len(block) <= MAX_BLOCK:
+                route = self.unary_route(headers)
+                if len(self._blocks) >= MAX_BLOCKS:
+                    self._blocks.clear()
+                self._blocks[bytes(block)] = (decoder.changes, headers, route, authority, length)
+        self.highest_inbound_stream_id = sid
+        self.headers_seen = True
+        self.recent.clear()
+        st = self.streams[sid] = LeanStream(sid, self.remote.initial_window, WindowManager(DEFAULT_WINDOW),
+                                            authority=authority, expected_length=length)
+        if route is not None and not flags & END_STREAM:
+            st.route, st.headers = route, headers
+            events.append(Opened(sid, route))
+            return True
+        ev = h2.events.RequestReceived(stream_id=sid, headers=headers)
+        events.append(ev)
+        if flags & END_STREAM:
+            self._end_remote(st, ev, events)
+        return True
+
+    def _vouched(self, block: bytes) -> list[tuple[bytes, bytes]] | None:
+        """The block's fields if they are of gRPC's shape; None, with the HPACK table as it was, if not."""
         decoder = self.decoder
         before = decoder.changes
         table = decoder.header_table
@@ -241,21 +304,8 @@ class LeanH2:
                 table._current_size, table._maxsize, table.resized = saved[1:4]
                 decoder.max_allowed_table_size = saved[4]
                 decoder.changes += 1
-            return False
-        self.highest_inbound_stream_id = sid
-        self.headers_seen = True
-        self.recent.clear()
-        st = self.streams[sid] = LeanStream(sid, self.remote.initial_window, WindowManager(DEFAULT_WINDOW))
-        for name, value in headers:
-            if name == b":authority":
-                st.authority = value
-            elif name == CONTENT_LENGTH:
-                st.expected_length = int(value)
-        ev = h2.events.RequestReceived(stream_id=sid, headers=headers)
-        events.append(ev)
-        if flags & END_STREAM:
-            self._end_remote(st, ev, events)
-        return True
+            return None
+        return headers
 
     def _data(self, flags: int, sid: int, payload: bytes, events: list[h2.events.Event]) -> bool:
         st = self.streams.get(sid)
@@ -270,6 +320,13 @@ class LeanH2:
         st.received = received
         self.inbound.window_consumed(size)
         st.in_window.window_consumed(size)
+        if st.route is not None and flags & END_STREAM and received == size:  # an Opened stream's whole body at once
+            assert st.headers is not None
+            events.append(Unary(sid, payload, st.headers, st.route))
+            st.remote_open = False
+            if not st.local_open:
+                self._close(st, StreamClosedBy.RECV_END_STREAM)
+            return True
         ev = h2.events.DataReceived(stream_id=sid, data=payload, flow_controlled_length=size)
         events.append(ev)
         if flags & END_STREAM:
@@ -320,6 +377,34 @@ class LeanH2:
                 self.out += frame(CONTINUATION, END_HEADERS if i == len(chunks) else 0, stream_id, chunk)
         if end_stream:
             self._end_local(st)
+
+    def answer(self, stream_id: int, headers: tuple[tuple[bytes, bytes], ...], data: bytes,
+               trailers: tuple[tuple[bytes, bytes], ...]) -> bool:
+        """A whole unary answer at once: HEADERS, one DATA frame, trailers ending the stream, the
+        bytes send_headers, send_data and send_headers(end_stream) make. False, with nothing done,
+        when the data does not fit one frame and the windows (the caller then queues it as usual).
+        `headers` and `trailers` are constants of plain byte pairs (CachingEncoder.encode_known)."""
+        st = self.streams.get(stream_id)
+        size = len(data)
+        if st is None or self.terminated or not st.local_open or st.headers_sent \
+                or size > self.max_outbound_frame_size or size > self.outbound_flow_control_window \
+                or size > st.out_window:
+            return False
+        encode = self.encoder.encode_known
+        head = encode(headers)
+        tail = encode(trailers)  # each a few dozen bytes: one frame (any peer's limit is >= 16384)
+        st.headers_sent = True
+        self.outbound_flow_control_window -= size
+        st.out_window -= size
+        out = self.out
+        out += _FRAME.pack(len(head) << 8 | HEADERS, END_HEADERS, stream_id)
+        out += head
+        out += _FRAME.pack(size << 8 | DATA, 0, stream_id)
+        out += data
+        out += _FRAME.pack(len(tail) << 8 | HEADERS, END_STREAM | END_HEADERS, stream_id)
+        out += tail
+        self._end_local(st)
+        return True
 
     def send_data(self, stream_id: int, data: bytes) -> None:
         st = self._stream(stream_id)

@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import gzip
-import json
 import struct
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import h2.config
 import h2.connection
@@ -27,22 +25,23 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-import orjson
 from google.protobuf.message import DecodeError, Message
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.session import Session
 from etcdsec.honeypot.v3 import errors, service
-from etcdsec.honeypot.v3.call import READ
-from etcdsec.honeypot.v3.errors import Code, V3Error, watch_refusal
-from etcdsec.honeypot.v3.gateway import jsonpb
+from etcdsec.honeypot.v3.call import watch_permit
+from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.grpc import gogo_errors
 from etcdsec.honeypot.v3.grpc.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
 from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder, CachingEncoder
-from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2
+from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2, Opened, Unary
+from etcdsec.honeypot.v3.grpc.messages import OK_TRAILERS, decompress, frame_message, loggable, trailers_for
 from etcdsec.honeypot.v3.grpc.request_head import BASE_CONTENT_TYPE, request_head
+from etcdsec.honeypot.v3.grpc.unary_route import unary_route
+from etcdsec.honeypot.v3.range_memo import RANGES
 from etcdsec.honeypot.v3.remote import RemoteWatch
-from etcdsec.honeypot.v3.state import Namespace, V3State
+from etcdsec.honeypot.v3.state import V3State
 from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.proto import etcd_v3_pb2 as pb
 
@@ -53,7 +52,9 @@ MAX_STREAMS_PER_CONNECTION = 256  # enforced; etcd announces 2^32-1 and we annou
 # SETTINGS as etcd's grpc-go sends them: MAX_FRAME_SIZE=16384, MAX_CONCURRENT_STREAMS=4294967295.
 GRPC_GO_SETTINGS = bytes.fromhex("00000c040000000000" "000500004000" "0003ffffffff")
 MAX_RECV_MESSAGE = 2 * 1024 * 1024  # etcd: --max-request-bytes (1.5 MiB) + 512 KiB gRPC overhead
-OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # grpc-go always sends grpc-message
+OK_HEADERS = ((b":status", b"200"), (b"content-type", BASE_CONTENT_TYPE.encode()))  # what _send_headers_once sends
+OK_TRAILER_FIELDS = tuple(OK_TRAILERS)
+RANGE = service.METHODS[service.RANGE]
 # Per-connection memory budgets: partial requests held, and responses the peer has not read yet.
 MAX_CONN_INBOX = 8 * 1024 * 1024
 MAX_CONN_OUTBOX = 32 * 1024 * 1024
@@ -65,26 +66,7 @@ H2HttpHandler = Callable[[Session, str, str, list[tuple[bytes, bytes]], bytes],
                          Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes]]]
 
 
-def frame_message(payload: bytes) -> bytes:
-    """gRPC length-prefixed message: uncompressed flag + 4-byte big-endian length."""
-    return b"\x00" + struct.pack(">I", len(payload)) + payload
-
-
-def loggable(msg: Message, limit: int) -> dict[str, Any]:
-    """The request as a dict for events: bytes fields as text when they are UTF-8, bounded in size."""
-    d = jsonpb.to_dict(msg, text_bytes=True)
-    # json.dumps' text is at most twice orjson's compact bytes (one space per separator; escapes
-    # alike), so a small request is known to fit without the slow encoder.
-    with contextlib.suppress(TypeError):  # orjson.JSONEncodeError: let json decide
-        if 2 * len(orjson.dumps(d)) <= limit:
-            return d
-    text = json.dumps(d, ensure_ascii=False)
-    if len(text) > limit:
-        return {"truncated": True, "json": text[:limit]}
-    return d
-
-
-@dataclass
+@dataclass(slots=True)
 class _Stream:
     id: int
     path: str = ""
@@ -143,6 +125,7 @@ class GrpcConnection:
         if lean and not (session is not None and session.tls):
             self._fallback = self.h2
             self.h2 = self.lean = LeanH2(self.h2.encoder, self.h2.decoder, MAX_STREAMS_PER_CONNECTION)  # type: ignore[assignment]
+            self.lean.unary_route = functools.partial(unary_route, ctx.persona)
         self.streams: dict[int, _Stream] = {}
         # At least buffered_in() / buffered_out(): every byte queued adds to them, and they are set to
         # the true sums (which walk every stream) only when over the cap, so a call costs no walk.
@@ -182,7 +165,13 @@ class GrpcConnection:
                 self.h2.data_to_send()  # grpc-go closes without a word: drop the queued GOAWAY
             return
         for ev in events:
-            self._on_event(ev)
+            kind = type(ev)
+            if kind is Unary:
+                self._on_unary(ev)
+            elif kind is Opened:
+                self._on_opened(ev)
+            else:
+                self._on_event(ev)
         self.pump()
 
     def _hand_over(self, lean: LeanH2) -> list[h2.events.Event]:
@@ -224,6 +213,31 @@ class GrpcConnection:
             self._forget(ev.stream_id)
         elif isinstance(ev, h2.events.ConnectionTerminated):
             self.closed = True
+
+    def _on_opened(self, ev: Opened) -> None:
+        """_on_request for a block unary_route took: nothing is left to decide but the metadata's tokens."""
+        route = ev.route
+        head = route.head
+        self.ctx.honeytokens.check(self.session, head.view, where="grpc-metadata")
+        self.streams[ev.stream_id] = _Stream(ev.stream_id, path=head.path, method=route.method,
+                                             user_agent=head.user_agent, encoding=head.encoding, token=head.token)
+
+    def _on_unary(self, ev: Unary) -> None:
+        """_on_event's work for DataReceived and StreamEnded when the data is exactly one uncompressed
+        message within the caps; otherwise those two events, one by one."""
+        sid, data = ev.stream_id, ev.data
+        size = len(data)
+        st = self.streams.get(sid)
+        if st is None or st.done or size < 5 or data[0] or int.from_bytes(data[1:5]) != size - 5 \
+                or size - 5 > self.max_message or self._in_bound + size > MAX_CONN_INBOX:
+            self._on_event(h2.events.DataReceived(stream_id=sid, data=data, flow_controlled_length=size))
+            self._on_event(h2.events.StreamEnded(stream_id=sid))
+            return
+        self.h2.acknowledge_received_data(size, sid)
+        self._in_bound += size
+        self._on_message(st, data[5:])
+        if not st.done and sid in self.streams:  # (a unary call always ends in _on_message)
+            self._on_half_close(st)
 
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
         raw: list[tuple[bytes, bytes]] = ev.headers or []  # type: ignore[assignment]
@@ -268,7 +282,9 @@ class GrpcConnection:
             st.watch = service.open_watch(self.state, self.session, self.ctx.limits.max_watches_per_source,
                                           self.on_ready)
             if self.state.remote is None:  # with --shared-keyspace the owner's auth store decides
-                st.watch.permit = self._watch_permit(st, self.state.namespace(self.session))
+                ns = self.state.namespace(self.session)
+                st.watch.permit = watch_permit(
+                    lambda: service.Call(self.state, ns, self.session, self.ctx.persona, st.token))
 
     # --- messages -------------------------------------------------------------------------------
     def _drain_inbox(self, st: _Stream) -> None:
@@ -290,27 +306,12 @@ class GrpcConnection:
                 del st.inbox[: 5 + length]
             if flag:
                 try:
-                    payload = self._decompress(st, flag, payload)
+                    payload = decompress(st.encoding, flag, payload, self.max_message)
                 except V3Error as err:
                     self._log(st, None, err.code, raw=payload, message=err.message)
                     self._finish(st, err.code, err.message)
                     return
             self._on_message(st, payload)
-
-    def _decompress(self, st: _Stream, flag: int, payload: bytes) -> bytes:
-        if flag != 1:
-            raise V3Error(Code.INTERNAL, f"grpc: received unexpected payload format {flag}")
-        if st.encoding in ("", "identity"):
-            raise V3Error(Code.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
-        try:  # bounded: a gzip bomb stops at the message cap
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out = d.decompress(payload, self.max_message + 1)
-        except zlib.error as exc:
-            raise V3Error(Code.INTERNAL, f"grpc: failed to decompress the received message {exc}") from None
-        if len(out) > self.max_message:
-            raise V3Error(Code.RESOURCE_EXHAUSTED, "grpc: received message after decompression larger than max "
-                          f"({len(out)} vs. {self.max_message})")
-        return out
 
     def _serve_http(self, st: _Stream) -> None:
         """Answer a plain HTTP/2 request through the sensor's HTTP routes (they are async)."""
@@ -375,6 +376,11 @@ class GrpcConnection:
             return
         method = st.method
         assert method is not None
+        if method is RANGE:
+            kept = RANGES.lookup(self.state, self.session, payload, st.token)
+            if kept is not None:
+                self._answer(st, kept.logged, kept.answer)
+                return
         request = method.request()
         problem = gogo_errors.unmarshal_error(request.DESCRIPTOR, payload)
         if problem is None:
@@ -401,34 +407,41 @@ class GrpcConnection:
                 self._send(st, msg.SerializeToString())
             self._finish(st, Code.OK, "")
             return
+        logged = None
         try:
-            response = service.invoke(self.state, self.session, method, request, st.token)
+            if method is RANGE:  # do_range reads the request, never changes it: logged before
+                assert isinstance(request, pb.RangeRequest)
+                logged = loggable(request, self.ctx.limits.max_logged_body)
+                answer = RANGES.answer(self.state, self.session, request, payload, st.token, logged)
+            else:
+                answer = service.invoke(self.state, self.session, method, request, st.token).SerializeToString()
         except V3Error as err:
-            self._log(st, request, err.code, message=err.message)
+            self._log(st, request, err.code, message=err.message, logged=logged)
             self._finish(st, err.code, err.message)
             return
         except errors.NoReply:
-            self._log(st, request, None)  # held: no status ever goes out
+            self._log(st, request, None, logged=logged)  # held: no status ever goes out
             st.held = True
             return
-        self._log(st, request, Code.OK)
-        self._send(st, response.SerializeToString())
+        self._answer(st, loggable(request, self.ctx.limits.max_logged_body) if logged is None else logged, answer)
+
+    def _answer(self, st: _Stream, logged: dict[str, Any], answer: bytes) -> None:
+        """A unary call's success: its event, then HEADERS, the message and OK trailers."""
+        fields: dict[str, Any] = {"grpc_method": st.path, "request": logged, "status": 0}  # as _log orders them
+        if st.user_agent:
+            fields["user_agent"] = st.user_agent
+        self.ctx.events.emit_fields("grpc.request", self.session, fields)
+        lean = self.lean
+        if lean is not None and st.content_type == BASE_CONTENT_TYPE and st.encoding in ("", "identity") \
+                and not st.headers_sent and not st.done:
+            message = frame_message(answer)
+            if lean.answer(st.id, OK_HEADERS, message, OK_TRAILER_FIELDS):  # the bytes _send and _finish would queue
+                self._out_bound += len(message)
+                st.headers_sent = st.done = True
+                self.streams.pop(st.id, None)
+                return
+        self._send(st, answer)
         self._finish(st, Code.OK, "")
-
-    def _watch_permit(self, st: _Stream, ns: Namespace) -> Callable[[bytes, bytes, int], tuple[str, int] | None]:
-        """etcd's isWatchPermitted, refused as the persona's release refuses (errors.watch_refusal)."""
-        release = self.ctx.persona.major_minor
-
-        def permit(key: bytes, range_end: bytes, watch_id: int) -> tuple[str, int] | None:
-            call = service.Call(self.state, ns, self.session, self.ctx.persona, st.token)
-            try:
-                call.require(READ, key, range_end)
-            except V3Error as err:
-                return watch_refusal(release, f"rpc error: code = {_go_code(err.code)} desc = {err.message}",
-                                     watch_id)
-            return None
-
-        return permit
 
     def _on_stream_message(self, st: _Stream, request: Message) -> None:
         self._log(st, request, Code.OK)
@@ -497,10 +510,7 @@ class GrpcConnection:
         st.done = True
         if st.watch is not None:
             st.watch.close()
-        # grpc-go always sends grpc-message, empty on success; percent-encoding as grpc-go does.
-        trailers = OK_TRAILERS if code == Code.OK and not message else [
-            (b"grpc-status", str(int(code)).encode()),
-            (b"grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode() if message else b"")]
+        trailers = trailers_for(code, message)
         if not st.headers_sent:
             # Trailers-only response, as grpc-go sends an error before any message.
             st.headers_sent = True
@@ -565,13 +575,14 @@ class GrpcConnection:
 
     # --- events -----------------------------------------------------------------------------------
     def _log(self, st: _Stream, request: Message | None, code: int | None, raw: bytes | None = None,
-             message: str | None = None) -> None:
+             message: str | None = None, logged: dict[str, Any] | None = None) -> None:
         """One `grpc.request` event; undecodable payloads go in raw_b64 (bounded), as malformed input does.
         `code` None: a call held unanswered (`unanswered: true`, no status)."""
         limit = self.ctx.limits.max_logged_body
+        if logged is None and request is not None:
+            logged = loggable(request, limit)
         self.ctx.events.emit(
-            "grpc.request", self.session, grpc_method=st.path,
-            request=loggable(request, limit) if request is not None else None,
+            "grpc.request", self.session, grpc_method=st.path, request=logged,
             raw_b64=base64.b64encode(raw[:limit]).decode() if raw else None,
             raw_len=len(raw) if raw else None,
             status=None if code is None else int(code), unanswered=True if code is None else None,
@@ -581,7 +592,3 @@ class GrpcConnection:
         self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=0,
                              user_agent=st.user_agent or None)
 
-
-def _go_code(code: int) -> str:
-    """grpc-go's codes.Code.String(): INVALID_ARGUMENT -> InvalidArgument."""
-    return "".join(part.capitalize() for part in Code(code).name.split("_"))
