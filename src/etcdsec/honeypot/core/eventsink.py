@@ -15,18 +15,25 @@ from etcdsec.honeypot.core.session import Session
 
 class EventSink(Emitter):
     """Builds Cowrie/T-Pot style events (session fields first) and delivers them through
-    `etcdsec.events.emitter.Emitter` to every output (JSONL file, store, alerts)."""
+    `etcdsec.events.emitter.Emitter` to every output (JSONL file, store, alerts).
+
+    A sensor emits from its event loop's thread only (workers are processes), so delivery takes no
+    lock; outputs that threads share (the files, the store's queue) keep their own."""
 
     def __init__(self, sensor: str, outputs: Iterable[EventOutput] = ()) -> None:
-        super().__init__(sensor, outputs)
+        super().__init__(sensor, outputs, threads=False)
         self._full_ids: dict[str, str] = {}
         self.worker: int | None = None  # with --workers N: this worker's index, in every session event
 
     def emit(self, eventid: str, session: Session | None = None, **fields: Any) -> dict[str, Any]:  # type: ignore[override]
+        """None values are left out."""
+        if None in fields.values():
+            fields = {key: value for key, value in fields.items() if value is not None}
         return self.emit_fields(eventid, session, fields)
 
     def emit_fields(self, eventid: str, session: Session | None, fields: dict[str, Any]) -> dict[str, Any]:
-        """`emit` with the fields as a dict (no keyword copy on the hot path); None values are left out."""
+        """`emit` with the fields as a dict (no keyword copy on the hot path) that holds no None value
+        (`request_event_fields` makes none): it is taken as it is, unfiltered."""
         full = self._full_ids.get(eventid)
         if full is None:
             full = self._full_ids[eventid] = full_id(eventid)
@@ -40,12 +47,7 @@ class EventSink(Emitter):
                 event["peer_ip"] = session.peer_ip
             if self.worker is not None:
                 event["worker"] = self.worker
-        if None in fields.values():
-            for key, value in fields.items():
-                if value is not None:
-                    event[key] = value
-        else:
-            event.update(fields)
+        event.update(fields)
         self.deliver(event)
         return event
 

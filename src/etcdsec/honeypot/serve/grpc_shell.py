@@ -66,6 +66,16 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
         flush()
         ticker = loop.call_later(1.0, tick)
 
+    events = ctx.events
+
+    def receive(data: bytes) -> None:
+        """Every call in `data` at once: their events go to the file in one write, before flush() answers."""
+        events.hold()
+        try:
+            conn.receive(data)
+        finally:
+            events.release()
+
     conn = GrpcConnection(ctx, state, session, on_ready=on_ready, http=http)
     conn.start()
     ticker = loop.call_later(1.0, tick)
@@ -87,7 +97,7 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
 
     watch = loop.call_at(since + idle, watchdog)
     try:
-        conn.receive(initial)
+        receive(initial)
         flush()
         try:
             async with asyncio.timeout(None) as deadline:
@@ -99,7 +109,7 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
                     if not data:
                         break
                     session.bytes_in += len(data)
-                    conn.receive(data)
+                    receive(data)
                     session.requests_in = conn.calls
                     flush()
                     waiting, since = "drain", loop.time()

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Instructions one honeypot event costs: end to end per request kind, and per stage of the event chain.
+
+Usage:  .venv/bin/python bench/event_callgrind.py e2e [--kind version|put|range] [--requests 100,600]
+        .venv/bin/python bench/event_callgrind.py stages [--events 2000,12000]
+
+`e2e`: `etcdsec honeypot` under callgrind (bench/callgrind_honeypot.py) on a three-key `--seed`
+keyspace with PYTHONHASHSEED=0 (the Kubernetes bait's churn and hash-order noise left out), driven by
+sequential GET /version or v2 PUT (bench/http1_callgrind.py's client) or gRPC KV.Range
+(bench/v3_e2e_callgrind.py's client); the difference of two run lengths is one request's cost.
+
+`stages`: one `http.request` event of GET /version's shape built N times (fields), then emitted through a
+sink with the outputs added one at a time (none, JSON-lines file, kept file, event counter, /metrics traffic), each
+step a run of its own under callgrind; the differences attribute the chain's instructions to its
+stages. Loopback only; bounded request and event counts; each run under a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
+from callgrind_honeypot import MAX_REQUESTS, PORT, counts, instructions, per_request
+
+from etcdsec.testbed.addresses import is_loopback
+
+SEED = """keys:
+  /config/app/db: {user: app, password: s3cr3t-canary-1}
+  /bench/key: v
+  /flannel/network/config: '{"Network":"10.1.0.0/16"}'
+honeytokens:
+  s3cr3t-canary-1: app-db-password
+"""
+STAGES = ("fields", "none", "jsonl", "kept", "counter", "traffic")
+MAX_EVENTS = 200_000
+
+
+def e2e(kind: str, ab: tuple[int, int], ip: str, seed: Path) -> int:
+    import http1_callgrind
+    import v3_e2e_callgrind
+
+    def run(n: int) -> int:
+        def drive() -> None:
+            if kind == "range":
+                asyncio.run(asyncio.wait_for(v3_e2e_callgrind.grpc_calls(ip, "range", 20 + n), timeout=600))
+                return
+            request = http1_callgrind.REQUESTS[kind]
+            with socket.create_connection((ip, PORT), timeout=120) as sock:
+                for _ in range(20 + n):
+                    http1_callgrind._one(sock, request)
+
+        return instructions(ip, ["--enable-v2", "true", "--rate", "0", "--seed", str(seed)], drive)
+
+    return per_request(run, *ab)
+
+
+def stage_run(stage: str, n: int) -> None:
+    """Emit n GET /version events through the outputs up to `stage` (the callgrind child's work)."""
+    from etcdsec.events.jsonl import JsonlWriter
+    from etcdsec.events.kept import KeptEvents
+    from etcdsec.events.metrics import EventCounter
+    from etcdsec.honeypot.core.events_fields import request_event_fields
+    from etcdsec.honeypot.core.eventsink import EventSink
+    from etcdsec.honeypot.core.session import Session
+    from etcdsec.honeypot.endpoints.etcd_metrics import Traffic
+
+    upto = STAGES.index(stage)
+    with tempfile.TemporaryDirectory(prefix="etcdsec-event-cg-") as tmp:
+        outputs: list = []
+        if upto >= 2:
+            outputs.append(JsonlWriter(Path(tmp) / "e.jsonl"))
+        if upto >= 3:
+            outputs.append(KeptEvents(Path(tmp) / "e.kept.jsonl"))
+        if upto >= 4:
+            outputs.append(EventCounter())
+        if upto >= 5:
+            outputs.append(Traffic())
+        sink = EventSink("bench", outputs)
+        session = Session.new("127.9.9.1", 40000, "127.9.9.8", 2379)
+        items = [(b"Host", b"host", b"h")]
+        for _ in range(n):
+            fields = request_event_fields("GET", "/version", "HTTP/1.1", items, 200, False, b"", 4096)
+            if upto:
+                sink.emit_fields("http.request", session, fields)
+        flush = getattr(sink, "flush", None)
+        if flush is not None:
+            flush()
+
+
+def stage_cost(stage: str, ab: tuple[int, int]) -> int:
+    def run(n: int) -> int:
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                              __file__, "_child", stage, str(n)], capture_output=True, text=True, timeout=600,
+                             check=True)
+        for line in out.stderr.splitlines():
+            if "Collected :" in line:
+                return int(line.rsplit(":", 1)[1])
+        raise RuntimeError("callgrind printed no total")
+
+    low = run(ab[0])
+    return (run(ab[1]) - low) // (ab[1] - ab[0])
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "_child":
+        stage_run(sys.argv[2], min(int(sys.argv[3]), MAX_EVENTS))
+        return 0
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["e2e", "stages"])
+    parser.add_argument("--kind", choices=["version", "put", "range"], default="version")
+    parser.add_argument("--requests", default="100,600", help="e2e: two request counts, A<B")
+    parser.add_argument("--events", default="2000,12000", help="stages: two event counts, A<B")
+    parser.add_argument("--ip", default="127.9.9.27")
+    args = parser.parse_args()
+    os.environ["PYTHONHASHSEED"] = "0"  # the children inherit it: one hash order, one count
+    if args.mode == "stages":
+        a, b = (int(x) for x in args.events.split(","))
+        if not 0 <= a < b <= MAX_EVENTS:
+            print(f"event_callgrind: --events A<B<={MAX_EVENTS}", file=sys.stderr)
+            return 2
+        previous = 0
+        for stage in STAGES:
+            cost = stage_cost(stage, (a, b))
+            print(f"{stage:<8} {cost:>7} instructions per event (+{cost - previous})")
+            previous = cost
+        return 0
+    ab = counts(args.requests)
+    if not is_loopback(args.ip) or ab is None:
+        print(f"event_callgrind: --ip on 127.0.0.0/8, --requests A<B<={MAX_REQUESTS}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="etcdsec-event-seed-") as tmp:
+        seed = Path(tmp) / "seed.yaml"
+        seed.write_text(SEED)
+        cost = e2e(args.kind, ab, args.ip, seed)
+    print(f"{args.kind}: {cost} instructions per request, end to end (--seed, PYTHONHASHSEED=0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
