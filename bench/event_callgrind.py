@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Instructions one honeypot event costs: end to end per request kind, and per stage of the event chain.
 
-Usage:  .venv/bin/python bench/event_callgrind.py e2e [--kind version|put|range] [--requests 100,600]
+Usage:  .venv/bin/python bench/event_callgrind.py e2e [--kind version|put|range|range16] [--requests 100,600]
+        .venv/bin/python bench/event_callgrind.py cpu [--calls 20000]
         .venv/bin/python bench/event_callgrind.py stages [--events 2000,12000]
 
 `e2e`: `etcdsec honeypot` under callgrind (bench/callgrind_honeypot.py) on a three-key `--seed`
 keyspace with PYTHONHASHSEED=0 (the Kubernetes bait's churn and hash-order noise left out), driven by
 sequential GET /version or v2 PUT (bench/http1_callgrind.py's client) or gRPC KV.Range
 (bench/v3_e2e_callgrind.py's client); the difference of two run lengths is one request's cost.
+
+`range16` is KV.Range 16 calls at a time on one channel (several calls in one read). `cpu`: the
+honeypot's CPU time (user + system, /proc) per `range16` call without valgrind: what the file's
+write() calls cost in the kernel shows there, not in callgrind's counts.
 
 `stages`: one `http.request` event of GET /version's shape built N times (fields), then emitted through a
 sink with the outputs added one at a time (none, JSON-lines file, kept file, event counter, /metrics traffic), each
@@ -52,6 +57,9 @@ def e2e(kind: str, ab: tuple[int, int], ip: str, seed: Path) -> int:
             if kind == "range":
                 asyncio.run(asyncio.wait_for(v3_e2e_callgrind.grpc_calls(ip, "range", 20 + n), timeout=600))
                 return
+            if kind == "range16":
+                asyncio.run(asyncio.wait_for(batched_ranges(ip, 32 + n), timeout=600))
+                return
             request = http1_callgrind.REQUESTS[kind]
             with socket.create_connection((ip, PORT), timeout=120) as sock:
                 for _ in range(20 + n):
@@ -60,6 +68,45 @@ def e2e(kind: str, ab: tuple[int, int], ip: str, seed: Path) -> int:
         return instructions(ip, ["--enable-v2", "true", "--rate", "0", "--seed", str(seed)], drive)
 
     return per_request(run, *ab)
+
+
+async def batched_ranges(ip: str, count: int) -> None:
+    """`count` KV.Range calls, 16 at a time on one channel (several arrive in one read: h2load's shape)."""
+    import grpc
+
+    from etcdsec.proto import etcd_v3_pb2 as pb
+
+    async with grpc.aio.insecure_channel(f"{ip}:{PORT}") as channel:
+        call = channel.unary_unary("/etcdserverpb.KV/Range", request_serializer=pb.RangeRequest.SerializeToString,
+                                   response_deserializer=pb.RangeResponse.FromString)
+        request = pb.RangeRequest(key=b"/bench/key")
+        for start in range(0, count, 16):
+            await asyncio.gather(*(call(request, timeout=30) for _ in range(min(16, count - start))))
+
+
+def cpu_per_call(ip: str, seed: Path, calls: int) -> float:
+    """CPU seconds (user + system, from /proc) the honeypot spent per batched Range call, no valgrind."""
+    with tempfile.TemporaryDirectory(prefix="etcdsec-event-cpu-") as tmp:
+        proc = subprocess.Popen([sys.executable, "-m", "etcdsec", "honeypot", "--listen", f"{ip}:{PORT}",
+                                 "--events", f"{tmp}/e.jsonl", "--state", f"{tmp}/s.json", "--enable-v2", "true",
+                                 "--rate", "0", "--seed", str(seed)], stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        try:
+            for _ in range(50):
+                if "listening" in proc.stderr.readline():
+                    break
+
+            def cpu() -> float:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+            asyncio.run(asyncio.wait_for(batched_ranges(ip, 2000), timeout=600))  # warm-up
+            before = cpu()
+            asyncio.run(asyncio.wait_for(batched_ranges(ip, calls), timeout=600))
+            return (cpu() - before) / calls
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 def stage_run(stage: str, n: int) -> None:
@@ -114,8 +161,9 @@ def main() -> int:
         stage_run(sys.argv[2], min(int(sys.argv[3]), MAX_EVENTS))
         return 0
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["e2e", "stages"])
-    parser.add_argument("--kind", choices=["version", "put", "range"], default="version")
+    parser.add_argument("mode", choices=["e2e", "stages", "cpu"])
+    parser.add_argument("--kind", choices=["version", "put", "range", "range16"], default="version")
+    parser.add_argument("--calls", type=int, default=20000, help="cpu: batched Range calls measured")
     parser.add_argument("--requests", default="100,600", help="e2e: two request counts, A<B")
     parser.add_argument("--events", default="2000,12000", help="stages: two event counts, A<B")
     parser.add_argument("--ip", default="127.9.9.27")
@@ -139,6 +187,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="etcdsec-event-seed-") as tmp:
         seed = Path(tmp) / "seed.yaml"
         seed.write_text(SEED)
+        if args.mode == "cpu":
+            per = cpu_per_call(args.ip, seed, max(1, min(args.calls, MAX_EVENTS)))
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"range x16: {per * 1e6:.1f} us CPU (user+system) per call, {args.calls} calls; load {load}")
+            return 0
         cost = e2e(args.kind, ab, args.ip, seed)
     print(f"{args.kind}: {cost} instructions per request, end to end (--seed, PYTHONHASHSEED=0)")
     return 0

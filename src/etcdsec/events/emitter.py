@@ -83,12 +83,15 @@ class Emitter:
         if self._targets is None:
             self._prepare()
         for output in self._holders:
-            output.hold()
+            try:
+                output.hold()
+            except Exception:  # as in deliver: a failing sink is counted, never raised into the server
+                self.output_errors += 1
 
     def release(self) -> None:
         """End a `hold`: what was kept is written now, before the answers it describes."""
         for output in self._holders:
             try:
                 output.release()
-            except Exception:  # as in deliver: a failing sink is counted, never raised into the server
+            except Exception:
                 self.output_errors += 1

@@ -113,16 +113,21 @@ class JsonlWriter:
             lock.release()
 
     def hold(self) -> None:
-        """Keep lines from here until the matching `release()` (with flush_interval=0; nested holds count)."""
-        with self._lock:
-            self._held += 1
+        """Keep lines from here until the matching `release()` (with flush_interval=0; nested holds count).
+        Holds come from one thread (a sensor's event loop), so the count takes no lock."""
+        self._held += 1
 
     def release(self) -> None:
         """End a hold: the lines kept go to the kernel now, in one write(), before the caller answers."""
-        with self._lock:
-            self._held = max(0, self._held - 1)
-            if not self._held and self._buf and self.flush_interval <= 0:
-                self._flush_locked()
+        held = self._held = max(0, self._held - 1)
+        if held or not self._buf or self.flush_interval > 0:  # the common read holds one line or none
+            return
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._flush_locked()
+        finally:
+            lock.release()
 
     def _write(self, data: bytes) -> None:
         size = len(data)
@@ -141,6 +146,11 @@ class JsonlWriter:
 
     def _flush_locked(self) -> None:
         """One write() per run of lines that fits before the next rotation; never a partial line."""
+        if len(self._buf) == 1:  # a held read with one call: no join, no segments
+            self._write(self._buf.pop())
+            self._buf_bytes = 0
+            self._last_flush = time.monotonic()
+            return
         segment: list[bytes] = []
         size = 0
         for line in self._buf:

@@ -17,6 +17,8 @@ from etcdsec.honeypot.v3.grpc.server import READ_CHUNK, GrpcConnection, H2HttpHa
 from etcdsec.honeypot.v3.state import V3State
 from etcdsec.tokenbucket import TokenBucket
 
+HOLD_FROM = 256  # bytes in one read from which it may carry several calls (a unary call is ~50-200)
+
 
 class _Throttle:
     """The per-source request rate: the sensor's Guard when given, else a token bucket per connection."""
@@ -69,7 +71,10 @@ async def serve_h2(ctx: SensorContext, state: V3State, session: Session,
     events = ctx.events
 
     def receive(data: bytes) -> None:
-        """Every call in `data` at once: their events go to the file in one write, before flush() answers."""
+        """The calls in one read: their events go to the file in one write, before flush() answers."""
+        if len(data) < HOLD_FROM:  # one call at most: written as it comes, holding would only cost
+            conn.receive(data)
+            return
         events.hold()
         try:
             conn.receive(data)
