@@ -115,7 +115,8 @@ def test_a_held_writer_writes_the_batch_in_one_write_at_release(tmp_path, monkey
     writer = JsonlWriter(path)
     writes: list[int] = []
     real_write = os.write
-    monkeypatch.setattr("etcdsec.events.jsonl.os.write", lambda fd, data: writes.append(len(data)) or real_write(fd, data))
+    monkeypatch.setattr("etcdsec.events.jsonl.os.write",
+                        lambda fd, data: writes.append(len(data)) or real_write(fd, data))
     writer({"n": 0})  # not held: written at once
     assert path.read_bytes().count(b"\n") == 1 and len(writes) == 1
     writer.hold()

@@ -27,27 +27,33 @@ class EventSink(Emitter):
 
     def emit(self, eventid: str, session: Session | None = None, **fields: Any) -> dict[str, Any]:  # type: ignore[override]
         """None values are left out."""
-        if None in fields.values():
-            fields = {key: value for key, value in fields.items() if value is not None}
-        return self.emit_fields(eventid, session, fields)
+        event = self._head(eventid, session)
+        for key, value in fields.items():
+            if value is not None:
+                event[key] = value
+        self.deliver(event)
+        return event
 
     def emit_fields(self, eventid: str, session: Session | None, fields: dict[str, Any]) -> dict[str, Any]:
         """`emit` with the fields as a dict (no keyword copy on the hot path) that holds no None value
         (`request_event_fields` makes none): it is taken as it is, unfiltered."""
-        full = self._full_ids.get(eventid)
-        if full is None:
-            full = self._full_ids[eventid] = full_id(eventid)
-        if session is None:
-            event: dict[str, Any] = {"timestamp": utc_timestamp(), "eventid": full, "sensor": self.sensor}
-        else:
-            event = {"timestamp": utc_timestamp(), "eventid": full, "sensor": self.sensor, "session": session.id,
-                     "src_ip": session.src_ip, "src_port": session.src_port, "dst_ip": session.dst_ip,
-                     "dst_port": session.dst_port}
-            if session.peer_ip:
-                event["peer_ip"] = session.peer_ip
-            if self.worker is not None:
-                event["worker"] = self.worker
+        event = self._head(eventid, session)
         event.update(fields)
         self.deliver(event)
         return event
 
+    def _head(self, eventid: str, session: Session | None) -> dict[str, Any]:
+        """The fields every event starts with, in their order: timestamp, id, sensor, then the session's."""
+        full = self._full_ids.get(eventid)
+        if full is None:
+            full = self._full_ids[eventid] = full_id(eventid)
+        if session is None:
+            return {"timestamp": utc_timestamp(), "eventid": full, "sensor": self.sensor}
+        event = {"timestamp": utc_timestamp(), "eventid": full, "sensor": self.sensor, "session": session.id,
+                 "src_ip": session.src_ip, "src_port": session.src_port, "dst_ip": session.dst_ip,
+                 "dst_port": session.dst_port}
+        if session.peer_ip:
+            event["peer_ip"] = session.peer_ip
+        if self.worker is not None:
+            event["worker"] = self.worker
+        return event
