@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import grpc
@@ -108,6 +109,10 @@ def main() -> int:
                     break
             http_requests(args.ip)
             asyncio.run(asyncio.wait_for(grpc_calls(args.ip), 60))
+            deadline = time.monotonic() + 5  # every connection seen closed, so none ends as "shutdown"
+            closed = len(HTTP) + 2  # the HTTP/1 connections, the malformed one, the gRPC channel
+            while events.read_bytes().count(b'"etcdsec.session.closed"') < closed and time.monotonic() < deadline:
+                time.sleep(0.05)
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
         finally:
