@@ -115,8 +115,8 @@ def test_a_held_writer_writes_the_batch_in_one_write_at_release(tmp_path, monkey
     writer = JsonlWriter(path)
     writes: list[int] = []
     real_write = os.write
-    monkeypatch.setattr("etcdsec.events.jsonl.os.write",
-                        lambda fd, data: writes.append(len(data)) or real_write(fd, data))
+    monkeypatch.setattr("etcdsec.events.jsonl.os.write",  # the writer's own writes counted, nothing else
+                        lambda fd, data: (fd == writer._fd and writes.append(len(data))) or real_write(fd, data))
     writer({"n": 0})  # not held: written at once
     assert path.read_bytes().count(b"\n") == 1 and len(writes) == 1
     writer.hold()
@@ -163,3 +163,24 @@ def test_release_leaves_a_flush_interval_batch_to_its_interval(tmp_path) -> None
     writer.flush()
     assert json.loads(path.read_bytes())["n"] == 1
     writer.close()
+
+
+def test_held_batches_of_workers_sharing_a_file_rotate_whole(tmp_path) -> None:
+    """Two writers on one file (--workers), each writing held batches: every line whole, in one of the
+    files, none lost, each file within the bound."""
+    path = tmp_path / "events.jsonl"
+    first, second = (JsonlWriter(path, max_bytes=1000, backups=200, shared=True) for _ in range(2))
+    n = 0
+    for batch in range(40):
+        writer = first if batch % 2 else second
+        writer.hold()
+        for _ in range(batch % 5 + 1):
+            writer({"n": n, "pad": "s" * (n % 41)})
+            n += 1
+        writer.release()
+    first.close()
+    second.close()
+    assert first.rotations + second.rotations >= 3
+    for f in tmp_path.glob("events.jsonl*"):
+        assert f.read_bytes().endswith(b"\n") and os.path.getsize(f) <= 1000
+    assert sorted(json.loads(x)["n"] for x in all_lines(path)) == list(range(n))
