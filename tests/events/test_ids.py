@@ -41,3 +41,20 @@ def test_parse_refuses_in_one_line(text: str, emitter: str | None) -> None:
 
 def test_timestamp_format() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", utc_timestamp())
+
+
+def test_timestamp_text_is_exactly_the_formatted_instant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached second and millisecond texts give the string a full format of the same instant gives
+    (microseconds truncated), across second, minute, day and year boundaries and backward clock steps."""
+    from datetime import UTC, datetime
+
+    def formatted(now: float) -> str:
+        second = int(now)
+        return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+            f"{int((now - second) * 1_000_000):06d}Z"
+
+    base = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+    instants = [base + i * 0.000137 for i in range(-20_000, 20_000)] + [base + 0.9999997, base - 86_400.5, base + 1]
+    for now in instants:
+        monkeypatch.setattr("etcdsec.events.ids.time.time", lambda now=now: now)
+        assert utc_timestamp() == formatted(now), now

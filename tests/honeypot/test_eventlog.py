@@ -109,11 +109,67 @@ def test_events_orjson_refuses_are_still_written(tmp_path) -> None:
     assert json.loads(lines[2])["plain"] == "é"
 
 
+def test_a_held_writer_writes_the_batch_in_one_write_at_release(tmp_path, monkeypatch) -> None:
+    """hold() keeps the lines (nested holds count); the last release() hands them over in one write()."""
+    path = tmp_path / "events.jsonl"
+    writer = JsonlWriter(path)
+    writes: list[int] = []
+    real_write = os.write
+    monkeypatch.setattr("etcdsec.events.jsonl.os.write",  # the writer's own writes counted, nothing else
+                        lambda fd, data: (fd == writer._fd and writes.append(len(data))) or real_write(fd, data))
+    writer({"n": 0})  # not held: written at once
+    assert path.read_bytes().count(b"\n") == 1 and len(writes) == 1
+    writer.hold()
+    writer.hold()
+    for i in range(1, 6):
+        writer({"n": i})
+    writer.release()
+    assert path.read_bytes().count(b"\n") == 1  # the outer hold still keeps them
+    writer.release()
+    assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == list(range(6))
+    assert len(writes) == 2  # the five held lines in one write
+    writer.release()  # one release too many: harmless, the next line is written at once
+    writer({"n": 6})
+    assert path.read_bytes().count(b"\n") == 7
+    writer.close()
+
+
+def test_a_held_batch_rotates_between_whole_lines(tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = JsonlWriter(path, max_bytes=2000, backups=3)
+    writer.hold()
+    for i in range(300):
+        writer({"n": i, "pad": "h" * (i % 37)})
+    assert not path.read_bytes()
+    writer.release()
+    writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "events.jsonl.1", "events.jsonl.2",
+                                                          "events.jsonl.3"]
+    kept = []
+    for f in sorted(tmp_path.glob("events.jsonl*"), reverse=True):
+        data = f.read_bytes()
+        assert data.endswith(b"\n") and len(data) <= 2000
+        kept += [json.loads(x)["n"] for x in data.splitlines()]
+    assert kept == list(range(300 - len(kept), 300))  # the newest lines, in order, none split
+
+
+def test_release_leaves_a_flush_interval_batch_to_its_interval(tmp_path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = JsonlWriter(path, flush_interval=60)
+    writer.hold()
+    writer({"n": 1})
+    writer.release()
+    assert path.read_bytes() == b""  # --flush-interval's batching, as before
+    writer.flush()
+    assert json.loads(path.read_bytes())["n"] == 1
+    writer.close()
+
+
 def test_held_batches_of_workers_sharing_a_file_rotate_whole(tmp_path) -> None:
     """Two writers on one file (--workers), each writing held batches: every line whole, in one of the
     files, none lost, each file within the bound."""
     path = tmp_path / "events.jsonl"
-    first, second = (JsonlWriter(path, max_bytes=3000, backups=200, shared=True) for _ in range(2))
+    first, second = (JsonlWriter(path, max_bytes=1000, backups=200, shared=True) for _ in range(2))
     n = 0
     for batch in range(40):
         writer = first if batch % 2 else second
@@ -124,6 +180,7 @@ def test_held_batches_of_workers_sharing_a_file_rotate_whole(tmp_path) -> None:
         writer.release()
     first.close()
     second.close()
+    assert first.rotations + second.rotations >= 3
     for f in tmp_path.glob("events.jsonl*"):
-        assert f.read_bytes().endswith(b"\n") and os.path.getsize(f) <= 3000
+        assert f.read_bytes().endswith(b"\n") and os.path.getsize(f) <= 1000
     assert sorted(json.loads(x)["n"] for x in all_lines(path)) == list(range(n))

@@ -78,14 +78,22 @@ def _short(ids: Iterable[str]) -> str:
     return ", ".join(i[len(EVENT_PREFIX):] for i in ids)
 
 
-_stamp_cache: tuple[int, str] = (0, "")
+_DIGITS = tuple(f"{i:03d}" for i in range(1000))
+_DIGITS_Z = tuple(f"{i:03d}Z" for i in range(1000))
+# (second, its text, millisecond, its text): one tuple, replaced whole, so a thread never reads half of it
+_stamp_cache: tuple[int, str, int, str] = (0, "", -1, "")
 
 
 def utc_timestamp() -> str:
-    """`2026-11-27T03:41:53.624938Z`; the part up to the seconds is formatted once per second."""
+    """`2026-11-27T03:41:53.624938Z`: the text up to the seconds is formatted once per second, up to
+    the millisecond once per millisecond; the microseconds come from a table (every event pays this)."""
     global _stamp_cache
     now = time.time()
     second = int(now)
-    if _stamp_cache[0] != second:
-        _stamp_cache = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{_stamp_cache[1]}{int((now - second) * 1_000_000):06d}Z"
+    micro = int((now - second) * 1_000_000)  # < 1_000_000: now - second < 1 - ulp(now)
+    milli = micro // 1000
+    cache = _stamp_cache
+    if cache[2] != milli or cache[0] != second:
+        text = cache[1] if cache[0] == second else datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        cache = _stamp_cache = (second, text, milli, text + _DIGITS[milli])
+    return cache[3] + _DIGITS_Z[micro % 1000]

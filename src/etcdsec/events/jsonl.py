@@ -1,9 +1,12 @@
 """The JSON-lines event file: one compact object per line, whole lines per write, size rotation.
 
 Loss bound on a crash (kill -9): with `flush_interval=0` (the default) every event is handed to
-the kernel with one `write()` before the response that caused it is sent, so a killed sensor loses
-no answered request. With `flush_interval=t` events are batched and at most the last `t` seconds
-(or 64 KiB) are lost. Power loss can also lose what the kernel had not yet written to disk.
+the kernel with `write()` before the response that caused it is sent, so a killed sensor loses
+no answered request. A server that answers a batch at once (the gRPC shell: every call of one read)
+may `hold()` the writer across the batch and `release()` it before it writes the answers: the
+batch's lines then go in one `write()`, still before any answer leaves. With `flush_interval=t`
+events are batched and at most the last `t` seconds (or 64 KiB) are lost. Power loss can also lose
+what the kernel had not yet written to disk.
 
 Several worker processes may append to one file (`shared=True`): O_APPEND keeps each line whole,
 and before each write a worker checks that the path still names the file it holds and how big that
@@ -49,6 +52,7 @@ class JsonlWriter:
         self.rotations = 0
         self._buf: list[bytes] = []
         self._buf_bytes = 0
+        self._held = 0  # hold() depth: lines wait in _buf until the last release()
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
         self._ino = 0
@@ -93,15 +97,37 @@ class JsonlWriter:
             line = orjson.dumps(event, default=str, option=orjson.OPT_APPEND_NEWLINE)
         except TypeError:
             line = event_line(event)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: its two special-method look-ups cost ~1k instructions an event
+        try:
             self.lines += 1
-            if self.flush_interval <= 0:
+            if self.flush_interval <= 0 and not self._held:
                 self._write(line)
                 return
             self._buf.append(line)
             self._buf_bytes += len(line)
-            if self._buf_bytes >= BATCH_BYTES or time.monotonic() - self._last_flush >= self.flush_interval:
+            if self._buf_bytes >= BATCH_BYTES or (
+                    self.flush_interval > 0 and time.monotonic() - self._last_flush >= self.flush_interval):
                 self._flush_locked()
+        finally:
+            lock.release()
+
+    def hold(self) -> None:
+        """Keep lines from here until the matching `release()` (with flush_interval=0; nested holds count).
+        Holds come from one thread (a sensor's event loop), so the count takes no lock."""
+        self._held += 1
+
+    def release(self) -> None:
+        """End a hold: the lines kept go to the kernel now, in one write(), before the caller answers."""
+        held = self._held = max(0, self._held - 1)
+        if held or not self._buf or self.flush_interval > 0:  # the common read holds one line or none
+            return
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._flush_locked()
+        finally:
+            lock.release()
 
     def _write(self, data: bytes) -> None:
         size = len(data)
@@ -120,6 +146,11 @@ class JsonlWriter:
 
     def _flush_locked(self) -> None:
         """One write() per run of lines that fits before the next rotation; never a partial line."""
+        if len(self._buf) == 1:  # a held read with one call: no join, no segments
+            self._write(self._buf.pop())
+            self._buf_bytes = 0
+            self._last_flush = time.monotonic()
+            return
         segment: list[bytes] = []
         size = 0
         for line in self._buf:
