@@ -204,8 +204,8 @@ def run_etcdctl(ctl_version: str, ip: str, case: CtlCase, timeout: float = 30.0)
         out = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout,
                              input=None if case.stdin is None else case.stdin.encode("latin-1"))
     except subprocess.TimeoutExpired as exc:
-        return CtlResult(-1, (exc.stdout or b"").decode("latin-1"), "timed out")
-    return CtlResult(out.returncode, out.stdout.decode("latin-1"), out.stderr.decode("latin-1"))
+        return CtlResult(-1, (exc.stdout or b"").decode("utf-8", "replace"), "timed out")
+    return CtlResult(out.returncode, out.stdout.decode("utf-8", "replace"), out.stderr.decode("utf-8", "replace"))
 
 
 def _ctl_text(text: str, ip: str, case: CtlCase) -> Any:

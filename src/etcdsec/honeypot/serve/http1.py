@@ -256,7 +256,7 @@ class H11Reader:
             await self._stream(resp, answer.close)
         else:
             self.writer.write(go_response.render(resp, head=answer.head, http10=answer.http10, close=answer.close,
-                                            cors=answer.cors))
+                                            cors=answer.cors, keep=answer.keep))
         self.received.clear()
         await self.writer.drain()
         return answer.keep
