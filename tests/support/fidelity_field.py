@@ -25,6 +25,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,11 @@ MAX_STREAM = 4 << 20  # bytes read back from one connection at most
 _GO_POINTER = re.compile(r"0x[0-9a-f]{6,16}")
 # etcdctl 3.4's client log names its resolver target `endpoint://client-<uuid>/...`: per process
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# the database size etcdctl's snapshot log reports: per deployment, masked as `dbSize` is in JSON
+_SNAPSHOT_SIZE = re.compile(r'"size":"[^"]*"')
+# per moment: curl -i prints the Date header; etcdctl's zap log stamps lines with Unix seconds
+_HTTP_DATE = re.compile(r"(?im)^date: .*$")
+_UNIX_TS = re.compile(r'"ts":\d+(\.\d+)?')
 # `-w table` pads columns to the longest cell: the servers' addresses differ in length on loopback
 _TABLE_PAD = re.compile(r"( |-)\1+")
 
@@ -50,13 +56,16 @@ _TABLE_PAD = re.compile(r"( |-)\1+")
 @dataclass
 class CtlCase:
     id: str
-    etcdctl: list[str]
+    etcdctl: list[str]  # argv after the endpoint flag; for curl: after its fixed flags, {url} = http://address:2379
+    program: str = "etcdctl"  # or "curl" (the real curl 7.88, e.g. HTTP/2 with prior knowledge)
     api: str = "3"
     json: bool = False  # stdout is JSON (one object a line)
     ctl: list[str] = field(default_factory=lambda: list(CTL_VERSIONS))
     versions: list[str] = field(default_factory=list)
     mask_columns: list[int] = field(default_factory=list)  # comma-separated columns of text output to mask
     stdin: str | None = None  # fed to etcdctl (`put key` reads its value there: argv holds no NUL)
+    timeout: float = 30.0  # a held command (watch) is killed after this; its output so far compared
+    optin: bool = False  # run only when asked (--opt-in): snapshot save streams the whole database
 
 
 @dataclass
@@ -194,14 +203,24 @@ class CtlResult:
     stderr: str
 
 
-def run_etcdctl(ctl_version: str, ip: str, case: CtlCase, timeout: float = 30.0) -> CtlResult:
+def run_etcdctl(ctl_version: str, ip: str, case: CtlCase) -> CtlResult:
     if not is_loopback(ip):
         raise ValueError("field replay runs against loopback only")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL")}
     env["ETCDCTL_API"] = case.api
-    cmd = [str(etcd_binaries(ctl_version)[1]), f"--endpoints=http://{ip}:2379", *case.etcdctl]
+    with tempfile.TemporaryDirectory(prefix="etcdsec-field-") as tmp:
+        args = [a.replace("{tmp}", tmp).replace("{url}", f"http://{ip}:2379") for a in case.etcdctl]
+        if case.program == "curl":
+            cmd = ["curl", "-sS", "-i", "-m", "5", *args]
+        else:
+            cmd = [str(etcd_binaries(ctl_version)[1]), f"--endpoints=http://{ip}:2379", *args]
+        result = _run(cmd, env, case)
+    return CtlResult(result.rc, result.stdout.replace(tmp, "{tmp}"), result.stderr.replace(tmp, "{tmp}"))
+
+
+def _run(cmd: list[str], env: dict[str, str], case: CtlCase) -> CtlResult:
     try:
-        out = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout,
+        out = subprocess.run(cmd, env=env, capture_output=True, timeout=case.timeout,
                              input=None if case.stdin is None else case.stdin.encode("latin-1"))
     except subprocess.TimeoutExpired as exc:
         return CtlResult(-1, (exc.stdout or b"").decode("utf-8", "replace"), "timed out")
@@ -219,7 +238,9 @@ def _ctl_text(text: str, ip: str, case: CtlCase) -> Any:
         if case.mask_columns and ", " in line:
             cols = line.split(", ")
             line = ", ".join("<v>" if i in case.mask_columns else c for i, c in enumerate(cols))
-        line = fidelity.normalise_text(_UUID.sub("<uuid>", _GO_POINTER.sub("<ptr>", line)), ip)
+        line = _SNAPSHOT_SIZE.sub('"size":"<size>"', _UUID.sub("<uuid>", _GO_POINTER.sub("<ptr>", line)))
+        line = _UNIX_TS.sub('"ts":<ts>', _HTTP_DATE.sub("date: <date>", line))
+        line = fidelity.normalise_text(line, ip)
         lines.append(_TABLE_PAD.sub(r"\1", line) if line.startswith(("|", "+")) else line)
     return lines
 
@@ -228,7 +249,7 @@ def _etcdctl(fc: FieldCase, version: str, real_ip: str, hp_ip: str) -> list[Outc
     case = fc.case
     assert isinstance(case, CtlCase)
     outcomes = []
-    for ctl in case.ctl:
+    for ctl in case.ctl if case.program == "etcdctl" else ["-"]:
         r, h = run_etcdctl(ctl, real_ip, case), run_etcdctl(ctl, hp_ip, case)
         rc = r.rc == h.rc
         out = _ctl_text(r.stdout, real_ip, case) == _ctl_text(h.stdout, hp_ip, case)
@@ -240,19 +261,21 @@ def _etcdctl(fc: FieldCase, version: str, real_ip: str, hp_ip: str) -> list[Outc
             diffs.append(f"stdout: real {r.stdout[:400]!r} honeypot {h.stdout[:400]!r}")
         if not err:
             diffs.append(f"stderr: real {r.stderr[:400]!r} honeypot {h.stderr[:400]!r}")
-        outcomes.append(Outcome(f"{case.id}@etcdctl-{ctl}", "field", PERSONA_FOR[version], rc, True, err, out,
+        name = f"{case.id}@etcdctl-{ctl}" if case.program == "etcdctl" else case.id
+        outcomes.append(Outcome(name, "field", PERSONA_FOR[version], rc, True, err, out,
                                 diffs))
     return outcomes
 
 
 # --- running ------------------------------------------------------------------------------------------
-def run(versions: list[str], cases: list[FieldCase] | None = None) -> list[Outcome]:
+def run(versions: list[str], cases: list[FieldCase] | None = None, opt_in: bool = False) -> list[Outcome]:
     cases = cases if cases is not None else load_field()
     outcomes: list[Outcome] = []
     for version in versions:
         with fidelity.server_pair(version, v2=True) as (real, hp):
             for fc in cases:
-                if fc.versions and version not in fc.versions:
+                if (fc.versions and version not in fc.versions) or \
+                        (isinstance(fc.case, CtlCase) and fc.case.optin and not opt_in):
                     continue
                 if isinstance(fc.case, GrpcCase):
                     o = fidelity_grpc.compare(fc.case, PERSONA_FOR[version], fidelity_grpc.call_real(real.ip, fc.case),
@@ -270,9 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", default="3.4,3.5")
     parser.add_argument("--show-diffs", action="store_true")
     parser.add_argument("--json", help="write the full report here")
+    parser.add_argument("--opt-in", action="store_true", help="also the opt-in cases (snapshot save)")
     args = parser.parse_args(argv)
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
-    report = fidelity.Report(run(versions))
+    report = fidelity.Report(run(versions, opt_in=args.opt_in))
     cases = load_field()
     tools = sorted({c.tool for c in cases})
     print(f"field corpus: {len(cases)} cases from {len(tools)} tools")
