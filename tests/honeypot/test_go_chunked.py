@@ -49,3 +49,29 @@ def test_go_read_errors(wire: bytes, error: str) -> None:
 def test_incomplete_waits() -> None:
     reader, _ = _read(b"5\r\nab", False)
     assert not reader.done and not reader.error and bytes(reader.body) == b"ab" and reader.rest == b""
+
+
+def test_sensor_caps_a_chunked_body_and_serves_what_follows_one() -> None:
+    """On a sensor: a chunked body past the cap gets 413 and the end; a body sent a byte at a time,
+    bare-LF framed, is answered and the pipelined request after it too."""
+    import socket
+    import time
+
+    from etcdsec.honeypot.core.limits import Limits
+    from etcdsec.honeypot.sensor import SensorConfig
+    from tests.honeypot.conftest import raw_exchange
+    from tests.support.harness import BackgroundSensor
+
+    with BackgroundSensor(SensorConfig(persona="3.5.1", limits=Limits(max_request_bytes=1000))) as hp:
+        head = b"POST /v3/kv/range HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        out = raw_exchange(hp.ip, 2379, head + (b"100\r\n" + b"x" * 256 + b"\r\n") * 5)  # 1280 bytes
+        assert out.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+        wire = (b"POST /v3/kv/range HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"e;x\n{\"key\":\"Zm9v\"}\r\n0\n\r\nGET /version HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        with socket.create_connection((hp.ip, 2379), timeout=3) as sock:
+            for i in range(len(wire)):  # bounded: one byte per send, about 140 sends
+                sock.sendall(wire[i:i + 1])
+            got, deadline = b"", time.monotonic() + 3
+            while time.monotonic() < deadline and (chunk := sock.recv(65536)):
+                got += chunk
+        assert got.count(b"HTTP/1.1 200 OK\r\n") == 2 and got.endswith(b'"etcdcluster":"3.5.0"}')

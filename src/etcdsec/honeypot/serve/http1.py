@@ -247,11 +247,13 @@ class H11Reader:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.limits.max_header_bytes)
         chunks.feed(bytes(leftover))
         try:
-            while not chunks.done and not chunks.error:
+            while not chunks.error:
                 if len(chunks.body) > self.ctx.limits.max_request_bytes:
                     self._malformed("body over the size cap")
                     await self._write_close(go_response.go_status_error(413, "Request Entity Too Large"))
                     return None
+                if chunks.done:
+                    break
                 if waiting and not self._continued:  # as _read does for h11's bodies
                     self._continued = True
                     self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
