@@ -143,7 +143,8 @@ class ClientApp:
             if json_gateway.is_streaming(self.ctx, path) and req.header(b"sec-websocket-key"):
                 return Response(101, b"", websocket=path)
         if self.v3_state is not None and self.ctx.persona.v3_path(path) is not None:
-            result = json_gateway.handle(self.ctx, self.v3_state, session, req.method, path, req.headers, req.body)
+            result = json_gateway.handle(self.ctx, self.v3_state, session, req.method, path, req.headers, req.body,
+                                         req.body_error)
             if asyncio.iscoroutine(result):  # --shared-keyspace: the keyspace owner answers
                 result = await result
             if result is not None:

@@ -134,6 +134,8 @@ def _answered(state: Http1State, req: Request, items: Items, resp: Response, sta
     keep = (b"keep-alive" in tokens and keeps_http10(resp, req.method == "HEAD")) if req.http10 else not close
     if b"upgrade" in tokens or req.method == "CONNECT":
         keep = False
+    if req.body_error:  # Go's discard of the unread body fails too: it says Connection: close and ends
+        close, keep = True, False
     return Answer(resp, close, keep, state.app.cors and req.target != "*", req.method == "HEAD", req.http10)
 
 

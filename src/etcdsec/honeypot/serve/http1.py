@@ -191,6 +191,7 @@ class H11Reader:
         limits = self.ctx.limits
         request: h11.Request | None = None
         body = bytearray()
+        body_error = ""  # Go's read of a chunked body failed with it
         loop = asyncio.get_running_loop()
         # the head's deadline runs from its first byte (a first request's: from now, as Go's does)
         head_deadline = loop.time() + limits.header_timeout_s if self.received or not self.state.requests else None
@@ -224,7 +225,8 @@ class H11Reader:
                     chunked = await self._go_chunked_body()
                     if chunked is None:
                         return False
-                    body += chunked
+                    body += chunked[0]
+                    body_error = chunked[1]
                     event = h11.EndOfMessage()
             if isinstance(event, h11.Data):
                 body += event.data
@@ -235,12 +237,12 @@ class H11Reader:
             elif isinstance(event, h11.EndOfMessage):
                 assert request is not None
                 self.session.requests_in += 1
-                keep_alive = await self._respond(request, bytes(body))
+                keep_alive = await self._respond(request, bytes(body), body_error)
                 return keep_alive and self._next_cycle()
 
-    async def _go_chunked_body(self) -> bytes | None:
-        """The chunked body read by Go's rules (`wire/go_chunked.py`); the bytes after it start the
-        next request. None when the connection ends (answered as before: Go's plain 400)."""
+    async def _go_chunked_body(self) -> tuple[bytes, str] | None:
+        """The chunked body read by Go's rules (`wire/go_chunked.py`) and the error Go's read ended
+        with ("" when whole: the bytes after it start the next request); None when the connection ends."""
         chunks = self._chunks = GoChunked()
         leftover, _ = self.conn.trailing_data
         waiting = self.conn.they_are_waiting_for_100_continue
@@ -262,14 +264,13 @@ class H11Reader:
                     return None
         finally:
             self._chunks = None
-        if chunks.error:
+        if chunks.error:  # etcd's handler sees the read fail; the connection ends after the answer
             self._malformed(f"chunked body: {chunks.error}")
-            await self._write_close(go_response.go_bad_request())
-            return None
+            return bytes(chunks.body), chunks.error
         self._after_stream[:0] = chunks.rest  # the next cycle's parser reads these first
-        return bytes(chunks.body)
+        return bytes(chunks.body), ""
 
-    async def _respond(self, event: h11.Request, body: bytes) -> bool:
+    async def _respond(self, event: h11.Request, body: bytes, body_error: str = "") -> bool:
         """Answer one request; whether the connection may carry another."""
         if event.http_version not in (b"1.0", b"1.1"):
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
@@ -284,7 +285,8 @@ class H11Reader:
             await self._write_close(refusal)
             raise _Drop
         req = Request(event.method.decode("latin-1"), event.target.decode("latin-1"),
-                      [(low, v) for _, low, v in items], body, http10=event.http_version == b"1.0")
+                      [(low, v) for _, low, v in items], body, http10=event.http_version == b"1.0",
+                      body_error=body_error)
         answer = exchange(self.state, req, items)
         if not isinstance(answer, Answer):
             answer = await answer
