@@ -177,6 +177,10 @@ def test_query_fast_split_equals_parse_qs(text: str) -> None:
 @settings(max_examples=2000, deadline=None)
 @given(path=st.text("/.ab%", max_size=14))
 def test_clean_path_shortcut_agrees_with_full_resolution(path: str) -> None:
-    from etcdsec.honeypot.routes import _clean_path, _resolve_path
+    from urllib.parse import unquote_to_bytes
 
-    assert _clean_path(path) == _resolve_path(path)
+    from etcdsec.honeypot.routes import _resolve_path, _unclean_redirect
+
+    decoded = unquote_to_bytes(path).decode("latin-1")
+    clean = _resolve_path(decoded)
+    assert (_unclean_redirect(path) is None) == (clean == decoded)

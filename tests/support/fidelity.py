@@ -11,6 +11,7 @@ and bodies with ids, indexes, addresses and timestamps normalised. Loopback only
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import socket
@@ -18,6 +19,7 @@ import ssl
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,8 +94,12 @@ class Case:
 REAL_ETCD_TIMEOUT = fidelity_grpc.REAL_ETCD_TIMEOUT
 
 
+FIELD_CORPUS = CORPUS / "field.yaml"  # the tools' own requests: tests/support/fidelity_field.py runs it
+
+
 def corpus_files() -> list[Path]:
-    return sorted(CORPUS.glob("*.yaml"))  # http.yaml, then v3.yaml (the v3 side's gateway cases)
+    # http.yaml, then v3.yaml (the v3 side's gateway cases)
+    return [p for p in sorted(CORPUS.glob("*.yaml")) if p != FIELD_CORPUS]
 
 
 def load_corpus(paths: list[Path] | None = None) -> list[Case]:
@@ -146,12 +152,11 @@ def exchange(ip: str, port: int, data: bytes, head: bool, timeout: float = 5.0, 
         if b"\r\n\r\n" not in buf:
             return Reply("", [], buf, closed_without_reply=True)
         head_bytes, rest = buf.split(b"\r\n\r\n", 1)
-        lines = head_bytes.decode("latin-1").split("\r\n")
-        headers = [(k, v.lstrip()) for k, _, v in (ln.partition(":") for ln in lines[1:])]
+        status_line, headers = parse_head(head_bytes)
         names = {k.lower(): v for k, v in headers}
-        status = int(lines[0].split(" ")[1]) if len(lines[0].split(" ")) > 1 else 0
+        status = int(status_line.split(" ")[1]) if len(status_line.split(" ")) > 1 else 0
         if head or status in (204, 304) or status < 200:
-            return Reply(lines[0], headers, b"")
+            return Reply(status_line, headers, b"")
         sock.settimeout(1.0)
         while time.monotonic() < deadline:
             if "content-length" in names and len(rest) >= int(names["content-length"]):
@@ -166,11 +171,17 @@ def exchange(ip: str, port: int, data: bytes, head: bool, timeout: float = 5.0, 
                 break
             rest += chunk
         if names.get("transfer-encoding") == "chunked":
-            rest = _dechunk(rest)
-        return Reply(lines[0], headers, rest)
+            rest = dechunk(rest)
+        return Reply(status_line, headers, rest)
 
 
-def _dechunk(data: bytes) -> bytes:
+def parse_head(head_bytes: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """The status line and the headers in order, from an answer's head (without its blank line)."""
+    lines = head_bytes.decode("latin-1").split("\r\n")
+    return lines[0], [(k, v.lstrip()) for k, _, v in (ln.partition(":") for ln in lines[1:])]
+
+
+def dechunk(data: bytes) -> bytes:
     out = b""
     while data:
         size_line, _, data = data.partition(b"\r\n")
@@ -282,6 +293,26 @@ class Report:
         }
 
 
+@contextlib.contextmanager
+def server_pair(version: str, v2: bool, tls: bool = False) -> Iterator[tuple[EtcdServer, BackgroundSensor]]:
+    """A fresh real etcd and a fresh honeypot with the matching persona: both empty, the same member
+    name, v2 on or off on both; with `tls` both listen with a test-bed server certificate."""
+    with tempfile.TemporaryDirectory(prefix="etcdsec-fidelity-") as tmp:
+        state = Path(tmp) / "state.json"
+        ident = Identity.create(MEMBER, [], [])
+        ident.revision_base = 1  # a fresh etcd starts at revision 1
+        state.write_text(json.dumps(ident.to_dict()))
+        config = SensorConfig(persona=PERSONA_FOR[version], member_name=MEMBER, bait=Bait(),
+                              enable_v2=v2, state_file=state)
+        hp_ip = free_loopback_ip((2379, 2380))
+        if tls:
+            cert = TestCA(Path(tmp) / "pki").issue("server", ips=[hp_ip], dns=["localhost"])
+            config.tls_cert, config.tls_key = cert.cert, cert.key
+        with EtcdServer(EtcdConfig(version=version, enable_v2=v2, name=MEMBER, tls=tls)) as real, \
+                BackgroundSensor(config, ip=hp_ip, peer=True, keep_events=False) as hp:
+            yield real, hp
+
+
 def run(versions: list[str], cases: list[Case] | None = None, tls: bool = False) -> Report:
     """Run the corpus; with `tls` both servers listen with TLS and cases go over HTTP/1.1 in TLS."""
     cases = cases if cases is not None else load_corpus()
@@ -293,41 +324,31 @@ def run(versions: list[str], cases: list[Case] | None = None, tls: bool = False)
                         and (not c.versions or version in c.versions)]
             if not selected:
                 continue
-            with tempfile.TemporaryDirectory(prefix="etcdsec-fidelity-") as tmp:
-                state = Path(tmp) / "state.json"
-                ident = Identity.create(MEMBER, [], [])
-                ident.revision_base = 1  # a fresh etcd starts at revision 1
-                state.write_text(json.dumps(ident.to_dict()))
-                config = SensorConfig(persona=PERSONA_FOR[version], member_name=MEMBER, bait=Bait(),
-                                      enable_v2=v2, state_file=state)
-                hp_ip = free_loopback_ip((2379, 2380))
-                if tls:
-                    cert = TestCA(Path(tmp) / "pki").issue("server", ips=[hp_ip], dns=["localhost"])
-                    config.tls_cert, config.tls_key = cert.cert, cert.key
-                with EtcdServer(EtcdConfig(version=version, enable_v2=v2, name=MEMBER, tls=tls)) as real, \
-                        BackgroundSensor(config, ip=hp_ip, peer=True, keep_events=False) as hp:
-                    for case in selected:
-                        head = case.method == "HEAD" or (case.raw or "").startswith("HEAD ")
-                        port = 2380 if case.peer else 2379
-                        peer_tls = tls and not case.peer  # the test bed's peer port is plain text
-                        r = exchange(real.ip, port, on_gateway_of(version, case.wire(f"{real.ip}:{port}")), head,
-                                     tls=peer_tls, timeout=REAL_ETCD_TIMEOUT)
-                        h = exchange(hp.ip, port, on_gateway_of(version, case.wire(f"{hp.ip}:{port}")), head,
-                                     tls=peer_tls)
-                        outcome = compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip)
-                        if tls:
-                            outcome.group += "+tls"
-                        outcomes.append(outcome)
+            with server_pair(version, v2, tls) as (real, hp):
+                for case in selected:
+                    head = case.method == "HEAD" or (case.raw or "").startswith("HEAD ")
+                    port = 2380 if case.peer else 2379
+                    peer_tls = tls and not case.peer  # the test bed's peer port is plain text
+                    r = exchange(real.ip, port, on_gateway_of(version, case.wire(f"{real.ip}:{port}")), head,
+                                 tls=peer_tls, timeout=REAL_ETCD_TIMEOUT)
+                    h = exchange(hp.ip, port, on_gateway_of(version, case.wire(f"{hp.ip}:{port}")), head,
+                                 tls=peer_tls)
+                    outcome = compare(case, PERSONA_FOR[version], r, real.ip, h, hp.ip)
+                    if tls:
+                        outcome.group += "+tls"
+                    outcomes.append(outcome)
     return Report(outcomes)
 
 
 def grpc_outcomes(versions: list[str]) -> list[Outcome]:
     """The v3 side's gRPC cases, as rows of the same report."""
-    rows = []
-    for o in fidelity_grpc.run(versions):
-        rows.append(Outcome(o.id, "grpc", o.version, bool(o.status), bool(o.header_names),
-                            bool(o.grpc_status), bool(o.body), list(o.diffs)))
-    return rows
+    return [from_grpc(o) for o in fidelity_grpc.run(versions)]
+
+
+def from_grpc(o: fidelity_grpc.GrpcOutcome, group: str = "grpc") -> Outcome:
+    """A gRPC outcome as a row of the HTTP report (grpc-status and message where header values are)."""
+    return Outcome(o.id, group, o.version, bool(o.status), bool(o.header_names), bool(o.grpc_status), bool(o.body),
+                   list(o.diffs))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import asyncio
 import posixpath
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from etcdsec.honeypot.context import SensorContext
 from etcdsec.honeypot.core.events_fields import request_event_fields
@@ -111,8 +112,8 @@ class ClientApp:
 
     async def handle(self, session: Session, req: Request, live: bool = True) -> Response:
         """`live`: streams may stay open for later events (HTTP/1); False sends what is known now."""
-        clean = _clean_path(req.raw_path)
-        if clean != req.raw_path and req.method != "CONNECT":
+        clean = _unclean_redirect(req.raw_path)
+        if clean is not None and req.method != "CONNECT":
             return _redirect(clean, req)
         if req.method == "OPTIONS" and not self._gateway_outside_cors(req.path):
             return Response(200, b"")  # etcd's CORS wrapper answers every preflight (headers only with --cors)
@@ -148,7 +149,8 @@ class ClientApp:
             if json_gateway.is_streaming(self.ctx, path) and req.header(b"sec-websocket-key"):
                 return Response(101, b"", websocket=path)
         if self.v3_state is not None and self.ctx.persona.v3_path(path) is not None:
-            result = json_gateway.handle(self.ctx, self.v3_state, session, req.method, path, req.headers, req.body)
+            result = json_gateway.handle(self.ctx, self.v3_state, session, req.method, path, req.headers, req.body,
+                                         req.body_error)
             if asyncio.iscoroutine(result):  # --shared-keyspace: the keyspace owner answers
                 result = await result
             if result is not None:
@@ -190,8 +192,8 @@ class PeerApp:
         self.cmux = False  # the peer port is served by net/http alone
 
     async def handle(self, session: Session, req: Request) -> Response:
-        clean = _clean_path(req.raw_path)
-        if clean != req.raw_path and req.method != "CONNECT":
+        clean = _unclean_redirect(req.raw_path)
+        if clean is not None and req.method != "CONNECT":
             return _redirect(clean, req)
         cid = [("X-Etcd-Cluster-Id", cluster_id_hex(self.ctx))]
         if req.path in ("/raft", "/raft/"):
@@ -226,11 +228,18 @@ class PeerApp:
         return text_error(400, "bad request")
 
 
-def _clean_path(p: str) -> str:
-    """Go's ServeMux cleanPath: resolve . and .., squeeze //, keep a trailing slash."""
-    if p.startswith("/") and "//" not in p and "/." not in p:
-        return p  # nothing to resolve (the usual case): skip normpath
-    return _resolve_path(p)
+def _unclean_redirect(raw_path: str) -> str | None:
+    """Where Go's ServeMux redirects a request whose path is not clean, or None. Go cleans the
+    decoded path (`%2e%2e` and `%2F%2F` count) and writes the Location as url.URL.String escapes
+    the cleaned path (EscapedPath: the raw form no longer matches, so Go's own escaping)."""
+    if raw_path.startswith("/") and "//" not in raw_path and "/." not in raw_path and "%" not in raw_path:
+        return None  # nothing to resolve (the usual case): skip normpath
+    path = unquote_to_bytes(raw_path).decode("latin-1")  # the bytes as Go has them, one char each
+    clean = _resolve_path(path)
+    return None if clean == path else quote_from_bytes(clean.encode("latin-1"), safe=_GO_PATH_SAFE)
+
+
+_GO_PATH_SAFE = "$&+,/:;=@"  # url.shouldEscape(encodePath) keeps these and the unreserved ones
 
 
 def _resolve_path(p: str) -> str:

@@ -24,7 +24,7 @@ from etcdsec.honeypot.routes import ClientApp, PeerApp
 from etcdsec.honeypot.serve.guard import MAX_THROTTLE_S, Guard
 from etcdsec.honeypot.serve.inline_start import start_eagerly
 from etcdsec.honeypot.wire.go_http_rules import connection_tokens
-from etcdsec.honeypot.wire.go_response import Response
+from etcdsec.honeypot.wire.go_response import Response, keeps_http10
 from etcdsec.honeypot.wire.proxyproto import xff_client
 from etcdsec.honeypot.wire.request import Request, token_view
 
@@ -131,9 +131,11 @@ def _answered(state: Http1State, req: Request, items: Items, resp: Response, sta
     state.requests += 1
     tokens = connection_tokens(req.header(b"connection"))
     close = b"close" in tokens
-    keep = (b"keep-alive" in tokens) if req.http10 else not close
+    keep = (b"keep-alive" in tokens and keeps_http10(resp, req.method == "HEAD")) if req.http10 else not close
     if b"upgrade" in tokens or req.method == "CONNECT":
         keep = False
+    if req.body_error:  # Go's discard of the unread body fails too: it says Connection: close and ends
+        close, keep = True, False
     return Answer(resp, close, keep, state.app.cors and req.target != "*", req.method == "HEAD", req.http10)
 
 

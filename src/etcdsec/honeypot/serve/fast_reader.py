@@ -156,7 +156,7 @@ class FastReader(asyncio.Protocol):
             return
         assert self.transport is not None
         self.transport.write(go_response.render(resp, head=answer.head, http10=answer.http10,
-                                           close=answer.close, cors=answer.cors))
+                                           close=answer.close, cors=answer.cors, keep=answer.keep))
         if not answer.keep:
             self._close_after_answer()
 

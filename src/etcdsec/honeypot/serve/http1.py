@@ -31,6 +31,7 @@ from etcdsec.honeypot.serve.exchange import Answer, Http1State, exchange, log_re
 from etcdsec.honeypot.serve.fast_reader import FastReader
 from etcdsec.honeypot.serve.guard import Guard
 from etcdsec.honeypot.wire import go_response, websocket
+from etcdsec.honeypot.wire.go_chunked import GoChunked
 from etcdsec.honeypot.wire.go_http_rules import (
     escape_target,
     go_header_reason,
@@ -123,6 +124,7 @@ class H11Reader:
         self._continued = False
         self._line: bytearray | None = bytearray()  # request line being collected (see _feed)
         self._after_stream = bytearray()  # pipelined while a held answer was being sent
+        self._chunks: GoChunked | None = None  # a chunked body being read by Go's rules, not h11's
         self._late_head = False  # the last read ended at the request head deadline
         if leftover:  # what the fast reader read but could not vouch for
             self._feed(leftover)
@@ -146,6 +148,9 @@ class H11Reader:
     def _feed(self, data: bytes) -> None:
         if len(self.received) < self.ctx.limits.max_logged_body:
             self.received += data[: self.ctx.limits.max_logged_body - len(self.received)]
+        if self._chunks is not None:
+            self._chunks.feed(data)
+            return
         if self._line is not None:  # still collecting the request line
             self._line += data
             end = self._line.find(b"\n")
@@ -187,6 +192,7 @@ class H11Reader:
         limits = self.ctx.limits
         request: h11.Request | None = None
         body = bytearray()
+        body_error = ""  # Go's read of a chunked body failed with it
         loop = asyncio.get_running_loop()
         # the head's deadline runs from its first byte (a first request's: from now, as Go's does)
         head_deadline = loop.time() + limits.header_timeout_s if self.received or not self.state.requests else None
@@ -216,7 +222,14 @@ class H11Reader:
                     self._log_refused(event, b"", 413)
                     await self._write_close(go_response.go_status_error(413, "Request Entity Too Large"))
                     return False
-            elif isinstance(event, h11.Data):
+                if any(k == b"transfer-encoding" for _, k, _ in self._lowered):  # h11 let only chunked by
+                    chunked = await self._go_chunked_body()
+                    if chunked is None:
+                        return False
+                    body += chunked[0]
+                    body_error = chunked[1]
+                    event = h11.EndOfMessage()
+            if isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > limits.max_request_bytes:
                     self._malformed("body over the size cap")
@@ -225,10 +238,40 @@ class H11Reader:
             elif isinstance(event, h11.EndOfMessage):
                 assert request is not None
                 self.session.requests_in += 1
-                keep_alive = await self._respond(request, bytes(body))
+                keep_alive = await self._respond(request, bytes(body), body_error)
                 return keep_alive and self._next_cycle()
 
-    async def _respond(self, event: h11.Request, body: bytes) -> bool:
+    async def _go_chunked_body(self) -> tuple[bytes, str] | None:
+        """The chunked body read by Go's rules (`wire/go_chunked.py`) and the error Go's read ended
+        with ("" when whole: the bytes after it start the next request); None when the connection ends."""
+        chunks = self._chunks = GoChunked()
+        leftover, _ = self.conn.trailing_data
+        waiting = self.conn.they_are_waiting_for_100_continue
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.limits.max_header_bytes)
+        chunks.feed(bytes(leftover))
+        try:
+            while not chunks.error:
+                if len(chunks.body) > self.ctx.limits.max_request_bytes:
+                    self._malformed("body over the size cap")
+                    await self._write_close(go_response.go_status_error(413, "Request Entity Too Large"))
+                    return None
+                if chunks.done:
+                    break
+                if waiting and not self._continued:  # as _read does for h11's bodies
+                    self._continued = True
+                    self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                if not await self._read():
+                    self._malformed("incomplete request")
+                    return None
+        finally:
+            self._chunks = None
+        if chunks.error:  # etcd's handler sees the read fail; the connection ends after the answer
+            self._malformed(f"chunked body: {chunks.error}")
+            return bytes(chunks.body), chunks.error
+        self._after_stream[:0] = chunks.rest  # the next cycle's parser reads these first
+        return bytes(chunks.body), ""
+
+    async def _respond(self, event: h11.Request, body: bytes, body_error: str = "") -> bool:
         """Answer one request; whether the connection may carry another."""
         if event.http_version not in (b"1.0", b"1.1"):
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
@@ -245,7 +288,8 @@ class H11Reader:
             await self._write_close(refusal)
             raise _Drop
         req = Request(event.method.decode("latin-1"), event.target.decode("latin-1"),
-                      [(low, v) for _, low, v in items], body, http10=event.http_version == b"1.0")
+                      [(low, v) for _, low, v in items], body, http10=event.http_version == b"1.0",
+                      body_error=body_error)
         answer = exchange(self.state, req, items)
         if not isinstance(answer, Answer):
             answer = await answer
@@ -259,7 +303,7 @@ class H11Reader:
             await self._stream(resp, answer.close)
         else:
             self.writer.write(go_response.render(resp, head=answer.head, http10=answer.http10, close=answer.close,
-                                            cors=answer.cors))
+                                            cors=answer.cors, keep=answer.keep))
         self.received.clear()
         await self.writer.drain()
         return answer.keep
@@ -445,7 +489,7 @@ class H11Reader:
             self._malformed("too many Host headers")
             reason = self.ctx.persona.extra.get("too_many_hosts_reason", "too many Host headers")
             await self._write_close(go_response.go_bad_request(reason))
-        elif "transfer-encoding" in text.lower() or "Transfer-Encoding" in text:
+        elif "Only Transfer-Encoding" in text or "multiple Transfer-Encoding" in text:  # h11's own two texts
             self._malformed(text)
             await self._write_close(go_response.UNSUPPORTED_TE)
         elif exc.error_status_hint == 431:

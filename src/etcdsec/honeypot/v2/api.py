@@ -91,6 +91,8 @@ class V2Api:
             return form[name][0] if name in form else None
 
         try:
+            if req.body_error and req.form_reads_body():  # parseKeyRequest: ParseForm's read failed
+                raise V2Error(210, req.body_error, 0)
             flags: dict[str, bool | None] = dict.fromkeys(FLAGS)
             if not form.keys().isdisjoint(FLAGS):  # in FLAGS order: the first bad one is the error
                 for name in FLAGS:

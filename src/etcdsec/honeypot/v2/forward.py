@@ -34,8 +34,8 @@ def held(req: Request) -> bool:
 
 
 async def forward(remote: RemoteKeyspace, session: Session, req: Request) -> Response:
-    payload = msgpack.packb([req.method, req.target, [list(h) for h in req.headers], req.body, req.http10],
-                            use_bin_type=True)
+    payload = msgpack.packb([req.method, req.target, [list(h) for h in req.headers], req.body, req.http10,
+                             req.body_error], use_bin_type=True)
     body_stream: HeldBody | None = None
     try:
         if held(req):
@@ -57,8 +57,8 @@ async def forward(remote: RemoteKeyspace, session: Session, req: Request) -> Res
 
 
 def _run(start: EagerStart, handle: V2Handler, session: Session, payload: bytes) -> Response:
-    method, target, headers, body, http10 = msgpack.unpackb(payload, raw=False)
-    req = Request(method, target, [(k, v) for k, v in headers], body, http10)
+    method, target, headers, body, http10, body_error = msgpack.unpackb(payload, raw=False)
+    req = Request(method, target, [(k, v) for k, v in headers], body, http10, body_error)
     resp = start(handle(session, req))
     if not isinstance(resp, Response):  # it waited after all: never hold the owner for it
         resp.cancel()

@@ -1,1 +1,1 @@
-"""Sans-IO, Go-exact: request type, Go's HTTP rules, fast recogniser, renderers, WebSocket, PROXY."""
+"""Sans-IO, Go-exact: request type, Go's HTTP rules, fast recogniser, renderers, chunked reader, WebSocket, PROXY."""

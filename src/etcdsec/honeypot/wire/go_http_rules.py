@@ -51,6 +51,8 @@ def go_refusal(event: h11.Request, items: list[tuple[bytes, bytes, bytes]]) -> b
     host = next((v for _, k, v in items if k == b"host"), None)
     if host is not None and any(ch not in _VALID_HOST for ch in host):
         return go_response.go_bad_request("malformed Host header")
+    if any(invalid_value(v) for _, _, v in items):  # h11 lets control bytes through, Go does not
+        return go_response.go_bad_request("invalid header value")
     expect = next((v for _, k, v in items if k == b"expect"), None)
     if expect is not None and expect.lower() != b"100-continue":
         return go_response.expectation_failed()
@@ -82,9 +84,14 @@ def go_header_reason(raw: bytes) -> str:
             return "invalid header name"
     for line in head:
         _, colon, value = line.partition(b":")
-        if colon and any((ch < 0x20 and ch != 0x09) or ch == 0x7F for ch in value):
+        if colon and invalid_value(value):
             return "invalid header value"
     return ""
+
+
+def invalid_value(value: bytes) -> bool:
+    """httpguts.ValidHeaderFieldValue refuses control bytes other than tab, and DEL."""
+    return any((ch < 0x20 and ch != 0x09) or ch == 0x7F for ch in value)
 
 
 def connection_tokens(value: bytes | None) -> set[bytes]:

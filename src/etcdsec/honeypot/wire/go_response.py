@@ -122,23 +122,40 @@ _STATUS_LINES: dict[tuple[int, bool], str] = {}
 _CORS_LINES = "".join(f"{k}: {v}\r\n" for k, v in CORS_HEADERS)
 
 
-def render(resp: Response, *, head: bool = False, http10: bool = False, close: bool = False,
-           cors: bool = True, now: float | None = None) -> bytes:
-    """The response bytes for a non-streaming response."""
+def _length(resp: Response) -> tuple[bool, bool]:
+    """(the handler set Content-Length, the length is unknown when the head goes out). Go buffers
+    2048 bytes; past that (or with declared trailers) the length is unknown."""
     has_length = has_trailer = False
     for name, _ in resp.headers:
         low = name.lower()
         has_length = has_length or low == "content-length"
         has_trailer = has_trailer or low == "trailer"
+    return has_length, not has_length and (len(resp.body) > CHUNK_THRESHOLD or has_trailer)
+
+
+def keeps_http10(resp: Response, head: bool) -> bool:
+    """Whether Go keeps an HTTP/1.0 `Connection: keep-alive` request's connection (and says
+    `Connection: keep-alive`): only when the answer ends without a close - HEAD, a known length,
+    or a status without a body (net/http `chunkWriter.writeHeader`, `wants10KeepAlive`)."""
+    if head or resp.status in (204, 304):
+        return True
+    if resp.stream is not None or resp.websocket is not None or resp.header("Connection") is not None:
+        return False
+    return not _length(resp)[1]
+
+
+def render(resp: Response, *, head: bool = False, http10: bool = False, close: bool = False,
+           cors: bool = True, now: float | None = None, keep: bool = False) -> bytes:
+    """The response bytes for a non-streaming response; `keep`: the connection stays open (an
+    HTTP/1.0 answer then says `Connection: keep-alive`, as Go's does)."""
+    has_length, unknown_length = _length(resp)
     own = sorted(resp.headers, key=_name)
     if cors and (not own or own[0][0] > "Access-Control-Allow-Origin"):  # the usual case: CORS lines first
         handler_lines = _CORS_LINES + "".join([f"{k}: {v}\r\n" for k, v in own])
     else:
         handler = (CORS_HEADERS + resp.headers) if cors else resp.headers
         handler_lines = "".join([f"{k}: {v}\r\n" for k, v in sorted(handler, key=_name)])
-    # Go buffers 2048 bytes; past that (or with declared trailers) the length is unknown: chunked,
-    # or for HEAD and HTTP/1.0 no length header at all.
-    unknown_length = not has_length and (len(resp.body) > CHUNK_THRESHOLD or has_trailer)
+    # an unknown length: chunked, or for HEAD and HTTP/1.0 no length header at all
     chunked = unknown_length and not head and not http10
     text = f"{_status_line(resp.status, http10)}{handler_lines}Date: {http_date(now)}\r\n"
     if not has_length and not unknown_length and resp.status not in (204, 304):  # no body allowed: no length
@@ -147,6 +164,8 @@ def render(resp: Response, *, head: bool = False, http10: bool = False, close: b
         text += f"Content-Type: {TEXT_PLAIN}\r\n"
     if close and not http10:
         text += "Connection: close\r\n"
+    elif keep and http10:
+        text += "Connection: keep-alive\r\n"
     if chunked:
         text += "Transfer-Encoding: chunked\r\n"
     head_bytes = (text + "\r\n").encode()

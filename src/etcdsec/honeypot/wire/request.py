@@ -19,6 +19,7 @@ class Request:
     headers: list[tuple[bytes, bytes]]  # names lower-cased, in the order sent; bytes as sent
     body: bytes = b""
     http10: bool = False
+    body_error: str = ""  # Go's read of the body failed with this (chunk framing); `body`: what came before
     path: str = field(init=False)
     raw_path: str = field(init=False)
     query: dict[str, list[str]] = field(init=False)
@@ -39,11 +40,15 @@ class Request:
                 return value
         return None
 
+    def form_reads_body(self) -> bool:
+        """Whether Go's ParseForm reads the body: an urlencoded POST, PUT or PATCH."""
+        ctype = (self.header(b"content-type") or b"").split(b";")[0].strip().lower()
+        return self.method in ("POST", "PUT", "PATCH") and ctype == b"application/x-www-form-urlencoded"
+
     def form(self) -> dict[str, list[str]]:
         """Go's r.Form: query values, plus an urlencoded body for POST/PUT/PATCH (body values first)."""
         values: dict[str, list[str]] = {}
-        ctype = (self.header(b"content-type") or b"").split(b";")[0].strip().lower()
-        if self.method in ("POST", "PUT", "PATCH") and ctype == b"application/x-www-form-urlencoded":
+        if self.form_reads_body():
             for k, v in _parse_query(self.body.decode("utf-8", "replace")).items():
                 values.setdefault(k, []).extend(v)
         for k, v in self.query.items():

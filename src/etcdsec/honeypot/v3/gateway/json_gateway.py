@@ -112,9 +112,14 @@ TLS_RPC_METADATA_33: Headers = [h for h in TLS_RPC_METADATA if b"-Access-Control
 
 
 def handle(ctx: SensorContext, state: V3State, session: Session | None, method: str, path: str,
-           headers: Headers, body: bytes) -> Reply | Coroutine[Any, Any, Reply] | None:
+           headers: Headers, body: bytes, body_error: str = "") -> Reply | Coroutine[Any, Any, Reply] | None:
     """None: not a gateway path; a coroutine when the answer comes from the keyspace owner. `headers`:
-    the request's as sent, names lower-cased (`Request.headers`)."""
+    the request's as sent, names lower-cased (`Request.headers`); `body_error`: Go's read of the body
+    failed with it after `body`."""
+    if body_error:
+        failed = _body_read_failed(ctx, method, path, body, body_error)
+        if failed is not None:
+            return failed
     is_range = state.gateway_memo.routes.get(path)
     if is_range is not None and method == "POST" and ctx.persona is state.ctx.persona:
         # a forwarding worker: a simple body is answered when the owner's reply comes (a Range from
@@ -135,6 +140,23 @@ def handle(ctx: SensorContext, state: V3State, session: Session | None, method: 
     if reached_rpc and session is not None and session.tls:
         out = _with_tls_metadata(out, ctx.persona)
     return status, out, payload
+
+
+def _body_read_failed(ctx: SensorContext, method: str, path: str, body: bytes, error: str) -> Reply | None:
+    """The answer to a body Go could not read, or None to serve what came before the error:
+    grpc-gateway 1.16 (3.5) reads the whole body first, so the read error is the answer; 1.9 (3.4)
+    decodes the first JSON value as it reads, so a value complete before the error is served."""
+    m = service.gateway_method(ctx.persona.v3_path(path.split("?", 1)[0]) or "", ctx.persona)
+    if m is None or method != "POST" or m.streaming:
+        return None
+    version = ctx.persona.major_minor
+    if version < (3, 5) and body.strip(b" \t\r\n"):  # no value before the error: the error it is
+        try:
+            parse_request(body, m.request)
+            return None
+        except BadInput:
+            pass
+    return 400, [(b"Content-Type", b"application/json")], _error_body(3, error, grpc_gateway_release(ctx.persona))
 
 
 def _with_tls_metadata(out: Headers, persona: Persona) -> Headers:
