@@ -34,12 +34,12 @@ def test_etcdctl_output_masking_keeps_what_is_not_per_deployment() -> None:
     assert renamed != short  # the member name is not
 
 
-@pytest.mark.parametrize("version", ["3.4", "3.5"])
+@pytest.mark.parametrize("version", ["3.3", "3.4", "3.5"])
 def test_field_corpus_matches_real_etcd(version: str) -> None:
     """Every case matches, but the known ones (named in the corpus and the docs), which still differ:
     once one is closed, its `known` note goes."""
     outcomes = fidelity_field.run([version])
     assert len(outcomes) >= 150
-    known = fidelity_field.known_differences()
+    known = fidelity_field.known_differences(version=version)
     assert [(o.id, o.diffs) for o in outcomes if not o.match and o.id.split("@")[0] not in known] == []
     assert {o.id.split("@")[0] for o in outcomes if not o.match} == set(known)

@@ -78,15 +78,21 @@ class FieldCase:
     segments: list[str] = field(default_factory=list)
     responses: int = 1
     known: str = ""  # a difference measured and not closed yet: why (docs/honeypot-fidelity.md)
+    known_on: dict[str, str] = field(default_factory=dict)  # the same, for some versions only
 
     @property
     def versions(self) -> list[str]:
         return self.case.versions
 
 
-def known_differences(cases: list[FieldCase] | None = None) -> dict[str, str]:
-    """Case id -> why it still differs (outcome ids of etcdctl cases carry a suffix)."""
-    return {c.case.id: c.known for c in (cases if cases is not None else load_field()) if c.known}
+def known_differences(cases: list[FieldCase] | None = None, version: str | None = None) -> dict[str, str]:
+    """Case id -> why it still differs (on `version`; outcome ids of etcdctl cases carry a suffix)."""
+    out = {}
+    for c in cases if cases is not None else load_field():
+        why = c.known or (c.known_on.get(version, "") if version is not None else "")
+        if why:
+            out[c.case.id] = why
+    return out
 
 
 def load_field(path: Any = None) -> list[FieldCase]:
@@ -94,18 +100,20 @@ def load_field(path: Any = None) -> list[FieldCase]:
     out: list[FieldCase] = []
     for item in items:
         tool, source, known = item.pop("tool"), item.pop("source"), item.pop("known", "")
+        known_on = item.pop("known_on", {})
         if not tool or not source:
             raise ValueError(f"field case {item.get('id')}: tool and source are required")
         if "grpc" in item:
-            out.append(FieldCase(tool, source, GrpcCase(**item), known=known))
+            out.append(FieldCase(tool, source, GrpcCase(**item), known=known, known_on=known_on))
         elif "etcdctl" in item:
-            out.append(FieldCase(tool, source, CtlCase(**item), known=known))
+            out.append(FieldCase(tool, source, CtlCase(**item), known=known, known_on=known_on))
         else:
             segments = item.pop("segments", [])
             responses = item.pop("responses", 1)
             if segments:
                 item["raw"] = "".join(segments)
-            out.append(FieldCase(tool, source, Case(group="field", v2=True, **item), segments, responses, known))
+            out.append(FieldCase(tool, source, Case(group="field", v2=True, **item), segments, responses, known,
+                                 known_on))
     ids = [f.case.id for f in out]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

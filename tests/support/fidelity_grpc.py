@@ -32,7 +32,8 @@ from google.protobuf import json_format
 from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.sensor import SensorConfig
 from etcdsec.honeypot.v3 import service
-from etcdsec.honeypot.v3.grpc.server import HEALTH_CHECK, HEALTH_WATCH, frame_message
+from etcdsec.honeypot.v3.grpc.health import HEALTH_CHECK, HEALTH_WATCH
+from etcdsec.honeypot.v3.grpc.server import frame_message
 from etcdsec.testbed.addresses import is_loopback
 from etcdsec.testbed.etcd import EtcdConfig, EtcdServer
 from tests.support.harness import BackgroundSensor

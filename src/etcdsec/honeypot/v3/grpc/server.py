@@ -16,7 +16,6 @@ import gzip
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import h2.config
@@ -34,20 +33,17 @@ from etcdsec.honeypot.v3.call import watch_permit
 from etcdsec.honeypot.v3.errors import Code, V3Error
 from etcdsec.honeypot.v3.grpc import gogo_errors
 from etcdsec.honeypot.v3.grpc.grpcgo_h2 import FirstFrameNotSettings, GrpcGoH2, StreamIdReused
+from etcdsec.honeypot.v3.grpc.health import HEALTH_PATHS, HEALTH_WATCH, health_reply
 from etcdsec.honeypot.v3.grpc.hpack_cache import CachingDecoder, CachingEncoder
 from etcdsec.honeypot.v3.grpc.lean_h2 import LeanH2, Opened, Unary
 from etcdsec.honeypot.v3.grpc.messages import OK_TRAILERS, decompress, frame_message, loggable, trailers_for
 from etcdsec.honeypot.v3.grpc.request_head import BASE_CONTENT_TYPE, request_head
+from etcdsec.honeypot.v3.grpc.stream import GrpcStream
 from etcdsec.honeypot.v3.grpc.unary_route import unary_route
 from etcdsec.honeypot.v3.range_memo import RANGES
-from etcdsec.honeypot.v3.remote import RemoteWatch
 from etcdsec.honeypot.v3.state import V3State
-from etcdsec.honeypot.v3.watch import WatchStream
 from etcdsec.proto import etcd_v3_pb2 as pb
 
-HEALTH_CHECK = "/grpc.health.v1.Health/Check"
-HEALTH_WATCH = "/grpc.health.v1.Health/Watch"  # streams SERVING once, then stays open
-HEALTH_SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
 MAX_STREAMS_PER_CONNECTION = 256  # enforced; etcd announces 2^32-1 and we announce the same
 # SETTINGS as etcd's grpc-go sends them: MAX_FRAME_SIZE=16384, MAX_CONCURRENT_STREAMS=4294967295.
 GRPC_GO_SETTINGS = bytes.fromhex("00000c040000000000" "000500004000" "0003ffffffff")
@@ -64,28 +60,6 @@ READ_CHUNK = 65536
 # body) -> (status, headers as Go's h2 server sends them, body); the listener passes the client routes'.
 H2HttpHandler = Callable[[Session, str, str, list[tuple[bytes, bytes]], bytes],
                          Awaitable[tuple[int, list[tuple[bytes, bytes]], bytes]]]
-
-
-@dataclass(slots=True)
-class _Stream:
-    id: int
-    path: str = ""
-    method: service.Method | None = None
-    user_agent: str = ""
-    encoding: str = ""
-    content_type: str = BASE_CONTENT_TYPE  # what we answer with: grpc-go echoes the content-subtype
-    token: str | None = None  # `token` / `authorization` metadata (etcd checks it even with auth off)
-    inbox: bytearray = field(default_factory=bytearray)
-    outbox: bytearray = field(default_factory=bytearray)
-    headers_sent: bool = False
-    trailers: list[tuple[bytes, bytes]] | None = None  # queued until the outbox drains
-    done: bool = False
-    watch: WatchStream | RemoteWatch | None = None
-    opened: float = field(default_factory=time.monotonic)
-    # A plain HTTP request on HTTP/2 (TLS + ALPN h2): etcd's Go server answers it with its HTTP routes.
-    http_headers: list[tuple[bytes, bytes]] | None = None
-    end_after_outbox: bool = False
-    held: bool = False  # a call the persona's release never answers (errors.NoReply): left open
 
 
 class GrpcConnection:
@@ -126,7 +100,7 @@ class GrpcConnection:
             self._fallback = self.h2
             self.h2 = self.lean = LeanH2(self.h2.encoder, self.h2.decoder, MAX_STREAMS_PER_CONNECTION)  # type: ignore[assignment]
             self.lean.unary_route = functools.partial(unary_route, ctx.persona)
-        self.streams: dict[int, _Stream] = {}
+        self.streams: dict[int, GrpcStream] = {}
         # At least buffered_in() / buffered_out(): every byte queued adds to them, and they are set to
         # the true sums (which walk every stream) only when over the cap, so a call costs no walk.
         self._in_bound = self._out_bound = 0
@@ -195,6 +169,7 @@ class GrpcConnection:
                 return
             if st is not None and not st.done:
                 st.inbox += ev.data
+                st.client_open = ev.stream_ended is None
                 self._in_bound += len(ev.data)
                 if len(st.inbox) > 5 and self._inbox_over():
                     self._log(st, None, Code.RESOURCE_EXHAUSTED)
@@ -204,6 +179,8 @@ class GrpcConnection:
                 self._drain_inbox(st)
         elif isinstance(ev, h2.events.StreamEnded):
             st = self.streams.get(ev.stream_id)
+            if st is not None:
+                st.client_open = False
             if st is not None and st.http_headers is not None:
                 if not st.done:
                     self._serve_http(st)
@@ -219,7 +196,7 @@ class GrpcConnection:
         route = ev.route
         head = route.head
         self.ctx.honeytokens.check(self.session, head.view, where="grpc-metadata")
-        self.streams[ev.stream_id] = _Stream(ev.stream_id, path=head.path, method=route.method,
+        self.streams[ev.stream_id] = GrpcStream(ev.stream_id, path=head.path, method=route.method,
                                              user_agent=head.user_agent, encoding=head.encoding, token=head.token)
 
     def _on_unary(self, ev: Unary) -> None:
@@ -235,6 +212,7 @@ class GrpcConnection:
             return
         self.h2.acknowledge_received_data(size, sid)
         self._in_bound += size
+        st.client_open = False
         self._on_message(st, data[5:])
         if not st.done and sid in self.streams:  # (a unary call always ends in _on_message)
             self._on_half_close(st)
@@ -242,9 +220,10 @@ class GrpcConnection:
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
         raw: list[tuple[bytes, bytes]] = ev.headers or []  # type: ignore[assignment]
         head = request_head(raw)
-        st = _Stream(ev.stream_id, path=head.path, user_agent=head.user_agent, encoding=head.encoding,
+        st = GrpcStream(ev.stream_id, path=head.path, user_agent=head.user_agent, encoding=head.encoding,
                      token=head.token)
         self.streams[ev.stream_id] = st
+        st.client_open = ev.stream_ended is None
         ctype, subtype = head.content_type, head.subtype
         if subtype:
             st.content_type = f"{BASE_CONTENT_TYPE}+{subtype}"
@@ -256,16 +235,17 @@ class GrpcConnection:
         self.ctx.honeytokens.check(self.session, head.view, where="grpc-metadata")
         if subtype is None:
             # etcd's grpc-go resets a non-gRPC stream (curl --http2-prior-knowledge /version gets
-            # RST_STREAM PROTOCOL_ERROR, not an HTTP answer).
+            # RST_STREAM PROTOCOL_ERROR, not an HTTP answer; grpc-go 1.27 in Debian's 3.3.25: INTERNAL_ERROR).
+            reset = h2.errors.ErrorCodes[self.ctx.persona.extra.get("grpc_non_grpc_reset", "PROTOCOL_ERROR")]
             self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=None,
                                  http_method=head.method, user_agent=st.user_agent or None,
-                                 content_type=ctype or None, reset="PROTOCOL_ERROR")
+                                 content_type=ctype or None, reset=reset.name)
             st.done = True
             self.streams.pop(st.id, None)
-            self._safe(lambda: self.h2.reset_stream(st.id, h2.errors.ErrorCodes.PROTOCOL_ERROR))
+            self._safe(lambda: self.h2.reset_stream(st.id, reset))
             return
         st.method = service.METHODS.get(st.path)
-        if st.path in (HEALTH_CHECK, HEALTH_WATCH):
+        if st.path in HEALTH_PATHS:
             return
         if st.method is None or not service.available(st.method, self.ctx.persona):
             err = errors.unknown_method(st.path, self.ctx.persona.extra.get("grpc_unknown_method_names_service", True))
@@ -287,7 +267,7 @@ class GrpcConnection:
                     lambda: service.Call(self.state, ns, self.session, self.ctx.persona, st.token))
 
     # --- messages -------------------------------------------------------------------------------
-    def _drain_inbox(self, st: _Stream) -> None:
+    def _drain_inbox(self, st: GrpcStream) -> None:
         while len(st.inbox) >= 5 and not st.done:
             flag = st.inbox[0]
             length = int.from_bytes(st.inbox[1:5])
@@ -313,14 +293,14 @@ class GrpcConnection:
                     return
             self._on_message(st, payload)
 
-    def _serve_http(self, st: _Stream) -> None:
+    def _serve_http(self, st: GrpcStream) -> None:
         """Answer a plain HTTP/2 request through the sensor's HTTP routes (they are async)."""
         st.done = True  # no gRPC handling for it; the task below owns the stream from here
         task = asyncio.get_running_loop().create_task(self._http_task(st))
         self._http_tasks.add(task)
         task.add_done_callback(self._http_tasks.discard)
 
-    async def _http_task(self, st: _Stream) -> None:
+    async def _http_task(self, st: GrpcStream) -> None:
         assert st.http_headers is not None and self.session is not None and self.http is not None
         fields = dict(st.http_headers)
         method = fields.get(b":method", b"GET").decode("latin-1")
@@ -361,18 +341,21 @@ class GrpcConnection:
         self._out_bound = self.buffered_out()
         return self._out_bound > MAX_CONN_OUTBOX
 
-    def _on_message(self, st: _Stream, payload: bytes) -> None:
+    def _on_message(self, st: GrpcStream, payload: bytes) -> None:
         self.calls += 1
         self.ctx.honeytokens.check(self.session, payload, where="grpc")
         if self._outbox_over():  # a peer that does not read gets no more work done
             self._log(st, None, Code.UNAVAILABLE, raw=payload)
             self._finish(st, Code.UNAVAILABLE, "etcdserver: too many requests")
             return
-        if st.path in (HEALTH_CHECK, HEALTH_WATCH):
-            self._log_health(st)
-            self._send(st, HEALTH_SERVING)
-            if st.path == HEALTH_CHECK:
-                self._finish(st, Code.OK, "")
+        if st.path in HEALTH_PATHS:
+            message, code, text = health_reply(st.path, payload)
+            self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=int(code),
+                                 user_agent=st.user_agent or None)
+            if message is not None:
+                self._send(st, message)
+            if text is not None:
+                self._finish(st, code, text)
             return
         method = st.method
         assert method is not None
@@ -425,7 +408,7 @@ class GrpcConnection:
             return
         self._answer(st, loggable(request, self.ctx.limits.max_logged_body) if logged is None else logged, answer)
 
-    def _answer(self, st: _Stream, logged: dict[str, Any], answer: bytes) -> None:
+    def _answer(self, st: GrpcStream, logged: dict[str, Any], answer: bytes) -> None:
         """A unary call's success: its event, then HEADERS, the message and OK trailers."""
         fields: dict[str, Any] = {"grpc_method": st.path, "request": logged, "status": 0}  # as _log orders them
         if st.user_agent:
@@ -433,7 +416,7 @@ class GrpcConnection:
         self.ctx.events.emit_fields("grpc.request", self.session, fields)
         lean = self.lean
         if lean is not None and st.content_type == BASE_CONTENT_TYPE and st.encoding in ("", "identity") \
-                and not st.headers_sent and not st.done:
+                and not st.headers_sent and not st.done and not st.client_open:
             message = frame_message(answer)
             if lean.answer(st.id, OK_HEADERS, message, OK_TRAILER_FIELDS):  # the bytes _send and _finish would queue
                 self._out_bound += len(message)
@@ -443,7 +426,7 @@ class GrpcConnection:
         self._send(st, answer)
         self._finish(st, Code.OK, "")
 
-    def _on_stream_message(self, st: _Stream, request: Message) -> None:
+    def _on_stream_message(self, st: GrpcStream, request: Message) -> None:
         self._log(st, request, Code.OK)
         if st.watch is not None:
             assert isinstance(request, pb.WatchRequest)
@@ -453,14 +436,14 @@ class GrpcConnection:
             assert isinstance(request, pb.LeaseKeepAliveRequest)
             self._send(st, service.keepalive(self.state, self.session, request).SerializeToString())
 
-    def _on_half_close(self, st: _Stream) -> None:
+    def _on_half_close(self, st: GrpcStream) -> None:
         if st.method is not None and st.method.streaming:
             if st.watch is None:  # LeaseKeepAlive ends when the client stops sending (as etcd)
                 self._finish(st, Code.OK, "")
             return  # a watch stays open until reset, connection close or its time limit
         if st.path == HEALTH_WATCH and st.headers_sent:
             return  # the health watch stays open after the client's half-close
-        if st.path in (HEALTH_CHECK, HEALTH_WATCH) or st.method is not None:
+        if st.path in HEALTH_PATHS or st.method is not None:
             # A unary call whose body ended before one whole message: grpc-go's recvMsg error, which
             # older grpc-go never turns into a status (persona key, measured on 3.3.25's grpc-go 1.27).
             if self.ctx.persona.extra.get("grpc_unary_eof_unanswered", False):
@@ -469,7 +452,7 @@ class GrpcConnection:
             self._log(st, None, Code.UNKNOWN, raw=bytes(st.inbox))
             self._finish(st, Code.UNKNOWN, "unexpected EOF" if st.inbox else "EOF")
 
-    def _move_watch_responses(self, st: _Stream) -> None:
+    def _move_watch_responses(self, st: GrpcStream) -> None:
         assert st.watch is not None
         while st.watch.pending and len(st.outbox) < (1 << 20):
             self._send(st, st.watch.pending.popleft().SerializeToString())
@@ -479,7 +462,7 @@ class GrpcConnection:
     def _gzip(self) -> bool:
         return self.ctx.persona.major_minor >= (3, 5)
 
-    def _send_headers_once(self, st: _Stream) -> None:
+    def _send_headers_once(self, st: GrpcStream) -> None:
         if not st.headers_sent:
             st.headers_sent = True
             # bytes, so h2 converts nothing; the encoder then finds the block it made last time
@@ -488,7 +471,7 @@ class GrpcConnection:
                 headers.append((b"grpc-encoding", b"gzip"))  # grpc-go answers in the caller's encoding
             self.h2.send_headers(st.id, headers)
 
-    def _send(self, st: _Stream, payload: bytes) -> None:
+    def _send(self, st: GrpcStream, payload: bytes) -> None:
         if st.done:
             return
         try:
@@ -504,7 +487,7 @@ class GrpcConnection:
         self._out_bound += len(message)
         self._flush(st)
 
-    def _finish(self, st: _Stream, code: int, message: str) -> None:
+    def _finish(self, st: GrpcStream, code: int, message: str) -> None:
         if st.done:
             return
         st.done = True
@@ -518,11 +501,12 @@ class GrpcConnection:
                 st.id, [(b":status", b"200"), (b"content-type", st.content_type.encode()), *trailers],
                 end_stream=True))
             self.streams.pop(st.id, None)
+            self._reset_if_open(st)
             return
         st.trailers = trailers
         self._flush(st)
 
-    def _flush(self, st: _Stream) -> None:
+    def _flush(self, st: GrpcStream) -> None:
         try:
             while st.outbox:
                 window = min(self.h2.local_flow_control_window(st.id), self.h2.max_outbound_frame_size)
@@ -535,11 +519,17 @@ class GrpcConnection:
                 self.h2.send_headers(st.id, st.trailers, end_stream=True)
                 st.trailers = None
                 self.streams.pop(st.id, None)
+                self._reset_if_open(st)
             elif st.end_after_outbox:
                 self.h2.end_stream(st.id)
                 self.streams.pop(st.id, None)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
             self._forget(st.id)
+
+    def _reset_if_open(self, st: GrpcStream) -> None:
+        """After the trailers, a stream whose client side is still open is reset with NO_ERROR."""
+        if st.client_open:
+            self._safe(lambda: self.h2.reset_stream(st.id, h2.errors.ErrorCodes.NO_ERROR))
 
     def _safe(self, fn: Callable[[], None]) -> None:
         with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
@@ -574,7 +564,7 @@ class GrpcConnection:
         return any(st.watch is not None and st.watch.watchers and not st.done for st in self.streams.values())
 
     # --- events -----------------------------------------------------------------------------------
-    def _log(self, st: _Stream, request: Message | None, code: int | None, raw: bytes | None = None,
+    def _log(self, st: GrpcStream, request: Message | None, code: int | None, raw: bytes | None = None,
              message: str | None = None, logged: dict[str, Any] | None = None) -> None:
         """One `grpc.request` event; undecodable payloads go in raw_b64 (bounded), as malformed input does.
         `code` None: a call held unanswered (`unanswered: true`, no status)."""
@@ -588,7 +578,4 @@ class GrpcConnection:
             status=None if code is None else int(code), unanswered=True if code is None else None,
             grpc_message=message or None, user_agent=st.user_agent or None)
 
-    def _log_health(self, st: _Stream) -> None:
-        self.ctx.events.emit("grpc.request", self.session, grpc_method=st.path, status=0,
-                             user_agent=st.user_agent or None)
 
