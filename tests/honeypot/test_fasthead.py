@@ -296,3 +296,33 @@ def test_bytes_after_connection_close_are_recorded_not_answered(hp) -> None:
     new = hp.memory.of("malformed")[before:]
     assert [e["reason"] for e in new] == ["sent after the connection was closed"]
     assert new[0]["raw_len"] == len(extra)
+
+
+def test_a_head_read_before_reads_the_same_and_shares_nothing() -> None:
+    """The kept heads: the same bytes give an equal Head each time, with lists of their own, and the
+    caller's limits and the body's arrival still decide (a head kept under large limits)."""
+    fast_head._kept.clear()
+    raw = b"POST /v2/keys/k HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nvalue"
+    first = fast_head.parse(raw, 8192, 100, 1 << 20)
+    assert isinstance(first, fast_head.Head) and raw[:first.body_start] in fast_head._kept
+    first.items.append((b"X-B", b"x-b", b"2"))  # a caller that changes its lists changes only its own
+    first.headers.clear()
+    again = fast_head.parse(raw, 8192, 100, 1 << 20)
+    assert isinstance(again, fast_head.Head)
+    assert (again.method, again.target, again.body_start, again.end) == ("POST", "/v2/keys/k", first.body_start,
+                                                                        len(raw))
+    assert again.headers == [(b"host", b"h"), (b"content-length", b"5"), (b"x-a", b"1")]
+    assert len(again.items) == 3
+    assert fast_head.parse(raw[:-2], 8192, 100, 1 << 20) is fast_head.NEED_MORE  # the body is not all here
+    assert fast_head.parse(raw, 8192, 2, 1 << 20) is fast_head.UNSURE  # more headers than this sensor takes
+    assert fast_head.parse(raw, 8192, 100, 4) is fast_head.UNSURE  # a body over this sensor's cap
+
+
+def test_kept_heads_stay_bounded() -> None:
+    fast_head._kept.clear()
+    for i in range(fast_head.MAX_KEPT_HEADS + 10):
+        assert isinstance(fast_head.parse(b"GET /k%d HTTP/1.1\r\nHost: h\r\n\r\n" % i, 8192, 100, 0), fast_head.Head)
+    assert len(fast_head._kept) <= fast_head.MAX_KEPT_HEADS
+    big = b"GET /" + b"a" * 600 + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+    assert isinstance(fast_head.parse(big, 8192, 100, 0), fast_head.Head)
+    assert big not in fast_head._kept  # past MAX_KEPT_HEAD bytes: read each time, never kept

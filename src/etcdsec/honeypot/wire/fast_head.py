@@ -57,8 +57,36 @@ class Head:
         return bytes(buf[self.body_start:self.end])
 
 
+# Heads read before, by their exact bytes: a client polling sends the same head again and again, and
+# the same bytes always read the same way. Bounded in count and size; lists are copied out, never shared.
+MAX_KEPT_HEADS = 512
+MAX_KEPT_HEAD = 512  # bytes
+_kept: dict[bytes, tuple[str, str, bool, list[tuple[bytes, bytes, bytes]], list[tuple[bytes, bytes]], int]] = {}
+
+
 def parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int) -> Head | _Marker:
     """A complete simple request at the start of `buf`, NEED_MORE, or UNSURE."""
+    head_end = buf.find(b"\r\n\r\n", 0, min(max_head, MAX_KEPT_HEAD) + 4)
+    if head_end > 0:
+        kept = _kept.get(bytes(buf[:head_end + 4]))
+        if kept is not None:
+            method, target, http10, items, headers, length = kept
+            end = head_end + 4 + length
+            if len(items) > max_headers or length > max_body:
+                return UNSURE
+            if len(buf) < end:
+                return NEED_MORE
+            return Head(method, target, http10, list(items), list(headers), head_end + 4, end)
+    head = _parse(buf, max_head, max_headers, max_body)
+    if isinstance(head, Head) and head.body_start <= MAX_KEPT_HEAD:
+        if len(_kept) >= MAX_KEPT_HEADS:
+            _kept.clear()
+        _kept[bytes(buf[:head.body_start])] = (head.method, head.target, head.http10, list(head.items),
+                                                list(head.headers), head.end - head.body_start)
+    return head
+
+
+def _parse(buf: bytes | bytearray, max_head: int, max_headers: int, max_body: int) -> Head | _Marker:
     line_end = buf.find(b"\r\n", 0, MAX_TARGET + 32)
     if line_end < 0:
         if b"\n" in buf or len(buf) > MAX_TARGET + 32:
