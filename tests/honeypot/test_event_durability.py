@@ -42,7 +42,10 @@ def honeypot(tmp: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen[byt
 
 
 def on_disk(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_bytes().splitlines()]
+    """The whole lines on disk: the sensor (another process) may be writing a later batch as we read,
+    and a read can end inside it; what a client was answered for was written before its answer."""
+    whole = path.read_bytes().rpartition(b"\n")[0]
+    return [json.loads(line) for line in whole.splitlines()]
 
 
 def get(sock: socket.socket, target: str) -> bytes:

@@ -122,7 +122,8 @@ def test_report_of_hostile_honeypot_clients(tmp_path) -> None:
         host, port = hp.url.split("//")[1].rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=5) as s:
             s.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nUser-Agent: " + agent.encode() + b"\r\n\r\n")
-            assert s.recv(100).startswith(b"HTTP/1.1 200")
+            # Go refuses control bytes in a header value, and so does the sensor; it logs the request anyway
+            assert s.recv(100).startswith(b"HTTP/1.1 400 Bad Request: invalid header value")
     text = etcdsec("report", "--db", db).stdout
     assert "=cmd\\x1b[2J\\x1b]0;owned\\x07" in text and not any(ch in text for ch in RAW), repr(text)
     doc = json.loads(etcdsec("report", "--db", db, "--format", "json").stdout)
