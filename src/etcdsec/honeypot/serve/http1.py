@@ -222,6 +222,16 @@ class H11Reader:
                     self._log_refused(event, b"", 413)
                     await self._write_close(go_response.go_status_error(413, "Request Entity Too Large"))
                     return False
+                if self.conn.they_are_waiting_for_100_continue and not self._continued \
+                        and self.received.endswith(b"\r\n\r\n") \
+                        and not self.app.reads_body(event.method.decode("latin-1"), event.target.decode("latin-1"),
+                                                    self._lowered):
+                    # Go sends 100 Continue on the handler's first read of the body: a handler that
+                    # never reads it answers at once, and Go closes after (the body's state is unknown).
+                    # Only when none of the body came with the head: what did is read and logged.
+                    self.session.requests_in += 1
+                    await self._respond(event, b"", unread_body=True)
+                    return False
                 if any(k == b"transfer-encoding" for _, k, _ in self._lowered):  # h11 let only chunked by
                     chunked = await self._go_chunked_body()
                     if chunked is None:
@@ -271,8 +281,9 @@ class H11Reader:
         self._after_stream[:0] = chunks.rest  # the next cycle's parser reads these first
         return bytes(chunks.body), ""
 
-    async def _respond(self, event: h11.Request, body: bytes, body_error: str = "") -> bool:
-        """Answer one request; whether the connection may carry another."""
+    async def _respond(self, event: h11.Request, body: bytes, body_error: str = "", unread_body: bool = False) -> bool:
+        """Answer one request; whether the connection may carry another (never after `unread_body`:
+        an answer sent while the client still owes the body it announced)."""
         if event.http_version not in (b"1.0", b"1.1"):
             self._malformed(f"HTTP version {event.http_version.decode('latin-1')}")
             if not self._cmux():  # no cmux in front: net/http itself refuses it, with 400 before Go 1.16
@@ -302,11 +313,12 @@ class H11Reader:
         if resp.stream is not None:
             await self._stream(resp, answer.close)
         else:
-            self.writer.write(go_response.render(resp, head=answer.head, http10=answer.http10, close=answer.close,
-                                            cors=answer.cors, keep=answer.keep))
+            self.writer.write(go_response.render(resp, head=answer.head, http10=answer.http10,
+                                                 close=answer.close or unread_body, cors=answer.cors,
+                                                 keep=answer.keep and not unread_body))
         self.received.clear()
         await self.writer.drain()
-        return answer.keep
+        return answer.keep and not unread_body
 
     async def _websocket(self, req: Request, path: str) -> None:
         """Serve gateway stream requests sent as WebSocket messages; results go back one per frame.

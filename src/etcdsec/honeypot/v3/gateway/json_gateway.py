@@ -90,6 +90,11 @@ def _error_body(code: int, message: str, gateway: tuple[int, int]) -> bytes:
     return f'{{"error":{msg},"code":{code},"message":{msg}}}'.encode()
 
 
+def reads_body(canon: str, persona: Persona) -> bool:
+    """Whether grpc-gateway decodes a POST's body on this canonical path (a route it serves)."""
+    return service.gateway_method(canon, persona) is not None
+
+
 def is_streaming(ctx: SensorContext, path: str) -> bool:
     """Whether real etcd answers this path chunked, one JSON line per chunk (watch, keepalive)."""
     canon = ctx.persona.v3_path(path.split("?", 1)[0])
