@@ -14,16 +14,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from cryptography import x509
 
-from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
 from etcdsec.testbed.etcd import etcd_binaries
 from tests.support import k8swire
 from tests.support.harness import BackgroundSensor
+from tests.support.kube_sensor import ctl, dump, grown_sensor
 
 # What `etcdctl get --prefix /registry/secrets --keys-only` shows in kube-system on a kubeadm v1.21
 # cluster with Calico: a token secret per service account (kube-controller-manager runs with
@@ -46,37 +45,13 @@ BELOW_THE_API = ("ranges", "masterleases")  # written by the apiserver's storage
 ADDON_MANAGERS = {"controller", "nginx-ingress-controller", "local-path-provisioner"}
 
 
-def ctl(endpoint: str, *args: str, version: str = "3.5") -> tuple[int, bytes]:
-    env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
-    out = subprocess.run([str(etcd_binaries(version)[1]), f"--endpoints={endpoint}", "--command-timeout=5s", *args],
-                         env=env, capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
-    return out.returncode, out.stdout + out.stderr
-
-
-def dump(hp: BackgroundSensor, prefix: str) -> tuple[int, dict[str, bytes]]:
-    """(header revision, key -> value) as `etcdctl get --prefix -w json` returns them."""
-    code, out = ctl(hp.addr, "get", "--prefix", prefix, "-w", "json")
-    assert code == 0, out
-    doc = json.loads(out)
-    return int(doc["header"]["revision"]), {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"])
-                                            for kv in doc.get("kvs", [])}
-
-
 def b64url(part: bytes) -> bytes:
     return base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4))
 
 
 @pytest.fixture(scope="module")
 def hp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundSensor]:
-    """A sensor whose member started an hour ago (its state file says so), as one found in the wild."""
-    ident = Identity.create("kube-master-1", [], [])
-    ident.start_time -= timedelta(hours=1)
-    state = tmp_path_factory.mktemp("kube-bait") / "state.json"
-    state.write_text(json.dumps(ident.to_dict()))
-    with BackgroundSensor(SensorConfig(persona="3.5.1", state_file=state)) as sensor:
-        deadline = time.monotonic() + 10
-        while not dump(sensor, "/registry/events/")[1] and time.monotonic() < deadline:
-            time.sleep(0.2)  # the churn task's first tick backfills the last hour of events
+    with grown_sensor(tmp_path_factory.mktemp("kube-bait"), "/registry/events/") as sensor:
         yield sensor
 
 

@@ -16,23 +16,22 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.core.bait import CONTROL_PLANE_UP_S, kubernetes_bait
 from etcdsec.honeypot.sensor import Sensor, SensorConfig
 from etcdsec.honeypot.v3.heartbeat import MAX_WRITES_PER_CATCH_UP, NODE_STATUS_EVERY_S
 from etcdsec.honeypot.v3.state import Namespace, V3State
 from etcdsec.proto import etcd_v3_pb2 as pb
-from tests.honeypot.test_kube_bait import ctl, dump
 from tests.honeypot.v3.conftest import make_ctx, session
 from tests.support import k8swire as W
 from tests.support.harness import BackgroundSensor
+from tests.support.kube_sensor import ctl, dump, grown_sensor
 
 META_OWNERS, META_LABELS, META_FINALIZERS = 13, 11, 14  # ObjectMeta (meta/v1 generated.proto)
 JOB_NAME = re.compile(r"^db-backup-(\d+)$")
@@ -40,15 +39,7 @@ JOB_NAME = re.compile(r"^db-backup-(\d+)$")
 
 @pytest.fixture(scope="module")
 def hp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundSensor]:
-    """A sensor whose member started an hour ago, as one found in the wild."""
-    ident = Identity.create("kube-master-1", [], [])
-    ident.start_time -= timedelta(hours=1)
-    state = tmp_path_factory.mktemp("kube-bait-grown") / "state.json"
-    state.write_text(json.dumps(ident.to_dict()))
-    with BackgroundSensor(SensorConfig(persona="3.5.1", state_file=state)) as sensor:
-        deadline = time.monotonic() + 10
-        while not dump(sensor, "/registry/events/")[1] and time.monotonic() < deadline:
-            time.sleep(0.2)  # the churn task's first tick backfills the events
+    with grown_sensor(tmp_path_factory.mktemp("kube-bait-grown"), "/registry/events/") as sensor:
         yield sensor
 
 

@@ -12,17 +12,15 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import yaml
 
-from etcdsec.honeypot.context import Identity
 from etcdsec.honeypot.core.bait import kubernetes_bait
-from etcdsec.honeypot.sensor import SensorConfig
-from tests.honeypot.test_kube_bait import ctl, dump
 from tests.support import k8swire
 from tests.support.harness import BackgroundSensor
+from tests.support.kube_sensor import ctl, dump, grown_sensor
 
 W = k8swire
 # Field numbers (k8s.io/api generated.proto): every top-level object has metadata=1, and spec=2 / status=3
@@ -46,16 +44,7 @@ NAME = re.compile(r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?$")  # DNS-1123 names (RBAC 
 
 @pytest.fixture(scope="module")
 def hp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundSensor]:
-    """A sensor whose member started an hour ago (its state file says so), so its control plane has
-    written its master lease and events, as on one found in the wild."""
-    ident = Identity.create("kube-master-1", [], [])
-    ident.start_time -= timedelta(hours=1)
-    state = tmp_path_factory.mktemp("kube-bait-more") / "state.json"
-    state.write_text(json.dumps(ident.to_dict()))
-    with BackgroundSensor(SensorConfig(persona="3.5.1", state_file=state)) as sensor:
-        deadline = time.monotonic() + 10
-        while not dump(sensor, "/registry/masterleases/")[1] and time.monotonic() < deadline:
-            time.sleep(0.2)  # the churn task's first tick writes the master lease and the events
+    with grown_sensor(tmp_path_factory.mktemp("kube-bait-more"), "/registry/masterleases/") as sensor:
         yield sensor
 
 
